@@ -1,0 +1,147 @@
+# One Makefile for the whole tree. Output goes to $(BUILD) only:
+#   make            build everything into build/bin/
+#   make test       build, then run the whole suite (unit, integration, e2e when root)
+#   make asan       the same suite built with -fsanitize=address,undefined (build/asan/)
+#   make coverage   the suite built with --coverage; gcovr report under build/coverage/
+#   make format     clang-format every C source in place
+# Missing Debian packages are installed by scripts/deps.sh before the first compile.
+
+BUILD   ?= build
+CC      ?= cc
+WERROR  ?= 1
+SAN     ?=
+COV     ?=
+V       ?=
+
+Q := $(if $(V),,@)
+.DEFAULT_GOAL := all
+PKGS := openssl libnghttp2 libprotobuf-c yaml-0.1 jansson libnl-3.0 libnl-route-3.0
+
+WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 \
+	-Wvla -Wimplicit-fallthrough -Wno-missing-field-initializers
+CFLAGS_ALL := -std=c11 -D_GNU_SOURCE -g -MMD -MP $(WARN) $(if $(filter 1,$(WERROR)),-Werror)
+ifneq ($(SAN),)
+CFLAGS_ALL += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS_ALL += -fsanitize=address,undefined
+else ifneq ($(COV),)
+CFLAGS_ALL += -O0 --coverage
+LDFLAGS_ALL += --coverage
+else
+CFLAGS_ALL += -O2 -D_FORTIFY_SOURCE=2 -fstack-protector-strong
+endif
+CFLAGS_ALL += -Iztunnel -I$(BUILD)/gen $(CFLAGS)
+LDFLAGS_ALL += $(LDFLAGS)
+
+# pkg-config flags, computed once per build directory after dependencies are present.
+DEPS_MK := $(BUILD)/deps.mk
+ifeq ($(filter format clean,$(MAKECMDGOALS)),)
+include $(DEPS_MK)
+endif
+$(DEPS_MK): scripts/deps.sh
+	@mkdir -p $(@D)
+	@scripts/deps.sh --check 2>/dev/null || scripts/deps.sh
+	@printf 'PKG_CFLAGS := %s\nPKG_LIBS := %s\nCHECK_CFLAGS := %s\nCHECK_LIBS := %s\n' \
+		"$$(pkg-config --cflags $(PKGS))" "$$(pkg-config --libs $(PKGS))" \
+		"$$(pkg-config --cflags check)" "$$(pkg-config --libs check)" > $@
+
+# ---- shared runtime library: runtime, protocol and generated protobuf code ----------------
+LIB_DIRS  := ztunnel/runtime ztunnel/protocol
+LIB_SRCS  := $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c))
+PROTOS    := $(shell find ztunnel/proto -name '*.proto' 2>/dev/null | sort)
+PB_SRCS   := $(patsubst ztunnel/proto/%.proto,$(BUILD)/gen/%.pb-c.c,$(PROTOS))
+PB_HDRS   := $(PB_SRCS:.c=.h)
+LIB_OBJS  := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS)) $(PB_SRCS:.c=.o)
+LIBZT     := $(BUILD)/lib/libzt.a
+
+# ---- programs ---------------------------------------------------------------------------
+# ztunnel: every .c under ztunnel/ that is not part of the library.
+ZT_SRCS := $(filter-out $(LIB_SRCS),$(wildcard ztunnel/*.c ztunnel/*/*.c))
+PROGRAMS := ztunnel
+ztunnel_SRCS := $(ZT_SRCS)
+# fake-istiod: every .c under fake-istiod/.
+fake_istiod_SRCS := $(wildcard fake-istiod/*.c)
+ifneq ($(fake_istiod_SRCS),)
+PROGRAMS += fake-istiod
+endif
+# sim: one program per folder, sim/NAME/*.c -> build/bin/NAME.
+SIM_TOOLS := $(notdir $(patsubst %/,%,$(dir $(wildcard sim/*/*.c))))
+$(foreach t,$(SIM_TOOLS),$(eval $(subst -,_,$(t))_SRCS := $(wildcard sim/$(t)/*.c)))
+PROGRAMS += $(sort $(SIM_TOOLS))
+BINS := $(addprefix $(BUILD)/bin/,$(PROGRAMS))
+
+# ---- tests ------------------------------------------------------------------------------
+UNIT_SRCS := $(wildcard tests/unit/*.c)
+UNIT_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(UNIT_SRCS))
+UNIT_BIN  := $(BUILD)/tests/unit
+SUITES    := $(patsubst tests/unit/test_%.c,%,$(wildcard tests/unit/test_*.c))
+ITEST_SRCS := $(wildcard tests/integration/*.c)
+ITEST_BINS := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(ITEST_SRCS))
+
+.PHONY: all test asan coverage format clean demo
+all: $(BINS) $(UNIT_BIN) $(ITEST_BINS)
+
+$(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: ztunnel/proto/%.proto | $(DEPS_MK)
+	@mkdir -p $(BUILD)/gen
+	$(Q)protoc-c --proto_path=ztunnel/proto --c_out=$(BUILD)/gen $<
+
+$(BUILD)/obj/%.o: %.c | $(DEPS_MK) $(PB_HDRS)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS_ALL) $(PKG_CFLAGS) -c -o $@ $<
+
+$(BUILD)/gen/%.pb-c.o: $(BUILD)/gen/%.pb-c.c
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(filter-out -Wmissing-prototypes -Wshadow,$(CFLAGS_ALL)) $(PKG_CFLAGS) -c -o $@ $<
+
+$(LIBZT): $(LIB_OBJS)
+	@mkdir -p $(@D)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+define PROGRAM_RULE
+$(BUILD)/bin/$(1): $(patsubst %.c,$(BUILD)/obj/%.o,$($(subst -,_,$(1))_SRCS)) $(LIBZT)
+	@mkdir -p $$(@D)
+	@$$(if $(Q),echo "  LD      $$@")
+	$(Q)$$(CC) $(LDFLAGS_ALL) -o $$@ $$^ $$(PKG_LIBS) -lpthread
+endef
+$(foreach p,$(PROGRAMS),$(eval $(call PROGRAM_RULE,$(p))))
+
+$(BUILD)/tests/suites.h: $(UNIT_SRCS) Makefile
+	@mkdir -p $(@D)
+	@printf '%s\n' $(foreach s,$(SUITES),"SUITE($(s))") > $@
+
+$(BUILD)/obj/tests/unit/%.o: tests/unit/%.c $(BUILD)/tests/suites.h | $(DEPS_MK) $(PB_HDRS)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS_ALL) -I$(BUILD)/tests $(PKG_CFLAGS) $(CHECK_CFLAGS) -c -o $@ $<
+
+$(UNIT_BIN): $(UNIT_OBJS) $(LIBZT)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS) $(CHECK_LIBS) -lpthread
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/integration/%.o $(LIBZT)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS) -lpthread
+
+test: all
+	@tests/run.sh $(BUILD)
+
+asan:
+	@$(MAKE) --no-print-directory BUILD=build/asan SAN=1 test
+
+coverage:
+	@find build/cov -name '*.gcda' -delete 2>/dev/null || true
+	@$(MAKE) --no-print-directory BUILD=build/cov COV=1 test
+	@mkdir -p build/coverage
+	@gcovr --root . --object-directory build/cov/obj --filter 'ztunnel/' --filter 'fake-istiod/' \
+		--filter 'sim/' --html-details build/coverage/index.html --print-summary \
+		| tail -3
+
+format:
+	clang-format -i $$(find ztunnel fake-istiod sim tests -name '*.[ch]')
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

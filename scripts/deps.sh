@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Installs, with apt-get, every Debian 12 package needed to build, test and run the lab.
+# Idempotent: packages already present are left alone; with --check it only reports
+# what is missing (exit 1 if anything is).
+set -euo pipefail
+
+pkgs=(
+	build-essential pkg-config clang clang-format libclang-rt-14-dev
+	libssl-dev openssl
+	libnghttp2-dev
+	libprotobuf-c-dev protobuf-c-compiler
+	libnl-3-dev libnl-route-3-dev
+	libyaml-dev libjansson-dev
+	check libsubunit-dev gcovr
+	iproute2 iptables nftables procps psmisc curl
+)
+
+missing=()
+for p in "${pkgs[@]}"; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed'; then
+		missing+=("$p")
+	fi
+done
+# node is used only as an independent HTTP/2 and TLS peer in interop tests; any
+# installed node will do, otherwise Debian's package.
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+
+if [ "${1:-}" = "--check" ]; then
+	if [ ${#missing[@]} -gt 0 ]; then
+		echo "missing packages: ${missing[*]}" >&2
+		exit 1
+	fi
+	exit 0
+fi
+
+if [ ${#missing[@]} -eq 0 ]; then
+	echo "deps: all packages present"
+	exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "deps: need root to install: ${missing[*]}" >&2
+	exit 1
+fi
+echo "deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Runs the whole suite against one build directory and ends with "N passed, N failed".
+#   unit         build/tests/unit (Check; its own per-test lines and counts)
+#   integration  tests/integration/*.sh, loopback, no root
+#   e2e          tests/e2e/*.sh, network namespaces, root only (skipped and counted otherwise)
+# One test: CK_RUN_SUITE=loop build/tests/unit, or tests/run.sh build integration/NAME.
+set -uo pipefail
+
+build=${1:-build}
+only=${2:-}
+export BUILD_DIR=$(cd "$build" && pwd)
+export CK_DEFAULT_TIMEOUT=${CK_DEFAULT_TIMEOUT:-60}
+passed=0
+failed=0
+failures=()
+
+run_unit() {
+	local out counts
+	out=$(mktemp)
+	"$BUILD_DIR/tests/unit" 2>&1 | tee "$out"
+	counts=$(grep -E '^unit: [0-9]+ passed, [0-9]+ failed' "$out" | tail -1)
+	if [ -z "$counts" ]; then
+		failed=$((failed + 1)); failures+=("unit (runner crashed)")
+	else
+		local p f
+		p=$(echo "$counts" | awk '{print $2}'); f=$(echo "$counts" | awk '{print $4}')
+		passed=$((passed + p)); failed=$((failed + f))
+		[ "$f" -eq 0 ] || failures+=("unit ($f)")
+	fi
+	rm -f "$out"
+}
+
+run_script() {
+	local t=$1 name start rc
+	name=${t#tests/}; name=${name%.sh}
+	start=$(date +%s)
+	timeout --kill-after=10 "${TEST_TIMEOUT:-600}" "$t" > "$BUILD_DIR/tests/${name//\//_}.log" 2>&1
+	rc=$?
+	if [ $rc -eq 0 ]; then
+		passed=$((passed + 1)); echo "PASS $name ($(( $(date +%s) - start ))s)"
+	else
+		failed=$((failed + 1)); failures+=("$name")
+		echo "FAIL $name (exit $rc); last lines of $BUILD_DIR/tests/${name//\//_}.log:"
+		tail -n 30 "$BUILD_DIR/tests/${name//\//_}.log" | sed 's/^/    /'
+	fi
+}
+
+cd "$(dirname "$0")/.."
+mkdir -p "$BUILD_DIR/tests"
+if [ -z "$only" ] || [ "$only" = unit ]; then run_unit; fi
+for t in tests/integration/*.sh tests/e2e/*.sh; do
+	[ -e "$t" ] || continue
+	[ -z "$only" ] || [ "$only" = unit ] && [ -n "$only" ] && continue
+	[ -z "$only" ] || [ "${t#tests/}" = "$only.sh" ] || [ "${t#tests/}" = "$only" ] || continue
+	case $t in tests/e2e/*)
+		if [ "$(id -u)" -ne 0 ]; then echo "SKIP ${t%.sh} (needs root)"; continue; fi;;
+	esac
+	run_script "$t"
+done
+
+[ ${#failures[@]} -eq 0 ] || echo "failed: ${failures[*]}"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
