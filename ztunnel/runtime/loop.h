@@ -1,0 +1,118 @@
+/* A small single-threaded epoll event loop: io watchers, one-shot timers on a binary heap
+ * (start/stop are O(log n), so many thousands are cheap), deferred callbacks that run at the
+ * end of the current iteration, and signals delivered through a signalfd.
+ *
+ * Watchers are embedded in the caller's structs (no allocation). A started timer or defer
+ * fires exactly once unless stopped first; stop is idempotent and safe from any callback,
+ * including the watcher's own. An io watcher stopped during an iteration never sees an event
+ * it had pending. Level-triggered: an io callback fires while the fd stays ready. */
+#ifndef ZT_LOOP_H
+#define ZT_LOOP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct zt_loop;
+struct zt_io;
+struct zt_timer;
+struct zt_defer;
+struct zt_signal;
+
+enum {
+	ZT_IO_READ = 1u << 0,
+	ZT_IO_WRITE = 1u << 1,
+	ZT_IO_ERROR = 1u << 2, /* EPOLLERR/EPOLLHUP; always reported, never requested */
+};
+
+typedef void (*zt_io_cb)(struct zt_io *io, unsigned events, void *arg);
+typedef void (*zt_timer_cb)(struct zt_timer *t, void *arg);
+typedef void (*zt_defer_cb)(struct zt_defer *d, void *arg);
+typedef void (*zt_signal_cb)(struct zt_signal *s, int signo, void *arg);
+
+struct zt_io {
+	struct zt_loop *loop;
+	int fd;
+	unsigned events;
+	bool active;
+	zt_io_cb cb;
+	void *arg;
+};
+
+struct zt_timer {
+	struct zt_loop *loop;
+	uint64_t due_ms;
+	uint64_t seq; /* ties broken by start order */
+	size_t slot;  /* index in the heap, SIZE_MAX when inactive */
+	zt_timer_cb cb;
+	void *arg;
+};
+
+struct zt_defer {
+	struct zt_loop *loop;
+	struct zt_defer *next;
+	bool active;
+	zt_defer_cb cb;
+	void *arg;
+};
+
+struct zt_signal {
+	struct zt_loop *loop;
+	struct zt_signal *next;
+	int signo;
+	bool active;
+	zt_signal_cb cb;
+	void *arg;
+};
+
+/* Creates a loop. Returns 0 or -errno. */
+int zt_loop_new(struct zt_loop **out);
+/* Frees the loop; watchers still started are simply forgotten. Accepts NULL. */
+void zt_loop_free(struct zt_loop *loop);
+
+/* Runs until zt_loop_stop() or until no io, timer, defer or signal watcher is active.
+ * Returns 0, or -errno if epoll itself fails. */
+int zt_loop_run(struct zt_loop *loop);
+/* Runs one iteration, waiting at most timeout_ms (-1: until something happens). */
+int zt_loop_run_once(struct zt_loop *loop, int timeout_ms);
+/* Makes zt_loop_run() return after the current iteration. Safe from any callback. */
+void zt_loop_stop(struct zt_loop *loop);
+
+/* Monotonic milliseconds cached at the start of the iteration. */
+uint64_t zt_loop_now(const struct zt_loop *loop);
+/* Refreshes the cached clock (for long callbacks) and returns it. */
+uint64_t zt_loop_update_time(struct zt_loop *loop);
+
+/* Watches fd for events (ZT_IO_READ|ZT_IO_WRITE, may be 0). The fd stays the caller's; stop
+ * the watcher before closing it. Returns 0 or -errno. */
+int zt_io_start(struct zt_loop *loop, struct zt_io *io, int fd, unsigned events, zt_io_cb cb,
+		void *arg);
+/* Changes the interest set of a started watcher. Returns 0 or -errno. */
+int zt_io_set(struct zt_io *io, unsigned events);
+/* Stops watching. Idempotent. */
+void zt_io_stop(struct zt_io *io);
+
+/* Must be called once on a timer before zt_timer_active()/zt_timer_stop() are used on it
+ * without a prior start. */
+void zt_timer_init(struct zt_timer *t);
+/* Arms (or re-arms) a one-shot timer after_ms from the loop's cached clock. */
+void zt_timer_start(struct zt_loop *loop, struct zt_timer *t, uint64_t after_ms, zt_timer_cb cb,
+		    void *arg);
+void zt_timer_stop(struct zt_timer *t);
+bool zt_timer_active(const struct zt_timer *t);
+/* Number of armed timers (for tests and /config_dump). */
+size_t zt_loop_timer_count(const struct zt_loop *loop);
+
+/* Runs cb once, after the io and timer callbacks of the current iteration (or at the start of
+ * the next one), in the order defers were started. Starting an active defer does nothing. */
+void zt_defer_start(struct zt_loop *loop, struct zt_defer *d, zt_defer_cb cb, void *arg);
+void zt_defer_stop(struct zt_defer *d);
+
+/* Delivers signo through the loop's signalfd (the signal is blocked for the process) and
+ * calls cb on each delivery until stopped. Several watchers may share a signal.
+ * Returns 0 or -errno. */
+int zt_signal_start(struct zt_loop *loop, struct zt_signal *s, int signo, zt_signal_cb cb,
+		    void *arg);
+void zt_signal_stop(struct zt_signal *s);
+
+#endif
