@@ -22,7 +22,7 @@ struct zt_signal;
 enum {
 	ZT_IO_READ = 1u << 0,
 	ZT_IO_WRITE = 1u << 1,
-	ZT_IO_ERROR = 1u << 2, /* EPOLLERR/EPOLLHUP; always reported, never requested */
+	ZT_IO_ERROR = 1u << 2, /* EPOLLERR/EPOLLHUP, reported with the requested events */
 };
 
 typedef void (*zt_io_cb)(struct zt_io *io, unsigned events, void *arg);
@@ -43,7 +43,7 @@ struct zt_timer {
 	struct zt_loop *loop;
 	uint64_t due_ms;
 	uint64_t seq; /* ties broken by start order */
-	size_t slot;  /* index in the heap, SIZE_MAX when inactive */
+	size_t slot;  /* heap index + 1; 0 when not armed, so a zeroed timer is inactive */
 	zt_timer_cb cb;
 	void *arg;
 };
@@ -51,6 +51,7 @@ struct zt_timer {
 struct zt_defer {
 	struct zt_loop *loop;
 	struct zt_defer *next;
+	uint64_t seq;
 	bool active;
 	zt_defer_cb cb;
 	void *arg;
@@ -92,8 +93,7 @@ int zt_io_set(struct zt_io *io, unsigned events);
 /* Stops watching. Idempotent. */
 void zt_io_stop(struct zt_io *io);
 
-/* Must be called once on a timer before zt_timer_active()/zt_timer_stop() are used on it
- * without a prior start. */
+/* Zeroes a timer; a zero-initialised timer is equally valid (inactive). */
 void zt_timer_init(struct zt_timer *t);
 /* Arms (or re-arms) a one-shot timer after_ms from the loop's cached clock. */
 void zt_timer_start(struct zt_loop *loop, struct zt_timer *t, uint64_t after_ms, zt_timer_cb cb,
@@ -103,13 +103,15 @@ bool zt_timer_active(const struct zt_timer *t);
 /* Number of armed timers (for tests and /config_dump). */
 size_t zt_loop_timer_count(const struct zt_loop *loop);
 
-/* Runs cb once, after the io and timer callbacks of the current iteration (or at the start of
- * the next one), in the order defers were started. Starting an active defer does nothing. */
+/* Runs cb once, after the io and timer callbacks of the current iteration, in the order defers
+ * were started. A defer started from a defer callback runs in the next round, before the loop
+ * blocks again. Starting an active defer does nothing. */
 void zt_defer_start(struct zt_loop *loop, struct zt_defer *d, zt_defer_cb cb, void *arg);
 void zt_defer_stop(struct zt_defer *d);
 
-/* Delivers signo through the loop's signalfd (the signal is blocked for the process) and
- * calls cb on each delivery until stopped. Several watchers may share a signal.
+/* Delivers signo through the loop's signalfd (the signal is blocked for the process and stays
+ * blocked after stop) and calls cb on each delivery until stopped. Several watchers may share
+ * a signal. Signal watchers alone do not keep zt_loop_run() running.
  * Returns 0 or -errno. */
 int zt_signal_start(struct zt_loop *loop, struct zt_signal *s, int signo, zt_signal_cb cb,
 		    void *arg);
