@@ -1,0 +1,181 @@
+/* Bounded protobuf decode/encode helpers. Before protobuf-c sees peer bytes, a walk over the
+ * wire format (guided by the descriptors, skipping unknown fields) rejects malformed framing
+ * and nesting deeper than ZT_PB_MAX_DEPTH, since protobuf-c itself recurses without limit. */
+#include "protocol/pb.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/err.h"
+
+#define MAX_FIELD_NUMBER 0x1fffffffu
+
+static void *xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+
+	if (!p)
+		abort();
+	return p;
+}
+
+/* Reads a base-128 varint; returns its length in bytes, 0 if truncated or over 10 bytes. */
+static size_t get_varint(const uint8_t *p, size_t len, uint64_t *v)
+{
+	uint64_t r = 0;
+	size_t i;
+
+	for (i = 0; i < len && i < 10; i++) {
+		r |= (uint64_t)(p[i] & 0x7f) << (7 * i);
+		if (!(p[i] & 0x80)) {
+			*v = r;
+			return i + 1;
+		}
+	}
+	return 0;
+}
+
+/* Walks one message's fields; recurses into fields d declares as messages. */
+static int check_nesting(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t len,
+                         unsigned depth)
+{
+	const ProtobufCFieldDescriptor *f;
+	uint64_t key, n;
+	size_t k;
+	int err;
+
+	while (len > 0) {
+		k = get_varint(p, len, &key);
+		if (k == 0 || key >> 3 == 0 || key >> 3 > MAX_FIELD_NUMBER)
+			return ZT_E_PARSE;
+		p += k;
+		len -= k;
+		switch (key & 7) {
+		case 0: /* varint */
+			k = get_varint(p, len, &n);
+			if (k == 0)
+				return ZT_E_PARSE;
+			break;
+		case 1: /* fixed64 */
+			k = 8;
+			break;
+		case 5: /* fixed32 */
+			k = 4;
+			break;
+		case 2: /* length-delimited */
+			k = get_varint(p, len, &n);
+			if (k == 0 || n > len - k)
+				return ZT_E_PARSE;
+			f = protobuf_c_message_descriptor_get_field(d, (unsigned)(key >> 3));
+			if (f && f->type == PROTOBUF_C_TYPE_MESSAGE) {
+				if (depth >= ZT_PB_MAX_DEPTH)
+					return ZT_E_PARSE;
+				err = check_nesting(f->descriptor, p + k, (size_t)n, depth + 1);
+				if (err)
+					return err;
+			}
+			k += (size_t)n;
+			break;
+		default: /* groups (3, 4) and undefined wire types */
+			return ZT_E_PARSE;
+		}
+		if (k > len)
+			return ZT_E_PARSE;
+		p += k;
+		len -= k;
+	}
+	return 0;
+}
+
+int zt_pb_unpack(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t len, size_t max_len,
+                 ProtobufCMessage **out)
+{
+	static const uint8_t empty[1];
+	int err;
+
+	*out = NULL;
+	if (len > max_len)
+		return ZT_E_TOOBIG;
+	if (!p) {
+		if (len > 0)
+			return ZT_E_PARSE;
+		p = empty;
+	}
+	err = check_nesting(d, p, len, 0);
+	if (err)
+		return err;
+	*out = protobuf_c_message_unpack(d, NULL, len, p);
+	return *out ? 0 : ZT_E_PARSE;
+}
+
+void zt_pb_free(ProtobufCMessage *msg)
+{
+	if (msg)
+		protobuf_c_message_free_unpacked(msg, NULL);
+}
+
+int zt_pb_pack(const ProtobufCMessage *msg, uint8_t **out, size_t *out_len)
+{
+	size_t n;
+
+	*out = NULL;
+	*out_len = 0;
+	if (!protobuf_c_message_check(msg))
+		return -EINVAL;
+	n = protobuf_c_message_get_packed_size(msg);
+	*out = xmalloc(n);
+	*out_len = protobuf_c_message_pack(msg, *out);
+	return 0;
+}
+
+int zt_pb_any_unpack(const Google__Protobuf__Any *any, const ProtobufCMessageDescriptor *d,
+                     size_t max_len, ProtobufCMessage **out)
+{
+	const char *slash = any->type_url ? strrchr(any->type_url, '/') : NULL;
+
+	*out = NULL;
+	if (!slash || strcmp(slash + 1, d->name) != 0)
+		return ZT_E_PROTO;
+	return zt_pb_unpack(d, any->value.data, any->value.len, max_len, out);
+}
+
+int zt_pb_any_pack(const ProtobufCMessage *msg, Google__Protobuf__Any *any)
+{
+	size_t n;
+	int err;
+
+	err = zt_pb_pack(msg, &any->value.data, &any->value.len);
+	if (err)
+		return err;
+	n = sizeof(ZT_PB_TYPE_URL_PREFIX) + strlen(msg->descriptor->name);
+	any->type_url = xmalloc(n);
+	snprintf(any->type_url, n, "%s%s", ZT_PB_TYPE_URL_PREFIX, msg->descriptor->name);
+	return 0;
+}
+
+void zt_pb_any_clear(Google__Protobuf__Any *any)
+{
+	if (!any)
+		return;
+	if (any->type_url != protobuf_c_empty_string)
+		free(any->type_url);
+	free(any->value.data);
+	google__protobuf__any__init(any);
+}
+
+int zt_pb_method_path(const ProtobufCServiceDescriptor *sd, const char *method, char *buf,
+                      size_t size)
+{
+	const ProtobufCMethodDescriptor *m;
+	int n;
+
+	m = protobuf_c_service_descriptor_get_method_by_name(sd, method);
+	if (!m)
+		return ZT_E_NOTFOUND;
+	n = snprintf(buf, size, "/%s/%s", sd->name, m->name);
+	if (n < 0 || (size_t)n >= size)
+		return ZT_E_TOOBIG;
+	return n;
+}
