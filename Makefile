@@ -50,6 +50,7 @@ LIB_SRCS  := $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c))
 PROTOS    := $(shell find ztunnel/proto -name '*.proto' 2>/dev/null | sort)
 PB_SRCS   := $(patsubst ztunnel/proto/%.proto,$(BUILD)/gen/%.pb-c.c,$(PROTOS))
 PB_HDRS   := $(PB_SRCS:.c=.h)
+.SECONDARY: $(PB_SRCS) $(PB_HDRS)
 LIB_OBJS  := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS)) $(PB_SRCS:.c=.o)
 LIBZT     := $(BUILD)/lib/libzt.a
 
