@@ -47,7 +47,8 @@ struct zt_log_field {
 #define ZT_LF_I(k, val) ((struct zt_log_field){.key = (k), .type = ZT_LF_INT, .v.i = (val)})
 #define ZT_LF_U(k, val) ((struct zt_log_field){.key = (k), .type = ZT_LF_UINT, .v.u = (val)})
 
-#define ZT_LOG_MODULE(n) static struct zt_log_mod zt_log_mod_ = {.name = (n), .gen = 0, .level = 0}
+#define ZT_LOG_MODULE(n)                                                                       \
+	static struct zt_log_mod zt_log_mod_ __attribute__((unused)) = {.name = (n)}
 
 #define ZT_LOG(lvl, ...)                                                                       \
 	do {                                                                                   \
