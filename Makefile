@@ -50,7 +50,8 @@ LIB_SRCS  := $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c))
 PROTOS    := $(shell find ztunnel/proto -name '*.proto' 2>/dev/null | sort)
 PB_SRCS   := $(patsubst ztunnel/proto/%.proto,$(BUILD)/gen/%.pb-c.c,$(PROTOS))
 PB_HDRS   := $(PB_SRCS:.c=.h)
-.SECONDARY: $(PB_SRCS) $(PB_HDRS)
+# Generated sources and objects are kept, never treated as intermediate.
+.SECONDARY:
 LIB_OBJS  := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS)) $(PB_SRCS:.c=.o)
 LIBZT     := $(BUILD)/lib/libzt.a
 
@@ -138,6 +139,9 @@ coverage:
 	@gcovr --root . --object-directory build/cov/obj --filter 'ztunnel/' --filter 'fake-istiod/' \
 		--filter 'sim/' --html-details build/coverage/index.html --print-summary \
 		| tail -3
+
+demo: all
+	@scripts/demo.sh
 
 format:
 	clang-format -i $$(find ztunnel fake-istiod sim tests -name '*.[ch]')
