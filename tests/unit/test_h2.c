@@ -1,0 +1,505 @@
+/* HTTP/2 and gRPC behaviour between our own client and server over a socketpair (plain
+ * sockets: TLS is covered by test_tls and the integration tests). */
+#include <check.h>
+#include <errno.h>
+#include <nghttp2/nghttp2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "protocol/grpc.h"
+#include "protocol/h2.h"
+#include "runtime/err.h"
+
+static struct zt_loop *loop;
+static struct zt_h2_conn *cli, *srv;
+static struct zt_h2_settings cset, sset;
+static int closed_conns;
+static const char *cli_reason;
+
+static void on_conn_close(struct zt_h2_conn *c, const char *reason, void *arg)
+{
+	(void)arg;
+	if (c == cli) {
+		cli = NULL;
+		cli_reason = reason;
+	}
+	if (c == srv)
+		srv = NULL;
+	closed_conns++;
+}
+
+static void on_stop(struct zt_timer *t, void *arg)
+{
+	(void)t;
+	(void)arg;
+	zt_loop_stop(loop);
+}
+
+/* Runs the loop until cond holds or 5 s pass. */
+#define RUN_UNTIL(cond)                                                                        \
+	do {                                                                                   \
+		struct zt_timer guard_ = {0};                                                  \
+		zt_timer_start(loop, &guard_, 3000, on_stop, NULL);                            \
+		while (!(cond) && zt_timer_active(&guard_))                                    \
+			zt_loop_run_once(loop, 50);                                            \
+		zt_timer_stop(&guard_);                                                        \
+		ck_assert_msg((cond), "timed out waiting for " #cond);                         \
+	} while (0)
+
+static struct zt_h2_conn_cbs server_cbs = {.on_close = on_conn_close};
+static const struct zt_h2_conn_cbs client_cbs = {.on_close = on_conn_close};
+
+static void *server_arg;
+
+/* Stream records live in static storage: teardown closes the connections, and the streams'
+ * on_close callbacks still write into their records after the test function returned. */
+struct rec {
+	int status;
+	bool closed;
+	uint32_t code;
+	bool ended;
+	size_t bytes;
+};
+static struct rec R[4];
+
+static void start_pair(void)
+{
+	int sv[2];
+	struct zt_sock a, b;
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+	ck_assert_int_eq(zt_sock_start(&a, loop, sv[0], NULL, NULL, NULL), 0);
+	ck_assert_int_eq(zt_sock_start(&b, loop, sv[1], NULL, NULL, NULL), 0);
+	ck_assert_int_eq(zt_h2_conn_new(&cli, loop, &a, false, &cset, &client_cbs, NULL), 0);
+	ck_assert_int_eq(zt_h2_conn_new(&srv, loop, &b, true, &sset, &server_cbs, server_arg), 0);
+}
+
+static void setup(void)
+{
+	ck_assert_int_eq(zt_loop_new(&loop), 0);
+	zt_h2_settings_default(&cset, false);
+	zt_h2_settings_default(&sset, true);
+	cset.ping_interval_ms = sset.ping_interval_ms = 0;
+	server_cbs = (struct zt_h2_conn_cbs){.on_close = on_conn_close};
+	closed_conns = 0;
+	cli_reason = NULL;
+	server_arg = NULL;
+	memset(R, 0, sizeof(R));
+}
+
+static void teardown(void)
+{
+	if (cli)
+		zt_h2_conn_close(cli, "test over");
+	if (srv)
+		zt_h2_conn_close(srv, "test over");
+	while (cli || srv)
+		zt_loop_run_once(loop, 10);
+	zt_loop_free(loop);
+	ck_assert_uint_eq(zt_h2_conn_live(), 0);
+	ck_assert_uint_eq(zt_h2_stream_live(), 0);
+	ck_assert_uint_eq(zt_grpc_call_live(), 0);
+}
+
+/* ---- client stream recorder ---- */
+
+static void r_headers(struct zt_h2_stream *st, const struct zt_h2_header *h, size_t n, bool end,
+		      void *arg)
+{
+	struct rec *r = arg;
+
+	(void)st;
+	(void)end;
+	for (size_t i = 0; i < n; i++)
+		if (h[i].name_len == 7 && memcmp(h[i].name, ":status", 7) == 0)
+			r->status = (int)strtol(h[i].value, NULL, 10);
+}
+
+static void r_data(struct zt_h2_stream *st, const uint8_t *p, size_t len, void *arg)
+{
+	struct rec *r = arg;
+
+	(void)p;
+	r->bytes += len;
+	zt_h2_stream_consume(st, len);
+}
+
+static void r_end(struct zt_h2_stream *st, void *arg)
+{
+	(void)st;
+	((struct rec *)arg)->ended = true;
+}
+
+static void r_close(struct zt_h2_stream *st, uint32_t code, void *arg)
+{
+	struct rec *r = arg;
+
+	(void)st;
+	r->closed = true;
+	r->code = code;
+}
+
+static const struct zt_h2_stream_cbs rec_cbs = {
+	.on_headers = r_headers, .on_data = r_data, .on_end = r_end, .on_close = r_close};
+
+static struct zt_h2_stream *connect_req(struct rec *r, const char *authority)
+{
+	struct zt_h2_header h[] = {ZT_H2_HDR(":method", "CONNECT"),
+				   {":authority", 10, authority, strlen(authority)}};
+	int err = 0;
+	struct zt_h2_stream *st = zt_h2_request(cli, h, 2, false, &rec_cbs, r, &err);
+
+	ck_assert_ptr_nonnull(st);
+	return st;
+}
+
+static int requests_seen;
+
+static void respond_200(struct zt_h2_conn *c, struct zt_h2_stream *st,
+			const struct zt_h2_header *h, size_t n, bool end, void *arg)
+{
+	(void)c;
+	(void)h;
+	(void)n;
+	(void)end;
+	(void)arg;
+	requests_seen++;
+	zt_h2_stream_respond(st, 200, NULL, 0, false);
+}
+
+START_TEST(oversized_request_headers_get_431_and_the_connection_survives)
+{
+	static char big[20000];
+	struct rec *r1 = &R[0], *r2 = &R[1];
+	struct zt_h2_header h[] = {ZT_H2_HDR(":method", "CONNECT"),
+				   ZT_H2_HDR(":authority", "10.0.0.1:80"), {"x-big", 5, big, 0}};
+	int err;
+
+	memset(big, 'a', sizeof(big) - 1);
+	h[2].value_len = sizeof(big) - 1;
+	sset.max_header_list = 16384;
+	server_cbs.on_request = respond_200;
+	requests_seen = 0;
+	start_pair();
+	ck_assert_ptr_nonnull(zt_h2_request(cli, h, 3, false, &rec_cbs, r1, &err));
+	RUN_UNTIL(r1->status != 0);
+	ck_assert_int_eq(r1->status, 431);
+	ck_assert_int_eq(requests_seen, 0);
+	/* A stream-local failure: the same connection still carries new streams. */
+	connect_req(r2, "10.0.0.1:80");
+	RUN_UNTIL(r2->status == 200);
+	ck_assert_ptr_nonnull(cli);
+}
+END_TEST
+
+static struct zt_h2_stream *held[8];
+static int nheld;
+
+static void hold(struct zt_h2_conn *c, struct zt_h2_stream *st, const struct zt_h2_header *h,
+		 size_t n, bool end, void *arg)
+{
+	(void)c;
+	(void)h;
+	(void)n;
+	(void)end;
+	(void)arg;
+	held[nheld++] = st;
+	zt_h2_stream_respond(st, 200, NULL, 0, false);
+}
+
+START_TEST(server_stream_limit_is_announced_and_respected)
+{
+	struct rec *r = R;
+
+	sset.max_streams = 2;
+	server_cbs.on_request = hold;
+	nheld = 0;
+	start_pair();
+	for (int i = 0; i < 10; i++) /* let the SETTINGS exchange happen */
+		zt_loop_run_once(loop, 5);
+	connect_req(&r[0], "10.0.0.1:1");
+	connect_req(&r[1], "10.0.0.1:2");
+	RUN_UNTIL(nheld == 2);
+	ck_assert(!zt_h2_conn_can_open(cli));
+	/* One ends: room for another. */
+	zt_h2_stream_reset(held[0], NGHTTP2_CANCEL);
+	RUN_UNTIL(r[0].closed);
+	ck_assert(zt_h2_conn_can_open(cli));
+	connect_req(&r[2], "10.0.0.1:3");
+	RUN_UNTIL(nheld == 3);
+}
+END_TEST
+
+START_TEST(reset_stream_ends_only_that_stream)
+{
+	struct rec *a = &R[0], *b = &R[1];
+	struct zt_h2_stream *sa;
+
+	server_cbs.on_request = respond_200;
+	start_pair();
+	sa = connect_req(a, "10.0.0.1:1");
+	connect_req(b, "10.0.0.1:2");
+	RUN_UNTIL(a->status == 200 && b->status == 200);
+	zt_h2_stream_reset(sa, NGHTTP2_CANCEL);
+	RUN_UNTIL(a->closed);
+	ck_assert_uint_eq(a->code, NGHTTP2_CANCEL);
+	ck_assert(!b->closed);
+	ck_assert_uint_eq(zt_h2_conn_streams(cli), 1);
+}
+END_TEST
+
+START_TEST(graceful_shutdown_lets_open_streams_finish_then_closes)
+{
+	struct rec *a = &R[0], *b = &R[1];
+	struct zt_h2_stream *sa;
+	int err;
+	struct zt_h2_header h[] = {ZT_H2_HDR(":method", "CONNECT"),
+				   ZT_H2_HDR(":authority", "10.0.0.1:9")};
+
+	server_cbs.on_request = hold;
+	nheld = 0;
+	start_pair();
+	sa = connect_req(a, "10.0.0.1:1");
+	RUN_UNTIL(nheld == 1 && a->status == 200);
+	zt_h2_conn_shutdown(srv);
+	RUN_UNTIL(!zt_h2_conn_can_open(cli));
+	ck_assert_ptr_null(zt_h2_request(cli, h, 2, false, &rec_cbs, b, &err));
+	ck_assert_int_eq(err, ZT_E_STATE);
+	/* The open stream still works in both directions, then both ends close cleanly. */
+	ck_assert_int_eq(zt_h2_stream_write(held[0], "hello", 5), 5);
+	zt_h2_stream_end(held[0], NULL, 0);
+	RUN_UNTIL(a->ended && a->bytes == 5);
+	zt_h2_stream_end(sa, NULL, 0);
+	RUN_UNTIL(cli == NULL && srv == NULL);
+	ck_assert(a->closed);
+	ck_assert_uint_eq(a->code, 0);
+	ck_assert_str_eq(cli_reason, "connection drained");
+}
+END_TEST
+
+START_TEST(peer_that_stops_answering_pings_is_dropped)
+{
+	int sv[2];
+	struct zt_sock a;
+
+	cset.ping_interval_ms = 20;
+	cset.ping_timeout_ms = 60;
+	/* The other end is a silent socket: no SETTINGS, no PING ACK. */
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+	ck_assert_int_eq(zt_sock_start(&a, loop, sv[0], NULL, NULL, NULL), 0);
+	ck_assert_int_eq(zt_h2_conn_new(&cli, loop, &a, false, &cset, &client_cbs, NULL), 0);
+	RUN_UNTIL(cli == NULL);
+	ck_assert_str_eq(cli_reason, "ping timeout");
+	close(sv[1]);
+}
+END_TEST
+
+START_TEST(garbage_instead_of_a_preface_closes_the_connection)
+{
+	int sv[2];
+	struct zt_sock b;
+	static const char junk[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+	ck_assert_int_eq(zt_sock_start(&b, loop, sv[1], NULL, NULL, NULL), 0);
+	ck_assert_int_eq(zt_h2_conn_new(&srv, loop, &b, true, &sset, &server_cbs, NULL), 0);
+	ck_assert_int_eq(write(sv[0], junk, sizeof(junk) - 1), (ssize_t)sizeof(junk) - 1);
+	RUN_UNTIL(srv == NULL);
+	close(sv[0]);
+}
+END_TEST
+
+static size_t unconsumed_bytes;
+
+static void keep_data(struct zt_h2_stream *st, const uint8_t *p, size_t len, void *arg)
+{
+	(void)st;
+	(void)p;
+	(void)arg;
+	unconsumed_bytes += len;
+}
+
+static void hold_unconsumed(struct zt_h2_conn *c, struct zt_h2_stream *st,
+			    const struct zt_h2_header *h, size_t n, bool end, void *arg)
+{
+	static const struct zt_h2_stream_cbs cbs = {.on_data = keep_data};
+
+	hold(c, st, h, n, end, arg);
+	zt_h2_stream_set_cbs(st, &cbs, NULL);
+}
+
+START_TEST(receive_window_is_only_reopened_by_consume)
+{
+	/* The server never consumes: the client can send exactly one stream window. */
+	static uint8_t chunk[65536];
+	struct rec *r = &R[0];
+	struct zt_h2_stream *st;
+	size_t sent = 0;
+
+	sset.stream_window = 65535 * 2;
+	server_cbs.on_request = hold_unconsumed;
+	nheld = 0;
+	start_pair();
+	st = connect_req(r, "10.0.0.1:1");
+	RUN_UNTIL(r->status == 200);
+	for (int i = 0; i < 200; i++) {
+		ssize_t n = zt_h2_stream_write(st, chunk, sizeof(chunk));
+		if (n > 0)
+			sent += (size_t)n;
+		zt_loop_run_once(loop, 5);
+	}
+	ck_assert_uint_gt(sent, sset.stream_window);
+	/* Whatever could not go out is still queued on our side, bounded by the send buffer. */
+	ck_assert_uint_eq(sent - zt_h2_stream_buffered(st), sset.stream_window);
+	ck_assert_uint_le(zt_h2_stream_buffered(st), cset.stream_send_buffer);
+	ck_assert_uint_eq(unconsumed_bytes, sset.stream_window);
+	/* Consuming on the receiving side lets the rest through. */
+	zt_h2_stream_consume(held[0], unconsumed_bytes);
+	RUN_UNTIL(unconsumed_bytes > sset.stream_window);
+}
+END_TEST
+
+/* ---- gRPC ---- */
+
+static int g_code;
+static char g_msg[128];
+static bool g_done_seen;
+static size_t g_msgs;
+
+static void g_on_message(struct zt_grpc_call *c, const uint8_t *p, size_t len, void *arg)
+{
+	(void)c;
+	(void)p;
+	(void)len;
+	(void)arg;
+	g_msgs++;
+}
+
+static void g_on_done(struct zt_grpc_call *c, int code, const char *msg, void *arg)
+{
+	(void)c;
+	(void)arg;
+	g_code = code;
+	snprintf(g_msg, sizeof(g_msg), "%s", msg);
+	g_done_seen = true;
+}
+
+static const struct zt_grpc_call_cbs g_cbs = {.on_message = g_on_message, .on_done = g_on_done};
+
+static void silent_handler(struct zt_grpc_call *call, void *arg)
+{
+	(void)call;
+	(void)arg; /* never answers */
+}
+
+static void big_handler(struct zt_grpc_call *call, void *arg)
+{
+	static uint8_t big[4096];
+
+	(void)arg;
+	zt_grpc_call_send(call, big, sizeof(big));
+	zt_grpc_call_finish(call, ZT_GRPC_OK, NULL);
+}
+
+static const struct zt_grpc_method g_methods[] = {{"/t.S/Silent", silent_handler, NULL},
+						  {"/t.S/Big", big_handler, NULL}};
+static struct zt_grpc_server g_srv = {g_methods, 2, 1 << 20};
+
+static void start_grpc_pair(void)
+{
+	server_cbs.on_request = zt_grpc_server_on_request;
+	server_arg = &g_srv;
+	start_pair();
+}
+
+static struct zt_grpc_call *call(const char *path, uint64_t deadline, size_t max_msg)
+{
+	int err;
+	struct zt_grpc_call *c;
+
+	g_done_seen = false;
+	g_msgs = 0;
+	c = zt_grpc_call_start(cli, "x", path, NULL, 0, deadline, max_msg, &g_cbs, NULL, &err);
+	ck_assert_ptr_nonnull(c);
+	return c;
+}
+
+START_TEST(grpc_call_past_its_deadline_ends_deadline_exceeded)
+{
+	struct zt_grpc_call *c;
+
+	start_grpc_pair();
+	c = call("/t.S/Silent", 50, 1024);
+	zt_grpc_call_close_send(c);
+	RUN_UNTIL(g_done_seen);
+	ck_assert_int_eq(g_code, ZT_GRPC_DEADLINE_EXCEEDED);
+}
+END_TEST
+
+START_TEST(grpc_message_over_the_limit_ends_resource_exhausted)
+{
+	struct zt_grpc_call *c;
+
+	start_grpc_pair();
+	c = call("/t.S/Big", 0, 1000);
+	zt_grpc_call_close_send(c);
+	RUN_UNTIL(g_done_seen);
+	ck_assert_int_eq(g_code, ZT_GRPC_RESOURCE_EXHAUSTED);
+	ck_assert_uint_eq(g_msgs, 0);
+}
+END_TEST
+
+START_TEST(grpc_unknown_method_is_unimplemented_and_known_one_succeeds)
+{
+	struct zt_grpc_call *c;
+
+	start_grpc_pair();
+	c = call("/t.S/Nope", 0, 1 << 20);
+	zt_grpc_call_close_send(c);
+	RUN_UNTIL(g_done_seen);
+	ck_assert_int_eq(g_code, ZT_GRPC_UNIMPLEMENTED);
+	c = call("/t.S/Big", 0, 1 << 20);
+	zt_grpc_call_close_send(c);
+	RUN_UNTIL(g_done_seen);
+	ck_assert_int_eq(g_code, ZT_GRPC_OK);
+	ck_assert_uint_eq(g_msgs, 1);
+}
+END_TEST
+
+START_TEST(grpc_calls_end_unavailable_or_cancelled_when_the_connection_drops)
+{
+	start_grpc_pair();
+	call("/t.S/Silent", 0, 1024);
+	RUN_UNTIL(zt_h2_conn_streams(srv) == 1);
+	zt_h2_conn_close(srv, "gone");
+	RUN_UNTIL(g_done_seen);
+	ck_assert(g_code == ZT_GRPC_UNAVAILABLE || g_code == ZT_GRPC_CANCELLED);
+}
+END_TEST
+
+Suite *h2_suite(void);
+Suite *h2_suite(void)
+{
+	Suite *s = suite_create("h2");
+	TCase *tc = tcase_create("h2"), *g = tcase_create("grpc_calls");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, oversized_request_headers_get_431_and_the_connection_survives);
+	tcase_add_test(tc, server_stream_limit_is_announced_and_respected);
+	tcase_add_test(tc, reset_stream_ends_only_that_stream);
+	tcase_add_test(tc, graceful_shutdown_lets_open_streams_finish_then_closes);
+	tcase_add_test(tc, peer_that_stops_answering_pings_is_dropped);
+	tcase_add_test(tc, garbage_instead_of_a_preface_closes_the_connection);
+	tcase_add_test(tc, receive_window_is_only_reopened_by_consume);
+	suite_add_tcase(s, tc);
+	tcase_add_checked_fixture(g, setup, teardown);
+	tcase_add_test(g, grpc_call_past_its_deadline_ends_deadline_exceeded);
+	tcase_add_test(g, grpc_message_over_the_limit_ends_resource_exhausted);
+	tcase_add_test(g, grpc_unknown_method_is_unimplemented_and_known_one_succeeds);
+	tcase_add_test(g, grpc_calls_end_unavailable_or_cancelled_when_the_connection_drops);
+	suite_add_tcase(s, g);
+	return s;
+}
