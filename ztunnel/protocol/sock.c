@@ -122,6 +122,19 @@ void zt_sock_handshake(struct zt_sock *s, zt_sock_done_cb done, void *arg)
 	update_interest(s);
 }
 
+/* After a TLS read or write returned n: a blocked call waits for what TLS asked for (maybe
+ * the opposite direction), anything else for its own direction again. */
+static void track_need(struct zt_sock *s, unsigned *need, unsigned own, ssize_t n)
+{
+	unsigned want = n == -EAGAIN ? zt_tls_conn_want(s->tls) : 0;
+	unsigned next = want ? want : own;
+
+	if (*need != next) {
+		*need = next;
+		update_interest(s);
+	}
+}
+
 static ssize_t ret_errno(void)
 {
 	return errno == EWOULDBLOCK ? -EAGAIN : -errno;
@@ -138,14 +151,7 @@ ssize_t zt_sock_read(struct zt_sock *s, void *buf, size_t len)
 		return n < 0 ? ret_errno() : n;
 	}
 	n = zt_tls_conn_read(s->tls, buf, len);
-	if (n == -EAGAIN) {
-		unsigned need = zt_tls_conn_want(s->tls);
-		s->tls_rd_need = need ? need : ZT_IO_READ;
-		update_interest(s);
-	} else if (s->tls_rd_need != ZT_IO_READ) {
-		s->tls_rd_need = ZT_IO_READ;
-		update_interest(s);
-	}
+	track_need(s, &s->tls_rd_need, ZT_IO_READ, n);
 	return n;
 }
 
@@ -160,14 +166,7 @@ ssize_t zt_sock_write(struct zt_sock *s, const void *buf, size_t len)
 		return n < 0 ? ret_errno() : n;
 	}
 	n = zt_tls_conn_write(s->tls, buf, len);
-	if (n == -EAGAIN) {
-		unsigned need = zt_tls_conn_want(s->tls);
-		s->tls_wr_need = need ? need : ZT_IO_WRITE;
-		update_interest(s);
-	} else if (s->tls_wr_need != ZT_IO_WRITE) {
-		s->tls_wr_need = ZT_IO_WRITE;
-		update_interest(s);
-	}
+	track_need(s, &s->tls_wr_need, ZT_IO_WRITE, n);
 	return n;
 }
 
