@@ -601,7 +601,10 @@ void zt_grpc_server_on_request(struct zt_h2_conn *c, struct zt_h2_stream *st,
 		zt_h2_stream_respond(st, 405, NULL, 0, true);
 		return;
 	}
-	if (!ctype || ctype->value_len < 16 || memcmp(ctype->value, "application/grpc", 16) != 0) {
+	/* "application/grpc" optionally followed by "+format" or parameters; a plain prefix match
+	 * would take application/grpc-web(-text), whose framing differs. */
+	if (!ctype || ctype->value_len < 16 || memcmp(ctype->value, "application/grpc", 16) != 0 ||
+	    (ctype->value_len > 16 && ctype->value[16] != '+' && ctype->value[16] != ';')) {
 		zt_h2_stream_respond(st, 415, NULL, 0, true);
 		return;
 	}
