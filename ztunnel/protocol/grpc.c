@@ -468,7 +468,7 @@ struct zt_grpc_call *zt_grpc_call_start(struct zt_h2_conn *c, const char *author
 	char timeout[16];
 	size_t n = 0;
 	struct zt_grpc_call *call;
-	struct zt_loop *loop = ((struct zt_sock *)zt_h2_conn_sock(c))->loop;
+	struct zt_loop *loop = zt_h2_conn_sock(c)->loop;
 
 	if (nmd > MAX_MD) {
 		*err = ZT_E_TOOBIG;
@@ -616,7 +616,7 @@ void zt_grpc_server_on_request(struct zt_h2_conn *c, struct zt_h2_stream *st,
 		refuse(st, ZT_GRPC_UNIMPLEMENTED, "unknown method");
 		return;
 	}
-	call = call_new(((struct zt_sock *)zt_h2_conn_sock(c))->loop, true, srv->max_msg);
+	call = call_new(zt_h2_conn_sock(c)->loop, true, srv->max_msg);
 	call->st = st;
 	call->path = strdup(m->path);
 	for (size_t i = 0; i < n && call->nmd < MAX_MD; i++) {
