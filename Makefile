@@ -15,7 +15,7 @@ V       ?=
 
 Q := $(if $(V),,@)
 .DEFAULT_GOAL := all
-PKGS := openssl libnghttp2 libprotobuf-c yaml-0.1 jansson libnl-3.0 libnl-route-3.0
+PKGS := openssl libnghttp2 libprotobuf-c yaml-0.1 jansson libnl-3.0 libnl-route-3.0 libmicrohttpd
 
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 \
 	-Wvla -Wimplicit-fallthrough -Wno-missing-field-initializers
@@ -44,9 +44,9 @@ $(DEPS_MK): scripts/deps.sh
 		"$$(pkg-config --cflags $(PKGS))" "$$(pkg-config --libs $(PKGS))" \
 		"$$(pkg-config --cflags check)" "$$(pkg-config --libs check)" > $@
 
-# ---- shared runtime library: runtime, protocol and generated protobuf code ----------------
-LIB_DIRS  := ztunnel/runtime ztunnel/protocol
-LIB_SRCS  := $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c))
+# ---- shared runtime library: every ztunnel/<dir>/*.c and the generated protobuf code ------
+# Only ztunnel/main.c stays out, so tests link every module of the daemon.
+LIB_SRCS  := $(wildcard ztunnel/*/*.c)
 PROTOS    := $(shell find ztunnel/proto -name '*.proto' 2>/dev/null | sort)
 PB_SRCS   := $(patsubst ztunnel/proto/%.proto,$(BUILD)/gen/%.pb-c.c,$(PROTOS))
 PB_HDRS   := $(PB_SRCS:.c=.h)
@@ -54,14 +54,18 @@ PB_HDRS   := $(PB_SRCS:.c=.h)
 .SECONDARY:
 LIB_OBJS  := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS)) $(PB_SRCS:.c=.o)
 LIBZT     := $(BUILD)/lib/libzt.a
+# fake-istiod's modules (all but its main.c), linked into the tests as well.
+FI_SRCS   := $(filter-out fake-istiod/main.c,$(wildcard fake-istiod/*.c))
+FI_OBJS   := $(patsubst %.c,$(BUILD)/obj/%.o,$(FI_SRCS))
+LIBFI     := $(BUILD)/lib/libfakeistiod.a
+LIBS      := $(LIBFI) $(LIBZT)
 
 # ---- programs ---------------------------------------------------------------------------
-# ztunnel: every .c under ztunnel/ that is not part of the library.
-ZT_SRCS := $(filter-out $(LIB_SRCS),$(wildcard ztunnel/*.c ztunnel/*/*.c))
+# ztunnel: ztunnel/main.c over the library.
 PROGRAMS := ztunnel
-ztunnel_SRCS := $(ZT_SRCS)
-# fake-istiod: every .c under fake-istiod/.
-fake_istiod_SRCS := $(wildcard fake-istiod/*.c)
+ztunnel_SRCS := ztunnel/main.c
+# fake-istiod: fake-istiod/main.c over its modules.
+fake_istiod_SRCS := $(wildcard fake-istiod/main.c)
 ifneq ($(fake_istiod_SRCS),)
 PROGRAMS += fake-istiod
 endif
@@ -99,8 +103,12 @@ $(LIBZT): $(LIB_OBJS)
 	@mkdir -p $(@D)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
+$(LIBFI): $(FI_OBJS)
+	@mkdir -p $(@D)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
 define PROGRAM_RULE
-$(BUILD)/bin/$(1): $(patsubst %.c,$(BUILD)/obj/%.o,$($(subst -,_,$(1))_SRCS)) $(LIBZT)
+$(BUILD)/bin/$(1): $(patsubst %.c,$(BUILD)/obj/%.o,$($(subst -,_,$(1))_SRCS)) $(LIBS)
 	@mkdir -p $$(@D)
 	@$$(if $(Q),echo "  LD      $$@")
 	$(Q)$$(CC) $(LDFLAGS_ALL) -o $$@ $$^ $$(PKG_LIBS) -lpthread
@@ -116,12 +124,12 @@ $(BUILD)/obj/tests/unit/%.o: tests/unit/%.c $(BUILD)/tests/suites.h | $(DEPS_MK)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(CFLAGS_ALL) -I$(BUILD)/tests $(PKG_CFLAGS) $(CHECK_CFLAGS) -c -o $@ $<
 
-$(UNIT_BIN): $(UNIT_OBJS) $(LIBZT)
+$(UNIT_BIN): $(UNIT_OBJS) $(LIBS)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS) $(CHECK_LIBS) -lpthread
 
-$(BUILD)/tests/%: $(BUILD)/obj/tests/integration/%.o $(LIBZT)
+$(BUILD)/tests/%: $(BUILD)/obj/tests/integration/%.o $(LIBS)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS) -lpthread

@@ -10,7 +10,7 @@ pkgs=(
 	libnghttp2-dev
 	libprotobuf-c-dev protobuf-c-compiler
 	libnl-3-dev libnl-route-3-dev
-	libyaml-dev libjansson-dev
+	libyaml-dev libjansson-dev libmicrohttpd-dev
 	check libsubunit-dev gcovr
 	iproute2 iptables nftables procps psmisc curl
 )
