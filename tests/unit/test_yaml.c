@@ -1,0 +1,171 @@
+/* YAML trees: shapes, positions, bounds and the errors that name a place. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "runtime/err.h"
+#include "runtime/yaml.h"
+
+static int parse(const char *text, struct zt_yaml_docs *d, char *err)
+{
+	return zt_yaml_parse("t.yaml", text, strlen(text), d, err, 256);
+}
+
+START_TEST(yaml_parses_multi_document_manifests_with_positions)
+{
+	struct zt_yaml_docs d;
+	char err[256] = "";
+	const char *text = "kind: Pod\n"
+	                   "metadata:\n"
+	                   "  name: a\n"
+	                   "  labels: {app: x, \"v\": '1'}\n"
+	                   "---\n"
+	                   "kind: Service\n"
+	                   "spec:\n"
+	                   "  ports:\n"
+	                   "  - port: 80\n"
+	                   "  - port: 0x10\n";
+	ck_assert_int_eq(parse(text, &d, err), 0);
+	ck_assert_uint_eq(d.n, 2);
+	ck_assert_str_eq(d.name, "t.yaml");
+	const struct zt_yaml *pod = d.docs[0];
+	ck_assert_str_eq(zt_yaml_str(zt_yaml_get(pod, "kind")), "Pod");
+	const struct zt_yaml *labels = zt_yaml_get(zt_yaml_get(pod, "metadata"), "labels");
+	ck_assert_uint_eq(labels->n, 2);
+	ck_assert_str_eq(zt_yaml_str(zt_yaml_key(labels, 1)), "v");
+	ck_assert_str_eq(zt_yaml_str(zt_yaml_val(labels, 1)), "1");
+	ck_assert(!zt_yaml_val(labels, 1)->plain);
+	ck_assert_uint_eq(labels->line, 4);
+	const struct zt_yaml *ports = zt_yaml_get(zt_yaml_get(d.docs[1], "spec"), "ports");
+	ck_assert_str_eq(zt_yaml_type_name(ports), "sequence");
+	int64_t v;
+	ck_assert_int_eq(zt_yaml_int(zt_yaml_get(zt_yaml_at(ports, 1), "port"), 0, 65535, &v), 0);
+	ck_assert_int_eq(v, 16);
+	ck_assert_uint_eq(zt_yaml_at(ports, 1)->line, 10);
+	ck_assert_ptr_null(zt_yaml_at(ports, 2));
+	ck_assert_ptr_null(zt_yaml_get(ports, "port"));
+	zt_yaml_docs_clear(&d);
+}
+END_TEST
+
+START_TEST(yaml_nulls_bools_and_ints)
+{
+	struct zt_yaml_docs d;
+	char err[256];
+	ck_assert_int_eq(
+	        parse("a: ~\nb: null\nc: 'null'\nd: true\ne: yes\nf: 70000\ng: x1\nh:\n", &d, err),
+	        0);
+	const struct zt_yaml *m = d.docs[0];
+	ck_assert(zt_yaml_is_null(zt_yaml_get(m, "a")));
+	ck_assert(zt_yaml_is_null(zt_yaml_get(m, "b")));
+	ck_assert(zt_yaml_is_null(zt_yaml_get(m, "h")));
+	ck_assert(zt_yaml_is_null(zt_yaml_get(m, "missing")));
+	ck_assert_str_eq(zt_yaml_str(zt_yaml_get(m, "c")), "null");
+	bool b = false;
+	ck_assert_int_eq(zt_yaml_bool(zt_yaml_get(m, "d"), &b), 0);
+	ck_assert(b);
+	ck_assert_int_eq(zt_yaml_bool(zt_yaml_get(m, "e"), &b), ZT_E_PARSE);
+	int64_t v;
+	ck_assert_int_eq(zt_yaml_int(zt_yaml_get(m, "f"), 0, 65535, &v), ZT_E_RANGE);
+	ck_assert_int_eq(zt_yaml_int(zt_yaml_get(m, "g"), 0, 65535, &v), ZT_E_PARSE);
+	ck_assert_int_eq(zt_yaml_int(zt_yaml_get(m, "a"), 0, 65535, &v), ZT_E_PARSE);
+	ck_assert_int_eq(zt_yaml_int(m, 0, 65535, &v), ZT_E_PARSE);
+	zt_yaml_docs_clear(&d);
+}
+END_TEST
+
+START_TEST(yaml_empty_documents_are_null)
+{
+	struct zt_yaml_docs d;
+	char err[256];
+	ck_assert_int_eq(parse("---\n---\na: 1\n", &d, err), 0);
+	ck_assert_uint_eq(d.n, 2);
+	ck_assert(zt_yaml_is_null(d.docs[0]));
+	zt_yaml_docs_clear(&d);
+	ck_assert_int_eq(parse("", &d, err), 0);
+	ck_assert_uint_eq(d.n, 0);
+	zt_yaml_docs_clear(&d);
+}
+END_TEST
+
+START_TEST(yaml_syntax_error_names_file_line_and_column)
+{
+	struct zt_yaml_docs d;
+	char err[256];
+	ck_assert_int_eq(parse("a: 1\nb: [1, 2\nc: 3\n", &d, err), ZT_E_PARSE);
+	ck_assert_msg(!strncmp(err, "t.yaml:", 7), "%s", err);
+	ck_assert_uint_eq(d.n, 0);
+	ck_assert_ptr_null(d.docs);
+	ck_assert_int_eq(parse("a: 1\n  b: 2\n", &d, err), ZT_E_PARSE);
+	ck_assert_msg(strstr(err, "t.yaml:2:"), "%s", err);
+}
+END_TEST
+
+START_TEST(yaml_rejects_duplicate_keys_and_aliases)
+{
+	struct zt_yaml_docs d;
+	char err[256];
+	ck_assert_int_eq(parse("a: 1\nb: 2\na: 3\n", &d, err), ZT_E_PARSE);
+	ck_assert_str_eq(err, "t.yaml:3:1: duplicate key \"a\"");
+	ck_assert_int_eq(parse("x: &A {k: v}\ny: *A\n", &d, err), ZT_E_PARSE);
+	ck_assert_msg(strstr(err, "t.yaml:2:4: aliases"), "%s", err);
+	/* An alias where a value is awaited leaves a dangling key: freed without leaks. */
+	ck_assert_int_eq(parse("m:\n  k: *A\n", &d, err), ZT_E_PARSE);
+}
+END_TEST
+
+START_TEST(yaml_bounds_depth_and_size)
+{
+	struct zt_yaml_docs d;
+	char err[256];
+	char deep[ZT_YAML_MAX_DEPTH * 2 + 8];
+	size_t n = 0;
+	for (int i = 0; i <= ZT_YAML_MAX_DEPTH; i++)
+		deep[n++] = '[';
+	deep[n] = '\0';
+	ck_assert_int_eq(parse(deep, &d, err), ZT_E_TOOBIG);
+	ck_assert_msg(strstr(err, "nested deeper"), "%s", err);
+	ck_assert_int_eq(zt_yaml_parse("big", "a", (size_t)ZT_YAML_MAX_INPUT + 1, &d, err, 256),
+	                 ZT_E_TOOBIG);
+}
+END_TEST
+
+START_TEST(yaml_load_file_reads_and_reports_missing_files)
+{
+	char path[] = "/tmp/zt-yaml-XXXXXX";
+	int fd = mkstemp(path);
+	ck_assert_int_ge(fd, 0);
+	const char text[] = "kind: Namespace\nmetadata: {name: demo}\n";
+	ck_assert_int_eq(write(fd, text, sizeof(text) - 1), (int)sizeof(text) - 1);
+	close(fd);
+	struct zt_yaml_docs d;
+	char err[256];
+	ck_assert_int_eq(zt_yaml_load_file(path, &d, err, sizeof(err)), 0);
+	ck_assert_str_eq(d.name, path);
+	ck_assert_str_eq(zt_yaml_str(zt_yaml_get(zt_yaml_get(d.docs[0], "metadata"), "name")),
+	                 "demo");
+	zt_yaml_docs_clear(&d);
+	unlink(path);
+	ck_assert_int_lt(zt_yaml_load_file(path, &d, err, sizeof(err)), 0);
+	ck_assert_msg(strstr(err, "No such file"), "%s", err);
+	ck_assert_int_eq(zt_yaml_load_file("/tmp", &d, err, sizeof(err)), ZT_E_PARSE);
+}
+END_TEST
+
+Suite *yaml_suite(void);
+Suite *yaml_suite(void)
+{
+	Suite *s = suite_create("yaml");
+	TCase *tc = tcase_create("core");
+	tcase_add_test(tc, yaml_parses_multi_document_manifests_with_positions);
+	tcase_add_test(tc, yaml_nulls_bools_and_ints);
+	tcase_add_test(tc, yaml_empty_documents_are_null);
+	tcase_add_test(tc, yaml_syntax_error_names_file_line_and_column);
+	tcase_add_test(tc, yaml_rejects_duplicate_keys_and_aliases);
+	tcase_add_test(tc, yaml_bounds_depth_and_size);
+	tcase_add_test(tc, yaml_load_file_reads_and_reports_missing_files);
+	suite_add_tcase(s, tc);
+	return s;
+}

@@ -1,0 +1,398 @@
+/* YAML trees from libyaml events. A stack of open collections receives each new node; a
+ * mapping receives keys and values alternately and refuses a key it already holds. Nodes are
+ * counted against ZT_YAML_MAX_NODES and the stack against ZT_YAML_MAX_DEPTH. */
+#include "runtime/yaml.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <yaml.h>
+
+#include "runtime/err.h"
+
+static void *xrealloc(void *p, size_t n)
+{
+	void *q = realloc(p, n ? n : 1);
+	if (!q)
+		abort();
+	return q;
+}
+
+static void node_free(struct zt_yaml *n)
+{
+	if (!n)
+		return;
+	size_t count = n->type == ZT_YAML_MAP ? 2 * n->n : n->n;
+	for (size_t i = 0; i < count; i++)
+		node_free(n->items[i]);
+	free(n->items);
+	free(n->s);
+	free(n);
+}
+
+void zt_yaml_docs_clear(struct zt_yaml_docs *d)
+{
+	for (size_t i = 0; i < d->n; i++)
+		node_free(d->docs[i]);
+	free(d->docs);
+	free(d->name);
+	memset(d, 0, sizeof(*d));
+}
+
+struct builder {
+	const char *name;
+	char *err;
+	size_t errlen;
+	struct zt_yaml *stack[ZT_YAML_MAX_DEPTH];
+	size_t depth;
+	size_t nodes;
+	size_t cap[ZT_YAML_MAX_DEPTH];      /* item capacity of each open collection */
+	bool want_value[ZT_YAML_MAX_DEPTH]; /* an open mapping holds a key without value */
+	struct zt_yaml *root;
+};
+
+__attribute__((format(printf, 4, 5))) static int fail(struct builder *b, const yaml_mark_t *m,
+                                                      int code, const char *fmt, ...)
+{
+	char what[256];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	snprintf(b->err, b->errlen, "%s:%zu:%zu: %s", b->name, m->line + 1, m->column + 1, what);
+	return code;
+}
+
+static bool key_present(const struct zt_yaml *map, const struct zt_yaml *key)
+{
+	if (key->type != ZT_YAML_SCALAR)
+		return false;
+	for (size_t i = 0; i < map->n; i++) {
+		const struct zt_yaml *k = map->items[2 * i];
+		if (k->type == ZT_YAML_SCALAR && k->len == key->len &&
+		    !memcmp(k->s, key->s, k->len))
+			return true;
+	}
+	return false;
+}
+
+/* Attaches n to the innermost open collection (or makes it the root). Takes ownership. A
+ * mapping takes a key, then its value; only complete pairs are counted in n. */
+static int attach(struct builder *b, struct zt_yaml *n, const yaml_mark_t *m)
+{
+	if (b->depth == 0) {
+		b->root = n;
+		return 0;
+	}
+	size_t d = b->depth - 1;
+	struct zt_yaml *top = b->stack[d];
+	size_t used = top->n;
+	if (top->type == ZT_YAML_MAP) {
+		used = 2 * top->n + b->want_value[d];
+		if (!b->want_value[d] && key_present(top, n)) {
+			int rc = fail(b, m, ZT_E_PARSE, "duplicate key \"%s\"", n->s);
+			node_free(n);
+			return rc;
+		}
+	}
+	if (used == b->cap[d]) {
+		b->cap[d] = b->cap[d] ? 2 * b->cap[d] : 8;
+		top->items = xrealloc(top->items, b->cap[d] * sizeof(*top->items));
+	}
+	top->items[used] = n;
+	if (top->type == ZT_YAML_SEQ) {
+		top->n++;
+	} else {
+		b->want_value[d] = !b->want_value[d];
+		if (!b->want_value[d])
+			top->n++;
+	}
+	return 0;
+}
+
+static struct zt_yaml *node_new(struct builder *b, enum zt_yaml_type t, const yaml_mark_t *m,
+                                int *rc)
+{
+	if (++b->nodes > ZT_YAML_MAX_NODES) {
+		*rc = fail(b, m, ZT_E_TOOBIG, "more than %u nodes", ZT_YAML_MAX_NODES);
+		return NULL;
+	}
+	struct zt_yaml *n = calloc(1, sizeof(*n));
+	if (!n)
+		abort();
+	n->type = t;
+	n->line = (unsigned)m->line + 1;
+	n->col = (unsigned)m->column + 1;
+	return n;
+}
+
+static int on_event(struct builder *b, const yaml_event_t *ev)
+{
+	const yaml_mark_t *m = &ev->start_mark;
+	struct zt_yaml *n;
+	int rc = 0;
+
+	switch (ev->type) {
+	case YAML_ALIAS_EVENT:
+		return fail(b, m, ZT_E_PARSE, "aliases (*%s) are not supported",
+		            (const char *)ev->data.alias.anchor);
+	case YAML_SCALAR_EVENT:
+		if (!(n = node_new(b, ZT_YAML_SCALAR, m, &rc)))
+			return rc;
+		n->len = ev->data.scalar.length;
+		n->s = xrealloc(NULL, n->len + 1);
+		memcpy(n->s, ev->data.scalar.value, n->len);
+		n->s[n->len] = '\0';
+		n->plain = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+		return attach(b, n, m);
+	case YAML_SEQUENCE_START_EVENT:
+	case YAML_MAPPING_START_EVENT:
+		if (b->depth == ZT_YAML_MAX_DEPTH)
+			return fail(b, m, ZT_E_TOOBIG, "nested deeper than %d", ZT_YAML_MAX_DEPTH);
+		n = node_new(b, ev->type == YAML_SEQUENCE_START_EVENT ? ZT_YAML_SEQ : ZT_YAML_MAP,
+		             m, &rc);
+		if (!n)
+			return rc;
+		if ((rc = attach(b, n, m)))
+			return rc;
+		b->cap[b->depth] = 0;
+		b->want_value[b->depth] = false;
+		b->stack[b->depth++] = n;
+		return 0;
+	case YAML_SEQUENCE_END_EVENT:
+	case YAML_MAPPING_END_EVENT:
+		if (b->depth)
+			b->depth--;
+		return 0;
+	default:
+		return 0;
+	}
+}
+
+static const char *problem(const yaml_parser_t *p)
+{
+	return p->problem ? p->problem : "invalid YAML";
+}
+
+int zt_yaml_parse(const char *name, const char *text, size_t len, struct zt_yaml_docs *out,
+                  char *err, size_t errlen)
+{
+	memset(out, 0, sizeof(*out));
+	struct builder b = {.name = name ? name : "<input>", .err = err, .errlen = errlen};
+	if (len > ZT_YAML_MAX_INPUT) {
+		snprintf(err, errlen, "%s: larger than %u bytes", b.name, ZT_YAML_MAX_INPUT);
+		return ZT_E_TOOBIG;
+	}
+	out->name = strdup(b.name);
+	if (!out->name)
+		abort();
+
+	yaml_parser_t p;
+	if (!yaml_parser_initialize(&p))
+		abort();
+	yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
+	int rc = 0;
+	size_t cap = 0;
+	for (bool done = false; !done && !rc;) {
+		yaml_event_t ev;
+		if (!yaml_parser_parse(&p, &ev)) {
+			rc = fail(&b, &p.problem_mark, ZT_E_PARSE, "%s", problem(&p));
+			break;
+		}
+		switch (ev.type) {
+		case YAML_STREAM_END_EVENT:
+			done = true;
+			break;
+		case YAML_DOCUMENT_START_EVENT:
+			b.root = NULL;
+			b.depth = 0;
+			break;
+		case YAML_DOCUMENT_END_EVENT:
+			if (!b.root) {
+				rc = 0;
+				b.root = node_new(&b, ZT_YAML_SCALAR, &ev.start_mark, &rc);
+				if (!b.root)
+					break;
+				b.root->plain = true;
+				b.root->s = strdup("");
+				if (!b.root->s)
+					abort();
+			}
+			if (out->n == cap) {
+				cap = cap ? 2 * cap : 4;
+				out->docs = xrealloc(out->docs, cap * sizeof(*out->docs));
+			}
+			out->docs[out->n++] = b.root;
+			b.root = NULL;
+			break;
+		default:
+			rc = on_event(&b, &ev);
+			break;
+		}
+		yaml_event_delete(&ev);
+	}
+	yaml_parser_delete(&p);
+	if (rc) {
+		/* Free a partly built document, including keys still waiting for a value. */
+		for (size_t i = 0; i < b.depth; i++) {
+			struct zt_yaml *c = b.stack[i];
+			if (c->type == ZT_YAML_MAP && b.want_value[i])
+				node_free(c->items[2 * c->n]);
+		}
+		node_free(b.root);
+		zt_yaml_docs_clear(out);
+		return rc;
+	}
+	return 0;
+}
+
+int zt_yaml_load_file(const char *path, struct zt_yaml_docs *out, char *err, size_t errlen)
+{
+	memset(out, 0, sizeof(*out));
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		int e = errno;
+		snprintf(err, errlen, "%s: %s", path, strerror(e));
+		return -e;
+	}
+	struct stat st;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "%s: not a regular file", path);
+		close(fd);
+		return ZT_E_PARSE;
+	}
+	if (st.st_size > (off_t)ZT_YAML_MAX_INPUT) {
+		snprintf(err, errlen, "%s: larger than %u bytes", path, ZT_YAML_MAX_INPUT);
+		close(fd);
+		return ZT_E_TOOBIG;
+	}
+	size_t cap = (size_t)st.st_size + 1, len = 0;
+	char *text = xrealloc(NULL, cap);
+	for (;;) {
+		if (len == cap) {
+			if (cap > ZT_YAML_MAX_INPUT) {
+				snprintf(err, errlen, "%s: larger than %u bytes", path,
+				         ZT_YAML_MAX_INPUT);
+				free(text);
+				close(fd);
+				return ZT_E_TOOBIG;
+			}
+			cap *= 2;
+			text = xrealloc(text, cap);
+		}
+		ssize_t r = read(fd, text + len, cap - len);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			int e = errno;
+			snprintf(err, errlen, "%s: %s", path, strerror(e));
+			free(text);
+			close(fd);
+			return -e;
+		}
+		if (r == 0)
+			break;
+		len += (size_t)r;
+	}
+	close(fd);
+	int rc = zt_yaml_parse(path, text, len, out, err, errlen);
+	free(text);
+	return rc;
+}
+
+const struct zt_yaml *zt_yaml_get(const struct zt_yaml *map, const char *key)
+{
+	if (!map || map->type != ZT_YAML_MAP)
+		return NULL;
+	size_t kl = strlen(key);
+	for (size_t i = 0; i < map->n; i++) {
+		const struct zt_yaml *k = map->items[2 * i];
+		if (k->type == ZT_YAML_SCALAR && k->len == kl && !memcmp(k->s, key, kl))
+			return map->items[2 * i + 1];
+	}
+	return NULL;
+}
+
+const struct zt_yaml *zt_yaml_at(const struct zt_yaml *seq, size_t i)
+{
+	return seq && seq->type == ZT_YAML_SEQ && i < seq->n ? seq->items[i] : NULL;
+}
+
+const struct zt_yaml *zt_yaml_key(const struct zt_yaml *map, size_t i)
+{
+	return map && map->type == ZT_YAML_MAP && i < map->n ? map->items[2 * i] : NULL;
+}
+
+const struct zt_yaml *zt_yaml_val(const struct zt_yaml *map, size_t i)
+{
+	return map && map->type == ZT_YAML_MAP && i < map->n ? map->items[2 * i + 1] : NULL;
+}
+
+bool zt_yaml_is_null(const struct zt_yaml *n)
+{
+	if (!n)
+		return true;
+	if (n->type != ZT_YAML_SCALAR || !n->plain)
+		return false;
+	static const char *const nulls[] = {"", "~", "null", "Null", "NULL"};
+	for (size_t i = 0; i < sizeof(nulls) / sizeof(nulls[0]); i++)
+		if (!strcmp(n->s, nulls[i]))
+			return true;
+	return false;
+}
+
+const char *zt_yaml_str(const struct zt_yaml *n)
+{
+	if (!n || n->type != ZT_YAML_SCALAR || zt_yaml_is_null(n))
+		return NULL;
+	return n->s;
+}
+
+int zt_yaml_int(const struct zt_yaml *n, int64_t min, int64_t max, int64_t *out)
+{
+	const char *s = zt_yaml_str(n);
+	if (!s || !*s || strlen(s) != n->len)
+		return ZT_E_PARSE;
+	char *end;
+	errno = 0;
+	long long v = strtoll(s, &end, 0);
+	if (*end || end == s)
+		return ZT_E_PARSE;
+	if (errno == ERANGE || v < min || v > max)
+		return ZT_E_RANGE;
+	*out = v;
+	return 0;
+}
+
+int zt_yaml_bool(const struct zt_yaml *n, bool *out)
+{
+	const char *s = zt_yaml_str(n);
+	if (!s)
+		return ZT_E_PARSE;
+	if (!strcmp(s, "true") || !strcmp(s, "True") || !strcmp(s, "TRUE"))
+		*out = true;
+	else if (!strcmp(s, "false") || !strcmp(s, "False") || !strcmp(s, "FALSE"))
+		*out = false;
+	else
+		return ZT_E_PARSE;
+	return 0;
+}
+
+const char *zt_yaml_type_name(const struct zt_yaml *n)
+{
+	if (!n)
+		return "nothing";
+	switch (n->type) {
+	case ZT_YAML_SEQ:
+		return "sequence";
+	case ZT_YAML_MAP:
+		return "mapping";
+	default:
+		return zt_yaml_is_null(n) ? "null" : "scalar";
+	}
+}
