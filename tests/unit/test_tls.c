@@ -986,6 +986,118 @@ START_TEST(tls12_is_refused_unless_allowed)
 }
 END_TEST
 
+/* ---- control plane ---------------------------------------------------------------------- */
+
+struct cp_env {
+	struct fx_leaf leaf;
+	struct zt_tls_server *srv;
+	struct zt_tls_client *cli;
+};
+
+static void cp_env_open(struct cp_env *e, const char *sans, const struct fx_ca *trusted)
+{
+	fx_leaf_issue(&e->leaf, &root, &(struct fx_leaf_opts){.sans = sans, .eku = FX_SERVER_AUTH});
+	ck_assert_int_eq(zt_tls_cp_server_new(&e->srv, e->leaf.chain_pem, strlen(e->leaf.chain_pem),
+	                                      e->leaf.key_pem, strlen(e->leaf.key_pem), NULL),
+	                 0);
+	ck_assert_int_eq(
+	        zt_tls_cp_client_new(&e->cli, trusted->root_pem, strlen(trusted->root_pem), NULL),
+	        0);
+}
+
+static void cp_env_close(struct cp_env *e)
+{
+	zt_tls_client_free(e->cli);
+	zt_tls_server_free(e->srv);
+	fx_leaf_clear(&e->leaf);
+}
+
+static void cp_pair_open(struct pair *p, struct cp_env *e, const char *host)
+{
+	nonblocking_pair(p->fds);
+	ck_assert_int_eq(zt_tls_conn_cp_client_new(&p->cli, e->cli, p->fds[0], host), 0);
+	ck_assert_int_eq(zt_tls_conn_server_new(&p->srv, e->srv, p->fds[1]), 0);
+	p->crc = p->src = -EAGAIN;
+}
+
+START_TEST(cp_client_verifies_dns_and_ip_names_without_client_certificate)
+{
+	struct cp_env e;
+	struct pair p;
+	const char *hosts[] = {"istiod.istio-system.svc", "127.0.0.1", "::1"};
+
+	cp_env_open(&e, "DNS:istiod.istio-system.svc,IP:127.0.0.1,IP:::1", &root);
+	for (size_t i = 0; i < 3; i++) {
+		cp_pair_open(&p, &e, hosts[i]);
+		pair_handshake(&p);
+		ck_assert_msg(p.crc == 0, "%s: %s", hosts[i], zt_tls_conn_error(p.cli));
+		ck_assert_int_eq(p.src, 0);
+		ck_assert_str_eq(zt_tls_conn_alpn(p.cli), "h2");
+		ck_assert_ptr_null(zt_tls_conn_peer(p.srv));
+		write_all(p.cli, "ping");
+		expect_read(p.srv, p.fds[1], "ping");
+		pair_close(&p);
+	}
+	cp_env_close(&e);
+}
+END_TEST
+
+START_TEST(cp_client_refuses_wrong_name_and_foreign_root)
+{
+	struct cp_env e;
+	struct pair p;
+
+	cp_env_open(&e, "DNS:istiod.istio-system.svc,IP:127.0.0.1", &root);
+	cp_pair_open(&p, &e, "evil.example");
+	pair_handshake(&p);
+	ck_assert_int_eq(p.crc, ZT_E_TLS);
+	ck_assert_msg(strstr(zt_tls_conn_error(p.cli), "server certificate for evil.example"), "%s",
+	              zt_tls_conn_error(p.cli));
+	pair_close(&p);
+	cp_pair_open(&p, &e, "127.0.0.2");
+	pair_handshake(&p);
+	ck_assert_int_eq(p.crc, ZT_E_TLS);
+	pair_close(&p);
+	cp_env_close(&e);
+
+	cp_env_open(&e, "DNS:istiod.istio-system.svc", &other_root);
+	cp_pair_open(&p, &e, "istiod.istio-system.svc");
+	pair_handshake(&p);
+	ck_assert_int_eq(p.crc, ZT_E_TLS);
+	ck_assert_msg(strstr(zt_tls_conn_error(p.cli), "unable to get local issuer"), "%s",
+	              zt_tls_conn_error(p.cli));
+	pair_close(&p);
+	cp_env_close(&e);
+}
+END_TEST
+
+START_TEST(cp_contexts_reject_bad_material)
+{
+	struct zt_tls_server *srv;
+	struct zt_tls_client *cli;
+	struct zt_tls_conn *c;
+	struct fx_leaf a, b;
+
+	fx_leaf_issue(&a, &root, &(struct fx_leaf_opts){.sans = "DNS:a", .eku = FX_SERVER_AUTH});
+	fx_leaf_issue(&b, &root, &(struct fx_leaf_opts){.sans = "DNS:b", .eku = FX_SERVER_AUTH});
+	ck_assert_int_eq(zt_tls_cp_server_new(&srv, a.chain_pem, strlen(a.chain_pem), b.key_pem,
+	                                      strlen(b.key_pem), NULL),
+	                 ZT_E_IDENTITY);
+	ck_assert_ptr_null(srv);
+	ck_assert_int_eq(zt_tls_cp_server_new(&srv, "junk", 4, a.key_pem, strlen(a.key_pem), NULL),
+	                 ZT_E_PARSE);
+	ck_assert_int_eq(
+	        zt_tls_cp_server_new(&srv, a.chain_pem, strlen(a.chain_pem), "junk", 4, NULL),
+	        ZT_E_PARSE);
+	ck_assert_int_eq(zt_tls_cp_client_new(&cli, "junk", 4, NULL), ZT_E_PARSE);
+	ck_assert_int_eq(zt_tls_cp_client_new(&cli, NULL, 0, NULL), 0);
+	ck_assert_int_eq(zt_tls_conn_cp_client_new(&c, cli, 0, ""), ZT_E_RANGE);
+	zt_tls_client_free(cli);
+	fx_leaf_clear(&a);
+	fx_leaf_clear(&b);
+}
+END_TEST
+
 Suite *tls_suite(void);
 Suite *tls_suite(void)
 {
@@ -1027,5 +1139,12 @@ Suite *tls_suite(void)
 	tcase_add_test(raw, server_issues_no_session_ticket_and_never_resumes);
 	tcase_add_test(raw, tls12_is_refused_unless_allowed);
 	suite_add_tcase(s, raw);
+
+	TCase *cp = tcase_create("control_plane");
+	tcase_add_checked_fixture(cp, setup, teardown);
+	tcase_add_test(cp, cp_client_verifies_dns_and_ip_names_without_client_certificate);
+	tcase_add_test(cp, cp_client_refuses_wrong_name_and_foreign_root);
+	tcase_add_test(cp, cp_contexts_reject_bad_material);
+	suite_add_tcase(s, cp);
 	return s;
 }

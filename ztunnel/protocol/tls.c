@@ -5,6 +5,7 @@
  * EKU by OpenSSL, then the SPIFFE rules of spiffe.h. */
 #include "protocol/tls.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -19,6 +20,7 @@
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "runtime/err.h"
 #include "runtime/loop.h"
@@ -42,6 +44,7 @@ struct zt_tls_identity {
 
 struct zt_tls_server {
 	SSL_CTX *ctx;
+	bool cp;            /* control plane: fixed certificate, no client certificate asked */
 	pthread_mutex_t mu; /* guards id */
 	struct zt_tls_identity *id;
 };
@@ -66,6 +69,8 @@ struct zt_tls_conn {
 	struct zt_spiffe *expected; /* client only */
 	size_t n_expected;
 	struct zt_spiffe peer;
+	bool cp;        /* control-plane connection: host name checks, no SPIFFE */
+	char host[256]; /* cp client: the server name verified */
 	char alpn[8];
 	char reason[256];
 };
@@ -600,8 +605,12 @@ static int conn_new(struct zt_tls_conn **out, SSL_CTX *ctx, int fd, bool server)
 
 int zt_tls_conn_server_new(struct zt_tls_conn **out, struct zt_tls_server *srv, int fd)
 {
+	int rc;
+
 	*out = NULL;
-	return conn_new(out, srv->ctx, fd, true);
+	if ((rc = conn_new(out, srv->ctx, fd, true)) == 0)
+		(*out)->cp = srv->cp;
+	return rc;
 }
 
 int zt_tls_conn_client_new(struct zt_tls_conn **out, struct zt_tls_client *cli, int fd,
@@ -658,6 +667,9 @@ int zt_tls_conn_handshake(struct zt_tls_conn *c)
 	errno = 0;
 	ret = SSL_do_handshake(c->ssl);
 	saved_errno = errno;
+	if (c->cp && !c->server && SSL_get_verify_result(c->ssl) != X509_V_OK)
+		set_reason(c, "server certificate for %s: %s", c->host,
+		           X509_verify_cert_error_string(SSL_get_verify_result(c->ssl)));
 	if (ret != 1) {
 		rc = io_result(c, ret, saved_errno);
 		if (rc == 1) {
@@ -666,6 +678,10 @@ int zt_tls_conn_handshake(struct zt_tls_conn *c)
 		}
 		return rc;
 	}
+	/* Control plane: OpenSSL checked the chain and host name (client) or asked for nothing
+	 * (server). */
+	if (c->cp && (c->server || SSL_get_verify_result(c->ssl) == X509_V_OK))
+		c->peer_ok = true;
 	/* Both checks hold by construction of the hooks; refuse rather than trust that. */
 	if (!c->peer_ok) {
 		set_reason(c, "peer certificate not verified");
@@ -769,7 +785,7 @@ const char *zt_tls_conn_error(const struct zt_tls_conn *c)
 
 const struct zt_spiffe *zt_tls_conn_peer(const struct zt_tls_conn *c)
 {
-	return c->established ? &c->peer : NULL;
+	return c->established && !c->cp ? &c->peer : NULL;
 }
 
 const char *zt_tls_conn_alpn(const struct zt_tls_conn *c)
@@ -790,4 +806,127 @@ SSL *zt_tls_conn_ssl(const struct zt_tls_conn *c)
 size_t zt_tls_conn_live(void)
 {
 	return atomic_load(&live_conns);
+}
+
+/* ---- control plane ---------------------------------------------------------------------- */
+
+int zt_tls_cp_server_new(struct zt_tls_server **out, const char *chain, size_t chain_len,
+                         const char *key, size_t key_len, const struct zt_tls_opts *opts)
+{
+	STACK_OF(X509) *certs = NULL;
+	EVP_PKEY *pkey = NULL;
+	struct zt_tls_server *srv;
+	BIO *bio;
+	int rc;
+
+	*out = NULL;
+	if (key_len > ZT_TLS_MAX_PEM)
+		return ZT_E_TOOBIG;
+	if ((rc = read_certs(&certs, chain, chain_len)) < 0)
+		return rc;
+	srv = calloc(1, sizeof(*srv));
+	if (!srv)
+		abort();
+	srv->cp = true;
+	pthread_mutex_init(&srv->mu, NULL);
+	if ((rc = ctx_new(&srv->ctx, true, opts)) < 0)
+		goto fail;
+	SSL_CTX_set_verify(srv->ctx, SSL_VERIFY_NONE, NULL);
+	SSL_CTX_set_cert_verify_callback(srv->ctx, NULL, NULL);
+	bio = BIO_new_mem_buf(key, (int)key_len);
+	if (!bio)
+		abort();
+	pkey = PEM_read_bio_PrivateKey(bio, NULL, no_password_cb, NULL);
+	BIO_free(bio);
+	rc = ZT_E_PARSE;
+	if (!pkey || SSL_CTX_use_certificate(srv->ctx, sk_X509_value(certs, 0)) != 1)
+		goto fail;
+	rc = ZT_E_IDENTITY;
+	if (SSL_CTX_use_PrivateKey(srv->ctx, pkey) != 1 || SSL_CTX_check_private_key(srv->ctx) != 1)
+		goto fail;
+	for (int i = 1; i < sk_X509_num(certs); i++)
+		if (SSL_CTX_add1_chain_cert(srv->ctx, sk_X509_value(certs, i)) != 1)
+			goto fail;
+	EVP_PKEY_free(pkey);
+	sk_X509_pop_free(certs, X509_free);
+	ERR_clear_error();
+	*out = srv;
+	return 0;
+fail:
+	EVP_PKEY_free(pkey);
+	sk_X509_pop_free(certs, X509_free);
+	zt_tls_server_free(srv);
+	ERR_clear_error();
+	return rc;
+}
+
+int zt_tls_cp_client_new(struct zt_tls_client **out, const char *roots, size_t roots_len,
+                         const struct zt_tls_opts *opts)
+{
+	STACK_OF(X509) *certs = NULL;
+	struct zt_tls_client *cli;
+	X509_STORE *store;
+	int rc;
+
+	*out = NULL;
+	if (roots && (rc = read_certs(&certs, roots, roots_len)) < 0)
+		return rc;
+	if ((rc = zt_tls_client_new(&cli, opts)) < 0) {
+		sk_X509_pop_free(certs, X509_free);
+		return rc;
+	}
+	SSL_CTX_set_cert_verify_callback(cli->ctx, NULL, NULL);
+	SSL_CTX_set_verify(cli->ctx, SSL_VERIFY_PEER, NULL);
+	store = SSL_CTX_get_cert_store(cli->ctx);
+	if (!certs) {
+		rc = SSL_CTX_set_default_verify_paths(cli->ctx) == 1 ? 0 : ZT_E_TLS;
+	} else {
+		rc = 0;
+		for (int i = 0; i < sk_X509_num(certs) && rc == 0; i++)
+			if (X509_STORE_add_cert(store, sk_X509_value(certs, i)) != 1)
+				rc = ZT_E_PARSE;
+	}
+	sk_X509_pop_free(certs, X509_free);
+	ERR_clear_error();
+	if (rc < 0) {
+		zt_tls_client_free(cli);
+		return rc;
+	}
+	*out = cli;
+	return 0;
+}
+
+int zt_tls_conn_cp_client_new(struct zt_tls_conn **out, struct zt_tls_client *cli, int fd,
+                              const char *host)
+{
+	struct zt_tls_conn *c;
+	struct in6_addr a6;
+	struct in_addr a4;
+	size_t len = host ? strlen(host) : 0;
+	bool ip;
+	int rc;
+
+	*out = NULL;
+	if (len == 0 || len >= sizeof(c->host))
+		return ZT_E_RANGE;
+	ip = inet_pton(AF_INET, host, &a4) == 1 || inet_pton(AF_INET6, host, &a6) == 1;
+	if ((rc = conn_new(&c, cli->ctx, fd, false)) < 0)
+		return rc;
+	c->cp = true;
+	memcpy(c->host, host, len + 1);
+	if (ip)
+		rc = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), host) == 1 ? 0
+		                                                                      : ZT_E_TLS;
+	else
+		rc = SSL_set1_host(c->ssl, host) == 1 && SSL_set_tlsext_host_name(c->ssl, host) == 1
+		             ? 0
+		             : ZT_E_TLS;
+	ERR_clear_error();
+	if (rc < 0) {
+		zt_tls_conn_free(c);
+		return rc;
+	}
+	SSL_set_hostflags(c->ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+	*out = c;
+	return 0;
 }

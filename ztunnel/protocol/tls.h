@@ -135,4 +135,24 @@ SSL *zt_tls_conn_ssl(const struct zt_tls_conn *c);
 /* Connections alive in the process. */
 size_t zt_tls_conn_live(void);
 
+/* ---- control plane (gRPC to istiod: server names, no client certificate) ---------------- */
+
+/* Server context presenting chain (leaf first, then intermediates) with key, asking clients
+ * for no certificate; TLS versions, suites and ALPN h2 as above. Connections come from
+ * zt_tls_conn_server_new() and report no peer identity. Returns 0, ZT_E_TOOBIG, ZT_E_PARSE
+ * (bad PEM), ZT_E_IDENTITY (key does not match) or ZT_E_TLS. */
+int zt_tls_cp_server_new(struct zt_tls_server **out, const char *chain, size_t chain_len,
+                         const char *key, size_t key_len, const struct zt_tls_opts *opts);
+/* Client context that verifies servers against roots (PEM, one or more certificates; NULL:
+ * the system trust store), presents no certificate and requires ALPN h2. Returns 0,
+ * ZT_E_TOOBIG, ZT_E_PARSE or ZT_E_TLS. */
+int zt_tls_cp_client_new(struct zt_tls_client **out, const char *roots, size_t roots_len,
+                         const struct zt_tls_opts *opts);
+/* Client connection on fd whose server must prove host: a DNS name (also sent as SNI) or an
+ * IP literal, matched against the certificate's SANs. Returns 0, ZT_E_RANGE (empty or
+ * over-long host) or ZT_E_TLS. A mismatch fails the handshake with ZT_E_TLS and a reason
+ * naming host. */
+int zt_tls_conn_cp_client_new(struct zt_tls_conn **out, struct zt_tls_client *cli, int fd,
+                              const char *host);
+
 #endif
