@@ -66,6 +66,8 @@ void zt_ca_chain_free(char **chain, size_t n);
 /* Issues a new P-256 key and a certificate for it, laid out like a signed leaf (empty
  * subject, critical SAN, both EKUs) with SANs dns[0..ndns) (host names, `*.` wildcard
  * allowed), ips[0..nips) (IPv4/IPv6 text) and uri (NULL: none). At least one SAN is needed.
+ * Serving certificates for zt_tls_cp_server_new() come from here (no uri) as do workload
+ * identities for tests (with a SPIFFE uri).
  * *cert_pem gets the certificate alone (the root is zt_ca_root_pem), *key_pem the key as
  * PKCS#8; both new NUL-terminated strings the caller frees.
  * Returns 0 or: ZT_E_PARSE (a malformed SAN), ZT_E_RANGE (no SAN, more than ZT_CA_MAX_SANS,
