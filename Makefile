@@ -29,7 +29,7 @@ LDFLAGS_ALL += --coverage
 else
 CFLAGS_ALL += -O2 -D_FORTIFY_SOURCE=2 -fstack-protector-strong
 endif
-CFLAGS_ALL += -Iztunnel -I$(BUILD)/gen $(CFLAGS)
+CFLAGS_ALL += -I. -Iztunnel -I$(BUILD)/gen $(CFLAGS)
 LDFLAGS_ALL += $(LDFLAGS)
 
 # pkg-config flags, computed once per build directory after dependencies are present.

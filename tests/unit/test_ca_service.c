@@ -17,8 +17,8 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
-#include "../../fake-istiod/ca_service.h"
-#include "../../fake-istiod/token.h"
+#include "fake-istiod/ca_service.h"
+#include "fake-istiod/token.h"
 #include "istio/ca/ca.pb-c.h"
 #include "protocol/csr.h"
 #include "protocol/h2.h"

@@ -15,7 +15,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
-#include "../../fake-istiod/token.h"
+#include "fake-istiod/token.h"
 #include "runtime/err.h"
 #include "runtime/file.h"
 
