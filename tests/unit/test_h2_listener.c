@@ -34,8 +34,16 @@ static void echo_handler(struct zt_grpc_call *call, void *arg)
 	zt_grpc_call_set_cbs(call, &echo_cbs, NULL);
 }
 
-static const struct zt_grpc_method methods[] = {{"/t.Echo/Unary", echo_handler, NULL}};
-static const struct zt_grpc_server grpc = {methods, 1, 1u << 20};
+/* Refuses at once, before the client has half-closed. */
+static void reject_handler(struct zt_grpc_call *call, void *arg)
+{
+	(void)arg;
+	zt_grpc_call_finish(call, 7, "go away");
+}
+
+static const struct zt_grpc_method methods[] = {{"/t.Echo/Unary", echo_handler, NULL},
+                                                {"/t.Reject/Now", reject_handler, NULL}};
+static const struct zt_grpc_server grpc = {methods, 2, 1u << 20};
 
 static void grpc_request(struct zt_h2_conn *c, struct zt_h2_stream *st,
                          const struct zt_h2_header *h, size_t n, bool end, void *arg)
@@ -105,6 +113,8 @@ static int tcp_connect(struct zt_h2_listener *l)
 /* ---- a client making one unary call ----------------------------------------------------- */
 
 struct client {
+	const char *path;
+	bool keep_open; /* do not half-close after the message */
 	struct zt_tls_client *cli;
 	struct zt_sock sock;
 	struct zt_h2_conn *conn;
@@ -154,28 +164,50 @@ static void client_handshake(struct zt_sock *s, int err, void *arg)
 	zt_h2_settings_default(&set, false);
 	ck_assert_int_eq(zt_h2_conn_new(&c->conn, loop, &c->sock, false, &set, &client_conn_cbs, c),
 	                 0);
-	struct zt_grpc_call *call =
-	        zt_grpc_call_start(c->conn, "istiod.istio-system.svc", "/t.Echo/Unary", NULL, 0,
-	                           5000, 1u << 20, &client_cbs, c, &e);
+	struct zt_grpc_call *call = zt_grpc_call_start(c->conn, "istiod.istio-system.svc", c->path,
+	                                               NULL, 0, 5000, 1u << 20, &client_cbs, c, &e);
 	ck_assert_ptr_nonnull(call);
 	ck_assert_int_eq(zt_grpc_call_send(call, "hello", 5), 0);
-	ck_assert_int_eq(zt_grpc_call_close_send(call), 0);
+	if (!c->keep_open)
+		ck_assert_int_eq(zt_grpc_call_close_send(call), 0);
 }
+
+static void run_call(struct zt_h2_listener *l, struct client *c)
+{
+	struct zt_tls_conn *tc;
+
+	ck_assert_int_eq(zt_tls_cp_client_new(&c->cli, ca.root_pem, strlen(ca.root_pem), NULL), 0);
+	int fd = tcp_connect(l);
+	ck_assert_int_eq(zt_tls_conn_cp_client_new(&tc, c->cli, fd, "127.0.0.1"), 0);
+	ck_assert_int_eq(zt_sock_start(&c->sock, loop, fd, tc, NULL, NULL), 0);
+	zt_sock_handshake(&c->sock, client_handshake, c);
+	for (int i = 0; i < 400 && !c->done; i++)
+		zt_loop_run_once(loop, 10);
+	ck_assert(c->done);
+}
+
+START_TEST(client_call_ends_when_server_finishes_before_half_close)
+{
+	struct zt_h2_listener *l = listen_here(0, 0);
+	struct client c = {.code = -1, .path = "/t.Reject/Now", .keep_open = true};
+
+	run_call(l, &c);
+	ck_assert_int_eq(c.code, 7);
+	for (int i = 0; i < 100 && zt_h2_listener_conns(l); i++)
+		zt_loop_run_once(loop, 10);
+	ck_assert_uint_eq(zt_h2_listener_conns(l), 0);
+	ck_assert_uint_eq(zt_grpc_call_live(), 0);
+	zt_h2_listener_free(l);
+	zt_tls_client_free(c.cli);
+}
+END_TEST
 
 START_TEST(listener_serves_grpc_over_control_plane_tls)
 {
 	struct zt_h2_listener *l = listen_here(0, 0);
-	struct client c = {.code = -1};
-	struct zt_tls_conn *tc;
+	struct client c = {.code = -1, .path = "/t.Echo/Unary"};
 
-	ck_assert_int_eq(zt_tls_cp_client_new(&c.cli, ca.root_pem, strlen(ca.root_pem), NULL), 0);
-	int fd = tcp_connect(l);
-	ck_assert_int_eq(zt_tls_conn_cp_client_new(&tc, c.cli, fd, "127.0.0.1"), 0);
-	ck_assert_int_eq(zt_sock_start(&c.sock, loop, fd, tc, NULL, NULL), 0);
-	zt_sock_handshake(&c.sock, client_handshake, &c);
-	for (int i = 0; i < 400 && !c.done; i++)
-		zt_loop_run_once(loop, 10);
-	ck_assert(c.done);
+	run_call(l, &c);
 	ck_assert_int_eq(c.code, 0);
 	ck_assert_str_eq(c.reply, "hello");
 	for (int i = 0; i < 100 && (!c.closed || zt_h2_listener_conns(l)); i++)
@@ -248,6 +280,7 @@ Suite *h2_listener_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, listener_serves_grpc_over_control_plane_tls);
 	tcase_add_test(tc, listener_drops_clients_that_never_handshake);
+	tcase_add_test(tc, client_call_ends_when_server_finishes_before_half_close);
 	tcase_add_test(tc, listener_caps_connections_and_frees_with_live_ones);
 	tcase_add_test(tc, listener_rejects_bad_address);
 	suite_add_tcase(s, tc);
