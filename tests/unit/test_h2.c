@@ -480,6 +480,18 @@ START_TEST(grpc_calls_end_unavailable_or_cancelled_when_the_connection_drops)
 }
 END_TEST
 
+START_TEST(grpc_call_still_sending_ends_when_the_server_finishes)
+{
+	start_grpc_pair();
+	/* A bidi-style call that never half-closes: the server's status alone ends it. */
+	call("/t.S/Big", 0, 1 << 20);
+	RUN_UNTIL(g_done_seen);
+	ck_assert_int_eq(g_code, ZT_GRPC_OK);
+	ck_assert_uint_eq(g_msgs, 1);
+	RUN_UNTIL(zt_h2_conn_streams(cli) == 0 && zt_h2_conn_streams(srv) == 0);
+}
+END_TEST
+
 Suite *h2_suite(void);
 Suite *h2_suite(void)
 {
@@ -500,6 +512,7 @@ Suite *h2_suite(void)
 	tcase_add_test(g, grpc_message_over_the_limit_ends_resource_exhausted);
 	tcase_add_test(g, grpc_unknown_method_is_unimplemented_and_known_one_succeeds);
 	tcase_add_test(g, grpc_calls_end_unavailable_or_cancelled_when_the_connection_drops);
+	tcase_add_test(g, grpc_call_still_sending_ends_when_the_server_finishes);
 	suite_add_tcase(s, g);
 	return s;
 }

@@ -1071,6 +1071,50 @@ START_TEST(cp_client_refuses_wrong_name_and_foreign_root)
 }
 END_TEST
 
+START_TEST(cp_client_accepts_alternative_name_only_when_set)
+{
+	struct cp_env e;
+	struct pair p;
+
+	cp_env_open(&e, "DNS:istiod.istio-system.svc", &root);
+	/* Dialled by IP, the certificate names only the DNS name: refused without alt. */
+	cp_pair_open(&p, &e, "127.0.0.1");
+	pair_handshake(&p);
+	ck_assert_int_eq(p.crc, ZT_E_TLS);
+	pair_close(&p);
+	cp_pair_open(&p, &e, "127.0.0.1");
+	ck_assert_int_eq(zt_tls_conn_cp_set_alt_host(p.cli, "istiod.istio-system.svc"), 0);
+	pair_handshake(&p);
+	ck_assert_msg(p.crc == 0, "%s", zt_tls_conn_error(p.cli));
+	ck_assert_int_eq(p.src, 0);
+	pair_close(&p);
+	/* A wrong alternative does not help. */
+	cp_pair_open(&p, &e, "127.0.0.1");
+	ck_assert_int_eq(zt_tls_conn_cp_set_alt_host(p.cli, "istiod.other.svc"), 0);
+	pair_handshake(&p);
+	ck_assert_int_eq(p.crc, ZT_E_TLS);
+	pair_close(&p);
+	cp_env_close(&e);
+
+	/* An IP alternative for a DNS host; a foreign root still fails. */
+	cp_env_open(&e, "IP:10.1.2.3", &root);
+	cp_pair_open(&p, &e, "istiod.example");
+	ck_assert_int_eq(zt_tls_conn_cp_set_alt_host(p.cli, "10.1.2.3"), 0);
+	ck_assert_int_eq(zt_tls_conn_cp_set_alt_host(p.cli, ""), ZT_E_RANGE);
+	pair_handshake(&p);
+	ck_assert_msg(p.crc == 0, "%s", zt_tls_conn_error(p.cli));
+	pair_close(&p);
+	cp_env_close(&e);
+	cp_env_open(&e, "DNS:istiod.istio-system.svc", &other_root);
+	cp_pair_open(&p, &e, "127.0.0.1");
+	ck_assert_int_eq(zt_tls_conn_cp_set_alt_host(p.cli, "istiod.istio-system.svc"), 0);
+	pair_handshake(&p);
+	ck_assert_int_eq(p.crc, ZT_E_TLS);
+	pair_close(&p);
+	cp_env_close(&e);
+}
+END_TEST
+
 START_TEST(cp_contexts_reject_bad_material)
 {
 	struct zt_tls_server *srv;
@@ -1144,6 +1188,7 @@ Suite *tls_suite(void)
 	tcase_add_checked_fixture(cp, setup, teardown);
 	tcase_add_test(cp, cp_client_verifies_dns_and_ip_names_without_client_certificate);
 	tcase_add_test(cp, cp_client_refuses_wrong_name_and_foreign_root);
+	tcase_add_test(cp, cp_client_accepts_alternative_name_only_when_set);
 	tcase_add_test(cp, cp_contexts_reject_bad_material);
 	suite_add_tcase(s, cp);
 	return s;

@@ -453,6 +453,12 @@ static void cl_on_end(struct zt_h2_stream *st, void *arg)
 	(void)st;
 	if (zt_grpc_reader_partial(&call->rd))
 		set_status(call, ZT_GRPC_INTERNAL, "stream ended inside a message");
+	/* The server's end completes the call: a client still sending (a bidi stream) stops
+	 * here, else the stream would stay half-open and on_done never come. */
+	if (call->st && !call->send_closed) {
+		call->send_closed = true;
+		zt_h2_stream_reset(call->st, NGHTTP2_NO_ERROR);
+	}
 }
 
 static const struct zt_h2_stream_cbs client_stream_cbs = {

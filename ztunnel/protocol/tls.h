@@ -154,5 +154,10 @@ int zt_tls_cp_client_new(struct zt_tls_client **out, const char *roots, size_t r
  * naming host. */
 int zt_tls_conn_cp_client_new(struct zt_tls_conn **out, struct zt_tls_client *cli, int fd,
                               const char *host);
+/* Also accepts a server certificate that names alt (DNS name or IP literal) when it does not
+ * name host (ALT_XDS_HOSTNAME / ALT_CA_HOSTNAME, spec §3.1). Call before the handshake, on a
+ * connection from zt_tls_conn_cp_client_new(). Returns 0 or ZT_E_RANGE (not such a
+ * connection, alt empty or over-long). */
+int zt_tls_conn_cp_set_alt_host(struct zt_tls_conn *c, const char *alt);
 
 #endif

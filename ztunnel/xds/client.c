@@ -1,0 +1,820 @@
+/* Delta ADS client. Invariant: at most one session (dial -> TLS -> HTTP/2 -> gRPC call) is
+ * current; every way it can end funnels into session_end(), which detaches it, closes what is
+ * open and arms the reconnect timer exactly once. A session outlives its client when the
+ * HTTP/2 connection or the call still owe it a callback (reference count), so teardown never
+ * touches a freed client. Accepted resources live in per-type maps (name -> version) that only
+ * change when a response is applied. */
+#include "xds/client.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "envoy/service/discovery/v3/discovery.pb-c.h"
+#include "google/protobuf/struct.pb-c.h"
+#include "protocol/dial.h"
+#include "protocol/h2.h"
+#include "protocol/pb.h"
+#include "protocol/sock.h"
+#include "protocol/tls.h"
+#include "runtime/buf.h"
+#include "runtime/err.h"
+#include "runtime/log.h"
+
+ZT_LOG_MODULE("xds");
+
+#define MAX_MD          32
+#define MAX_TOKEN       (64u << 10)
+#define MAX_NACK_TEXT   (64u << 10)
+#define MAX_META_DEPTH  32
+#define DEF_CONNECT_MS  5000
+#define DEF_BACKOFF_MS  10
+#define DEF_BACKOFF_MAX 15000
+#define DEF_PING_MS     30000
+#define DEF_PING_TO_MS  10000
+/* TCP keepalive on the xDS connection (spec §3.1). */
+#define KA_IDLE_S     300
+#define KA_INTERVAL_S 75
+#define KA_COUNT      9
+
+typedef Envoy__Service__Discovery__V3__DeltaDiscoveryRequest Request;
+typedef Envoy__Service__Discovery__V3__DeltaDiscoveryResponse Response;
+typedef Envoy__Service__Discovery__V3__DeltaDiscoveryRequest__InitialResourceVersionsEntry
+        VersionEntry;
+
+struct xtype {
+	struct zt_xds_type t;
+	json_t *known; /* accepted: name -> version string */
+	bool answered; /* ACKed or NACKed since start */
+	uint64_t acks, nacks;
+};
+
+struct session {
+	struct zt_xds_client *c; /* NULL once the client let go */
+	unsigned refs;           /* HTTP/2 connection + gRPC call */
+	struct zt_dial *dial;
+	struct zt_sock sock; /* during the TLS handshake */
+	bool handshaking;
+	struct zt_h2_conn *h2;
+	struct zt_grpc_call *call;
+	const char *conn_reason; /* why the HTTP/2 connection closed (static) */
+};
+
+struct zt_xds_client {
+	struct zt_loop *loop;
+	char *host, *alt, *authority, *cluster_id, *node_id;
+	uint16_t port;
+	struct zt_grpc_md *headers;
+	size_t nheaders;
+	zt_xds_token_cb token_cb;
+	void *token_arg;
+	zt_xds_synced_cb on_synced;
+	void *synced_arg;
+	size_t max_msg;
+	uint64_t connect_ms, backoff_initial, backoff_max;
+	struct zt_h2_settings h2set;
+	struct zt_tls_client *tls;
+	Envoy__Config__Core__V3__Node *node;
+	struct xtype *types;
+	size_t ntypes;
+	struct session *s;
+	struct zt_timer retry, hs_timer;
+	bool started;
+	struct zt_xds_client_stats st;
+};
+
+static char *xstrdup(const char *s)
+{
+	char *d = strdup(s ? s : "");
+
+	if (!d)
+		abort();
+	return d;
+}
+
+static void *xcalloc(size_t n, size_t size)
+{
+	void *p = calloc(n ? n : 1, size);
+
+	if (!p)
+		abort();
+	return p;
+}
+
+/* ---- node metadata: JSON -> google.protobuf.Struct ------------------------------------- */
+
+static Google__Protobuf__Struct *struct_from_json(const json_t *obj, int depth);
+
+static Google__Protobuf__Value *value_from_json(const json_t *j, int depth)
+{
+	Google__Protobuf__Value *v = xcalloc(1, sizeof(*v));
+
+	google__protobuf__value__init(v);
+	if (depth > MAX_META_DEPTH) {
+		v->kind_case = GOOGLE__PROTOBUF__VALUE__KIND_NULL_VALUE;
+		return v;
+	}
+	switch (json_typeof(j)) {
+	case JSON_STRING:
+		v->kind_case = GOOGLE__PROTOBUF__VALUE__KIND_STRING_VALUE;
+		v->string_value = xstrdup(json_string_value(j));
+		break;
+	case JSON_INTEGER:
+	case JSON_REAL:
+		v->kind_case = GOOGLE__PROTOBUF__VALUE__KIND_NUMBER_VALUE;
+		v->number_value = json_number_value(j);
+		break;
+	case JSON_TRUE:
+	case JSON_FALSE:
+		v->kind_case = GOOGLE__PROTOBUF__VALUE__KIND_BOOL_VALUE;
+		v->bool_value = json_is_true(j);
+		break;
+	case JSON_OBJECT:
+		v->kind_case = GOOGLE__PROTOBUF__VALUE__KIND_STRUCT_VALUE;
+		v->struct_value = struct_from_json(j, depth + 1);
+		break;
+	case JSON_ARRAY: {
+		Google__Protobuf__ListValue *l = xcalloc(1, sizeof(*l));
+		size_t i;
+
+		google__protobuf__list_value__init(l);
+		l->values = xcalloc(json_array_size(j), sizeof(*l->values));
+		for (i = 0; i < json_array_size(j); i++)
+			l->values[l->n_values++] = value_from_json(json_array_get(j, i), depth + 1);
+		v->kind_case = GOOGLE__PROTOBUF__VALUE__KIND_LIST_VALUE;
+		v->list_value = l;
+		break;
+	}
+	default:
+		v->kind_case = GOOGLE__PROTOBUF__VALUE__KIND_NULL_VALUE;
+		break;
+	}
+	return v;
+}
+
+static Google__Protobuf__Struct *struct_from_json(const json_t *obj, int depth)
+{
+	Google__Protobuf__Struct *s = xcalloc(1, sizeof(*s));
+	const char *key;
+	json_t *val;
+
+	google__protobuf__struct__init(s);
+	if (!json_is_object(obj))
+		return s;
+	s->fields = xcalloc(json_object_size(obj), sizeof(*s->fields));
+	json_object_foreach((json_t *)obj, key, val)
+	{
+		Google__Protobuf__Struct__FieldsEntry *e = xcalloc(1, sizeof(*e));
+
+		google__protobuf__struct__fields_entry__init(e);
+		e->key = xstrdup(key);
+		e->value = value_from_json(val, depth);
+		s->fields[s->n_fields++] = e;
+	}
+	return s;
+}
+
+static Envoy__Config__Core__V3__Node *node_new(const char *id, const json_t *meta)
+{
+	Envoy__Config__Core__V3__Node *n = xcalloc(1, sizeof(*n));
+
+	envoy__config__core__v3__node__init(n);
+	n->id = xstrdup(id);
+	if (meta)
+		n->metadata = struct_from_json(meta, 0);
+	return n;
+}
+
+/* ---- requests ---------------------------------------------------------------------------- */
+
+static int send_request(struct session *s, const Request *req)
+{
+	uint8_t *buf;
+	size_t len;
+	int rc;
+
+	if (!s->call)
+		return ZT_E_STATE;
+	if ((rc = zt_pb_pack(&req->base, &buf, &len)) < 0)
+		return rc;
+	rc = zt_grpc_call_send(s->call, buf, len);
+	free(buf);
+	return rc;
+}
+
+/* The first request of a type on a new stream (spec §3.3 step 1). */
+static int send_initial(struct zt_xds_client *c, struct session *s, struct xtype *xt)
+{
+	Request req = ENVOY__SERVICE__DISCOVERY__V3__DELTA_DISCOVERY_REQUEST__INIT;
+	size_t n = json_object_size(xt->known), i = 0;
+	VersionEntry *entries = xcalloc(n, sizeof(*entries));
+	VersionEntry **ptrs = xcalloc(n, sizeof(*ptrs));
+	const char *name;
+	json_t *ver;
+	int rc;
+
+	json_object_foreach(xt->known, name, ver)
+	{
+		envoy__service__discovery__v3__delta_discovery_request__initial_resource_versions_entry__init(
+		        &entries[i]);
+		entries[i].key = (char *)name;
+		entries[i].value = (char *)json_string_value(ver);
+		ptrs[i] = &entries[i];
+		i++;
+	}
+	req.node = c->node;
+	req.type_url = (char *)xt->t.type_url;
+	req.n_initial_resource_versions = i;
+	req.initial_resource_versions = ptrs;
+	rc = send_request(s, &req);
+	free(ptrs);
+	free(entries);
+	return rc;
+}
+
+/* ACK (err NULL) or NACK of a response (spec §3.3 step 3). */
+static int send_answer(struct session *s, const char *type_url, const char *nonce, const char *err)
+{
+	Request req = ENVOY__SERVICE__DISCOVERY__V3__DELTA_DISCOVERY_REQUEST__INIT;
+	Google__Rpc__Status status = GOOGLE__RPC__STATUS__INIT;
+
+	req.type_url = (char *)type_url;
+	req.response_nonce = (char *)nonce;
+	if (err) {
+		status.code = ZT_GRPC_INVALID_ARGUMENT;
+		status.message = (char *)err;
+		req.error_detail = &status;
+	}
+	return send_request(s, &req);
+}
+
+/* ---- sessions ---------------------------------------------------------------------------- */
+
+static void session_unref(struct session *s)
+{
+	if (--s->refs == 0)
+		free(s);
+}
+
+static void on_retry(struct zt_timer *t, void *arg);
+
+__attribute__((format(printf, 3, 4))) static void session_end(struct zt_xds_client *c, bool benign,
+                                                              const char *fmt, ...)
+{
+	struct session *s = c->s;
+	uint64_t delay;
+	va_list ap;
+
+	if (!s)
+		return;
+	c->s = NULL;
+	s->c = NULL;
+	zt_timer_stop(&c->hs_timer);
+	zt_dial_cancel(s->dial);
+	s->dial = NULL;
+	if (s->handshaking)
+		zt_sock_close(&s->sock);
+	if (s->call)
+		zt_grpc_call_cancel(s->call);
+	if (s->h2)
+		zt_h2_conn_close(s->h2, "xds stream ended");
+	if (s->refs == 0)
+		free(s);
+
+	va_start(ap, fmt);
+	vsnprintf(c->st.last_error, sizeof(c->st.last_error), fmt, ap);
+	va_end(ap);
+	/* Peer text ends up here: keep it printable ASCII for logs and JSON. */
+	for (char *p = c->st.last_error; *p; p++)
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
+			*p = '?';
+	if (c->st.connected)
+		c->st.connected = false;
+	if (benign) {
+		delay = c->backoff_initial;
+	} else {
+		delay = c->st.backoff_ms;
+		c->st.backoff_ms = c->st.backoff_ms * 2 > c->backoff_max ? c->backoff_max
+		                                                         : c->st.backoff_ms * 2;
+	}
+	zt_warn("xds: %s; reconnecting in %llums", c->st.last_error, (unsigned long long)delay);
+	zt_timer_start(c->loop, &c->retry, delay, on_retry, c);
+}
+
+/* Classifies how a stream ended (spec §3.1): benign endings reconnect at once. */
+static bool benign_end(int code, const char *msg, const char *conn_reason)
+{
+	if (conn_reason)
+		return strcmp(conn_reason, "connection drained") == 0; /* GOAWAY */
+	switch (code) {
+	case ZT_GRPC_OK:
+	case ZT_GRPC_UNKNOWN:
+	case ZT_GRPC_CANCELLED:
+	case ZT_GRPC_DEADLINE_EXCEEDED:
+		return true;
+	case ZT_GRPC_UNAVAILABLE:
+		return strstr(msg, "transport is closing") || strstr(msg, "received prior goaway");
+	default:
+		return false;
+	}
+}
+
+/* ---- responses --------------------------------------------------------------------------- */
+
+static struct xtype *find_type(struct zt_xds_client *c, const char *url)
+{
+	for (size_t i = 0; i < c->ntypes; i++)
+		if (strcmp(c->types[i].t.type_url, url) == 0)
+			return &c->types[i];
+	return NULL;
+}
+
+static void nack_add(struct zt_buf *b, const char *name, const char *reason)
+{
+	char item[1024];
+	int n = snprintf(item, sizeof(item), "%s%s: %s", zt_buf_len(b) ? "; " : "",
+	                 name[0] ? name : "<unnamed>", reason);
+
+	if (n < 0)
+		return;
+	if ((size_t)n >= sizeof(item))
+		n = sizeof(item) - 1;
+	if (zt_buf_len(b) + (size_t)n > MAX_NACK_TEXT)
+		return;
+	if (zt_buf_append(b, item, (size_t)n) < 0)
+		abort();
+}
+
+static void check_synced(struct zt_xds_client *c)
+{
+	if (c->st.synced)
+		return;
+	for (size_t i = 0; i < c->ntypes; i++)
+		if (!c->types[i].answered)
+			return;
+	c->st.synced = true;
+	zt_info("xds: synced (%zu types)", c->ntypes);
+	if (c->on_synced)
+		c->on_synced(c, c->synced_arg);
+}
+
+/* Applies one response (spec §3.3 step 2) and collects the rejections into nack. */
+static void apply_response(struct xtype *xt, const Response *r, struct zt_buf *nack)
+{
+	char reason[512];
+
+	for (size_t i = 0; i < r->n_resources; i++) {
+		const Envoy__Service__Discovery__V3__Resource *res = r->resources[i];
+		const char *name = res->name ? res->name : "";
+		const char *version = res->version ? res->version : "";
+
+		reason[0] = '\0';
+		if (!name[0]) {
+			nack_add(nack, name, "resource without a name");
+			continue;
+		}
+		if (!res->resource) {
+			snprintf(reason, sizeof(reason), "resource without a body");
+		} else if (strcmp(res->resource->type_url ? res->resource->type_url : "",
+		                  xt->t.type_url) != 0) {
+			snprintf(reason, sizeof(reason), "resource of type %.200s in a %s response",
+			         res->resource->type_url ? res->resource->type_url : "",
+			         xt->t.type_url);
+		} else if (xt->t.apply(xt->t.arg, name, version, res->resource->value.data,
+		                       res->resource->value.len, reason, sizeof(reason)) != 0) {
+			if (!reason[0])
+				snprintf(reason, sizeof(reason), "rejected");
+		} else {
+			json_object_set_new_nocheck(xt->known, name, json_string_nocheck(version));
+			continue;
+		}
+		reason[sizeof(reason) - 1] = '\0';
+		json_object_del(xt->known, name);
+		nack_add(nack, name, reason);
+	}
+	for (size_t i = 0; i < r->n_removed_resources; i++) {
+		const char *name = r->removed_resources[i];
+
+		if (xt->t.remove && xt->t.remove(xt->t.arg, name) != 0)
+			zt_debug("xds: removing %s %s: not present", xt->t.type_url, name);
+		json_object_del(xt->known, name);
+	}
+}
+
+static void handle_response(struct zt_xds_client *c, struct session *s, const Response *r)
+{
+	const char *url = r->type_url ? r->type_url : "";
+	const char *nonce = r->nonce ? r->nonce : "";
+	struct xtype *xt = find_type(c, url);
+	struct zt_buf nack;
+	bool is_nack;
+	int rc;
+
+	zt_buf_init(&nack, 0);
+	if (!xt) {
+		nack_add(&nack, url, "type not subscribed");
+	} else {
+		zt_debug("xds: %s response: %zu resources, %zu removed, nonce %s", url,
+		         r->n_resources, r->n_removed_resources, nonce);
+		apply_response(xt, r, &nack);
+	}
+	if (zt_buf_len(&nack) && zt_buf_append(&nack, "", 1) < 0)
+		abort();
+	is_nack = zt_buf_len(&nack) > 0;
+	rc = send_answer(s, url, nonce, is_nack ? (const char *)zt_buf_data(&nack) : NULL);
+	if (rc < 0) {
+		zt_buf_clear(&nack);
+		session_end(c, false, "sending %s: %s", is_nack ? "NACK" : "ACK", zt_strerror(rc));
+		return;
+	}
+	if (is_nack) {
+		zt_warn("xds: NACK %s: %s", url, (const char *)zt_buf_data(&nack));
+		c->st.nacks++;
+		if (xt)
+			xt->nacks++;
+	} else {
+		c->st.acks++;
+		if (xt)
+			xt->acks++;
+	}
+	zt_buf_clear(&nack);
+	if (xt) {
+		xt->answered = true;
+		check_synced(c);
+	}
+}
+
+/* ---- gRPC call --------------------------------------------------------------------------- */
+
+static void call_on_message(struct zt_grpc_call *call, const uint8_t *p, size_t len, void *arg)
+{
+	struct session *s = arg;
+	struct zt_xds_client *c = s->c;
+	ProtobufCMessage *m = NULL;
+	int rc;
+
+	(void)call;
+	if (!c)
+		return;
+	rc = zt_pb_unpack(&envoy__service__discovery__v3__delta_discovery_response__descriptor, p,
+	                  len, c->max_msg, &m);
+	if (rc < 0) {
+		session_end(c, false, "malformed DeltaDiscoveryResponse: %s", zt_strerror(rc));
+		return;
+	}
+	c->st.responses++;
+	c->st.backoff_ms = c->backoff_initial; /* the server is healthy again */
+	handle_response(c, s, (const Response *)m);
+	zt_pb_free(m);
+}
+
+static void call_on_done(struct zt_grpc_call *call, int code, const char *msg, void *arg)
+{
+	struct session *s = arg;
+	struct zt_xds_client *c = s->c;
+
+	(void)call;
+	s->call = NULL;
+	if (c) {
+		const char *reason = s->conn_reason;
+
+		if (reason && strcmp(reason, "connection drained") != 0)
+			session_end(c, false, "connection closed: %s", reason);
+		else
+			session_end(c, benign_end(code, msg, reason), "stream ended: %s: %s",
+			            zt_grpc_code_name(code), msg);
+	}
+	session_unref(s);
+}
+
+static const struct zt_grpc_call_cbs call_cbs = {
+        .on_message = call_on_message,
+        .on_done = call_on_done,
+};
+
+/* ---- HTTP/2 connection ------------------------------------------------------------------- */
+
+static void h2_on_close(struct zt_h2_conn *h2, const char *reason, void *arg)
+{
+	struct session *s = arg;
+
+	(void)h2;
+	s->h2 = NULL;
+	s->conn_reason = reason;
+	/* With a call open, its on_done follows and ends the session. */
+	if (s->c && !s->call)
+		session_end(s->c, false, "connection closed: %s", reason);
+	session_unref(s);
+}
+
+static const struct zt_h2_conn_cbs h2_cbs = {.on_close = h2_on_close};
+
+/* Opens the stream and sends one initial request per type. */
+static void open_stream(struct zt_xds_client *c, struct session *s)
+{
+	struct zt_grpc_md md[MAX_MD];
+	char *token = NULL, *bearer = NULL;
+	size_t nmd = 0;
+	int rc = 0;
+
+	if (c->token_cb) {
+		token = xcalloc(1, MAX_TOKEN + 1);
+		rc = c->token_cb(c->token_arg, token, MAX_TOKEN + 1);
+		if (rc < 0) {
+			free(token);
+			session_end(c, false, "reading the token: %s", zt_strerror(rc));
+			return;
+		}
+		if (token[0]) {
+			size_t n = strlen(token) + sizeof("Bearer ");
+
+			bearer = xcalloc(1, n);
+			snprintf(bearer, n, "Bearer %s", token);
+			md[nmd++] = (struct zt_grpc_md){"authorization", bearer};
+		}
+		free(token);
+	}
+	if (c->cluster_id[0])
+		md[nmd++] = (struct zt_grpc_md){"clusterid", c->cluster_id};
+	for (size_t i = 0; i < c->nheaders; i++)
+		md[nmd++] = c->headers[i];
+	s->call = zt_grpc_call_start(s->h2, c->authority, ZT_XDS_METHOD, md, nmd, 0, c->max_msg,
+	                             &call_cbs, s, &rc);
+	free(bearer);
+	if (!s->call) {
+		session_end(c, false, "starting the stream: %s", zt_strerror(rc));
+		return;
+	}
+	s->refs++;
+	c->st.connects++;
+	c->st.connected = true;
+	zt_info("xds: connected to %s", c->authority);
+	for (size_t i = 0; i < c->ntypes; i++) {
+		if ((rc = send_initial(c, s, &c->types[i])) < 0) {
+			session_end(c, false, "sending the initial request: %s", zt_strerror(rc));
+			return;
+		}
+	}
+}
+
+static void on_handshake(struct zt_sock *sock, int err, void *arg)
+{
+	struct session *s = arg;
+	struct zt_xds_client *c = s->c;
+	struct zt_h2_conn *h2;
+	int rc;
+
+	zt_timer_stop(&c->hs_timer);
+	s->handshaking = false;
+	if (err < 0) {
+		char why[256];
+
+		snprintf(why, sizeof(why), "%s", zt_sock_error(sock));
+		zt_sock_close(sock);
+		session_end(c, false, "TLS with %s: %s", c->authority,
+		            why[0] ? why : zt_strerror(err));
+		return;
+	}
+	rc = zt_h2_conn_new(&h2, c->loop, sock, false, &c->h2set, &h2_cbs, s);
+	if (rc < 0) {
+		session_end(c, false, "HTTP/2: %s", zt_strerror(rc));
+		return;
+	}
+	s->h2 = h2;
+	s->refs++;
+	open_stream(c, s);
+}
+
+static void on_hs_timeout(struct zt_timer *t, void *arg)
+{
+	struct zt_xds_client *c = arg;
+
+	(void)t;
+	session_end(c, false, "TLS handshake with %s timed out", c->authority);
+}
+
+static void set_sockopts(int fd)
+{
+	int one = 1, idle = KA_IDLE_S, intvl = KA_INTERVAL_S, cnt = KA_COUNT;
+
+	/* Best effort: a failure only loses an optimisation or dead-peer detection. */
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	(void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+}
+
+static void on_dial(int fd, int err, void *arg)
+{
+	struct session *s = arg;
+	struct zt_xds_client *c = s->c;
+	struct zt_tls_conn *tc = NULL;
+	int rc;
+
+	s->dial = NULL;
+	if (fd < 0) {
+		session_end(c, false, "connecting to %s: %s", c->authority, zt_strerror(err));
+		return;
+	}
+	set_sockopts(fd);
+	rc = zt_tls_conn_cp_client_new(&tc, c->tls, fd, c->host);
+	if (rc == 0 && c->alt)
+		rc = zt_tls_conn_cp_set_alt_host(tc, c->alt);
+	if (rc == 0)
+		rc = zt_sock_start(&s->sock, c->loop, fd, tc, NULL, NULL);
+	if (rc < 0) {
+		zt_tls_conn_free(tc);
+		close(fd);
+		session_end(c, false, "TLS setup: %s", zt_strerror(rc));
+		return;
+	}
+	s->handshaking = true;
+	zt_sock_handshake(&s->sock, on_handshake, s);
+	zt_timer_start(c->loop, &c->hs_timer, c->connect_ms, on_hs_timeout, c);
+}
+
+static void connect_now(struct zt_xds_client *c)
+{
+	struct session *s = xcalloc(1, sizeof(*s));
+	int err = 0;
+
+	s->c = c;
+	c->s = s;
+	c->st.attempts++;
+	s->dial = zt_dial_start(c->loop, c->host, c->port, c->connect_ms, on_dial, s, &err);
+	if (!s->dial)
+		session_end(c, false, "connecting to %s: %s", c->authority, zt_strerror(err));
+}
+
+static void on_retry(struct zt_timer *t, void *arg)
+{
+	(void)t;
+	connect_now(arg);
+}
+
+/* ---- public API -------------------------------------------------------------------------- */
+
+struct zt_xds_client *zt_xds_client_new(struct zt_loop *loop, const struct zt_xds_client_opts *o,
+                                        const struct zt_xds_type *types, size_t n, int *err)
+{
+	struct zt_xds_client *c;
+	char auth[300];
+	int rc;
+
+	if (!o->host || !o->host[0] || strlen(o->host) > 253 || o->port == 0 || n == 0 ||
+	    o->nheaders > MAX_MD - 2 || (o->nheaders && !o->headers)) {
+		*err = ZT_E_RANGE;
+		return NULL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (!types[i].type_url || !types[i].apply) {
+			*err = ZT_E_RANGE;
+			return NULL;
+		}
+	}
+	c = xcalloc(1, sizeof(*c));
+	rc = zt_tls_cp_client_new(&c->tls, o->roots_pem, o->roots_len, NULL);
+	if (rc < 0) {
+		free(c);
+		*err = rc;
+		return NULL;
+	}
+	c->loop = loop;
+	c->host = xstrdup(o->host);
+	c->alt = o->alt_hostname && o->alt_hostname[0] ? xstrdup(o->alt_hostname) : NULL;
+	c->port = o->port;
+	snprintf(auth, sizeof(auth), strchr(o->host, ':') ? "[%s]:%u" : "%s:%u", o->host, o->port);
+	c->authority = xstrdup(auth);
+	c->cluster_id = xstrdup(o->cluster_id);
+	c->node_id = xstrdup(o->node_id);
+	c->node = node_new(c->node_id, o->node_metadata);
+	c->headers = xcalloc(o->nheaders, sizeof(*c->headers));
+	for (size_t i = 0; i < o->nheaders; i++) {
+		c->headers[i].key = xstrdup(o->headers[i].key);
+		c->headers[i].value = xstrdup(o->headers[i].value);
+	}
+	c->nheaders = o->nheaders;
+	c->token_cb = o->token_cb;
+	c->token_arg = o->token_arg;
+	c->on_synced = o->on_synced;
+	c->synced_arg = o->synced_arg;
+	c->max_msg = o->max_msg ? o->max_msg : ZT_XDS_MAX_MSG;
+	c->connect_ms = o->connect_timeout_ms ? o->connect_timeout_ms : DEF_CONNECT_MS;
+	c->backoff_initial = o->backoff_initial_ms ? o->backoff_initial_ms : DEF_BACKOFF_MS;
+	c->backoff_max = o->backoff_max_ms ? o->backoff_max_ms : DEF_BACKOFF_MAX;
+	if (c->backoff_max < c->backoff_initial)
+		c->backoff_max = c->backoff_initial;
+	c->st.backoff_ms = c->backoff_initial;
+	zt_h2_settings_default(&c->h2set, false);
+	c->h2set.ping_interval_ms = o->ping_interval_ms ? o->ping_interval_ms : DEF_PING_MS;
+	c->h2set.ping_timeout_ms = o->ping_timeout_ms ? o->ping_timeout_ms : DEF_PING_TO_MS;
+	c->types = xcalloc(n, sizeof(*c->types));
+	for (size_t i = 0; i < n; i++) {
+		c->types[i].t = types[i];
+		c->types[i].known = json_object();
+		if (!c->types[i].known)
+			abort();
+	}
+	c->ntypes = n;
+	return c;
+}
+
+int zt_xds_client_start(struct zt_xds_client *c)
+{
+	if (c->started)
+		return ZT_E_STATE;
+	c->started = true;
+	zt_timer_start(c->loop, &c->retry, 0, on_retry, c);
+	return 0;
+}
+
+void zt_xds_client_free(struct zt_xds_client *c)
+{
+	struct session *s;
+
+	if (!c)
+		return;
+	zt_timer_stop(&c->retry);
+	zt_timer_stop(&c->hs_timer);
+	if ((s = c->s)) {
+		c->s = NULL;
+		s->c = NULL;
+		zt_dial_cancel(s->dial);
+		if (s->handshaking)
+			zt_sock_close(&s->sock);
+		if (s->call)
+			zt_grpc_call_cancel(s->call);
+		if (s->h2)
+			zt_h2_conn_close(s->h2, "xds client closed");
+		if (s->refs == 0)
+			free(s);
+	}
+	for (size_t i = 0; i < c->ntypes; i++)
+		json_decref(c->types[i].known);
+	free(c->types);
+	for (size_t i = 0; i < c->nheaders; i++) {
+		free((char *)c->headers[i].key);
+		free((char *)c->headers[i].value);
+	}
+	free(c->headers);
+	zt_pb_free(&c->node->base);
+	zt_tls_client_free(c->tls);
+	free(c->host);
+	free(c->alt);
+	free(c->authority);
+	free(c->cluster_id);
+	free(c->node_id);
+	free(c);
+}
+
+bool zt_xds_client_synced(const struct zt_xds_client *c)
+{
+	return c->st.synced;
+}
+
+void zt_xds_client_stats(const struct zt_xds_client *c, struct zt_xds_client_stats *out)
+{
+	*out = c->st;
+}
+
+const char *zt_xds_client_version(const struct zt_xds_client *c, const char *type_url,
+                                  const char *name)
+{
+	struct xtype *xt = find_type((struct zt_xds_client *)c, type_url);
+
+	return xt ? json_string_value(json_object_get(xt->known, name)) : NULL;
+}
+
+size_t zt_xds_client_count(const struct zt_xds_client *c, const char *type_url)
+{
+	struct xtype *xt = find_type((struct zt_xds_client *)c, type_url);
+
+	return xt ? json_object_size(xt->known) : 0;
+}
+
+json_t *zt_xds_client_json(const struct zt_xds_client *c)
+{
+	json_t *types = json_object();
+
+	for (size_t i = 0; i < c->ntypes; i++)
+		json_object_set_new(types, c->types[i].t.type_url,
+		                    json_pack("{s:I, s:I, s:I, s:b}", "resources",
+		                              (json_int_t)json_object_size(c->types[i].known),
+		                              "acks", (json_int_t)c->types[i].acks, "nacks",
+		                              (json_int_t)c->types[i].nacks, "answered",
+		                              c->types[i].answered));
+	return json_pack("{s:s, s:b, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:s, s:o}", "address",
+	                 c->authority, "connected", c->st.connected, "synced", c->st.synced,
+	                 "attempts", (json_int_t)c->st.attempts, "connects",
+	                 (json_int_t)c->st.connects, "responses", (json_int_t)c->st.responses,
+	                 "acks", (json_int_t)c->st.acks, "nacks", (json_int_t)c->st.nacks,
+	                 "backoffMs", (json_int_t)c->st.backoff_ms, "lastError", c->st.last_error,
+	                 "types", types);
+}
