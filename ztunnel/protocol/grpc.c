@@ -426,6 +426,7 @@ static void cl_on_headers(struct zt_h2_stream *st, const struct zt_h2_header *h,
 	struct zt_grpc_call *call = arg;
 	int status = 0;
 
+	(void)st;
 	for (size_t i = 0; i < n; i++) {
 		if (hdr_is(&h[i], ":status")) {
 			status = (int)strtol(h[i].value, NULL, 10);
@@ -437,12 +438,6 @@ static void cl_on_headers(struct zt_h2_stream *st, const struct zt_h2_header *h,
 		set_status(call, status_from_http(status), msg);
 	} else if (end) {
 		read_status(call, h, n);
-	}
-	/* The server ended the call while we may still send: the status is final, so reset our
-	 * half (NO_ERROR) rather than leave the stream open until we half-close. */
-	if (end && !call->send_closed) {
-		call->send_closed = true;
-		zt_h2_stream_reset(st, 0);
 	}
 }
 
