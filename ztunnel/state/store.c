@@ -1,0 +1,827 @@
+/* The store: owning tables by key plus derived indexes that borrow from them.
+ *   workloads  uid -> workload (reference)          wl_by_ip  ip/network -> vec of workloads
+ *   slots      "ns/hostname" -> svc_slot            svc_by_vip ip/network -> vec of slots
+ *   policies   key -> policy (reference)            pol_by_ns, pol_global: NAMESPACE / GLOBAL
+ * A service slot exists while its service is known or some workload lists it: its member
+ * list (workloads naming the service, in first-listed order) is the source of the service's
+ * endpoint snapshot, so endpoints for an unknown service are simply "staged" members. Every
+ * change to a slot's members or definition publishes a new zt_service into the slot. */
+#include "state/store.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+
+#include "protocol/pb.h"
+#include "runtime/err.h"
+#include "runtime/hmap.h"
+#include "runtime/live.h"
+#include "runtime/log.h"
+#include "state/reject.h"
+
+ZT_LOG_MODULE("state");
+ZT_LIVE_DEFINE(state_store);
+
+/* Indexes: "<ip>/<network>" (IP text has no '/', so the key is unambiguous). */
+#define IPKEY_SIZE (ZT_IP_STRLEN + 1 + ZT_NETWORK_MAX + 1)
+
+struct vec {
+	void **v;
+	size_t n, cap;
+};
+
+struct svc_slot {
+	char *key;
+	struct zt_service *svc; /* current version (reference); NULL while staged */
+	struct vec members;     /* struct zt_workload *, borrowed from the workloads table */
+};
+
+struct cidr_vip {
+	struct svc_slot *slot;
+	const struct zt_vip *vip; /* borrowed from slot->svc */
+};
+
+struct watcher {
+	zt_store_watch_cb cb;
+	void *arg;
+	bool dead;
+};
+
+struct zt_store {
+	struct zt_hmap workloads;
+	struct zt_hmap wl_by_ip;
+	struct zt_hmap slots;
+	struct zt_hmap svc_by_vip;
+	struct vec cidr_vips; /* struct cidr_vip * */
+	struct zt_hmap policies;
+	struct zt_hmap pol_by_ns; /* ns -> struct vec * of NAMESPACE-scoped policies */
+	struct vec pol_global;
+	struct watcher *watchers;
+	size_t n_watchers, cap_watchers;
+	unsigned dispatching;
+	uint64_t applied, rejected, removed;
+};
+
+/* ---- small vectors of pointers, order-preserving ------------------------------------------ */
+
+static void vec_push(struct vec *v, void *p)
+{
+	if (v->n == v->cap) {
+		size_t cap = v->cap ? v->cap * 2 : 4;
+		void **nv = realloc(v->v, cap * sizeof(*nv));
+		if (!nv)
+			abort();
+		v->v = nv;
+		v->cap = cap;
+	}
+	v->v[v->n++] = p;
+}
+
+static ssize_t vec_find(const struct vec *v, const void *p)
+{
+	for (size_t i = 0; i < v->n; i++)
+		if (v->v[i] == p)
+			return (ssize_t)i;
+	return -1;
+}
+
+static bool vec_remove(struct vec *v, const void *p)
+{
+	ssize_t i = vec_find(v, p);
+
+	if (i < 0)
+		return false;
+	memmove(&v->v[i], &v->v[i + 1], (v->n - (size_t)i - 1) * sizeof(*v->v));
+	v->n--;
+	return true;
+}
+
+static void vec_clear(struct vec *v)
+{
+	free(v->v);
+	memset(v, 0, sizeof(*v));
+}
+
+static struct vec *vec_new(void)
+{
+	struct vec *v = calloc(1, sizeof(*v));
+
+	if (!v)
+		abort();
+	return v;
+}
+
+/* A list-valued index entry: add p under key unless already there. */
+static void multi_add(struct zt_hmap *m, const char *key, void *p)
+{
+	struct vec *v = zt_hmap_get(m, key);
+
+	if (!v) {
+		v = vec_new();
+		zt_hmap_put(m, key, v);
+	}
+	if (vec_find(v, p) < 0)
+		vec_push(v, p);
+}
+
+static void multi_del(struct zt_hmap *m, const char *key, const void *p)
+{
+	struct vec *v = zt_hmap_get(m, key);
+
+	if (v && vec_remove(v, p) && v->n == 0) {
+		zt_hmap_del(m, key);
+		vec_clear(v);
+		free(v);
+	}
+}
+
+static void multi_free_all(struct zt_hmap *m)
+{
+	size_t pos = 0;
+	void *v;
+
+	while (zt_hmap_next(m, &pos, NULL, &v)) {
+		vec_clear(v);
+		free(v);
+	}
+	zt_hmap_clear(m);
+}
+
+static bool ipkey(char *buf, const char *network, const struct zt_ip *ip)
+{
+	char text[ZT_IP_STRLEN];
+
+	if (zt_ip_format(ip, text, sizeof(text)) < 0)
+		return false;
+	int n = snprintf(buf, IPKEY_SIZE, "%s/%s", text, network ? network : "");
+	return n > 0 && (size_t)n < IPKEY_SIZE;
+}
+
+/* ---- lifecycle and events ----------------------------------------------------------------- */
+
+struct zt_store *zt_store_new(void)
+{
+	struct zt_store *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		abort();
+	zt_live_inc(&zt_live_state_store);
+	return s;
+}
+
+static void slot_free(struct svc_slot *slot)
+{
+	zt_service_unref(slot->svc);
+	vec_clear(&slot->members);
+	free(slot->key);
+	free(slot);
+}
+
+void zt_store_free(struct zt_store *s)
+{
+	size_t pos;
+	void *v;
+
+	if (!s)
+		return;
+	pos = 0;
+	while (zt_hmap_next(&s->slots, &pos, NULL, &v))
+		slot_free(v);
+	zt_hmap_clear(&s->slots);
+	pos = 0;
+	while (zt_hmap_next(&s->workloads, &pos, NULL, &v))
+		zt_workload_unref(v);
+	zt_hmap_clear(&s->workloads);
+	pos = 0;
+	while (zt_hmap_next(&s->policies, &pos, NULL, &v))
+		zt_policy_unref(v);
+	zt_hmap_clear(&s->policies);
+	multi_free_all(&s->wl_by_ip);
+	multi_free_all(&s->svc_by_vip);
+	multi_free_all(&s->pol_by_ns);
+	for (size_t i = 0; i < s->cidr_vips.n; i++)
+		free(s->cidr_vips.v[i]);
+	vec_clear(&s->cidr_vips);
+	vec_clear(&s->pol_global);
+	free(s->watchers);
+	free(s);
+	zt_live_dec(&zt_live_state_store);
+}
+
+void zt_store_watch(struct zt_store *s, zt_store_watch_cb cb, void *arg)
+{
+	if (s->n_watchers == s->cap_watchers) {
+		size_t cap = s->cap_watchers ? s->cap_watchers * 2 : 4;
+		struct watcher *w = realloc(s->watchers, cap * sizeof(*w));
+		if (!w)
+			abort();
+		s->watchers = w;
+		s->cap_watchers = cap;
+	}
+	s->watchers[s->n_watchers++] = (struct watcher){.cb = cb, .arg = arg};
+}
+
+static void reap_watchers(struct zt_store *s)
+{
+	size_t j = 0;
+
+	for (size_t i = 0; i < s->n_watchers; i++)
+		if (!s->watchers[i].dead)
+			s->watchers[j++] = s->watchers[i];
+	s->n_watchers = j;
+}
+
+int zt_store_unwatch(struct zt_store *s, zt_store_watch_cb cb, void *arg)
+{
+	for (size_t i = 0; i < s->n_watchers; i++) {
+		struct watcher *w = &s->watchers[i];
+		if (!w->dead && w->cb == cb && w->arg == arg) {
+			w->dead = true;
+			if (!s->dispatching)
+				reap_watchers(s);
+			return 0;
+		}
+	}
+	return ZT_E_NOTFOUND;
+}
+
+static void emit(struct zt_store *s, const struct zt_store_event *ev)
+{
+	/* Watchers added during dispatch wait for the next event. */
+	size_t n = s->n_watchers;
+
+	s->dispatching++;
+	for (size_t i = 0; i < n; i++)
+		if (!s->watchers[i].dead)
+			s->watchers[i].cb(s, ev, s->watchers[i].arg);
+	if (--s->dispatching == 0)
+		reap_watchers(s);
+}
+
+/* ---- services ----------------------------------------------------------------------------- */
+
+static struct svc_slot *slot_get(struct zt_store *s, const char *key)
+{
+	struct svc_slot *slot = zt_hmap_get(&s->slots, key);
+
+	if (!slot) {
+		slot = calloc(1, sizeof(*slot));
+		if (!slot || !(slot->key = strdup(key)))
+			abort();
+		zt_hmap_put(&s->slots, key, slot);
+	}
+	return slot;
+}
+
+/* Drops the slot once it has neither a service nor members. */
+static void slot_gc(struct zt_store *s, struct svc_slot *slot)
+{
+	if (!slot->svc && slot->members.n == 0) {
+		zt_hmap_del(&s->slots, slot->key);
+		slot_free(slot);
+	}
+}
+
+/* Publishes a new version of slot's service with endpoints from its current members. */
+static void republish(struct svc_slot *slot)
+{
+	struct zt_service *old = slot->svc;
+
+	if (!old)
+		return;
+	slot->svc = zt_service_with_endpoints(old, (struct zt_workload *const *)slot->members.v,
+	                                      slot->members.n);
+	zt_service_unref(old);
+}
+
+static void vips_index(struct zt_store *s, struct svc_slot *slot, bool add)
+{
+	const struct zt_service *svc = slot->svc;
+	char key[IPKEY_SIZE];
+
+	for (size_t i = 0; i < svc->n_vips; i++) {
+		const struct zt_vip *vip = &svc->vips[i];
+		if (!zt_vip_is_host(vip))
+			continue;
+		if (!ipkey(key, vip->network, &vip->cidr.ip))
+			continue;
+		if (add)
+			multi_add(&s->svc_by_vip, key, slot);
+		else
+			multi_del(&s->svc_by_vip, key, slot);
+	}
+	if (!add) {
+		size_t j = 0;
+		for (size_t i = 0; i < s->cidr_vips.n; i++) {
+			struct cidr_vip *cv = s->cidr_vips.v[i];
+			if (cv->slot == slot)
+				free(cv);
+			else
+				s->cidr_vips.v[j++] = cv;
+		}
+		s->cidr_vips.n = j;
+		return;
+	}
+	for (size_t i = 0; i < svc->n_vips; i++) {
+		if (zt_vip_is_host(&svc->vips[i]))
+			continue;
+		struct cidr_vip *cv = malloc(sizeof(*cv));
+		if (!cv)
+			abort();
+		cv->slot = slot;
+		cv->vip = &svc->vips[i];
+		vec_push(&s->cidr_vips, cv);
+	}
+}
+
+int zt_store_put_service(struct zt_store *s, struct zt_service *svc)
+{
+	struct svc_slot *slot;
+	struct zt_service *old;
+
+	if (s->dispatching)
+		return ZT_E_STATE;
+	slot = slot_get(s, svc->key);
+	old = slot->svc;
+	if (old)
+		vips_index(s, slot, false);
+	slot->svc = zt_service_with_endpoints(svc, (struct zt_workload *const *)slot->members.v,
+	                                      slot->members.n);
+	vips_index(s, slot, true);
+	zt_service_unref(old);
+	s->applied++;
+	zt_debug("service %s %s (%zu endpoints)", svc->key, old ? "updated" : "added",
+	         slot->members.n);
+	return 0;
+}
+
+static int remove_service(struct zt_store *s, const char *key)
+{
+	struct svc_slot *slot = zt_hmap_get(&s->slots, key);
+
+	if (!slot || !slot->svc)
+		return ZT_E_NOTFOUND;
+	vips_index(s, slot, false);
+	zt_service_unref(slot->svc);
+	slot->svc = NULL;
+	s->removed++;
+	zt_debug("service %s removed (%zu endpoints staged)", key, slot->members.n);
+	slot_gc(s, slot);
+	return 0;
+}
+
+/* ---- workloads ---------------------------------------------------------------------------- */
+
+static bool ip_indexed(const struct zt_workload *w)
+{
+	return w && w->network_mode != ZT_NETWORK_HOST;
+}
+
+/* Moves the IP index from old to neu (either may be NULL). A workload keeping an address
+ * keeps its place among the workloads sharing it. */
+static void ips_reindex(struct zt_store *s, struct zt_workload *old, struct zt_workload *neu)
+{
+	char key[IPKEY_SIZE];
+
+	if (old == neu)
+		return;
+	if (ip_indexed(old)) {
+		for (size_t i = 0; i < old->n_ips; i++) {
+			struct vec *v;
+			ssize_t at;
+			if (!ipkey(key, old->network, &old->ips[i]))
+				continue;
+			v = zt_hmap_get(&s->wl_by_ip, key);
+			at = v ? vec_find(v, old) : -1;
+			if (at < 0)
+				continue;
+			if (ip_indexed(neu) && strcmp(neu->network, old->network) == 0 &&
+			    zt_workload_has_ip(neu, &old->ips[i]) && vec_find(v, neu) < 0)
+				v->v[at] = neu;
+			else
+				multi_del(&s->wl_by_ip, key, old);
+		}
+	}
+	if (ip_indexed(neu))
+		for (size_t i = 0; i < neu->n_ips; i++)
+			if (ipkey(key, neu->network, &neu->ips[i]))
+				multi_add(&s->wl_by_ip, key, neu);
+}
+
+/* Moves service membership from old to neu and republishes every service touched. */
+static void members_reindex(struct zt_store *s, struct zt_workload *old, struct zt_workload *neu)
+{
+	struct vec touched = {0};
+
+	for (size_t i = 0; old && i < old->n_services; i++) {
+		struct svc_slot *slot = zt_hmap_get(&s->slots, old->services[i].key);
+		ssize_t at = slot ? vec_find(&slot->members, old) : -1;
+		if (at < 0)
+			continue;
+		if (neu && zt_workload_service(neu, slot->key))
+			slot->members.v[at] = neu;
+		else
+			vec_remove(&slot->members, old);
+		vec_push(&touched, slot);
+	}
+	for (size_t i = 0; neu && i < neu->n_services; i++) {
+		struct svc_slot *slot = slot_get(s, neu->services[i].key);
+		if (vec_find(&slot->members, neu) < 0)
+			vec_push(&slot->members, neu);
+		if (vec_find(&touched, slot) < 0)
+			vec_push(&touched, slot);
+	}
+	for (size_t i = 0; i < touched.n; i++) {
+		republish(touched.v[i]);
+		slot_gc(s, touched.v[i]);
+	}
+	vec_clear(&touched);
+}
+
+int zt_store_put_workload(struct zt_store *s, struct zt_workload *w)
+{
+	struct zt_workload *old;
+	struct zt_store_event ev = {0};
+
+	if (s->dispatching)
+		return ZT_E_STATE;
+	zt_workload_ref(w);
+	old = zt_hmap_put(&s->workloads, w->uid, w);
+	ips_reindex(s, old, w);
+	members_reindex(s, old, w);
+	s->applied++;
+	zt_debug("workload %s %s", w->uid, old ? "updated" : "added");
+	ev.kind = old ? ZT_STORE_WORKLOAD_CHANGED : ZT_STORE_WORKLOAD_ADDED;
+	ev.key = w->uid;
+	ev.old_workload = old;
+	ev.new_workload = w;
+	emit(s, &ev);
+	zt_workload_unref(old);
+	return 0;
+}
+
+static int remove_workload(struct zt_store *s, const char *uid)
+{
+	struct zt_workload *old = zt_hmap_del(&s->workloads, uid);
+	struct zt_store_event ev = {0};
+
+	if (!old)
+		return ZT_E_NOTFOUND;
+	ips_reindex(s, old, NULL);
+	members_reindex(s, old, NULL);
+	s->removed++;
+	zt_debug("workload %s removed", old->uid);
+	ev.kind = ZT_STORE_WORKLOAD_REMOVED;
+	ev.key = old->uid;
+	ev.old_workload = old;
+	emit(s, &ev);
+	zt_workload_unref(old);
+	return 0;
+}
+
+/* ---- policies ----------------------------------------------------------------------------- */
+
+static void policy_index(struct zt_store *s, struct zt_policy *p, bool add)
+{
+	if (p->scope == ZT_POLICY_GLOBAL) {
+		if (add)
+			vec_push(&s->pol_global, p);
+		else
+			vec_remove(&s->pol_global, p);
+	} else if (p->scope == ZT_POLICY_NAMESPACE) {
+		if (add)
+			multi_add(&s->pol_by_ns, p->ns, p);
+		else
+			multi_del(&s->pol_by_ns, p->ns, p);
+	}
+}
+
+int zt_store_put_policy(struct zt_store *s, struct zt_policy *p)
+{
+	struct zt_policy *old;
+	struct zt_store_event ev = {0};
+
+	if (s->dispatching)
+		return ZT_E_STATE;
+	zt_policy_ref(p);
+	old = zt_hmap_put(&s->policies, p->key, p);
+	if (old)
+		policy_index(s, old, false);
+	policy_index(s, p, true);
+	s->applied++;
+	zt_debug("policy %s %s", p->key, old ? "updated" : "added");
+	ev.kind = ZT_STORE_POLICY_CHANGED;
+	ev.key = p->key;
+	ev.old_policy = old;
+	ev.new_policy = p;
+	emit(s, &ev);
+	zt_policy_unref(old);
+	return 0;
+}
+
+int zt_store_remove_authorization(void *arg, const char *name)
+{
+	struct zt_store *s = arg;
+	struct zt_policy *old;
+	struct zt_store_event ev = {0};
+
+	if (s->dispatching)
+		return ZT_E_STATE;
+	old = zt_hmap_del(&s->policies, name);
+	if (!old)
+		return ZT_E_NOTFOUND;
+	policy_index(s, old, false);
+	s->removed++;
+	zt_debug("policy %s removed", old->key);
+	ev.kind = ZT_STORE_POLICY_CHANGED;
+	ev.key = old->key;
+	ev.old_policy = old;
+	emit(s, &ev);
+	zt_policy_unref(old);
+	return 0;
+}
+
+/* ---- xDS entry points --------------------------------------------------------------------- */
+
+static int unpack(struct zt_store *s, const ProtobufCMessageDescriptor *d, const uint8_t *data,
+                  size_t len, ProtobufCMessage **msg, char *err, size_t errlen)
+{
+	int rc;
+
+	if (s->dispatching) {
+		snprintf(err, errlen, "store changed from a watcher");
+		return ZT_E_STATE;
+	}
+	rc = zt_pb_unpack(d, data, len, ZT_STORE_MAX_RESOURCE, msg);
+	if (rc)
+		snprintf(err, errlen, "cannot decode %s: %s", d->name, zt_strerror(rc));
+	return rc;
+}
+
+int zt_store_apply_address(void *arg, const char *name, const char *version, const uint8_t *data,
+                           size_t len, char *err, size_t errlen)
+{
+	struct zt_store *s = arg;
+	ProtobufCMessage *msg = NULL;
+	const Istio__Workload__Address *addr;
+	struct zt_workload *w = NULL;
+	struct zt_service *svc = NULL;
+	int rc;
+
+	rc = unpack(s, &istio__workload__address__descriptor, data, len, &msg, err, errlen);
+	if (rc)
+		goto out;
+	addr = (const Istio__Workload__Address *)msg;
+	switch (addr->type_case) {
+	case ISTIO__WORKLOAD__ADDRESS__TYPE_WORKLOAD:
+		rc = zt_workload_decode(addr->workload, &w, err, errlen);
+		if (rc == 0)
+			rc = zt_store_put_workload(s, w);
+		break;
+	case ISTIO__WORKLOAD__ADDRESS__TYPE_SERVICE:
+		rc = zt_service_decode(addr->service, &svc, err, errlen);
+		if (rc == 0)
+			rc = zt_store_put_service(s, svc);
+		break;
+	default:
+		rc = reject(err, errlen, "address has neither a workload nor a service");
+	}
+out:
+	if (rc && rc != ZT_E_STATE) {
+		s->rejected++;
+		zt_debug("address %s (version %s) rejected: %s", name ? name : "",
+		         version ? version : "", err && errlen ? err : "");
+	}
+	zt_workload_unref(w);
+	zt_service_unref(svc);
+	zt_pb_free(msg);
+	return rc;
+}
+
+int zt_store_apply_authorization(void *arg, const char *name, const char *version,
+                                 const uint8_t *data, size_t len, char *err, size_t errlen)
+{
+	struct zt_store *s = arg;
+	ProtobufCMessage *msg = NULL;
+	struct zt_policy *p = NULL;
+	int rc;
+
+	rc = unpack(s, &istio__security__authorization__descriptor, data, len, &msg, err, errlen);
+	if (rc == 0)
+		rc = zt_policy_decode((const Istio__Security__Authorization *)msg, &p, err, errlen);
+	if (rc == 0)
+		rc = zt_store_put_policy(s, p);
+	if (rc && rc != ZT_E_STATE) {
+		s->rejected++;
+		zt_debug("authorization %s (version %s) rejected: %s", name ? name : "",
+		         version ? version : "", err && errlen ? err : "");
+	}
+	zt_policy_unref(p);
+	zt_pb_free(msg);
+	return rc;
+}
+
+int zt_store_remove_address(void *arg, const char *name)
+{
+	struct zt_store *s = arg;
+
+	if (s->dispatching)
+		return ZT_E_STATE;
+	if (remove_workload(s, name) == 0)
+		return 0;
+	return remove_service(s, name);
+}
+
+/* ---- lookups ------------------------------------------------------------------------------ */
+
+struct zt_workload *zt_store_workload_by_uid(const struct zt_store *s, const char *uid)
+{
+	return zt_workload_ref(zt_hmap_get(&s->workloads, uid));
+}
+
+struct zt_workload *zt_store_workload_by_ip(const struct zt_store *s, const char *network,
+                                            const struct zt_ip *ip)
+{
+	char key[IPKEY_SIZE];
+	struct zt_workload *best = NULL;
+	const struct vec *v;
+
+	if (!ipkey(key, network, ip) || !(v = zt_hmap_get(&s->wl_by_ip, key)))
+		return NULL;
+	for (size_t i = 0; i < v->n; i++)
+		if (!best || zt_workload_ip_rank(v->v[i]) > zt_workload_ip_rank(best))
+			best = v->v[i];
+	return zt_workload_ref(best);
+}
+
+struct zt_service *zt_store_service_by_key(const struct zt_store *s, const char *key)
+{
+	struct svc_slot *slot = zt_hmap_get(&s->slots, key);
+
+	return slot ? zt_service_ref(slot->svc) : NULL;
+}
+
+struct zt_service *zt_store_service_by_host(const struct zt_store *s, const char *ns,
+                                            const char *hostname)
+{
+	char *key = NULL;
+	struct zt_service *svc;
+
+	if (asprintf(&key, "%s/%s", ns, hostname) < 0)
+		abort();
+	svc = zt_store_service_by_key(s, key);
+	free(key);
+	return svc;
+}
+
+static bool same_ns(const struct zt_service *svc, const char *caller_ns)
+{
+	return caller_ns && strcmp(svc->ns, caller_ns) == 0;
+}
+
+struct zt_service *zt_store_service_by_vip(const struct zt_store *s, const char *network,
+                                           const struct zt_ip *ip, const char *caller_ns)
+{
+	char key[IPKEY_SIZE];
+	const struct vec *v;
+	struct zt_service *best = NULL;
+	int best_score = -1;
+	const struct zt_vip *best_vip = NULL;
+
+	if (!network)
+		network = "";
+	if (ipkey(key, network, ip) && (v = zt_hmap_get(&s->svc_by_vip, key))) {
+		for (size_t i = 0; i < v->n; i++) {
+			struct zt_service *svc = ((struct svc_slot *)v->v[i])->svc;
+			int score = same_ns(svc, caller_ns) * 2 + svc->canonical;
+			if (zt_service_visible_to(svc, caller_ns) && score > best_score) {
+				best = svc;
+				best_score = score;
+			}
+		}
+		if (best)
+			return zt_service_ref(best);
+	}
+	for (size_t i = 0; i < s->cidr_vips.n; i++) {
+		const struct cidr_vip *cv = s->cidr_vips.v[i];
+		struct zt_service *svc = cv->slot->svc;
+		bool better;
+		if (strcmp(cv->vip->network, network) != 0 ||
+		    !zt_cidr_contains(&cv->vip->cidr, ip) || !zt_service_visible_to(svc, caller_ns))
+			continue;
+		if (!best)
+			better = true;
+		else if (same_ns(svc, caller_ns) != same_ns(best, caller_ns))
+			better = same_ns(svc, caller_ns);
+		else if (cv->vip->cidr.prefix != best_vip->cidr.prefix)
+			better = cv->vip->cidr.prefix > best_vip->cidr.prefix;
+		else
+			better = svc->canonical && !best->canonical;
+		if (better) {
+			best = svc;
+			best_vip = cv->vip;
+		}
+	}
+	return zt_service_ref(best);
+}
+
+struct zt_policy *zt_store_policy_by_key(const struct zt_store *s, const char *key)
+{
+	return zt_policy_ref(zt_hmap_get(&s->policies, key));
+}
+
+/* ---- iteration ---------------------------------------------------------------------------- */
+
+int zt_store_foreach_workload(const struct zt_store *s, zt_store_workload_cb cb, void *arg)
+{
+	size_t pos = 0;
+	void *v;
+	int rc;
+
+	while (zt_hmap_next(&s->workloads, &pos, NULL, &v))
+		if ((rc = cb(v, arg)))
+			return rc;
+	return 0;
+}
+
+int zt_store_foreach_service(const struct zt_store *s, zt_store_service_cb cb, void *arg)
+{
+	size_t pos = 0;
+	void *v;
+	int rc;
+
+	while (zt_hmap_next(&s->slots, &pos, NULL, &v)) {
+		struct svc_slot *slot = v;
+		if (slot->svc && (rc = cb(slot->svc, arg)))
+			return rc;
+	}
+	return 0;
+}
+
+int zt_store_foreach_policy(const struct zt_store *s, zt_store_policy_cb cb, void *arg)
+{
+	size_t pos = 0;
+	void *v;
+	int rc;
+
+	while (zt_hmap_next(&s->policies, &pos, NULL, &v))
+		if ((rc = cb(v, arg)))
+			return rc;
+	return 0;
+}
+
+int zt_store_foreach_policy_for(const struct zt_store *s, const struct zt_workload *w,
+                                zt_store_policy_cb cb, void *arg)
+{
+	const struct vec *ns = zt_hmap_get(&s->pol_by_ns, w->ns);
+	int rc;
+
+	for (size_t i = 0; i < s->pol_global.n; i++)
+		if ((rc = cb(s->pol_global.v[i], arg)))
+			return rc;
+	for (size_t i = 0; ns && i < ns->n; i++)
+		if ((rc = cb(ns->v[i], arg)))
+			return rc;
+	for (size_t i = 0; i < w->n_authorization_policies; i++) {
+		const char *key = w->authorization_policies[i];
+		struct zt_policy *p = zt_hmap_get(&s->policies, key);
+		bool dup = false;
+		if (!p) {
+			zt_warn("workload %s names unknown policy %s", w->uid, key);
+			continue;
+		}
+		/* Already selected above, or listed twice on the workload. */
+		if (p->scope == ZT_POLICY_GLOBAL ||
+		    (p->scope == ZT_POLICY_NAMESPACE && strcmp(p->ns, w->ns) == 0))
+			continue;
+		for (size_t j = 0; j < i; j++)
+			dup = dup || strcmp(w->authorization_policies[j], key) == 0;
+		if (!dup && (rc = cb(p, arg)))
+			return rc;
+	}
+	return 0;
+}
+
+void zt_store_get_counters(const struct zt_store *s, struct zt_store_counters *out)
+{
+	size_t pos = 0;
+	void *v;
+
+	memset(out, 0, sizeof(*out));
+	out->workloads = zt_hmap_count(&s->workloads);
+	out->policies = zt_hmap_count(&s->policies);
+	while (zt_hmap_next(&s->slots, &pos, NULL, &v)) {
+		const struct svc_slot *slot = v;
+		if (slot->svc) {
+			out->services++;
+			out->endpoints += slot->members.n;
+		} else {
+			out->staged_endpoints += slot->members.n;
+		}
+	}
+	out->applied = s->applied;
+	out->rejected = s->rejected;
+	out->removed = s->removed;
+}
