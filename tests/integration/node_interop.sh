@@ -29,6 +29,7 @@ scripts/certs.sh leaf "$dir" foreign spiffe://other.domain/ns/default/sa/client
 # line by polling (up to 10 s) and sets $listen to ADDR.
 start_server() {
 	local name=$1; shift
+	: > "$dir/$name.out"
 	"$@" > "$dir/$name.out" 2> "$dir/$name.err" &
 	pid=$!
 	pids+=("$pid")
