@@ -1,13 +1,75 @@
-/* ztunnel: wires the modules together in a fixed order; no logic lives here. */
+/* ztunnel: flags, configuration from the environment, then the daemon (app/app.h). */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "app/app.h"
+#include "config/config.h"
+#include "runtime/err.h"
+#include "runtime/log.h"
+#include "runtime/version.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: ztunnel [--help | --version | --check-config]\n"
+	           "Configuration comes from environment variables:\n\n");
+}
+
 int main(int argc, char **argv)
 {
-	if (argc > 1 && strcmp(argv[1], "--version") == 0) {
-		puts("ztunnel 0.1.0");
+	struct zt_config cfg;
+	struct zt_loop *loop;
+	struct zt_app *app;
+	bool check = false;
+	char err[4096];
+	int rc;
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--version")) {
+			printf("ztunnel %s\n", ZT_VERSION);
+			return 0;
+		} else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			usage(stdout);
+			zt_config_help(stdout);
+			return 0;
+		} else if (!strcmp(argv[i], "--check-config")) {
+			check = true;
+		} else {
+			fprintf(stderr, "ztunnel: unknown argument \"%s\"\n", argv[i]);
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (zt_config_load(&cfg, NULL, err, sizeof(err)) < 0) {
+		fprintf(stderr, "ztunnel: invalid configuration: %s\n", err);
+		return 2;
+	}
+	if (zt_log_set_spec(cfg.log_level, err, sizeof(err)) < 0) {
+		fprintf(stderr, "ztunnel: invalid log level: %s\n", err);
+		zt_config_clear(&cfg);
+		return 2;
+	}
+	zt_log_set_format(cfg.log_format == ZT_CONFIG_LOG_JSON ? ZT_LOG_JSON : ZT_LOG_TEXT);
+	if (check) {
+		printf("configuration OK (node id %s)\n", cfg.node_id);
+		zt_config_clear(&cfg);
 		return 0;
 	}
-	fprintf(stderr, "usage: ztunnel [--version]\n");
-	return 2;
+	signal(SIGPIPE, SIG_IGN);
+	if ((rc = zt_loop_new(&loop)) < 0) {
+		fprintf(stderr, "ztunnel: event loop: %s\n", zt_strerror(rc));
+		zt_config_clear(&cfg);
+		return 1;
+	}
+	app = zt_app_new(loop, &cfg, err, sizeof(err));
+	if (!app) {
+		fprintf(stderr, "ztunnel: %s\n", err);
+		rc = -1;
+	} else {
+		rc = zt_app_run(app);
+		zt_app_free(app);
+	}
+	zt_loop_free(loop);
+	zt_config_clear(&cfg);
+	return rc < 0 ? 1 : 0;
 }

@@ -1,0 +1,293 @@
+/* Daemon wiring. Order of construction: store → state source (local file or xDS client) →
+ * admin and readiness → signals. Readiness tasks: "state manager" until the first xDS sync
+ * (or the local file loaded). Nothing here decides policy; each part owns its own logic. */
+#include "app/app.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "admin/admin.h"
+#include "runtime/err.h"
+#include "runtime/live.h"
+#include "runtime/log.h"
+#include "runtime/version.h"
+#include "runtime/yaml.h"
+#include "state/dump.h"
+#include "state/local.h"
+#include "state/store.h"
+#include "xds/client.h"
+
+ZT_LOG_MODULE("app");
+
+#define TASK_STATE "state manager"
+
+struct zt_app {
+	struct zt_loop *loop;
+	const struct zt_config *cfg;
+	struct zt_store *store;
+	struct zt_xds_client *xds;
+	struct zt_xds_type types[2];
+	struct zt_grpc_md *xds_md;
+	char *xds_roots;
+	size_t xds_roots_len;
+	struct zt_admin *admin;
+	struct zt_ready *ready;
+	struct zt_signal sigterm, sigint;
+	bool stopping;
+};
+
+/* ---- state sources ---------------------------------------------------------------------- */
+
+static int load_local(struct zt_app *app, char *err, size_t errlen)
+{
+	const struct zt_config *cfg = app->cfg;
+	struct zt_yaml_docs docs;
+	struct zt_local_config lc = {0};
+	int rc;
+
+	if (cfg->local_xds_path && *cfg->local_xds_path)
+		return zt_local_xds_load(app->store, cfg->local_xds_path, err, errlen);
+	rc = zt_yaml_parse("LOCAL_XDS", cfg->local_xds, strlen(cfg->local_xds), &docs, err, errlen);
+	if (rc < 0)
+		return rc;
+	if (docs.n > 1) {
+		snprintf(err, errlen, "LOCAL_XDS: expected one YAML document, got %zu", docs.n);
+		zt_yaml_docs_clear(&docs);
+		return ZT_E_PARSE;
+	}
+	rc = zt_local_xds_parse(docs.n ? docs.docs[0] : NULL, "LOCAL_XDS", &lc, err, errlen);
+	if (rc == 0)
+		rc = zt_local_xds_apply(app->store, &lc, err, errlen);
+	zt_local_config_clear(&lc);
+	zt_yaml_docs_clear(&docs);
+	return rc;
+}
+
+static int xds_token(void *arg, char *out, size_t len)
+{
+	struct zt_app *app = arg;
+	return zt_config_token(app->cfg, out, len);
+}
+
+static void xds_synced(struct zt_xds_client *c, void *arg)
+{
+	struct zt_app *app = arg;
+	struct zt_store_counters n;
+
+	(void)c;
+	zt_store_get_counters(app->store, &n);
+	zt_info("xDS synced: %zu workloads, %zu services, %zu policies", n.workloads, n.services,
+	        n.policies);
+	zt_ready_done(app->ready, TASK_STATE);
+}
+
+static int start_xds(struct zt_app *app, char *err, size_t errlen)
+{
+	const struct zt_config *cfg = app->cfg;
+	struct zt_xds_client_opts o = {0};
+	int rc;
+
+	rc = zt_config_read_root_ca(cfg->xds_root_ca, &app->xds_roots, &app->xds_roots_len);
+	if (rc < 0) {
+		snprintf(err, errlen, "XDS_ROOT_CA %s: %s", cfg->xds_root_ca, zt_strerror(rc));
+		return rc;
+	}
+	app->xds_md = calloc(cfg->n_xds_headers + 1, sizeof(*app->xds_md));
+	if (!app->xds_md)
+		abort();
+	for (size_t i = 0; i < cfg->n_xds_headers; i++)
+		app->xds_md[i] =
+		        (struct zt_grpc_md){cfg->xds_headers[i].key, cfg->xds_headers[i].value};
+	app->types[0] = (struct zt_xds_type){ZT_XDS_TYPE_ADDRESS, zt_store_apply_address,
+	                                     zt_store_remove_address, app->store};
+	app->types[1] =
+	        (struct zt_xds_type){ZT_XDS_TYPE_AUTHORIZATION, zt_store_apply_authorization,
+	                             zt_store_remove_authorization, app->store};
+	o.host = cfg->xds.host;
+	o.port = cfg->xds.port;
+	o.alt_hostname =
+	        cfg->alt_xds_hostname && *cfg->alt_xds_hostname ? cfg->alt_xds_hostname : NULL;
+	o.roots_pem = app->xds_roots;
+	o.roots_len = app->xds_roots_len;
+	o.node_id = cfg->node_id;
+	o.node_metadata = cfg->node_meta;
+	o.cluster_id = cfg->cluster_id;
+	o.headers = app->xds_md;
+	o.nheaders = cfg->n_xds_headers;
+	o.token_cb = xds_token;
+	o.token_arg = app;
+	o.on_synced = xds_synced;
+	o.synced_arg = app;
+	app->xds = zt_xds_client_new(app->loop, &o, app->types, 2, &rc);
+	if (!app->xds) {
+		snprintf(err, errlen, "xDS client: %s", zt_strerror(rc));
+		return rc;
+	}
+	if ((rc = zt_xds_client_start(app->xds)) < 0) {
+		snprintf(err, errlen, "xDS client: %s", zt_strerror(rc));
+		return rc;
+	}
+	zt_info("xDS: connecting to %s as %s", cfg->xds.url, cfg->node_id);
+	return 0;
+}
+
+/* ---- admin sections --------------------------------------------------------------------- */
+
+/* /config_dump lists workloads, services and policies at its top level (spec §8.3). */
+static json_t *state_part(struct zt_app *app, const char *part)
+{
+	json_t *all = zt_store_dump(app->store), *v = json_incref(json_object_get(all, part));
+	json_decref(all);
+	return v ? v : json_array();
+}
+
+static json_t *section_workloads(void *arg)
+{
+	return state_part(arg, "workloads");
+}
+
+static json_t *section_services(void *arg)
+{
+	return state_part(arg, "services");
+}
+
+static json_t *section_policies(void *arg)
+{
+	return state_part(arg, "policies");
+}
+
+static json_t *section_counts(void *arg)
+{
+	return zt_store_counters_json(((struct zt_app *)arg)->store);
+}
+
+static json_t *section_config(void *arg)
+{
+	return zt_config_to_json(((struct zt_app *)arg)->cfg);
+}
+
+static json_t *section_xds(void *arg)
+{
+	struct zt_app *app = arg;
+	return app->xds ? zt_xds_client_json(app->xds) : json_null();
+}
+
+static void live_one(const struct zt_live *l, void *arg)
+{
+	json_object_set_new(
+	        arg, l->name,
+	        json_pack("{s:I, s:I}", "live", (json_int_t)l->count, "peak", (json_int_t)l->peak));
+}
+
+static json_t *section_live(void *arg)
+{
+	json_t *o = json_object();
+	(void)arg;
+	zt_live_foreach(live_one, o);
+	return o;
+}
+
+static json_t *section_version(void *arg)
+{
+	(void)arg;
+	return json_pack("{s:s, s:s}", "component", "ztunnel", "version", ZT_VERSION);
+}
+
+static void on_quit(void *arg)
+{
+	zt_info("stop requested through /quitquitquit");
+	zt_app_stop(arg);
+}
+
+static void on_signal(struct zt_signal *s, int signo, void *arg)
+{
+	(void)s;
+	zt_info("stopping on signal %d", signo);
+	zt_app_stop(arg);
+}
+
+/* ---- lifecycle -------------------------------------------------------------------------- */
+
+struct zt_app *zt_app_new(struct zt_loop *loop, const struct zt_config *cfg, char *err,
+                          size_t errlen)
+{
+	struct zt_app *app = calloc(1, sizeof(*app));
+	char addr[ZT_ADDR_STRLEN];
+	int rc;
+
+	if (!app)
+		abort();
+	app->loop = loop;
+	app->cfg = cfg;
+	app->store = zt_store_new();
+	app->ready = zt_ready_new();
+	zt_ready_add(app->ready, TASK_STATE);
+
+	zt_addr_format(&cfg->admin, addr, sizeof(addr));
+	if (!(app->admin = zt_admin_new(loop, addr, err, errlen)))
+		goto fail;
+	zt_admin_add_section(app->admin, "version", section_version, app);
+	zt_admin_add_section(app->admin, "config", section_config, app);
+	zt_admin_add_section(app->admin, "workloads", section_workloads, app);
+	zt_admin_add_section(app->admin, "services", section_services, app);
+	zt_admin_add_section(app->admin, "policies", section_policies, app);
+	zt_admin_add_section(app->admin, "stateCounts", section_counts, app);
+	zt_admin_add_section(app->admin, "xds", section_xds, app);
+	zt_admin_add_section(app->admin, "live", section_live, app);
+	zt_admin_set_stop(app->admin, on_quit, app);
+	zt_addr_format(&cfg->readiness, addr, sizeof(addr));
+	if ((rc = zt_ready_serve(app->ready, loop, addr, err, errlen)) < 0)
+		goto fail;
+
+	if ((cfg->local_xds_path && *cfg->local_xds_path) || (cfg->local_xds && *cfg->local_xds)) {
+		if ((rc = load_local(app, err, errlen)) < 0)
+			goto fail;
+		zt_ready_done(app->ready, TASK_STATE);
+	} else if (cfg->xds.enabled) {
+		if ((rc = start_xds(app, err, errlen)) < 0)
+			goto fail;
+	} else {
+		zt_warn("no state source: XDS_ADDRESS is empty and no local config is given");
+		zt_ready_done(app->ready, TASK_STATE);
+	}
+	zt_signal_start(loop, &app->sigterm, SIGTERM, on_signal, app);
+	zt_signal_start(loop, &app->sigint, SIGINT, on_signal, app);
+	return app;
+fail:
+	zt_app_free(app);
+	return NULL;
+}
+
+void zt_app_stop(struct zt_app *app)
+{
+	if (app->stopping)
+		return;
+	app->stopping = true;
+	zt_loop_stop(app->loop);
+}
+
+int zt_app_run(struct zt_app *app)
+{
+	int rc = zt_loop_run(app->loop);
+	return rc < 0 ? rc : 0;
+}
+
+void zt_app_free(struct zt_app *app)
+{
+	if (!app)
+		return;
+	zt_signal_stop(&app->sigterm);
+	zt_signal_stop(&app->sigint);
+	zt_xds_client_free(app->xds);
+	zt_admin_free(app->admin);
+	zt_ready_free(app->ready);
+	for (int i = 0; i < 4; i++)
+		zt_loop_run_once(app->loop, 0);
+	zt_store_free(app->store);
+	free(app->xds_md);
+	free(app->xds_roots);
+	free(app);
+}
