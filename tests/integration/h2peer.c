@@ -5,7 +5,10 @@
  *   h2peer unary ADDR DIR NAME EXPECT            one gRPC unary call
  *   h2peer stream ADDR DIR NAME EXPECT COUNT     gRPC bidi stream of COUNT messages
  * DIR holds root-cert.pem and NAME-cert.pem / NAME-key.pem (scripts/certs.sh). EXPECT is the
- * SPIFFE ID the server must prove. Exit status 0 only when everything was verified. */
+ * SPIFFE ID the server must prove. Exit status 0 only when everything was verified.
+ * The server answers a CONNECT that fails the HBONE checks of spec §2.5 (authority syntax,
+ * authority IP other than the address it was reached on, one of ztunnel's own ports) with
+ * that status, e.g. 400 or 503, instead of echoing. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -23,6 +26,7 @@
 #include "protocol/sock.h"
 #include "protocol/spiffe.h"
 #include "protocol/tls.h"
+#include "proxy/hbone.h"
 #include "runtime/addr.h"
 #include "runtime/buf.h"
 #include "runtime/err.h"
@@ -211,6 +215,15 @@ static void on_request(struct zt_h2_conn *c, struct zt_h2_stream *st, const stru
 	for (size_t i = 0; i < n; i++) {
 		if (h[i].name_len == 7 && memcmp(h[i].name, ":method", 7) == 0 &&
 		    h[i].value_len == 7 && memcmp(h[i].value, "CONNECT", 7) == 0) {
+			struct zt_hbone_inbound in;
+			struct zt_hbone_status hs;
+			/* The HBONE server checks (spec §2.5) against our own address. */
+			if (zt_hbone_validate(&in, h, n, zt_h2_conn_arg(c), 0, &hs) != 200) {
+				fprintf(stderr, "h2peer: refused CONNECT: %d %s\n", hs.code,
+					hs.reason);
+				zt_h2_stream_respond(st, hs.code, NULL, 0, true);
+				return;
+			}
 			struct echo *e = calloc(1, sizeof(*e));
 			e->st = st;
 			zt_buf_init(&e->pending, 0);
@@ -223,12 +236,24 @@ static void on_request(struct zt_h2_conn *c, struct zt_h2_stream *st, const stru
 	(void)arg;
 }
 
-static const struct zt_h2_conn_cbs server_cbs = {.on_request = on_request};
+static void on_server_close(struct zt_h2_conn *c, const char *reason, void *arg)
+{
+	(void)c;
+	(void)reason;
+	free(arg);
+}
+
+static const struct zt_h2_conn_cbs server_cbs = {.on_request = on_request,
+						 .on_close = on_server_close};
 
 static void on_server_handshake(struct zt_sock *s, int err, void *arg)
 {
 	struct zt_h2_settings set;
 	struct zt_h2_conn *c;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	struct zt_sockaddr local;
+	struct zt_ip *dst;
 
 	(void)arg;
 	if (err < 0) {
@@ -238,9 +263,15 @@ static void on_server_handshake(struct zt_sock *s, int err, void *arg)
 		free(s);
 		return;
 	}
+	/* The connection's destination IP, for the CONNECT authority check. */
+	dst = calloc(1, sizeof(*dst));
+	if (getsockname(s->fd, (struct sockaddr *)&ss, &sl) == 0 &&
+	    zt_addr_from_sockaddr(&local, (struct sockaddr *)&ss, sl) == 0)
+		*dst = local.ip;
 	zt_h2_settings_default(&set, true);
 	set.ping_interval_ms = 0;
-	zt_h2_conn_new(&c, loop, s, true, &set, &server_cbs, NULL);
+	if (zt_h2_conn_new(&c, loop, s, true, &set, &server_cbs, dst) < 0)
+		free(dst);
 	free(s);
 }
 

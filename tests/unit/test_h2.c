@@ -233,6 +233,45 @@ START_TEST(server_stream_limit_is_announced_and_respected)
 }
 END_TEST
 
+static int settings_seen;
+static bool open_after_one;
+static uint32_t peer_max_seen;
+
+static void cli_settings(struct zt_h2_conn *c, void *arg)
+{
+	(void)arg;
+	if (++settings_seen == 1) {
+		connect_req(&R[0], "10.0.0.1:1");
+		open_after_one = zt_h2_conn_can_open(c);
+		peer_max_seen = zt_h2_conn_peer_max_streams(c);
+	}
+}
+
+START_TEST(peer_settings_are_reported_with_their_values_in_effect)
+{
+	static const struct zt_h2_conn_cbs cbs = {.on_close = on_conn_close,
+						  .on_settings = cli_settings};
+	int sv[2];
+	struct zt_sock a, b;
+
+	sset.max_streams = 1;
+	server_cbs.on_request = respond_200;
+	settings_seen = 0;
+	open_after_one = true;
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+	ck_assert_int_eq(zt_sock_start(&a, loop, sv[0], NULL, NULL, NULL), 0);
+	ck_assert_int_eq(zt_sock_start(&b, loop, sv[1], NULL, NULL, NULL), 0);
+	ck_assert_int_eq(zt_h2_conn_new(&cli, loop, &a, false, &cset, &cbs, NULL), 0);
+	ck_assert_int_eq(zt_h2_conn_new(&srv, loop, &b, true, &sset, &server_cbs, NULL), 0);
+	ck_assert_uint_gt(zt_h2_conn_peer_max_streams(cli), 1); /* assumed until SETTINGS */
+	RUN_UNTIL(R[0].status == 200);
+	ck_assert_uint_eq(peer_max_seen, 1);
+	/* Reported once (ACKs are not), with the peer's limit of one stream already applied. */
+	ck_assert_int_eq(settings_seen, 1);
+	ck_assert(!open_after_one);
+}
+END_TEST
+
 START_TEST(reset_stream_ends_only_that_stream)
 {
 	struct rec *a = &R[0], *b = &R[1];
@@ -501,6 +540,7 @@ Suite *h2_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, oversized_request_headers_get_431_and_the_connection_survives);
 	tcase_add_test(tc, server_stream_limit_is_announced_and_respected);
+	tcase_add_test(tc, peer_settings_are_reported_with_their_values_in_effect);
 	tcase_add_test(tc, reset_stream_ends_only_that_stream);
 	tcase_add_test(tc, graceful_shutdown_lets_open_streams_finish_then_closes);
 	tcase_add_test(tc, peer_that_stops_answering_pings_is_dropped);

@@ -262,6 +262,10 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *user
 		if (st && end && st->cb.on_end)
 			st->cb.on_end(st, st->arg);
 		break;
+	case NGHTTP2_SETTINGS:
+		if (!(f->hd.flags & NGHTTP2_FLAG_ACK) && c->cb.on_settings)
+			c->cb.on_settings(c, c->arg);
+		break;
 	case NGHTTP2_PING:
 		if (f->hd.flags & NGHTTP2_FLAG_ACK)
 			c->ping_sent_ms = 0;
@@ -545,6 +549,13 @@ bool zt_h2_conn_can_open(const struct zt_h2_conn *c)
 	return !c->closing && !c->goaway_recv && !c->goaway_sent &&
 	       nghttp2_session_get_remote_settings(c->ng, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS) >
 		       c->nstreams;
+}
+
+uint32_t zt_h2_conn_peer_max_streams(const struct zt_h2_conn *c)
+{
+	return c->ng ? nghttp2_session_get_remote_settings(c->ng,
+							   NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS)
+		     : 0;
 }
 
 struct zt_sock *zt_h2_conn_sock(struct zt_h2_conn *c)

@@ -67,6 +67,9 @@ struct zt_h2_conn_cbs {
 	/* The connection is finished; reason is a static string ("peer closed", "ping
 	 * timeout", "protocol error", ...). c is freed after this returns. */
 	void (*on_close)(struct zt_h2_conn *c, const char *reason, void *arg);
+	/* The peer's SETTINGS arrived (each one, not ACKs); its values are in effect, e.g. for
+	 * zt_h2_conn_can_open(). The first one completes the HTTP/2 handshake. */
+	void (*on_settings)(struct zt_h2_conn *c, void *arg);
 };
 
 /* Takes over an established (handshake done) socket: s is moved into the connection and the
@@ -82,6 +85,9 @@ void zt_h2_conn_close(struct zt_h2_conn *c, const char *reason);
  * stream limit). */
 size_t zt_h2_conn_streams(const struct zt_h2_conn *c);
 bool zt_h2_conn_can_open(const struct zt_h2_conn *c);
+/* The peer's SETTINGS_MAX_CONCURRENT_STREAMS as currently in effect (before its SETTINGS
+ * arrive: the value assumed for it, 1000 for a client). */
+uint32_t zt_h2_conn_peer_max_streams(const struct zt_h2_conn *c);
 /* The socket, e.g. for the TLS peer identity (borrowed). */
 struct zt_sock *zt_h2_conn_sock(struct zt_h2_conn *c);
 void *zt_h2_conn_arg(const struct zt_h2_conn *c);
