@@ -1,0 +1,20 @@
+/* One xDS resource as fake-istiod serves it: its name, a version derived from its bytes and the
+ * serialized message. Shared by the converter (which builds them) and the ADS server (which
+ * sends them); equal bytes always carry an equal version. */
+#ifndef FI_RESOURCE_H
+#define FI_RESOURCE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct fi_resource {
+	char *name;    /* resource name, e.g. a workload uid or "ns/hostname" (owned) */
+	char *version; /* hex text, a function of data only (owned) */
+	uint8_t *data; /* serialized protobuf message (owned) */
+	size_t len;
+};
+
+/* Frees the fields of r and zeroes it. Accepts NULL and a zeroed resource. */
+void fi_resource_clear(struct fi_resource *r);
+
+#endif
