@@ -1,0 +1,990 @@
+/* Builds istio.workload.Address and istio.security.Authorization resources from the mesh
+ * model, the way istiod does for ztunnel. Each message is assembled from an arena that lives
+ * for one conversion, packed, and only the packed bytes survive; the choices where the model
+ * differs from a cluster are listed in convert.h. */
+#include "convert.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/evp.h>
+
+#include "google/protobuf/empty.pb-c.h"
+#include "istio/security/authorization.pb-c.h"
+#include "istio/workload/workload.pb-c.h"
+#include "protocol/pb.h"
+#include "runtime/log.h"
+
+ZT_LOG_MODULE("convert");
+
+/* ---- arena: every piece of one conversion, freed together ---------------------------------- */
+
+struct arena {
+	void **p;
+	size_t n, cap;
+};
+
+static void *amem(struct arena *a, size_t size)
+{
+	if (a->n == a->cap) {
+		a->cap = a->cap ? 2 * a->cap : 64;
+		a->p = realloc(a->p, a->cap * sizeof(*a->p));
+		if (!a->p)
+			abort();
+	}
+	void *m = calloc(1, size ? size : 1);
+	if (!m)
+		abort();
+	return a->p[a->n++] = m;
+}
+
+static void arena_clear(struct arena *a)
+{
+	for (size_t i = 0; i < a->n; i++)
+		free(a->p[i]);
+	free(a->p);
+	memset(a, 0, sizeof(*a));
+}
+
+static void *anew(struct arena *a, const ProtobufCMessageDescriptor *d)
+{
+	void *m = amem(a, d->sizeof_message);
+	protobuf_c_message_init(d, m);
+	return m;
+}
+
+__attribute__((format(printf, 2, 3))) static char *afmt(struct arena *a, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		abort();
+	char *s = amem(a, (size_t)n + 1);
+	va_start(ap, fmt);
+	vsnprintf(s, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	return s;
+}
+
+static char *astr(struct arena *a, const char *s)
+{
+	return afmt(a, "%s", s);
+}
+
+/* An array of up to n pointers (never NULL, so an empty repeated field packs fine). */
+static void *aptrs(struct arena *a, size_t n)
+{
+	return amem(a, (n ? n : 1) * sizeof(void *));
+}
+
+/* ---- conversion state ---------------------------------------------------------------------- */
+
+struct out {
+	struct fi_resource *v;
+	size_t n, cap;
+};
+
+struct conv {
+	const struct fi_mesh *m;
+	struct fi_convert_opts o;
+	struct arena a;
+	bool *pod_sent; /* per m->pods index */
+	struct out addrs, authz;
+	char *err;
+	size_t errlen;
+};
+
+static const char *label(const struct fi_meta *m, const char *key)
+{
+	return fi_labels_get(&m->labels, key);
+}
+
+static const char *ns_label(const struct conv *c, const char *ns, const char *key)
+{
+	const struct fi_namespace *n = fi_mesh_find_namespace(c->m, ns);
+	return n ? label(&n->meta, key) : NULL;
+}
+
+/* Packs msg into a new resource named name; version = hex of the first 8 bytes of the
+ * SHA-256 of the bytes. */
+static int emit(struct conv *c, struct out *o, const char *name, const ProtobufCMessage *msg)
+{
+	uint8_t *data;
+	size_t len;
+	int rc = zt_pb_pack(msg, &data, &len);
+	if (rc) {
+		snprintf(c->err, c->errlen, "%s: cannot encode %s", name, msg->descriptor->name);
+		return rc;
+	}
+	unsigned char h[EVP_MAX_MD_SIZE];
+	unsigned hl = 0;
+	if (!EVP_Digest(data, len, h, &hl, EVP_sha256(), NULL))
+		abort();
+	char *version = malloc(17), *nm = strdup(name);
+	if (!version || !nm)
+		abort();
+	for (int i = 0; i < 8; i++)
+		snprintf(version + 2 * i, 3, "%02x", h[i]);
+	if (o->n == o->cap) {
+		o->cap = o->cap ? 2 * o->cap : 16;
+		o->v = realloc(o->v, o->cap * sizeof(*o->v));
+		if (!o->v)
+			abort();
+	}
+	o->v[o->n++] =
+	        (struct fi_resource){.name = nm, .version = version, .data = data, .len = len};
+	return 0;
+}
+
+/* ---- authorization (spec §3.6, §3.7) ------------------------------------------------------- */
+
+/* "*" presence, "*x" suffix x, "x*" prefix x, else exact. */
+static Istio__Security__StringMatch *string_match(struct arena *a, const char *v)
+{
+	Istio__Security__StringMatch *sm = anew(a, &istio__security__string_match__descriptor);
+	size_t n = strlen(v);
+	if (!strcmp(v, "*")) {
+		sm->match_type_case = ISTIO__SECURITY__STRING_MATCH__MATCH_TYPE_PRESENCE;
+		sm->presence = anew(a, &google__protobuf__empty__descriptor);
+	} else if (v[0] == '*') {
+		sm->match_type_case = ISTIO__SECURITY__STRING_MATCH__MATCH_TYPE_SUFFIX;
+		sm->suffix = astr(a, v + 1);
+	} else if (n && v[n - 1] == '*') {
+		sm->match_type_case = ISTIO__SECURITY__STRING_MATCH__MATCH_TYPE_PREFIX;
+		sm->prefix = afmt(a, "%.*s", (int)(n - 1), v);
+	} else {
+		sm->match_type_case = ISTIO__SECURITY__STRING_MATCH__MATCH_TYPE_EXACT;
+		sm->exact = astr(a, v);
+	}
+	return sm;
+}
+
+/* Principals are matched without the scheme (spec §6), so "spiffe://" is dropped. */
+static size_t string_matches(struct arena *a, const struct fi_strs *s, bool principal,
+                             Istio__Security__StringMatch ***out)
+{
+	*out = aptrs(a, s->n);
+	for (size_t i = 0; i < s->n; i++) {
+		const char *v = s->v[i];
+		if (principal && !strncmp(v, "spiffe://", 9))
+			v += 9;
+		(*out)[i] = string_match(a, v);
+	}
+	return s->n;
+}
+
+/* Bare IP = full-length prefix, CIDR kept (host bits cleared), anything else dropped. */
+static size_t ip_blocks(struct conv *c, const char *policy, const struct fi_strs *s,
+                        Istio__Security__Address ***out)
+{
+	size_t n = 0;
+	*out = aptrs(&c->a, s->n);
+	for (size_t i = 0; i < s->n; i++) {
+		const char *v = s->v[i];
+		struct zt_cidr cidr;
+		struct zt_ip ip;
+		if (strchr(v, '/')) {
+			if (zt_cidr_parse(&cidr, v, strlen(v))) {
+				zt_warn("AuthorizationPolicy %s: invalid CIDR \"%s\" dropped",
+				        policy, v);
+				continue;
+			}
+		} else if (zt_ip_parse(&ip, v, strlen(v)) ||
+		           zt_cidr_from_ip(&cidr, &ip, ip.family == AF_INET ? 32 : 128)) {
+			zt_warn("AuthorizationPolicy %s: invalid IP \"%s\" dropped", policy, v);
+			continue;
+		}
+		Istio__Security__Address *ad = anew(&c->a, &istio__security__address__descriptor);
+		size_t bl = cidr.ip.family == AF_INET ? 4 : 16;
+		ad->address.len = bl;
+		ad->address.data = amem(&c->a, bl);
+		memcpy(ad->address.data, cidr.ip.bytes, bl);
+		ad->length = cidr.prefix;
+		(*out)[n++] = ad;
+	}
+	return n;
+}
+
+/* Decimal ports up to 65535; anything else dropped. */
+static size_t ports(struct conv *c, const char *policy, const struct fi_strs *s, uint32_t **out)
+{
+	size_t n = 0;
+	*out = amem(&c->a, (s->n ? s->n : 1) * sizeof(**out));
+	for (size_t i = 0; i < s->n; i++) {
+		const char *v = s->v[i];
+		size_t len = strlen(v);
+		unsigned long p = 0;
+		bool ok = len > 0 && len <= 5 && strspn(v, "0123456789") == len;
+		if (ok)
+			p = strtoul(v, NULL, 10);
+		if (!ok || p > 65535) {
+			zt_warn("AuthorizationPolicy %s: invalid port \"%s\" dropped", policy, v);
+			continue;
+		}
+		(*out)[n++] = (uint32_t)p;
+	}
+	return n;
+}
+
+/* "ns/sa", or a bare "sa" in the policy's namespace. */
+static size_t service_accounts(struct conv *c, const char *policy, const char *policy_ns,
+                               const struct fi_strs *s, Istio__Security__ServiceAccountMatch ***out)
+{
+	size_t n = 0;
+	*out = aptrs(&c->a, s->n);
+	for (size_t i = 0; i < s->n; i++) {
+		const char *v = s->v[i], *slash = strchr(v, '/');
+		if (!*v || (slash && (slash == v || !slash[1] || strchr(slash + 1, '/')))) {
+			zt_warn("AuthorizationPolicy %s: invalid service account \"%s\" dropped",
+			        policy, v);
+			continue;
+		}
+		Istio__Security__ServiceAccountMatch *sa =
+		        anew(&c->a, &istio__security__service_account_match__descriptor);
+		sa->namespace_ =
+		        slash ? afmt(&c->a, "%.*s", (int)(slash - v), v) : astr(&c->a, policy_ns);
+		sa->serviceaccount = astr(&c->a, slash ? slash + 1 : v);
+		(*out)[n++] = sa;
+	}
+	return n;
+}
+
+static const char *const l4_when_keys[] = {"source.ip", "source.namespace", "source.principal",
+                                           "destination.ip", "destination.port"};
+
+static bool is_l4_when(const char *key)
+{
+	for (size_t i = 0; i < sizeof(l4_when_keys) / sizeof(l4_when_keys[0]); i++)
+		if (!strcmp(key, l4_when_keys[i]))
+			return true;
+	return false;
+}
+
+static const enum fi_authz_source_field l7_source[] = {
+        FI_SRC_REQUEST_PRINCIPALS, FI_SRC_NOT_REQUEST_PRINCIPALS, FI_SRC_REMOTE_IP_BLOCKS,
+        FI_SRC_NOT_REMOTE_IP_BLOCKS};
+static const enum fi_authz_operation_field l7_operation[] = {FI_OP_HOSTS,   FI_OP_NOT_HOSTS,
+                                                             FI_OP_METHODS, FI_OP_NOT_METHODS,
+                                                             FI_OP_PATHS,   FI_OP_NOT_PATHS};
+
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+/* The first L7 attribute a rule uses, or NULL. */
+static const char *rule_l7(const struct fi_authz_rule *r)
+{
+	for (size_t i = 0; i < r->n_to; i++)
+		for (size_t j = 0; j < COUNT(l7_operation); j++)
+			if (r->to[i].f[l7_operation[j]].n)
+				return fi_authz_operation_names[l7_operation[j]];
+	for (size_t i = 0; i < r->n_from; i++)
+		for (size_t j = 0; j < COUNT(l7_source); j++)
+			if (r->from[i].f[l7_source[j]].n)
+				return fi_authz_source_names[l7_source[j]];
+	for (size_t i = 0; i < r->n_when; i++)
+		if (!is_l4_when(r->when[i].key))
+			return r->when[i].key;
+	return NULL;
+}
+
+static Istio__Security__Clause *clause(struct conv *c, size_t cap)
+{
+	Istio__Security__Clause *cl = anew(&c->a, &istio__security__clause__descriptor);
+	cl->matches = aptrs(&c->a, cap);
+	return cl;
+}
+
+/* One Clause with a Match per to[] entry, or NULL when an entry sets no L4 field (what is
+ * left of a DENY entry after its L7 fields are dropped): the clause then matches anything. */
+static Istio__Security__Clause *to_clause(struct conv *c, const char *policy,
+                                          const struct fi_authz_rule *r)
+{
+	Istio__Security__Clause *cl = clause(c, r->n_to);
+	for (size_t i = 0; i < r->n_to; i++) {
+		const struct fi_strs *f = r->to[i].f;
+		if (!f[FI_OP_PORTS].n && !f[FI_OP_NOT_PORTS].n)
+			return NULL;
+		Istio__Security__Match *mt = anew(&c->a, &istio__security__match__descriptor);
+		mt->n_destination_ports = ports(c, policy, &f[FI_OP_PORTS], &mt->destination_ports);
+		mt->n_not_destination_ports =
+		        ports(c, policy, &f[FI_OP_NOT_PORTS], &mt->not_destination_ports);
+		cl->matches[cl->n_matches++] = mt;
+	}
+	return cl->n_matches ? cl : NULL;
+}
+
+static const enum fi_authz_source_field l4_source[] = {
+        FI_SRC_PRINCIPALS,     FI_SRC_NOT_PRINCIPALS,   FI_SRC_NAMESPACES,
+        FI_SRC_NOT_NAMESPACES, FI_SRC_SERVICE_ACCOUNTS, FI_SRC_NOT_SERVICE_ACCOUNTS,
+        FI_SRC_IP_BLOCKS,      FI_SRC_NOT_IP_BLOCKS};
+
+/* One Clause with a Match per from[] entry; NULL as in to_clause. */
+static Istio__Security__Clause *from_clause(struct conv *c, const char *policy,
+                                            const char *policy_ns, const struct fi_authz_rule *r)
+{
+	Istio__Security__Clause *cl = clause(c, r->n_from);
+	for (size_t i = 0; i < r->n_from; i++) {
+		const struct fi_strs *f = r->from[i].f;
+		bool l4 = false;
+		for (size_t j = 0; j < COUNT(l4_source); j++)
+			l4 |= f[l4_source[j]].n > 0;
+		if (!l4)
+			return NULL;
+		Istio__Security__Match *mt = anew(&c->a, &istio__security__match__descriptor);
+		struct arena *a = &c->a;
+		mt->n_principals = string_matches(a, &f[FI_SRC_PRINCIPALS], true, &mt->principals);
+		mt->n_not_principals =
+		        string_matches(a, &f[FI_SRC_NOT_PRINCIPALS], true, &mt->not_principals);
+		mt->n_namespaces = string_matches(a, &f[FI_SRC_NAMESPACES], false, &mt->namespaces);
+		mt->n_not_namespaces =
+		        string_matches(a, &f[FI_SRC_NOT_NAMESPACES], false, &mt->not_namespaces);
+		mt->n_service_accounts = service_accounts(
+		        c, policy, policy_ns, &f[FI_SRC_SERVICE_ACCOUNTS], &mt->service_accounts);
+		mt->n_not_service_accounts =
+		        service_accounts(c, policy, policy_ns, &f[FI_SRC_NOT_SERVICE_ACCOUNTS],
+		                         &mt->not_service_accounts);
+		mt->n_source_ips = ip_blocks(c, policy, &f[FI_SRC_IP_BLOCKS], &mt->source_ips);
+		mt->n_not_source_ips =
+		        ip_blocks(c, policy, &f[FI_SRC_NOT_IP_BLOCKS], &mt->not_source_ips);
+		cl->matches[cl->n_matches++] = mt;
+	}
+	return cl->n_matches ? cl : NULL;
+}
+
+/* One Clause holding one Match for a when[] condition on an L4 key; NULL for other keys. */
+static Istio__Security__Clause *when_clause(struct conv *c, const char *policy,
+                                            const struct fi_authz_when *w)
+{
+	if (!is_l4_when(w->key) || (!w->values.n && !w->not_values.n))
+		return NULL;
+	Istio__Security__Clause *cl = clause(c, 1);
+	Istio__Security__Match *mt = anew(&c->a, &istio__security__match__descriptor);
+	struct arena *a = &c->a;
+	if (!strcmp(w->key, "source.ip")) {
+		mt->n_source_ips = ip_blocks(c, policy, &w->values, &mt->source_ips);
+		mt->n_not_source_ips = ip_blocks(c, policy, &w->not_values, &mt->not_source_ips);
+	} else if (!strcmp(w->key, "source.namespace")) {
+		mt->n_namespaces = string_matches(a, &w->values, false, &mt->namespaces);
+		mt->n_not_namespaces =
+		        string_matches(a, &w->not_values, false, &mt->not_namespaces);
+	} else if (!strcmp(w->key, "source.principal")) {
+		mt->n_principals = string_matches(a, &w->values, true, &mt->principals);
+		mt->n_not_principals = string_matches(a, &w->not_values, true, &mt->not_principals);
+	} else if (!strcmp(w->key, "destination.ip")) {
+		mt->n_destination_ips = ip_blocks(c, policy, &w->values, &mt->destination_ips);
+		mt->n_not_destination_ips =
+		        ip_blocks(c, policy, &w->not_values, &mt->not_destination_ips);
+	} else {
+		mt->n_destination_ports = ports(c, policy, &w->values, &mt->destination_ports);
+		mt->n_not_destination_ports =
+		        ports(c, policy, &w->not_values, &mt->not_destination_ports);
+	}
+	cl->matches[cl->n_matches++] = mt;
+	return cl;
+}
+
+/* A rule becomes a Rule whose clauses are ANDed: to[], from[], then one per when[]. An ALLOW
+ * rule using L7 attributes is dropped whole (NULL); a DENY rule loses only those parts. */
+static Istio__Security__Rule *rule(struct conv *c, const struct fi_authz_policy *p,
+                                   const char *policy, size_t idx)
+{
+	const struct fi_authz_rule *r = &p->rules[idx];
+	const char *l7 = rule_l7(r);
+	if (l7 && p->action == FI_AUTHZ_ALLOW) {
+		zt_warn("AuthorizationPolicy %s: rules[%zu]: ALLOW rule dropped: ztunnel cannot "
+		        "enforce L7 attribute %s",
+		        policy, idx, l7);
+		return NULL;
+	}
+	if (l7)
+		zt_warn("AuthorizationPolicy %s: rules[%zu]: DENY rule keeps only its L4 parts "
+		        "(ignoring L7 attribute %s)",
+		        policy, idx, l7);
+	Istio__Security__Rule *ru = anew(&c->a, &istio__security__rule__descriptor);
+	ru->clauses = aptrs(&c->a, 2 + r->n_when);
+	Istio__Security__Clause *cl;
+	if (r->n_to && (cl = to_clause(c, policy, r)))
+		ru->clauses[ru->n_clauses++] = cl;
+	if (r->n_from && (cl = from_clause(c, policy, p->meta.ns, r)))
+		ru->clauses[ru->n_clauses++] = cl;
+	for (size_t i = 0; i < r->n_when; i++)
+		if ((cl = when_clause(c, policy, &r->when[i])))
+			ru->clauses[ru->n_clauses++] = cl;
+	return ru;
+}
+
+static bool policy_sent(const struct fi_authz_policy *p)
+{
+	return !p->has_target_ref && (p->action == FI_AUTHZ_ALLOW || p->action == FI_AUTHZ_DENY);
+}
+
+static int add_policy(struct conv *c, const struct fi_authz_policy *p)
+{
+	char *policy = afmt(&c->a, "%s/%s", p->meta.ns, p->meta.name);
+	if (!policy_sent(p)) {
+		zt_debug("AuthorizationPolicy %s: %s, not for ztunnel", policy,
+		         p->has_target_ref ? "has targetRef" : "action neither ALLOW nor DENY");
+		return 0;
+	}
+	Istio__Security__Authorization *az =
+	        anew(&c->a, &istio__security__authorization__descriptor);
+	az->name = p->meta.name;
+	az->namespace_ = p->meta.ns;
+	az->scope = p->selector.n ? ISTIO__SECURITY__SCOPE__WORKLOAD_SELECTOR
+	            : !strcmp(p->meta.ns, c->o.root_namespace) ? ISTIO__SECURITY__SCOPE__GLOBAL
+	                                                       : ISTIO__SECURITY__SCOPE__NAMESPACE;
+	az->action = p->action == FI_AUTHZ_DENY ? ISTIO__SECURITY__ACTION__DENY
+	                                        : ISTIO__SECURITY__ACTION__ALLOW;
+	az->dry_run = p->dry_run;
+	az->rules = aptrs(&c->a, p->n_rules);
+	for (size_t i = 0; i < p->n_rules; i++) {
+		Istio__Security__Rule *ru = rule(c, p, policy, i);
+		if (ru)
+			az->rules[az->n_rules++] = ru;
+	}
+	return emit(c, &c->authz, policy, &az->base);
+}
+
+/* ---- PeerAuthentication -------------------------------------------------------------------- */
+
+/* Namespace-wide mode for ns: the root namespace's policy, overridden by ns's (UNSET
+ * inherits); the oldest policy wins at each level. */
+static enum fi_mtls_mode namespace_mode(const struct conv *c, const char *ns)
+{
+	const struct fi_peer_authn *root = NULL, *local = NULL;
+	for (size_t i = 0; i < c->m->n_peer_authns; i++) {
+		const struct fi_peer_authn *p = &c->m->peer_authns[i];
+		if (p->selector.n)
+			continue;
+		if (!strcmp(p->meta.ns, c->o.root_namespace)) {
+			if (!root || p->meta.seq < root->meta.seq)
+				root = p;
+		} else if (!strcmp(p->meta.ns, ns) && (!local || p->meta.seq < local->meta.seq)) {
+			local = p;
+		}
+	}
+	enum fi_mtls_mode mode = root ? root->mode : FI_MTLS_UNSET;
+	if (local && local->mode != FI_MTLS_UNSET)
+		mode = local->mode;
+	return mode;
+}
+
+/* The oldest selector policy in the pod's namespace (not the root's) that selects it. */
+static const struct fi_peer_authn *workload_pa(const struct conv *c, const struct fi_pod *pod)
+{
+	const struct fi_peer_authn *best = NULL;
+	if (!strcmp(pod->meta.ns, c->o.root_namespace))
+		return NULL;
+	for (size_t i = 0; i < c->m->n_peer_authns; i++) {
+		const struct fi_peer_authn *p = &c->m->peer_authns[i];
+		if (p->selector.n && !strcmp(p->meta.ns, pod->meta.ns) &&
+		    fi_labels_match(&p->selector, &pod->meta.labels) &&
+		    (!best || p->meta.seq < best->meta.seq))
+			best = p;
+	}
+	return best;
+}
+
+static enum fi_mtls_mode pa_mode(const struct conv *c, const struct fi_peer_authn *p)
+{
+	return p->mode != FI_MTLS_UNSET ? p->mode : namespace_mode(c, p->meta.ns);
+}
+
+/* Ports of a selector policy whose mode differs from the policy's effective mode: the
+ * non-strict ones under STRICT, the strict ones otherwise. */
+static size_t pa_port_overrides(struct conv *c, const struct fi_peer_authn *p, uint32_t **outp)
+{
+	bool strict = pa_mode(c, p) == FI_MTLS_STRICT;
+	uint32_t *out = *outp = amem(&c->a, (p->n_ports ? p->n_ports : 1) * sizeof(*out));
+	size_t n = 0;
+	for (size_t i = 0; i < p->n_ports; i++) {
+		enum fi_mtls_mode m = p->ports[i].mode;
+		if (m != FI_MTLS_UNSET && (m == FI_MTLS_STRICT) != strict)
+			out[n++] = p->ports[i].port;
+	}
+	return n;
+}
+
+static Istio__Security__Match *no_identity_match(struct arena *a)
+{
+	Istio__Security__Match *mt = anew(a, &istio__security__match__descriptor);
+	mt->n_not_principals = 1;
+	mt->not_principals = aptrs(a, 1);
+	mt->not_principals[0] = string_match(a, "*");
+	return mt;
+}
+
+/* DENY policy in the root namespace: no peer identity (plaintext) is denied (spec §3.7). */
+static int add_static_strict(struct conv *c)
+{
+	struct arena *a = &c->a;
+	Istio__Security__Authorization *az = anew(a, &istio__security__authorization__descriptor);
+	az->name = FI_STATIC_STRICT_POLICY;
+	az->namespace_ = (char *)c->o.root_namespace;
+	az->scope = ISTIO__SECURITY__SCOPE__WORKLOAD_SELECTOR;
+	az->action = ISTIO__SECURITY__ACTION__DENY;
+	az->n_rules = 1;
+	az->rules = aptrs(a, 1);
+	az->rules[0] = anew(a, &istio__security__rule__descriptor);
+	az->rules[0]->n_clauses = 1;
+	az->rules[0]->clauses = aptrs(a, 1);
+	az->rules[0]->clauses[0] = clause(c, 1);
+	az->rules[0]->clauses[0]->n_matches = 1;
+	az->rules[0]->clauses[0]->matches[0] = no_identity_match(a);
+	return emit(c, &c->authz, afmt(a, "%s/%s", c->o.root_namespace, FI_STATIC_STRICT_POLICY),
+	            &az->base);
+}
+
+/* Port-level mTLS: one DENY rule, "no identity" AND "port not exempt" (under STRICT) or
+ * "port is strict" (otherwise). */
+static int add_converted_pa(struct conv *c, const struct fi_peer_authn *p)
+{
+	uint32_t *pp;
+	size_t n = pa_port_overrides(c, p, &pp);
+	if (!n)
+		return 0;
+	struct arena *a = &c->a;
+	Istio__Security__Authorization *az = anew(a, &istio__security__authorization__descriptor);
+	az->name = afmt(a, FI_CONVERTED_PA_PREFIX "%s", p->meta.name);
+	az->namespace_ = p->meta.ns;
+	az->scope = ISTIO__SECURITY__SCOPE__WORKLOAD_SELECTOR;
+	az->action = ISTIO__SECURITY__ACTION__DENY;
+	az->n_rules = 1;
+	az->rules = aptrs(a, 1);
+	Istio__Security__Rule *ru = az->rules[0] = anew(a, &istio__security__rule__descriptor);
+	ru->n_clauses = 2;
+	ru->clauses = aptrs(a, 2);
+	ru->clauses[0] = clause(c, 1);
+	ru->clauses[0]->n_matches = 1;
+	ru->clauses[0]->matches[0] = no_identity_match(a);
+	ru->clauses[1] = clause(c, 1);
+	ru->clauses[1]->n_matches = 1;
+	Istio__Security__Match *mt = ru->clauses[1]->matches[0] =
+	        anew(a, &istio__security__match__descriptor);
+	if (pa_mode(c, p) == FI_MTLS_STRICT) {
+		mt->n_not_destination_ports = n;
+		mt->not_destination_ports = pp;
+	} else {
+		mt->n_destination_ports = n;
+		mt->destination_ports = pp;
+	}
+	return emit(c, &c->authz, afmt(a, "%s/%s", p->meta.ns, az->name), &az->base);
+}
+
+/* ---- workloads and services (spec §3.5) ---------------------------------------------------- */
+
+static Istio__Workload__NetworkAddress *network_address(struct conv *c, const struct zt_ip *ip)
+{
+	Istio__Workload__NetworkAddress *na =
+	        anew(&c->a, &istio__workload__network_address__descriptor);
+	size_t bl = ip->family == AF_INET ? 4 : 16;
+	na->network = (char *)c->o.network;
+	na->address.len = bl;
+	na->address.data = amem(&c->a, bl);
+	memcpy(na->address.data, ip->bytes, bl);
+	return na;
+}
+
+static const char *hostname(struct conv *c, const char *ns, const char *name)
+{
+	return afmt(&c->a, "%s.%s.svc.%s", name, ns, c->o.cluster_domain);
+}
+
+/* The waypoint obj (a Pod or Service) uses, or NULL; see convert.h for the rules. */
+static Istio__Workload__GatewayAddress *waypoint(struct conv *c, const struct fi_meta *obj,
+                                                 bool workload)
+{
+	const char *name = label(obj, "istio.io/use-waypoint");
+	const char *wns = label(obj, "istio.io/use-waypoint-namespace");
+	if (!name) {
+		name = ns_label(c, obj->ns, "istio.io/use-waypoint");
+		wns = ns_label(c, obj->ns, "istio.io/use-waypoint-namespace");
+	}
+	if (!name || !strcmp(name, "none"))
+		return NULL;
+	const char *gns = wns ? wns : obj->ns;
+	const struct fi_gateway *gw = fi_mesh_find_gateway(c->m, gns, name);
+	if (!gw || strcmp(gw->class_name, FI_WAYPOINT_CLASS)) {
+		zt_warn("%s/%s: waypoint %s/%s not found (no Gateway of class " FI_WAYPOINT_CLASS
+		        ")",
+		        obj->ns, obj->name, gns, name);
+		return NULL;
+	}
+	const char *for_ = label(&gw->meta, "istio.io/waypoint-for");
+	if (!for_)
+		for_ = "service";
+	if (!strcmp(for_, "none") || (workload && !strcmp(for_, "service")) ||
+	    (!workload && !strcmp(for_, "workload")))
+		return NULL;
+
+	Istio__Workload__GatewayAddress *ga =
+	        anew(&c->a, &istio__workload__gateway_address__descriptor);
+	ga->hbone_mtls_port = FI_HBONE_MTLS_PORT;
+	const struct zt_ip *ip = NULL;
+	const struct fi_service *svc = fi_mesh_find_service(c->m, gns, name);
+	if (svc && svc->n_ips)
+		ip = &svc->ips[0];
+	for (size_t i = 0; !ip && i < c->m->n_pods; i++) {
+		const struct fi_pod *p = &c->m->pods[i];
+		if (c->pod_sent[i] && fi_mesh_pod_waypoint(c->m, p) == gw)
+			ip = &p->ips[0];
+	}
+	if (ip) {
+		ga->destination_case = ISTIO__WORKLOAD__GATEWAY_ADDRESS__DESTINATION_ADDRESS;
+		ga->address = network_address(c, ip);
+	} else {
+		Istio__Workload__NamespacedHostname *nh =
+		        anew(&c->a, &istio__workload__namespaced_hostname__descriptor);
+		nh->namespace_ = (char *)gns;
+		nh->hostname = (char *)hostname(c, gns, name);
+		ga->destination_case = ISTIO__WORKLOAD__GATEWAY_ADDRESS__DESTINATION_HOSTNAME;
+		ga->hostname = nh;
+	}
+	return ga;
+}
+
+/* Whether svc is the Service of a waypoint Gateway (named like it, same namespace). */
+static bool waypoint_service(const struct conv *c, const struct fi_service *svc)
+{
+	const struct fi_gateway *g = fi_mesh_find_gateway(c->m, svc->meta.ns, svc->meta.name);
+	return g && !strcmp(g->class_name, FI_WAYPOINT_CLASS);
+}
+
+/* istiod's choice from the port name or appProtocol: only HTTP/1.1, HTTP/2 and gRPC are
+ * reported; everything else is UNKNOWN. */
+static Istio__Workload__AppProtocol app_protocol(const struct fi_service_port *sp)
+{
+	char proto[32] = "";
+	if (sp->app_protocol)
+		snprintf(proto, sizeof(proto), "%s", sp->app_protocol);
+	else if (sp->name)
+		snprintf(proto, sizeof(proto), "%.*s", (int)strcspn(sp->name, "-"), sp->name);
+	if (!strcasecmp(proto, "http"))
+		return ISTIO__WORKLOAD__APP_PROTOCOL__HTTP11;
+	if (!strcasecmp(proto, "http2") || !strcmp(proto, "kubernetes.io/h2c"))
+		return ISTIO__WORKLOAD__APP_PROTOCOL__HTTP2;
+	if (!strcasecmp(proto, "grpc"))
+		return ISTIO__WORKLOAD__APP_PROTOCOL__GRPC;
+	return ISTIO__WORKLOAD__APP_PROTOCOL__UNKNOWN;
+}
+
+static bool service_selects(const struct fi_service *s, const struct fi_pod *p)
+{
+	return s->selector.n && !strcmp(s->meta.ns, p->meta.ns) &&
+	       fi_labels_match(&s->selector, &p->meta.labels);
+}
+
+static bool service_sent(const struct conv *c, const struct fi_service *s)
+{
+	const char *mode = ns_label(c, s->meta.ns, "istio.io/dataplane-mode");
+	if ((mode && !strcmp(mode, "ambient")) || waypoint_service(c, s))
+		return true;
+	for (size_t i = 0; i < c->m->n_pods; i++)
+		if (c->pod_sent[i] && service_selects(s, &c->m->pods[i]))
+			return true;
+	return false;
+}
+
+static int add_service(struct conv *c, const struct fi_service *s)
+{
+	if (!service_sent(c, s))
+		return 0;
+	Istio__Workload__Service *sv = anew(&c->a, &istio__workload__service__descriptor);
+	sv->name = s->meta.name;
+	sv->namespace_ = s->meta.ns;
+	sv->hostname = (char *)hostname(c, s->meta.ns, s->meta.name);
+	sv->addresses = aptrs(&c->a, s->n_ips);
+	for (size_t i = 0; i < s->n_ips; i++)
+		sv->addresses[sv->n_addresses++] = network_address(c, &s->ips[i]);
+	sv->ports = aptrs(&c->a, s->n_ports);
+	for (size_t i = 0; i < s->n_ports; i++) {
+		Istio__Workload__Port *pt = anew(&c->a, &istio__workload__port__descriptor);
+		pt->service_port = s->ports[i].port;
+		pt->target_port = s->ports[i].target_port;
+		pt->app_protocol = app_protocol(&s->ports[i]);
+		sv->ports[sv->n_ports++] = pt;
+	}
+	if (!waypoint_service(c, s))
+		sv->waypoint = waypoint(c, &s->meta, false);
+	Istio__Workload__Address *ad = anew(&c->a, &istio__workload__address__descriptor);
+	ad->type_case = ISTIO__WORKLOAD__ADDRESS__TYPE_SERVICE;
+	ad->service = sv;
+	return emit(c, &c->addrs, afmt(&c->a, "%s/%s", s->meta.ns, sv->hostname), &ad->base);
+}
+
+/* <name>-<8..10 digits>: the Job of a CronJob. Returns the CronJob name length or 0. */
+static size_t cronjob_prefix(const char *job)
+{
+	const char *dash = strrchr(job, '-');
+	size_t digits = dash ? strlen(dash + 1) : 0;
+	if (!dash || dash == job || digits < 8 || digits > 10 ||
+	    strspn(dash + 1, "0123456789") != digits)
+		return 0;
+	return (size_t)(dash - job);
+}
+
+/* istiod's workloadNameAndType over the pod's controller reference (see convert.h). */
+static void workload_kind(struct conv *c, const struct fi_pod *p, Istio__Workload__Workload *w)
+{
+	const char *kind = p->owner_kind, *owner = p->owner_name;
+	w->workload_name = p->meta.name;
+	w->workload_type = ISTIO__WORKLOAD__WORKLOAD_TYPE__POD;
+	if (!kind)
+		return;
+	if (!strcmp(kind, "ReplicaSet")) {
+		const char *hash = label(&p->meta, "pod-template-hash");
+		size_t ol = strlen(owner), hl = hash ? strlen(hash) : 0;
+		if (!hl || ol < hl || strcmp(owner + ol - hl, hash))
+			return;
+		ol -= hl;
+		if (ol && owner[ol - 1] == '-')
+			ol--;
+		w->workload_name = afmt(&c->a, "%.*s", (int)ol, owner);
+		w->workload_type = ISTIO__WORKLOAD__WORKLOAD_TYPE__DEPLOYMENT;
+	} else if (!strcmp(kind, "Job")) {
+		size_t cl = cronjob_prefix(owner);
+		w->workload_name = cl ? afmt(&c->a, "%.*s", (int)cl, owner) : (char *)owner;
+		w->workload_type = cl ? ISTIO__WORKLOAD__WORKLOAD_TYPE__CRONJOB
+		                      : ISTIO__WORKLOAD__WORKLOAD_TYPE__JOB;
+	}
+}
+
+static const char *first_label(const struct fi_pod *p, const char *const *keys)
+{
+	for (; *keys; keys++) {
+		const char *v = label(&p->meta, *keys);
+		if (v && *v)
+			return v;
+	}
+	return NULL;
+}
+
+static Istio__Workload__Locality *locality(struct conv *c, const struct fi_pod *p)
+{
+	const struct fi_node *n = p->node ? fi_mesh_find_node(c->m, p->node) : NULL;
+	if (!n)
+		return NULL;
+	const char *region = label(&n->meta, "topology.kubernetes.io/region");
+	const char *zone = label(&n->meta, "topology.kubernetes.io/zone");
+	const char *subzone = label(&n->meta, "topology.istio.io/subzone");
+	if (!region && !zone && !subzone)
+		return NULL;
+	Istio__Workload__Locality *l = anew(&c->a, &istio__workload__locality__descriptor);
+	l->region = region ? (char *)region : l->region;
+	l->zone = zone ? (char *)zone : l->zone;
+	l->subzone = subzone ? (char *)subzone : l->subzone;
+	return l;
+}
+
+/* Per-endpoint ports of svc for pod p: a named targetPort resolves to the pod's container port
+ * of that name and protocol; a name the pod lacks leaves the port out. */
+static Istio__Workload__PortList *port_list(struct conv *c, const struct fi_service *s,
+                                            const struct fi_pod *p)
+{
+	Istio__Workload__PortList *pl = anew(&c->a, &istio__workload__port_list__descriptor);
+	pl->ports = aptrs(&c->a, s->n_ports);
+	for (size_t i = 0; i < s->n_ports; i++) {
+		const struct fi_service_port *sp = &s->ports[i];
+		uint32_t target = sp->target_port;
+		if (sp->target_port_name) {
+			target = 0;
+			for (size_t j = 0; !target && j < p->n_ports; j++)
+				if (p->ports[j].name && p->ports[j].protocol == sp->protocol &&
+				    !strcmp(p->ports[j].name, sp->target_port_name))
+					target = p->ports[j].port;
+			if (!target)
+				continue;
+		}
+		Istio__Workload__Port *pt = anew(&c->a, &istio__workload__port__descriptor);
+		pt->service_port = sp->port;
+		pt->target_port = target;
+		pl->ports[pl->n_ports++] = pt;
+	}
+	return pl;
+}
+
+static void workload_services(struct conv *c, const struct fi_pod *p, Istio__Workload__Workload *w)
+{
+	w->services = aptrs(&c->a, c->m->n_services);
+	for (size_t i = 0; i < c->m->n_services; i++) {
+		const struct fi_service *s = &c->m->services[i];
+		if (!service_selects(s, p))
+			continue;
+		Istio__Workload__Workload__ServicesEntry *e =
+		        anew(&c->a, &istio__workload__workload__services_entry__descriptor);
+		e->key = afmt(&c->a, "%s/%s", s->meta.ns, hostname(c, s->meta.ns, s->meta.name));
+		e->value = port_list(c, s, p);
+		w->services[w->n_services++] = e;
+	}
+}
+
+/* Keys of the selector policies that select p, then its PeerAuthentication policy if any. */
+static void workload_policies(struct conv *c, const struct fi_pod *p, Istio__Workload__Workload *w)
+{
+	const struct fi_mesh *m = c->m;
+	w->authorization_policies = aptrs(&c->a, m->n_authz_policies + 1);
+	for (size_t i = 0; i < m->n_authz_policies; i++) {
+		const struct fi_authz_policy *ap = &m->authz_policies[i];
+		if (policy_sent(ap) && ap->selector.n &&
+		    (!strcmp(ap->meta.ns, p->meta.ns) ||
+		     !strcmp(ap->meta.ns, c->o.root_namespace)) &&
+		    fi_labels_match(&ap->selector, &p->meta.labels))
+			w->authorization_policies[w->n_authorization_policies++] =
+			        afmt(&c->a, "%s/%s", ap->meta.ns, ap->meta.name);
+	}
+	const struct fi_peer_authn *pa = workload_pa(c, p);
+	uint32_t *over;
+	char *key = NULL;
+	if (pa && pa_port_overrides(c, pa, &over))
+		key = afmt(&c->a, "%s/" FI_CONVERTED_PA_PREFIX "%s", pa->meta.ns, pa->meta.name);
+	else if ((pa ? pa_mode(c, pa) : namespace_mode(c, p->meta.ns)) == FI_MTLS_STRICT)
+		key = afmt(&c->a, "%s/" FI_STATIC_STRICT_POLICY, c->o.root_namespace);
+	if (key)
+		w->authorization_policies[w->n_authorization_policies++] = key;
+}
+
+static int add_workload(struct conv *c, const struct fi_pod *p)
+{
+	static const char *const name_keys[] = {"service.istio.io/canonical-name",
+	                                        "app.kubernetes.io/name", "app", NULL};
+	static const char *const rev_keys[] = {"service.istio.io/canonical-revision",
+	                                       "app.kubernetes.io/version", "version", NULL};
+	struct arena *a = &c->a;
+	Istio__Workload__Workload *w = anew(a, &istio__workload__workload__descriptor);
+	w->uid = afmt(a, "%s//Pod/%s/%s", c->o.cluster_id, p->meta.ns, p->meta.name);
+	w->name = p->meta.name;
+	w->namespace_ = p->meta.ns;
+	w->addresses = amem(a, p->n_ips * sizeof(*w->addresses));
+	for (size_t i = 0; i < p->n_ips; i++) {
+		size_t bl = p->ips[i].family == AF_INET ? 4 : 16;
+		w->addresses[i].len = bl;
+		w->addresses[i].data = amem(a, bl);
+		memcpy(w->addresses[i].data, p->ips[i].bytes, bl);
+	}
+	w->n_addresses = p->n_ips;
+	w->network = (char *)c->o.network;
+	w->tunnel_protocol = ISTIO__WORKLOAD__TUNNEL_PROTOCOL__HBONE;
+	w->trust_domain = (char *)c->o.trust_domain;
+	w->service_account = p->service_account;
+	if (p->node)
+		w->node = p->node;
+	workload_kind(c, p, w);
+	const char *cn = first_label(p, name_keys), *cr = first_label(p, rev_keys);
+	w->canonical_name = cn ? (char *)cn : w->workload_name;
+	w->canonical_revision = cr ? (char *)cr : "latest";
+	w->status = p->ready ? ISTIO__WORKLOAD__WORKLOAD_STATUS__HEALTHY
+	                     : ISTIO__WORKLOAD__WORKLOAD_STATUS__UNHEALTHY;
+	w->cluster_id = (char *)c->o.cluster_id;
+	w->locality = locality(c, p);
+	if (p->host_network)
+		w->network_mode = ISTIO__WORKLOAD__NETWORK_MODE__HOST_NETWORK;
+	workload_services(c, p, w);
+	workload_policies(c, p, w);
+	if (!fi_mesh_pod_waypoint(c->m, p))
+		w->waypoint = waypoint(c, &p->meta, true);
+	Istio__Workload__Address *ad = anew(a, &istio__workload__address__descriptor);
+	ad->type_case = ISTIO__WORKLOAD__ADDRESS__TYPE_WORKLOAD;
+	ad->workload = w;
+	return emit(c, &c->addrs, w->uid, &ad->base);
+}
+
+/* ---- driver -------------------------------------------------------------------------------- */
+
+static int resource_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct fi_resource *)a)->name, ((const struct fi_resource *)b)->name);
+}
+
+const struct fi_resource *fi_resources_find(const struct fi_resource *v, size_t n, const char *name)
+{
+	struct fi_resource key = {.name = (char *)name};
+	return n ? bsearch(&key, v, n, sizeof(*v), resource_cmp) : NULL;
+}
+
+static void out_clear(struct out *o)
+{
+	for (size_t i = 0; i < o->n; i++)
+		fi_resource_clear(&o->v[i]);
+	free(o->v);
+	memset(o, 0, sizeof(*o));
+}
+
+void fi_resources_clear(struct fi_resources *r)
+{
+	struct out a = {.v = r->addresses, .n = r->n_addresses};
+	struct out z = {.v = r->authorizations, .n = r->n_authorizations};
+	out_clear(&a);
+	out_clear(&z);
+	memset(r, 0, sizeof(*r));
+}
+
+static int convert_all(struct conv *c)
+{
+	const struct fi_mesh *m = c->m;
+	int rc = 0;
+	for (size_t i = 0; i < m->n_pods; i++) {
+		const struct fi_pod *p = &m->pods[i];
+		c->pod_sent[i] =
+		        p->n_ips && (fi_mesh_pod_in_mesh(m, p) || fi_mesh_pod_waypoint(m, p));
+	}
+	for (size_t i = 0; !rc && i < m->n_pods; i++)
+		if (c->pod_sent[i])
+			rc = add_workload(c, &m->pods[i]);
+	for (size_t i = 0; !rc && i < m->n_services; i++)
+		rc = add_service(c, &m->services[i]);
+	for (size_t i = 0; !rc && i < m->n_authz_policies; i++)
+		rc = add_policy(c, &m->authz_policies[i]);
+	bool strict = false;
+	for (size_t i = 0; !rc && i < m->n_peer_authns; i++) {
+		strict |= m->peer_authns[i].mode == FI_MTLS_STRICT;
+		if (m->peer_authns[i].selector.n)
+			rc = add_converted_pa(c, &m->peer_authns[i]);
+	}
+	if (!rc && strict)
+		rc = add_static_strict(c);
+	return rc;
+}
+
+int fi_convert(const struct fi_mesh *m, const struct fi_convert_opts *o, struct fi_resources *out,
+               char *err, size_t errlen)
+{
+	static const struct fi_convert_opts none = {0};
+	if (!o)
+		o = &none;
+	struct conv c = {
+	        .m = m,
+	        .o = {.trust_domain = o->trust_domain ? o->trust_domain : "cluster.local",
+	              .cluster_id = o->cluster_id ? o->cluster_id : "Kubernetes",
+	              .cluster_domain = o->cluster_domain ? o->cluster_domain : "cluster.local",
+	              .root_namespace = o->root_namespace ? o->root_namespace : "istio-system",
+	              .network = o->network ? o->network : ""},
+	        .err = err,
+	        .errlen = errlen,
+	};
+	memset(out, 0, sizeof(*out));
+	c.pod_sent = calloc(m->n_pods ? m->n_pods : 1, sizeof(*c.pod_sent));
+	if (!c.pod_sent)
+		abort();
+	int rc = convert_all(&c);
+	free(c.pod_sent);
+	arena_clear(&c.a);
+	if (rc) {
+		out_clear(&c.addrs);
+		out_clear(&c.authz);
+		return rc;
+	}
+	if (c.addrs.n)
+		qsort(c.addrs.v, c.addrs.n, sizeof(*c.addrs.v), resource_cmp);
+	if (c.authz.n)
+		qsort(c.authz.v, c.authz.n, sizeof(*c.authz.v), resource_cmp);
+	*out = (struct fi_resources){.addresses = c.addrs.v,
+	                             .n_addresses = c.addrs.n,
+	                             .authorizations = c.authz.v,
+	                             .n_authorizations = c.authz.n};
+	return 0;
+}

@@ -1,0 +1,1452 @@
+/* Kubernetes-style YAML to fake-istiod's mesh model. Each document is checked as it is read
+ * and the first problem ends the load with "file:line: Kind ns/name: field.path: what"; only
+ * after every file has loaded are kinds sorted, duplicates refused and the address file
+ * applied, so objects may reference each other across documents and files. */
+#include "mesh.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+
+#include "runtime/err.h"
+#include "runtime/log.h"
+#include "runtime/yaml.h"
+
+ZT_LOG_MODULE("mesh");
+
+const char *const fi_authz_source_names[FI_SRC_COUNT] = {
+        [FI_SRC_PRINCIPALS] = "principals",
+        [FI_SRC_NOT_PRINCIPALS] = "notPrincipals",
+        [FI_SRC_REQUEST_PRINCIPALS] = "requestPrincipals",
+        [FI_SRC_NOT_REQUEST_PRINCIPALS] = "notRequestPrincipals",
+        [FI_SRC_NAMESPACES] = "namespaces",
+        [FI_SRC_NOT_NAMESPACES] = "notNamespaces",
+        [FI_SRC_SERVICE_ACCOUNTS] = "serviceAccounts",
+        [FI_SRC_NOT_SERVICE_ACCOUNTS] = "notServiceAccounts",
+        [FI_SRC_IP_BLOCKS] = "ipBlocks",
+        [FI_SRC_NOT_IP_BLOCKS] = "notIpBlocks",
+        [FI_SRC_REMOTE_IP_BLOCKS] = "remoteIpBlocks",
+        [FI_SRC_NOT_REMOTE_IP_BLOCKS] = "notRemoteIpBlocks",
+};
+
+const char *const fi_authz_operation_names[FI_OP_COUNT] = {
+        [FI_OP_HOSTS] = "hosts",     [FI_OP_NOT_HOSTS] = "notHosts",
+        [FI_OP_PORTS] = "ports",     [FI_OP_NOT_PORTS] = "notPorts",
+        [FI_OP_METHODS] = "methods", [FI_OP_NOT_METHODS] = "notMethods",
+        [FI_OP_PATHS] = "paths",     [FI_OP_NOT_PATHS] = "notPaths",
+};
+
+/* ---- memory -------------------------------------------------------------------------------- */
+
+static void *xrealloc(void *p, size_t n)
+{
+	void *q = realloc(p, n ? n : 1);
+	if (!q)
+		abort();
+	return q;
+}
+
+static char *xstrdup(const char *s)
+{
+	char *d = strdup(s);
+	if (!d)
+		abort();
+	return d;
+}
+
+/* Appends a zeroed element to a growable array whose capacity is the next power of two and
+ * yields a pointer to it. */
+#define GROW(arr, n) ((arr) = grow_((arr), &(n), sizeof(*(arr))), &(arr)[(n)-1])
+
+static void *grow_(void *arr, size_t *n, size_t size)
+{
+	if ((*n & (*n - 1)) == 0)
+		arr = xrealloc(arr, (*n ? 2 * *n : 1) * size);
+	memset((char *)arr + *n * size, 0, size);
+	(*n)++;
+	return arr;
+}
+
+static void strs_clear(struct fi_strs *s)
+{
+	for (size_t i = 0; i < s->n; i++)
+		free(s->v[i]);
+	free(s->v);
+	memset(s, 0, sizeof(*s));
+}
+
+static void labels_clear(struct fi_labels *l)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		free(l->v[i].key);
+		free(l->v[i].value);
+	}
+	free(l->v);
+	memset(l, 0, sizeof(*l));
+}
+
+static void meta_clear(struct fi_meta *m)
+{
+	free(m->ns);
+	free(m->name);
+	free(m->uid);
+	labels_clear(&m->labels);
+	labels_clear(&m->annotations);
+}
+
+static void pod_clear(struct fi_pod *p)
+{
+	meta_clear(&p->meta);
+	free(p->node);
+	free(p->service_account);
+	for (size_t i = 0; i < p->n_ports; i++)
+		free(p->ports[i].name);
+	free(p->ports);
+	free(p->ips);
+	free(p->owner_kind);
+	free(p->owner_name);
+}
+
+static void service_clear(struct fi_service *s)
+{
+	meta_clear(&s->meta);
+	labels_clear(&s->selector);
+	free(s->ips);
+	for (size_t i = 0; i < s->n_ports; i++) {
+		free(s->ports[i].name);
+		free(s->ports[i].target_port_name);
+		free(s->ports[i].app_protocol);
+	}
+	free(s->ports);
+}
+
+static void gateway_clear(struct fi_gateway *g)
+{
+	meta_clear(&g->meta);
+	free(g->class_name);
+}
+
+static void authz_rule_clear(struct fi_authz_rule *r)
+{
+	for (size_t i = 0; i < r->n_from; i++)
+		for (size_t f = 0; f < FI_SRC_COUNT; f++)
+			strs_clear(&r->from[i].f[f]);
+	free(r->from);
+	for (size_t i = 0; i < r->n_to; i++)
+		for (size_t f = 0; f < FI_OP_COUNT; f++)
+			strs_clear(&r->to[i].f[f]);
+	free(r->to);
+	for (size_t i = 0; i < r->n_when; i++) {
+		free(r->when[i].key);
+		strs_clear(&r->when[i].values);
+		strs_clear(&r->when[i].not_values);
+	}
+	free(r->when);
+}
+
+static void authz_clear(struct fi_authz_policy *p)
+{
+	meta_clear(&p->meta);
+	labels_clear(&p->selector);
+	for (size_t i = 0; i < p->n_rules; i++)
+		authz_rule_clear(&p->rules[i]);
+	free(p->rules);
+}
+
+static void peer_authn_clear(struct fi_peer_authn *p)
+{
+	meta_clear(&p->meta);
+	labels_clear(&p->selector);
+	free(p->ports);
+}
+
+void fi_mesh_clear(struct fi_mesh *m)
+{
+	for (size_t i = 0; i < m->n_namespaces; i++)
+		meta_clear(&m->namespaces[i].meta);
+	free(m->namespaces);
+	for (size_t i = 0; i < m->n_nodes; i++)
+		meta_clear(&m->nodes[i].meta);
+	free(m->nodes);
+	for (size_t i = 0; i < m->n_service_accounts; i++)
+		meta_clear(&m->service_accounts[i].meta);
+	free(m->service_accounts);
+	for (size_t i = 0; i < m->n_pods; i++)
+		pod_clear(&m->pods[i]);
+	free(m->pods);
+	for (size_t i = 0; i < m->n_services; i++)
+		service_clear(&m->services[i]);
+	free(m->services);
+	for (size_t i = 0; i < m->n_gateways; i++)
+		gateway_clear(&m->gateways[i]);
+	free(m->gateways);
+	for (size_t i = 0; i < m->n_authz_policies; i++)
+		authz_clear(&m->authz_policies[i]);
+	free(m->authz_policies);
+	for (size_t i = 0; i < m->n_peer_authns; i++)
+		peer_authn_clear(&m->peer_authns[i]);
+	free(m->peer_authns);
+	for (size_t i = 0; i < m->n_files; i++)
+		free(m->files[i]);
+	free(m->files);
+	memset(m, 0, sizeof(*m));
+}
+
+/* ---- load context and errors --------------------------------------------------------------- */
+
+struct ld {
+	struct fi_mesh *m;
+	const char *file;
+	char *err;
+	size_t errlen;
+	char obj[320];  /* "Pod default/web", "" before the kind is known */
+	char path[256]; /* field path below the object, e.g. "spec.ports[1].port" */
+	size_t plen;
+	unsigned seq;
+};
+
+/* Appends one path element ("spec", "ports[2]"), dot-separated. Returns the mark to restore. */
+__attribute__((format(printf, 2, 3))) static size_t enter(struct ld *l, const char *fmt, ...)
+{
+	size_t mark = l->plen;
+	char part[128];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(part, sizeof(part), fmt, ap);
+	va_end(ap);
+	int w = snprintf(l->path + l->plen, sizeof(l->path) - l->plen, "%s%s", l->plen ? "." : "",
+	                 part);
+	if (w > 0)
+		l->plen = l->plen + (size_t)w < sizeof(l->path) ? l->plen + (size_t)w
+		                                                : sizeof(l->path) - 1;
+	return mark;
+}
+
+static void leave(struct ld *l, size_t mark)
+{
+	l->plen = mark;
+	l->path[mark] = '\0';
+}
+
+__attribute__((format(printf, 4, 5))) static int fail(struct ld *l, const struct zt_yaml *at,
+                                                      int code, const char *fmt, ...)
+{
+	char what[384];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	snprintf(l->err, l->errlen, "%s:%u: %s%s%s%s%s", l->file, at ? at->line : 0, l->obj,
+	         *l->obj ? ": " : "", l->path, l->plen ? ": " : "", what);
+	return code;
+}
+
+/* Describes a node for "got ..." text: a quoted, shortened scalar or the node's type. */
+static const char *got(const struct zt_yaml *n, char *buf, size_t len)
+{
+	if (!n || n->type != ZT_YAML_SCALAR || zt_yaml_is_null(n)) {
+		snprintf(buf, len, "%s", zt_yaml_type_name(n));
+		return buf;
+	}
+	size_t o = 0;
+	buf[o++] = '"';
+	for (size_t i = 0; i < n->len && o + 5 < len; i++) {
+		unsigned char c = (unsigned char)n->s[i];
+		buf[o++] = c < 0x20 || c == 0x7f || c == '"' ? '?' : (char)c;
+		if (i == 40 && n->len > 44) {
+			memcpy(buf + o, "...", 3);
+			o += 3;
+			break;
+		}
+	}
+	buf[o++] = '"';
+	buf[o] = '\0';
+	return buf;
+}
+
+#define GOT(n) got((n), (char[64]){0}, 64)
+
+/* ---- field readers; each names its field on error ------------------------------------------ */
+
+static int need_map(struct ld *l, const struct zt_yaml *n, const char *key)
+{
+	if (n->type == ZT_YAML_MAP)
+		return 0;
+	size_t mk = key ? enter(l, "%s", key) : l->plen;
+	int rc = fail(l, n, ZT_E_PARSE, "expected a mapping, got %s", GOT(n));
+	leave(l, mk);
+	return rc;
+}
+
+/* Optional mapping under key: *out is NULL when absent or null. */
+static int opt_map(struct ld *l, const struct zt_yaml *map, const char *key,
+                   const struct zt_yaml **out)
+{
+	const struct zt_yaml *n = zt_yaml_get(map, key);
+	*out = NULL;
+	if (zt_yaml_is_null(n))
+		return 0;
+	int rc = need_map(l, n, key);
+	if (!rc)
+		*out = n;
+	return rc;
+}
+
+/* Optional sequence under key: *out is NULL when absent or null. */
+static int opt_seq(struct ld *l, const struct zt_yaml *map, const char *key,
+                   const struct zt_yaml **out)
+{
+	const struct zt_yaml *n = zt_yaml_get(map, key);
+	*out = NULL;
+	if (zt_yaml_is_null(n))
+		return 0;
+	if (n->type != ZT_YAML_SEQ) {
+		size_t mk = enter(l, "%s", key);
+		int rc = fail(l, n, ZT_E_PARSE, "expected a sequence, got %s", GOT(n));
+		leave(l, mk);
+		return rc;
+	}
+	*out = n;
+	return 0;
+}
+
+/* String under key: NULL when absent or null (an error when required). */
+static int get_str(struct ld *l, const struct zt_yaml *map, const char *key, bool required,
+                   char **out)
+{
+	const struct zt_yaml *n = zt_yaml_get(map, key);
+	*out = NULL;
+	int rc = 0;
+	size_t mk = enter(l, "%s", key);
+	if (zt_yaml_is_null(n)) {
+		if (required)
+			rc = fail(l, n ? n : map, ZT_E_PARSE, "required");
+	} else if (n->type != ZT_YAML_SCALAR) {
+		rc = fail(l, n, ZT_E_PARSE, "expected a string, got %s", GOT(n));
+	} else if (strlen(n->s) != n->len) {
+		rc = fail(l, n, ZT_E_PARSE, "contains a NUL byte");
+	} else {
+		*out = xstrdup(n->s);
+	}
+	leave(l, mk);
+	return rc;
+}
+
+/* Kubernetes object names: DNS-1123 subdomain (dots allowed, up to 253) or label (no dots,
+ * up to 63). Keeps '/' out of the "ns/name" keys built from them. */
+static bool dns_name(const char *s, bool dots, size_t max)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > max)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		bool alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+		if (!alnum && c != '-' && !(dots && c == '.'))
+			return false;
+		if (!alnum && (i == 0 || i == n - 1))
+			return false;
+	}
+	return true;
+}
+
+static int get_name(struct ld *l, const struct zt_yaml *map, const char *key, bool required,
+                    bool label, char **out)
+{
+	int rc = get_str(l, map, key, required, out);
+	if (rc || !*out || dns_name(*out, !label, label ? 63 : 253))
+		return rc;
+	size_t mk = enter(l, "%s", key);
+	rc = fail(l, zt_yaml_get(map, key), ZT_E_PARSE,
+	          "expected a DNS %s (lowercase letters, digits, '-'%s), got %s",
+	          label ? "label" : "name", label ? "" : ", '.'", GOT(zt_yaml_get(map, key)));
+	leave(l, mk);
+	free(*out);
+	*out = NULL;
+	return rc;
+}
+
+/* IANA service names, as Kubernetes requires for named ports: up to 15 of [a-z0-9-], at least
+ * one letter, no leading, trailing or doubled '-'. */
+static bool port_name(const char *s)
+{
+	size_t n = strlen(s);
+	bool letter = false;
+	if (n == 0 || n > 15 || s[0] == '-' || s[n - 1] == '-')
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (c >= 'a' && c <= 'z')
+			letter = true;
+		else if (!(c >= '0' && c <= '9') && !(c == '-' && s[i + 1] != '-'))
+			return false;
+	}
+	return letter;
+}
+
+static int port_value(struct ld *l, const struct zt_yaml *n, uint16_t *out)
+{
+	int64_t v;
+	int rc = zt_yaml_int(n, 1, 65535, &v);
+	if (rc)
+		return fail(l, n, rc, "expected an integer 1..65535, got %s", GOT(n));
+	*out = (uint16_t)v;
+	return 0;
+}
+
+static int get_port(struct ld *l, const struct zt_yaml *map, const char *key, uint16_t *out)
+{
+	const struct zt_yaml *n = zt_yaml_get(map, key);
+	size_t mk = enter(l, "%s", key);
+	int rc = zt_yaml_is_null(n) ? fail(l, n ? n : map, ZT_E_PARSE, "required")
+	                            : port_value(l, n, out);
+	leave(l, mk);
+	return rc;
+}
+
+static int get_bool(struct ld *l, const struct zt_yaml *map, const char *key, bool *out)
+{
+	const struct zt_yaml *n = zt_yaml_get(map, key);
+	if (zt_yaml_is_null(n) || !zt_yaml_bool(n, out))
+		return 0;
+	size_t mk = enter(l, "%s", key);
+	int rc = fail(l, n, ZT_E_PARSE, "expected true or false, got %s", GOT(n));
+	leave(l, mk);
+	return rc;
+}
+
+static int get_protocol(struct ld *l, const struct zt_yaml *map, enum fi_protocol *out)
+{
+	const struct zt_yaml *n = zt_yaml_get(map, "protocol");
+	const char *s = zt_yaml_str(n);
+	*out = FI_PROTO_TCP;
+	if (zt_yaml_is_null(n) || (s && !strcmp(s, "TCP")))
+		return 0;
+	if (s && !strcmp(s, "UDP"))
+		*out = FI_PROTO_UDP;
+	else if (s && !strcmp(s, "SCTP"))
+		*out = FI_PROTO_SCTP;
+	else {
+		size_t mk = enter(l, "protocol");
+		int rc = fail(l, n, ZT_E_PARSE, "expected TCP, UDP or SCTP, got %s", GOT(n));
+		leave(l, mk);
+		return rc;
+	}
+	return 0;
+}
+
+static int ip_value(struct ld *l, const struct zt_yaml *n, struct zt_ip *out)
+{
+	const char *s = zt_yaml_str(n);
+	if (s && !zt_ip_parse(out, s, n->len))
+		return 0;
+	return fail(l, n, ZT_E_PARSE, "expected an IP address, got %s", GOT(n));
+}
+
+static int label_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct fi_label *)a)->key, ((const struct fi_label *)b)->key);
+}
+
+/* A mapping of strings (labels, annotations, matchLabels); absent or null = empty. Scalars of
+ * any plain type (1, true) are kept as their text; a null value is "". */
+static int get_labels(struct ld *l, const struct zt_yaml *map, const char *key,
+                      struct fi_labels *out)
+{
+	const struct zt_yaml *n = zt_yaml_get(map, key);
+	if (zt_yaml_is_null(n))
+		return 0;
+	int rc = 0;
+	size_t mk = enter(l, "%s", key);
+	if (n->type != ZT_YAML_MAP) {
+		rc = fail(l, n, ZT_E_PARSE, "expected a mapping of strings, got %s", GOT(n));
+		goto out;
+	}
+	for (size_t i = 0; i < n->n; i++) {
+		const struct zt_yaml *k = zt_yaml_key(n, i), *v = zt_yaml_val(n, i);
+		const char *ks = zt_yaml_str(k);
+		if (!ks || !*ks || strlen(ks) != k->len) {
+			rc = fail(l, k, ZT_E_PARSE, "expected a non-empty string key, got %s",
+			          GOT(k));
+			goto out;
+		}
+		if (v->type != ZT_YAML_SCALAR || strlen(v->s) != v->len) {
+			size_t m2 = enter(l, "%s", ks);
+			rc = fail(l, v, ZT_E_PARSE, "expected a string, got %s", GOT(v));
+			leave(l, m2);
+			goto out;
+		}
+		struct fi_label *e = GROW(out->v, out->n);
+		e->key = xstrdup(ks);
+		e->value = xstrdup(zt_yaml_is_null(v) ? "" : v->s);
+	}
+	if (out->n)
+		qsort(out->v, out->n, sizeof(*out->v), label_cmp);
+out:
+	leave(l, mk);
+	return rc;
+}
+
+/* A sequence of strings; absent or null = empty. */
+static int get_strs(struct ld *l, const struct zt_yaml *map, const char *key, struct fi_strs *out)
+{
+	const struct zt_yaml *seq;
+	int rc = opt_seq(l, map, key, &seq);
+	if (rc || !seq)
+		return rc;
+	for (size_t i = 0; i < seq->n; i++) {
+		const struct zt_yaml *v = zt_yaml_at(seq, i);
+		if (v->type != ZT_YAML_SCALAR || zt_yaml_is_null(v) || strlen(v->s) != v->len) {
+			size_t mk = enter(l, "%s[%zu]", key, i);
+			rc = fail(l, v, ZT_E_PARSE, "expected a string, got %s", GOT(v));
+			leave(l, mk);
+			return rc;
+		}
+		*GROW(out->v, out->n) = xstrdup(v->s);
+	}
+	return 0;
+}
+
+/* Refuses keys outside allowed (a NULL-terminated list): in policies a misspelt field would
+ * silently change what is allowed. */
+static int only_keys(struct ld *l, const struct zt_yaml *map, const char *const *allowed)
+{
+	for (size_t i = 0; i < map->n; i++) {
+		const struct zt_yaml *k = zt_yaml_key(map, i);
+		const char *ks = zt_yaml_str(k);
+		bool ok = false;
+		for (size_t j = 0; ks && allowed[j]; j++)
+			ok |= !strcmp(ks, allowed[j]);
+		if (!ok)
+			return fail(l, k, ZT_E_PARSE, "unknown field %s", GOT(k));
+	}
+	return 0;
+}
+
+/* ---- objects ------------------------------------------------------------------------------- */
+
+/* metadata: name (required), namespace (namespaced kinds; "default" when absent), uid, labels,
+ * annotations. Names the object in l->obj for later messages. */
+static int parse_meta(struct ld *l, const struct zt_yaml *doc, const char *kind, bool namespaced,
+                      bool label_name, struct fi_meta *meta)
+{
+	const struct zt_yaml *md;
+	int rc;
+	snprintf(l->obj, sizeof(l->obj), "%s", kind);
+	meta->file = l->file;
+	meta->line = doc->line;
+	meta->seq = l->seq++;
+	if ((rc = opt_map(l, doc, "metadata", &md)))
+		return rc;
+	if (!md) {
+		size_t mk = enter(l, "metadata.name");
+		rc = fail(l, doc, ZT_E_PARSE, "required");
+		leave(l, mk);
+		return rc;
+	}
+	size_t mk = enter(l, "metadata");
+	if ((rc = get_name(l, md, "name", true, label_name, &meta->name)))
+		goto out;
+	if (namespaced) {
+		if ((rc = get_name(l, md, "namespace", false, true, &meta->ns)))
+			goto out;
+		if (!meta->ns)
+			meta->ns = xstrdup("default");
+		snprintf(l->obj, sizeof(l->obj), "%s %s/%s", kind, meta->ns, meta->name);
+	} else {
+		snprintf(l->obj, sizeof(l->obj), "%s %s", kind, meta->name);
+	}
+	if (!(rc = get_str(l, md, "uid", false, &meta->uid)) &&
+	    !(rc = get_labels(l, md, "labels", &meta->labels)))
+		rc = get_labels(l, md, "annotations", &meta->annotations);
+out:
+	leave(l, mk);
+	return rc;
+}
+
+static int parse_plain(struct ld *l, const struct zt_yaml *doc, const char *kind)
+{
+	struct fi_mesh *m = l->m;
+	struct fi_meta meta = {0};
+	bool ns_kind = !strcmp(kind, "Namespace"), node_kind = !strcmp(kind, "Node");
+	int rc = parse_meta(l, doc, kind, !ns_kind && !node_kind, ns_kind, &meta);
+	if (rc) {
+		meta_clear(&meta);
+		return rc;
+	}
+	if (ns_kind)
+		GROW(m->namespaces, m->n_namespaces)->meta = meta;
+	else if (node_kind)
+		GROW(m->nodes, m->n_nodes)->meta = meta;
+	else
+		GROW(m->service_accounts, m->n_service_accounts)->meta = meta;
+	return 0;
+}
+
+static int parse_namespace(struct ld *l, const struct zt_yaml *doc)
+{
+	return parse_plain(l, doc, "Namespace");
+}
+
+static int parse_node(struct ld *l, const struct zt_yaml *doc)
+{
+	return parse_plain(l, doc, "Node");
+}
+
+static int parse_service_account(struct ld *l, const struct zt_yaml *doc)
+{
+	return parse_plain(l, doc, "ServiceAccount");
+}
+
+/* Stable pseudo-uid from kind/ns/name, UUID-shaped, so restarts and reloads keep it. */
+static char *derived_uid(const char *kind, const char *ns, const char *name)
+{
+	char in[600];
+	unsigned char h[EVP_MAX_MD_SIZE];
+	unsigned hl = 0;
+	int n = snprintf(in, sizeof(in), "%s/%s/%s", kind, ns, name);
+	if (n < 0 || !EVP_Digest(in, strlen(in), h, &hl, EVP_sha256(), NULL))
+		abort();
+	h[6] = (unsigned char)((h[6] & 0x0f) | 0x50); /* name-based, like a UUIDv5 */
+	h[8] = (unsigned char)((h[8] & 0x3f) | 0x80);
+	char *out = xrealloc(NULL, 37);
+	size_t o = 0;
+	for (int i = 0; i < 16; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			out[o++] = '-';
+		snprintf(out + o, 3, "%02x", h[i]);
+		o += 2;
+	}
+	out[o] = '\0';
+	return out;
+}
+
+static int parse_pod_ports(struct ld *l, const struct zt_yaml *spec, struct fi_pod *p)
+{
+	const struct zt_yaml *containers;
+	int rc = opt_seq(l, spec, "containers", &containers);
+	for (size_t i = 0; !rc && containers && i < containers->n; i++) {
+		const struct zt_yaml *c = zt_yaml_at(containers, i), *ports = NULL;
+		size_t mk = enter(l, "containers[%zu]", i);
+		if (!(rc = need_map(l, c, NULL)))
+			rc = opt_seq(l, c, "ports", &ports);
+		for (size_t j = 0; !rc && ports && j < ports->n; j++) {
+			const struct zt_yaml *pt = zt_yaml_at(ports, j);
+			size_t mk2 = enter(l, "ports[%zu]", j);
+			struct fi_container_port cp = {0};
+			if (!(rc = need_map(l, pt, NULL)) &&
+			    !(rc = get_port(l, pt, "containerPort", &cp.port)) &&
+			    !(rc = get_protocol(l, pt, &cp.protocol)))
+				rc = get_str(l, pt, "name", false, &cp.name);
+			if (!rc && cp.name && !port_name(cp.name)) {
+				size_t mk3 = enter(l, "name");
+				rc = fail(
+				        l, zt_yaml_get(pt, "name"), ZT_E_PARSE,
+				        "expected a port name (up to 15 of a-z, 0-9, '-'), got %s",
+				        GOT(zt_yaml_get(pt, "name")));
+				leave(l, mk3);
+			}
+			if (rc)
+				free(cp.name);
+			else
+				*GROW(p->ports, p->n_ports) = cp;
+			leave(l, mk2);
+		}
+		leave(l, mk);
+	}
+	return rc;
+}
+
+static int add_ip(struct ld *l, const struct zt_yaml *n, struct zt_ip **ips, size_t *count)
+{
+	struct zt_ip ip;
+	int rc = ip_value(l, n, &ip);
+	if (rc)
+		return rc;
+	if (*count == FI_POD_MAX_IPS)
+		return fail(l, n, ZT_E_TOOBIG, "more than %d addresses", FI_POD_MAX_IPS);
+	*GROW(*ips, *count) = ip;
+	return 0;
+}
+
+static int parse_pod_status(struct ld *l, const struct zt_yaml *status, struct fi_pod *p)
+{
+	const struct zt_yaml *ips, *conds;
+	int rc;
+	if ((rc = opt_seq(l, status, "podIPs", &ips)))
+		return rc;
+	for (size_t i = 0; ips && i < ips->n; i++) {
+		const struct zt_yaml *e = zt_yaml_at(ips, i);
+		size_t mk = enter(l, "podIPs[%zu]", i);
+		if (!(rc = need_map(l, e, NULL))) {
+			size_t mk2 = enter(l, "ip");
+			const struct zt_yaml *ipn = zt_yaml_get(e, "ip");
+			rc = ipn ? add_ip(l, ipn, &p->ips, &p->n_ips)
+			         : fail(l, e, ZT_E_PARSE, "required");
+			leave(l, mk2);
+		}
+		leave(l, mk);
+		if (rc)
+			return rc;
+	}
+	const struct zt_yaml *one = zt_yaml_get(status, "podIP");
+	if (!zt_yaml_is_null(one)) {
+		size_t mk = enter(l, "podIP");
+		struct zt_ip ip;
+		if (!(rc = ip_value(l, one, &ip)) && !p->n_ips)
+			*GROW(p->ips, p->n_ips) = ip;
+		leave(l, mk);
+		if (rc)
+			return rc;
+	}
+	if ((rc = opt_seq(l, status, "conditions", &conds)))
+		return rc;
+	for (size_t i = 0; conds && i < conds->n; i++) {
+		const struct zt_yaml *c = zt_yaml_at(conds, i);
+		size_t mk = enter(l, "conditions[%zu]", i);
+		rc = need_map(l, c, NULL);
+		leave(l, mk);
+		if (rc)
+			return rc;
+		const char *type = zt_yaml_str(zt_yaml_get(c, "type"));
+		const char *st = zt_yaml_str(zt_yaml_get(c, "status"));
+		if (type && st && !strcmp(type, "Ready"))
+			p->ready = strcmp(st, "False") != 0;
+	}
+	return 0;
+}
+
+static int parse_owner(struct ld *l, const struct zt_yaml *doc, struct fi_pod *p)
+{
+	const struct zt_yaml *md = zt_yaml_get(doc, "metadata"), *refs;
+	size_t mk = enter(l, "metadata");
+	int rc = opt_seq(l, md, "ownerReferences", &refs);
+	for (size_t i = 0; !rc && refs && i < refs->n; i++) {
+		const struct zt_yaml *r = zt_yaml_at(refs, i);
+		size_t mk2 = enter(l, "ownerReferences[%zu]", i);
+		bool controller = false;
+		char *kind = NULL, *name = NULL;
+		if (!(rc = need_map(l, r, NULL)) &&
+		    !(rc = get_bool(l, r, "controller", &controller)) &&
+		    !(rc = get_str(l, r, "kind", true, &kind)))
+			rc = get_str(l, r, "name", true, &name);
+		if (!rc && controller && !p->owner_kind) {
+			p->owner_kind = kind;
+			p->owner_name = name;
+		} else {
+			free(kind);
+			free(name);
+		}
+		leave(l, mk2);
+	}
+	leave(l, mk);
+	return rc;
+}
+
+static int parse_pod(struct ld *l, const struct zt_yaml *doc)
+{
+	struct fi_pod p = {.ready = true};
+	const struct zt_yaml *spec, *status;
+	int rc;
+	if ((rc = parse_meta(l, doc, "Pod", true, false, &p.meta)) ||
+	    (rc = parse_owner(l, doc, &p)) || (rc = opt_map(l, doc, "spec", &spec)) ||
+	    (rc = opt_map(l, doc, "status", &status)))
+		goto out;
+	if (spec) {
+		size_t mk = enter(l, "spec");
+		if (!(rc = get_name(l, spec, "nodeName", false, false, &p.node)) &&
+		    !(rc = get_name(l, spec, "serviceAccountName", false, false,
+		                    &p.service_account)) &&
+		    !(rc = get_bool(l, spec, "hostNetwork", &p.host_network)))
+			rc = parse_pod_ports(l, spec, &p);
+		leave(l, mk);
+		if (rc)
+			goto out;
+	}
+	if (status) {
+		size_t mk = enter(l, "status");
+		rc = parse_pod_status(l, status, &p);
+		leave(l, mk);
+		if (rc)
+			goto out;
+	}
+	if (!p.service_account)
+		p.service_account = xstrdup("default");
+	if (!p.meta.uid)
+		p.meta.uid = derived_uid("Pod", p.meta.ns, p.meta.name);
+	*GROW(l->m->pods, l->m->n_pods) = p;
+	return 0;
+out:
+	pod_clear(&p);
+	return rc;
+}
+
+static int parse_service_port(struct ld *l, const struct zt_yaml *pt, struct fi_service_port *sp)
+{
+	int rc;
+	if ((rc = need_map(l, pt, NULL)) || (rc = get_str(l, pt, "name", false, &sp->name)) ||
+	    (rc = get_port(l, pt, "port", &sp->port)) ||
+	    (rc = get_protocol(l, pt, &sp->protocol)) ||
+	    (rc = get_str(l, pt, "appProtocol", false, &sp->app_protocol)))
+		return rc;
+	const struct zt_yaml *tp = zt_yaml_get(pt, "targetPort");
+	sp->target_port = sp->port;
+	if (zt_yaml_is_null(tp))
+		return 0;
+	size_t mk = enter(l, "targetPort");
+	const char *s = zt_yaml_str(tp);
+	if (s && *s >= '0' && *s <= '9') {
+		rc = port_value(l, tp, &sp->target_port);
+	} else if (s && port_name(s)) {
+		sp->target_port = 0;
+		sp->target_port_name = xstrdup(s);
+	} else {
+		rc = fail(l, tp, ZT_E_PARSE, "expected a port number or name, got %s", GOT(tp));
+	}
+	leave(l, mk);
+	return rc;
+}
+
+static int parse_cluster_ips(struct ld *l, const struct zt_yaml *spec, struct fi_service *s)
+{
+	const struct zt_yaml *list;
+	int rc = opt_seq(l, spec, "clusterIPs", &list);
+	const struct zt_yaml *one = zt_yaml_get(spec, "clusterIP");
+	for (size_t i = 0; !rc && list && i < list->n; i++) {
+		const struct zt_yaml *n = zt_yaml_at(list, i);
+		size_t mk = enter(l, "clusterIPs[%zu]", i);
+		const char *v = zt_yaml_str(n);
+		if (v && !strcmp(v, "None"))
+			s->headless = true;
+		else
+			rc = add_ip(l, n, &s->ips, &s->n_ips);
+		leave(l, mk);
+	}
+	if (rc || zt_yaml_is_null(one))
+		return rc;
+	size_t mk = enter(l, "clusterIP");
+	const char *v = zt_yaml_str(one);
+	struct zt_ip ip;
+	if (v && !strcmp(v, "None"))
+		s->headless = true;
+	else if (!(rc = ip_value(l, one, &ip)) && !s->n_ips)
+		*GROW(s->ips, s->n_ips) = ip;
+	leave(l, mk);
+	if (!rc && s->headless && s->n_ips)
+		rc = fail(l, one, ZT_E_PARSE, "clusterIP None together with addresses");
+	return rc;
+}
+
+static int parse_service(struct ld *l, const struct zt_yaml *doc)
+{
+	struct fi_service s = {0};
+	const struct zt_yaml *spec, *ports;
+	int rc;
+	if ((rc = parse_meta(l, doc, "Service", true, true, &s.meta)) ||
+	    (rc = opt_map(l, doc, "spec", &spec)))
+		goto out;
+	size_t mk = enter(l, "spec");
+	if (spec && !(rc = get_labels(l, spec, "selector", &s.selector)) &&
+	    !(rc = parse_cluster_ips(l, spec, &s)) && !(rc = opt_seq(l, spec, "ports", &ports))) {
+		for (size_t i = 0; !rc && ports && i < ports->n; i++) {
+			size_t mk2 = enter(l, "ports[%zu]", i);
+			struct fi_service_port *sp = GROW(s.ports, s.n_ports);
+			rc = parse_service_port(l, zt_yaml_at(ports, i), sp);
+			leave(l, mk2);
+		}
+	}
+	leave(l, mk);
+	if (rc)
+		goto out;
+	*GROW(l->m->services, l->m->n_services) = s;
+	return 0;
+out:
+	service_clear(&s);
+	return rc;
+}
+
+static int parse_gateway(struct ld *l, const struct zt_yaml *doc)
+{
+	struct fi_gateway g = {0};
+	const struct zt_yaml *spec;
+	int rc;
+	if ((rc = parse_meta(l, doc, "Gateway", true, false, &g.meta)) ||
+	    (rc = opt_map(l, doc, "spec", &spec)))
+		goto out;
+	size_t mk = enter(l, "spec");
+	if (spec)
+		rc = get_str(l, spec, "gatewayClassName", true, &g.class_name);
+	else
+		rc = fail(l, doc, ZT_E_PARSE, "required");
+	leave(l, mk);
+	if (rc)
+		goto out;
+	*GROW(l->m->gateways, l->m->n_gateways) = g;
+	return 0;
+out:
+	gateway_clear(&g);
+	return rc;
+}
+
+/* spec.selector.matchLabels */
+static int get_selector(struct ld *l, const struct zt_yaml *spec, struct fi_labels *out)
+{
+	const struct zt_yaml *sel;
+	int rc = opt_map(l, spec, "selector", &sel);
+	if (rc || !sel)
+		return rc;
+	size_t mk = enter(l, "selector");
+	rc = get_labels(l, sel, "matchLabels", out);
+	leave(l, mk);
+	return rc;
+}
+
+/* A sequence of single-key mappings {wrapper: {fields...}} (from[].source, to[].operation);
+ * fields must be among names (n of them) and each is a list of strings. Calls add for each
+ * entry to get the struct fi_strs array to fill. */
+static int parse_lists(struct ld *l, const struct zt_yaml *rule, const char *key,
+                       const char *wrapper, const char *const *names, size_t n,
+                       struct fi_strs *(*add)(struct fi_authz_rule *), struct fi_authz_rule *r)
+{
+	const struct zt_yaml *seq;
+	int rc = opt_seq(l, rule, key, &seq);
+	for (size_t i = 0; !rc && seq && i < seq->n; i++) {
+		const struct zt_yaml *e = zt_yaml_at(seq, i), *body;
+		size_t mk = enter(l, "%s[%zu]", key, i);
+		struct fi_strs *f = add(r);
+		const char *const wk[] = {wrapper, NULL};
+		if (!(rc = need_map(l, e, NULL)) && !(rc = only_keys(l, e, wk)) &&
+		    !(rc = opt_map(l, e, wrapper, &body)) && body) {
+			size_t mk2 = enter(l, "%s", wrapper);
+			const char *allowed[FI_SRC_COUNT + FI_OP_COUNT + 1] = {0};
+			memcpy(allowed, names, n * sizeof(*names));
+			rc = only_keys(l, body, allowed);
+			bool any = false;
+			for (size_t j = 0; !rc && j < n; j++) {
+				rc = get_strs(l, body, names[j], &f[j]);
+				any |= f[j].n > 0;
+			}
+			if (!rc && !any)
+				rc = fail(l, body, ZT_E_PARSE, "must not be empty");
+			leave(l, mk2);
+		} else if (!rc) {
+			size_t mk2 = enter(l, "%s", wrapper);
+			rc = fail(l, e, ZT_E_PARSE, "required");
+			leave(l, mk2);
+		}
+		leave(l, mk);
+	}
+	return rc;
+}
+
+static struct fi_strs *add_from(struct fi_authz_rule *r)
+{
+	return GROW(r->from, r->n_from)->f;
+}
+
+static struct fi_strs *add_to(struct fi_authz_rule *r)
+{
+	return GROW(r->to, r->n_to)->f;
+}
+
+static int parse_authz_rule(struct ld *l, const struct zt_yaml *rule, struct fi_authz_rule *r)
+{
+	static const char *const keys[] = {"from", "to", "when", NULL};
+	static const char *const when_keys[] = {"key", "values", "notValues", NULL};
+	const struct zt_yaml *when;
+	int rc;
+	if ((rc = need_map(l, rule, NULL)) || (rc = only_keys(l, rule, keys)) ||
+	    (rc = parse_lists(l, rule, "from", "source", fi_authz_source_names, FI_SRC_COUNT,
+	                      add_from, r)) ||
+	    (rc = parse_lists(l, rule, "to", "operation", fi_authz_operation_names, FI_OP_COUNT,
+	                      add_to, r)) ||
+	    (rc = opt_seq(l, rule, "when", &when)))
+		return rc;
+	for (size_t i = 0; !rc && when && i < when->n; i++) {
+		const struct zt_yaml *c = zt_yaml_at(when, i);
+		size_t mk = enter(l, "when[%zu]", i);
+		struct fi_authz_when *w = GROW(r->when, r->n_when);
+		if (!(rc = need_map(l, c, NULL)) && !(rc = only_keys(l, c, when_keys)) &&
+		    !(rc = get_str(l, c, "key", true, &w->key)) &&
+		    !(rc = get_strs(l, c, "values", &w->values)) &&
+		    !(rc = get_strs(l, c, "notValues", &w->not_values)) && !w->values.n &&
+		    !w->not_values.n)
+			rc = fail(l, c, ZT_E_PARSE, "needs values or notValues");
+		leave(l, mk);
+	}
+	return rc;
+}
+
+static int parse_authz(struct ld *l, const struct zt_yaml *doc)
+{
+	struct fi_authz_policy p = {0};
+	const struct zt_yaml *spec, *rules;
+	char *action = NULL;
+	int rc;
+	if ((rc = parse_meta(l, doc, "AuthorizationPolicy", true, false, &p.meta)) ||
+	    (rc = opt_map(l, doc, "spec", &spec)))
+		goto out;
+	const char *dry = fi_labels_get(&p.meta.annotations, "istio.io/dry-run");
+	p.dry_run = dry && !strcmp(dry, "true");
+	size_t mk = enter(l, "spec");
+	p.has_target_ref = !zt_yaml_is_null(zt_yaml_get(spec, "targetRef")) ||
+	                   !zt_yaml_is_null(zt_yaml_get(spec, "targetRefs"));
+	if (spec && !(rc = get_selector(l, spec, &p.selector)) &&
+	    !(rc = get_str(l, spec, "action", false, &action)) && action) {
+		static const char *const names[] = {"ALLOW", "DENY", "AUDIT", "CUSTOM"};
+		size_t i = 0;
+		while (i < 4 && strcmp(action, names[i]))
+			i++;
+		if (i < 4) {
+			p.action = (enum fi_authz_action)i;
+		} else {
+			size_t mk2 = enter(l, "action");
+			rc = fail(l, zt_yaml_get(spec, "action"), ZT_E_PARSE,
+			          "expected ALLOW, DENY, AUDIT or CUSTOM, got %s",
+			          GOT(zt_yaml_get(spec, "action")));
+			leave(l, mk2);
+		}
+	}
+	if (spec && !rc)
+		rc = opt_seq(l, spec, "rules", &rules);
+	for (size_t i = 0; spec && !rc && rules && i < rules->n; i++) {
+		size_t mk2 = enter(l, "rules[%zu]", i);
+		rc = parse_authz_rule(l, zt_yaml_at(rules, i), GROW(p.rules, p.n_rules));
+		leave(l, mk2);
+	}
+	leave(l, mk);
+	if (rc)
+		goto out;
+	free(action);
+	*GROW(l->m->authz_policies, l->m->n_authz_policies) = p;
+	return 0;
+out:
+	free(action);
+	authz_clear(&p);
+	return rc;
+}
+
+static int mtls_mode(struct ld *l, const struct zt_yaml *mtls, enum fi_mtls_mode *out)
+{
+	static const char *const names[] = {"UNSET", "DISABLE", "PERMISSIVE", "STRICT"};
+	const struct zt_yaml *n;
+	int rc = need_map(l, mtls, NULL);
+	*out = FI_MTLS_UNSET;
+	if (rc || zt_yaml_is_null(n = zt_yaml_get(mtls, "mode")))
+		return rc;
+	const char *s = zt_yaml_str(n);
+	for (size_t i = 0; s && i < 4; i++)
+		if (!strcmp(s, names[i])) {
+			*out = (enum fi_mtls_mode)i;
+			return 0;
+		}
+	size_t mk = enter(l, "mode");
+	rc = fail(l, n, ZT_E_PARSE, "expected UNSET, DISABLE, PERMISSIVE or STRICT, got %s",
+	          GOT(n));
+	leave(l, mk);
+	return rc;
+}
+
+static int mtls_port_cmp(const void *a, const void *b)
+{
+	return (int)((const struct fi_mtls_port *)a)->port -
+	       (int)((const struct fi_mtls_port *)b)->port;
+}
+
+static int parse_peer_authn(struct ld *l, const struct zt_yaml *doc)
+{
+	struct fi_peer_authn p = {0};
+	const struct zt_yaml *spec, *mtls, *ports = NULL;
+	int rc;
+	if ((rc = parse_meta(l, doc, "PeerAuthentication", true, false, &p.meta)) ||
+	    (rc = opt_map(l, doc, "spec", &spec)))
+		goto out;
+	size_t mk = enter(l, "spec");
+	if (spec && !(rc = get_selector(l, spec, &p.selector)) &&
+	    !(rc = opt_map(l, spec, "mtls", &mtls)) && mtls) {
+		size_t mk2 = enter(l, "mtls");
+		rc = mtls_mode(l, mtls, &p.mode);
+		leave(l, mk2);
+	}
+	if (spec && !rc)
+		rc = opt_map(l, spec, "portLevelMtls", &ports);
+	if (!rc && ports && !p.selector.n) {
+		size_t mk2 = enter(l, "portLevelMtls");
+		rc = fail(l, ports, ZT_E_PARSE, "needs a workload selector");
+		leave(l, mk2);
+	}
+	for (size_t i = 0; !rc && ports && i < ports->n; i++) {
+		const struct zt_yaml *k = zt_yaml_key(ports, i);
+		size_t mk2 = enter(l, "portLevelMtls");
+		struct fi_mtls_port *mp = GROW(p.ports, p.n_ports);
+		if (!(rc = port_value(l, k, &mp->port))) {
+			size_t mk3 = enter(l, "%u", mp->port);
+			rc = mtls_mode(l, zt_yaml_val(ports, i), &mp->mode);
+			leave(l, mk3);
+		}
+		leave(l, mk2);
+	}
+	leave(l, mk);
+	if (rc)
+		goto out;
+	if (p.n_ports)
+		qsort(p.ports, p.n_ports, sizeof(*p.ports), mtls_port_cmp);
+	*GROW(l->m->peer_authns, l->m->n_peer_authns) = p;
+	return 0;
+out:
+	peer_authn_clear(&p);
+	return rc;
+}
+
+/* ---- documents ----------------------------------------------------------------------------- */
+
+struct kind {
+	const char *group; /* "" = core */
+	const char *kind;
+	const char *versions; /* space-separated accepted versions, NULL = any */
+	int (*parse)(struct ld *, const struct zt_yaml *);
+};
+
+static const struct kind kinds[] = {
+        {"", "Namespace", "v1", parse_namespace},
+        {"", "Node", "v1", parse_node},
+        {"", "ServiceAccount", "v1", parse_service_account},
+        {"", "Pod", "v1", parse_pod},
+        {"", "Service", "v1", parse_service},
+        {"gateway.networking.k8s.io", "Gateway", NULL, parse_gateway},
+        {"security.istio.io", "AuthorizationPolicy", "v1 v1beta1", parse_authz},
+        {"security.istio.io", "PeerAuthentication", "v1 v1beta1", parse_peer_authn},
+};
+
+static bool has_word(const char *list, const char *w)
+{
+	size_t n = strlen(w);
+	if (!n)
+		return false;
+	for (const char *p = list; (p = strstr(p, w)); p += n)
+		if ((p == list || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\0'))
+			return true;
+	return false;
+}
+
+static int parse_doc(struct ld *l, const struct zt_yaml *doc, bool in_list)
+{
+	char *api = NULL, *kind = NULL;
+	int rc;
+	l->obj[0] = '\0';
+	leave(l, 0);
+	if (zt_yaml_is_null(doc))
+		return 0;
+	if (doc->type != ZT_YAML_MAP)
+		return fail(l, doc, ZT_E_PARSE, "expected a Kubernetes object (a mapping), got %s",
+		            GOT(doc));
+	if ((rc = get_str(l, doc, "apiVersion", true, &api)) ||
+	    (rc = get_str(l, doc, "kind", true, &kind)))
+		goto out;
+	const char *slash = strchr(api, '/');
+	size_t glen = slash ? (size_t)(slash - api) : 0;
+	const char *version = slash ? slash + 1 : api;
+	if (!strcmp(kind, "List") && !slash && !in_list) {
+		const struct zt_yaml *items;
+		if ((rc = opt_seq(l, doc, "items", &items)))
+			goto out;
+		for (size_t i = 0; !rc && items && i < items->n; i++)
+			rc = parse_doc(l, zt_yaml_at(items, i), true);
+		goto out;
+	}
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+		const struct kind *k = &kinds[i];
+		if (strcmp(kind, k->kind) || strlen(k->group) != glen ||
+		    strncmp(api, k->group, glen))
+			continue;
+		if (k->versions && !has_word(k->versions, version))
+			break;
+		rc = k->parse(l, doc);
+		goto out;
+	}
+	const struct zt_yaml *md = zt_yaml_get(doc, "metadata");
+	const char *ns = zt_yaml_str(zt_yaml_get(md, "namespace"));
+	const char *name = zt_yaml_str(zt_yaml_get(md, "name"));
+	zt_warn("%s:%u: skipping unsupported kind %s (%s) %s%s%s", l->file, doc->line, kind, api,
+	        ns ? ns : "", ns ? "/" : "", name ? name : "");
+out:
+	free(api);
+	free(kind);
+	return rc;
+}
+
+static int load_file(struct ld *l, const char *path)
+{
+	struct zt_yaml_docs docs;
+	int rc = zt_yaml_load_file(path, &docs, l->err, l->errlen);
+	if (rc)
+		return rc;
+	struct fi_mesh *m = l->m;
+	m->files = xrealloc(m->files, (m->n_files + 1) * sizeof(*m->files));
+	m->files[m->n_files] = xstrdup(path);
+	l->file = m->files[m->n_files++];
+	for (size_t i = 0; !rc && i < docs.n; i++)
+		rc = parse_doc(l, docs.docs[i], false);
+	zt_yaml_docs_clear(&docs);
+	return rc;
+}
+
+/* ---- lookups ------------------------------------------------------------------------------- */
+
+static int meta_key_cmp(const char *ns, const char *name, const struct fi_meta *m)
+{
+	int c = strcmp(ns ? ns : "", m->ns ? m->ns : "");
+	return c ? c : strcmp(name, m->name);
+}
+
+static int meta_cmp(const void *a, const void *b)
+{
+	const struct fi_meta *x = a, *y = b;
+	int c = meta_key_cmp(x->ns, x->name, y);
+	return c ? c : (x->seq > y->seq) - (x->seq < y->seq);
+}
+
+/* Binary search in an array of objects that start with struct fi_meta. */
+static void *find(const void *arr, size_t n, size_t size, const char *ns, const char *name)
+{
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		const struct fi_meta *e = (const void *)((const char *)arr + mid * size);
+		int c = meta_key_cmp(ns, name, e);
+		if (!c)
+			return (void *)e;
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return NULL;
+}
+
+const struct fi_pod *fi_mesh_find_pod(const struct fi_mesh *m, const char *ns, const char *name)
+{
+	return find(m->pods, m->n_pods, sizeof(*m->pods), ns, name);
+}
+
+const struct fi_service *fi_mesh_find_service(const struct fi_mesh *m, const char *ns,
+                                              const char *name)
+{
+	return find(m->services, m->n_services, sizeof(*m->services), ns, name);
+}
+
+const struct fi_namespace *fi_mesh_find_namespace(const struct fi_mesh *m, const char *name)
+{
+	return find(m->namespaces, m->n_namespaces, sizeof(*m->namespaces), NULL, name);
+}
+
+const struct fi_node *fi_mesh_find_node(const struct fi_mesh *m, const char *name)
+{
+	return find(m->nodes, m->n_nodes, sizeof(*m->nodes), NULL, name);
+}
+
+const struct fi_gateway *fi_mesh_find_gateway(const struct fi_mesh *m, const char *ns,
+                                              const char *name)
+{
+	return find(m->gateways, m->n_gateways, sizeof(*m->gateways), ns, name);
+}
+
+bool fi_mesh_has_pod_on_node(const struct fi_mesh *m, const char *node, const char *ns,
+                             const char *sa)
+{
+	for (size_t i = 0; i < m->n_pods; i++) {
+		const struct fi_pod *p = &m->pods[i];
+		if (p->node && !strcmp(p->node, node) && !strcmp(p->meta.ns, ns) &&
+		    !strcmp(p->service_account, sa))
+			return true;
+	}
+	return false;
+}
+
+bool fi_mesh_pod_in_mesh(const struct fi_mesh *m, const struct fi_pod *p)
+{
+	const char *mode = fi_labels_get(&p->meta.labels, "istio.io/dataplane-mode");
+	if (p->host_network || (mode && !strcmp(mode, "none")))
+		return false;
+	if (mode && !strcmp(mode, "ambient"))
+		return true;
+	const struct fi_namespace *ns = fi_mesh_find_namespace(m, p->meta.ns);
+	mode = ns ? fi_labels_get(&ns->meta.labels, "istio.io/dataplane-mode") : NULL;
+	return mode && !strcmp(mode, "ambient");
+}
+
+const struct fi_gateway *fi_mesh_pod_waypoint(const struct fi_mesh *m, const struct fi_pod *p)
+{
+	const char *gw = fi_labels_get(&p->meta.labels, "gateway.networking.k8s.io/gateway-name");
+	const struct fi_gateway *g = gw ? fi_mesh_find_gateway(m, p->meta.ns, gw) : NULL;
+	return g && !strcmp(g->class_name, FI_WAYPOINT_CLASS) ? g : NULL;
+}
+
+const char *fi_labels_get(const struct fi_labels *l, const char *key)
+{
+	struct fi_label k = {.key = (char *)key};
+	const struct fi_label *e = l->n ? bsearch(&k, l->v, l->n, sizeof(*l->v), label_cmp) : NULL;
+	return e ? e->value : NULL;
+}
+
+bool fi_labels_match(const struct fi_labels *selector, const struct fi_labels *labels)
+{
+	for (size_t i = 0; i < selector->n; i++) {
+		const char *v = fi_labels_get(labels, selector->v[i].key);
+		if (!v || strcmp(v, selector->v[i].value))
+			return false;
+	}
+	return true;
+}
+
+/* ---- after loading: order, duplicates, addresses ------------------------------------------- */
+
+static int sort_unique(void *arr, size_t n, size_t size, const char *kind, char *err, size_t errlen)
+{
+	if (n)
+		qsort(arr, n, size, meta_cmp);
+	for (size_t i = 1; i < n; i++) {
+		const struct fi_meta *a = (const void *)((char *)arr + (i - 1) * size);
+		const struct fi_meta *b = (const void *)((char *)arr + i * size);
+		if (meta_key_cmp(a->ns, a->name, b))
+			continue;
+		snprintf(err, errlen, "%s:%u: %s %s%s%s: duplicate (first defined at %s:%u)",
+		         b->file, b->line, kind, b->ns ? b->ns : "", b->ns ? "/" : "", b->name,
+		         a->file, a->line);
+		return ZT_E_PARSE;
+	}
+	return 0;
+}
+
+static int sort_all(struct fi_mesh *m, char *err, size_t errlen)
+{
+#define SORT(arr, n, kind)                                                                         \
+	do {                                                                                       \
+		int rc_ = sort_unique(m->arr, m->n, sizeof(*m->arr), kind, err, errlen);           \
+		if (rc_)                                                                           \
+			return rc_;                                                                \
+	} while (0)
+	SORT(namespaces, n_namespaces, "Namespace");
+	SORT(nodes, n_nodes, "Node");
+	SORT(service_accounts, n_service_accounts, "ServiceAccount");
+	SORT(pods, n_pods, "Pod");
+	SORT(services, n_services, "Service");
+	SORT(gateways, n_gateways, "Gateway");
+	SORT(authz_policies, n_authz_policies, "AuthorizationPolicy");
+	SORT(peer_authns, n_peer_authns, "PeerAuthentication");
+#undef SORT
+	return 0;
+}
+
+/* One line of the address file, comment and surrounding blanks already removed. */
+static int address_line(struct fi_mesh *m, const char *path, unsigned lineno, char *s,
+                        unsigned *seen, char *err, size_t errlen)
+{
+	char *save = NULL, *key = strtok_r(s, " \t", &save), *ips = strtok_r(NULL, " \t", &save);
+	char *slash = key ? strchr(key, '/') : NULL;
+	if (!ips || strtok_r(NULL, " \t", &save) || !slash || slash == key || !slash[1] ||
+	    strchr(slash + 1, '/')) {
+		snprintf(err, errlen, "%s:%u: expected \"namespace/pod IP[,IP]\"", path, lineno);
+		return ZT_E_PARSE;
+	}
+	*slash = '\0';
+	struct zt_ip addrs[FI_POD_MAX_IPS];
+	size_t n = 0;
+	for (char *p = ips, *c; p; p = c ? c + 1 : NULL) {
+		c = strchr(p, ',');
+		size_t len = c ? (size_t)(c - p) : strlen(p);
+		if (n == FI_POD_MAX_IPS) {
+			snprintf(err, errlen, "%s:%u: %s/%s: more than %d addresses", path, lineno,
+			         key, slash + 1, FI_POD_MAX_IPS);
+			return ZT_E_TOOBIG;
+		}
+		if (zt_ip_parse(&addrs[n++], p, len)) {
+			snprintf(err, errlen, "%s:%u: %s/%s: bad IP address \"%.*s\"", path, lineno,
+			         key, slash + 1, (int)(len > 64 ? 64 : len), p);
+			return ZT_E_PARSE;
+		}
+	}
+	struct fi_pod *pod = find(m->pods, m->n_pods, sizeof(*m->pods), key, slash + 1);
+	if (!pod) {
+		zt_warn("%s:%u: no pod %s/%s; entry ignored", path, lineno, key, slash + 1);
+		return 0;
+	}
+	size_t idx = (size_t)(pod - m->pods);
+	if (seen[idx]) {
+		snprintf(err, errlen, "%s:%u: %s/%s: listed twice (first at line %u)", path, lineno,
+		         key, slash + 1, seen[idx]);
+		return ZT_E_PARSE;
+	}
+	seen[idx] = lineno;
+	pod->ips = xrealloc(pod->ips, n * sizeof(*pod->ips));
+	memcpy(pod->ips, addrs, n * sizeof(*addrs));
+	pod->n_ips = n;
+	return 0;
+}
+
+static int load_addresses(struct fi_mesh *m, const char *path, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "re");
+	if (!f) {
+		int e = errno;
+		snprintf(err, errlen, "%s: %s", path, strerror(e));
+		return -e;
+	}
+	unsigned *seen = xrealloc(NULL, (m->n_pods ? m->n_pods : 1) * sizeof(*seen));
+	memset(seen, 0, (m->n_pods ? m->n_pods : 1) * sizeof(*seen));
+	char line[FI_ADDR_FILE_MAX_LINE + 2];
+	unsigned lineno = 0;
+	size_t total = 0;
+	int rc = 0;
+	while (!rc && fgets(line, sizeof(line), f)) {
+		size_t len = strlen(line);
+		lineno++;
+		total += len;
+		if ((len == sizeof(line) - 1 && line[len - 1] != '\n') ||
+		    total > ZT_YAML_MAX_INPUT) {
+			snprintf(err, errlen, "%s:%u: line longer than %d bytes or file too large",
+			         path, lineno, FI_ADDR_FILE_MAX_LINE);
+			rc = ZT_E_TOOBIG;
+			break;
+		}
+		char *hash = strchr(line, '#');
+		if (hash)
+			*hash = '\0';
+		char *s = line + strspn(line, " \t\r\n");
+		size_t n = strlen(s);
+		while (n && strchr(" \t\r\n", s[n - 1]))
+			s[--n] = '\0';
+		if (n)
+			rc = address_line(m, path, lineno, s, seen, err, errlen);
+	}
+	if (!rc && ferror(f)) {
+		snprintf(err, errlen, "%s: read error", path);
+		rc = -EIO;
+	}
+	free(seen);
+	fclose(f);
+	return rc;
+}
+
+int fi_mesh_load(struct fi_mesh *m, const char *const *files, size_t n,
+                 const struct fi_mesh_opts *o, char *err, size_t errlen)
+{
+	struct ld l = {.m = m, .err = err, .errlen = errlen};
+	int rc = 0;
+	memset(m, 0, sizeof(*m));
+	if (errlen)
+		err[0] = '\0';
+	for (size_t i = 0; !rc && i < n; i++)
+		rc = load_file(&l, files[i]);
+	if (!rc)
+		rc = sort_all(m, err, errlen);
+	if (!rc && o && o->addresses_file)
+		rc = load_addresses(m, o->addresses_file, err, errlen);
+	if (rc)
+		fi_mesh_clear(m);
+	return rc;
+}

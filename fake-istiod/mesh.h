@@ -1,0 +1,253 @@
+/* fake-istiod's model of a cluster, loaded from Kubernetes-style multi-document YAML
+ * (Namespace, Node, ServiceAccount, Pod, Service, waypoint Gateway, AuthorizationPolicy,
+ * PeerAuthentication) plus an optional pod address file. Invariant: a loaded model is
+ * validated (every error names file:line and the object), has no duplicate kind/ns/name and
+ * keeps each kind sorted by (namespace, name); it is immutable until fi_mesh_clear. */
+#ifndef FI_MESH_H
+#define FI_MESH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "runtime/addr.h"
+
+/* Labels and annotations, sorted by key, keys unique. */
+struct fi_label {
+	char *key;
+	char *value;
+};
+struct fi_labels {
+	struct fi_label *v;
+	size_t n;
+};
+
+struct fi_strs {
+	char **v;
+	size_t n;
+};
+
+/* What every object carries first (so any kind can be handled through it). */
+struct fi_meta {
+	char *ns; /* NULL for cluster-scoped kinds (Namespace, Node) */
+	char *name;
+	char *uid; /* metadata.uid; generated for pods when absent, NULL otherwise */
+	struct fi_labels labels, annotations;
+	const char *file; /* where the object was defined (points into fi_mesh.files) */
+	unsigned line;
+	unsigned seq; /* load order, breaks ties ("oldest wins" in Istio terms) */
+};
+
+struct fi_namespace {
+	struct fi_meta meta;
+};
+
+struct fi_node {
+	struct fi_meta meta;
+};
+
+struct fi_service_account {
+	struct fi_meta meta;
+};
+
+enum fi_protocol { FI_PROTO_TCP, FI_PROTO_UDP, FI_PROTO_SCTP };
+
+struct fi_container_port {
+	char *name; /* NULL when unnamed */
+	uint16_t port;
+	enum fi_protocol protocol;
+};
+
+struct fi_pod {
+	struct fi_meta meta;
+	char *node;                      /* spec.nodeName, NULL when unscheduled */
+	char *service_account;           /* spec.serviceAccountName, "default" when absent */
+	struct fi_container_port *ports; /* every container's ports, in order */
+	size_t n_ports;
+	struct zt_ip *ips; /* the address file's entry, else status.podIPs / status.podIP */
+	size_t n_ips;
+	bool host_network;
+	bool ready;       /* false when status.conditions holds Ready=False */
+	char *owner_kind; /* controller ownerReference, or NULL */
+	char *owner_name;
+};
+
+struct fi_service_port {
+	char *name; /* NULL when unnamed */
+	uint16_t port;
+	uint16_t target_port;   /* numeric targetPort (port when absent); 0 when named */
+	char *target_port_name; /* named targetPort, else NULL */
+	enum fi_protocol protocol;
+	char *app_protocol; /* NULL when absent */
+};
+
+struct fi_service {
+	struct fi_meta meta;
+	struct fi_labels selector; /* empty = no selector (endpoints managed elsewhere) */
+	struct zt_ip *ips;         /* spec.clusterIPs, else spec.clusterIP; none when headless */
+	size_t n_ips;
+	bool headless; /* clusterIP: None */
+	struct fi_service_port *ports;
+	size_t n_ports;
+};
+
+/* Gateway API Gateway (gateway.networking.k8s.io). */
+struct fi_gateway {
+	struct fi_meta meta;
+	char *class_name; /* spec.gatewayClassName */
+};
+
+#define FI_WAYPOINT_CLASS "istio-waypoint"
+
+enum fi_authz_action { FI_AUTHZ_ALLOW, FI_AUTHZ_DENY, FI_AUTHZ_AUDIT, FI_AUTHZ_CUSTOM };
+
+/* Fields of an AuthorizationPolicy rule's from[].source; names in fi_authz_source_names. */
+enum fi_authz_source_field {
+	FI_SRC_PRINCIPALS,
+	FI_SRC_NOT_PRINCIPALS,
+	FI_SRC_REQUEST_PRINCIPALS,
+	FI_SRC_NOT_REQUEST_PRINCIPALS,
+	FI_SRC_NAMESPACES,
+	FI_SRC_NOT_NAMESPACES,
+	FI_SRC_SERVICE_ACCOUNTS,
+	FI_SRC_NOT_SERVICE_ACCOUNTS,
+	FI_SRC_IP_BLOCKS,
+	FI_SRC_NOT_IP_BLOCKS,
+	FI_SRC_REMOTE_IP_BLOCKS,
+	FI_SRC_NOT_REMOTE_IP_BLOCKS,
+	FI_SRC_COUNT
+};
+extern const char *const fi_authz_source_names[FI_SRC_COUNT];
+
+/* Fields of to[].operation; names in fi_authz_operation_names. */
+enum fi_authz_operation_field {
+	FI_OP_HOSTS,
+	FI_OP_NOT_HOSTS,
+	FI_OP_PORTS,
+	FI_OP_NOT_PORTS,
+	FI_OP_METHODS,
+	FI_OP_NOT_METHODS,
+	FI_OP_PATHS,
+	FI_OP_NOT_PATHS,
+	FI_OP_COUNT
+};
+extern const char *const fi_authz_operation_names[FI_OP_COUNT];
+
+struct fi_authz_from {
+	struct fi_strs f[FI_SRC_COUNT];
+};
+struct fi_authz_to {
+	struct fi_strs f[FI_OP_COUNT];
+};
+struct fi_authz_when {
+	char *key;
+	struct fi_strs values, not_values;
+};
+struct fi_authz_rule {
+	struct fi_authz_from *from;
+	size_t n_from;
+	struct fi_authz_to *to;
+	size_t n_to;
+	struct fi_authz_when *when;
+	size_t n_when;
+};
+
+/* security.istio.io AuthorizationPolicy, as written (conversion is convert.c's job). */
+struct fi_authz_policy {
+	struct fi_meta meta;
+	enum fi_authz_action action; /* ALLOW when absent */
+	struct fi_labels selector;   /* spec.selector.matchLabels; empty = none */
+	bool has_target_ref;         /* spec.targetRef or spec.targetRefs present */
+	bool dry_run;                /* annotation istio.io/dry-run: "true" */
+	struct fi_authz_rule *rules;
+	size_t n_rules;
+};
+
+enum fi_mtls_mode { FI_MTLS_UNSET, FI_MTLS_DISABLE, FI_MTLS_PERMISSIVE, FI_MTLS_STRICT };
+
+struct fi_mtls_port {
+	uint16_t port;
+	enum fi_mtls_mode mode;
+};
+
+struct fi_peer_authn {
+	struct fi_meta meta;
+	struct fi_labels selector;  /* empty = namespace-wide (root namespace: mesh-wide) */
+	enum fi_mtls_mode mode;     /* spec.mtls.mode */
+	struct fi_mtls_port *ports; /* spec.portLevelMtls, sorted by port (needs a selector) */
+	size_t n_ports;
+};
+
+/* Each array is sorted by (namespace, name). */
+struct fi_mesh {
+	char **files; /* every file loaded, for fi_meta.file */
+	size_t n_files;
+	struct fi_namespace *namespaces;
+	size_t n_namespaces;
+	struct fi_node *nodes;
+	size_t n_nodes;
+	struct fi_service_account *service_accounts;
+	size_t n_service_accounts;
+	struct fi_pod *pods;
+	size_t n_pods;
+	struct fi_service *services;
+	size_t n_services;
+	struct fi_gateway *gateways;
+	size_t n_gateways;
+	struct fi_authz_policy *authz_policies;
+	size_t n_authz_policies;
+	struct fi_peer_authn *peer_authns;
+	size_t n_peer_authns;
+};
+
+struct fi_mesh_opts {
+	/* Optional file of lines "namespace/pod IP[,IP]" ('#' starts a comment). An entry
+	 * overrides the pod's status IPs; an entry for an unknown pod is a warning. */
+	const char *addresses_file;
+};
+
+/* Limits on the address file. */
+#define FI_ADDR_FILE_MAX_LINE 4096
+#define FI_POD_MAX_IPS        8
+
+/* Loads n YAML files (each may hold many documents, and "kind: List" items) into m, which
+ * must be zeroed or cleared. Supported kinds are listed at the top of this file; any other
+ * kind (or apiVersion group) is skipped with a warning. o may be NULL.
+ * On error m is left empty and err holds one line such as
+ *   demo.yaml:14: Pod default/web: spec.containers[0].ports[1].containerPort: expected an
+ *   integer 1..65535, got "http"
+ * Returns 0, -errno for an unreadable file, ZT_E_PARSE for malformed or duplicate objects,
+ * ZT_E_RANGE for an out-of-range number, ZT_E_TOOBIG for oversized input. */
+int fi_mesh_load(struct fi_mesh *m, const char *const *files, size_t n,
+                 const struct fi_mesh_opts *o, char *err, size_t errlen);
+/* Frees everything m holds and zeroes it. Accepts a zeroed mesh. */
+void fi_mesh_clear(struct fi_mesh *m);
+
+/* Lookups by name (NULL when absent); results are borrowed from m. */
+const struct fi_pod *fi_mesh_find_pod(const struct fi_mesh *m, const char *ns, const char *name);
+const struct fi_service *fi_mesh_find_service(const struct fi_mesh *m, const char *ns,
+                                              const char *name);
+const struct fi_namespace *fi_mesh_find_namespace(const struct fi_mesh *m, const char *name);
+const struct fi_node *fi_mesh_find_node(const struct fi_mesh *m, const char *name);
+const struct fi_gateway *fi_mesh_find_gateway(const struct fi_mesh *m, const char *ns,
+                                              const char *name);
+
+/* True if any pod (in the mesh or not) runs on node with service account ns/sa: the CA signs
+ * an identity only for the node that hosts it. */
+bool fi_mesh_has_pod_on_node(const struct fi_mesh *m, const char *node, const char *ns,
+                             const char *sa);
+
+/* Whether the pod is captured by ambient: its namespace is labelled
+ * istio.io/dataplane-mode=ambient and the pod does not say istio.io/dataplane-mode=none, or
+ * the pod itself says ambient. Host-network pods never are (istio-cni skips them). */
+bool fi_mesh_pod_in_mesh(const struct fi_mesh *m, const struct fi_pod *p);
+/* The waypoint Gateway a pod belongs to (label gateway.networking.k8s.io/gateway-name naming
+ * a Gateway of class istio-waypoint in its namespace), or NULL. */
+const struct fi_gateway *fi_mesh_pod_waypoint(const struct fi_mesh *m, const struct fi_pod *p);
+
+/* Label value or NULL; selector matching (every selector pair present in labels; an empty
+ * selector matches everything). */
+const char *fi_labels_get(const struct fi_labels *l, const char *key);
+bool fi_labels_match(const struct fi_labels *selector, const struct fi_labels *labels);
+
+#endif
