@@ -3,7 +3,7 @@
  * (sub->known, sorted by name), so a resource unchanged across sets and streams exists once.
  * A push is always "current set minus known", computed when the stream can take more bytes;
  * several changes before that coalesce into one response. */
-#include "ads.h"
+#include "fake-istiod/ads.h"
 
 #include <errno.h>
 #include <inttypes.h>

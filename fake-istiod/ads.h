@@ -11,7 +11,7 @@
 #include <stdint.h>
 
 #include "protocol/grpc.h"
-#include "resource.h"
+#include "fake-istiod/resource.h"
 #include "runtime/loop.h"
 
 /* gRPC path of the one method served (spec §3.1). */

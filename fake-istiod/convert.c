@@ -2,7 +2,7 @@
  * model, the way istiod does for ztunnel. Each message is assembled from an arena that lives
  * for one conversion, packed, and only the packed bytes survive; the choices where the model
  * differs from a cluster are listed in convert.h. */
-#include "convert.h"
+#include "fake-istiod/convert.h"
 
 #include <errno.h>
 #include <stdarg.h>

@@ -32,8 +32,8 @@
 
 #include <stddef.h>
 
-#include "mesh.h"
-#include "resource.h"
+#include "fake-istiod/mesh.h"
+#include "fake-istiod/resource.h"
 
 #define FI_STATIC_STRICT_POLICY "istio_converted_static_strict"
 #define FI_CONVERTED_PA_PREFIX  "converted_peer_authentication_"

@@ -2,7 +2,7 @@
  * and the first problem ends the load with "file:line: Kind ns/name: field.path: what"; only
  * after every file has loaded are kinds sorted, duplicates refused and the address file
  * applied, so objects may reference each other across documents and files. */
-#include "mesh.h"
+#include "fake-istiod/mesh.h"
 
 #include <errno.h>
 #include <stdarg.h>

@@ -1,5 +1,5 @@
 /* Lifetime of a served xDS resource: every field is owned by the resource. */
-#include "resource.h"
+#include "fake-istiod/resource.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -2,7 +2,8 @@
  *   xds_probe [conn flags] csr --identity ID [--impersonate] [--ttl S] --out DIR
  *       CreateCertificate; writes DIR/chain.pem (every element), DIR/root.pem (the last),
  *       DIR/key.pem; prints "status OK" or "status <CODE>: <message>" (exit 1).
- *   xds_probe [conn flags] ads [--responses N] [--initial NAME=VERSION]... [--nack NAME]
+ *   xds_probe [conn flags] ads [--responses N] [--initial-address|--initial-authorization
+ *       NAME=VERSION]... [--nack NAME]
  *       one delta ADS stream subscribed (wildcard) to Address and Authorization; prints one
  *       JSON line per response {"type","nonce","resources":{name:version},"removed":[...]}
  *       and ACKs it (or NACKs when it holds a --nack name); exits after N responses.
@@ -38,6 +39,7 @@ static struct {
 	bool impersonate;
 	long ttl, responses, timeout;
 	char *initial[MAX_INITIAL];
+	bool initial_authz[MAX_INITIAL]; /* the entry is for Authorization, else Address */
 	size_t ninitial;
 } o = {.ttl = 3600, .responses = 1, .timeout = 10};
 
@@ -134,11 +136,8 @@ static void on_done(struct zt_grpc_call *c, int code, const char *msg, void *arg
 	(void)c;
 	(void)arg;
 	call = NULL;
-	if (code != 0 || exit_code != 0) {
+	if (exit_code != 0) /* a call that finished its job is cancelled on purpose */
 		printf("status %s: %s\n", zt_grpc_code_name(code), msg ? msg : "");
-		if (exit_code != 0)
-			exit_code = 1;
-	}
 	fflush(stdout);
 	if (conn)
 		zt_h2_conn_close(conn, "done");
@@ -254,6 +253,8 @@ static void send_request(const char *type, const char *nonce, const char *nack, 
 		r.node = &node;
 		for (size_t i = 0; i < o.ninitial; i++) {
 			char *eq = strchr(o.initial[i], '=');
+			if (o.initial_authz[i] != !strcmp(type, TYPE_AUTHORIZATION))
+				continue;
 			ent[n] = (Envoy__Service__Discovery__V3__DeltaDiscoveryRequest__InitialResourceVersionsEntry)
 			        ENVOY__SERVICE__DISCOVERY__V3__DELTA_DISCOVERY_REQUEST__INITIAL_RESOURCE_VERSIONS_ENTRY__INIT;
 			*eq = '\0';
@@ -309,8 +310,7 @@ static void on_ads_response(struct zt_grpc_call *c, const uint8_t *p, size_t len
 	zt_pb_free(&r->base);
 	if (++seen >= o.responses) {
 		exit_code = 0;
-		zt_grpc_call_close_send(call);
-		zt_grpc_call_cancel(call);
+		zt_grpc_call_close_send(call); /* after the ACKs: the server then ends the call */
 	}
 }
 
@@ -378,9 +378,12 @@ int main(int argc, char **argv)
 			o.responses = strtol(v, NULL, 10);
 		else if (!strcmp(a, "--timeout"))
 			o.timeout = strtol(v, NULL, 10);
-		else if (!strcmp(a, "--initial") && o.ninitial < MAX_INITIAL && strchr(v, '='))
+		else if ((!strcmp(a, "--initial-address") ||
+		          !strcmp(a, "--initial-authorization")) &&
+		         o.ninitial < MAX_INITIAL && strchr(v, '=')) {
+			o.initial_authz[o.ninitial] = !strcmp(a, "--initial-authorization");
 			o.initial[o.ninitial++] = argv[i + 1];
-		else
+		} else
 			used = false;
 		if (!used)
 			fail(a, "unknown flag");

@@ -6,8 +6,8 @@
 
 #include <stddef.h>
 
-#include "../../fake-istiod/convert.h"
-#include "../../fake-istiod/mesh.h"
+#include "fake-istiod/convert.h"
+#include "fake-istiod/mesh.h"
 
 /* Loads n texts (addrs may be NULL) into m; returns what fi_mesh_load returns. */
 int fx_mesh_load(struct fi_mesh *m, const char *const *texts, size_t n, const char *addrs,

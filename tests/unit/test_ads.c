@@ -11,7 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "../../fake-istiod/ads.h"
+#include "fake-istiod/ads.h"
 #include "envoy/service/discovery/v3/discovery.pb-c.h"
 #include "protocol/grpc.h"
 #include "protocol/h2.h"

@@ -1,0 +1,610 @@
+/* fake-istiod: a CA and delta-xDS server fed by Kubernetes-style YAML.
+ *   serve  load manifests, serve CreateCertificate and DeltaAggregatedResources over TLS,
+ *          reload on file change or SIGHUP and push only the difference
+ *   check  print the xDS resources the manifests turn into
+ *   token  mint a bearer token the server accepts
+ * A reload that fails keeps the last good state: the old resources stay in the ADS sets and
+ * the old mesh keeps answering the CA's node checks until a new one converts cleanly. */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fake-istiod/ads.h"
+#include "fake-istiod/ca_service.h"
+#include "fake-istiod/convert.h"
+#include "fake-istiod/dump.h"
+#include "fake-istiod/mesh.h"
+#include "fake-istiod/token.h"
+#include "protocol/ca.h"
+#include "protocol/h2_listener.h"
+#include "runtime/addr.h"
+#include "runtime/duration.h"
+#include "runtime/err.h"
+#include "runtime/log.h"
+
+ZT_LOG_MODULE("istiod");
+
+#define TYPE_ADDRESS       "type.googleapis.com/istio.workload.Address"
+#define TYPE_AUTHORIZATION "type.googleapis.com/istio.security.Authorization"
+#define MAX_FILES          64
+#define MAX_SANS           16
+
+struct opts {
+	const char *files[MAX_FILES];
+	size_t nfiles;
+	const char *addresses;
+	const char *listen;
+	const char *ca_dir;
+	const char *trust_domain;
+	const char *cluster_id;
+	const char *root_ns;
+	const char *trusted;
+	const char *sans[MAX_SANS];
+	size_t nsans;
+	const char *bad_resource; /* --fault bad-resource=NAME */
+	const char *format;
+	const char *node, *ns, *sa;
+	uint64_t cert_ttl_ms, token_ttl_ms;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage:\n"
+	           "  fake-istiod serve --config FILE... --ca-dir DIR [--addresses FILE]\n"
+	           "                    [--listen ADDR:PORT] [--cert-ttl DUR] [--trust-domain TD]\n"
+	           "                    [--cluster-id ID] [--root-namespace NS]\n"
+	           "                    [--trusted-account NS/SA[,NS/SA]] [--san NAME|IP]...\n"
+	           "                    [--fault bad-resource=NAME] [--log SPEC] [--log-format F]\n"
+	           "  fake-istiod check --config FILE... [--addresses FILE] [--trust-domain TD]\n"
+	           "                    [--format json|yaml]\n"
+	           "  fake-istiod token --ca-dir DIR --node NODE --namespace NS\n"
+	           "                    --service-account SA [--ttl DUR]\n"
+	           "\n"
+	           "serve listens on 127.0.0.1:15012 by default, with a serving certificate for\n"
+	           "istiod.istio-system.svc and the listen address signed by the root in --ca-dir\n"
+	           "(created on first start; clients trust DIR/root-cert.pem). Manifests are\n"
+	           "re-read when they change or on SIGHUP; only what changed is pushed.\n"
+	           "--addresses names a file of \"namespace/pod IP[,IP]\" lines for pods without\n"
+	           "status.podIP. Durations: 30s, 10m, 24h.\n");
+}
+
+__attribute__((format(printf, 1, 2))) static int die_usage(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "fake-istiod: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\n");
+	usage(stderr);
+	return 2;
+}
+
+/* ---- shared pieces ---------------------------------------------------------------------- */
+
+static int load(const struct opts *o, struct fi_mesh *mesh, struct fi_resources *res, char *err,
+                size_t errlen)
+{
+	struct fi_mesh_opts mo = {.addresses_file = o->addresses};
+	struct fi_convert_opts co = {.trust_domain = o->trust_domain,
+	                             .cluster_id = o->cluster_id,
+	                             .root_namespace = o->root_ns};
+	int rc;
+
+	memset(mesh, 0, sizeof(*mesh));
+	memset(res, 0, sizeof(*res));
+	if ((rc = fi_mesh_load(mesh, o->files, o->nfiles, &mo, err, errlen)) < 0)
+		return rc;
+	if ((rc = fi_convert(mesh, &co, res, err, errlen)) < 0) {
+		fi_mesh_clear(mesh);
+		return rc;
+	}
+	return 0;
+}
+
+/* ---- serve ------------------------------------------------------------------------------ */
+
+struct server {
+	const struct opts *o;
+	struct zt_loop *loop;
+	struct fi_mesh mesh; /* the last good one, used by the CA's node checks */
+	struct fi_ads *ads;
+	struct zt_ca *ca;
+	struct fi_token_key *key;
+	struct fi_ca_service ca_svc;
+	struct zt_grpc_method methods[2];
+	struct zt_grpc_server grpc;
+	struct zt_tls_server *tls;
+	struct zt_h2_listener *listener;
+	struct zt_signal sighup, sigterm, sigint;
+	struct zt_io inotify;
+	struct zt_timer reload_timer;
+	unsigned generation;
+};
+
+static bool has_pod_on_node(void *arg, const char *node, const char *ns, const char *sa)
+{
+	struct server *s = arg;
+	return fi_mesh_has_pod_on_node(&s->mesh, node, ns, sa);
+}
+
+/* The injected fault: an Address resource whose bytes are not an Address. */
+static void add_fault(const struct opts *o, struct fi_resource **v, size_t *n)
+{
+	static uint8_t garbage[] = {0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f};
+
+	if (!o->bad_resource)
+		return;
+	*v = realloc(*v, (*n + 1) * sizeof(**v));
+	if (!*v)
+		abort();
+	(*v)[(*n)++] = (struct fi_resource){(char *)o->bad_resource, (char *)"bad", garbage,
+	                                    sizeof(garbage)};
+}
+
+static int publish(struct server *s, struct fi_resources *res)
+{
+	struct fi_resource *addrs = malloc((res->n_addresses + 1) * sizeof(*addrs));
+	size_t n = res->n_addresses;
+	int a, z;
+
+	if (!addrs)
+		abort();
+	memcpy(addrs, res->addresses, n * sizeof(*addrs));
+	add_fault(s->o, &addrs, &n);
+	a = fi_ads_set(s->ads, TYPE_ADDRESS, addrs, n);
+	free(addrs);
+	if (a < 0)
+		return a;
+	z = fi_ads_set(s->ads, TYPE_AUTHORIZATION, res->authorizations, res->n_authorizations);
+	if (z < 0)
+		return z;
+	zt_info("serving %zu addresses and %zu authorizations (%d changed)", res->n_addresses,
+	        res->n_authorizations, a + z);
+	return 0;
+}
+
+static void reload(struct server *s, const char *why)
+{
+	struct fi_mesh mesh;
+	struct fi_resources res;
+	char err[512];
+	int rc;
+
+	if (load(s->o, &mesh, &res, err, sizeof(err)) < 0) {
+		zt_error("reload after %s failed, still serving the last good config: %s", why,
+		         err);
+		return;
+	}
+	if ((rc = publish(s, &res)) < 0) {
+		zt_error("reload after %s failed, still serving the last good config: %s", why,
+		         zt_strerror(rc));
+		fi_mesh_clear(&mesh);
+	} else {
+		fi_mesh_clear(&s->mesh);
+		s->mesh = mesh;
+		s->generation++;
+		zt_info("reloaded after %s (generation %u)", why, s->generation);
+	}
+	fi_resources_clear(&res);
+}
+
+static void on_reload_timer(struct zt_timer *t, void *arg)
+{
+	(void)t;
+	reload(arg, "file change");
+}
+
+static void on_inotify(struct zt_io *io, unsigned events, void *arg)
+{
+	struct server *s = arg;
+	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	bool relevant = false;
+	ssize_t n;
+
+	(void)events;
+	while ((n = read(io->fd, buf, sizeof(buf))) > 0) {
+		for (char *p = buf; p < buf + n;) {
+			const struct inotify_event *ev = (const struct inotify_event *)p;
+			/* Watches are on directories: only our files matter. */
+			for (size_t i = 0; ev->len && i < s->o->nfiles; i++) {
+				const char *base = strrchr(s->o->files[i], '/');
+				base = base ? base + 1 : s->o->files[i];
+				relevant |= !strcmp(ev->name, base);
+			}
+			if (ev->len && s->o->addresses) {
+				const char *base = strrchr(s->o->addresses, '/');
+				base = base ? base + 1 : s->o->addresses;
+				relevant |= !strcmp(ev->name, base);
+			}
+			p += sizeof(*ev) + ev->len;
+		}
+	}
+	/* Editors write in several steps: settle for a moment, then reload once. */
+	if (relevant)
+		zt_timer_start(s->loop, &s->reload_timer, 200, on_reload_timer, s);
+}
+
+static void watch_dir_of(int fd, const char *path)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else
+		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path) ? (int)(slash - path) : 1,
+		         path);
+	if (inotify_add_watch(fd, dir, IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE) < 0)
+		zt_warn("cannot watch %s for changes: %s (SIGHUP still reloads)", dir,
+		        strerror(errno));
+}
+
+static void on_signal(struct zt_signal *sig, int signo, void *arg)
+{
+	struct server *s = arg;
+
+	(void)sig;
+	if (signo == SIGHUP) {
+		reload(s, "SIGHUP");
+		return;
+	}
+	zt_info("stopping on signal %d", signo);
+	zt_loop_stop(s->loop);
+}
+
+static int serving_tls(struct server *s, char *err, size_t errlen)
+{
+	const char *dns[MAX_SANS + 2] = {"istiod.istio-system.svc", "localhost"};
+	const char *ips[MAX_SANS + 2];
+	size_t ndns = 2, nips = 0;
+	char host[ZT_ADDR_STRLEN];
+	struct zt_sockaddr la;
+	char *cert = NULL, *key = NULL;
+	int rc;
+
+	if (zt_addr_parse(&la, s->o->listen, strlen(s->o->listen), ZT_ADDR_PORT0_OK) < 0) {
+		snprintf(err, errlen, "--listen %s: expected ip:port", s->o->listen);
+		return ZT_E_PARSE;
+	}
+	zt_ip_format(&la.ip, host, sizeof(host));
+	if (zt_ip_is_unspecified(&la.ip)) {
+		ips[nips++] = "127.0.0.1";
+		ips[nips++] = "::1";
+	} else {
+		ips[nips++] = host;
+	}
+	for (size_t i = 0; i < s->o->nsans; i++) {
+		struct zt_ip ip;
+		if (zt_ip_parse(&ip, s->o->sans[i], strlen(s->o->sans[i])) == 0)
+			ips[nips++] = s->o->sans[i];
+		else
+			dns[ndns++] = s->o->sans[i];
+	}
+	rc = zt_ca_issue(s->ca, dns, ndns, ips, nips, NULL, 365 * 86400, &cert, &key, err, errlen);
+	if (rc < 0)
+		return rc;
+	rc = zt_tls_cp_server_new(&s->tls, cert, strlen(cert), key, strlen(key), NULL);
+	if (rc < 0)
+		snprintf(err, errlen, "serving certificate: %s", zt_strerror(rc));
+	if (key)
+		explicit_bzero(key, strlen(key));
+	free(key);
+	free(cert);
+	return rc;
+}
+
+static void grpc_request(struct zt_h2_conn *c, struct zt_h2_stream *st,
+                         const struct zt_h2_header *h, size_t n, bool end, void *arg)
+{
+	zt_grpc_server_on_request(c, st, h, n, end, arg);
+}
+
+static const struct zt_h2_conn_cbs grpc_cbs = {.on_request = grpc_request};
+
+static int serve(const struct opts *o)
+{
+	struct server s = {.o = o};
+	struct fi_resources res;
+	char err[512];
+	int rc, ifd;
+
+	signal(SIGPIPE, SIG_IGN);
+	if ((rc = zt_loop_new(&s.loop)) < 0) {
+		fprintf(stderr, "fake-istiod: event loop: %s\n", zt_strerror(rc));
+		return 1;
+	}
+	if ((rc = zt_ca_open(&s.ca, o->ca_dir, true, err, sizeof(err))) < 0 ||
+	    (rc = fi_token_key_open(&s.key, o->ca_dir, err, sizeof(err))) < 0 ||
+	    (rc = serving_tls(&s, err, sizeof(err))) < 0 ||
+	    (rc = load(o, &s.mesh, &res, err, sizeof(err))) < 0) {
+		fprintf(stderr, "fake-istiod: %s\n", err);
+		goto out;
+	}
+	s.ads = fi_ads_new(s.loop);
+	rc = publish(&s, &res);
+	fi_resources_clear(&res);
+	if (rc < 0) {
+		fprintf(stderr, "fake-istiod: cannot serve the resources: %s\n", zt_strerror(rc));
+		goto out;
+	}
+	s.ca_svc = (struct fi_ca_service){.ca = s.ca,
+	                                  .key = s.key,
+	                                  .trust_domain = o->trust_domain,
+	                                  .max_ttl_s = (int64_t)(o->cert_ttl_ms / 1000),
+	                                  .trusted_accounts = o->trusted,
+	                                  .has_pod_on_node = has_pod_on_node,
+	                                  .arg = &s};
+	s.methods[0] = fi_ads_method(s.ads);
+	s.methods[1] = fi_ca_service_method(&s.ca_svc);
+	s.grpc = (struct zt_grpc_server){s.methods, 2, FI_ADS_MAX_REQUEST};
+	struct zt_h2_listener_opts lo = {.tls = s.tls, .cbs = &grpc_cbs, .arg = &s.grpc};
+	if ((rc = zt_h2_listener_new(&s.listener, s.loop, o->listen, &lo, err, sizeof(err))) < 0) {
+		fprintf(stderr, "fake-istiod: %s\n", err);
+		goto out;
+	}
+	ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (ifd >= 0) {
+		for (size_t i = 0; i < o->nfiles; i++)
+			watch_dir_of(ifd, o->files[i]);
+		if (o->addresses)
+			watch_dir_of(ifd, o->addresses);
+		zt_io_start(s.loop, &s.inotify, ifd, ZT_IO_READ, on_inotify, &s);
+	}
+	zt_signal_start(s.loop, &s.sighup, SIGHUP, on_signal, &s);
+	zt_signal_start(s.loop, &s.sigterm, SIGTERM, on_signal, &s);
+	zt_signal_start(s.loop, &s.sigint, SIGINT, on_signal, &s);
+	{
+		char addr[ZT_ADDR_STRLEN];
+		zt_addr_format(zt_h2_listener_addr(s.listener), addr, sizeof(addr));
+		zt_info("listening on %s (CA root %s/%s)", addr, o->ca_dir, ZT_CA_ROOT_CERT);
+		printf("listening %s\n", addr);
+		fflush(stdout);
+	}
+	rc = zt_loop_run(s.loop);
+	rc = rc < 0 ? rc : 0;
+out:
+	if (s.inotify.fd > 0) {
+		ifd = s.inotify.fd;
+		zt_io_stop(&s.inotify);
+		close(ifd);
+	}
+	zt_timer_stop(&s.reload_timer);
+	zt_signal_stop(&s.sighup);
+	zt_signal_stop(&s.sigterm);
+	zt_signal_stop(&s.sigint);
+	zt_h2_listener_free(s.listener);
+	fi_ads_free(s.ads);
+	for (int i = 0; i < 3; i++)
+		zt_loop_run_once(s.loop, 0);
+	zt_tls_server_free(s.tls);
+	fi_token_key_free(s.key);
+	zt_ca_free(s.ca);
+	fi_mesh_clear(&s.mesh);
+	zt_loop_free(s.loop);
+	return rc < 0 ? 1 : 0;
+}
+
+/* ---- check and token -------------------------------------------------------------------- */
+
+static int check(const struct opts *o)
+{
+	struct fi_mesh mesh;
+	struct fi_resources res;
+	char err[512];
+	int rc;
+
+	if (load(o, &mesh, &res, err, sizeof(err)) < 0) {
+		fprintf(stderr, "fake-istiod: %s\n", err);
+		return 1;
+	}
+	rc = fi_dump_resources(&res, o->format, stdout, err, sizeof(err));
+	if (rc < 0)
+		fprintf(stderr, "fake-istiod: %s\n", err);
+	fi_resources_clear(&res);
+	fi_mesh_clear(&mesh);
+	return rc < 0 ? 1 : 0;
+}
+
+static int token(const struct opts *o)
+{
+	struct fi_token_key *key;
+	char err[512], *tok;
+	int rc;
+
+	if ((rc = fi_token_key_open(&key, o->ca_dir, err, sizeof(err))) < 0) {
+		fprintf(stderr, "fake-istiod: %s\n", err);
+		return 1;
+	}
+	rc = fi_token_mint(key, o->node, o->ns, o->sa, (int64_t)(o->token_ttl_ms / 1000),
+	                   (int64_t)time(NULL), &tok);
+	fi_token_key_free(key);
+	if (rc < 0) {
+		fprintf(stderr,
+		        "fake-istiod: cannot mint a token: %s (names must be DNS labels, "
+		        "--ttl at most 366 days)\n",
+		        zt_strerror(rc));
+		return 1;
+	}
+	printf("%s\n", tok);
+	free(tok);
+	return 0;
+}
+
+/* ---- flags ------------------------------------------------------------------------------ */
+
+enum {
+	O_CONFIG = 256,
+	O_ADDRESSES,
+	O_LISTEN,
+	O_CA_DIR,
+	O_CERT_TTL,
+	O_TD,
+	O_CLUSTER,
+	O_ROOT_NS,
+	O_TRUSTED,
+	O_SAN,
+	O_FAULT,
+	O_LOG,
+	O_LOG_FORMAT,
+	O_FORMAT,
+	O_NODE,
+	O_NS,
+	O_SA,
+	O_TTL,
+	O_HELP
+};
+
+static const struct option longopts[] = {
+        {"config", required_argument, NULL, O_CONFIG},
+        {"addresses", required_argument, NULL, O_ADDRESSES},
+        {"listen", required_argument, NULL, O_LISTEN},
+        {"ca-dir", required_argument, NULL, O_CA_DIR},
+        {"cert-ttl", required_argument, NULL, O_CERT_TTL},
+        {"trust-domain", required_argument, NULL, O_TD},
+        {"cluster-id", required_argument, NULL, O_CLUSTER},
+        {"root-namespace", required_argument, NULL, O_ROOT_NS},
+        {"trusted-account", required_argument, NULL, O_TRUSTED},
+        {"san", required_argument, NULL, O_SAN},
+        {"fault", required_argument, NULL, O_FAULT},
+        {"log", required_argument, NULL, O_LOG},
+        {"log-format", required_argument, NULL, O_LOG_FORMAT},
+        {"format", required_argument, NULL, O_FORMAT},
+        {"node", required_argument, NULL, O_NODE},
+        {"namespace", required_argument, NULL, O_NS},
+        {"service-account", required_argument, NULL, O_SA},
+        {"ttl", required_argument, NULL, O_TTL},
+        {"help", no_argument, NULL, O_HELP},
+        {NULL, 0, NULL, 0},
+};
+
+int main(int argc, char **argv)
+{
+	struct opts o = {.listen = "127.0.0.1:15012",
+	                 .trust_domain = "cluster.local",
+	                 .cluster_id = "Kubernetes",
+	                 .root_ns = "istio-system",
+	                 .trusted = FI_CA_DEFAULT_TRUSTED,
+	                 .format = "yaml",
+	                 .cert_ttl_ms = 24 * 3600 * 1000ull,
+	                 .token_ttl_ms = 24 * 3600 * 1000ull};
+	const char *cmd;
+	char err[256];
+	int c;
+
+	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? 2 : 0;
+	}
+	cmd = argv[1];
+	if (strcmp(cmd, "serve") && strcmp(cmd, "check") && strcmp(cmd, "token"))
+		return die_usage("unknown command \"%s\"", cmd);
+	optind = 2;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		switch (c) {
+		case O_CONFIG:
+			if (o.nfiles == MAX_FILES)
+				return die_usage("more than 64 --config files (%s)", optarg);
+			o.files[o.nfiles++] = optarg;
+			break;
+		case O_ADDRESSES:
+			o.addresses = optarg;
+			break;
+		case O_LISTEN:
+			o.listen = optarg;
+			break;
+		case O_CA_DIR:
+			o.ca_dir = optarg;
+			break;
+		case O_CERT_TTL:
+			if (zt_duration_parse(optarg, &o.cert_ttl_ms) < 0 || o.cert_ttl_ms < 1000)
+				return die_usage("--cert-ttl %s: expected a duration of 1s or more",
+				                 optarg);
+			break;
+		case O_TTL:
+			if (zt_duration_parse(optarg, &o.token_ttl_ms) < 0 || o.token_ttl_ms < 1000)
+				return die_usage("--ttl %s: expected a duration of 1s or more",
+				                 optarg);
+			break;
+		case O_TD:
+			o.trust_domain = optarg;
+			break;
+		case O_CLUSTER:
+			o.cluster_id = optarg;
+			break;
+		case O_ROOT_NS:
+			o.root_ns = optarg;
+			break;
+		case O_TRUSTED:
+			o.trusted = optarg;
+			break;
+		case O_SAN:
+			if (o.nsans == MAX_SANS)
+				return die_usage("more than 16 --san values (%s)", optarg);
+			o.sans[o.nsans++] = optarg;
+			break;
+		case O_FAULT:
+			if (strncmp(optarg, "bad-resource=", 13) || !optarg[13])
+				return die_usage("--fault %s: the only fault is bad-resource=NAME",
+				                 optarg);
+			o.bad_resource = optarg + 13;
+			break;
+		case O_LOG:
+			if (zt_log_set_spec(optarg, err, sizeof(err)) < 0)
+				return die_usage("--log: %s", err);
+			break;
+		case O_LOG_FORMAT: {
+			enum zt_log_format f;
+			if (zt_log_format_parse(optarg, &f) < 0)
+				return die_usage("--log-format %s: expected plain or json", optarg);
+			zt_log_set_format(f);
+			break;
+		}
+		case O_FORMAT:
+			if (strcmp(optarg, "json") && strcmp(optarg, "yaml"))
+				return die_usage("--format %s: expected json or yaml", optarg);
+			o.format = optarg;
+			break;
+		case O_NODE:
+			o.node = optarg;
+			break;
+		case O_NS:
+			o.ns = optarg;
+			break;
+		case O_SA:
+			o.sa = optarg;
+			break;
+		case O_HELP:
+			usage(stdout);
+			return 0;
+		default:
+			return die_usage("unknown or incomplete option %s", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		return die_usage("unexpected argument \"%s\"", argv[optind]);
+	if (!strcmp(cmd, "token")) {
+		if (!o.ca_dir || !o.node || !o.ns || !o.sa)
+			return die_usage("%s needs --ca-dir, --node, --namespace and "
+			                 "--service-account",
+			                 cmd);
+		return token(&o);
+	}
+	if (o.nfiles == 0)
+		return die_usage("%s needs at least one --config FILE", cmd);
+	if (!strcmp(cmd, "check"))
+		return check(&o);
+	if (!o.ca_dir)
+		return die_usage("%s needs --ca-dir DIR", cmd);
+	return serve(&o);
+}
