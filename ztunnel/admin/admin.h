@@ -16,7 +16,7 @@
 #include "runtime/loop.h"
 
 #define ZT_ADMIN_MAX_SECTIONS 32
-#define ZT_READY_MAX_TASKS    16
+#define ZT_READY_MAX_TASKS    1024
 
 struct zt_admin;
 struct zt_ready;

@@ -8,8 +8,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "admin/admin.h"
+#include "cert/ca_client.h"
+#include "cert/local.h"
+#include "cert/manager.h"
+#include "protocol/ca.h"
 #include "runtime/err.h"
 #include "runtime/live.h"
 #include "runtime/log.h"
@@ -23,6 +28,7 @@
 ZT_LOG_MODULE("app");
 
 #define TASK_STATE "state manager"
+#define TASK_CERT  "certificate " /* + SPIFFE ID: one task per local identity pending */
 
 struct zt_app {
 	struct zt_loop *loop;
@@ -33,6 +39,14 @@ struct zt_app {
 	struct zt_grpc_md *xds_md;
 	char *xds_roots;
 	size_t xds_roots_len;
+	struct zt_ca *ca;     /* local signer (LOCAL_CA_DIR / FAKE_CA) */
+	char fake_ca_dir[64]; /* FAKE_CA without LOCAL_CA_DIR: a private directory */
+	struct zt_cert_local *cert_local;
+	struct zt_ca_client *ca_client;
+	struct zt_grpc_md *ca_md;
+	char *ca_roots;
+	size_t ca_roots_len;
+	struct zt_certmgr *certs;
 	struct zt_admin *admin;
 	struct zt_ready *ready;
 	struct zt_signal sigterm, sigint;
@@ -134,7 +148,155 @@ static int start_xds(struct zt_app *app, char *err, size_t errlen)
 	return 0;
 }
 
+/* ---- certificates ----------------------------------------------------------------------- */
+
+static int ca_token(void *arg, char *out, size_t len)
+{
+	struct zt_app *app = arg;
+	return zt_config_token(app->cfg, out, len);
+}
+
+static void cert_task(const struct zt_spiffe *id, char *buf, size_t len)
+{
+	char text[ZT_SPIFFE_STR_SIZE];
+
+	zt_spiffe_format(id, text, sizeof(text));
+	snprintf(buf, len, TASK_CERT "%s", text);
+}
+
+static void on_cert_change(void *arg, const struct zt_spiffe *id, struct zt_tls_identity *cert)
+{
+	struct zt_app *app = arg;
+	char task[ZT_SPIFFE_STR_SIZE + 16];
+
+	if (!cert)
+		return;
+	cert_task(id, task, sizeof(task));
+	zt_ready_done(app->ready, task);
+}
+
+/* A workload whose certificate this node's ztunnel serves (spec §4: local, HBONE). */
+static bool local_hbone(const struct zt_app *app, const struct zt_workload *w)
+{
+	return w && app->cfg->node_name && !strcmp(w->node, app->cfg->node_name) &&
+	       (w->tunnel_protocol == ZT_TUNNEL_HBONE || w->native_tunnel);
+}
+
+static void on_store_event(struct zt_store *store, const struct zt_store_event *ev, void *arg)
+{
+	struct zt_app *app = arg;
+	char task[ZT_SPIFFE_STR_SIZE + 16];
+	struct zt_tls_identity *have;
+
+	(void)store;
+	if (ev->kind == ZT_STORE_POLICY_CHANGED || !app->certs)
+		return;
+	/* Take the new reference before dropping the old one, so an unchanged identity is never
+	 * forgotten in between. */
+	if (local_hbone(app, ev->new_workload)) {
+		const struct zt_spiffe *id = &ev->new_workload->identity;
+		zt_certmgr_prefetch(app->certs, id);
+		if (!(have = zt_certmgr_get(app->certs, id))) {
+			cert_task(id, task, sizeof(task));
+			zt_ready_add(app->ready, task);
+		}
+		zt_tls_identity_unref(have);
+	}
+	if (local_hbone(app, ev->old_workload)) {
+		const struct zt_spiffe *id = &ev->old_workload->identity;
+		zt_certmgr_forget(app->certs, id);
+		if (zt_certmgr_state(app->certs, id) < 0) {
+			cert_task(id, task, sizeof(task));
+			zt_ready_done(app->ready, task);
+		}
+	}
+}
+
+static int start_certs(struct zt_app *app, char *err, size_t errlen)
+{
+	const struct zt_config *cfg = app->cfg;
+	struct zt_certmgr_opts o;
+	struct zt_cert_source src;
+	int rc;
+
+	if (cfg->fake_ca || (cfg->local_ca_dir && *cfg->local_ca_dir)) {
+		const char *dir =
+		        cfg->local_ca_dir && *cfg->local_ca_dir ? cfg->local_ca_dir : NULL;
+		if (!dir) {
+			snprintf(app->fake_ca_dir, sizeof(app->fake_ca_dir),
+			         "/tmp/ztunnel-ca-XXXXXX");
+			if (!mkdtemp(app->fake_ca_dir)) {
+				snprintf(err, errlen, "FAKE_CA: cannot create a CA directory: %s",
+				         strerror(errno));
+				return -errno;
+			}
+			dir = app->fake_ca_dir;
+		}
+		if ((rc = zt_ca_open(&app->ca, dir, true, err, errlen)) < 0)
+			return rc;
+		if ((rc = zt_cert_local_new(&app->cert_local, app->loop, app->ca,
+		                            cfg->trust_domain)) < 0) {
+			snprintf(err, errlen, "local CA: %s", zt_strerror(rc));
+			return rc;
+		}
+		src = zt_cert_local_source(app->cert_local);
+		zt_info("certificates: signed locally with the CA in %s", dir);
+	} else if (cfg->ca.enabled) {
+		struct zt_ca_client_opts co = {0};
+		rc = zt_config_read_root_ca(cfg->ca_root_ca, &app->ca_roots, &app->ca_roots_len);
+		if (rc < 0) {
+			snprintf(err, errlen, "CA_ROOT_CA %s: %s", cfg->ca_root_ca,
+			         zt_strerror(rc));
+			return rc;
+		}
+		app->ca_md = calloc(cfg->n_ca_headers + 1, sizeof(*app->ca_md));
+		if (!app->ca_md)
+			abort();
+		for (size_t i = 0; i < cfg->n_ca_headers; i++)
+			app->ca_md[i] = (struct zt_grpc_md){cfg->ca_headers[i].key,
+			                                    cfg->ca_headers[i].value};
+		co.host = cfg->ca.host;
+		co.port = cfg->ca.port;
+		co.alt_hostname =
+		        cfg->alt_ca_hostname && *cfg->alt_ca_hostname ? cfg->alt_ca_hostname : NULL;
+		co.roots_pem = app->ca_roots;
+		co.roots_len = app->ca_roots_len;
+		co.token = ca_token;
+		co.token_arg = app;
+		co.cluster_id = cfg->cluster_id;
+		co.headers = app->ca_md;
+		co.nheaders = cfg->n_ca_headers;
+		co.impersonate = cfg->proxy_mode == ZT_PROXY_SHARED;
+		if ((rc = zt_ca_client_new(&app->ca_client, app->loop, &co)) < 0) {
+			snprintf(err, errlen, "CA client: %s", zt_strerror(rc));
+			return rc;
+		}
+		src = zt_ca_client_source(app->ca_client);
+		zt_info("certificates: CA at %s", cfg->ca.url);
+	} else {
+		zt_warn("no certificate source: CA_ADDRESS is empty and no local CA is configured");
+		return 0;
+	}
+	zt_certmgr_opts_init(&o);
+	o.source = src;
+	o.ttl_s = (int64_t)(cfg->secret_ttl_ms / 1000);
+	o.on_change = on_cert_change;
+	o.change_arg = app;
+	if ((rc = zt_certmgr_new(&app->certs, app->loop, &o)) < 0) {
+		snprintf(err, errlen, "certificate manager: %s", zt_strerror(rc));
+		return rc;
+	}
+	zt_store_watch(app->store, on_store_event, app);
+	return 0;
+}
+
 /* ---- admin sections --------------------------------------------------------------------- */
+
+static json_t *section_certs(void *arg)
+{
+	struct zt_app *app = arg;
+	return app->certs ? zt_certmgr_dump(app->certs) : json_array();
+}
 
 /* /config_dump lists workloads, services and policies at its top level (spec §8.3). */
 static json_t *state_part(struct zt_app *app, const char *part)
@@ -236,12 +398,16 @@ struct zt_app *zt_app_new(struct zt_loop *loop, const struct zt_config *cfg, cha
 	zt_admin_add_section(app->admin, "policies", section_policies, app);
 	zt_admin_add_section(app->admin, "stateCounts", section_counts, app);
 	zt_admin_add_section(app->admin, "xds", section_xds, app);
+	zt_admin_add_section(app->admin, "certificates", section_certs, app);
 	zt_admin_add_section(app->admin, "live", section_live, app);
 	zt_admin_set_stop(app->admin, on_quit, app);
 	zt_addr_format(&cfg->readiness, addr, sizeof(addr));
 	if ((rc = zt_ready_serve(app->ready, loop, addr, err, errlen)) < 0)
 		goto fail;
 
+	/* Certificates before state, so the first workloads already prefetch. */
+	if ((rc = start_certs(app, err, errlen)) < 0)
+		goto fail;
 	if ((cfg->local_xds_path && *cfg->local_xds_path) || (cfg->local_xds && *cfg->local_xds)) {
 		if ((rc = load_local(app, err, errlen)) < 0)
 			goto fail;
@@ -282,6 +448,20 @@ void zt_app_free(struct zt_app *app)
 	zt_signal_stop(&app->sigterm);
 	zt_signal_stop(&app->sigint);
 	zt_xds_client_free(app->xds);
+	if (app->certs)
+		zt_store_unwatch(app->store, on_store_event, app);
+	zt_certmgr_free(app->certs);
+	zt_ca_client_free(app->ca_client);
+	zt_cert_local_free(app->cert_local);
+	zt_ca_free(app->ca);
+	if (app->fake_ca_dir[0]) {
+		char path[128];
+		snprintf(path, sizeof(path), "%s/%s", app->fake_ca_dir, ZT_CA_ROOT_CERT);
+		unlink(path);
+		snprintf(path, sizeof(path), "%s/%s", app->fake_ca_dir, ZT_CA_ROOT_KEY);
+		unlink(path);
+		rmdir(app->fake_ca_dir);
+	}
 	zt_admin_free(app->admin);
 	zt_ready_free(app->ready);
 	for (int i = 0; i < 4; i++)
@@ -289,5 +469,7 @@ void zt_app_free(struct zt_app *app)
 	zt_store_free(app->store);
 	free(app->xds_md);
 	free(app->xds_roots);
+	free(app->ca_md);
+	free(app->ca_roots);
 	free(app);
 }
