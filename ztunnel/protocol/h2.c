@@ -547,6 +547,11 @@ bool zt_h2_conn_can_open(const struct zt_h2_conn *c)
 		       c->nstreams;
 }
 
+bool zt_h2_conn_closing(const struct zt_h2_conn *c)
+{
+	return c->closing;
+}
+
 struct zt_sock *zt_h2_conn_sock(struct zt_h2_conn *c)
 {
 	return &c->sock;

@@ -82,6 +82,9 @@ void zt_h2_conn_close(struct zt_h2_conn *c, const char *reason);
  * stream limit). */
 size_t zt_h2_conn_streams(const struct zt_h2_conn *c);
 bool zt_h2_conn_can_open(const struct zt_h2_conn *c);
+/* Whether the connection is going away (failed or closed; its streams' on_close follow). A
+ * stream's on_close(CANCEL) during that is a lost connection, not a peer's RST_STREAM. */
+bool zt_h2_conn_closing(const struct zt_h2_conn *c);
 /* The socket, e.g. for the TLS peer identity (borrowed). */
 struct zt_sock *zt_h2_conn_sock(struct zt_h2_conn *c);
 void *zt_h2_conn_arg(const struct zt_h2_conn *c);
