@@ -88,6 +88,9 @@ bool zt_h2_conn_can_open(const struct zt_h2_conn *c);
 /* The peer's SETTINGS_MAX_CONCURRENT_STREAMS as currently in effect (before its SETTINGS
  * arrive: the value assumed for it, 1000 for a client). */
 uint32_t zt_h2_conn_peer_max_streams(const struct zt_h2_conn *c);
+/* Whether the connection is going away (failed or closed; its streams' on_close follow). A
+ * stream's on_close(CANCEL) during that is a lost connection, not a peer's RST_STREAM. */
+bool zt_h2_conn_closing(const struct zt_h2_conn *c);
 /* The socket, e.g. for the TLS peer identity (borrowed). */
 struct zt_sock *zt_h2_conn_sock(struct zt_h2_conn *c);
 void *zt_h2_conn_arg(const struct zt_h2_conn *c);

@@ -1,0 +1,733 @@
+/* Metrics registry. Invariants: every series and child is a node in its table's hash chain
+ * and insertion list, keyed by its rendered label text (escaped, "unknown" filled in), so
+ * equal label sets are one node; a table never holds more than max nodes, the overflow
+ * nodes live outside it; rendering only reads. */
+#include "telemetry/metrics.h"
+
+#include <dirent.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "runtime/err.h"
+#include "runtime/log.h"
+
+ZT_LOG_MODULE("metrics");
+
+#define MAX_VALUE  1024 /* bytes of one label value */
+#define MAX_LABELS 8    /* of an extra family */
+
+enum { OPENED, CLOSED, RECEIVED, SENT, FAILED, NCOUNTERS };
+
+static const struct {
+	const char *name, *help;
+} tcp_families[NCOUNTERS] = {
+        [OPENED] = {"istio_tcp_connections_opened_total",
+                    "The total number of TCP connections opened"},
+        [CLOSED] = {"istio_tcp_connections_closed_total",
+                    "The total number of TCP connections closed"},
+        [RECEIVED] = {"istio_tcp_received_bytes_total",
+                      "The size of total bytes received during request in case of a TCP "
+                      "connection"},
+        [SENT] = {"istio_tcp_sent_bytes_total",
+                  "The size of total bytes sent during response in case of a TCP connection"},
+        [FAILED] = {"istio_tcp_connections_failed_total",
+                    "The total number of TCP connections that failed to establish"},
+};
+
+/* spec §8.1 order; the last four only when a workload is known. */
+static const char *const traffic_names[] = {
+        "reporter",
+        "source_workload",
+        "source_canonical_service",
+        "source_canonical_revision",
+        "source_workload_namespace",
+        "source_principal",
+        "source_app",
+        "source_version",
+        "source_cluster",
+        "destination_service",
+        "destination_service_namespace",
+        "destination_service_name",
+        "destination_workload",
+        "destination_canonical_service",
+        "destination_canonical_revision",
+        "destination_workload_namespace",
+        "destination_principal",
+        "destination_app",
+        "destination_version",
+        "destination_cluster",
+        "request_protocol",
+        "response_flags",
+        "connection_security_policy",
+        "source_region",
+        "source_zone",
+        "destination_region",
+        "destination_zone",
+};
+#define NTRAFFIC    (sizeof(traffic_names) / sizeof(traffic_names[0]))
+#define NBASE       (NTRAFFIC - 4)
+#define FLAGS_INDEX 21
+
+static const char *const reporter_names[2] = {"source", "destination"};
+
+struct node {
+	struct node *chain; /* hash bucket */
+	struct node *next;  /* insertion order */
+	uint64_t hash;
+	size_t len;
+	char *labels; /* rendered `name="value",...`, owned, NUL-terminated */
+};
+
+struct table {
+	struct node **buckets;
+	size_t nbuckets, count;
+	struct node *head, **tail;
+};
+
+struct zt_metric_series {
+	struct node n;
+	size_t flags_off, flags_len; /* response_flags value within the label text */
+	enum zt_reporter reporter;
+	bool overflow;
+	unsigned touched; /* 1 << counter, once updated */
+	uint64_t v[NCOUNTERS];
+};
+
+struct zt_metric_child {
+	struct node n;
+	struct zt_metric *f;
+	int64_t v;
+};
+
+struct zt_metric {
+	struct zt_metrics *m;
+	char *name, *help;
+	enum zt_metric_type type;
+	size_t nlabels;
+	char *labels[MAX_LABELS];
+	struct table t;
+	struct zt_metric_child *overflow;
+	bool warned;
+	struct zt_metric *next;
+};
+
+struct zt_metrics {
+	char *build_tag;
+	size_t max;
+	struct table series;
+	struct zt_metric_series *overflow[2];
+	bool warned;
+	int64_t sockets[2];
+	bool sockets_touched[2];
+	struct zt_metric *extras, **extras_tail;
+};
+
+static void *xmalloc(size_t n)
+{
+	void *p = malloc(n);
+
+	if (!p)
+		abort();
+	return p;
+}
+
+static char *xstrdup(const char *s)
+{
+	char *p = strdup(s);
+
+	if (!p)
+		abort();
+	return p;
+}
+
+/* ---- hash table -------------------------------------------------------------------------- */
+
+static uint64_t hash_text(const char *s, size_t len)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (uint8_t)s[i]) * 0x100000001b3ull;
+	return h;
+}
+
+static void table_init(struct table *t)
+{
+	*t = (struct table){0};
+	t->tail = &t->head;
+}
+
+static struct node *table_find(const struct table *t, const char *s, size_t len, uint64_t h)
+{
+	if (!t->nbuckets)
+		return NULL;
+	for (struct node *n = t->buckets[h & (t->nbuckets - 1)]; n; n = n->chain)
+		if (n->hash == h && n->len == len && memcmp(n->labels, s, len) == 0)
+			return n;
+	return NULL;
+}
+
+static void table_insert(struct table *t, struct node *n)
+{
+	if (t->count >= t->nbuckets) {
+		size_t nb = t->nbuckets ? t->nbuckets * 2 : 64;
+		struct node **b = calloc(nb, sizeof(*b));
+		if (!b)
+			abort();
+		for (struct node *x = t->head; x; x = x->next) {
+			x->chain = b[x->hash & (nb - 1)];
+			b[x->hash & (nb - 1)] = x;
+		}
+		free(t->buckets);
+		t->buckets = b;
+		t->nbuckets = nb;
+	}
+	n->chain = t->buckets[n->hash & (t->nbuckets - 1)];
+	t->buckets[n->hash & (t->nbuckets - 1)] = n;
+	n->next = NULL;
+	*t->tail = n;
+	t->tail = &n->next;
+	t->count++;
+}
+
+static void node_set(struct node *n, const struct zt_buf *text)
+{
+	n->len = zt_buf_len(text);
+	n->labels = xmalloc(n->len + 1);
+	if (n->len)
+		memcpy(n->labels, zt_buf_data(text), n->len);
+	n->labels[n->len] = '\0';
+	n->hash = hash_text(n->labels, n->len);
+}
+
+static void table_clear(struct table *t)
+{
+	struct node *n = t->head, *next;
+
+	for (; n; n = next) {
+		next = n->next;
+		free(n->labels);
+		free(n); /* the node is the first member of its series or child */
+	}
+	free(t->buckets);
+	table_init(t);
+}
+
+/* ---- label text -------------------------------------------------------------------------- */
+
+int zt_metrics_escape(struct zt_buf *out, const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		const char *rep = s[i] == '\\'   ? "\\\\"
+		                  : s[i] == '"'  ? "\\\""
+		                  : s[i] == '\n' ? "\\n"
+		                                 : NULL;
+		int err = rep ? zt_buf_append(out, rep, 2) : zt_buf_append(out, &s[i], 1);
+		if (err < 0)
+			return err;
+	}
+	return 0;
+}
+
+/* Length of s cut to MAX_VALUE bytes without splitting a UTF-8 sequence. */
+static size_t clip(const char *s)
+{
+	size_t len = strnlen(s, MAX_VALUE + 1);
+
+	if (len <= MAX_VALUE)
+		return len;
+	len = MAX_VALUE;
+	while (len > 0 && ((unsigned char)s[len] & 0xC0) == 0x80)
+		len--;
+	return len;
+}
+
+/* Appends `name="value"` (comma-separated) and returns where the escaped value starts; its
+ * length is then zt_buf_len(b) - 1 - that. */
+static size_t append_label(struct zt_buf *b, const char *name, const char *value)
+{
+	size_t start;
+
+	if (!value || !*value)
+		value = "unknown";
+	if (zt_buf_len(b) && zt_buf_append(b, ",", 1) < 0)
+		abort();
+	if (zt_buf_appendf(b, "%s=\"", name) < 0)
+		abort();
+	start = zt_buf_len(b);
+	if (zt_metrics_escape(b, value, clip(value)) < 0 || zt_buf_append(b, "\"", 1) < 0)
+		abort();
+	return start;
+}
+
+/* ---- registry ---------------------------------------------------------------------------- */
+
+static struct zt_metric_series *series_node(struct zt_metrics *m, enum zt_reporter r,
+                                            const struct zt_buf *text, size_t flags_off,
+                                            size_t flags_len, bool overflow)
+{
+	struct zt_metric_series *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		abort();
+	node_set(&s->n, text);
+	s->reporter = r;
+	s->flags_off = flags_off;
+	s->flags_len = flags_len;
+	s->overflow = overflow;
+	if (!overflow)
+		table_insert(&m->series, &s->n);
+	return s;
+}
+
+/* Renders a full traffic label set into b, noting where response_flags' value is. */
+static void traffic_text(struct zt_buf *b, const char *const *v, size_t n, size_t *flags_off,
+                         size_t *flags_len)
+{
+	*flags_off = *flags_len = 0;
+	for (size_t i = 0; i < n; i++) {
+		size_t start = append_label(b, traffic_names[i], v[i]);
+		if (i == FLAGS_INDEX) {
+			*flags_off = start;
+			*flags_len = zt_buf_len(b) - 1 - start;
+		}
+	}
+}
+
+static struct zt_metric_series *overflow_series(struct zt_metrics *m, enum zt_reporter r)
+{
+	const char *v[NBASE];
+	struct zt_buf b;
+	size_t off, len;
+
+	if (m->overflow[r])
+		return m->overflow[r];
+	v[0] = reporter_names[r];
+	for (size_t i = 1; i < NBASE; i++)
+		v[i] = "overflow";
+	zt_buf_init(&b, 0);
+	traffic_text(&b, v, NBASE, &off, &len);
+	m->overflow[r] = series_node(m, r, &b, off, len, true);
+	zt_buf_clear(&b);
+	return m->overflow[r];
+}
+
+struct zt_metrics *zt_metrics_new(const char *build_tag, size_t max_series)
+{
+	struct zt_metrics *m = calloc(1, sizeof(*m));
+
+	if (!m)
+		abort();
+	m->build_tag = xstrdup(build_tag && *build_tag ? build_tag : "unknown");
+	m->max = max_series ? max_series : ZT_METRICS_MAX_SERIES;
+	table_init(&m->series);
+	m->extras_tail = &m->extras;
+	return m;
+}
+
+void zt_metrics_free(struct zt_metrics *m)
+{
+	struct zt_metric *f, *next;
+
+	if (!m)
+		return;
+	table_clear(&m->series);
+	for (int i = 0; i < 2; i++) {
+		if (m->overflow[i]) {
+			free(m->overflow[i]->n.labels);
+			free(m->overflow[i]);
+		}
+	}
+	for (f = m->extras; f; f = next) {
+		next = f->next;
+		table_clear(&f->t);
+		if (f->overflow) {
+			free(f->overflow->n.labels);
+			free(f->overflow);
+		}
+		for (size_t i = 0; i < f->nlabels; i++)
+			free(f->labels[i]);
+		free(f->name);
+		free(f->help);
+		free(f);
+	}
+	free(m->build_tag);
+	free(m);
+}
+
+static struct zt_metric_series *intern(struct zt_metrics *m, enum zt_reporter r,
+                                       const struct zt_buf *b, size_t off, size_t len)
+{
+	const char *text = (const char *)zt_buf_data(b);
+	struct node *n =
+	        table_find(&m->series, text, zt_buf_len(b), hash_text(text, zt_buf_len(b)));
+
+	if (n)
+		return (struct zt_metric_series *)n;
+	if (m->series.count >= m->max) {
+		if (!m->warned) {
+			zt_warn("traffic metrics reached %zu series; further label sets are "
+			        "counted "
+			        "as \"overflow\"",
+			        m->max);
+			m->warned = true;
+		}
+		return overflow_series(m, r);
+	}
+	return series_node(m, r, b, off, len, false);
+}
+
+struct zt_metric_series *zt_metrics_series(struct zt_metrics *m, const struct zt_metric_labels *l)
+{
+	const char *v[NTRAFFIC] = {
+	        reporter_names[l->reporter == ZT_REPORTER_DESTINATION],
+	        l->source_workload,
+	        l->source_canonical_service,
+	        l->source_canonical_revision,
+	        l->source_workload_namespace,
+	        l->source_principal,
+	        l->source_app,
+	        l->source_version,
+	        l->source_cluster,
+	        l->destination_service,
+	        l->destination_service_namespace,
+	        l->destination_service_name,
+	        l->destination_workload,
+	        l->destination_canonical_service,
+	        l->destination_canonical_revision,
+	        l->destination_workload_namespace,
+	        l->destination_principal,
+	        l->destination_app,
+	        l->destination_version,
+	        l->destination_cluster,
+	        l->request_protocol,
+	        l->response_flags,
+	        l->connection_security_policy,
+	        l->source_region,
+	        l->source_zone,
+	        l->destination_region,
+	        l->destination_zone,
+	};
+	bool locality = (l->source_workload && *l->source_workload) ||
+	                (l->destination_workload && *l->destination_workload);
+	struct zt_metric_series *s;
+	struct zt_buf b;
+	size_t off, len;
+
+	zt_buf_init(&b, 0);
+	traffic_text(&b, v, locality ? NTRAFFIC : NBASE, &off, &len);
+	s = intern(m,
+	           l->reporter == ZT_REPORTER_DESTINATION ? ZT_REPORTER_DESTINATION
+	                                                  : ZT_REPORTER_SOURCE,
+	           &b, off, len);
+	zt_buf_clear(&b);
+	return s;
+}
+
+struct zt_metric_series *zt_metrics_series_with_flags(struct zt_metrics *m,
+                                                      const struct zt_metric_series *s,
+                                                      const char *response_flags)
+{
+	struct zt_metric_series *out;
+	const char *f = response_flags && *response_flags ? response_flags : "unknown";
+	struct zt_buf b;
+	size_t len;
+
+	if (s->overflow)
+		return (struct zt_metric_series *)s;
+	zt_buf_init(&b, 0);
+	if (zt_buf_append(&b, s->n.labels, s->flags_off) < 0 ||
+	    zt_metrics_escape(&b, f, clip(f)) < 0)
+		abort();
+	len = zt_buf_len(&b) - s->flags_off;
+	if (zt_buf_append(&b, s->n.labels + s->flags_off + s->flags_len,
+	                  s->n.len - s->flags_off - s->flags_len) < 0)
+		abort();
+	out = intern(m, s->reporter, &b, s->flags_off, len);
+	zt_buf_clear(&b);
+	return out;
+}
+
+size_t zt_metrics_series_count(const struct zt_metrics *m)
+{
+	return m->series.count;
+}
+
+void zt_metrics_conn_opened(struct zt_metric_series *s)
+{
+	s->v[OPENED]++;
+	s->touched |= 1u << OPENED;
+}
+
+void zt_metrics_conn_closed(struct zt_metric_series *s, uint64_t received, uint64_t sent)
+{
+	s->v[CLOSED]++;
+	s->v[RECEIVED] += received;
+	s->v[SENT] += sent;
+	s->touched |= 1u << CLOSED | 1u << RECEIVED | 1u << SENT;
+}
+
+void zt_metrics_conn_failed(struct zt_metric_series *s)
+{
+	s->v[FAILED]++;
+	s->touched |= 1u << FAILED;
+}
+
+void zt_metrics_socket_opened(struct zt_metrics *m, enum zt_reporter r)
+{
+	m->sockets[r == ZT_REPORTER_DESTINATION]++;
+	m->sockets_touched[r == ZT_REPORTER_DESTINATION] = true;
+}
+
+void zt_metrics_socket_closed(struct zt_metrics *m, enum zt_reporter r)
+{
+	m->sockets[r == ZT_REPORTER_DESTINATION]--;
+	m->sockets_touched[r == ZT_REPORTER_DESTINATION] = true;
+}
+
+/* ---- extra families ---------------------------------------------------------------------- */
+
+static bool valid_name(const char *s, bool metric)
+{
+	if (!s || !*s || (*s >= '0' && *s <= '9'))
+		return false;
+	if (!metric && s[0] == '_' && s[1] == '_')
+		return false; /* reserved for Prometheus itself */
+	for (; *s; s++) {
+		char c = *s;
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '_' || (metric && c == ':')))
+			return false;
+	}
+	return true;
+}
+
+static bool name_taken(const struct zt_metrics *m, const char *name)
+{
+	static const char *const builtin[] = {"istio_tcp_sockets_open", "istio_build",
+	                                      "process_open_fds", "process_max_fds"};
+
+	for (size_t i = 0; i < NCOUNTERS; i++)
+		if (strcmp(tcp_families[i].name, name) == 0)
+			return true;
+	for (size_t i = 0; i < sizeof(builtin) / sizeof(builtin[0]); i++)
+		if (strcmp(builtin[i], name) == 0)
+			return true;
+	for (const struct zt_metric *f = m->extras; f; f = f->next)
+		if (strcmp(f->name, name) == 0)
+			return true;
+	return false;
+}
+
+int zt_metrics_register(struct zt_metrics *m, struct zt_metric **out, const char *name,
+                        const char *help, enum zt_metric_type type, const char *const *label_names,
+                        size_t nlabels)
+{
+	struct zt_metric *f;
+
+	*out = NULL;
+	if (nlabels > MAX_LABELS)
+		return ZT_E_RANGE;
+	if (!valid_name(name, true))
+		return ZT_E_PARSE;
+	for (size_t i = 0; i < nlabels; i++)
+		if (!valid_name(label_names[i], false))
+			return ZT_E_PARSE;
+	if (name_taken(m, name))
+		return ZT_E_STATE;
+	f = calloc(1, sizeof(*f));
+	if (!f)
+		abort();
+	f->m = m;
+	f->name = xstrdup(name);
+	f->help = xstrdup(help ? help : "");
+	f->type = type;
+	f->nlabels = nlabels;
+	for (size_t i = 0; i < nlabels; i++)
+		f->labels[i] = xstrdup(label_names[i]);
+	table_init(&f->t);
+	*m->extras_tail = f;
+	m->extras_tail = &f->next;
+	*out = f;
+	return 0;
+}
+
+static struct zt_metric_child *child_node(struct zt_metric *f, const struct zt_buf *text)
+{
+	struct zt_metric_child *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		abort();
+	c->f = f;
+	node_set(&c->n, text);
+	return c;
+}
+
+struct zt_metric_child *zt_metric_child(struct zt_metric *f, const char *const *values)
+{
+	struct zt_metric_child *c;
+	struct node *n;
+	struct zt_buf b;
+	const char *text;
+
+	zt_buf_init(&b, 0);
+	for (size_t i = 0; i < f->nlabels; i++)
+		append_label(&b, f->labels[i], values ? values[i] : NULL);
+	text = zt_buf_len(&b) ? (const char *)zt_buf_data(&b) : "";
+	n = table_find(&f->t, text, zt_buf_len(&b), hash_text(text, zt_buf_len(&b)));
+	if (n) {
+		c = (struct zt_metric_child *)n;
+	} else if (f->t.count < f->m->max) {
+		c = child_node(f, &b);
+		table_insert(&f->t, &c->n);
+	} else {
+		if (!f->warned) {
+			zt_warn("metric %s reached %zu series; further label sets are counted as "
+			        "\"overflow\"",
+			        f->name, f->m->max);
+			f->warned = true;
+		}
+		if (!f->overflow) {
+			zt_buf_consume(&b, zt_buf_len(&b));
+			for (size_t i = 0; i < f->nlabels; i++)
+				append_label(&b, f->labels[i], "overflow");
+			f->overflow = child_node(f, &b);
+		}
+		c = f->overflow;
+	}
+	zt_buf_clear(&b);
+	return c;
+}
+
+void zt_metric_add(struct zt_metric_child *c, int64_t delta)
+{
+	if (c->f->type == ZT_METRIC_COUNTER && delta < 0)
+		return;
+	c->v += delta;
+}
+
+void zt_metric_set(struct zt_metric_child *c, int64_t v)
+{
+	if (c->f->type == ZT_METRIC_GAUGE)
+		c->v = v;
+}
+
+int64_t zt_metric_value(const struct zt_metric_child *c)
+{
+	return c->v;
+}
+
+/* ---- rendering --------------------------------------------------------------------------- */
+
+struct out {
+	struct zt_buf *b;
+	int err;
+};
+
+static void put(struct out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(struct out *o, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (o->err)
+		return;
+	va_start(ap, fmt);
+	o->err = zt_buf_vappendf(o->b, fmt, ap);
+	va_end(ap);
+}
+
+static void header(struct out *o, const char *name, const char *help, const char *type)
+{
+	put(o, "# HELP %s ", name);
+	for (const char *p = help; *p && !o->err; p++) {
+		if (*p == '\\')
+			put(o, "\\\\");
+		else if (*p == '\n')
+			put(o, "\\n");
+		else
+			put(o, "%c", *p);
+	}
+	put(o, "\n# TYPE %s %s\n", name, type);
+}
+
+static void sample(struct out *o, const char *name, const char *labels, long long v)
+{
+	if (labels && *labels)
+		put(o, "%s{%s} %lld\n", name, labels, v);
+	else
+		put(o, "%s %lld\n", name, v);
+}
+
+static void sample_u(struct out *o, const char *name, const char *labels, uint64_t v)
+{
+	put(o, "%s{%s} %llu\n", name, labels, (unsigned long long)v);
+}
+
+static long count_open_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	long n = 0;
+
+	if (!d)
+		return -1;
+	while ((e = readdir(d)) != NULL)
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n - 1; /* the directory stream's own descriptor */
+}
+
+int zt_metrics_render(struct zt_metrics *m, struct zt_buf *b)
+{
+	struct out o = {.b = b};
+	struct rlimit rl;
+	long fds;
+
+	for (int c = 0; c < NCOUNTERS; c++) {
+		header(&o, tcp_families[c].name, tcp_families[c].help, "counter");
+		for (struct node *n = m->series.head; n; n = n->next) {
+			struct zt_metric_series *s = (struct zt_metric_series *)n;
+			if (s->touched & (1u << c))
+				sample_u(&o, tcp_families[c].name, n->labels, s->v[c]);
+		}
+		for (int r = 0; r < 2; r++)
+			if (m->overflow[r] && (m->overflow[r]->touched & (1u << c)))
+				sample_u(&o, tcp_families[c].name, m->overflow[r]->n.labels,
+				         m->overflow[r]->v[c]);
+	}
+	header(&o, "istio_tcp_sockets_open", "The current number of open TCP sockets", "gauge");
+	for (int r = 0; r < 2; r++)
+		if (m->sockets_touched[r])
+			put(&o, "istio_tcp_sockets_open{reporter=\"%s\"} %lld\n", reporter_names[r],
+			    (long long)m->sockets[r]);
+	header(&o, "istio_build", "Istio component build info", "gauge");
+	{
+		struct zt_buf tag;
+		zt_buf_init(&tag, 0);
+		if (zt_metrics_escape(&tag, m->build_tag, strlen(m->build_tag)) < 0 ||
+		    zt_buf_append(&tag, "", 1) < 0)
+			abort();
+		put(&o, "istio_build{component=\"ztunnel\",tag=\"%s\"} 1\n",
+		    (const char *)zt_buf_data(&tag));
+		zt_buf_clear(&tag);
+	}
+	for (struct zt_metric *f = m->extras; f; f = f->next) {
+		header(&o, f->name, f->help, f->type == ZT_METRIC_COUNTER ? "counter" : "gauge");
+		for (struct node *n = f->t.head; n; n = n->next)
+			sample(&o, f->name, n->labels, (long long)((struct zt_metric_child *)n)->v);
+		if (f->overflow)
+			sample(&o, f->name, f->overflow->n.labels, (long long)f->overflow->v);
+	}
+	fds = count_open_fds();
+	header(&o, "process_open_fds", "Number of open file descriptors.", "gauge");
+	put(&o, "process_open_fds %ld\n", fds);
+	header(&o, "process_max_fds", "Maximum number of open file descriptors.", "gauge");
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+		put(&o, "process_max_fds %llu\n", (unsigned long long)rl.rlim_cur);
+	else
+		put(&o, "process_max_fds -1\n");
+	return o.err;
+}
