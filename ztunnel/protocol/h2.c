@@ -551,17 +551,16 @@ bool zt_h2_conn_can_open(const struct zt_h2_conn *c)
 		       c->nstreams;
 }
 
-<<<<<<< HEAD
 uint32_t zt_h2_conn_peer_max_streams(const struct zt_h2_conn *c)
 {
 	return c->ng ? nghttp2_session_get_remote_settings(c->ng,
 							   NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS)
 		     : 0;
-=======
+}
+
 bool zt_h2_conn_closing(const struct zt_h2_conn *c)
 {
 	return c->closing;
->>>>>>> h/relay
 }
 
 struct zt_sock *zt_h2_conn_sock(struct zt_h2_conn *c)
