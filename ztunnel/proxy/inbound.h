@@ -1,0 +1,53 @@
+/* The inbound half of a workload proxy (spec §7.2, §7.3): the 15008 HBONE server (mTLS with
+ * the workload's certificate, HTTP/2 CONNECT streams) and the 15006 plaintext capture, each
+ * proxied connection checked against the L4 policies (spec §6) when it starts and again
+ * whenever the policies or the workload change. zt_inbound_start/stop/dump are declared in
+ * proxy.h; this header adds what tests and /config_dump read. */
+#ifndef ZT_INBOUND_H
+#define ZT_INBOUND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proxy/proxy.h"
+
+/* How long a CONNECT (or a plaintext connection) waits for the proxied workload to appear in
+ * xDS before it is refused (503 / close), and how long an accepted HBONE connection is held
+ * while the workload's certificate is being fetched. */
+#define ZT_INBOUND_WORKLOAD_WAIT_MS 5000
+#define ZT_INBOUND_CERT_WAIT_MS     5000
+/* TLS handshake deadline and upstream connect timeout (spec §1.2). */
+#define ZT_INBOUND_HANDSHAKE_MS 10000
+#define ZT_INBOUND_CONNECT_MS   10000
+/* HBONE connections (held, handshaking, serving) one proxy keeps at once. */
+#define ZT_INBOUND_MAX_CONNS 4096
+
+/* Close reasons, exactly as they reach the access log `error=` field. */
+#define ZT_INBOUND_REASON_POLICY  "connection closed due to policy change"
+#define ZT_INBOUND_REASON_STOPPED "connection closed: workload proxy stopped"
+
+struct zt_inbound_stats {
+	size_t hbone_conns;      /* TLS/HTTP/2 connections: held, handshaking or serving */
+	size_t held;             /* ... of which waiting for the workload's certificate */
+	size_t live;             /* proxied connections of this proxy not yet closed */
+	uint64_t accepted_hbone; /* TCP connections accepted on the HBONE port */
+	uint64_t accepted_plain; /* TCP connections accepted on the plaintext port */
+	uint64_t tls_failed;     /* handshakes that failed or timed out, certificate waits too */
+	uint64_t streams;        /* CONNECT requests received */
+	uint64_t rejected;       /* refused before relaying (4xx/5xx or closed), denials too */
+	uint64_t denied;         /* ... of which by authorization (401 or close) */
+	uint64_t relayed;        /* connections that reached the byte pump */
+	uint64_t policy_closed;  /* relays ended by a policy re-check */
+};
+
+/* Fills out for p's inbound half. Returns 0, or ZT_E_STATE when the half is not running. */
+int zt_inbound_get_stats(const struct zt_proxy *p, struct zt_inbound_stats *out);
+
+/* Replaces ZT_INBOUND_WORKLOAD_WAIT_MS for connections that start after the call (tests). */
+void zt_inbound_set_workload_wait(struct zt_proxy *p, uint64_t ms);
+
+/* Proxied inbound connections alive in the process, including those of stopped proxies whose
+ * close is still being reported. */
+long zt_inbound_live(void);
+
+#endif
