@@ -179,11 +179,20 @@ static void on_cert_change(void *arg, const struct zt_spiffe *id, struct zt_tls_
 	zt_ready_done(app->ready, task);
 }
 
-/* A workload whose certificate this node's ztunnel serves (spec §4: local, HBONE). */
+/* A workload whose certificate this ztunnel serves (spec §4): local and HBONE; in dedicated
+ * mode only the one workload it proxies (the CA signs nothing else for it). */
 static bool local_hbone(const struct zt_app *app, const struct zt_workload *w)
 {
-	return w && app->cfg->node_name && !strcmp(w->node, app->cfg->node_name) &&
-	       (w->tunnel_protocol == ZT_TUNNEL_HBONE || w->native_tunnel);
+	const struct zt_config *cfg = app->cfg;
+
+	if (!w || !cfg->node_name || strcmp(w->node, cfg->node_name) ||
+	    (w->tunnel_protocol != ZT_TUNNEL_HBONE && !w->native_tunnel))
+		return false;
+	if (cfg->proxy_mode != ZT_PROXY_DEDICATED)
+		return true;
+	return cfg->workload_info.ns && !strcmp(w->ns, cfg->workload_info.ns) &&
+	       !strcmp(w->name, cfg->workload_info.name) &&
+	       !strcmp(w->service_account, cfg->workload_info.sa);
 }
 
 static void on_store_event(struct zt_store *store, const struct zt_store_event *ev, void *arg)
