@@ -669,8 +669,8 @@ static void handle(struct stream *s, const Envoy__Service__Discovery__V3__DeltaD
 		}
 		sub = sub_new(s, rq->type_url);
 		first = true;
-		zt_debug("stream %" PRIu64 " (node %s): subscribes to %s", s->id, node_of(s),
-		         sub->url);
+		zt_info("stream %" PRIu64 " (node %s): subscribes to %s, holding %zu resources",
+		        s->id, node_of(s), sub->url, rq->n_initial_resource_versions);
 	}
 	if (rq->response_nonce && rq->response_nonce[0])
 		answer(s, sub, rq);

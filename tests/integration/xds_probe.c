@@ -45,6 +45,7 @@ static struct {
 
 static struct zt_loop *loop;
 static struct zt_h2_conn *conn;
+static struct zt_tls_client *cli;
 static struct zt_grpc_call *call;
 static int exit_code = 1;
 static long seen;
@@ -93,7 +94,6 @@ static void connect_tls(void)
 {
 	struct zt_sockaddr a;
 	struct sockaddr_storage ss;
-	struct zt_tls_client *cli;
 	struct zt_tls_conn *tc;
 	struct zt_sock *s = calloc(1, sizeof(*s));
 	char *roots, host[ZT_ADDR_STRLEN];
@@ -119,7 +119,6 @@ static void connect_tls(void)
 		fail("tls", zt_strerror(rc));
 	zt_sock_start(s, loop, fd, tc, NULL, NULL);
 	zt_sock_handshake(s, on_handshake, NULL);
-	/* cli stays alive for the process: the connection refers to its context. */
 }
 
 static size_t metadata(struct zt_grpc_md *md, char *bearer, size_t len)
@@ -396,6 +395,13 @@ int main(int argc, char **argv)
 	connect_tls();
 	zt_timer_start(loop, &timer, (uint64_t)o.timeout * 1000, on_timeout, NULL);
 	zt_loop_run(loop);
+	zt_timer_stop(&timer);
+	if (conn)
+		zt_h2_conn_close(conn, "exit");
+	for (int i = 0; i < 5; i++)
+		zt_loop_run_once(loop, 0);
+	zt_tls_client_free(cli);
+	zt_loop_free(loop);
 	zt_csr_clear(&csr);
 	return exit_code;
 }

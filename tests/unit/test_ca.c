@@ -495,6 +495,34 @@ START_TEST(ca_signed_leaf_builds_a_tls_identity)
 }
 END_TEST
 
+START_TEST(ca_short_lived_leaf_is_backdated_a_tenth_of_its_ttl)
+{
+	struct zt_ca *ca = open_ok(tmpdir, true);
+	struct zt_csr csr;
+	struct zt_spiffe id;
+	char **chain = NULL, err[512] = "";
+	size_t n = 0;
+	int days, secs;
+
+	make_csr(&csr, ID_URI);
+	ck_assert_int_eq(zt_ca_sign_csr(ca, csr.csr_pem, csr.csr_len, "cluster.local", NULL, 20,
+	                                &chain, &n, &id, err, sizeof(err)),
+	                 0);
+	BIO *bio = BIO_new_mem_buf(chain[0], -1);
+	X509 *leaf = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+	ck_assert_int_eq(
+	        ASN1_TIME_diff(&days, &secs, X509_get0_notBefore(leaf), X509_get0_notAfter(leaf)),
+	        1);
+	/* 20 s + 2 s backdating: the half-life (refresh time) lies 9 s ahead, not behind. */
+	ck_assert_int_eq(days * 86400 + secs, 22);
+	X509_free(leaf);
+	BIO_free(bio);
+	zt_ca_chain_free(chain, n);
+	zt_csr_clear(&csr);
+	zt_ca_free(ca);
+}
+END_TEST
+
 START_TEST(ca_serials_are_random_and_positive_128_bit)
 {
 	struct zt_ca *ca = open_ok(tmpdir, true);
@@ -833,6 +861,7 @@ Suite *ca_suite(void)
 	tcase_add_test(sig, ca_signed_leaf_chains_to_root_with_istio_layout);
 	tcase_add_test(sig, ca_signed_leaf_builds_a_tls_identity);
 	tcase_add_test(sig, ca_serials_are_random_and_positive_128_bit);
+	tcase_add_test(sig, ca_short_lived_leaf_is_backdated_a_tenth_of_its_ttl);
 	tcase_add_test(sig, ca_sign_refuses_ttl_out_of_range);
 	tcase_add_test(sig, ca_sign_refuses_a_tampered_csr);
 	tcase_add_test(sig, ca_sign_refuses_two_uri_sans);

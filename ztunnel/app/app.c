@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "admin/admin.h"
+#include "admin/http.h"
 #include "cert/ca_client.h"
 #include "cert/local.h"
 #include "cert/manager.h"
@@ -23,6 +24,7 @@
 #include "state/dump.h"
 #include "state/local.h"
 #include "state/store.h"
+#include "telemetry/metrics.h"
 #include "xds/client.h"
 
 ZT_LOG_MODULE("app");
@@ -49,6 +51,8 @@ struct zt_app {
 	struct zt_certmgr *certs;
 	struct zt_admin *admin;
 	struct zt_ready *ready;
+	struct zt_metrics *metrics;
+	struct zt_http_server *stats;
 	struct zt_signal sigterm, sigint;
 	bool stopping;
 };
@@ -175,11 +179,20 @@ static void on_cert_change(void *arg, const struct zt_spiffe *id, struct zt_tls_
 	zt_ready_done(app->ready, task);
 }
 
-/* A workload whose certificate this node's ztunnel serves (spec §4: local, HBONE). */
+/* A workload whose certificate this ztunnel serves (spec §4): local and HBONE; in dedicated
+ * mode only the one workload it proxies (the CA signs nothing else for it). */
 static bool local_hbone(const struct zt_app *app, const struct zt_workload *w)
 {
-	return w && app->cfg->node_name && !strcmp(w->node, app->cfg->node_name) &&
-	       (w->tunnel_protocol == ZT_TUNNEL_HBONE || w->native_tunnel);
+	const struct zt_config *cfg = app->cfg;
+
+	if (!w || !cfg->node_name || strcmp(w->node, cfg->node_name) ||
+	    (w->tunnel_protocol != ZT_TUNNEL_HBONE && !w->native_tunnel))
+		return false;
+	if (cfg->proxy_mode != ZT_PROXY_DEDICATED)
+		return true;
+	return cfg->workload_info.ns && !strcmp(w->ns, cfg->workload_info.ns) &&
+	       !strcmp(w->name, cfg->workload_info.name) &&
+	       !strcmp(w->service_account, cfg->workload_info.sa);
 }
 
 static void on_store_event(struct zt_store *store, const struct zt_store_event *ev, void *arg)
@@ -358,6 +371,17 @@ static json_t *section_version(void *arg)
 	return json_pack("{s:s, s:s}", "component", "ztunnel", "version", ZT_VERSION);
 }
 
+/* Prometheus text on /metrics and /stats/prometheus (spec §8.1). */
+static void on_metrics(const struct zt_http_request *req, struct zt_http_response *resp, void *arg)
+{
+	struct zt_app *app = arg;
+
+	(void)req;
+	resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
+	if (zt_metrics_render(app->metrics, &resp->body) < 0)
+		resp->status = 500;
+}
+
 static void on_quit(void *arg)
 {
 	zt_info("stop requested through /quitquitquit");
@@ -401,6 +425,12 @@ struct zt_app *zt_app_new(struct zt_loop *loop, const struct zt_config *cfg, cha
 	zt_admin_add_section(app->admin, "certificates", section_certs, app);
 	zt_admin_add_section(app->admin, "live", section_live, app);
 	zt_admin_set_stop(app->admin, on_quit, app);
+	app->metrics = zt_metrics_new(ZT_VERSION, 0);
+	zt_addr_format(&cfg->stats, addr, sizeof(addr));
+	if (!(app->stats = zt_http_server_new(loop, addr, err, errlen)))
+		goto fail;
+	zt_http_route(app->stats, "GET", "/metrics", on_metrics, app);
+	zt_http_route(app->stats, "GET", "/stats/prometheus", on_metrics, app);
 	zt_addr_format(&cfg->readiness, addr, sizeof(addr));
 	if ((rc = zt_ready_serve(app->ready, loop, addr, err, errlen)) < 0)
 		goto fail;
@@ -463,10 +493,12 @@ void zt_app_free(struct zt_app *app)
 		rmdir(app->fake_ca_dir);
 	}
 	zt_admin_free(app->admin);
+	zt_http_server_free(app->stats);
 	zt_ready_free(app->ready);
 	for (int i = 0; i < 4; i++)
 		zt_loop_run_once(app->loop, 0);
 	zt_store_free(app->store);
+	zt_metrics_free(app->metrics);
 	free(app->xds_md);
 	free(app->xds_roots);
 	free(app->ca_md);

@@ -16,6 +16,7 @@
 #include "runtime/duration.h"
 #include "runtime/envcfg.h"
 #include "runtime/err.h"
+#include "runtime/file.h"
 #include "runtime/log.h"
 
 extern char **environ;
@@ -251,56 +252,6 @@ __attribute__((format(printf, 2, 3))) static void errs_add(struct errs *e, const
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	errs_add_cb(msg, e);
-}
-
-/* Reads at most max bytes of a regular file into a new NUL-terminated buffer. */
-static int read_file(const char *path, size_t max, char **out, size_t *out_len)
-{
-	struct stat st;
-	char *buf = NULL;
-	size_t len = 0;
-	int fd, rc = 0;
-
-	*out = NULL;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &st) < 0) {
-		rc = -errno;
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		rc = -EINVAL;
-		goto out;
-	}
-	buf = malloc(max + 2);
-	if (!buf)
-		abort();
-	for (;;) {
-		ssize_t n = read(fd, buf + len, max + 1 - len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			rc = -errno;
-			goto out;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-		if (len > max) {
-			rc = ZT_E_TOOBIG;
-			goto out;
-		}
-	}
-	buf[len] = '\0';
-	*out = buf;
-	*out_len = len;
-	buf = NULL;
-out:
-	free(buf);
-	close(fd);
-	return rc;
 }
 
 /* ---- endpoints --------------------------------------------------------------------------- */
@@ -800,7 +751,7 @@ int zt_config_token(const struct zt_config *cfg, char *out, size_t len)
 		t = v;
 		n = strlen(v);
 	} else {
-		rc = read_file(v, ZT_CONFIG_MAX_TOKEN, &file, &flen);
+		rc = zt_file_read(v, ZT_CONFIG_MAX_TOKEN, &file, &flen);
 		if (rc == -ENOENT && strcmp(v, ZT_CONFIG_DEFAULT_TOKEN) == 0)
 			return 0;
 		if (rc < 0)
@@ -832,7 +783,7 @@ int zt_config_read_root_ca(const char *value, char **pem, size_t *len)
 		*pem = xstrdup(value);
 		return 0;
 	}
-	return read_file(value, MAX_ROOT_CA, pem, len);
+	return zt_file_read(value, MAX_ROOT_CA, pem, len);
 }
 
 /* ---- /config_dump ------------------------------------------------------------------------ */

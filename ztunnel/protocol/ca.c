@@ -155,13 +155,16 @@ static int add_ext(X509 *x, X509 *issuer, int nid, const char *value)
 	return ok;
 }
 
-/* A certificate skeleton: v3, random serial, validity [now - skew, not_after], key. */
+/* A certificate skeleton: v3, random serial, validity [now - skew, not_after], key. The
+ * backdating is at most a tenth of the lifetime, so a short-lived certificate's half-life
+ * (when holders refresh it) still lies ahead. */
 static X509 *cert_new(EVP_PKEY *pub, time_t now, time_t not_after)
 {
 	X509 *x = X509_new();
+	time_t skew = (not_after - now) / 10 < ZT_CA_SKEW_S ? (not_after - now) / 10 : ZT_CA_SKEW_S;
 
 	if (!x || X509_set_version(x, X509_VERSION_3) != 1 || !set_random_serial(x) ||
-	    !ASN1_TIME_set(X509_getm_notBefore(x), now - ZT_CA_SKEW_S) ||
+	    !ASN1_TIME_set(X509_getm_notBefore(x), now - skew) ||
 	    !ASN1_TIME_set(X509_getm_notAfter(x), not_after) || X509_set_pubkey(x, pub) != 1) {
 		X509_free(x);
 		return NULL;

@@ -17,7 +17,7 @@
 #define ZT_CA_ROOT_SUBJECT "ztunnel lab CA"     /* O= of a generated root */
 #define ZT_CA_ROOT_TTL_S   (10LL * 365 * 86400) /* lifetime of a generated root */
 #define ZT_CA_MAX_TTL_S    (10LL * 365 * 86400) /* longest certificate issued */
-#define ZT_CA_SKEW_S       60                   /* notBefore is backdated this much */
+#define ZT_CA_SKEW_S       60                   /* notBefore is backdated up to this much */
 #define ZT_CA_MAX_FILE     (64u * 1024)         /* bound on each root file */
 #define ZT_CA_MAX_SANS     64                   /* DNS + IP SANs for zt_ca_issue */
 
@@ -46,7 +46,8 @@ const char *zt_ca_root_pem(const struct zt_ca *ca);
  * self-signature, an EC (P-256/P-384) or RSA (>= 2048 bits) key, and exactly one URI SAN,
  * which is a SPIFFE ID in trust_domain and, when required_id is non-NULL, equal to it (other
  * SAN types are ignored and not copied).
- * The leaf has a random 128-bit serial, an empty subject, notBefore now - ZT_CA_SKEW_S,
+ * The leaf has a random 128-bit serial, an empty subject, notBefore now - min(ZT_CA_SKEW_S,
+ * ttl_s / 10),
  * notAfter now + ttl_s (clamped to the root's notAfter), basicConstraints CA:FALSE and keyUsage
  * digitalSignature|keyEncipherment (both critical), EKU serverAuth+clientAuth, the authority
  * key identifier, and the SPIFFE ID as its only (critical) SAN.

@@ -4,16 +4,14 @@
 #include "runtime/yaml.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 #include <yaml.h>
 
 #include "runtime/err.h"
+#include "runtime/file.h"
 
 static void *xrealloc(void *p, size_t n)
 {
@@ -253,54 +251,21 @@ int zt_yaml_parse(const char *name, const char *text, size_t len, struct zt_yaml
 
 int zt_yaml_load_file(const char *path, struct zt_yaml_docs *out, char *err, size_t errlen)
 {
+	char *text;
+	size_t len;
+	int rc;
+
 	memset(out, 0, sizeof(*out));
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		int e = errno;
-		snprintf(err, errlen, "%s: %s", path, strerror(e));
-		return -e;
+	if ((rc = zt_file_read(path, ZT_YAML_MAX_INPUT, &text, &len)) < 0) {
+		if (rc == ZT_E_TOOBIG)
+			snprintf(err, errlen, "%s: larger than %u bytes", path, ZT_YAML_MAX_INPUT);
+		else if (rc == -EINVAL)
+			snprintf(err, errlen, "%s: not a regular file", path);
+		else
+			snprintf(err, errlen, "%s: %s", path, strerror(-rc));
+		return rc == -EINVAL ? ZT_E_PARSE : rc;
 	}
-	struct stat st;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		snprintf(err, errlen, "%s: not a regular file", path);
-		close(fd);
-		return ZT_E_PARSE;
-	}
-	if (st.st_size > (off_t)ZT_YAML_MAX_INPUT) {
-		snprintf(err, errlen, "%s: larger than %u bytes", path, ZT_YAML_MAX_INPUT);
-		close(fd);
-		return ZT_E_TOOBIG;
-	}
-	size_t cap = (size_t)st.st_size + 1, len = 0;
-	char *text = xrealloc(NULL, cap);
-	for (;;) {
-		if (len == cap) {
-			if (cap > ZT_YAML_MAX_INPUT) {
-				snprintf(err, errlen, "%s: larger than %u bytes", path,
-				         ZT_YAML_MAX_INPUT);
-				free(text);
-				close(fd);
-				return ZT_E_TOOBIG;
-			}
-			cap *= 2;
-			text = xrealloc(text, cap);
-		}
-		ssize_t r = read(fd, text + len, cap - len);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			int e = errno;
-			snprintf(err, errlen, "%s: %s", path, strerror(e));
-			free(text);
-			close(fd);
-			return -e;
-		}
-		if (r == 0)
-			break;
-		len += (size_t)r;
-	}
-	close(fd);
-	int rc = zt_yaml_parse(path, text, len, out, err, errlen);
+	rc = zt_yaml_parse(path, text, len, out, err, errlen);
 	free(text);
 	return rc;
 }

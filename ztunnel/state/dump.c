@@ -391,7 +391,8 @@ static json_t *sorted(struct items *it, json_t *(*conv)(const void *))
 {
 	json_t *a = json_array();
 
-	qsort(it->v, it->n, sizeof(*it->v), by_key);
+	if (it->n)
+		qsort(it->v, it->n, sizeof(*it->v), by_key);
 	for (size_t i = 0; i < it->n; i++)
 		json_array_append_new(a, conv(it->v[i].obj));
 	free(it->v);

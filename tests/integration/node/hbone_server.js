@@ -2,7 +2,7 @@
 // An HBONE server written only against Node's http2/tls: TLS 1.3 only, ALPN h2 only, client
 // certificates required and verified against the root, the client's SPIFFE URI SAN checked
 // per CONNECT stream, which is answered 200 and echoed back to itself (half-close included).
-// Prints "listening 127.0.0.1:PORT" once ready; logs one line per stream to stdout.
+// Prints "listening HOST:PORT" once ready; logs one line per stream to stdout.
 //   node hbone_server.js CERTDIR NAME EXPECTED_CLIENT_ID
 const http2 = require('http2');
 const { creds, uriSans, fail } = require('./common');
@@ -44,4 +44,9 @@ server.on('stream', (stream, headers) => {
 });
 server.on('tlsClientError', (e) => console.log(`tls client error: ${e.message}`));
 server.on('sessionError', (e) => console.log(`session error: ${e.message}`));
-server.listen(0, '127.0.0.1', () => console.log(`listening 127.0.0.1:${server.address().port}`));
+// LISTEN=ip:port overrides the loopback ephemeral default (e.g. a pod's 15008 in a lab).
+const listen = process.env.LISTEN || '127.0.0.1:0';
+const lhost = listen.slice(0, listen.lastIndexOf(':'));
+server.listen(Number(listen.slice(listen.lastIndexOf(':') + 1)), lhost, () =>
+	console.log(`listening ${lhost}:${server.address().port}`),
+);

@@ -1,0 +1,130 @@
+# Network-namespace harness for the end-to-end tests (sourced, root only). Everything lives in
+# namespaces named "$LAB-*": an underlay namespace with a bridge and fake-istiod, one namespace
+# per pod wired to the bridge by a veth pair created from inside the underlay (the root network
+# namespace is never touched). Each meshed pod runs its own ztunnel (PROXY_MODE=dedicated)
+# with the in-pod REDIRECT rules of spec §1.3 in its namespace. lab_cleanup kills every process
+# started here and deletes every namespace, also when a test fails (it is the EXIT trap).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
+BIN=$(cd "${BUILD_DIR:-$ROOT/build}/bin" && pwd)
+TBIN=$(cd "${BUILD_DIR:-$ROOT/build}/tests" && pwd)
+LAB=${LAB:-zte$$}
+WORK=$(mktemp -d "/tmp/$LAB.XXXXXX")
+UL=$LAB-ul
+UL_IP=10.77.0.254
+PIDS=()
+NSES=()
+
+lab_log() { echo "[$(date +%T)] $*"; }
+fail() {
+	echo "FAIL: $*"
+	for f in "$WORK"/*.err; do
+		[ -e "$f" ] || continue
+		echo "--- $(basename "$f"):"; tail -n 15 "$f"
+	done
+	exit 1
+}
+
+lab_cleanup() {
+	local p ns
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+	for ns in "${NSES[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
+	[ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"
+}
+trap lab_cleanup EXIT
+
+# in NS CMD...: run in a lab namespace.
+in() { local ns=$1; shift; ip netns exec "$LAB-$ns" "$@"; }
+
+# wait_for SECONDS CMD...: polls every 0.2 s.
+wait_for() {
+	local n=$(($1 * 5)); shift
+	for _ in $(seq "$n"); do "$@" > /dev/null 2>&1 && return 0; sleep 0.2; done
+	return 1
+}
+
+# bg NS NAME CMD...: starts CMD in namespace NS in the background, output in $WORK/NAME.{out,err}.
+bg() {
+	local ns=$1 name=$2; shift 2
+	: > "$WORK/$name.out"
+	ip netns exec "$LAB-$ns" "$@" > "$WORK/$name.out" 2> "$WORK/$name.err" &
+	PIDS+=($!)
+	LAST_PID=$!
+}
+
+lab_underlay() {
+	ip netns add "$UL"; NSES+=("$UL")
+	in ul ip link set lo up
+	in ul ip link add br0 type bridge
+	in ul ip addr add "$UL_IP/24" dev br0
+	in ul ip link set br0 up
+	in ul sysctl -qw net.ipv4.ip_forward=1
+}
+
+# lab_pod NAME IP: a pod namespace on the bridge with eth0 = IP/24 and a default route.
+lab_pod() {
+	local name=$1 ip=$2 ns=$LAB-$1
+	ip netns add "$ns"; NSES+=("$ns")
+	in ul ip link add "v-$name" type veth peer name eth0 netns "$ns"
+	in ul ip link set "v-$name" master br0 up
+	in "$name" ip link set lo up
+	in "$name" ip addr add "$ip/24" dev eth0
+	in "$name" ip link set eth0 up
+	in "$name" ip route add default via "$UL_IP"
+}
+
+# lab_capture NAME: the in-pod redirection of spec §1.3 (REDIRECT form) in pod NAME.
+lab_capture() {
+	local n=$1
+	in "$n" iptables -t nat -N ISTIO_PRERT
+	in "$n" iptables -t nat -N ISTIO_OUTPUT
+	in "$n" iptables -t nat -A PREROUTING -j ISTIO_PRERT
+	in "$n" iptables -t nat -A OUTPUT -j ISTIO_OUTPUT
+	in "$n" iptables -t nat -A ISTIO_PRERT ! -d 127.0.0.1/32 -p tcp ! --dport 15008 \
+		-m mark ! --mark 0x539/0xfff -j REDIRECT --to-ports 15006
+	in "$n" iptables -t nat -A ISTIO_OUTPUT ! -d 127.0.0.1/32 -o lo -j ACCEPT
+	in "$n" iptables -t nat -A ISTIO_OUTPUT ! -d 127.0.0.1/32 -p tcp \
+		-m mark ! --mark 0x539/0xfff -j REDIRECT --to-ports 15001
+}
+
+# lab_istiod MESH.yaml [ADDRS]: fake-istiod in the underlay on $UL_IP:15012.
+lab_istiod() {
+	local args=(serve --config "$1" --listen "$UL_IP:15012" --ca-dir "$WORK/ca" --cert-ttl 1h)
+	[ -z "${2:-}" ] || args+=(--addresses "$2")
+	bg ul istiod "$BIN/fake-istiod" "${args[@]}"
+	ISTIOD_PID=$LAST_PID
+	wait_for 10 grep -q '^listening' "$WORK/istiod.out" || fail "fake-istiod did not start"
+}
+
+# lab_ztunnel POD NODE NS SA [ENV=VALUE...]: a dedicated-mode ztunnel inside pod POD.
+lab_ztunnel() {
+	local pod=$1 node=$2 ns=$3 sa=$4; shift 4
+	"$BIN/fake-istiod" token --ca-dir "$WORK/ca" --node "$node" --namespace "$ns" \
+		--service-account "$sa" > "$WORK/$pod.token"
+	bg "$pod" "zt-$pod" env XDS_ADDRESS="https://$UL_IP:15012" CA_ADDRESS="https://$UL_IP:15012" \
+		XDS_ROOT_CA="$WORK/ca/root-cert.pem" CA_ROOT_CA="$WORK/ca/root-cert.pem" \
+		AUTH_TOKEN="$WORK/$pod.token" NODE_NAME="$node" PROXY_MODE=dedicated \
+		PROXY_WORKLOAD_INFO="$ns/$pod/$sa" PACKET_MARK=1337 ENABLE_ORIG_SRC=false \
+		ADMIN_ADDR=127.0.0.1:15000 READINESS_ADDR=127.0.0.1:15021 STATS_ADDR=127.0.0.1:15020 \
+		RUST_LOG="${ZT_LOG:-info}" "$@" "$BIN/ztunnel"
+	eval "ZT_PID_${pod//-/_}=$LAST_PID"
+}
+
+lab_ready() { in "$1" curl -sf "127.0.0.1:15021/healthz/ready" > /dev/null; }
+lab_wait_ready() {
+	wait_for 20 lab_ready "$1" ||
+		fail "ztunnel in $1 not ready: $(in "$1" curl -s 127.0.0.1:15021/healthz/ready || true)"
+}
+lab_dump() { in "$1" curl -sf "127.0.0.1:15000/config_dump"; }
+lab_metrics() { in "$1" curl -sf "127.0.0.1:15020/metrics"; }
+
+# lab_server POD PORT [MODE]: a sim-workload server in pod POD.
+lab_server() {
+	bg "$1" "srv-$1-$2" "$BIN/sim-workload" serve --listen "$2" --mode "${3:-echo}" --name "$1"
+	wait_for 10 grep -q '^listening' "$WORK/srv-$1-$2.out" || fail "server $1:$2 did not start"
+}
+
+# lab_client POD ARGS...: one sim-workload client run in pod POD; prints its JSON line.
+lab_client() { local pod=$1; shift; in "$pod" "$BIN/sim-workload" client "$@"; }
