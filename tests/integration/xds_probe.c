@@ -93,9 +93,6 @@ static void on_handshake(struct zt_sock *s, int err, void *arg)
 static void connect_tls(void)
 {
 	struct zt_sockaddr a;
-	/* Kept for the process (the connection refers to its context); static so leak checkers
-	 * still see it referenced. */
-	static struct zt_tls_client *cli;
 	struct sockaddr_storage ss;
 	struct zt_tls_conn *tc;
 	struct zt_sock *s = calloc(1, sizeof(*s));
