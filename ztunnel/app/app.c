@@ -16,6 +16,7 @@
 #include "cert/local.h"
 #include "cert/manager.h"
 #include "protocol/ca.h"
+#include "proxy/proxy.h"
 #include "runtime/err.h"
 #include "runtime/live.h"
 #include "runtime/log.h"
@@ -53,6 +54,8 @@ struct zt_app {
 	struct zt_ready *ready;
 	struct zt_metrics *metrics;
 	struct zt_http_server *stats;
+	struct zt_proxy_ctx proxy_ctx;
+	struct zt_proxy *dedicated; /* PROXY_MODE=dedicated: the one workload proxied */
 	struct zt_signal sigterm, sigint;
 	bool stopping;
 };
@@ -305,6 +308,16 @@ static int start_certs(struct zt_app *app, char *err, size_t errlen)
 
 /* ---- admin sections --------------------------------------------------------------------- */
 
+static json_t *section_proxies(void *arg)
+{
+	struct zt_app *app = arg;
+	json_t *a = json_array();
+
+	if (app->dedicated)
+		json_array_append_new(a, zt_proxy_dump(app->dedicated));
+	return a;
+}
+
 static json_t *section_certs(void *arg)
 {
 	struct zt_app *app = arg;
@@ -423,6 +436,7 @@ struct zt_app *zt_app_new(struct zt_loop *loop, const struct zt_config *cfg, cha
 	zt_admin_add_section(app->admin, "stateCounts", section_counts, app);
 	zt_admin_add_section(app->admin, "xds", section_xds, app);
 	zt_admin_add_section(app->admin, "certificates", section_certs, app);
+	zt_admin_add_section(app->admin, "workloadState", section_proxies, app);
 	zt_admin_add_section(app->admin, "live", section_live, app);
 	zt_admin_set_stop(app->admin, on_quit, app);
 	app->metrics = zt_metrics_new(ZT_VERSION, 0);
@@ -448,6 +462,13 @@ struct zt_app *zt_app_new(struct zt_loop *loop, const struct zt_config *cfg, cha
 	} else {
 		zt_warn("no state source: XDS_ADDRESS is empty and no local config is given");
 		zt_ready_done(app->ready, TASK_STATE);
+	}
+	app->proxy_ctx = (struct zt_proxy_ctx){loop, cfg, app->store, app->certs, app->metrics};
+	if (cfg->proxy_mode == ZT_PROXY_DEDICATED) {
+		if ((rc = zt_proxy_new(&app->dedicated, &app->proxy_ctx, cfg->workload_info.ns,
+		                       cfg->workload_info.name, cfg->workload_info.sa, NULL, NULL,
+		                       err, errlen)) < 0)
+			goto fail;
 	}
 	zt_signal_start(loop, &app->sigterm, SIGTERM, on_signal, app);
 	zt_signal_start(loop, &app->sigint, SIGINT, on_signal, app);
@@ -477,6 +498,9 @@ void zt_app_free(struct zt_app *app)
 		return;
 	zt_signal_stop(&app->sigterm);
 	zt_signal_stop(&app->sigint);
+	zt_proxy_free(app->dedicated);
+	for (int i = 0; i < 4; i++) /* let aborted relays report their close */
+		zt_loop_run_once(app->loop, 0);
 	zt_xds_client_free(app->xds);
 	if (app->certs)
 		zt_store_unwatch(app->store, on_store_event, app);
