@@ -19,6 +19,7 @@ scripts/certs.sh root "$dir"
 scripts/certs.sh leaf "$dir" server "$td/server"
 scripts/certs.sh leaf "$dir" client "$td/client"
 
+: > "$dir/server.out"
 "$peer" serve 127.0.0.1:0 "$dir" server > "$dir/server.out" 2> "$dir/server.err" &
 srv_pid=$!
 addr=

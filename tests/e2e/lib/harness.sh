@@ -35,8 +35,8 @@ lab_cleanup() {
 }
 trap lab_cleanup EXIT
 
-# in NS CMD...: run in a lab namespace.
-in() { local ns=$1; shift; ip netns exec "$LAB-$ns" "$@"; }
+# nsx NS CMD...: run in a lab namespace.
+nsx() { local ns=$1; shift; ip netns exec "$LAB-$ns" "$@"; }
 
 # wait_for SECONDS CMD...: polls every 0.2 s.
 wait_for() {
@@ -56,36 +56,39 @@ bg() {
 
 lab_underlay() {
 	ip netns add "$UL"; NSES+=("$UL")
-	in ul ip link set lo up
-	in ul ip link add br0 type bridge
-	in ul ip addr add "$UL_IP/24" dev br0
-	in ul ip link set br0 up
-	in ul sysctl -qw net.ipv4.ip_forward=1
+	nsx ul ip link set lo up
+	nsx ul ip link add br0 type bridge
+	nsx ul ip addr add "$UL_IP/24" dev br0
+	nsx ul ip link set br0 up
+	nsx ul sysctl -qw net.ipv4.ip_forward=1
 }
 
 # lab_pod NAME IP: a pod namespace on the bridge with eth0 = IP/24 and a default route.
 lab_pod() {
 	local name=$1 ip=$2 ns=$LAB-$1
 	ip netns add "$ns"; NSES+=("$ns")
-	in ul ip link add "v-$name" type veth peer name eth0 netns "$ns"
-	in ul ip link set "v-$name" master br0 up
-	in "$name" ip link set lo up
-	in "$name" ip addr add "$ip/24" dev eth0
-	in "$name" ip link set eth0 up
-	in "$name" ip route add default via "$UL_IP"
+	nsx ul ip link add "v-$name" type veth peer name eth0 netns "$ns"
+	nsx ul ip link set "v-$name" master br0 up
+	nsx "$name" ip link set lo up
+	nsx "$name" ip addr add "$ip/24" dev eth0
+	nsx "$name" ip link set eth0 up
+	nsx "$name" ip route add default via "$UL_IP"
 }
 
 # lab_capture NAME: the in-pod redirection of spec §1.3 (REDIRECT form) in pod NAME.
 lab_capture() {
 	local n=$1
-	in "$n" iptables -t nat -N ISTIO_PRERT
-	in "$n" iptables -t nat -N ISTIO_OUTPUT
-	in "$n" iptables -t nat -A PREROUTING -j ISTIO_PRERT
-	in "$n" iptables -t nat -A OUTPUT -j ISTIO_OUTPUT
-	in "$n" iptables -t nat -A ISTIO_PRERT ! -d 127.0.0.1/32 -p tcp ! --dport 15008 \
+	nsx "$n" iptables -t nat -N ISTIO_PRERT
+	nsx "$n" iptables -t nat -N ISTIO_OUTPUT
+	nsx "$n" iptables -t nat -A PREROUTING -j ISTIO_PRERT
+	nsx "$n" iptables -t nat -A OUTPUT -j ISTIO_OUTPUT
+	nsx "$n" iptables -t nat -A ISTIO_PRERT ! -d 127.0.0.1/32 -p tcp ! --dport 15008 \
 		-m mark ! --mark 0x539/0xfff -j REDIRECT --to-ports 15006
-	in "$n" iptables -t nat -A ISTIO_OUTPUT ! -d 127.0.0.1/32 -o lo -j ACCEPT
-	in "$n" iptables -t nat -A ISTIO_OUTPUT ! -d 127.0.0.1/32 -p tcp \
+	nsx "$n" iptables -t nat -A ISTIO_OUTPUT ! -d 127.0.0.1/32 -o lo -j ACCEPT
+	# This harness runs each pod's ztunnel inside the pod: its control-plane connections
+	# (which in-pod mode makes from ztunnel's own namespace) are not captured.
+	nsx "$n" iptables -t nat -A ISTIO_OUTPUT -d "$UL_IP" -p tcp --dport 15012 -j ACCEPT
+	nsx "$n" iptables -t nat -A ISTIO_OUTPUT ! -d 127.0.0.1/32 -p tcp \
 		-m mark ! --mark 0x539/0xfff -j REDIRECT --to-ports 15001
 }
 
@@ -112,13 +115,13 @@ lab_ztunnel() {
 	eval "ZT_PID_${pod//-/_}=$LAST_PID"
 }
 
-lab_ready() { in "$1" curl -sf "127.0.0.1:15021/healthz/ready" > /dev/null; }
+lab_ready() { nsx "$1" curl -sf "127.0.0.1:15021/healthz/ready" > /dev/null; }
 lab_wait_ready() {
 	wait_for 20 lab_ready "$1" ||
-		fail "ztunnel in $1 not ready: $(in "$1" curl -s 127.0.0.1:15021/healthz/ready || true)"
+		fail "ztunnel nsx $1 not ready: $(nsx "$1" curl -s 127.0.0.1:15021/healthz/ready || true)"
 }
-lab_dump() { in "$1" curl -sf "127.0.0.1:15000/config_dump"; }
-lab_metrics() { in "$1" curl -sf "127.0.0.1:15020/metrics"; }
+lab_dump() { nsx "$1" curl -sf "127.0.0.1:15000/config_dump"; }
+lab_metrics() { nsx "$1" curl -sf "127.0.0.1:15020/metrics"; }
 
 # lab_server POD PORT [MODE]: a sim-workload server in pod POD.
 lab_server() {
@@ -127,4 +130,4 @@ lab_server() {
 }
 
 # lab_client POD ARGS...: one sim-workload client run in pod POD; prints its JSON line.
-lab_client() { local pod=$1; shift; in "$pod" "$BIN/sim-workload" client "$@"; }
+lab_client() { local pod=$1; shift; nsx "$pod" "$BIN/sim-workload" client "$@"; }

@@ -36,7 +36,9 @@ client.on('connect', (session, socket) => {
 		fail('expected TLS 1.3 with h2');
 });
 
-const req = client.request({ ':method': 'CONNECT', ':authority': '127.0.0.1:8080' });
+// AUTHORITY=ip:port sets the CONNECT target (default: the loopback echo peers' 127.0.0.1:8080).
+const authority = process.env.AUTHORITY || '127.0.0.1:8080';
+const req = client.request({ ':method': 'CONNECT', ':authority': authority });
 let status = 0, sent = 0, recvd = 0, badAt = -1, ended = false;
 
 function pump() {
