@@ -161,4 +161,5 @@ m=$(lab_metrics server-1 | grep '^istio_tcp_received_bytes_total{reporter="desti
 	grep 'destination_workload="server-1"' | grep 'connection_security_policy="mutual_tls"')
 [ -n "$m" ] || fail "no destination-side byte counter for client -> server-1"
 
+lab_finish
 lab_log "PASS"

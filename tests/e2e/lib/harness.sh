@@ -26,6 +26,26 @@ fail() {
 	exit 1
 }
 
+# lab_finish: stops every process still running with SIGTERM and fails if one then exits with
+# an error, or a sanitizer reported anything (the end of a passing test). Processes that ended
+# earlier on their own were the test's to check.
+lab_finish() {
+	local p rc bad= running=()
+	for p in "${PIDS[@]}"; do
+		if kill -0 "$p" 2>/dev/null; then running+=("$p"); else wait "$p" 2>/dev/null || true; fi
+	done
+	for p in "${running[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+	for p in "${running[@]}"; do
+		rc=0; wait "$p" 2>/dev/null || rc=$?
+		[ "$rc" = 0 ] || [ "$rc" = 143 ] || bad="$bad $p:$rc"
+	done
+	PIDS=()
+	if grep -l 'ERROR: AddressSanitizer\|ERROR: LeakSanitizer\|runtime error:' "$WORK"/*.err 2>/dev/null; then
+		fail "sanitizer reports above"
+	fi
+	[ -z "$bad" ] || fail "processes exited with errors (pid:status):$bad"
+}
+
 lab_cleanup() {
 	local p ns
 	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
