@@ -362,3 +362,33 @@ int fi_dump_resources(const struct fi_resources *res, const char *format, FILE *
 		snprintf(err, errlen, "cannot write the output: %s", strerror(-rc));
 	return rc;
 }
+
+json_t *fi_dump_inventory(const struct fi_mesh *m)
+{
+	json_t *nodes = json_array(), *pods = json_array();
+
+	for (size_t i = 0; i < m->n_nodes; i++)
+		json_array_append_new(nodes, json_string(m->nodes[i].meta.name));
+	for (size_t i = 0; i < m->n_pods; i++) {
+		const struct fi_pod *p = &m->pods[i];
+		const struct fi_gateway *gw = fi_mesh_pod_waypoint(m, p);
+		json_t *ips = json_array(), *ports = json_array();
+		char text[ZT_ADDR_STRLEN];
+
+		for (size_t k = 0; k < p->n_ips; k++)
+			if (zt_ip_format(&p->ips[k], text, sizeof(text)) > 0)
+				json_array_append_new(ips, json_string(text));
+		for (size_t k = 0; k < p->n_ports; k++)
+			json_array_append_new(ports,
+			                      json_pack("{s:s?, s:i}", "name", p->ports[k].name,
+			                                "port", p->ports[k].port));
+		json_array_append_new(
+		        pods, json_pack("{s:s, s:s, s:s?, s:s?, s:s, s:o, s:o, s:b, s:s?}",
+		                        "namespace", p->meta.ns, "name", p->meta.name, "uid",
+		                        p->meta.uid, "node", p->node, "serviceAccount",
+		                        p->service_account, "ips", ips, "ports", ports, "inMesh",
+		                        fi_mesh_pod_in_mesh(m, p) && !p->host_network, "waypoint",
+		                        gw ? gw->meta.name : NULL));
+	}
+	return json_pack("{s:o, s:o}", "nodes", nodes, "pods", pods);
+}

@@ -19,6 +19,10 @@ json_t *fi_dump_resources_json(const struct fi_resources *res);
  * (unknown format) / -EIO with err set. */
 int fi_dump_resources(const struct fi_resources *res, const char *format, FILE *f, char *err,
                       size_t errlen);
+/* The lab's view of a mesh: {"nodes": [names], "pods": [{namespace, name, uid, node,
+ * serviceAccount, ips, ports: [{name, port}], inMesh, waypoint (gateway name or null)}]}, for
+ * scripts that build the topology the manifests describe. */
+json_t *fi_dump_inventory(const struct fi_mesh *m);
 /* Writes any JSON value as a YAML document. Returns 0 or -EIO. */
 int fi_dump_yaml(const json_t *v, FILE *f);
 

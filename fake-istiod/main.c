@@ -17,6 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "fake-istiod/ads.h"
 #include "fake-istiod/ca_service.h"
 #include "fake-istiod/convert.h"
@@ -415,6 +417,24 @@ static int check(const struct opts *o)
 	return rc < 0 ? 1 : 0;
 }
 
+/* Nodes and pods as JSON, for the lab scripts. */
+static int inventory(const struct opts *o)
+{
+	struct fi_mesh mesh;
+	struct fi_mesh_opts mo = {.addresses_file = o->addresses};
+	char err[512];
+
+	if (fi_mesh_load(&mesh, o->files, o->nfiles, &mo, err, sizeof(err)) < 0) {
+		fprintf(stderr, "fake-istiod: %s\n", err);
+		return 1;
+	}
+	json_t *inv = fi_dump_inventory(&mesh);
+	int rc = json_dumpf(inv, stdout, JSON_COMPACT) == 0 && putchar('\n') != EOF ? 0 : 1;
+	json_decref(inv);
+	fi_mesh_clear(&mesh);
+	return rc;
+}
+
 static int token(const struct opts *o)
 {
 	struct fi_token_key *key;
@@ -506,7 +526,8 @@ int main(int argc, char **argv)
 		return argc < 2 ? 2 : 0;
 	}
 	cmd = argv[1];
-	if (strcmp(cmd, "serve") && strcmp(cmd, "check") && strcmp(cmd, "token"))
+	if (strcmp(cmd, "serve") && strcmp(cmd, "check") && strcmp(cmd, "token") &&
+	    strcmp(cmd, "inventory"))
 		return die_usage("unknown command \"%s\"", cmd);
 	optind = 2;
 	opterr = 0;
@@ -604,6 +625,8 @@ int main(int argc, char **argv)
 		return die_usage("%s needs at least one --config FILE", cmd);
 	if (!strcmp(cmd, "check"))
 		return check(&o);
+	if (!strcmp(cmd, "inventory"))
+		return inventory(&o);
 	if (!o.ca_dir)
 		return die_usage("%s needs --ca-dir DIR", cmd);
 	return serve(&o);

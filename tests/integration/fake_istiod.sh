@@ -41,6 +41,15 @@ n_authz=$(jq '.authorizations | length' "$dir/check.json")
 jq -e '.addresses[] | select(.name == "Kubernetes//Pod/default/sleep") | .resource.workload.node == "node-1"' \
 	"$dir/check.json" > /dev/null || fail "sleep workload missing from check output"
 
+echo "== inventory lists nodes and every pod, in the mesh or not"
+inv=$("$bin/fake-istiod" inventory --config "$dir/mesh.yaml" --addresses "$dir/mesh.addrs" 2>/dev/null)
+jq -e '.nodes == ["node-1", "node-2"]' <<<"$inv" > /dev/null || fail "inventory nodes: $inv"
+jq -e '[.pods[] | select(.name == "web-0")][0] | .ips == ["10.244.1.12", "fd00::c"] and
+	.inMesh and .node == "node-1" and .serviceAccount == "web"' <<<"$inv" > /dev/null ||
+	fail "inventory web-0: $inv"
+jq -e '[.pods[] | select(.name == "old")][0].inMesh == false' <<<"$inv" > /dev/null ||
+	fail "inventory: a pod outside the mesh shown in it"
+
 echo "== serve"
 "$bin/fake-istiod" serve --config "$dir/mesh.yaml" --addresses "$dir/mesh.addrs" \
 	--listen 127.0.0.1:0 --ca-dir "$dir/ca" --cert-ttl 2h > "$dir/server.out" 2> "$dir/server.err" &
