@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # ztunnel's control plane against fake-istiod over loopback:
-#  readiness 500 while istiod is away, 200 once xDS synced and local certificates arrived;
+#  readiness 500 while istiod and the node agent are away, 200 once xDS synced, local
+#  certificates arrived and a stand-in node agent sent its (empty) ZDS snapshot;
 #  /config_dump matches what fake-istiod serves; an update and a removal arrive; a restart of
 #  fake-istiod resumes with initial_resource_versions; a bad resource is NACKed while the rest
 #  applies; 20 s certificates rotate at about 10 s; with the CA gone the valid certificate
@@ -9,9 +10,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 bin=$(cd "${BUILD_DIR:-build}/bin" && pwd)
 dir=$(mktemp -d)
-istiod= zt=
+istiod= zt= cni=
 cleanup() {
-	for p in $istiod $zt; do kill "$p" 2>/dev/null || true; done
+	for p in $istiod $zt $cni; do kill "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
 	rm -rf "$dir"
 }
@@ -41,6 +42,26 @@ start_istiod() {
 	wait_for 10 grep -q '^listening' "$dir/istiod.out" || fail "fake-istiod did not start"
 }
 stop_istiod() { kill "$istiod"; wait "$istiod" 2>/dev/null || true; istiod=; }
+# A node agent with no pods (spec §5): reports ztunnel's hello, sends SnapshotSent, reports
+# the Ack, then holds each connection until ztunnel closes it.
+start_cni() {
+	python3 - "$dir/zds.sock" > "$dir/cni.out" 2>&1 <<'EOF' &
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+s.bind(sys.argv[1])
+s.listen(5)
+while True:
+    c, _ = s.accept()
+    hello = c.recv(1024)
+    c.send(b"\x1a\x00")  # WorkloadRequest{snapshot_sent: {}}
+    ack = c.recv(1024)
+    print("hello", hello.hex(), "ack", ack.hex(), flush=True)
+    while c.recv(1024):
+        pass
+    c.close()
+EOF
+	cni=$!
+}
 dump() { curl -sf "127.0.0.1:$admin/config_dump"; }
 readiness() { curl -s -o /dev/null -w '%{http_code}' "127.0.0.1:$ready/healthz/ready"; }
 is_ready() { [ "$(readiness)" = 200 ]; }
@@ -58,13 +79,22 @@ echo "== ztunnel starts with istiod away: not ready"
 	AUTH_TOKEN="$dir/token" NODE_NAME=node-1 POD_NAME=ztunnel-node-1 \
 	POD_NAMESPACE=istio-system SERVICE_ACCOUNT=ztunnel SECRET_TTL=20s \
 	ADMIN_ADDR="127.0.0.1:$admin" READINESS_ADDR="127.0.0.1:$ready" \
-	STATS_ADDR="127.0.0.1:$stats" RUST_LOG=info,cert=debug \
+	STATS_ADDR="127.0.0.1:$stats" INPOD_UDS="$dir/zds.sock" RUST_LOG=info,cert=debug \
 	"$bin/ztunnel" > "$dir/zt.out" 2> "$dir/zt.err") &
 zt=$!
 wait_for 10 curl -sf "127.0.0.1:$admin/config_dump" || fail "admin did not come up"
 [ "$(readiness)" = 500 ] || fail "ready without istiod"
 curl -s "127.0.0.1:$ready/healthz/ready" | grep -q "pending: state manager" ||
 	fail "readiness does not name the state manager"
+curl -s "127.0.0.1:$ready/healthz/ready" | grep -q "workload proxy manager" ||
+	fail "readiness does not name the workload proxy manager"
+
+echo "== the node agent comes up: hello V1, empty snapshot acknowledged"
+start_cni
+wait_for 10 grep -q "^hello" "$dir/cni.out" || fail "no ZDS exchange: $(cat "$dir/cni.out")"
+grep -q "^hello 0801 ack 0a00$" "$dir/cni.out" || fail "ZDS exchange: $(cat "$dir/cni.out")"
+dump | jq -e '.zds.state == "connected" and .zds.snapshotReceived and .workloadState == {}' \
+	> /dev/null || fail "ZDS state: $(dump | jq -c .zds)"
 
 echo "== istiod comes up: synced, certificates fetched, ready"
 start_istiod

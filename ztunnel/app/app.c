@@ -1,6 +1,9 @@
-/* Daemon wiring. Order of construction: store → state source (local file or xDS client) →
- * admin and readiness → signals. Readiness tasks: "state manager" until the first xDS sync
- * (or the local file loaded). Nothing here decides policy; each part owns its own logic. */
+/* Daemon wiring. Order of construction: store → admin and readiness → certificates → state
+ * source (local file or xDS client) → workload proxies (dedicated: one; shared: the in-pod
+ * manager fed by the ZDS client) → signals. Readiness tasks: "state manager" until the first
+ * xDS sync (or the local file loaded), "certificate <id>" per pending local identity,
+ * "workload proxy manager" in shared mode until the node agent's snapshot is applied with no
+ * pod pending. Nothing here decides policy; each part owns its own logic. */
 #include "app/app.h"
 
 #include <errno.h>
@@ -15,6 +18,8 @@
 #include "cert/ca_client.h"
 #include "cert/local.h"
 #include "cert/manager.h"
+#include "inpod/manager.h"
+#include "inpod/zds.h"
 #include "protocol/ca.h"
 #include "proxy/proxy.h"
 #include "runtime/err.h"
@@ -32,6 +37,7 @@ ZT_LOG_MODULE("app");
 
 #define TASK_STATE "state manager"
 #define TASK_CERT  "certificate " /* + SPIFFE ID: one task per local identity pending */
+#define TASK_PODS  "workload proxy manager"
 
 struct zt_app {
 	struct zt_loop *loop;
@@ -56,6 +62,8 @@ struct zt_app {
 	struct zt_http_server *stats;
 	struct zt_proxy_ctx proxy_ctx;
 	struct zt_proxy *dedicated; /* PROXY_MODE=dedicated: the one workload proxied */
+	struct zt_podmgr *pods;     /* PROXY_MODE=shared: one proxy per pod ... */
+	struct zt_zds *zds;         /* ... as the node agent tells over ZDS */
 	struct zt_signal sigterm, sigint;
 	bool stopping;
 };
@@ -306,16 +314,58 @@ static int start_certs(struct zt_app *app, char *err, size_t errlen)
 	return 0;
 }
 
+/* ---- in-pod mode ------------------------------------------------------------------------ */
+
+static void on_pods_ready(bool ready, void *arg)
+{
+	struct zt_app *app = arg;
+
+	if (ready)
+		zt_ready_done(app->ready, TASK_PODS);
+	else
+		zt_ready_add(app->ready, TASK_PODS);
+}
+
+static int start_inpod(struct zt_app *app, char *err, size_t errlen)
+{
+	struct zt_podmgr_opts po = {.on_ready = on_pods_ready, .ready_arg = app};
+	struct zt_zds_opts zo = {.path = app->cfg->inpod_uds};
+	int rc;
+
+	zt_ready_add(app->ready, TASK_PODS);
+	if ((rc = zt_podmgr_new(&app->pods, &app->proxy_ctx, &po)) < 0) {
+		snprintf(err, errlen, "workload proxy manager: %s", zt_strerror(rc));
+		return rc;
+	}
+	if ((rc = zt_zds_new(&app->zds, app->loop, app->pods, &zo)) < 0 ||
+	    (rc = zt_zds_start(app->zds)) < 0) {
+		snprintf(err, errlen, "ZDS client for INPOD_UDS %s: %s", zo.path ? zo.path : "",
+		         zt_strerror(rc));
+		return rc;
+	}
+	zt_info("in-pod mode: waiting for pods from the node agent at %s", zo.path);
+	return 0;
+}
+
 /* ---- admin sections --------------------------------------------------------------------- */
 
 static json_t *section_proxies(void *arg)
 {
 	struct zt_app *app = arg;
-	json_t *a = json_array();
+	json_t *a;
 
+	if (app->pods)
+		return zt_podmgr_dump(app->pods);
+	a = json_array();
 	if (app->dedicated)
 		json_array_append_new(a, zt_proxy_dump(app->dedicated));
 	return a;
+}
+
+static json_t *section_zds(void *arg)
+{
+	struct zt_app *app = arg;
+	return app->zds ? zt_zds_dump(app->zds) : json_null();
 }
 
 static json_t *section_certs(void *arg)
@@ -437,6 +487,7 @@ struct zt_app *zt_app_new(struct zt_loop *loop, const struct zt_config *cfg, cha
 	zt_admin_add_section(app->admin, "xds", section_xds, app);
 	zt_admin_add_section(app->admin, "certificates", section_certs, app);
 	zt_admin_add_section(app->admin, "workloadState", section_proxies, app);
+	zt_admin_add_section(app->admin, "zds", section_zds, app);
 	zt_admin_add_section(app->admin, "live", section_live, app);
 	zt_admin_set_stop(app->admin, on_quit, app);
 	app->metrics = zt_metrics_new(ZT_VERSION, 0);
@@ -469,6 +520,8 @@ struct zt_app *zt_app_new(struct zt_loop *loop, const struct zt_config *cfg, cha
 		                       cfg->workload_info.name, cfg->workload_info.sa, NULL, NULL,
 		                       err, errlen)) < 0)
 			goto fail;
+	} else if ((rc = start_inpod(app, err, errlen)) < 0) {
+		goto fail;
 	}
 	zt_signal_start(loop, &app->sigterm, SIGTERM, on_signal, app);
 	zt_signal_start(loop, &app->sigint, SIGINT, on_signal, app);
@@ -498,6 +551,8 @@ void zt_app_free(struct zt_app *app)
 		return;
 	zt_signal_stop(&app->sigterm);
 	zt_signal_stop(&app->sigint);
+	zt_zds_free(app->zds);
+	zt_podmgr_free(app->pods);
 	zt_proxy_free(app->dedicated);
 	for (int i = 0; i < 4; i++) /* let aborted relays report their close */
 		zt_loop_run_once(app->loop, 0);

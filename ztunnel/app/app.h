@@ -1,5 +1,6 @@
 /* The ztunnel daemon as one object: configuration in, every long-lived part (state store,
- * xDS client or local config, certificate manager, admin and readiness servers, signals)
+ * xDS client or local config, certificate manager, admin and readiness servers, workload
+ * proxies: one in dedicated mode, one per pod from the ZDS client in shared mode, signals)
  * created in a fixed order and torn down in reverse. main() only parses flags and runs it;
  * tests can run it in-process. */
 #ifndef ZT_APP_H
