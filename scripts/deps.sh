@@ -12,7 +12,7 @@ pkgs=(
 	libnl-3-dev libnl-route-3-dev
 	libyaml-dev libjansson-dev libmicrohttpd-dev
 	check libsubunit-dev gcovr
-	iproute2 iptables nftables procps psmisc curl jq bsdextrautils
+	iproute2 iptables nftables procps psmisc curl jq bsdextrautils python3
 )
 
 missing=()
