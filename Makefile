@@ -149,7 +149,7 @@ coverage:
 		| tail -3
 
 demo: all
-	@scripts/demo.sh
+	@netns-lab/demo.sh
 
 format:
 	clang-format -i $$(find ztunnel fake-istiod sim tests -name '*.[ch]')

@@ -15,12 +15,14 @@ trap cleanup EXIT
 "$LAB" up "$HERE/topologies/demo.yaml" --name "$NAME"
 
 ip_of() { awk -v ns="$1" -v p="$2" -F'\t' '$1 == ns && $2 == p {print $4}' "/run/netns-lab/$NAME/pods"; }
-field() { grep -o "$1=[^ ]*" <<<"$2" | head -1 | cut -d= -f2- | tr -d '"'; }
+# field KEY LINE: a key=value of an access-log line (quoted values may hold spaces).
+field() { sed -n "s/.*[[:space:]]$1=\(\"[^\"]*\"\|[^ ]*\).*/\1/p" <<<"$2" | head -1 | tr -d '"'; }
 
 rows=()
-# flow SRC_NS/SRC_POD TARGET LABEL: one client run, then what each ztunnel logged for it.
+unexpected=0
+# flow SRC_NS/SRC_POD TARGET LABEL EXPECTED: one client run, then what each ztunnel logged.
 flow() {
-	local src=$1 target=$2 label=$3 n1 n2 out ok bytes path cid sid verdict reason
+	local src=$1 target=$2 label=$3 want=$4 n1 n2 out ok bytes path cid sid verdict reason
 	n1=$(wc -l < "$logdir/ztunnel-node-1.log")
 	n2=$(wc -l < "$logdir/ztunnel-node-2.log")
 	out=$("$LAB" exec "$src" --name "$NAME" -- "$BIN/sim-workload" client --connect "$target" \
@@ -30,7 +32,7 @@ flow() {
 	o=$(tail -n +$((n1 + 1)) "$logdir/ztunnel-node-1.log" | grep 'access' | grep 'direction=outbound' | tail -1 || true)
 	i=$(tail -n +$((n2 + 1)) "$logdir/ztunnel-node-2.log" | grep 'access' | grep 'direction=inbound' | tail -1 || true)
 	ok=$(jq -r '.ok // 0' <<<"$out" 2>/dev/null || echo 0)
-	bytes=$(jq -r '(.bytes_sent // 0) + (.bytes_received // 0)' <<<"$out" 2>/dev/null || echo 0)
+	bytes=$(jq -r '"\(.bytes_sent // 0) / \(.bytes_received // 0)"' <<<"$out" 2>/dev/null || echo "0 / 0")
 	if [ -n "$o" ] && [ "$(field dst.addr "$o" | sed 's/.*://')" = 15008 ]; then
 		path="HBONE (mTLS :15008)"
 	elif [ -n "$o" ]; then
@@ -44,24 +46,31 @@ flow() {
 	sid=$(field src.identity "$i")
 	[ -n "$sid" ] || { [ -n "$i" ] && sid="(none: plaintext)" || sid="-"; }
 	if [ "$ok" -gt 0 ]; then verdict=ALLOW; else verdict=DENY; fi
-	reason=$(field error "$i$o" | head -c 40)
+	reason=$(field error "$i"); reason=${reason:-$(field error "$o")}
+	reason=${reason#connection closed due to policy rejection: }
+	[ "$verdict" = "$want" ] || { unexpected=$((unexpected + 1)); verdict="$verdict (expected $want!)"; }
 	rows+=("$label|$path|${cid#spiffe://}|${sid#spiffe://}|$verdict${reason:+ ($reason)}|$bytes")
 }
 
 echo
 echo "driving traffic..."
-flow frontend/client 10.96.0.10:80 "frontend/client -> echo VIP 10.96.0.10:80"
-flow frontend/client "$(ip_of backend echo-2):8080" "frontend/client -> backend/echo-2 pod IP"
-flow frontend/client "$(ip_of backend db):5432" "frontend/client -> backend/db"
-flow frontend/client "$(ip_of backend legacy):8080" "frontend/client -> backend/legacy (no mesh)"
-flow backend/legacy "$(ip_of backend echo-1):8080" "backend/legacy (no mesh) -> backend/echo-1"
+flow frontend/client 10.96.0.10:80 "frontend/client -> echo VIP 10.96.0.10:80" ALLOW
+flow frontend/client "$(ip_of backend echo-2):8080" "frontend/client -> backend/echo-2 pod IP" ALLOW
+flow frontend/client "$(ip_of backend db):5432" "frontend/client -> backend/db" DENY
+flow frontend/client "$(ip_of backend legacy):8080" "frontend/client -> backend/legacy (no mesh)" ALLOW
+flow backend/legacy "$(ip_of backend echo-1):8080" "backend/legacy (no mesh) -> backend/echo-1" DENY
 
 echo
 {
-	echo "FLOW|PATH|SERVER IDENTITY (CLIENT SIDE SAW)|CLIENT IDENTITY (SERVER SIDE SAW)|VERDICT|BYTES"
+	echo "FLOW|PATH|SERVER IDENTITY (CLIENT SIDE SAW)|CLIENT IDENTITY (SERVER SIDE SAW)|VERDICT|BYTES SENT / ECHOED"
 	printf '%s\n' "${rows[@]}"
 } | column -t -s '|'
 echo
+if [ "$unexpected" -gt 0 ]; then
+	echo "demo: $unexpected flow(s) did not get the expected verdict" >&2
+	exit 1
+fi
+echo "every flow got the expected verdict"
 if [ -n "${KEEP:-}" ]; then
 	cat <<EOF
 The lab stays up. Explore it with:
