@@ -99,6 +99,28 @@ out=$(client backend/echo-2 --connect "$peer:7000" --expect-banner --bytes 100) 
 	fail "banner through the mesh: $out"
 [ "$(jq -r .banner <<<"$out")" = "hello from peer" ] || fail "banner changed: $out"
 
+log "7b. an application's own TLS passes through unchanged"
+"$ROOT/scripts/certs.sh" root "$STATE/apptls" > /dev/null
+"$ROOT/scripts/certs.sh" leaf "$STATE/apptls" app spiffe://app.example/ns/x/sa/y > /dev/null
+ip netns exec "$NAME-p-frontend-peer" openssl s_server -accept 8443 -quiet -naccept 1 \
+	-cert "$STATE/apptls/app-cert.pem" -key "$STATE/apptls/app-key.pem" > "$STATE/apptls/srv.log" 2>&1 &
+tlssrv=$!
+sleep 0.5
+out=$(echo ping | timeout 10 ip netns exec "$NAME-p-backend-echo-2" openssl s_client \
+	-connect "$peer:8443" -CAfile "$STATE/apptls/root-cert.pem" -verify_return_error 2>&1) ||
+	fail "application TLS through the mesh: $out"
+grep -q "Verify return code: 0 (ok)" <<<"$out" || fail "application TLS not verified end to end: $out"
+kill "$tlssrv" 2>/dev/null || true
+wait "$tlssrv" 2>/dev/null || true
+
+log "7c. a second lab runs beside this one"
+"$LAB" up "$ROOT/tests/e2e/data/lab.yaml" --name "${NAME}b" > /dev/null || fail "second lab up"
+echo2b=$(awk -F'\t' '$1 == "backend" && $2 == "echo-1" {print $4}' "/run/netns-lab/${NAME}b/pods")
+"$LAB" exec frontend/client --name "${NAME}b" -- "$BIN/sim-workload" client --connect "$echo2b:8080" \
+	--bytes 4096 --timeout 5s > /dev/null || fail "traffic in the second lab"
+"$LAB" down --name "${NAME}b" > /dev/null
+ok frontend/client --connect "$echo1:8080" --bytes 4096
+
 log "8. fake-istiod stopped: existing and new connections keep working"
 client frontend/client --connect "$echo1:8080" --requests 400 --size 64 --timeout 30s \
 	> "$STATE/during.out" 2>&1 &
@@ -123,7 +145,11 @@ uid=$(jq -r '.pods[] | select(.namespace == "frontend" and .name == "client") | 
 "$BIN/sim-cni" ctl --control "$STATE/node-1/cni.ctl" del "$uid" | grep -q ok || fail "CNI del"
 wait_for 20 sh -c "! kill -0 $victim 2>/dev/null" || fail "pod removal left its connection open"
 
-log "11. lab down leaves nothing behind"
+log "11. lab down leaves nothing behind (after a clean stop with no sanitizer reports)"
+for c in ztunnel-node-1 ztunnel-node-2 cni-node-1 cni-node-2 istiod; do "$LAB" stop "$c" --name "$NAME"; done
+if grep -l 'ERROR: AddressSanitizer\|ERROR: LeakSanitizer\|runtime error:' "$STATE"/logs/*.log; then
+	fail "sanitizer reports in the logs above"
+fi
 "$LAB" down --name "$NAME" > /dev/null
 [ -z "$(ip netns list | grep "^$NAME-" || true)" ] || fail "namespaces left: $(ip netns list | grep "^$NAME-")"
 [ ! -e "$STATE" ] || fail "state directory left"
