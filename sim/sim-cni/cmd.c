@@ -2,7 +2,6 @@
  * field after checking its length, so nothing is truncated silently. */
 #include "cmd.h"
 
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -16,17 +15,7 @@ struct word {
 	size_t len;
 };
 
-static int reject(char *err, size_t errlen, const char *fmt, ...)
-        __attribute__((format(printf, 3, 4)));
-static int reject(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return ZT_E_PARSE;
-}
+#define reject(err, errlen, ...) zt_errf(ZT_E_PARSE, (err), (errlen), __VA_ARGS__)
 
 static bool word_is(struct word w, const char *s)
 {

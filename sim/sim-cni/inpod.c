@@ -7,7 +7,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,17 +24,7 @@
 static const char *const save_prog[] = {"iptables-save", "ip6tables-save"};
 static const char *const restore_prog[] = {"iptables-restore", "ip6tables-restore"};
 
-static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-        __attribute__((format(printf, 4, 5)));
-static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return rc;
-}
+#define fail(err, errlen, rc, ...) zt_errf((rc), (err), (errlen), __VA_ARGS__)
 
 /* In the forked program: PATH first, then the sbin directories root's PATH may lack. */
 static void exec_prog(char *const argv[])

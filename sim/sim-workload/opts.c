@@ -1,11 +1,11 @@
 /* Flag parsing for both subcommands with getopt_long. Each value is checked completely
  * (numbers with strtoull and an end check, sizes and durations with the runtime parsers) and
  * every error message starts with the flag's name. */
+#include "runtime/err.h"
 #include "opts.h"
 
 #include <errno.h>
 #include <getopt.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,17 +47,7 @@ const char sw_client_usage[] =
         "Prints one JSON line of results on stdout. Exit 0 when every connection succeeded,\n"
         "1 otherwise, 2 for bad flags.\n";
 
-static int reject(char *err, size_t errlen, const char *fmt, ...)
-        __attribute__((format(printf, 3, 4)));
-static int reject(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -1;
-}
+#define reject(err, errlen, ...) zt_errf(-1, (err), (errlen), __VA_ARGS__)
 
 /* Plain decimal, no sign or spaces. */
 static bool parse_u64(const char *s, uint64_t *out)

@@ -5,7 +5,6 @@
 #include "protocol/ca.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,19 +30,7 @@ struct zt_ca {
 	time_t not_after;
 };
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-        __attribute__((format(printf, 3, 4)));
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
+#define seterr(err, errlen, ...) ((void)zt_errf(0, (err), (errlen), __VA_ARGS__))
 
 /* Reports an OpenSSL failure with the library's last reason, then clears its error queue. */
 static int ossl_fail(char *err, size_t errlen, const char *what)
