@@ -99,6 +99,29 @@ out=$(client backend/echo-2 --connect "$peer:7000" --expect-banner --bytes 100) 
 	fail "banner through the mesh: $out"
 [ "$(jq -r .banner <<<"$out")" = "hello from peer" ] || fail "banner changed: $out"
 
+log "7a. HBONE checks: authority-IP mismatch 400, foreign trust domain refused"
+tok=$("$BIN/fake-istiod" token --ca-dir "$STATE/ca" --node node-1 --namespace frontend \
+	--service-account client)
+mkdir -p "$STATE/certs"
+ip netns exec "$NAME-istiod" "$(dirname "$BIN")/tests/xds_probe" --addr 10.76.0.2:15012 \
+	--roots "$STATE/ca/root-cert.pem" --host istiod.istio-system.svc --token "$tok" csr \
+	--identity spiffe://cluster.local/ns/frontend/sa/client --out "$STATE/certs" > /dev/null ||
+	fail "client certificate"
+hc() { # CERT KEY ARGS...: hbone-client from node-1's namespace, which routes to every pod
+	local c=$1 k=$2; shift 2
+	echo hi | ip netns exec "$NAME-n-node-1" "$BIN/hbone-client" --cert "$c" --key "$k" \
+		--roots "$STATE/ca/root-cert.pem" --timeout 5s \
+		--expect spiffe://cluster.local/ns/backend/sa/echo --connect "$echo1:15008" "$@" 2>&1
+}
+out=$(hc "$STATE/certs/chain.pem" "$STATE/certs/key.pem" --authority "$echo1:8080") ||
+	fail "hbone-client to echo-1: $out"
+rc=0; out=$(hc "$STATE/certs/chain.pem" "$STATE/certs/key.pem" --authority "$echo2:8080") || rc=$?
+[ "$rc" = 2 ] && grep -q "status: 400" <<<"$out" || fail "authority mismatch: rc $rc: $out"
+"$ROOT/scripts/certs.sh" root "$STATE/foreign" > /dev/null
+"$ROOT/scripts/certs.sh" leaf "$STATE/foreign" evil spiffe://evil.domain/ns/frontend/sa/client > /dev/null
+out=$(hc "$STATE/foreign/evil-cert.pem" "$STATE/foreign/evil-key.pem" --authority "$echo1:8080") &&
+	fail "a foreign trust domain got through: $out"
+
 log "7b. an application's own TLS passes through unchanged"
 "$ROOT/scripts/certs.sh" root "$STATE/apptls" > /dev/null
 "$ROOT/scripts/certs.sh" leaf "$STATE/apptls" app spiffe://app.example/ns/x/sa/y > /dev/null
