@@ -460,7 +460,6 @@ static void on_hs_timeout(struct zt_timer *t, void *arg)
 static void on_dial(int fd, int err, void *arg)
 {
 	struct zt_ca_client *cl = arg;
-	struct zt_tls_conn *tc = NULL;
 	int one = 1, rc;
 
 	cl->dial = NULL;
@@ -469,14 +468,8 @@ static void on_dial(int fd, int err, void *arg)
 		return;
 	}
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	rc = zt_tls_conn_cp_client_new(&tc, cl->tls->tls, fd, cl->host);
-	if (rc == 0 && cl->alt)
-		rc = zt_tls_conn_cp_set_alt_host(tc, cl->alt);
-	if (rc == 0)
-		rc = zt_sock_start(&cl->hs, cl->loop, fd, tc, NULL, NULL);
+	rc = zt_sock_start_cp_client(&cl->hs, cl->loop, fd, cl->tls->tls, cl->host, cl->alt);
 	if (rc < 0) {
-		zt_tls_conn_free(tc);
-		close(fd);
 		setup_failed(cl, rc, "TLS setup: %s", zt_strerror(rc));
 		return;
 	}

@@ -72,12 +72,17 @@ static void on_io(struct zt_io *io, unsigned events, void *arg)
 }
 
 int zt_sock_start(struct zt_sock *s, struct zt_loop *loop, int fd, struct zt_tls_conn *tls,
-		  zt_sock_cb cb, void *arg)
+                  zt_sock_cb cb, void *arg)
 {
 	int err;
 
-	*s = (struct zt_sock){.loop = loop, .fd = fd, .tls = tls, .cb = cb, .arg = arg,
-			      .tls_rd_need = ZT_IO_READ, .tls_wr_need = ZT_IO_WRITE};
+	*s = (struct zt_sock){.loop = loop,
+	                      .fd = fd,
+	                      .tls = tls,
+	                      .cb = cb,
+	                      .arg = arg,
+	                      .tls_rd_need = ZT_IO_READ,
+	                      .tls_wr_need = ZT_IO_WRITE};
 	err = zt_io_start(loop, &s->io, fd, 0, on_io, s);
 	if (err < 0) {
 		s->fd = -1;
@@ -202,4 +207,21 @@ void zt_sock_close(struct zt_sock *s)
 	close(s->fd);
 	s->fd = -1;
 	s->hs_cb = NULL;
+}
+
+int zt_sock_start_cp_client(struct zt_sock *s, struct zt_loop *loop, int fd,
+                            struct zt_tls_client *cli, const char *host, const char *alt)
+{
+	struct zt_tls_conn *tc = NULL;
+	int rc = zt_tls_conn_cp_client_new(&tc, cli, fd, host);
+
+	if (rc == 0 && alt)
+		rc = zt_tls_conn_cp_set_alt_host(tc, alt);
+	if (rc == 0)
+		rc = zt_sock_start(s, loop, fd, tc, NULL, NULL);
+	if (rc < 0) {
+		zt_tls_conn_free(tc);
+		close(fd);
+	}
+	return rc;
 }

@@ -21,7 +21,7 @@ struct zt_sock {
 	int fd;
 	struct zt_tls_conn *tls;
 	struct zt_io io;
-	unsigned want;	       /* readiness the owner waits for */
+	unsigned want;        /* readiness the owner waits for */
 	unsigned tls_rd_need; /* what a blocked TLS read waits for (default READ) */
 	unsigned tls_wr_need; /* what a blocked TLS write waits for (default WRITE) */
 	zt_sock_cb cb;
@@ -34,7 +34,13 @@ struct zt_sock {
  * cb fires with ZT_IO_READ/ZT_IO_WRITE for what zt_sock_want() asked. Returns 0 or -errno;
  * on failure nothing is owned. */
 int zt_sock_start(struct zt_sock *s, struct zt_loop *loop, int fd, struct zt_tls_conn *tls,
-		  zt_sock_cb cb, void *arg);
+                  zt_sock_cb cb, void *arg);
+struct zt_tls_client;
+/* Control-plane client socket: wraps fd (connected, non-blocking; always taken, closed on
+ * failure) in a zt_tls_conn_cp_client_new() connection verifying host, also accepting alt
+ * (NULL: none), and starts s on it. Returns 0 or the TLS/socket error. */
+int zt_sock_start_cp_client(struct zt_sock *s, struct zt_loop *loop, int fd,
+                            struct zt_tls_client *cli, const char *host, const char *alt);
 /* Sets the readiness the owner waits for (ZT_IO_READ|ZT_IO_WRITE, may be 0). */
 void zt_sock_want(struct zt_sock *s, unsigned events);
 /* Replaces the readiness callback (for handing a socket from a connector to its user). */

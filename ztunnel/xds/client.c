@@ -615,7 +615,6 @@ static void on_dial(int fd, int err, void *arg)
 {
 	struct session *s = arg;
 	struct zt_xds_client *c = s->c;
-	struct zt_tls_conn *tc = NULL;
 	int rc;
 
 	s->dial = NULL;
@@ -624,14 +623,8 @@ static void on_dial(int fd, int err, void *arg)
 		return;
 	}
 	set_sockopts(fd);
-	rc = zt_tls_conn_cp_client_new(&tc, c->tls, fd, c->host);
-	if (rc == 0 && c->alt)
-		rc = zt_tls_conn_cp_set_alt_host(tc, c->alt);
-	if (rc == 0)
-		rc = zt_sock_start(&s->sock, c->loop, fd, tc, NULL, NULL);
+	rc = zt_sock_start_cp_client(&s->sock, c->loop, fd, c->tls, c->host, c->alt);
 	if (rc < 0) {
-		zt_tls_conn_free(tc);
-		close(fd);
 		session_end(c, false, "TLS setup: %s", zt_strerror(rc));
 		return;
 	}
