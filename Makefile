@@ -90,6 +90,10 @@ $(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: ztunnel/proto/%.proto | $(DEPS_MK)
 	@mkdir -p $(BUILD)/gen
 	$(Q)protoc-c --proto_path=ztunnel/proto --c_out=$(BUILD)/gen $<
 
+# The commit goes into the one file that prints it (ztunnel version).
+GIT_REVISION := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+$(BUILD)/obj/ztunnel/main.o: CFLAGS_ALL += -DZT_GIT_REVISION='"$(GIT_REVISION)"'
+
 $(BUILD)/obj/%.o: %.c | $(DEPS_MK) $(PB_HDRS)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  CC      $<")

@@ -1,6 +1,7 @@
 /* ztunnel: flags, configuration from the environment, then the daemon (app/app.h). */
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "app/app.h"
@@ -11,8 +12,20 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: ztunnel [--help | --version | --check-config]\n"
-	           "Configuration comes from environment variables:\n\n");
+	fprintf(f, "usage: ztunnel [proxy [ztunnel]] [--check-config]\n"
+	           "       ztunnel version | --version\n"
+	           "       ztunnel help | --help\n"
+	           "With no command, or \"proxy ztunnel\" as the Helm chart passes it, runs the\n"
+	           "daemon. Configuration comes from environment variables:\n\n");
+}
+
+/* As the real one prints its build info for "ztunnel version". */
+static void print_version(void)
+{
+	printf("version.BuildInfo{Version:\"%s\", GitRevision:\"%s\", BuildStatus:\"Clean\", "
+	       "GitTag:\"%s\", IstioVersion:\"%s\"}\n",
+	       ZT_VERSION, ZT_GIT_REVISION, ZT_VERSION,
+	       getenv("ISTIO_META_ISTIO_VERSION") ? getenv("ISTIO_META_ISTIO_VERSION") : "unknown");
 }
 
 int main(int argc, char **argv)
@@ -24,9 +37,24 @@ int main(int argc, char **argv)
 	char err[4096];
 	int rc;
 
-	for (int i = 1; i < argc; i++) {
+	int i = 1;
+
+	/* The chart runs "ztunnel proxy ztunnel"; the real binary reads only argv[1]. */
+	if (i < argc && !strcmp(argv[i], "proxy")) {
+		i++;
+		if (i < argc && !strcmp(argv[i], "ztunnel"))
+			i++;
+	} else if (i < argc && !strcmp(argv[i], "version") && argc == 2) {
+		print_version();
+		return 0;
+	} else if (i < argc && !strcmp(argv[i], "help") && argc == 2) {
+		usage(stdout);
+		zt_config_help(stdout);
+		return 0;
+	}
+	for (; i < argc; i++) {
 		if (!strcmp(argv[i], "--version")) {
-			printf("ztunnel %s\n", ZT_VERSION);
+			print_version();
 			return 0;
 		} else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
 			usage(stdout);
