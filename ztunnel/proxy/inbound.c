@@ -1063,6 +1063,11 @@ void zt_inbound_drain(struct zt_proxy *p)
 	if (!in || in->draining)
 		return;
 	in->draining = true;
+	/* Connections the kernel already queued would be reset by the close: take them. */
+	if (in->plain_fd >= 0)
+		on_plain_accept(&in->plain_io, ZT_IO_READ, in);
+	if (in->hbone_fd >= 0)
+		on_hbone_accept(&in->hbone_io, ZT_IO_READ, in);
 	stop_listener(&in->plain_io, &in->plain_fd);
 	stop_listener(&in->hbone_io, &in->hbone_fd);
 	/* Shutting one down may close it (no streams) from the loop, never from here. */

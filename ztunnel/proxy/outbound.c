@@ -660,6 +660,9 @@ void zt_outbound_drain(struct zt_proxy *p)
 
 	if (!out || out->lfd < 0)
 		return;
+	/* Connections the kernel already queued on this listener would be reset by the close:
+	 * take them (spec §15: during an upgrade the new instance gets the rest). */
+	on_accept(&out->lio, ZT_IO_READ, out);
 	zt_io_stop(&out->lio);
 	zt_timer_stop(&out->pause);
 	close(out->lfd);
