@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "admin/admin.h"
@@ -545,6 +546,44 @@ static void close_proxies(struct zt_app *app)
 		zt_loop_run_once(app->loop, 0);
 }
 
+/* ---- start-up checks -------------------------------------------------------------------- */
+
+/* As the reference does: the soft open-file limit goes up to the hard one. */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+	rlim_t was;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+		zt_warn("open files limit: getrlimit: %s", strerror(errno));
+		return;
+	}
+	if (rl.rlim_cur == rl.rlim_max) {
+		zt_info("open files limit: %llu (already the hard limit)",
+		        (unsigned long long)rl.rlim_cur);
+		return;
+	}
+	was = rl.rlim_cur;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		zt_warn("open files limit: cannot raise %llu to %llu: %s", (unsigned long long)was,
+		        (unsigned long long)rl.rlim_max, strerror(errno));
+	else
+		zt_info("open files limit raised from %llu to %llu", (unsigned long long)was,
+		        (unsigned long long)rl.rlim_max);
+}
+
+static void warn_settings(const struct zt_config *cfg)
+{
+	char names[1024];
+
+	if (zt_config_unsupported(cfg, names, sizeof(names), NULL))
+		zt_warn("settings not supported by this ztunnel, ignored: %s", names);
+	if (cfg->worker_threads_set && cfg->worker_threads > 1)
+		zt_warn("ZTUNNEL_WORKER_THREADS=%lld: the data plane currently runs on one thread",
+		        (long long)cfg->worker_threads);
+}
+
 /* ---- lifecycle -------------------------------------------------------------------------- */
 
 struct zt_app *zt_app_new(struct zt_loop *loop, const struct zt_config *cfg, char *err,
@@ -558,6 +597,8 @@ struct zt_app *zt_app_new(struct zt_loop *loop, const struct zt_config *cfg, cha
 		abort();
 	app->loop = loop;
 	app->cfg = cfg;
+	raise_nofile();
+	warn_settings(cfg);
 	app->store = zt_store_new();
 	app->ready = zt_ready_new();
 	zt_ready_add(app->ready, TASK_STATE);
@@ -577,7 +618,8 @@ struct zt_app *zt_app_new(struct zt_loop *loop, const struct zt_config *cfg, cha
 	zt_admin_add_section(app->admin, "zds", section_zds, app);
 	zt_admin_add_section(app->admin, "live", section_live, app);
 	zt_admin_set_stop(app->admin, on_quit, app);
-	app->metrics = zt_metrics_new(ZT_VERSION, 0);
+	app->metrics = zt_metrics_new(
+	        cfg->istio_version && *cfg->istio_version ? cfg->istio_version : ZT_VERSION, 0);
 	zt_addr_format(&cfg->stats, addr, sizeof(addr));
 	if (!(app->stats = zt_http_server_new(loop, addr, err, errlen)))
 		goto fail;
