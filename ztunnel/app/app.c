@@ -156,6 +156,7 @@ static int start_xds(struct zt_app *app, char *err, size_t errlen)
 	o.token_arg = app;
 	o.on_synced = xds_synced;
 	o.synced_arg = app;
+	o.metrics = app->metrics;
 	app->xds = zt_xds_client_new(app->loop, &o, app->types, 2, &rc);
 	if (!app->xds) {
 		snprintf(err, errlen, "xDS client: %s", zt_strerror(rc));
