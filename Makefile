@@ -157,7 +157,7 @@ demo: all
 	@netns-lab/demo.sh
 
 image: $(BINS)
-	@BUILD_DIR=$(BUILD) scripts/image.sh
+	@BUILD_DIR=$(BUILD) scripts/image.sh --latest
 
 format:
 	clang-format -i $$(find ztunnel fake-istiod sim tests -name '*.[ch]')

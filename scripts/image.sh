@@ -5,19 +5,22 @@
 # Each holds its binaries, exactly the shared libraries they link (read from the binaries:
 # the ELF interpreter and what it resolves, via ldd), the CA roots and passwd/group files.
 # An image is rebuilt only when its inputs changed: its tag is a hash of them.
-#   scripts/image.sh [--build-dir DIR] [ztunnel|toolkit]...   (default: both)
+#   scripts/image.sh [--build-dir DIR] [--latest] [ztunnel|toolkit]...   (default: both)
+# --latest also tags each image :latest (make image does; tests leave :latest alone).
 # Prints one image reference per line on stdout (progress and sizes go to stderr).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${BUILD_DIR:-$ROOT/build}
 want=()
+latest=
 while [ $# -gt 0 ]; do
 	case $1 in
 	--build-dir) [ $# -ge 2 ] || { echo "image: --build-dir needs a directory" >&2; exit 2; }
 		build=$2; shift 2 ;;
+	--latest) latest=1; shift ;;
 	ztunnel | toolkit) want+=("$1"); shift ;;
-	*) echo "image: unknown argument $1 (use: scripts/image.sh [--build-dir DIR] [ztunnel|toolkit])" >&2
+	*) echo "image: unknown argument $1 (use: scripts/image.sh [--build-dir DIR] [--latest] [ztunnel|toolkit])" >&2
 		exit 2 ;;
 	esac
 done
@@ -89,7 +92,7 @@ commit=$("$BIN/ztunnel" version 2> /dev/null | sed -n 's/.*GitRevision:"\([^"]*\
 work=$(mktemp -d /tmp/zt-image.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 
-# build NAME CONTAINERFILE-BODY: the image localhost/NAME:<inputs hash>, also tagged :latest.
+# build NAME CONTAINERFILE-BODY: the image localhost/NAME:<inputs hash> (and :latest).
 build() {
 	local name=$1 body=$2 ctx=$work/$1 hash ref
 	printf 'FROM scratch\nCOPY rootfs/ /\n%s\n' "$body" > "$ctx/Containerfile"
@@ -108,7 +111,7 @@ build() {
 			--filter "label=io.ztunnel.build=$build" | grep -vxF -e "$ref" -e "localhost/$name:latest" |
 			xargs -r podman rmi > /dev/null 2>&1 || true
 	fi
-	podman tag "$ref" "localhost/$name:latest"
+	[ -z "$latest" ] || podman tag "$ref" "localhost/$name:latest"
 	echo "$ref"
 }
 

@@ -34,6 +34,16 @@ out=$(podman run --rm --runtime runc --ulimit nofile=1024:1024 --ulimit nproc=64
 	"$img" version) || fail "ztunnel version in the image: $out"
 grep -q "GitRevision:\"$commit\"" <<<"$out" || fail "the image's binary is not this build: $out"
 
+log "the toolkit image: each program runs in it, as the non-root user"
+tk=$("$ROOT/scripts/image.sh" toolkit) || fail "scripts/image.sh toolkit"
+trun() { podman run --rm --runtime runc --ulimit nofile=1024:1024 --ulimit nproc=64:64 --network none \
+	-v "$ROOT/tests/data/mesh:/mesh:ro" "$tk" "$@"; }
+for b in fake-istiod sim-workload sim-cni hbone-client; do trun "$b" --help > /dev/null 2>&1 || fail "$b --help in $tk"; done
+[ "$(podman image inspect --format '{{.User}}' "$tk")" = 65532:65532 ] ||
+	fail "toolkit user is not 65532"
+out=$(trun fake-istiod check --config /mesh/sample.yaml 2>&1) || fail "fake-istiod check in $tk: $out"
+grep -q 'Kubernetes//Pod/default/sleep' <<<"$out" || fail "fake-istiod check in $tk: $out"
+
 log "bad input: a missing image, a manifest naming an unknown variable"
 rc=0; out=$("$LAB" up "$ROOT/netns-lab/topologies/demo.yaml" --name "$NAME" \
 	--ztunnel-image localhost/ztunnel:no-such-tag 2>&1) || rc=$?
@@ -81,14 +91,17 @@ for n in node-1 node-2; do
 	done
 	code=$(ip netns exec "$NAME-n-$n" curl -s -o /dev/null -w '%{http_code}' "127.0.0.1:$probe_port$probe_path")
 	[ "$code" = 200 ] || fail "$c readiness probe $probe_port$probe_path: $code"
-	ip netns exec "$NAME-n-$n" curl -sf "127.0.0.1:$stats_port/metrics" | grep -q '^istio_tcp_connections_opened_total' ||
-		fail "$c metrics on $stats_port"
+	metrics=$(ip netns exec "$NAME-n-$n" curl -sf "127.0.0.1:$stats_port/metrics") || fail "$c metrics on $stats_port"
+	grep -q '^istio_tcp_connections_opened_total' <<<"$metrics" || fail "$c metrics on $stats_port: no TCP counters"
 done
 
 log "lab down leaves no container, namespace or process (after a clean stop)"
 for n in node-1 node-2; do "$LAB" stop "ztunnel-$n" --name "$NAME"; done
 wait_for 20 sh -c "[ -z \"\$(podman ps -q --filter label=netns-lab=$NAME)\" ]" ||
 	fail "containers still running after lab stop"
+for n in node-1 node-2; do
+	grep -q "stopping on signal 15" "$STATE/logs/ztunnel-$n.log" || fail "ztunnel on $n did not get SIGTERM through podman"
+done
 if grep -l 'ERROR: AddressSanitizer\|ERROR: LeakSanitizer\|runtime error:' "$STATE"/logs/ztunnel-*.log; then
 	fail "sanitizer reports in the logs above"
 fi
