@@ -4,6 +4,7 @@
 #   make asan       the same suite built with -fsanitize=address,undefined (build/asan/)
 #   make coverage   the suite built with --coverage; gcovr report under build/coverage/
 #   make format     clang-format every C source in place
+#   make image      container images of ztunnel and the toolkit (scripts/image.sh; podman)
 # Missing Debian packages are installed by scripts/deps.sh before the first compile.
 
 BUILD   ?= build
@@ -100,7 +101,7 @@ SUITES    := $(patsubst tests/unit/test_%.c,%,$(wildcard tests/unit/test_*.c))
 ITEST_SRCS := $(wildcard tests/integration/*.c)
 ITEST_BINS := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(ITEST_SRCS))
 
-.PHONY: all test asan coverage format clean demo layers
+.PHONY: all test asan coverage format clean demo layers image
 all: $(BINS) $(UNIT_BIN) $(ITEST_BINS)
 
 $(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: ztunnel/proto/%.proto | $(DEPS_MK)
@@ -175,6 +176,9 @@ coverage:
 
 demo: all
 	@netns-lab/demo.sh
+
+image: $(BINS)
+	@BUILD_DIR=$(BUILD) scripts/image.sh --latest
 
 format:
 	clang-format -i $$(find ztunnel fake-istiod sim tests -name '*.[ch]')
