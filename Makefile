@@ -82,9 +82,12 @@ UNIT_BIN  := $(BUILD)/tests/unit
 SUITES    := $(patsubst tests/unit/test_%.c,%,$(wildcard tests/unit/test_*.c))
 ITEST_SRCS := $(wildcard tests/integration/*.c)
 ITEST_BINS := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(ITEST_SRCS))
+# Benchmark programs: bench/NAME.c -> build/bench/NAME, over the same libraries.
+BENCH_SRCS := $(wildcard bench/*.c)
+BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
 
 .PHONY: all test asan coverage format clean demo
-all: $(BINS) $(UNIT_BIN) $(ITEST_BINS)
+all: $(BINS) $(UNIT_BIN) $(ITEST_BINS) $(BENCH_BINS)
 
 $(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: ztunnel/proto/%.proto | $(DEPS_MK)
 	@mkdir -p $(BUILD)/gen
@@ -134,6 +137,11 @@ $(UNIT_BIN): $(UNIT_OBJS) $(LIBS)
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS) $(CHECK_LIBS) -lpthread
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/integration/%.o $(LIBS)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS) -lpthread
+
+$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(LIBS)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS) -lpthread

@@ -28,6 +28,20 @@ struct change {
 	uint32_t pod, step;
 };
 
+/* Where objects go: one stream, or files DIR/SECTION-NNN.yaml of at most budget YAML nodes
+ * (estimated per object) each, named on list as they are closed. */
+struct out {
+	FILE *f;
+	const char *dir, *section;
+	unsigned file_no;
+	uint64_t nodes, budget; /* budget 0: a single stream */
+	FILE *list;
+	char path[PATH_MAX];
+	int rc;
+	char *err;
+	size_t errlen;
+};
+
 struct gen {
 	const struct fi_gen_shape *s;
 	uint32_t *svc_base;                  /* per namespace: global index of its first Service */
@@ -77,25 +91,88 @@ static uint32_t changed_at(const struct change *v, size_t n, uint32_t pod)
 	return step;
 }
 
-static void write_namespaces(struct gen *g, FILE *f)
+static int close_file(FILE *f, const char *path, char *err, size_t errlen)
+{
+	int bad = ferror(f);
+	if (fclose(f) != 0 || bad) {
+		int e = errno ? errno : EIO;
+		snprintf(err, errlen, "%s: write failed: %s", path, strerror(e));
+		return -e;
+	}
+	return 0;
+}
+
+static void out_close(struct out *o)
+{
+	if (!o->budget || !o->f)
+		return;
+	int rc = close_file(o->f, o->path, o->err, o->errlen);
+	if (rc < 0 && !o->rc)
+		o->rc = rc;
+	else if (rc == 0)
+		fprintf(o->list, "%s\n", o->path);
+	o->f = NULL;
+}
+
+/* Starts a section (files SECTION-NNN.yaml) when writing to a directory. */
+static void out_section(struct out *o, const char *section)
+{
+	out_close(o);
+	o->section = section;
+	o->file_no = 0;
+}
+
+/* The stream for the next object, of about nodes YAML nodes; NULL after a failure. */
+static FILE *out_next(struct out *o, uint64_t nodes)
+{
+	if (o->rc)
+		return NULL;
+	if (!o->budget)
+		return o->f;
+	if (o->f && o->nodes + nodes > o->budget)
+		out_close(o);
+	if (!o->f) {
+		snprintf(o->path, sizeof(o->path), "%s/%s-%03u.yaml", o->dir, o->section,
+		         o->file_no++);
+		if (!(o->f = fopen(o->path, "w"))) {
+			o->rc = -errno;
+			snprintf(o->err, o->errlen, "%s: %s", o->path, strerror(errno));
+			return NULL;
+		}
+		o->nodes = 0;
+	}
+	o->nodes += nodes;
+	return o->f;
+}
+
+static void write_namespaces(struct gen *g, struct out *o)
 {
 	const struct fi_gen_shape *s = g->s;
+	FILE *f;
 	for (uint32_t n = 0; n < s->namespaces; n++) {
+		if (!(f = out_next(o, 16)))
+			return;
 		fprintf(f,
 		        "---\napiVersion: v1\nkind: Namespace\nmetadata: {name: ns-%u, labels: "
 		        "{istio.io/dataplane-mode: ambient%s}}\n",
 		        n, n < s->waypoints ? ", istio.io/use-waypoint: waypoint" : "");
 	}
-	for (uint32_t n = 0; n < s->nodes; n++)
+	for (uint32_t n = 0; n < s->nodes; n++) {
+		if (!(f = out_next(o, 10)))
+			return;
 		fprintf(f, "---\napiVersion: v1\nkind: Node\nmetadata: {name: node-%u}\n", n);
+	}
 }
 
-static void write_services(struct gen *g, FILE *f)
+static void write_services(struct gen *g, struct out *o)
 {
 	const struct fi_gen_shape *s = g->s;
+	FILE *f;
 	for (uint32_t n = 0; n < s->namespaces; n++) {
 		uint32_t k = services_in_ns(s, n);
 		for (uint32_t i = 0; i < k; i++) {
+			if (!(f = out_next(o, 32)))
+				return;
 			fprintf(f,
 			        "---\napiVersion: v1\nkind: Service\nmetadata: {name: svc-%u, "
 			        "namespace: ns-%u}\nspec:\n  clusterIP: ",
@@ -108,6 +185,8 @@ static void write_services(struct gen *g, FILE *f)
 		}
 	}
 	for (uint32_t n = 0; n < s->waypoints; n++) {
+		if (!(f = out_next(o, 60)))
+			return;
 		fprintf(f,
 		        "---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: "
 		        "{name: waypoint, namespace: ns-%u, labels: {istio.io/waypoint-for: "
@@ -124,12 +203,17 @@ static void write_services(struct gen *g, FILE *f)
 	}
 }
 
-static void write_policies(struct gen *g, FILE *f)
+static void write_policies(struct gen *g, struct out *o)
 {
 	const struct fi_gen_shape *s = g->s;
+	FILE *f;
 	for (uint32_t n = 0; n < s->namespaces; n++) {
 		uint32_t k = services_in_ns(s, n);
 		for (uint32_t p = 0; p < s->policies_per_namespace; p++) {
+			if (!(f = out_next(
+			              o, 30 + 18ull * s->rules_per_policy +
+			                         (p ? 0 : 12ull * s->churn / s->namespaces + 12))))
+				return;
 			fprintf(f,
 			        "---\napiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\n"
 			        "metadata: {name: allow-%u, namespace: ns-%u}\nspec:\n",
@@ -153,9 +237,12 @@ static void write_policies(struct gen *g, FILE *f)
 	}
 }
 
-static void write_pod(FILE *f, const char *name, uint32_t ns, uint32_t node, uint32_t app,
+static void write_pod(struct out *o, const char *name, uint32_t ns, uint32_t node, uint32_t app,
                       const char *version, uint32_t ip_base, uint32_t ip_off)
 {
+	FILE *f = out_next(o, 45);
+	if (!f)
+		return;
 	fprintf(f,
 	        "---\napiVersion: v1\nkind: Pod\nmetadata: {name: %s, namespace: ns-%u, labels: "
 	        "{app: svc-%u, version: %s}}\nspec: {nodeName: node-%u, serviceAccountName: "
@@ -166,11 +253,11 @@ static void write_pod(FILE *f, const char *name, uint32_t ns, uint32_t node, uin
 	fputs("}\n", f);
 }
 
-static void write_pods(struct gen *g, FILE *f, uint32_t from, uint32_t to)
+static void write_pods(struct gen *g, struct out *o)
 {
 	const struct fi_gen_shape *s = g->s;
 	char name[32], version[32];
-	for (uint32_t i = from; i < to; i++) {
+	for (uint32_t i = 0; i < s->pods && !o->rc; i++) {
 		if (changed_at(g->removed, g->n_removed, i))
 			continue;
 		uint32_t step = changed_at(g->relabelled, g->n_relabelled, i);
@@ -180,18 +267,18 @@ static void write_pods(struct gen *g, FILE *f, uint32_t from, uint32_t to)
 			snprintf(version, sizeof(version), "c%u", step);
 		else
 			snprintf(version, sizeof(version), "v1");
-		write_pod(f, name, ns, i % s->nodes,
+		write_pod(o, name, ns, i % s->nodes,
 		          s->pods_per_service ? li / s->pods_per_service : 0, version, 0x0a800000u,
 		          i + 1);
 	}
 }
 
-static void write_churn_pods(struct gen *g, FILE *f)
+static void write_churn_pods(struct gen *g, struct out *o)
 {
 	char name[32];
 	for (uint32_t j = 1; j <= g->s->churn; j++) {
 		snprintf(name, sizeof(name), "churn-%u", j);
-		write_pod(f, name, j % g->s->namespaces, j % g->s->nodes, 0, "v1", 0x0a700000u, j);
+		write_pod(o, name, j % g->s->namespaces, j % g->s->nodes, 0, "v1", 0x0a700000u, j);
 	}
 }
 
@@ -226,36 +313,19 @@ static int check_shape(const struct fi_gen_shape *s, char *err, size_t errlen)
 	return 0;
 }
 
-static int close_file(FILE *f, const char *path, char *err, size_t errlen)
-{
-	int bad = ferror(f);
-	if (fclose(f) != 0 || bad) {
-		int e = errno ? errno : EIO;
-		snprintf(err, errlen, "%s: write failed: %s", path, strerror(e));
-		return -e;
-	}
-	return 0;
-}
-
-static FILE *open_in(const char *dir, const char *base, char *path, size_t pathlen, char *err,
-                     size_t errlen)
-{
-	snprintf(path, pathlen, "%s/%s", dir, base);
-	FILE *f = fopen(path, "w");
-	if (!f)
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-	return f;
-}
-
 int fi_generate_write(const struct fi_gen_shape *s, FILE *f, const char *dir,
                       uint32_t pods_per_file, FILE *list, char *err, size_t errlen)
 {
 	struct gen g = {.s = s};
-	char path[PATH_MAX];
+	struct out o = {.f = f, .dir = dir, .list = list, .err = err, .errlen = errlen};
 	int rc;
 
 	if ((rc = check_shape(s, err, errlen)) < 0)
 		return rc;
+	/* A pod is about 45 YAML nodes: every file holds what pods_per_file pods would. */
+	o.budget = dir ? 45ull * pods_per_file : 0;
+	if (o.budget)
+		o.f = NULL;
 	g.svc_base = xcalloc(s->namespaces, sizeof(*g.svc_base));
 	for (uint32_t n = 1; n < s->namespaces; n++)
 		g.svc_base[n] = g.svc_base[n - 1] + services_in_ns(s, n - 1);
@@ -269,42 +339,21 @@ int fi_generate_write(const struct fi_gen_shape *s, FILE *f, const char *dir,
 	qsort(g.removed, g.n_removed, sizeof(*g.removed), change_cmp);
 	qsort(g.relabelled, g.n_relabelled, sizeof(*g.relabelled), change_cmp);
 
-	if (!pods_per_file) {
-		write_namespaces(&g, f);
-		write_services(&g, f);
-		write_policies(&g, f);
-		write_pods(&g, f, 0, s->pods);
-		write_churn_pods(&g, f);
-		rc = fflush(f) == 0 && !ferror(f) ? 0 : -(errno ? errno : EIO);
-		if (rc < 0)
-			snprintf(err, errlen, "write failed: %s", strerror(-rc));
-		goto out;
+	out_section(&o, "mesh");
+	write_namespaces(&g, &o);
+	write_churn_pods(&g, &o);
+	out_section(&o, "services");
+	write_services(&g, &o);
+	out_section(&o, "policies");
+	write_policies(&g, &o);
+	out_section(&o, "pods");
+	write_pods(&g, &o);
+	out_close(&o);
+	rc = o.rc;
+	if (!rc && !o.budget && (fflush(f) != 0 || ferror(f))) {
+		rc = -(errno ? errno : EIO);
+		snprintf(err, errlen, "write failed: %s", strerror(-rc));
 	}
-	if (!(f = open_in(dir, "mesh.yaml", path, sizeof(path), err, errlen))) {
-		rc = -errno;
-		goto out;
-	}
-	write_namespaces(&g, f);
-	write_services(&g, f);
-	write_policies(&g, f);
-	write_churn_pods(&g, f);
-	if ((rc = close_file(f, path, err, errlen)) < 0)
-		goto out;
-	fprintf(list, "%s\n", path);
-	for (uint32_t from = 0, k = 0; from < s->pods; from += pods_per_file, k++) {
-		char base[32];
-		uint32_t to = s->pods - from > pods_per_file ? from + pods_per_file : s->pods;
-		snprintf(base, sizeof(base), "pods-%03u.yaml", k);
-		if (!(f = open_in(dir, base, path, sizeof(path), err, errlen))) {
-			rc = -errno;
-			goto out;
-		}
-		write_pods(&g, f, from, to);
-		if ((rc = close_file(f, path, err, errlen)) < 0)
-			goto out;
-		fprintf(list, "%s\n", path);
-	}
-out:
 	free(g.svc_base);
 	free(g.removed);
 	free(g.relabelled);
@@ -325,9 +374,11 @@ static void usage(FILE *f)
 	        "rule, no waypoints, no churn. Churn step J adds pod churn-J, removes pod\n"
 	        "p-(J*7919 %% pods), relabels pod p-((J*104729+1) %% pods) with version: cJ and\n"
 	        "adds port %u+J to policy allow-0 of ns-(J %% namespaces); --churn S writes the\n"
-	        "mesh after steps 1..S. With --split, DIR gets mesh.yaml (all but pods) and\n"
-	        "pods-NNN.yaml files (default %u pods each, keeping every file within\n"
-	        "fake-istiod's per-file YAML bounds) and their paths are printed one per line.\n",
+	        "mesh after steps 1..S. With --split N, DIR gets mesh-NNN.yaml, "
+	        "services-NNN.yaml,\n"
+	        "policies-NNN.yaml and pods-NNN.yaml files, each no bigger than N pods would\n"
+	        "make (%u keeps every file within fake-istiod's per-file YAML bounds); their\n"
+	        "paths are printed one per line.\n",
 	        20000u, DEFAULT_SPLIT);
 }
 

@@ -21,11 +21,11 @@ struct fi_gen_shape {
 
 /* Writes the mesh of shape s to f. Each churn step j (1..s->churn) adds pod churn-j,
  * removes one generated pod, relabels another (label version: cJ) and adds a port to one
- * namespace's first policy. When pods_per_file is non-zero, every object but the pods goes
- * to "DIR/mesh.yaml" and the pods to "DIR/pods-NNN.yaml", at most pods_per_file each (so each
- * file stays under the YAML loader's size and node bounds); the file names are printed to
- * list, one per line. Returns 0, -errno when a file cannot be written, ZT_E_RANGE for a shape
- * out of bounds (err says which). */
+ * namespace's first policy. When dir is not NULL (f is then unused), the objects go to files
+ * DIR/{mesh,services,policies,pods}-NNN.yaml, each holding about as many YAML nodes as
+ * pods_per_file pods (so each file stays under the YAML loader's size and node bounds); each
+ * file's path is printed to list once written. Returns 0, -errno when a file cannot be
+ * written, ZT_E_RANGE for a shape out of bounds (err says which). */
 int fi_generate_write(const struct fi_gen_shape *s, FILE *f, const char *dir,
                       uint32_t pods_per_file, FILE *list, char *err, size_t errlen);
 
