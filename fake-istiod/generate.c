@@ -388,7 +388,7 @@ static int num(const char *flag, const char *v, uint32_t *out)
 	errno = 0;
 	unsigned long long x = strtoull(v, &end, 10);
 	if (errno || end == v || *end || v[0] == '-' || x > UINT32_MAX) {
-		fprintf(stderr, "fake-istiod generate: %s %s: expected a non-negative integer\n",
+		fprintf(stderr, "fake-istiod generate: --%s %s: expected a non-negative integer\n",
 		        flag, v);
 		return -1;
 	}
@@ -422,11 +422,11 @@ int fi_generate_cmd(int argc, char **argv)
 	uint32_t split = 0, *field;
 	bool split_set = false;
 	char err[512];
-	int c, rc;
+	int c, rc, idx = 0;
 
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "", lo, &idx)) != -1) {
 		switch (c) {
 		case 'n':
 			field = &s.nodes;
@@ -468,7 +468,7 @@ int fi_generate_cmd(int argc, char **argv)
 			usage(stderr);
 			return 2;
 		}
-		if (num(argv[optind - 1], optarg, field) < 0)
+		if (num(lo[idx].name, optarg, field) < 0)
 			return 2;
 	}
 	if (optind < argc) {
