@@ -1,8 +1,18 @@
 #!/usr/bin/env bash
 # Installs, with apt-get, every Debian 12 package needed to build, test and run the lab.
 # Idempotent: packages already present are left alone; with --check it only reports
-# what is missing (exit 1 if anything is).
+# what is missing (exit 1 if anything is). --bench adds the benchmarks' packages (the peers
+# bench/dataplane.sh compares with, and gnuplot for the plots); `make test` does not need them.
+#   scripts/deps.sh [--check] [--bench]
 set -euo pipefail
+check= bench=
+for a in "$@"; do
+	case $a in
+	--check) check=1 ;;
+	--bench) bench=1 ;;
+	*) echo "usage: scripts/deps.sh [--check] [--bench]" >&2; exit 2 ;;
+	esac
+done
 
 pkgs=(
 	build-essential pkg-config clang clang-format libclang-rt-14-dev
@@ -14,6 +24,7 @@ pkgs=(
 	check libsubunit-dev gcovr
 	iproute2 iptables nftables procps psmisc curl jq bsdextrautils python3
 )
+[ -z "$bench" ] || pkgs+=(stunnel4 haproxy gnuplot-nox)
 
 missing=()
 for p in "${pkgs[@]}"; do
@@ -25,7 +36,7 @@ done
 # installed node will do, otherwise Debian's package.
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 
-if [ "${1:-}" = "--check" ]; then
+if [ -n "$check" ]; then
 	if [ ${#missing[@]} -gt 0 ]; then
 		echo "missing packages: ${missing[*]}" >&2
 		exit 1
