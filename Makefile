@@ -4,6 +4,7 @@
 #   make asan       the same suite built with -fsanitize=address,undefined (build/asan/)
 #   make coverage   the suite built with --coverage; gcovr report under build/coverage/
 #   make format     clang-format every C source in place
+#   make plots      redraw bench/plots/*.png from the committed benchmark JSON (gnuplot)
 # Missing Debian packages are installed by scripts/deps.sh before the first compile.
 
 BUILD   ?= build
@@ -86,7 +87,7 @@ ITEST_BINS := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(ITEST_SRCS))
 BENCH_SRCS := $(wildcard bench/*.c)
 BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
 
-.PHONY: all test asan coverage format clean demo
+.PHONY: all test asan coverage format clean demo plots
 all: $(BINS) $(UNIT_BIN) $(ITEST_BINS) $(BENCH_BINS)
 
 $(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: ztunnel/proto/%.proto | $(DEPS_MK)
@@ -159,6 +160,10 @@ coverage:
 	@gcovr --root . --object-directory build/cov/obj --filter 'ztunnel/' --filter 'fake-istiod/' \
 		--filter 'sim/' --html-details build/coverage/index.html --print-summary \
 		| tail -3
+
+plots:
+	@scripts/deps.sh --check --bench 2>/dev/null || scripts/deps.sh --bench
+	@python3 bench/lib/plots.py bench/plots
 
 demo: all
 	@netns-lab/demo.sh

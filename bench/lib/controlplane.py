@@ -18,6 +18,8 @@ import tempfile
 import time
 import urllib.request
 
+sys.path.insert(0, os.path.dirname(__file__))
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BIN = os.path.join(os.environ.get("BUILD_DIR", os.path.join(ROOT, "build")), "bin")
 TICK = os.sysconf("SC_CLK_TCK")
@@ -552,6 +554,15 @@ def main():
     if a.json:
         with open(a.json, "w") as f:
             json.dump(res, f, indent=1)
+        print(f"wrote {a.json}")
+        # Beside it: the plot over every controlplane-*.json of that directory (mesh sizes).
+        d = os.path.dirname(os.path.abspath(a.json))
+        if os.path.basename(a.json).startswith("controlplane-"):
+            import glob
+            import plots
+            cps = [json.load(open(p)) for p in sorted(glob.glob(os.path.join(d, "controlplane-*.json")))]
+            for p in plots.controlplane(cps, d):
+                print(f"wrote {p}")
     return 0 if res["converged"] else 1
 
 
