@@ -224,6 +224,23 @@ class Ztunnel:
             raise Fail(f"ztunnel {self.i} logged no sync")
         return synced - self.t_start, synced - (conn or self.t_start)
 
+    def full_sync(self, n_addresses, n_policies):
+        """Seconds from xDS connected to the response that completed the initial state (the
+        server may split it over several responses; ztunnel says "synced" after the first)."""
+        conn, cum, done = None, {"Address": 0, "Authorization": 0}, {}
+        for line in self.log_lines():
+            if "xds: connected to" in line and conn is None:
+                conn = log_ts(line)
+            if " response: " not in line:
+                continue
+            kind = "Address" if "istio.workload.Address" in line else "Authorization"
+            cum[kind] += int(line.split(" response: ", 1)[1].split()[0])
+            if kind not in done and cum[kind] >= (n_addresses if kind == "Address" else n_policies):
+                done[kind] = log_ts(line)
+            if len(done) == 2:
+                return max(done.values()) - conn
+        raise Fail(f"ztunnel {self.i}: the initial state never completed in its log")
+
     def dump(self):
         return json.loads(http_get(self.admin, "/config_dump", 600)[1])
 
@@ -385,10 +402,12 @@ def run(a):
         res["sync_from_start_s"] = [round(s[0], 4) for s in syncs]
         want = check_state(meshdir, files)
         res["workloads"], res["services"], res["policies"] = (len(x) for x in want)
-        bad = converge(zts, want, 120)
+        bad = converge(zts, want, 600)
         res["initial_converged"] = not bad
         if bad:
             raise Fail("initial state differs: " + "; ".join(bad[:3]))
+        res["full_sync_s"] = [round(z.full_sync(len(want[0]) + len(want[1]), len(want[2])), 4)
+                              for z in zts]
         time.sleep(0.5)
         stats0 = {z.i: proc_stats(z.p.pid) for z in zts}
         res["ztunnel_after_sync"] = [{"cpu_s": stats0[z.i][0], "rss_kib": stats0[z.i][1]} for z in zts]
@@ -494,12 +513,14 @@ def report(res, rows):
     print(f"{res['workloads']} workloads, {res['services']} services, {res['policies']} policies; "
           f"{res['yaml_bytes'] / 1e6:.1f} MB YAML; fake-istiod loaded in {res['istiod_load_s']:.2f} s")
     s = sorted(res["sync_s"])
-    row = "{:<52} {:>14} {:>14}"
+    fs = sorted(res["full_sync_s"])
+    row = "{:<58} {:>16} {:>14}"
     print(row.format("measure", "measured", "target"))
-    print(row.format("ztunnel initial sync p50 / max, s (xDS connect->synced)",
-                     f"{pct(s, 50):.3f} / {s[-1]:.3f}",
-                     "<=1 @100k" if res["workloads"] >= 1000 else "-"))
-    print(row.format("push fan-out p50 / p99, ms (istiod push->ztunnel)",
+    print(row.format("ztunnel initial sync p50 / max, s (connect->all held)",
+                     f"{pct(fs, 50):.3f} / {fs[-1]:.3f}", "<=1 @100k"))
+    print(row.format("  ztunnel's own 'synced' (first response of each type)",
+                     f"{pct(s, 50):.3f} / {s[-1]:.3f}", "-"))
+    print(row.format("push fan-out p50 / p99, ms (istiod reload->ztunnel)",
                      f"{fmt(res['fanout_ms']['p50'])} / {fmt(res['fanout_ms']['p99'])}", "<=100 @100k"))
     print(row.format("change end to end p50 / p99, ms (file->ztunnel)",
                      f"{fmt(res['end_to_end_ms']['p50'])} / {fmt(res['end_to_end_ms']['p99'])}", "-"))

@@ -101,7 +101,7 @@ def controlplane(results, outdir):
         return []
     rs = sorted(results, key=lambda r: r["workloads"])
     rows = "\n".join(
-        f'{r["workloads"]} {sorted(r["sync_s"])[len(r["sync_s"]) // 2]} '
+        f'{r["workloads"]} {sorted(r["full_sync_s"])[len(r["full_sync_s"]) // 2]} '
         f'{r.get("ztunnel_kib_per_workload", 0)} {r.get("istiod_kib_per_pod", 0)} '
         f'{r["istiod"]["rss_kib"] / 1024:.1f}'
         for r in rs)
