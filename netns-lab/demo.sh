@@ -50,6 +50,11 @@ flow() {
 	if [ "$ok" -gt 0 ]; then verdict=ALLOW; else verdict=DENY; fi
 	reason=$(field error "$i"); reason=${reason:-$(field error "$o")}
 	reason=${reason#connection closed due to policy rejection: }
+	# A DENY stands only when a ztunnel logged it as a policy decision: a connection that
+	# failed for any other reason (a TLS handshake, a timeout) is not the policy's verdict.
+	if [ "$verdict" = DENY ] && ! grep -qE 'explicitly denied by|allow policies exist, but none allowed' <<<"$reason"; then
+		verdict="FAILED, not by policy"
+	fi
 	[ "$verdict" = "$want" ] || { unexpected=$((unexpected + 1)); verdict="$verdict (expected $want!)"; }
 	rows+=("$label|$path|${cid#spiffe://}|${sid#spiffe://}|$verdict${reason:+ ($reason)}|$bytes")
 }

@@ -6,6 +6,7 @@
 # "image": container images (podman and runc, about 60 MB), for `make image` and the tests that
 # build or run an image. "bench" (or --bench): the peers bench/dataplane.sh compares with and
 # gnuplot for the plots; `make test` does not need them.
+# graphviz draws the lab (lab graph, make demo).
 set -euo pipefail
 check=
 groups=()
@@ -27,7 +28,7 @@ pkgs=(
 	libyaml-dev libjansson-dev libmicrohttpd-dev
 	check libsubunit-dev gcovr
 	iproute2 iptables nftables procps psmisc curl jq bsdextrautils python3 python3-yaml
-	ca-certificates
+	ca-certificates graphviz
 )
 for g in "${groups[@]}"; do
 	case $g in
