@@ -73,6 +73,13 @@ echo
 	printf '%s\n' "${rows[@]}"
 } | column -t -s '|'
 echo
+# The picture of the lab as the flows left it (lab graph; graphviz).
+picture=${DEMO_GRAPH:-$(dirname "$BIN")/demo-lab.svg}
+if command -v dot > /dev/null; then
+	"$LAB" graph --name "$NAME" --out "$picture" > /dev/null && echo "picture of the lab: $picture"
+else
+	echo "no picture of the lab: graphviz is missing (scripts/deps.sh installs it)"
+fi
 if [ "$unexpected" -gt 0 ]; then
 	echo "demo: $unexpected flow(s) did not get the expected verdict" >&2
 	exit 1

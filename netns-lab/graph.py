@@ -65,7 +65,10 @@ out = ["digraph lab {", "  graph [rankdir=LR, fontname=Helvetica, label=" + q(f"
        ", labelloc=t, compound=true];",
        "  node [fontname=Helvetica, fontsize=10]; edge [fontname=Helvetica, fontsize=9];",
        "  istiod [shape=component, style=filled, fillcolor=lightyellow, label=\"fake-istiod\\nxDS + CA :15012\"];"]
+COUNTERS = ("istio_tcp_connections_opened_total", "istio_tcp_connections_closed_total",
+            "istio_tcp_sent_bytes_total", "istio_tcp_received_bytes_total")
 services = {}
+endpoints = {}
 edges = {}
 for n in nodes:
     up = os.path.exists(os.path.join(fetched, f"{n}.config.json"))
@@ -79,8 +82,13 @@ for n in nodes:
             (cfg.get("services") or {}).values() if isinstance(cfg.get("services"), dict) else []:
         if isinstance(s, dict):
             key = f"{s.get('namespace', '')}/{s.get('name', '')}"
-            vips = s.get("vips") or s.get("addresses") or []
-            services[key] = (s, [v if isinstance(v, str) else v.get("address", str(v)) for v in vips])
+            vips = [v.split("/")[-1] if isinstance(v, str) else str(v) for v in s.get("vips") or []]
+            services[key] = (s, vips)
+    # Endpoints: each workload names the services it backs ("NS/HOSTNAME": {port: target}).
+    for w in cfg.get("workloads") or []:
+        if isinstance(w, dict):
+            for ref in (w.get("services") or {}):
+                endpoints.setdefault(ref, set()).add(f"{w.get('namespace')}/{w.get('name')}")
     out.append(f"  subgraph {q('cluster_' + n)} {{ label={q(n)}; style=rounded; color=gray40;")
     zt = f"zt_{n}"
     out.append(f"    {q(zt)} [shape=box3d, style=filled, fillcolor={'palegreen' if up else 'salmon'}, "
@@ -106,7 +114,7 @@ for n in nodes:
     rows = metrics(os.path.join(fetched, f"{n}.metrics")) or []
     # Counted on the destination side only (each connection once); live = opened - closed.
     for metric, lab, value in rows:
-        if lab.get("reporter") != "destination":
+        if lab.get("reporter") != "destination" or metric not in COUNTERS:
             continue
         src = f"{lab.get('source_workload_namespace', '?')}/{lab.get('source_workload', '?')}"
         dst = f"{lab.get('destination_workload_namespace', '?')}/{lab.get('destination_workload', '?')}"
@@ -127,8 +135,7 @@ for key, (s, vips) in sorted(services.items()):
     sid = "svc_" + key
     out.append(f"  {q(sid)} [shape=note, style=filled, fillcolor=lightgoldenrod1, "
                f"label={q('Service ' + key + BR + ', '.join(vips))}];")
-    for ep in (s.get("endpoints") or []):
-        wl = ep.get("workload") or ep.get("name") if isinstance(ep, dict) else None
+    for wl in sorted(endpoints.get(f"{s.get('namespace')}/{s.get('hostname')}", ())):
         if wl in known:
             out.append(f"  {q(sid)} -> {q(wl)} [style=dotted, color=goldenrod3];")
 

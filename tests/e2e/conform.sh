@@ -33,6 +33,17 @@ gone "$NAME"
 	fail "root namespace iptables changed"
 [ "$(ip rule)" = "$root_ip_rules_before" ] || fail "root namespace ip rules changed"
 
+# Another ztunnel binary (a copy of ours, so not ours by path): the scenarios marked OURS_ONLY
+# are skipped with their reason, the others run.
+cp "$BUILD_DIR/bin/ztunnel" "$OUT/other-ztunnel"
+"$LAB" conform --name "$NAME" --ztunnel "$OUT/other-ztunnel" --only hbone-same-node,config-dump \
+	--json "$OUT/other.json" > "$OUT/other.table" || fail "other ztunnel: $(cat "$OUT/other.table")"
+[ "$(jq -r '.scenarios | map("\(.scenario)=\(.result)") | join(" ")' "$OUT/other.json")" = \
+	"hbone-same-node=pass config-dump=skip" ] || fail "other ztunnel: $(jq -c . "$OUT/other.json")"
+jq -r '.scenarios[1].evidence' "$OUT/other.json" | grep -q "^needs this project's ztunnel: " ||
+	fail "skip reason: $(jq -c . "$OUT/other.json")"
+gone "$NAME"
+
 # Bad input: one clear line, non-zero exit, nothing left.
 rc=0; out=$("$LAB" conform --name "$NAME" --only nosuch 2>&1) || rc=$?
 [ "$rc" != 0 ] && [ "$out" = "lab conform: unknown scenario nosuch (lab conform --list names them)" ] ||
