@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
 # Installs, with apt-get, every Debian 12 package needed to build, test and run the lab.
 # Idempotent: packages already present are left alone; with --check it only reports
-# what is missing (exit 1 if anything is).
-#   scripts/deps.sh [--check] [image]
-# "image" adds the opt-in group for container images (podman and runc, about 60 MB), which
-# only `make image` and the tests that build or run an image ask for.
+# what is missing (exit 1 if anything is). Opt-in groups add packages only some targets need:
+#   scripts/deps.sh [--check] [image] [bench]
+# "image": container images (podman and runc, about 60 MB), for `make image` and the tests that
+# build or run an image. "bench" (or --bench): the peers bench/dataplane.sh compares with and
+# gnuplot for the plots; `make test` does not need them.
 set -euo pipefail
 check=
 groups=()
 for a in "$@"; do
 	case $a in
 	--check) check=1 ;;
-	image) groups+=("$a") ;;
-	*) echo "deps: unknown argument $a (use: scripts/deps.sh [--check] [image])" >&2; exit 2 ;;
+	image|bench) groups+=("$a") ;;
+	--bench) groups+=(bench) ;;
+	*) echo "deps: unknown argument $a (use: scripts/deps.sh [--check] [image] [bench])" >&2; exit 2 ;;
 	esac
 done
 
@@ -31,6 +33,7 @@ for g in "${groups[@]}"; do
 	case $g in
 	# runc, not crun: crun refuses this kind of host's cgroup setup (see scripts/image.sh).
 	image) pkgs+=(podman runc) ;;
+	bench) pkgs+=(stunnel4 haproxy gnuplot-nox) ;;
 	esac
 done
 

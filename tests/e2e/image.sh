@@ -101,7 +101,7 @@ for n in node-1 node-2; do "$LAB" stop "ztunnel-$n" --name "$NAME"; done
 wait_for 20 sh -c "[ -z \"\$(podman ps -q --filter label=netns-lab=$NAME)\" ]" ||
 	fail "containers still running after lab stop"
 for n in node-1 node-2; do
-	grep -q "stopping on signal 15" "$STATE/logs/ztunnel-$n.log" || fail "ztunnel on $n did not get SIGTERM through podman"
+	grep -q "draining on SIGTERM" "$STATE/logs/ztunnel-$n.log" || fail "ztunnel on $n did not get SIGTERM through podman"
 done
 if grep -l 'ERROR: AddressSanitizer\|ERROR: LeakSanitizer\|runtime error:' "$STATE"/logs/ztunnel-*.log; then
 	fail "sanitizer reports in the logs above"
