@@ -96,6 +96,9 @@ for n in node-1 node-2; do
 	grep -q '^istio_tcp_connections_opened_total' <<<"$metrics" || fail "$c metrics on $stats_port: no TCP counters"
 done
 
+rc=0; out=$("$LAB" upgrade node-1 --name "$NAME" 2>&1) || rc=$?
+[ "$rc" != 0 ] && grep -q "^lab: lab upgrade of a ztunnel from an image" <<<"$out" || fail "lab upgrade: exit $rc: $out"
+
 log "lab down leaves no container, namespace or process (after a clean stop)"
 for n in node-1 node-2; do "$LAB" stop "ztunnel-$n" --name "$NAME"; done
 wait_for 20 sh -c "[ -z \"\$(podman ps -q --filter label=netns-lab=$NAME)\" ]" ||
