@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -165,6 +166,16 @@ static const struct zt_envcfg_var vars[] = {
          F(log_level, STRING),
          .def = "info",
          .help = "Log spec such as info,access=debug"},
+        {.name = "ISTIO_META_DNS_CAPTURE",
+         F(dns_capture_raw, STRING),
+         .help = "DNS proxy on 15053 in each pod: on unless set to anything but true"},
+        {.name = "ISTIO_META_DNS_PROXY_ADDR",
+         F(dns_proxy_addr, STRING),
+         .help = "DNS proxy address: localhost:PORT (both loopbacks) or IP:PORT (default "
+                 "localhost:15053)"},
+        {.name = "PREFERED_SERVICE_NAMESPACE",
+         F(prefered_service_namespace, STRING),
+         .help = "Namespace preferred when several services share a DNS name"},
         {.name = "ADMIN_ADDR",
          F(admin_addr, STRING),
          .def = "127.0.0.1:15000",
@@ -603,6 +614,32 @@ static void check_listen(const char *var, const char *value, bool ipv6, bool loo
 		errs_add(e, "%s=\"%.128s\": must be a loopback address", var, value);
 }
 
+/* Spec §13.1: DNS_CAPTURE on unless given and not "true"; DNS_PROXY_ADDR "localhost:PORT"
+ * means both loopbacks, an "ip:port" itself. */
+static void check_dns(struct zt_config *cfg, struct errs *e)
+{
+	const char *a = cfg->dns_proxy_addr ? cfg->dns_proxy_addr : "localhost:15053";
+	struct zt_sockaddr sa;
+
+	cfg->dns_enabled = !cfg->dns_capture_raw || strcasecmp(cfg->dns_capture_raw, "true") == 0;
+	if (strncmp(a, "localhost:", 10) == 0) {
+		char v4[32], v6[32];
+		snprintf(v4, sizeof(v4), "127.0.0.1:%.8s", a + 10);
+		snprintf(v6, sizeof(v6), "[::1]:%.8s", a + 10);
+		if (zt_addr_parse(&cfg->dns_addrs[0], v4, strlen(v4), 0) < 0 ||
+		    zt_addr_parse(&cfg->dns_addrs[1], v6, strlen(v6), 0) < 0) {
+			errs_add(e, "failed to parse DNS_PROXY_ADDR: \"%.64s\"", a);
+			return;
+		}
+		cfg->n_dns_addrs = cfg->ipv6_enabled ? 2 : 1;
+	} else if (zt_addr_parse(&sa, a, strlen(a), 0) < 0) {
+		errs_add(e, "failed to parse DNS_PROXY_ADDR: \"%.64s\"", a);
+	} else {
+		cfg->dns_addrs[0] = sa;
+		cfg->n_dns_addrs = 1;
+	}
+}
+
 static void check_values(struct zt_config *cfg, struct env *env, struct errs *e)
 {
 	struct zt_ip ip;
@@ -671,6 +708,7 @@ int zt_config_load(struct zt_config *cfg, char **envp, char *err, size_t errlen)
 	check_endpoints(cfg, &env, &e);
 	check_workload_info(cfg, &e);
 	check_values(cfg, &env, &e);
+	check_dns(cfg, &e);
 	collect_headers(env.v, "XDS_HEADER_", &cfg->xds_headers, &cfg->n_xds_headers, &e);
 	collect_headers(env.v, "CA_HEADER_", &cfg->ca_headers, &cfg->n_ca_headers, &e);
 	if (cfg->cluster_id)

@@ -71,6 +71,8 @@ struct zt_config {
 	int log_format;  /* enum zt_config_log_format */
 	char *log_level; /* log spec (runtime/log.h); RUST_LOG when ZTUNNEL_LOG_LEVEL unset */
 	char *admin_addr, *readiness_addr, *stats_addr;
+	char *dns_capture_raw, *dns_proxy_addr; /* see dns_enabled, dns_addrs */
+	char *prefered_service_namespace;
 
 	/* ---- derived by zt_config_load() ---- */
 	struct zt_config_endpoint xds, ca;
@@ -83,6 +85,9 @@ struct zt_config {
 	struct zt_sockaddr admin, readiness, stats;
 	struct zt_config_header *xds_headers, *ca_headers;
 	size_t n_xds_headers, n_ca_headers;
+	bool dns_enabled;                /* spec §13.1: the per-pod DNS proxy runs */
+	struct zt_sockaddr dns_addrs[2]; /* its UDP and TCP addresses */
+	size_t n_dns_addrs;
 	char *node_id;     /* spec §3.3 */
 	json_t *node_meta; /* object: key -> JSON value (strings but for ISTIO_METAJSON_*) */
 };

@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "dns/server.h"
 #include "runtime/err.h"
 #include "runtime/log.h"
 #include "state/service.h"
@@ -261,6 +262,31 @@ void zt_proxy_labels_fill(struct zt_proxy_labels *out, enum zt_reporter reporter
 
 /* ---- lifecycle -------------------------------------------------------------------------- */
 
+static struct zt_workload *dns_client(void *arg)
+{
+	return zt_proxy_workload(arg);
+}
+
+static int dns_start(struct zt_proxy *p, char *err, size_t errlen)
+{
+	const struct zt_config *cfg = p->ctx->cfg;
+	struct zt_dns_server_opts o = {
+	        .loop = p->ctx->loop,
+	        .cfg = cfg,
+	        .store = p->ctx->store,
+	        .metrics = p->ctx->metrics,
+	        .socket_cb = p->o.socket_cb,
+	        .socket_arg = p->o.socket_arg,
+	        .client_cb = dns_client,
+	        .client_arg = p,
+	        .search_from_resolv = cfg->proxy_mode == ZT_PROXY_DEDICATED,
+	};
+
+	if (!cfg->dns_enabled)
+		return 0;
+	return zt_dns_server_new(&p->dns, &o, err, errlen);
+}
+
 int zt_proxy_new(struct zt_proxy **out, struct zt_proxy_ctx *ctx, const char *ns, const char *name,
                  const char *sa, const char *uid, const struct zt_proxy_opts *o, char *err,
                  size_t errlen)
@@ -309,7 +335,7 @@ int zt_proxy_new(struct zt_proxy **out, struct zt_proxy_ctx *ctx, const char *ns
 		goto fail;
 	}
 	if ((rc = zt_inbound_start(p, err, errlen)) < 0 ||
-	    (rc = zt_outbound_start(p, err, errlen)) < 0)
+	    (rc = zt_outbound_start(p, err, errlen)) < 0 || (rc = dns_start(p, err, errlen)) < 0)
 		goto fail;
 	zt_info("proxying %s/%s (service account %s)%s", ns, name, sa,
 	        p->transparent ? ", transparent" : "");
@@ -324,6 +350,7 @@ void zt_proxy_free(struct zt_proxy *p)
 {
 	if (!p)
 		return;
+	zt_dns_server_free(p->dns);
 	zt_outbound_stop(p);
 	zt_inbound_stop(p);
 	zt_pool_free(p->pool);
@@ -332,8 +359,9 @@ void zt_proxy_free(struct zt_proxy *p)
 
 json_t *zt_proxy_dump(const struct zt_proxy *p)
 {
-	return json_pack("{s:s, s:s, s:s, s:s, s:b, s:o, s:o, s:o}", "namespace", p->ns, "name",
-	                 p->name, "serviceAccount", p->sa, "uid", p->uid, "transparent",
+	return json_pack("{s:s, s:s, s:s, s:s, s:b, s:o, s:o, s:o, s:o}", "namespace", p->ns,
+	                 "name", p->name, "serviceAccount", p->sa, "uid", p->uid, "transparent",
 	                 p->transparent, "outbound", zt_outbound_dump(p), "inbound",
-	                 zt_inbound_dump(p), "pool", zt_pool_dump(p->pool));
+	                 zt_inbound_dump(p), "pool", zt_pool_dump(p->pool), "dns",
+	                 p->dns ? zt_dns_server_dump(p->dns) : json_null());
 }

@@ -45,6 +45,7 @@ struct zt_proxy_opts {
 
 struct zt_outbound;
 struct zt_inbound;
+struct zt_dns_server;
 
 struct zt_proxy {
 	struct zt_proxy_ctx *ctx;
@@ -54,6 +55,7 @@ struct zt_proxy {
 	struct zt_pool *pool;           /* HBONE client pool of this workload (spec §2.7) */
 	struct zt_outbound *out;
 	struct zt_inbound *in;
+	struct zt_dns_server *dns; /* the DNS proxy (spec §13), NULL when DNS capture is off */
 	bool transparent; /* IP_TRANSPARENT worked on the listeners: spoof client sources */
 };
 
