@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "dns/resolver.h"
 #include "dns/server.h"
 #include "runtime/err.h"
 #include "runtime/log.h"
@@ -282,6 +283,14 @@ static int dns_start(struct zt_proxy *p, char *err, size_t errlen)
 	        .search_from_resolv = cfg->proxy_mode == ZT_PROXY_DEDICATED,
 	};
 
+	struct zt_dns_resolv rc;
+	struct zt_dns_upstream_opts uo = {.resolv = &rc};
+	char why[256];
+
+	/* The system resolvers, from ztunnel's own namespace. */
+	if (zt_dns_resolv_load(NULL, &rc, why, sizeof(why)) < 0)
+		zt_debug("hostname workloads: %s", why);
+	p->resolver = zt_dns_resolver_new(p->ctx->loop, &uo, cfg->ipv6_enabled);
 	if (!cfg->dns_enabled)
 		return 0;
 	return zt_dns_server_new(&p->dns, &o, err, errlen);
@@ -352,6 +361,7 @@ void zt_proxy_free(struct zt_proxy *p)
 		return;
 	zt_dns_server_free(p->dns);
 	zt_outbound_stop(p);
+	zt_dns_resolver_free(p->resolver);
 	zt_inbound_stop(p);
 	zt_pool_free(p->pool);
 	free(p);

@@ -46,6 +46,7 @@ struct zt_proxy_opts {
 struct zt_outbound;
 struct zt_inbound;
 struct zt_dns_server;
+struct zt_dns_resolver;
 
 struct zt_proxy {
 	struct zt_proxy_ctx *ctx;
@@ -56,6 +57,7 @@ struct zt_proxy {
 	struct zt_outbound *out;
 	struct zt_inbound *in;
 	struct zt_dns_server *dns; /* the DNS proxy (spec §13), NULL when DNS capture is off */
+	struct zt_dns_resolver *resolver; /* hostname workloads (spec §7.1), ztunnel's resolvers */
 	bool transparent; /* IP_TRANSPARENT worked on the listeners: spoof client sources */
 };
 
