@@ -42,7 +42,7 @@ mount --bind "$WORK/resolv.conf" /etc/resolv.conf
 big=$(printf "x%.0s" $(seq 200))
 txt=()
 for i in 1 2 3 4 5 6 7 8; do txt+=(--txt-record="big.example.com,$i$big"); done
-dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts --user=root \
+dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts --user=root --pid-file= \
 	--listen-address=127.0.0.1 --bind-interfaces --port=53 --local=/example.com/ \
 	--host-record=ext.example.com,192.0.2.5 "${txt[@]}" --log-facility="$WORK/dnsmasq.log" &
 pids+=($!)
