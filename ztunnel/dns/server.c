@@ -309,8 +309,8 @@ static void handle(struct zt_dns_server *s, const struct dest *d, const uint8_t 
 	        .cluster_domain = s->cluster_domain,
 	        .search = s->o.search_from_resolv ? s->search : NULL,
 	        .n_search = s->o.search_from_resolv ? s->resolv.n_search : 0,
-	        .preferred_ns = s->o.cfg->prefered_service_namespace,
-	        .ipv6_enabled = s->o.cfg->ipv6_enabled,
+	        .preferred_ns = s->o.preferred_ns,
+	        .ipv6_enabled = s->o.ipv6,
 	        .rand_cb = NULL,
 	};
 	if (q.name[0] && zt_dns_lookup(s->o.store, &cl, q.name, q.qtype, &a) == 1) {
@@ -531,7 +531,7 @@ static int make_socket(struct zt_dns_server *s, int family, int type)
 
 static int bind_one(struct zt_dns_server *s, const struct zt_sockaddr *a, int type)
 {
-	const struct zt_config *cfg = s->o.cfg;
+	const struct zt_dns_server_opts *o = &s->o;
 	struct sockaddr_storage ss;
 	socklen_t sl = zt_addr_to_sockaddr(a, &ss);
 	int one = 1, fd = make_socket(s, ss.ss_family, type), rc;
@@ -539,12 +539,11 @@ static int bind_one(struct zt_dns_server *s, const struct zt_sockaddr *a, int ty
 	if (fd < 0)
 		return fd;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (cfg->inpod_port_reuse)
+	if (o->port_reuse)
 		setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
 	if (ss.ss_family == AF_INET6)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-	if (cfg->packet_mark_set &&
-	    setsockopt(fd, SOL_SOCKET, SO_MARK, &cfg->packet_mark, sizeof(cfg->packet_mark)) < 0)
+	if (o->mark_set && setsockopt(fd, SOL_SOCKET, SO_MARK, &o->mark, sizeof(o->mark)) < 0)
 		goto fail;
 	if (bind(fd, (struct sockaddr *)&ss, sl) < 0)
 		goto fail;
@@ -601,8 +600,8 @@ int zt_dns_server_new(struct zt_dns_server **out, const struct zt_dns_server_opt
                       size_t errlen)
 {
 	struct zt_dns_server *s = xcalloc(1, sizeof(*s));
-	const struct zt_sockaddr *addrs = o->addrs ? o->addrs : o->cfg->dns_addrs;
-	size_t n = o->addrs ? o->n_addrs : o->cfg->n_dns_addrs;
+	const struct zt_sockaddr *addrs = o->addrs;
+	size_t n = o->n_addrs;
 	struct zt_dns_upstream_opts uo = {0};
 	char why[256];
 	int rc;
@@ -612,7 +611,7 @@ int zt_dns_server_new(struct zt_dns_server **out, const struct zt_dns_server_opt
 	TAILQ_INIT(&s->fwds);
 	TAILQ_INIT(&s->conns);
 	snprintf(s->cluster_domain, sizeof(s->cluster_domain), "%s",
-	         o->cfg->cluster_domain ? o->cfg->cluster_domain : "cluster.local");
+	         o->cluster_domain ? o->cluster_domain : "cluster.local");
 	if (zt_dns_resolv_load(o->resolv_conf, &s->resolv, why, sizeof(why)) < 0)
 		zt_warn("DNS proxy: %s; names outside the mesh will fail", why);
 	for (size_t i = 0; i < s->resolv.n_search; i++)
@@ -620,8 +619,8 @@ int zt_dns_server_new(struct zt_dns_server **out, const struct zt_dns_server_opt
 	uo.resolv = &s->resolv;
 	uo.socket_cb = o->socket_cb;
 	uo.socket_arg = o->socket_arg;
-	uo.mark_set = o->cfg->packet_mark_set;
-	uo.mark = o->cfg->packet_mark;
+	uo.mark_set = o->mark_set;
+	uo.mark = o->mark;
 	uo.timeout_ms = o->upstream_timeout_ms;
 	s->up = zt_dns_upstream_new(o->loop, &uo);
 	if (o->metrics) {

@@ -13,7 +13,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "config/config.h"
 #include "dns/upstream.h"
 #include "runtime/loop.h"
 #include "state/store.h"
@@ -28,15 +27,20 @@ typedef struct zt_workload *(*zt_dns_client_cb)(void *arg);
 
 struct zt_dns_server_opts {
 	struct zt_loop *loop;
-	const struct zt_config *cfg; /* cluster domain, IPv6, mark, preferred namespace */
 	const struct zt_store *store;
 	struct zt_metrics *metrics; /* NULL: no metrics */
 	zt_dns_socket_cb socket_cb; /* NULL: the current namespace */
 	void *socket_arg;
 	zt_dns_client_cb client_cb;
 	void *client_arg;
-	const struct zt_sockaddr *addrs; /* listener addresses; NULL: cfg->dns_addrs */
+	const struct zt_sockaddr *addrs; /* listener addresses (at most 2) */
 	size_t n_addrs;
+	const char *cluster_domain; /* CLUSTER_DOMAIN; NULL: cluster.local */
+	const char *preferred_ns;   /* PREFERED_SERVICE_NAMESPACE or NULL */
+	bool ipv6;                  /* IPV6_ENABLED: AAAA answered */
+	bool port_reuse;            /* SO_REUSEPORT on the listeners */
+	bool mark_set;              /* SO_MARK on every socket (listeners, upstream queries) */
+	uint32_t mark;
 	const char *resolv_conf; /* NULL: /etc/resolv.conf */
 	/* Search domains: resolv.conf's (dedicated mode) instead of the pod's namespace ones. */
 	bool search_from_resolv;
