@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "config/config.h"
 #include "dns/lookup.h"
 #include "dns/message.h"
 #include "dns/upstream.h"
@@ -467,6 +468,37 @@ START_TEST(resolv_conf_gives_nameservers_and_search_domains)
 }
 END_TEST
 
+/* ---- settings (spec §13.1) ----------------------------------------------------------------- */
+
+START_TEST(dns_settings_default_on_both_loopbacks_and_follow_the_variables)
+{
+	struct zt_config cfg;
+	char *env_default[] = {NULL};
+	char *env_off[] = {"ISTIO_META_DNS_CAPTURE=False", NULL};
+	char *env_on[] = {"ISTIO_META_DNS_CAPTURE=TRUE", "ISTIO_META_DNS_PROXY_ADDR=127.0.0.1:5353",
+	                  NULL};
+	char *env_bad[] = {"ISTIO_META_DNS_PROXY_ADDR=localhost", NULL};
+	char buf[ZT_ADDR_STRLEN];
+
+	ck_assert_int_eq(zt_config_load(&cfg, env_default, err, sizeof(err)), 0);
+	ck_assert(cfg.dns_enabled);
+	ck_assert_uint_eq(cfg.n_dns_addrs, 2);
+	zt_addr_format(&cfg.dns_addrs[1], buf, sizeof(buf));
+	ck_assert_str_eq(buf, "[::1]:15053");
+	zt_config_clear(&cfg);
+	ck_assert_int_eq(zt_config_load(&cfg, env_off, err, sizeof(err)), 0);
+	ck_assert(!cfg.dns_enabled);
+	zt_config_clear(&cfg);
+	ck_assert_int_eq(zt_config_load(&cfg, env_on, err, sizeof(err)), 0);
+	ck_assert(cfg.dns_enabled);
+	ck_assert_uint_eq(cfg.n_dns_addrs, 1);
+	ck_assert_uint_eq(cfg.dns_addrs[0].port, 5353);
+	zt_config_clear(&cfg);
+	ck_assert_int_ne(zt_config_load(&cfg, env_bad, err, sizeof(err)), 0);
+	ck_assert_ptr_nonnull(strstr(err, "failed to parse DNS_PROXY_ADDR"));
+}
+END_TEST
+
 Suite *dns_suite(void);
 Suite *dns_suite(void)
 {
@@ -492,6 +524,7 @@ Suite *dns_suite(void)
 	tcase_add_test(tc, malformed_queries_get_formerr_or_are_dropped);
 	tcase_add_test(tc, forwarded_reply_keeps_the_clients_id_and_upstream_rcode);
 	tcase_add_test(tc, resolv_conf_gives_nameservers_and_search_domains);
+	tcase_add_test(tc, dns_settings_default_on_both_loopbacks_and_follow_the_variables);
 	suite_add_tcase(s, tc);
 	return s;
 }
