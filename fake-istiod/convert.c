@@ -96,7 +96,7 @@ struct conv {
 	const struct fi_mesh *m;
 	struct fi_convert_opts o;
 	struct arena a;
-	bool *pod_sent; /* per m->pods index */
+	bool *pod_sent;   /* per m->pods index */
 	uint32_t *se_vip; /* auto-allocated VIP per (ServiceEntry, host), host order */
 	struct out addrs, authz;
 	char *err;
@@ -912,7 +912,8 @@ static int add_workload(struct conv *c, const struct fi_pod *p)
 
 static bool se_auto_allocates(const struct fi_service_entry *e, const char *host)
 {
-	const char *lbl = fi_labels_get(&e->meta.labels, "networking.istio.io/enable-autoallocate-ip");
+	const char *lbl =
+	        fi_labels_get(&e->meta.labels, "networking.istio.io/enable-autoallocate-ip");
 	return e->resolution != FI_SE_NONE && e->n_addrs == 0 && host[0] != '*' &&
 	       !(lbl && !strcmp(lbl, "false"));
 }
@@ -985,7 +986,8 @@ static int add_se_services(struct conv *c, const struct fi_service_entry *e, siz
 		if (e->resolution == FI_SE_NONE) {
 			sv->load_balancing =
 			        anew(&c->a, &istio__workload__load_balancing__descriptor);
-			sv->load_balancing->mode = ISTIO__WORKLOAD__LOAD_BALANCING__MODE__PASSTHROUGH;
+			sv->load_balancing->mode =
+			        ISTIO__WORKLOAD__LOAD_BALANCING__MODE__PASSTHROUGH;
 		}
 		Istio__Workload__Address *ad = anew(&c->a, &istio__workload__address__descriptor);
 		ad->type_case = ISTIO__WORKLOAD__ADDRESS__TYPE_SERVICE;
@@ -1006,8 +1008,9 @@ static Istio__Workload__PortList *se_port_list(struct conv *c, const struct fi_s
 		const char *v = sp->name && ports ? fi_labels_get(ports, sp->name) : NULL;
 		Istio__Workload__Port *pt = anew(&c->a, &istio__workload__port__descriptor);
 		pt->service_port = sp->number;
-		pt->target_port = v ? (uint32_t)strtoul(v, NULL, 10)
-		                    : sp->target_port ? sp->target_port : sp->number;
+		pt->target_port = v                 ? (uint32_t)strtoul(v, NULL, 10)
+		                  : sp->target_port ? sp->target_port
+		                                    : sp->number;
 		pl->ports[pl->n_ports++] = pt;
 	}
 	return pl;
@@ -1044,7 +1047,8 @@ static void selected_by_entries(struct conv *c, Istio__Workload__Workload *w, co
 {
 	for (size_t i = 0; i < c->m->n_service_entries; i++) {
 		const struct fi_service_entry *e = &c->m->service_entries[i];
-		if (e->has_selector && !strcmp(e->meta.ns, ns) && fi_labels_match(&e->selector, labels))
+		if (e->has_selector && !strcmp(e->meta.ns, ns) &&
+		    fi_labels_match(&e->selector, labels))
 			add_se_keys(c, w, e, NULL, ports, cap);
 	}
 }
@@ -1075,8 +1079,9 @@ static Istio__Workload__Workload *entry_workload(struct conv *c, const char *uid
 		w->hostname = we->address.host;
 	}
 	w->network = we->network && *we->network ? we->network : (char *)c->o.network;
-	w->tunnel_protocol = mode && !strcmp(mode, "ambient") ? ISTIO__WORKLOAD__TUNNEL_PROTOCOL__HBONE
-	                                                      : ISTIO__WORKLOAD__TUNNEL_PROTOCOL__NONE;
+	w->tunnel_protocol = mode && !strcmp(mode, "ambient")
+	                             ? ISTIO__WORKLOAD__TUNNEL_PROTOCOL__HBONE
+	                             : ISTIO__WORKLOAD__TUNNEL_PROTOCOL__NONE;
 	w->trust_domain = (char *)c->o.trust_domain;
 	w->service_account = we->service_account;
 	w->workload_name = meta->name;

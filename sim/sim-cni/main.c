@@ -119,7 +119,8 @@ static int parse(int argc, char **argv, bool serve, struct opts *o)
 			if (!serve)
 				return bad_usage("only for serve: ", "--dns-capture");
 			if (strcmp(optarg, "true") && strcmp(optarg, "false"))
-				return bad_usage("--dns-capture: expected true or false, got ", optarg);
+				return bad_usage("--dns-capture: expected true or false, got ",
+				                 optarg);
 			o->no_dns = strcmp(optarg, "false") == 0;
 			break;
 		case OPT_HELP:

@@ -76,12 +76,13 @@ static int table_head(struct zt_buf *out, int t, const struct cni_rules_state *s
 /* Spec §13.5: DNS to 15053 (after the inbound REDIRECT, before the 0x111 ACCEPT). */
 static int dns_nat(struct zt_buf *out, const char *lo)
 {
-	return zt_buf_appendf(out,
-	                      "-A ISTIO_OUTPUT ! -o lo -p udp -m mark ! --mark " ZT_MARK
-	                      " -m udp --dport 53 -j REDIRECT --to-ports 15053\n"
-	                      "-A ISTIO_OUTPUT ! -d %s -p tcp -m tcp --dport 53 -m mark ! --mark " ZT_MARK
-	                      " -j REDIRECT --to-ports 15053\n",
-	                      lo);
+	return zt_buf_appendf(
+	        out,
+	        "-A ISTIO_OUTPUT ! -o lo -p udp -m mark ! --mark " ZT_MARK
+	        " -m udp --dport 53 -j REDIRECT --to-ports 15053\n"
+	        "-A ISTIO_OUTPUT ! -d %s -p tcp -m tcp --dport 53 -m mark ! --mark " ZT_MARK
+	        " -j REDIRECT --to-ports 15053\n",
+	        lo);
 }
 
 /* ztunnel's upstream queries and their replies in conntrack zone 1, apart from app->proxy. */
@@ -90,12 +91,11 @@ static int dns_raw(struct zt_buf *out, const struct cni_rules_state *st)
 	int rc = table_head(out, CNI_TABLE_RAW, st);
 
 	if (rc == 0)
-		rc = zt_buf_appendf(out,
-		                    "-A ISTIO_OUTPUT -p udp -m mark --mark " ZT_MARK
-		                    " -m udp --dport 53 -j CT --zone 1\n"
-		                    "-A ISTIO_PRERT -p udp -m mark ! --mark " ZT_MARK
-		                    " -m udp --sport 53 -j CT --zone 1\n"
-		                    "COMMIT\n");
+		rc = zt_buf_appendf(out, "-A ISTIO_OUTPUT -p udp -m mark --mark " ZT_MARK
+		                         " -m udp --dport 53 -j CT --zone 1\n"
+		                         "-A ISTIO_PRERT -p udp -m mark ! --mark " ZT_MARK
+		                         " -m udp --sport 53 -j CT --zone 1\n"
+		                         "COMMIT\n");
 	return rc;
 }
 

@@ -22,10 +22,8 @@ static char err[512];
 
 static struct zt_dns_client client(const char *ns)
 {
-	return (struct zt_dns_client){.ns = ns,
-	                              .network = "",
-	                              .cluster_domain = "cluster.local",
-	                              .ipv6_enabled = true};
+	return (struct zt_dns_client){
+	        .ns = ns, .network = "", .cluster_domain = "cluster.local", .ipv6_enabled = true};
 }
 
 static struct zt_store *mesh(void)
@@ -79,7 +77,8 @@ START_TEST(aliases_strip_each_search_domain_the_name_ends_with)
 {
 	struct zt_dns_client c = client("default");
 	struct zt_dns_alias a[ZT_DNS_MAX_ALIASES];
-	size_t n = zt_dns_aliases("echo.other.default.svc.cluster.local", &c, a, ZT_DNS_MAX_ALIASES);
+	size_t n =
+	        zt_dns_aliases("echo.other.default.svc.cluster.local", &c, a, ZT_DNS_MAX_ALIASES);
 
 	ck_assert_str_eq(a[0].name, "echo.other.default.svc.cluster.local");
 	ck_assert(has_alias(a, n, "echo.other", true));
@@ -241,8 +240,8 @@ START_TEST(lookup_hides_namespace_visible_services_from_other_namespaces)
 	struct zt_store *s = mesh();
 	struct zt_dns_answer a;
 
-	ck_assert_int_eq(lookup(s, "default", "private.secret.svc.cluster.local", ZT_DNS_TYPE_A, &a),
-	                 0);
+	ck_assert_int_eq(
+	        lookup(s, "default", "private.secret.svc.cluster.local", ZT_DNS_TYPE_A, &a), 0);
 	ck_assert_int_eq(lookup(s, "secret", "private", ZT_DNS_TYPE_A, &a), 1);
 	ck_assert(has_addr(&a, "10.96.2.10"));
 	zt_dns_answer_clear(&a);
@@ -271,7 +270,8 @@ END_TEST
 
 static void make_query(const char *name, ldns_rr_type t, bool edns, uint8_t **wire, size_t *len)
 {
-	ldns_pkt *p = ldns_pkt_query_new(ldns_dname_new_frm_str(name), t, LDNS_RR_CLASS_IN, LDNS_RD);
+	ldns_pkt *p =
+	        ldns_pkt_query_new(ldns_dname_new_frm_str(name), t, LDNS_RR_CLASS_IN, LDNS_RD);
 
 	ldns_pkt_set_id(p, 0x1234);
 	if (edns)
@@ -379,8 +379,8 @@ END_TEST
 
 START_TEST(malformed_queries_get_formerr_or_are_dropped)
 {
-	static const uint8_t junk[] = {0xab, 0xcd, 0x01, 0x00, 0x00, 0x01, 0x00, 0x00,
-	                               0x00, 0x00, 0x00, 0x00, 0x3f, 'x'};
+	static const uint8_t junk[] = {0xab, 0xcd, 0x01, 0x00, 0x00, 0x01, 0x00,
+	                               0x00, 0x00, 0x00, 0x00, 0x00, 0x3f, 'x'};
 	struct zt_dns_query q;
 	uint8_t *out, buf[64];
 	size_t olen;
@@ -388,9 +388,8 @@ START_TEST(malformed_queries_get_formerr_or_are_dropped)
 
 	ck_assert_int_eq(zt_dns_query_parse(junk, 5, &q), -1);
 	ck_assert_int_eq(zt_dns_query_parse(junk, sizeof(junk), &q), ZT_DNS_RCODE_FORMERR);
-	ck_assert_int_eq(zt_dns_reply_error(junk, sizeof(junk), NULL, ZT_DNS_RCODE_FORMERR, &out,
-	                                    &olen),
-	                 0);
+	ck_assert_int_eq(
+	        zt_dns_reply_error(junk, sizeof(junk), NULL, ZT_DNS_RCODE_FORMERR, &out, &olen), 0);
 	p = decode(out, olen);
 	ck_assert_uint_eq(ldns_pkt_id(p), 0xabcd);
 	ck_assert(ldns_pkt_qr(p));

@@ -226,8 +226,8 @@ START_TEST(upstream_bounds_requests_in_flight)
 	int done = 0;
 
 	for (int i = 0; i < 4; i++)
-		ck_assert_int_eq(zt_dns_upstream_send(u, query, sizeof(query), 0, count_cb, &done, NULL),
-		                 0);
+		ck_assert_int_eq(
+		        zt_dns_upstream_send(u, query, sizeof(query), 0, count_cb, &done, NULL), 0);
 	ck_assert_int_eq(zt_dns_upstream_send(u, query, sizeof(query), 0, count_cb, &done, NULL),
 	                 ZT_E_TOOBIG);
 	ck_assert_uint_eq(zt_dns_upstream_inflight(u), 4);

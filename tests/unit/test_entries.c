@@ -57,7 +57,8 @@ START_TEST(service_entry_with_dns_resolution_gets_a_vip_and_a_hostname_endpoint)
 	ck_assert_str_eq(s->hostname, "api.example.com");
 	ck_assert_uint_eq(s->n_addresses, 1);
 	ck_assert_uint_eq(s->addresses[0]->address.len, 4);
-	ck_assert_msg(strncmp(ip_text(&s->addresses[0]->address, ip), "240.240.", 8) == 0, "%s", ip);
+	ck_assert_msg(strncmp(ip_text(&s->addresses[0]->address, ip), "240.240.", 8) == 0, "%s",
+	              ip);
 	ck_assert_uint_eq(s->ports[0]->service_port, 443);
 	ck_assert_uint_eq(s->ports[0]->target_port, 8443);
 	ck_assert_ptr_null(s->load_balancing);

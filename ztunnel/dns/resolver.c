@@ -270,10 +270,15 @@ void zt_dns_resolve_cancel(struct zt_dns_resolve_req *q)
 
 void zt_dns_count_on_demand(struct zt_metrics *m, const struct zt_workload *src, const char *host)
 {
-	static const char *const names[] = {
-	        "source_workload",  "source_canonical_service", "source_canonical_revision",
-	        "source_workload_namespace", "source_principal", "source_app",
-	        "source_version",   "source_cluster",           "hostname"};
+	static const char *const names[] = {"source_workload",
+	                                    "source_canonical_service",
+	                                    "source_canonical_revision",
+	                                    "source_workload_namespace",
+	                                    "source_principal",
+	                                    "source_app",
+	                                    "source_version",
+	                                    "source_cluster",
+	                                    "hostname"};
 	char principal[ZT_SPIFFE_STR_SIZE] = "";
 	struct zt_metric *f;
 

@@ -14,10 +14,10 @@
 #include "runtime/addr.h"
 #include "runtime/loop.h"
 
-#define ZT_DNS_RESOLVER_MAX      1024 /* names cached */
-#define ZT_DNS_RESOLVER_MAX_IPS  8
-#define ZT_DNS_RESOLVER_MIN_TTL  1  /* seconds: an answer is reused at least this long */
-#define ZT_DNS_RESOLVER_NEG_TTL  5  /* seconds a failed name is remembered */
+#define ZT_DNS_RESOLVER_MAX     1024 /* names cached */
+#define ZT_DNS_RESOLVER_MAX_IPS 8
+#define ZT_DNS_RESOLVER_MIN_TTL 1 /* seconds: an answer is reused at least this long */
+#define ZT_DNS_RESOLVER_NEG_TTL 5 /* seconds a failed name is remembered */
 
 struct zt_dns_resolver;
 struct zt_dns_resolve_req;

@@ -521,8 +521,8 @@ static void resolve(struct conn *c)
 
 	zt_dns_count_on_demand(c->ctx->metrics, c->source, c->route.resolve_host);
 	go_state(c, ST_RESOLVE);
-	if (!p->resolver ||
-	    (rc = zt_dns_resolve(p->resolver, c->route.resolve_host, on_resolved, c, &c->dns)) < 0) {
+	if (!p->resolver || (rc = zt_dns_resolve(p->resolver, c->route.resolve_host, on_resolved, c,
+	                                         &c->dns)) < 0) {
 		c->dns = NULL;
 		snprintf(c->why, sizeof(c->why), "DNS resolution of %s: not possible",
 		         c->route.resolve_host);

@@ -391,7 +391,8 @@ static int to_workload(struct ctx *c, struct zt_workload *w, uint16_t port,
 		/* Spec §7.1: resolved on demand by the caller (zt_route_set_resolved). */
 		out->resolve_host = w->hostname;
 		out->target.port = port;
-		out->next_hop.port = w->tunnel_protocol == ZT_TUNNEL_HBONE ? ZT_ROUTE_HBONE_PORT : port;
+		out->next_hop.port =
+		        w->tunnel_protocol == ZT_TUNNEL_HBONE ? ZT_ROUTE_HBONE_PORT : port;
 		if (w->tunnel_protocol != ZT_TUNNEL_HBONE)
 			return decide(out, ZT_ROUTE_PLAIN, NULL);
 		set_expected(out, w, svc);
