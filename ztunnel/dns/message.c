@@ -267,10 +267,12 @@ int zt_dns_reply_forwarded(const struct zt_dns_query *q, const uint8_t *resp, si
 	if (ldns_wire2pkt(&up, resp, len) != LDNS_STATUS_OK)
 		return -1;
 	p = reply_for(q, ldns_pkt_get_rcode(up), false);
-	if ((l = ldns_pkt_answer(up)) && ldns_rr_list_rr_count(l))
-		ldns_pkt_push_rr_list(p, LDNS_SECTION_ANSWER, ldns_rr_list_clone(l));
-	if ((l = ldns_pkt_additional(up)) && ldns_rr_list_rr_count(l))
-		ldns_pkt_push_rr_list(p, LDNS_SECTION_ADDITIONAL, ldns_rr_list_clone(l));
+	l = ldns_pkt_answer(up);
+	for (size_t i = 0; l && i < ldns_rr_list_rr_count(l); i++)
+		ldns_pkt_push_rr(p, LDNS_SECTION_ANSWER, ldns_rr_clone(ldns_rr_list_rr(l, i)));
+	l = ldns_pkt_additional(up);
+	for (size_t i = 0; l && i < ldns_rr_list_rr_count(l); i++)
+		ldns_pkt_push_rr(p, LDNS_SECTION_ADDITIONAL, ldns_rr_clone(ldns_rr_list_rr(l, i)));
 	ldns_pkt_free(up);
 	return finish(p, max, out, outlen);
 }
