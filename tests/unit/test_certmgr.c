@@ -488,8 +488,9 @@ START_TEST(jitter_spreads_retries_of_many_identities)
 		hi = gap > hi ? gap : hi;
 	}
 	/* All thirty failed in one loop round. Uniform in 160..240 ms, thirty draws do not all
-	 * land within 10 ms of each other; without jitter they would all be 200 ms. */
-	ck_assert_msg(lo >= 155 && hi <= 300, "retries between %llu and %llu ms",
+	 * land within 10 ms of each other; without jitter they would all be 200 ms. A timer may
+	 * fire late on a loaded machine (never early), so the upper bound is loose. */
+	ck_assert_msg(lo >= 155 && hi <= 1000, "retries between %llu and %llu ms",
 	              (unsigned long long)lo, (unsigned long long)hi);
 	ck_assert_msg(hi - lo >= 10, "no spread: %llu..%llu ms", (unsigned long long)lo,
 	              (unsigned long long)hi);
