@@ -899,6 +899,14 @@ void zt_config_help(FILE *out)
 	             "  ISTIO_META_<key>=<value>    node metadata string sent to istiod\n"
 	             "  ISTIO_METAJSON_<key>=<json> node metadata JSON value sent to istiod\n"
 	             "  KUBERNETES_SERVICE_HOST     selects the in-cluster istiod default\n");
+	/* The Helm chart sets these for the Rust ztunnel (spec §16); listed so a manifest check
+	 * can tell them from a misspelt variable. */
+	fprintf(out, "\nAccepted from the Helm chart, no effect in this build:\n"
+	             "  RUST_BACKTRACE\n"
+	             "  INPOD_ENABLED                 in-pod mode is PROXY_MODE=shared\n"
+	             "  ZTUNNEL_CPU_LIMIT             one event-loop thread, whatever the CPU sizing\n"
+	             "  ZTUNNEL_RESOURCE_CPU_REQUEST\n"
+	             "  ZTUNNEL_RESOURCE_CPU_LIMIT\n");
 }
 
 /* ---- token and roots --------------------------------------------------------------------- */

@@ -18,10 +18,9 @@
 
 #include "envoy/service/discovery/v3/discovery.pb-c.h"
 #include "google/protobuf/struct.pb-c.h"
-#include "protocol/dial.h"
 #include "protocol/h2.h"
+#include "protocol/h2_connect.h"
 #include "protocol/pb.h"
-#include "protocol/sock.h"
 #include "protocol/tls.h"
 #include "runtime/buf.h"
 #include "runtime/err.h"
@@ -58,9 +57,7 @@ struct xtype {
 struct session {
 	struct zt_xds_client *c; /* NULL once the client let go */
 	unsigned refs;           /* HTTP/2 connection + gRPC call */
-	struct zt_dial *dial;
-	struct zt_sock sock; /* during the TLS handshake */
-	bool handshaking;
+	struct zt_h2_connect *conn; /* while connecting */
 	struct zt_h2_conn *h2;
 	struct zt_grpc_call *call;
 	const char *conn_reason; /* why the HTTP/2 connection closed (static) */
@@ -84,7 +81,7 @@ struct zt_xds_client {
 	struct xtype *types;
 	size_t ntypes;
 	struct session *s;
-	struct zt_timer retry, hs_timer;
+	struct zt_timer retry;
 	bool started;
 	bool complete; /* the stream being ended closed with gRPC OK */
 	struct zt_xds_client_stats st;
@@ -286,11 +283,8 @@ __attribute__((format(printf, 3, 4))) static void session_end(struct zt_xds_clie
 	c->complete = false;
 	c->s = NULL;
 	s->c = NULL;
-	zt_timer_stop(&c->hs_timer);
-	zt_dial_cancel(s->dial);
-	s->dial = NULL;
-	if (s->handshaking)
-		zt_sock_close(&s->sock);
+	zt_h2_connect_cancel(s->conn);
+	s->conn = NULL;
 	if (s->call)
 		zt_grpc_call_cancel(s->call);
 	if (s->h2)
@@ -586,27 +580,14 @@ static void open_stream(struct zt_xds_client *c, struct session *s)
 	}
 }
 
-static void on_handshake(struct zt_sock *sock, int err, void *arg)
+static void on_connect(struct zt_h2_conn *h2, const struct zt_h2_connect_result *r, void *arg)
 {
 	struct session *s = arg;
 	struct zt_xds_client *c = s->c;
-	struct zt_h2_conn *h2;
-	int rc;
 
-	zt_timer_stop(&c->hs_timer);
-	s->handshaking = false;
-	if (err < 0) {
-		char why[256];
-
-		snprintf(why, sizeof(why), "%s", zt_sock_error(sock));
-		zt_sock_close(sock);
-		session_end(c, false, "TLS with %s: %s", c->authority,
-		            why[0] ? why : zt_strerror(err));
-		return;
-	}
-	rc = zt_h2_conn_new(&h2, c->loop, sock, false, &c->h2set, &h2_cbs, s);
-	if (rc < 0) {
-		session_end(c, false, "HTTP/2: %s", zt_strerror(rc));
+	s->conn = NULL;
+	if (!h2) {
+		session_end(c, false, "connecting to %s: %s", c->authority, r->reason);
 		return;
 	}
 	s->h2 = h2;
@@ -614,18 +595,11 @@ static void on_handshake(struct zt_sock *sock, int err, void *arg)
 	open_stream(c, s);
 }
 
-static void on_hs_timeout(struct zt_timer *t, void *arg)
-{
-	struct zt_xds_client *c = arg;
-
-	(void)t;
-	session_end(c, false, "TLS handshake with %s timed out", c->authority);
-}
-
-static void set_sockopts(int fd)
+static void set_sockopts(int fd, void *arg)
 {
 	int one = 1, idle = KA_IDLE_S, intvl = KA_INTERVAL_S, cnt = KA_COUNT;
 
+	(void)arg;
 	/* Best effort: a failure only loses an optimisation or dead-peer detection. */
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	(void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
@@ -634,38 +608,29 @@ static void set_sockopts(int fd)
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
 }
 
-static void on_dial(int fd, int err, void *arg)
-{
-	struct session *s = arg;
-	struct zt_xds_client *c = s->c;
-	int rc;
-
-	s->dial = NULL;
-	if (fd < 0) {
-		session_end(c, false, "connecting to %s: %s", c->authority, zt_strerror(err));
-		return;
-	}
-	set_sockopts(fd);
-	rc = zt_sock_start_cp_client(&s->sock, c->loop, fd, c->tls, c->host, c->alt);
-	if (rc < 0) {
-		session_end(c, false, "TLS setup: %s", zt_strerror(rc));
-		return;
-	}
-	s->handshaking = true;
-	zt_sock_handshake(&s->sock, on_handshake, s);
-	zt_timer_start(c->loop, &c->hs_timer, c->connect_ms, on_hs_timeout, c);
-}
-
 static void connect_now(struct zt_xds_client *c)
 {
 	struct session *s = xcalloc(1, sizeof(*s));
+	struct zt_h2_connect_opts o = {
+	        .host = c->host,
+	        .port = c->port,
+	        .prepare = set_sockopts,
+	        .connect_timeout_ms = c->connect_ms,
+	        .handshake_timeout_ms = c->connect_ms,
+	        .tls = c->tls,
+	        .verify_host = c->host,
+	        .alt_host = c->alt,
+	        .h2 = &c->h2set,
+	        .cbs = &h2_cbs,
+	        .cbs_arg = s,
+	};
 	int err = 0;
 
 	s->c = c;
 	c->s = s;
 	c->st.attempts++;
-	s->dial = zt_dial_start(c->loop, c->host, c->port, c->connect_ms, on_dial, s, &err);
-	if (!s->dial)
+	s->conn = zt_h2_connect_start(c->loop, &o, on_connect, s, &err);
+	if (!s->conn)
 		session_end(c, false, "connecting to %s: %s", c->authority, zt_strerror(err));
 }
 
@@ -772,13 +737,10 @@ void zt_xds_client_free(struct zt_xds_client *c)
 	if (!c)
 		return;
 	zt_timer_stop(&c->retry);
-	zt_timer_stop(&c->hs_timer);
 	if ((s = c->s)) {
 		c->s = NULL;
 		s->c = NULL;
-		zt_dial_cancel(s->dial);
-		if (s->handshaking)
-			zt_sock_close(&s->sock);
+		zt_h2_connect_cancel(s->conn);
 		if (s->call)
 			zt_grpc_call_cancel(s->call);
 		if (s->h2)
@@ -795,7 +757,7 @@ void zt_xds_client_free(struct zt_xds_client *c)
 	}
 	free(c->headers);
 	zt_pb_free(&c->node->base);
-	zt_tls_client_free(c->tls);
+	zt_tls_client_unref(c->tls);
 	free(c->host);
 	free(c->alt);
 	free(c->authority);
