@@ -319,6 +319,25 @@ START_TEST(graceful_shutdown_lets_open_streams_finish_then_closes)
 }
 END_TEST
 
+START_TEST(server_shutdown_still_serves_a_request_already_on_its_way)
+{
+	struct rec *a = &R[0], *b = &R[1];
+
+	server_cbs.on_request = hold;
+	nheld = 0;
+	start_pair();
+	connect_req(a, "10.0.0.1:1");
+	RUN_UNTIL(nheld == 1 && a->status == 200);
+	/* The client sends before it can have seen the shutdown: the notice (largest stream
+	 * id) lets the server take it; the final GOAWAY follows ZT_H2_GOAWAY_GRACE_MS later. */
+	zt_h2_conn_shutdown(srv);
+	connect_req(b, "10.0.0.1:2");
+	RUN_UNTIL(nheld == 2 && b->status == 200);
+	ck_assert(!b->closed);
+	ck_assert(!zt_h2_conn_can_open(cli));
+}
+END_TEST
+
 START_TEST(peer_that_stops_answering_pings_is_dropped)
 {
 	int sv[2];
@@ -543,6 +562,7 @@ Suite *h2_suite(void)
 	tcase_add_test(tc, peer_settings_are_reported_with_their_values_in_effect);
 	tcase_add_test(tc, reset_stream_ends_only_that_stream);
 	tcase_add_test(tc, graceful_shutdown_lets_open_streams_finish_then_closes);
+	tcase_add_test(tc, server_shutdown_still_serves_a_request_already_on_its_way);
 	tcase_add_test(tc, peer_that_stops_answering_pings_is_dropped);
 	tcase_add_test(tc, garbage_instead_of_a_preface_closes_the_connection);
 	tcase_add_test(tc, receive_window_is_only_reopened_by_consume);

@@ -795,13 +795,25 @@ START_TEST(zds_add_starts_the_proxy_inside_the_pod_netns)
 	send_snapshot();
 	expect_ack();
 	ck_assert(T.ready);
-	dump = zt_podmgr_dump(T.mgr);
+	dump = zt_podmgr_dump_proxies(T.mgr);
 	e = json_object_get(dump, "uid-a");
 	ck_assert_ptr_nonnull(e);
 	ck_assert_str_eq(json_string_value(json_object_get(e, "state")), "running");
 	ck_assert_str_eq(json_string_value(json_object_get(e, "name")), "pod-a");
 	ck_assert_str_eq(json_string_value(json_object_get(e, "namespace")), "default");
 	ck_assert_str_eq(json_string_value(json_object_get(e, "serviceAccount")), "sleep");
+	json_decref(dump);
+	/* The reference's workloadState shape (spec §17). */
+	dump = zt_podmgr_dump(T.mgr);
+	e = json_object_get(dump, "uid-a");
+	ck_assert_str_eq(json_string_value(json_object_get(e, "state")), "Up");
+	ck_assert_str_eq(
+	        json_string_value(json_object_get(json_object_get(e, "info"), "serviceAccount")),
+	        "sleep");
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(e, "info"), "name")),
+	                 "pod-a");
+	ck_assert(json_is_array(json_object_get(json_object_get(e, "connections"), "inbound")));
+	ck_assert(json_is_array(json_object_get(json_object_get(e, "connections"), "outbound")));
 	json_decref(dump);
 	ck_assert(metrics_have("workload_manager_active_proxy_count 1\n"));
 	ck_assert(metrics_have("workload_manager_pending_proxy_count 0\n"));
@@ -958,13 +970,19 @@ START_TEST(zds_start_failure_nacks_keeps_the_connection_and_retries)
 	ck_assert_uint_eq(mcounts().pending, 1);
 	ck_assert(!T.ready); /* a pod is pending */
 	ck_assert(!zt_podmgr_ready(T.mgr));
-	dump = zt_podmgr_dump(T.mgr);
+	dump = zt_podmgr_dump_proxies(T.mgr);
 	ck_assert_str_eq(
 	        json_string_value(json_object_get(json_object_get(dump, "uid-a"), "state")),
 	        "pending");
 	ck_assert_ptr_nonnull(strstr(
 	        json_string_value(json_object_get(json_object_get(dump, "uid-a"), "lastError")),
 	        "15001"));
+	json_decref(dump);
+	dump = zt_podmgr_dump(T.mgr);
+	ck_assert_str_eq(
+	        json_string_value(json_object_get(json_object_get(dump, "uid-a"), "state")),
+	        "Pending");
+	ck_assert_ptr_null(json_object_get(json_object_get(dump, "uid-a"), "connections"));
 	json_decref(dump);
 	ck_assert(metrics_have("workload_manager_pending_proxy_count 1\n"));
 	run_ms(250); /* retries keep failing while the port is taken */

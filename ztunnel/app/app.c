@@ -356,13 +356,20 @@ static int start_inpod(struct zt_app *app, char *err, size_t errlen)
 
 /* ---- admin sections --------------------------------------------------------------------- */
 
+/* In the reference's shape (spec §17): in-pod proxies only. */
+static json_t *section_workload_state(void *arg)
+{
+	struct zt_app *app = arg;
+	return app->pods ? zt_podmgr_dump(app->pods) : json_object();
+}
+
 static json_t *section_proxies(void *arg)
 {
 	struct zt_app *app = arg;
 	json_t *a;
 
 	if (app->pods)
-		return zt_podmgr_dump(app->pods);
+		return zt_podmgr_dump_proxies(app->pods);
 	a = json_array();
 	if (app->dedicated)
 		json_array_append_new(a, zt_proxy_dump(app->dedicated));
@@ -376,6 +383,11 @@ static json_t *section_zds(void *arg)
 }
 
 static json_t *section_certs(void *arg)
+{
+	return zt_dump_certificates(((struct zt_app *)arg)->certs);
+}
+
+static json_t *section_certmgr(void *arg)
 {
 	struct zt_app *app = arg;
 	return app->certs ? zt_certmgr_dump(app->certs) : json_array();
@@ -615,7 +627,9 @@ struct zt_app *zt_app_new(struct zt_loop *loop, const struct zt_config *cfg, cha
 	zt_admin_add_section(app->admin, "stateCounts", section_counts, app);
 	zt_admin_add_section(app->admin, "xds", section_xds, app);
 	zt_admin_add_section(app->admin, "certificates", section_certs, app);
-	zt_admin_add_section(app->admin, "workloadState", section_proxies, app);
+	zt_admin_add_section(app->admin, "certificateManager", section_certmgr, app);
+	zt_admin_add_section(app->admin, "workloadState", section_workload_state, app);
+	zt_admin_add_section(app->admin, "workloadProxies", section_proxies, app);
 	zt_admin_add_section(app->admin, "zds", section_zds, app);
 	zt_admin_add_section(app->admin, "live", section_live, app);
 	zt_admin_set_stop(app->admin, on_quit, app);

@@ -402,7 +402,7 @@ struct zt_proxy *zt_podmgr_proxy(struct zt_podmgr *m, const char *uid)
 	return p ? p->proxy : NULL;
 }
 
-json_t *zt_podmgr_dump(const struct zt_podmgr *m)
+json_t *zt_podmgr_dump_proxies(const struct zt_podmgr *m)
 {
 	json_t *o = json_object();
 	size_t pos = 0;
@@ -416,6 +416,66 @@ json_t *zt_podmgr_dump(const struct zt_podmgr *m)
 		                      (json_int_t)p->attempts, "lastError",
 		                      p->last_err[0] ? p->last_err : NULL, "proxy",
 		                      p->proxy ? zt_proxy_dump(p->proxy) : json_null());
+		json_object_set_new(o, p->uid, e);
+	}
+	return o;
+}
+
+/* The reference's connection entries from our proxy dump: outbound {src, dst (the original
+ * destination), nextHop, route}; inbound {protocol, src, dst, authority}. */
+static json_t *conns_of(json_t *half, bool inbound)
+{
+	json_t *out = json_array(), *c;
+	size_t i;
+
+	json_array_foreach(json_object_get(half, "connections"), i, c)
+	{
+		json_t *src = json_object_get(c, "src"), *dst = json_object_get(c, "dst");
+		const char *proto;
+		json_t *actual, *orig;
+
+		if (inbound) {
+			bool hbone = !strcmp(
+			        json_string_value(json_object_get(c, "protocol")) ?: "", "hbone");
+			proto = hbone ? "HBONE" : "TCP";
+			/* the pod IP and target port; no forwarded header is kept: null */
+			actual = json_object_get(c, hbone ? "authority" : "dst");
+			orig = json_null();
+		} else {
+			const char *route = json_string_value(json_object_get(c, "route"));
+			proto = route && !strcmp(route, "hbone") ? "HBONE" : "TCP";
+			actual = json_object_get(c, "nextHop");
+			if (!actual)
+				actual = dst;
+			orig = json_incref(dst);
+		}
+		json_array_append_new(out, json_pack("{s:O?, s:o, s:s, s:O?}", "actualDst", actual,
+		                                     "originalDst", orig ? orig : json_null(),
+		                                     "protocol", proto, "src", src));
+	}
+	return out;
+}
+
+json_t *zt_podmgr_dump(const struct zt_podmgr *m)
+{
+	json_t *o = json_object();
+	size_t pos = 0;
+	void *v;
+
+	while (zt_hmap_next(&m->pods, &pos, NULL, &v)) {
+		const struct pod *p = v;
+		json_t *e = json_pack("{s:{s:s, s:s, s:s}, s:s}", "info", "name", p->name,
+		                      "namespace", p->ns, "serviceAccount", p->sa, "state",
+		                      p->proxy ? "Up" : "Pending");
+		if (p->proxy) {
+			json_t *d = zt_proxy_dump(p->proxy);
+			json_object_set_new(
+			        e, "connections",
+			        json_pack("{s:o, s:o}", "inbound",
+			                  conns_of(json_object_get(d, "inbound"), true), "outbound",
+			                  conns_of(json_object_get(d, "outbound"), false)));
+			json_decref(d);
+		}
 		json_object_set_new(o, p->uid, e);
 	}
 	return o;

@@ -284,6 +284,16 @@ X509 *zt_tls_identity_leaf(const struct zt_tls_identity *id)
 	return id->leaf;
 }
 
+STACK_OF(X509) * zt_tls_identity_chain(const struct zt_tls_identity *id)
+{
+	return id->chain;
+}
+
+X509_STORE *zt_tls_identity_roots(const struct zt_tls_identity *id)
+{
+	return id->roots;
+}
+
 size_t zt_tls_identity_live(void)
 {
 	return atomic_load(&live_identities);
