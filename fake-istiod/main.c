@@ -4,15 +4,19 @@
  *   check  print the xDS resources the manifests turn into
  *   token  mint a bearer token the server accepts
  * A reload that fails keeps the last good state: the old resources stay in the ADS sets and
- * the old mesh keeps answering the CA's node checks until a new one converts cleanly. */
+ * the old mesh keeps answering the CA's node checks until a new one converts cleanly. Files
+ * are parsed and converted on a thread of their own, so serving never waits for a reload;
+ * only the swap happens on the loop. */
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/inotify.h>
 #include <time.h>
 #include <unistd.h>
@@ -131,6 +135,18 @@ struct server {
 	struct zt_io inotify;
 	struct zt_timer reload_timer;
 	unsigned generation;
+	/* The reload in progress: job is written by the thread only until it signals done. */
+	struct {
+		pthread_t thread;
+		bool running, again;
+		const char *why;
+		int done_fd; /* eventfd the thread writes when job is complete */
+		struct zt_io done;
+		struct fi_mesh mesh;
+		struct fi_resources res;
+		char err[512];
+		int rc;
+	} job;
 };
 
 static bool has_pod_on_node(void *arg, const char *node, const char *ns, const char *sa)
@@ -175,29 +191,67 @@ static int publish(struct server *s, struct fi_resources *res)
 	return 0;
 }
 
+static void *reload_thread(void *arg)
+{
+	struct server *s = arg;
+	uint64_t one = 1;
+
+	s->job.rc = load(s->o, &s->job.mesh, &s->job.res, s->job.err, sizeof(s->job.err));
+	if (write(s->job.done_fd, &one, sizeof(one)) != sizeof(one))
+		abort();
+	return NULL;
+}
+
+/* Starts a reload on its own thread; one already running is followed by another. */
 static void reload(struct server *s, const char *why)
 {
-	struct fi_mesh mesh;
-	struct fi_resources res;
-	char err[512];
 	int rc;
 
-	if (load(s->o, &mesh, &res, err, sizeof(err)) < 0) {
-		zt_error("reload after %s failed, still serving the last good config: %s", why,
-		         err);
+	if (s->job.running) {
+		s->job.again = true;
 		return;
 	}
-	if ((rc = publish(s, &res)) < 0) {
+	s->job.why = why;
+	s->job.err[0] = '\0';
+	if ((rc = pthread_create(&s->job.thread, NULL, reload_thread, s)) != 0) {
+		zt_error("reload after %s: cannot start a thread: %s", why, strerror(rc));
+		return;
+	}
+	s->job.running = true;
+}
+
+static void on_reload_done(struct zt_io *io, unsigned events, void *arg)
+{
+	struct server *s = arg;
+	const char *why = s->job.why;
+	uint64_t v;
+	int rc;
+
+	(void)events;
+	if (read(io->fd, &v, sizeof(v)) != sizeof(v) || !s->job.running)
+		return;
+	pthread_join(s->job.thread, NULL);
+	s->job.running = false;
+	if (s->job.rc < 0) {
+		zt_error("reload after %s failed, still serving the last good config: %s", why,
+		         s->job.err);
+	} else if ((rc = publish(s, &s->job.res)) < 0) {
 		zt_error("reload after %s failed, still serving the last good config: %s", why,
 		         zt_strerror(rc));
-		fi_mesh_clear(&mesh);
+		fi_mesh_clear(&s->job.mesh);
 	} else {
 		fi_mesh_clear(&s->mesh);
-		s->mesh = mesh;
+		s->mesh = s->job.mesh;
+		memset(&s->job.mesh, 0, sizeof(s->job.mesh));
 		s->generation++;
 		zt_info("reloaded after %s (generation %u)", why, s->generation);
 	}
-	fi_resources_clear(&res);
+	if (s->job.rc >= 0)
+		fi_resources_clear(&s->job.res);
+	if (s->job.again) {
+		s->job.again = false;
+		reload(s, "a change during the last reload");
+	}
 }
 
 static void on_reload_timer(struct zt_timer *t, void *arg)
@@ -362,6 +416,12 @@ static int serve(const struct opts *o)
 			watch_dir_of(ifd, o->addresses);
 		zt_io_start(s.loop, &s.inotify, ifd, ZT_IO_READ, on_inotify, &s);
 	}
+	if ((s.job.done_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
+		fprintf(stderr, "fake-istiod: eventfd: %s\n", strerror(errno));
+		rc = -errno;
+		goto out;
+	}
+	zt_io_start(s.loop, &s.job.done, s.job.done_fd, ZT_IO_READ, on_reload_done, &s);
 	zt_signal_start(s.loop, &s.sighup, SIGHUP, on_signal, &s);
 	zt_signal_start(s.loop, &s.sigterm, SIGTERM, on_signal, &s);
 	zt_signal_start(s.loop, &s.sigint, SIGINT, on_signal, &s);
@@ -381,6 +441,17 @@ out:
 		close(ifd);
 	}
 	zt_timer_stop(&s.reload_timer);
+	if (s.job.running) {
+		pthread_join(s.job.thread, NULL);
+		if (s.job.rc >= 0) {
+			fi_mesh_clear(&s.job.mesh);
+			fi_resources_clear(&s.job.res);
+		}
+	}
+	if (s.job.done_fd > 0) {
+		zt_io_stop(&s.job.done);
+		close(s.job.done_fd);
+	}
 	zt_signal_stop(&s.sighup);
 	zt_signal_stop(&s.sigterm);
 	zt_signal_stop(&s.sigint);
