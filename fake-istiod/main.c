@@ -58,14 +58,15 @@ struct opts {
 	const char *bad_resource; /* --fault bad-resource=NAME */
 	const char *format;
 	const char *node, *ns, *sa;
-	uint64_t cert_ttl_ms, token_ttl_ms;
+	uint64_t cert_ttl_ms, min_cert_ttl_ms, token_ttl_ms;
 };
 
 static void usage(FILE *f)
 {
 	fprintf(f, "usage:\n"
 	           "  fake-istiod serve --config FILE... --ca-dir DIR [--addresses FILE]\n"
-	           "                    [--listen ADDR:PORT] [--cert-ttl DUR] [--trust-domain TD]\n"
+	           "                    [--listen ADDR:PORT] [--cert-ttl DUR] [--min-cert-ttl DUR]\n"
+	           "                    [--trust-domain TD]\n"
 	           "                    [--cluster-id ID] [--root-namespace NS]\n"
 	           "                    [--trusted-account NS/SA[,NS/SA]] [--san NAME|IP]...\n"
 	           "                    [--fault bad-resource=NAME] [--log SPEC] [--log-format F]\n"
@@ -79,7 +80,8 @@ static void usage(FILE *f)
 	           "(created on first start; clients trust DIR/root-cert.pem). Manifests are\n"
 	           "re-read when they change or on SIGHUP; only what changed is pushed.\n"
 	           "--addresses names a file of \"namespace/pod IP[,IP]\" lines for pods without\n"
-	           "status.podIP. Durations: 30s, 10m, 24h.\n");
+	           "status.podIP. --cert-ttl caps issued lifetimes (24h), --min-cert-ttl raises\n"
+	           "shorter requests (10m). Durations: 30s, 10m, 24h.\n");
 }
 
 __attribute__((format(printf, 1, 2))) static int die_usage(const char *fmt, ...)
@@ -397,6 +399,7 @@ static int serve(const struct opts *o)
 	                                  .key = s.key,
 	                                  .trust_domain = o->trust_domain,
 	                                  .max_ttl_s = (int64_t)(o->cert_ttl_ms / 1000),
+	                                  .min_ttl_s = (int64_t)(o->min_cert_ttl_ms / 1000),
 	                                  .trusted_accounts = o->trusted,
 	                                  .has_pod_on_node = has_pod_on_node,
 	                                  .arg = &s};
@@ -539,6 +542,7 @@ enum {
 	O_LISTEN,
 	O_CA_DIR,
 	O_CERT_TTL,
+	O_MIN_CERT_TTL,
 	O_TD,
 	O_CLUSTER,
 	O_ROOT_NS,
@@ -561,6 +565,7 @@ static const struct option longopts[] = {
         {"listen", required_argument, NULL, O_LISTEN},
         {"ca-dir", required_argument, NULL, O_CA_DIR},
         {"cert-ttl", required_argument, NULL, O_CERT_TTL},
+        {"min-cert-ttl", required_argument, NULL, O_MIN_CERT_TTL},
         {"trust-domain", required_argument, NULL, O_TD},
         {"cluster-id", required_argument, NULL, O_CLUSTER},
         {"root-namespace", required_argument, NULL, O_ROOT_NS},
@@ -621,6 +626,11 @@ int main(int argc, char **argv)
 		case O_CERT_TTL:
 			if (zt_duration_parse(optarg, &o.cert_ttl_ms) < 0 || o.cert_ttl_ms < 1000)
 				return die_usage("--cert-ttl %s: expected a duration of 1s or more",
+				                 optarg);
+			break;
+		case O_MIN_CERT_TTL:
+			if (zt_duration_parse(optarg, &o.min_cert_ttl_ms) < 0 || o.min_cert_ttl_ms < 1000)
+				return die_usage("--min-cert-ttl %s: expected a duration of 1s or more",
 				                 optarg);
 			break;
 		case O_TTL:
