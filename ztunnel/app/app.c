@@ -25,6 +25,7 @@
 #include "runtime/err.h"
 #include "runtime/live.h"
 #include "runtime/log.h"
+#include "runtime/memtrim.h"
 #include "runtime/version.h"
 #include "runtime/yaml.h"
 #include "state/dump.h"
@@ -65,6 +66,7 @@ struct zt_app {
 	struct zt_podmgr *pods;     /* PROXY_MODE=shared: one proxy per pod ... */
 	struct zt_zds *zds;         /* ... as the node agent tells over ZDS */
 	struct zt_signal sigterm, sigint;
+	struct zt_memtrim memtrim; /* idle RSS back near baseline after a spike */
 	bool stopping;
 };
 
@@ -525,6 +527,7 @@ struct zt_app *zt_app_new(struct zt_loop *loop, const struct zt_config *cfg, cha
 	}
 	zt_signal_start(loop, &app->sigterm, SIGTERM, on_signal, app);
 	zt_signal_start(loop, &app->sigint, SIGINT, on_signal, app);
+	zt_memtrim_start(&app->memtrim, loop, 0, 0);
 	return app;
 fail:
 	zt_app_free(app);
@@ -551,6 +554,7 @@ void zt_app_free(struct zt_app *app)
 		return;
 	zt_signal_stop(&app->sigterm);
 	zt_signal_stop(&app->sigint);
+	zt_memtrim_stop(&app->memtrim);
 	zt_zds_free(app->zds);
 	zt_podmgr_free(app->pods);
 	zt_proxy_free(app->dedicated);
