@@ -1,9 +1,9 @@
-/* Fuzz target: the HBONE fields parsed from a peer's text (proxy/hbone.h): the CONNECT
+/* Fuzz target: the HBONE fields parsed from a peer's text (hbone/hbone.h): the CONNECT
  * authority, `baggage` and the `forwarded` host, each from the same input, and a parsed
  * authority formatted back and parsed again to the same value. */
 #include <assert.h>
 
-#include "proxy/hbone.h"
+#include "hbone/hbone.h"
 #include "runtime/log.h"
 #include "tests/fuzz/fuzz.h"
 

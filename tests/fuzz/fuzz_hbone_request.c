@@ -1,8 +1,8 @@
-/* Fuzz target: the server's checks of an HBONE CONNECT request (proxy/hbone.h): headers as a
+/* Fuzz target: the server's checks of an HBONE CONNECT request (hbone/hbone.h): headers as a
  * peer sends them, validated against the connection's destination. Input: first byte holds
  * the flags (app tunnel, waypoint); the rest is lines "name:value" (split at the first ':'
  * after the first byte, so ":authority:1.2.3.4:80" works), one header per line. */
-#include "proxy/hbone.h"
+#include "hbone/hbone.h"
 #include "runtime/log.h"
 #include "tests/fuzz/fuzz.h"
 
