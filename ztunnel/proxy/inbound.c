@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -48,6 +49,8 @@ struct hconn {
 	struct zt_h2_conn *conn; /* H_SERVING */
 	struct zt_sockaddr peer, local;
 	struct zt_spiffe peer_id;
+	bool pending; /* on in->pending: not authenticated yet (H_HELD, H_HANDSHAKE) */
+	TAILQ_ENTRY(hconn) pq;
 };
 
 enum cstate { C_NEW, C_WAIT, C_CONNECTING, C_RELAYING };
@@ -90,8 +93,13 @@ struct zt_inbound {
 	struct zt_certmgr_fetch *fetch; /* in flight for the held connections */
 	struct zt_h2_settings h2;
 	struct hconn *hconns;
+	TAILQ_HEAD(, hconn) pending; /* oldest first */
 	struct conn *conns;
-	size_t n_hconns;
+	size_t n_hconns;  /* all of them */
+	size_t n_pending; /* of which not authenticated yet */
+	/* Warnings about peers' failures, at most one line a second with a count of the rest. */
+	uint64_t warn_ms;
+	size_t warn_dropped;
 	uint64_t wait_ms;
 	bool watching;
 	struct zt_inbound_stats st; /* counters only; the sizes are computed on demand */
@@ -668,12 +676,22 @@ static void on_request(struct zt_h2_conn *hc, struct zt_h2_stream *st, const str
 
 /* ---- HBONE connections ------------------------------------------------------------------- */
 
+static void pending_leave(struct hconn *h)
+{
+	if (!h->pending || !h->in)
+		return;
+	TAILQ_REMOVE(&h->in->pending, h, pq);
+	h->in->n_pending--;
+	h->pending = false;
+}
+
 static void hconn_unlink(struct hconn *h)
 {
 	struct zt_inbound *in = h->in;
 
 	if (!in)
 		return;
+	pending_leave(h);
 	if (h->prev)
 		h->prev->next = h->next;
 	else
@@ -708,14 +726,33 @@ static void on_h2_close(struct zt_h2_conn *hc, const char *reason, void *arg)
 
 static const struct zt_h2_conn_cbs h2_cbs = {.on_request = on_request, .on_close = on_h2_close};
 
+/* Whether a warning caused by a peer may be logged now (one a second per proxy); the ones
+ * held back are counted and announced with the next. */
+static bool warn_ok(struct zt_inbound *in)
+{
+	uint64_t now = zt_loop_now(loop_of(in));
+
+	if (in->warn_ms && now - in->warn_ms < 1000) {
+		in->warn_dropped++;
+		return false;
+	}
+	in->warn_ms = now;
+	if (in->warn_dropped) {
+		zt_warn("%zu similar HBONE connection warnings were not logged", in->warn_dropped);
+		in->warn_dropped = 0;
+	}
+	return true;
+}
+
 static void tls_failed(struct hconn *h, const char *what, const char *detail)
 {
 	char a[ZT_ADDR_STRLEN];
 
 	if (h->in)
 		h->in->st.tls_failed++;
-	zt_warn("HBONE connection from %s: %s%s%s", addr_str(&h->peer, a, sizeof(a)), what,
-	        detail && *detail ? ": " : "", detail ? detail : "");
+	if (!h->in || warn_ok(h->in))
+		zt_warn("HBONE connection from %s: %s%s%s", addr_str(&h->peer, a, sizeof(a)), what,
+		        detail && *detail ? ": " : "", detail ? detail : "");
 	hconn_free(h);
 }
 
@@ -735,6 +772,11 @@ static void on_handshake(struct zt_sock *s, int err, void *arg)
 		return;
 	}
 	h->peer_id = *peer;
+	if (in->n_hconns - in->n_pending >= ZT_INBOUND_MAX_CONNS) {
+		tls_failed(h, "too many HBONE connections", NULL);
+		return;
+	}
+	pending_leave(h);
 	if (zt_h2_conn_new(&h->conn, loop_of(in), &h->sock, true, &in->h2, &h2_cbs, h) < 0) {
 		/* zt_h2_conn_new closed the socket. */
 		hconn_unlink(h);
@@ -887,11 +929,21 @@ static void on_hbone_accept(struct zt_io *io, unsigned events, void *arg)
 		if (fd < 0)
 			continue;
 		in->st.accepted_hbone++;
-		if (in->n_hconns >= ZT_INBOUND_MAX_CONNS ||
+		if (in->n_hconns - in->n_pending >= ZT_INBOUND_MAX_CONNS ||
 		    getsockname(fd, (struct sockaddr *)&ss, &sl) < 0) {
-			zt_warn("refusing an HBONE connection: %zu open", in->n_hconns);
+			if (warn_ok(in))
+				zt_warn("refusing an HBONE connection: %zu open", in->n_hconns);
 			close(fd);
 			continue;
+		}
+		if (in->n_pending >= ZT_INBOUND_MAX_PENDING) {
+			struct hconn *old = TAILQ_FIRST(&in->pending);
+			in->st.tls_failed++;
+			if (warn_ok(in))
+				zt_warn("%zu HBONE connections without a completed handshake: "
+				        "closing the oldest",
+				        in->n_pending);
+			hconn_free(old);
 		}
 		zt_proxy_accepted(in->p, fd);
 		if (!(h = calloc(1, sizeof(*h))))
@@ -905,6 +957,9 @@ static void on_hbone_accept(struct zt_io *io, unsigned events, void *arg)
 			in->hconns->prev = h;
 		in->hconns = h;
 		in->n_hconns++;
+		h->pending = true;
+		TAILQ_INSERT_TAIL(&in->pending, h, pq);
+		in->n_pending++;
 		if (current_tls(in)) {
 			start_handshake(h);
 		} else {
@@ -1020,6 +1075,7 @@ int zt_inbound_start(struct zt_proxy *p, char *err, size_t errlen)
 		abort();
 	in->p = p;
 	in->hbone_fd = in->plain_fd = -1;
+	TAILQ_INIT(&in->pending);
 	in->wait_ms = ZT_INBOUND_WORKLOAD_WAIT_MS;
 	zt_h2_settings_default(&in->h2, true);
 	in->h2.stream_window = set->h2_stream_window;
