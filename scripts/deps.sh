@@ -13,6 +13,7 @@ pkgs=(
 	libyaml-dev libjansson-dev libmicrohttpd-dev
 	check libsubunit-dev gcovr
 	iproute2 iptables nftables procps psmisc curl jq bsdextrautils python3
+	python3-hpack
 )
 
 missing=()

@@ -36,20 +36,21 @@ ZT_LIVE_DEFINE(inbound_conn);
 
 /* ---- state ------------------------------------------------------------------------------- */
 
-enum hstate { H_HELD, H_HANDSHAKE, H_SERVING };
+enum hstate { H_QUIET, H_HELD, H_HANDSHAKE, H_SERVING };
 
 /* One TCP connection to the HBONE port. */
 struct hconn {
 	struct zt_inbound *in; /* NULL once detached from a stopped proxy (serving only) */
 	struct hconn *prev, *next;
 	enum hstate state;
-	int fd;                  /* H_HELD: the accepted socket, waiting for a certificate */
+	int fd;                  /* H_QUIET, H_HELD: the accepted socket */
+	struct zt_io io;         /* H_QUIET: until the peer's first bytes (no TLS state yet) */
 	struct zt_sock sock;     /* H_HANDSHAKE */
 	struct zt_timer timer;   /* certificate wait, then handshake deadline */
 	struct zt_h2_conn *conn; /* H_SERVING */
 	struct zt_sockaddr peer, local;
 	struct zt_spiffe peer_id;
-	bool pending; /* on in->pending: not authenticated yet (H_HELD, H_HANDSHAKE) */
+	bool pending; /* on in->pending: not authenticated yet (all but H_SERVING) */
 	TAILQ_ENTRY(hconn) pq;
 };
 
@@ -707,7 +708,9 @@ static void hconn_free(struct hconn *h)
 {
 	hconn_unlink(h);
 	zt_timer_stop(&h->timer);
-	if (h->state == H_HELD && h->fd >= 0)
+	if (h->state == H_QUIET)
+		zt_io_stop(&h->io);
+	if ((h->state == H_HELD || h->state == H_QUIET) && h->fd >= 0)
 		close(h->fd);
 	else if (h->state == H_HANDSHAKE)
 		zt_sock_close(&h->sock);
@@ -807,6 +810,24 @@ static void start_handshake(struct hconn *h)
 	h->state = H_HANDSHAKE;
 	zt_timer_start(loop_of(in), &h->timer, ZT_INBOUND_HANDSHAKE_MS, on_handshake_timeout, h);
 	zt_sock_handshake(&h->sock, on_handshake, h);
+}
+
+/* The peer's first bytes (its ClientHello): only now is the TLS state allocated, so a silent
+ * connection costs no more than its struct. */
+static void on_first_bytes(struct zt_io *io, unsigned events, void *arg)
+{
+	struct hconn *h = arg;
+
+	(void)events;
+	zt_io_stop(io);
+	zt_timer_stop(&h->timer);
+	start_handshake(h);
+}
+
+static void on_quiet_timeout(struct zt_timer *t, void *arg)
+{
+	(void)t;
+	tls_failed(arg, "no TLS handshake started in time", NULL);
 }
 
 /* The identity served: the workload's as xDS has it, else the one its name implies. */
@@ -961,7 +982,10 @@ static void on_hbone_accept(struct zt_io *io, unsigned events, void *arg)
 		TAILQ_INSERT_TAIL(&in->pending, h, pq);
 		in->n_pending++;
 		if (current_tls(in)) {
-			start_handshake(h);
+			h->state = H_QUIET;
+			zt_io_start(loop_of(in), &h->io, fd, ZT_IO_READ, on_first_bytes, h);
+			zt_timer_start(loop_of(in), &h->timer, ZT_INBOUND_HANDSHAKE_MS,
+			               on_quiet_timeout, h);
 		} else {
 			h->state = H_HELD;
 			zt_timer_start(loop_of(in), &h->timer, ZT_INBOUND_CERT_WAIT_MS,
