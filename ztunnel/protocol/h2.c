@@ -571,6 +571,15 @@ void zt_h2_conn_close(struct zt_h2_conn *c, const char *reason)
 	fail(c, reason);
 }
 
+void zt_h2_conn_terminate(struct zt_h2_conn *c, uint32_t code)
+{
+	if (c->closing || c->goaway_sent)
+		return;
+	c->goaway_sent = true;
+	nghttp2_session_terminate_session(c->ng, code);
+	schedule_flush(c);
+}
+
 void zt_h2_conn_shutdown(struct zt_h2_conn *c)
 {
 	if (c->closing || c->goaway_sent)

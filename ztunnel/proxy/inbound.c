@@ -51,6 +51,8 @@ struct hconn {
 	struct zt_sockaddr peer, local;
 	struct zt_spiffe peer_id;
 	bool pending; /* on in->pending: not authenticated yet (all but H_SERVING) */
+	uint64_t resets_ms; /* start of the second resets counts in */
+	unsigned resets;    /* streams reset by the client before their response, this second */
 	TAILQ_ENTRY(hconn) pq;
 };
 
@@ -71,6 +73,11 @@ struct conn {
 	int up_fd;               /* upstream, until the relay takes it */
 	struct zt_io up_io;
 	struct zt_timer timer; /* workload wait, then connect deadline */
+	struct zt_defer go;    /* the upstream connect, after the frames read with the request */
+	/* DATA the client sent before the CONNECT response: kept (its window not reopened, so
+	 * the stream window bounds it) and written upstream once connected. */
+	struct zt_buf early;
+	bool flushing; /* connected, writing early before the relay starts */
 	struct zt_relay *relay;
 	/* src: TCP peer; dst: the local end (pod IP:15008) or the original destination; up: where
 	 * the bytes go. */
@@ -105,6 +112,8 @@ struct zt_inbound {
 	bool watching;
 	struct zt_inbound_stats st; /* counters only; the sizes are computed on demand */
 };
+
+static bool warn_ok(struct zt_inbound *in);
 
 long zt_inbound_live(void)
 {
@@ -251,7 +260,9 @@ static void conn_done(struct conn *c, const char *error, const char *flag, uint6
 	report(c, error, flag, up, down, zt_loop_now(c->ctx->loop) - c->start_ms);
 	conn_unlink(c);
 	zt_timer_stop(&c->timer);
+	zt_defer_stop(&c->go);
 	zt_io_stop(&c->up_io);
+	zt_buf_clear(&c->early);
 	if (c->up_fd >= 0)
 		close(c->up_fd);
 	if (c->down_fd >= 0)
@@ -465,6 +476,9 @@ static void start_relay(struct conn *c)
 	c->in->st.relayed++;
 }
 
+static void flush_early(struct conn *c);
+static void on_connect_timeout(struct zt_timer *t, void *arg);
+
 static void on_connected(struct zt_io *io, unsigned events, void *arg)
 {
 	struct conn *c = arg;
@@ -473,6 +487,10 @@ static void on_connected(struct zt_io *io, unsigned events, void *arg)
 
 	(void)io;
 	(void)events;
+	if (c->flushing) {
+		flush_early(c);
+		return;
+	}
 	if (getsockopt(c->up_fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
 		err = errno;
 	if (err) {
@@ -482,6 +500,40 @@ static void on_connected(struct zt_io *io, unsigned events, void *arg)
 		fail(c, 503, "CONNECT", c->why);
 		return;
 	}
+	zt_timer_stop(&c->timer);
+	if (!zt_buf_len(&c->early)) {
+		zt_io_stop(&c->up_io);
+		start_relay(c);
+		return;
+	}
+	/* Early bytes go first; the connect deadline covers writing them too. */
+	c->flushing = true;
+	zt_timer_start(loop_of(c->in), &c->timer, ZT_INBOUND_CONNECT_MS, on_connect_timeout, c);
+	flush_early(c);
+}
+
+/* Writes the early bytes upstream, reopening the stream window for each one delivered; the
+ * relay starts once none is left. */
+static void flush_early(struct conn *c)
+{
+	while (zt_buf_len(&c->early)) {
+		ssize_t n = send(c->up_fd, zt_buf_data(&c->early), zt_buf_len(&c->early),
+		                 MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return; /* up_io (writable) calls again */
+		if (n < 0) {
+			char a[ZT_ADDR_STRLEN];
+			snprintf(c->why, sizeof(c->why), "write to %s failed: %s",
+			         addr_str(&c->up, a, sizeof(a)), strerror(errno));
+			fail(c, 503, "CONNECT", c->why);
+			return;
+		}
+		zt_buf_consume(&c->early, (size_t)n);
+		if (c->st)
+			zt_h2_stream_consume(c->st, (size_t)n);
+	}
+	zt_buf_clear(&c->early);
+	c->flushing = false;
 	zt_io_stop(&c->up_io);
 	zt_timer_stop(&c->timer);
 	start_relay(c);
@@ -567,13 +619,24 @@ static void on_wait_timeout(struct zt_timer *t, void *arg)
 	fail(c, 503, NULL, c->why);
 }
 
+static void on_go(struct zt_defer *d, void *arg)
+{
+	struct conn *c = arg;
+	int rc;
+
+	(void)d;
+	if ((rc = start_connect(c)) < 0) {
+		snprintf(c->why, sizeof(c->why), "cannot connect: %s", zt_strerror(rc));
+		fail(c, 503, "CONNECT", c->why);
+	}
+}
+
 /* Runs c from the local workload lookup to the upstream connect. Called when c is new and
  * again for each store change while it waits for the workload. */
 static void proceed(struct conn *c)
 {
 	struct zt_inbound *in = c->in;
 	char why[ZT_HBONE_REASON_MAX];
-	int rc;
 
 	c->local = zt_proxy_workload(in->p);
 	if (!c->local) {
@@ -595,10 +658,9 @@ static void proceed(struct conn *c)
 		fail(c, 401, "DENY", c->why);
 		return;
 	}
-	if ((rc = start_connect(c)) < 0) {
-		snprintf(c->why, sizeof(c->why), "cannot connect: %s", zt_strerror(rc));
-		fail(c, 503, "CONNECT", c->why);
-	}
+	/* After the rest of what was read with the request: a reset among those frames (rapid
+	 * reset) then cancels the stream before any upstream connection is made. */
+	zt_defer_start(loop_of(in), &c->go, on_go, c);
 }
 
 /* ---- HBONE streams ----------------------------------------------------------------------- */
@@ -608,14 +670,13 @@ static void pending_data(struct zt_h2_stream *st, const uint8_t *p, size_t len, 
 {
 	struct conn *c = arg;
 
-	(void)p;
-	zt_h2_stream_consume(st, len);
-	c->st = NULL;
-	zt_h2_stream_set_cbs(st, NULL, NULL);
-	zt_h2_stream_reset(st, NGHTTP2_PROTOCOL_ERROR);
-	if (c->in)
-		c->in->st.rejected++;
-	conn_done(c, "data before the CONNECT response", NULL, 0, 0);
+	(void)st;
+	/* HTTP/2 lets a client send before the response: keep the bytes (bounded by the stream
+	 * window, which is not reopened until they are written upstream). */
+	if (zt_buf_append(&c->early, p, len) < 0)
+		abort();
+	if (c->flushing)
+		flush_early(c);
 }
 
 static void pending_end(struct zt_h2_stream *st, void *arg)
@@ -631,10 +692,28 @@ static void pending_end(struct zt_h2_stream *st, void *arg)
 static void pending_close(struct zt_h2_stream *st, uint32_t code, void *arg)
 {
 	struct conn *c = arg;
+	struct zt_h2_conn *hc = zt_h2_stream_conn(st);
+	struct hconn *h = hc ? zt_h2_conn_arg(hc) : NULL;
 
-	(void)st;
 	(void)code;
 	c->st = NULL;
+	/* A client reset, not the connection going away: count it against the rapid-reset
+	 * budget of its connection. */
+	if (h && h->in && !zt_h2_conn_closing(hc)) {
+		uint64_t now = zt_loop_now(loop_of(h->in));
+		if (now - h->resets_ms >= 1000) {
+			h->resets_ms = now;
+			h->resets = 0;
+		}
+		if (++h->resets == ZT_INBOUND_MAX_EARLY_RESETS + 1) {
+			char a[ZT_ADDR_STRLEN];
+			if (warn_ok(h->in))
+				zt_warn("HBONE connection from %s: more than %d streams reset before "
+				        "their response in a second: GOAWAY ENHANCE_YOUR_CALM",
+				        addr_str(&h->peer, a, sizeof(a)), ZT_INBOUND_MAX_EARLY_RESETS);
+			zt_h2_conn_terminate(hc, NGHTTP2_ENHANCE_YOUR_CALM);
+		}
+	}
 	conn_done(c, "stream closed before the CONNECT response", NULL, 0, 0);
 }
 

@@ -26,6 +26,9 @@
  * budget of their own: when it is full the oldest of them makes room for the newcomer, so
  * unauthenticated peers can neither refuse an authenticated one nor starve new handshakes. */
 #define ZT_INBOUND_MAX_PENDING 512
+/* Streams a client may reset before their CONNECT response, per HBONE connection and second;
+ * more is a rapid-reset attack and ends the connection with GOAWAY ENHANCE_YOUR_CALM. */
+#define ZT_INBOUND_MAX_EARLY_RESETS 100
 
 /* Close reasons, exactly as they reach the access log `error=` field. */
 #define ZT_INBOUND_REASON_POLICY  "connection closed due to policy change"
