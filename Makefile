@@ -5,6 +5,8 @@
 #   make coverage   the suite built with --coverage; gcovr report under build/coverage/
 #   make format     clang-format every C source in place
 #   make fuzz       every libFuzzer target (clang) for FUZZ_SECONDS each (tests/fuzz/README.md)
+#   make image      container images of ztunnel and the toolkit (scripts/image.sh; podman)
+#   make plots      redraw bench/plots/*.png from the committed benchmark JSON (gnuplot)
 # Missing Debian packages are installed by scripts/deps.sh before the first compile.
 
 BUILD   ?= build
@@ -104,6 +106,9 @@ UNIT_BIN  := $(BUILD)/tests/unit
 SUITES    := $(patsubst tests/unit/test_%.c,%,$(wildcard tests/unit/test_*.c))
 ITEST_SRCS := $(wildcard tests/integration/*.c)
 ITEST_BINS := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(ITEST_SRCS))
+# Benchmark programs: bench/NAME.c -> build/bench/NAME, over the same libraries.
+BENCH_SRCS := $(wildcard bench/*.c)
+BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
 
 # Fuzz targets: tests/fuzz/fuzz_NAME.c. Each links twice: with the replay driver (normal
 # compiler, part of `all`; `make test` feeds it every corpus file) and, under `make fuzz`,
@@ -114,8 +119,8 @@ REPLAY_BINS := $(patsubst %,$(BUILD)/tests/fuzz/replay_%,$(FUZZ_NAMES))
 FUZZ_BINS   := $(patsubst %,$(BUILD)/fuzz/%,$(FUZZ_NAMES))
 FUZZ_SECONDS ?= 60
 
-.PHONY: all test asan coverage format clean demo layers fuzz fuzz-bins
-all: $(BINS) $(UNIT_BIN) $(ITEST_BINS) $(REPLAY_BINS) $(BUILD)/tests/fuzz/mkseeds
+.PHONY: all test asan coverage format clean demo layers image plots fuzz fuzz-bins
+all: $(BINS) $(UNIT_BIN) $(ITEST_BINS) $(BENCH_BINS) $(REPLAY_BINS) $(BUILD)/tests/fuzz/mkseeds
 
 $(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: ztunnel/proto/%.proto | $(DEPS_MK)
 	@mkdir -p $(BUILD)/gen
@@ -175,6 +180,11 @@ $(BUILD)/tests/fuzz/replay_%: $(BUILD)/obj/tests/fuzz/fuzz_%.o $(BUILD)/obj/test
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS) -lpthread
 
+$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(TEST_LIBS)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS) -lpthread
+
 $(BUILD)/fuzz/%: $(BUILD)/obj/tests/fuzz/fuzz_%.o $(TEST_LIBS)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  LD      $@")
@@ -209,8 +219,15 @@ coverage:
 		--filter 'sim/' --html-details build/coverage/index.html --print-summary \
 		| tail -3
 
+plots:
+	@scripts/deps.sh --check --bench 2>/dev/null || scripts/deps.sh --bench
+	@python3 bench/lib/plots.py bench/plots
+
 demo: all
 	@netns-lab/demo.sh
+
+image: $(BINS)
+	@BUILD_DIR=$(BUILD) scripts/image.sh --latest
 
 format:
 	clang-format -i $$(find ztunnel fake-istiod sim tests -name '*.[ch]')
