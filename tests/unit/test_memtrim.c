@@ -21,6 +21,7 @@ static long rss_kib(void)
 	return rss * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
+#if !defined(__SANITIZE_ADDRESS__)
 START_TEST(memtrim_returns_freed_spike_memory_to_the_system)
 {
 	enum { N = 60000, SIZE = 1000 };
@@ -63,6 +64,7 @@ START_TEST(memtrim_returns_freed_spike_memory_to_the_system)
 	zt_loop_free(loop);
 }
 END_TEST
+#endif
 
 Suite *memtrim_suite(void);
 Suite *memtrim_suite(void)
