@@ -10,6 +10,7 @@
 #include "runtime/loop.h"
 #include "runtime/memtrim.h"
 
+#if !defined(__SANITIZE_ADDRESS__)
 static long rss_kib(void)
 {
 	long pages = 0, rss = 0;
@@ -21,7 +22,6 @@ static long rss_kib(void)
 	return rss * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
-#if !defined(__SANITIZE_ADDRESS__)
 START_TEST(memtrim_returns_freed_spike_memory_to_the_system)
 {
 	enum { N = 60000, SIZE = 1000 };
