@@ -28,7 +28,7 @@ pkgs=(
 	libldns-dev dnsmasq-base bind9-dnsutils
 	check libsubunit-dev gcovr
 	iproute2 iptables nftables procps psmisc curl jq bsdextrautils python3 python3-yaml
-	ca-certificates
+	python3-hpack ca-certificates
 )
 for g in "${groups[@]}"; do
 	case $g in

@@ -48,11 +48,11 @@ run_script() {
 cd "$(dirname "$0")/.."
 mkdir -p "$BUILD_DIR/tests"
 if [ -z "$only" ] || [ "$only" = unit ]; then run_unit; fi
-for t in tests/integration/*.sh tests/e2e/*.sh; do
+for t in tests/integration/*.sh tests/fuzz/replay.sh tests/e2e/*.sh tests/hostile/*.sh; do
 	[ -e "$t" ] || continue
 	[ -z "$only" ] || [ "$only" = unit ] && [ -n "$only" ] && continue
 	[ -z "$only" ] || [ "${t#tests/}" = "$only.sh" ] || [ "${t#tests/}" = "$only" ] || continue
-	case $t in tests/e2e/*)
+	case $t in tests/e2e/*|tests/hostile/*)
 		if [ "$(id -u)" -ne 0 ]; then echo "SKIP ${t%.sh} (needs root)"; continue; fi;;
 	esac
 	run_script "$t"

@@ -36,7 +36,7 @@ cp tests/data/mesh/sample.addrs "$dir/mesh.addrs"
 xport=$(free_port) admin=$(free_port) ready=$(free_port) stats=$(free_port)
 start_istiod() {
 	"$bin/fake-istiod" serve --config "$dir/mesh.yaml" --addresses "$dir/mesh.addrs" \
-		--listen "127.0.0.1:$xport" --ca-dir "$dir/ca" --cert-ttl 1h "$@" \
+		--listen "127.0.0.1:$xport" --ca-dir "$dir/ca" --cert-ttl 1h --min-cert-ttl 10s "$@" \
 		> "$dir/istiod.out" 2>> "$dir/istiod.err" &
 	istiod=$!
 	wait_for 10 grep -q '^listening' "$dir/istiod.out" || fail "fake-istiod did not start"

@@ -702,6 +702,47 @@ START_TEST(xds_client_reconnects_after_restart_announcing_accepted_versions)
 }
 END_TEST
 
+START_TEST(xds_client_keeps_claiming_the_held_version_after_a_nack_and_sees_the_removal)
+{
+	static const struct res v1[] = {{"uid-a", "v1", false, NULL}, {"uid-b", "v1", false, NULL}};
+	static const struct res bad_update[] = {{"uid-a", "v2", true, NULL}};
+	static const char *const gone[] = {"uid-a"};
+	struct zt_xds_client_opts o = opts();
+	struct zt_xds_client_stats st;
+	struct zt_xds_client *c;
+	const struct rec_req *r;
+	uint16_t port;
+
+	F.addr_res = v1;
+	F.n_addr_res = 2;
+	c = client_new(&o);
+	RUN_UNTIL(count_reqs(0, ADDR_URL) == 2, 5000);
+	/* An update of uid-a is rejected: the store keeps v1, and so does the client. */
+	fake_send(0, ADDR_URL, bad_update, 1, NULL, 0);
+	RUN_UNTIL(count_reqs(0, ADDR_URL) == 3, 2000);
+	ck_assert(nth_req(0, ADDR_URL, 2)->has_error);
+	ck_assert_str_eq(json_string_value(json_object_get(applied, "uid-a")), "v1");
+	ck_assert_str_eq(zt_xds_client_version(c, ADDR_URL, "uid-a"), "v1");
+	/* After a reconnect it still claims uid-a at v1 ... */
+	port = F.port;
+	F.n_addr_res = 0;
+	fake_stop();
+	RUN_UNTIL((zt_xds_client_stats(c, &st), !st.connected), 2000);
+	fake_listen(port);
+	RUN_UNTIL(F.nstreams == 2 && count_reqs(1, ADDR_URL) >= 1, 5000);
+	r = nth_req(1, ADDR_URL, 0);
+	ck_assert_str_eq(json_string_value(json_object_get(r->initial, "uid-a")), "v1");
+	ck_assert_str_eq(json_string_value(json_object_get(r->initial, "uid-b")), "v1");
+	/* ... so the server's removal of it reaches the store. */
+	fake_send(1, ADDR_URL, NULL, 0, gone, 1);
+	RUN_UNTIL(count_reqs(1, ADDR_URL) >= 2, 2000);
+	ck_assert_ptr_null(json_object_get(applied, "uid-a"));
+	ck_assert_ptr_null(zt_xds_client_version(c, ADDR_URL, "uid-a"));
+	ck_assert_str_eq(zt_xds_client_version(c, ADDR_URL, "uid-b"), "v1");
+	finish(c);
+}
+END_TEST
+
 START_TEST(xds_client_backoff_grows_while_nothing_listens)
 {
 	struct zt_xds_client_opts o = opts();
@@ -940,6 +981,7 @@ Suite *xds_client_suite(void)
 	tcase_set_timeout(t, 30);
 	tcase_add_test(t, xds_client_sends_metadata_and_node_then_acks_every_type);
 	tcase_add_test(t, xds_client_nacks_rejected_resources_and_keeps_the_good_ones);
+	tcase_add_test(t, xds_client_keeps_claiming_the_held_version_after_a_nack_and_sees_the_removal);
 	tcase_add_test(t, xds_client_applies_removals_after_updates);
 	tcase_add_test(t, xds_client_reconnects_after_restart_announcing_accepted_versions);
 	tcase_add_test(t, xds_client_backoff_grows_while_nothing_listens);

@@ -27,6 +27,7 @@
 #include "runtime/err.h"
 #include "runtime/live.h"
 #include "runtime/log.h"
+#include "runtime/memtrim.h"
 #include "runtime/version.h"
 #include "runtime/yaml.h"
 #include "state/dump.h"
@@ -67,6 +68,7 @@ struct zt_app {
 	struct zt_podmgr *pods;     /* PROXY_MODE=shared: one proxy per pod ... */
 	struct zt_zds *zds;         /* ... as the node agent tells over ZDS */
 	struct zt_signal sigterm, sigint;
+	struct zt_memtrim memtrim;   /* idle RSS back near baseline after a spike */
 	struct zt_drain drain;       /* spec §14 */
 	struct zt_timer drain_timer; /* re-checks the open connections while draining */
 	struct zt_defer drain_defer; /* begins the drain outside the trigger's callback */
@@ -672,6 +674,7 @@ struct zt_app *zt_app_new(struct zt_loop *loop, const struct zt_config *cfg, cha
 	zt_drain_init(&app->drain, cfg->termination_deadline_ms);
 	zt_signal_start(loop, &app->sigterm, SIGTERM, on_signal, app);
 	zt_signal_start(loop, &app->sigint, SIGINT, on_signal, app);
+	zt_memtrim_start(&app->memtrim, loop, 0, 0);
 	return app;
 fail:
 	zt_app_free(app);
@@ -708,6 +711,7 @@ void zt_app_free(struct zt_app *app)
 		return;
 	zt_signal_stop(&app->sigterm);
 	zt_signal_stop(&app->sigint);
+	zt_memtrim_stop(&app->memtrim);
 	zt_timer_stop(&app->drain_timer);
 	zt_defer_stop(&app->drain_defer);
 	close_proxies(app);

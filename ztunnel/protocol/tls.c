@@ -490,7 +490,10 @@ static int ctx_new(SSL_CTX **out, bool server, const struct zt_tls_opts *opts)
 	SSL_CTX_set_options(ctx,
 	                    SSL_OP_NO_TICKET | SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	/* RELEASE_BUFFERS: an idle connection (a pending handshake, a quiet tunnel) holds no
+	 * record buffers, about 34 KiB less each. */
+	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+	                              SSL_MODE_RELEASE_BUFFERS);
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | (server ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0),
 	                   NULL);
 	SSL_CTX_set_cert_verify_callback(ctx, verify_cb, NULL);

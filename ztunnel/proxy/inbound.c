@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -35,19 +36,24 @@ ZT_LIVE_DEFINE(inbound_conn);
 
 /* ---- state ------------------------------------------------------------------------------- */
 
-enum hstate { H_HELD, H_HANDSHAKE, H_SERVING };
+enum hstate { H_QUIET, H_HELD, H_HANDSHAKE, H_SERVING };
 
 /* One TCP connection to the HBONE port. */
 struct hconn {
 	struct zt_inbound *in; /* NULL once detached from a stopped proxy (serving only) */
 	struct hconn *prev, *next;
 	enum hstate state;
-	int fd;                  /* H_HELD: the accepted socket, waiting for a certificate */
+	int fd;                  /* H_QUIET, H_HELD: the accepted socket */
+	struct zt_io io;         /* H_QUIET: until the peer's first bytes (no TLS state yet) */
 	struct zt_sock sock;     /* H_HANDSHAKE */
 	struct zt_timer timer;   /* certificate wait, then handshake deadline */
 	struct zt_h2_conn *conn; /* H_SERVING */
 	struct zt_sockaddr peer, local;
 	struct zt_spiffe peer_id;
+	bool pending; /* on in->pending: not authenticated yet (all but H_SERVING) */
+	uint64_t resets_ms; /* start of the second resets counts in */
+	unsigned resets;    /* streams reset by the client before their response, this second */
+	TAILQ_ENTRY(hconn) pq;
 };
 
 enum cstate { C_NEW, C_WAIT, C_CONNECTING, C_RELAYING };
@@ -67,6 +73,11 @@ struct conn {
 	int up_fd;               /* upstream, until the relay takes it */
 	struct zt_io up_io;
 	struct zt_timer timer; /* workload wait, then connect deadline */
+	struct zt_defer go;    /* the upstream connect, after the frames read with the request */
+	/* DATA the client sent before the CONNECT response: kept (its window not reopened, so
+	 * the stream window bounds it) and written upstream once connected. */
+	struct zt_buf early;
+	bool flushing; /* connected, writing early before the relay starts */
 	struct zt_relay *relay;
 	/* src: TCP peer; dst: the local end (pod IP:15008) or the original destination; up: where
 	 * the bytes go. */
@@ -90,13 +101,20 @@ struct zt_inbound {
 	struct zt_certmgr_fetch *fetch; /* in flight for the held connections */
 	struct zt_h2_settings h2;
 	struct hconn *hconns;
+	TAILQ_HEAD(, hconn) pending; /* oldest first */
 	struct conn *conns;
-	size_t n_hconns;
+	size_t n_hconns;  /* all of them */
+	size_t n_pending; /* of which not authenticated yet */
+	/* Warnings about peers' failures, at most one line a second with a count of the rest. */
+	uint64_t warn_ms;
+	size_t warn_dropped;
 	uint64_t wait_ms;
 	bool watching;
 	bool draining; /* listeners closed; HBONE connections get GOAWAY (spec §14) */
 	struct zt_inbound_stats st; /* counters only; the sizes are computed on demand */
 };
+
+static bool warn_ok(struct zt_inbound *in);
 
 long zt_inbound_live(void)
 {
@@ -243,7 +261,9 @@ static void conn_done(struct conn *c, const char *error, const char *flag, uint6
 	report(c, error, flag, up, down, zt_loop_now(c->ctx->loop) - c->start_ms);
 	conn_unlink(c);
 	zt_timer_stop(&c->timer);
+	zt_defer_stop(&c->go);
 	zt_io_stop(&c->up_io);
+	zt_buf_clear(&c->early);
 	if (c->up_fd >= 0)
 		close(c->up_fd);
 	if (c->down_fd >= 0)
@@ -457,6 +477,9 @@ static void start_relay(struct conn *c)
 	c->in->st.relayed++;
 }
 
+static void flush_early(struct conn *c);
+static void on_connect_timeout(struct zt_timer *t, void *arg);
+
 static void on_connected(struct zt_io *io, unsigned events, void *arg)
 {
 	struct conn *c = arg;
@@ -465,6 +488,10 @@ static void on_connected(struct zt_io *io, unsigned events, void *arg)
 
 	(void)io;
 	(void)events;
+	if (c->flushing) {
+		flush_early(c);
+		return;
+	}
 	if (getsockopt(c->up_fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
 		err = errno;
 	if (err) {
@@ -474,6 +501,40 @@ static void on_connected(struct zt_io *io, unsigned events, void *arg)
 		fail(c, 503, "CONNECT", c->why);
 		return;
 	}
+	zt_timer_stop(&c->timer);
+	if (!zt_buf_len(&c->early)) {
+		zt_io_stop(&c->up_io);
+		start_relay(c);
+		return;
+	}
+	/* Early bytes go first; the connect deadline covers writing them too. */
+	c->flushing = true;
+	zt_timer_start(loop_of(c->in), &c->timer, ZT_INBOUND_CONNECT_MS, on_connect_timeout, c);
+	flush_early(c);
+}
+
+/* Writes the early bytes upstream, reopening the stream window for each one delivered; the
+ * relay starts once none is left. */
+static void flush_early(struct conn *c)
+{
+	while (zt_buf_len(&c->early)) {
+		ssize_t n = send(c->up_fd, zt_buf_data(&c->early), zt_buf_len(&c->early),
+		                 MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return; /* up_io (writable) calls again */
+		if (n < 0) {
+			char a[ZT_ADDR_STRLEN];
+			snprintf(c->why, sizeof(c->why), "write to %s failed: %s",
+			         addr_str(&c->up, a, sizeof(a)), strerror(errno));
+			fail(c, 503, "CONNECT", c->why);
+			return;
+		}
+		zt_buf_consume(&c->early, (size_t)n);
+		if (c->st)
+			zt_h2_stream_consume(c->st, (size_t)n);
+	}
+	zt_buf_clear(&c->early);
+	c->flushing = false;
 	zt_io_stop(&c->up_io);
 	zt_timer_stop(&c->timer);
 	start_relay(c);
@@ -559,13 +620,24 @@ static void on_wait_timeout(struct zt_timer *t, void *arg)
 	fail(c, 503, NULL, c->why);
 }
 
+static void on_go(struct zt_defer *d, void *arg)
+{
+	struct conn *c = arg;
+	int rc;
+
+	(void)d;
+	if ((rc = start_connect(c)) < 0) {
+		snprintf(c->why, sizeof(c->why), "cannot connect: %s", zt_strerror(rc));
+		fail(c, 503, "CONNECT", c->why);
+	}
+}
+
 /* Runs c from the local workload lookup to the upstream connect. Called when c is new and
  * again for each store change while it waits for the workload. */
 static void proceed(struct conn *c)
 {
 	struct zt_inbound *in = c->in;
 	char why[ZT_HBONE_REASON_MAX];
-	int rc;
 
 	c->local = zt_proxy_workload(in->p);
 	if (!c->local) {
@@ -587,10 +659,9 @@ static void proceed(struct conn *c)
 		fail(c, 401, "DENY", c->why);
 		return;
 	}
-	if ((rc = start_connect(c)) < 0) {
-		snprintf(c->why, sizeof(c->why), "cannot connect: %s", zt_strerror(rc));
-		fail(c, 503, "CONNECT", c->why);
-	}
+	/* After the rest of what was read with the request: a reset among those frames (rapid
+	 * reset) then cancels the stream before any upstream connection is made. */
+	zt_defer_start(loop_of(in), &c->go, on_go, c);
 }
 
 /* ---- HBONE streams ----------------------------------------------------------------------- */
@@ -600,14 +671,13 @@ static void pending_data(struct zt_h2_stream *st, const uint8_t *p, size_t len, 
 {
 	struct conn *c = arg;
 
-	(void)p;
-	zt_h2_stream_consume(st, len);
-	c->st = NULL;
-	zt_h2_stream_set_cbs(st, NULL, NULL);
-	zt_h2_stream_reset(st, NGHTTP2_PROTOCOL_ERROR);
-	if (c->in)
-		c->in->st.rejected++;
-	conn_done(c, "data before the CONNECT response", NULL, 0, 0);
+	(void)st;
+	/* HTTP/2 lets a client send before the response: keep the bytes (bounded by the stream
+	 * window, which is not reopened until they are written upstream). */
+	if (zt_buf_append(&c->early, p, len) < 0)
+		abort();
+	if (c->flushing)
+		flush_early(c);
 }
 
 static void pending_end(struct zt_h2_stream *st, void *arg)
@@ -623,10 +693,28 @@ static void pending_end(struct zt_h2_stream *st, void *arg)
 static void pending_close(struct zt_h2_stream *st, uint32_t code, void *arg)
 {
 	struct conn *c = arg;
+	struct zt_h2_conn *hc = zt_h2_stream_conn(st);
+	struct hconn *h = hc ? zt_h2_conn_arg(hc) : NULL;
 
-	(void)st;
 	(void)code;
 	c->st = NULL;
+	/* A client reset, not the connection going away: count it against the rapid-reset
+	 * budget of its connection. */
+	if (h && h->in && !zt_h2_conn_closing(hc)) {
+		uint64_t now = zt_loop_now(loop_of(h->in));
+		if (now - h->resets_ms >= 1000) {
+			h->resets_ms = now;
+			h->resets = 0;
+		}
+		if (++h->resets == ZT_INBOUND_MAX_EARLY_RESETS + 1) {
+			char a[ZT_ADDR_STRLEN];
+			if (warn_ok(h->in))
+				zt_warn("HBONE connection from %s: more than %d streams reset before "
+				        "their response in a second: GOAWAY ENHANCE_YOUR_CALM",
+				        addr_str(&h->peer, a, sizeof(a)), ZT_INBOUND_MAX_EARLY_RESETS);
+			zt_h2_conn_terminate(hc, NGHTTP2_ENHANCE_YOUR_CALM);
+		}
+	}
 	conn_done(c, "stream closed before the CONNECT response", NULL, 0, 0);
 }
 
@@ -669,12 +757,22 @@ static void on_request(struct zt_h2_conn *hc, struct zt_h2_stream *st, const str
 
 /* ---- HBONE connections ------------------------------------------------------------------- */
 
+static void pending_leave(struct hconn *h)
+{
+	if (!h->pending || !h->in)
+		return;
+	TAILQ_REMOVE(&h->in->pending, h, pq);
+	h->in->n_pending--;
+	h->pending = false;
+}
+
 static void hconn_unlink(struct hconn *h)
 {
 	struct zt_inbound *in = h->in;
 
 	if (!in)
 		return;
+	pending_leave(h);
 	if (h->prev)
 		h->prev->next = h->next;
 	else
@@ -690,7 +788,9 @@ static void hconn_free(struct hconn *h)
 {
 	hconn_unlink(h);
 	zt_timer_stop(&h->timer);
-	if (h->state == H_HELD && h->fd >= 0)
+	if (h->state == H_QUIET)
+		zt_io_stop(&h->io);
+	if ((h->state == H_HELD || h->state == H_QUIET) && h->fd >= 0)
 		close(h->fd);
 	else if (h->state == H_HANDSHAKE)
 		zt_sock_close(&h->sock);
@@ -709,14 +809,33 @@ static void on_h2_close(struct zt_h2_conn *hc, const char *reason, void *arg)
 
 static const struct zt_h2_conn_cbs h2_cbs = {.on_request = on_request, .on_close = on_h2_close};
 
+/* Whether a warning caused by a peer may be logged now (one a second per proxy); the ones
+ * held back are counted and announced with the next. */
+static bool warn_ok(struct zt_inbound *in)
+{
+	uint64_t now = zt_loop_now(loop_of(in));
+
+	if (in->warn_ms && now - in->warn_ms < 1000) {
+		in->warn_dropped++;
+		return false;
+	}
+	in->warn_ms = now;
+	if (in->warn_dropped) {
+		zt_warn("%zu similar HBONE connection warnings were not logged", in->warn_dropped);
+		in->warn_dropped = 0;
+	}
+	return true;
+}
+
 static void tls_failed(struct hconn *h, const char *what, const char *detail)
 {
 	char a[ZT_ADDR_STRLEN];
 
 	if (h->in)
 		h->in->st.tls_failed++;
-	zt_warn("HBONE connection from %s: %s%s%s", addr_str(&h->peer, a, sizeof(a)), what,
-	        detail && *detail ? ": " : "", detail ? detail : "");
+	if (!h->in || warn_ok(h->in))
+		zt_warn("HBONE connection from %s: %s%s%s", addr_str(&h->peer, a, sizeof(a)), what,
+		        detail && *detail ? ": " : "", detail ? detail : "");
 	hconn_free(h);
 }
 
@@ -736,6 +855,11 @@ static void on_handshake(struct zt_sock *s, int err, void *arg)
 		return;
 	}
 	h->peer_id = *peer;
+	if (in->n_hconns - in->n_pending >= ZT_INBOUND_MAX_CONNS) {
+		tls_failed(h, "too many HBONE connections", NULL);
+		return;
+	}
+	pending_leave(h);
 	if (zt_h2_conn_new(&h->conn, loop_of(in), &h->sock, true, &in->h2, &h2_cbs, h) < 0) {
 		/* zt_h2_conn_new closed the socket. */
 		hconn_unlink(h);
@@ -768,6 +892,24 @@ static void start_handshake(struct hconn *h)
 	h->state = H_HANDSHAKE;
 	zt_timer_start(loop_of(in), &h->timer, ZT_INBOUND_HANDSHAKE_MS, on_handshake_timeout, h);
 	zt_sock_handshake(&h->sock, on_handshake, h);
+}
+
+/* The peer's first bytes (its ClientHello): only now is the TLS state allocated, so a silent
+ * connection costs no more than its struct. */
+static void on_first_bytes(struct zt_io *io, unsigned events, void *arg)
+{
+	struct hconn *h = arg;
+
+	(void)events;
+	zt_io_stop(io);
+	zt_timer_stop(&h->timer);
+	start_handshake(h);
+}
+
+static void on_quiet_timeout(struct zt_timer *t, void *arg)
+{
+	(void)t;
+	tls_failed(arg, "no TLS handshake started in time", NULL);
 }
 
 /* The identity served: the workload's as xDS has it, else the one its name implies. */
@@ -890,11 +1032,21 @@ static void on_hbone_accept(struct zt_io *io, unsigned events, void *arg)
 		if (fd < 0)
 			continue;
 		in->st.accepted_hbone++;
-		if (in->n_hconns >= ZT_INBOUND_MAX_CONNS ||
+		if (in->n_hconns - in->n_pending >= ZT_INBOUND_MAX_CONNS ||
 		    getsockname(fd, (struct sockaddr *)&ss, &sl) < 0) {
-			zt_warn("refusing an HBONE connection: %zu open", in->n_hconns);
+			if (warn_ok(in))
+				zt_warn("refusing an HBONE connection: %zu open", in->n_hconns);
 			close(fd);
 			continue;
+		}
+		if (in->n_pending >= ZT_INBOUND_MAX_PENDING) {
+			struct hconn *old = TAILQ_FIRST(&in->pending);
+			in->st.tls_failed++;
+			if (warn_ok(in))
+				zt_warn("%zu HBONE connections without a completed handshake: "
+				        "closing the oldest",
+				        in->n_pending);
+			hconn_free(old);
 		}
 		zt_proxy_accepted(in->p, fd);
 		if (!(h = calloc(1, sizeof(*h))))
@@ -908,8 +1060,14 @@ static void on_hbone_accept(struct zt_io *io, unsigned events, void *arg)
 			in->hconns->prev = h;
 		in->hconns = h;
 		in->n_hconns++;
+		h->pending = true;
+		TAILQ_INSERT_TAIL(&in->pending, h, pq);
+		in->n_pending++;
 		if (current_tls(in)) {
-			start_handshake(h);
+			h->state = H_QUIET;
+			zt_io_start(loop_of(in), &h->io, fd, ZT_IO_READ, on_first_bytes, h);
+			zt_timer_start(loop_of(in), &h->timer, ZT_INBOUND_HANDSHAKE_MS,
+			               on_quiet_timeout, h);
 		} else {
 			h->state = H_HELD;
 			zt_timer_start(loop_of(in), &h->timer, ZT_INBOUND_CERT_WAIT_MS,
@@ -1023,6 +1181,7 @@ int zt_inbound_start(struct zt_proxy *p, char *err, size_t errlen)
 		abort();
 	in->p = p;
 	in->hbone_fd = in->plain_fd = -1;
+	TAILQ_INIT(&in->pending);
 	in->wait_ms = ZT_INBOUND_WORKLOAD_WAIT_MS;
 	zt_h2_settings_default(&in->h2, true);
 	in->h2.stream_window = set->h2_stream_window;

@@ -400,7 +400,9 @@ static void apply_response(struct xtype *xt, const Response *r, struct zt_buf *n
 			continue;
 		}
 		reason[sizeof(reason) - 1] = '\0';
-		json_object_del(xt->known, name);
+		/* The store keeps what it had, so the version held stays claimed (and is announced
+		 * in initial_resource_versions after a reconnect): forgetting it would hide a
+		 * later removal of that resource from us forever. */
 		nack_add(nack, name, reason);
 	}
 	for (size_t i = 0; i < r->n_removed_resources; i++) {
