@@ -53,9 +53,12 @@ rec() {
 cpu_ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo $t; }
 rss() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 threads_of() { awk '/^Threads/ {print $2}' "/proc/$1/status"; }
-client() { # POD TARGET ARGS...: the client's JSON line
-	local pod=$1 target=$2; shift 2
-	lab_client "$pod" --connect "$target" --timeout 60s "$@" || fail "client $pod -> $target $*"
+client() { # POD TARGET ARGS...: the client's JSON line (on failure, why goes to stderr)
+	local pod=$1 target=$2 j; shift 2
+	if ! j=$(lab_client "$pod" --connect "$target" --timeout 60s "$@"); then
+		fail "client $pod -> $target $*: $j" >&2
+	fi
+	echo "$j"
 }
 
 # ---- the lab: the e2e mesh (tests/e2e/data/mesh.yaml) with four pods in use ----------------
