@@ -308,15 +308,9 @@ static struct conn *conn_new(struct zt_inbound *in, bool hbone, const struct zt_
 static bool serves_port(const struct zt_service *svc, const struct zt_workload_service *ws,
                         uint16_t port)
 {
-	for (size_t i = 0; i < svc->n_ports; i++) {
-		uint16_t target = svc->ports[i].target_port;
-		for (size_t j = 0; j < ws->n_ports; j++)
-			if (ws->ports[j].service_port == svc->ports[i].service_port &&
-			    ws->ports[j].target_port)
-				target = ws->ports[j].target_port;
-		if (target == port)
+	for (size_t i = 0; i < svc->n_ports; i++)
+		if (zt_service_target_port(svc, ws, svc->ports[i].service_port, NULL) == port)
 			return true;
-	}
 	return false;
 }
 

@@ -240,6 +240,27 @@ const struct zt_port *zt_service_port(const struct zt_service *svc, uint16_t ser
 	return NULL;
 }
 
+uint16_t zt_service_target_port(const struct zt_service *svc, const struct zt_workload_service *ws,
+                                uint16_t service_port, bool *known)
+{
+	const struct zt_port *sp = svc ? zt_service_port(svc, service_port) : NULL;
+	bool listed = sp != NULL;
+	uint16_t port = 0;
+
+	for (size_t i = 0; ws && i < ws->n_ports; i++) {
+		if (ws->ports[i].service_port != service_port)
+			continue;
+		listed = true;
+		if (ws->ports[i].target_port)
+			port = ws->ports[i].target_port;
+	}
+	if (!port && sp)
+		port = sp->target_port;
+	if (known)
+		*known = listed;
+	return port;
+}
+
 bool zt_service_endpoint_usable(const struct zt_service *svc, const struct zt_endpoint *ep)
 {
 	return ep->workload->status == ZT_WORKLOAD_HEALTHY ||
