@@ -79,6 +79,7 @@ struct conn {
 	struct zt_metric_series *series;
 	uint64_t start_ms;
 	char why[640];
+	struct zt_defer reap;
 };
 
 struct zt_inbound {
@@ -235,7 +236,22 @@ static void conn_unlink(struct conn *c)
 	c->in = NULL;
 }
 
-/* Reports c and frees it. Whatever c still holds is closed: a stream still ours is reset. */
+/* The memory of a closed connection goes after the callback stack that closed it unwound,
+ * as the outbound half does it. */
+static void on_reap(struct zt_defer *d, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)d;
+	zt_workload_unref(c->local);
+	zt_workload_unref(c->src_wl);
+	zt_service_unref(c->svc);
+	zt_live_dec(&zt_live_inbound_conn);
+	free(c);
+}
+
+/* Reports c and closes it; its memory goes from a defer (on_reap). Whatever c still holds is
+ * closed: a stream still ours is reset. */
 static void conn_done(struct conn *c, const char *error, const char *flag, uint64_t up,
                       uint64_t down)
 {
@@ -251,11 +267,9 @@ static void conn_done(struct conn *c, const char *error, const char *flag, uint6
 		zt_h2_stream_set_cbs(c->st, NULL, NULL);
 		zt_h2_stream_reset(c->st, NGHTTP2_CANCEL);
 	}
-	zt_workload_unref(c->local);
-	zt_workload_unref(c->src_wl);
-	zt_service_unref(c->svc);
-	zt_live_dec(&zt_live_inbound_conn);
-	free(c);
+	c->st = NULL;
+	c->up_fd = c->down_fd = -1;
+	zt_defer_start(c->ctx->loop, &c->reap, on_reap, c);
 }
 
 /* Refuses c before relaying: an HBONE stream gets a header-only response with status, a
