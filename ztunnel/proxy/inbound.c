@@ -18,6 +18,7 @@
 #include "protocol/h2.h"
 #include "protocol/sock.h"
 #include "protocol/tls.h"
+#include "hbone/close.h"
 #include "hbone/hbone.h"
 #include "hbone/relay.h"
 #include "proxy/route.h"
@@ -31,7 +32,6 @@
 ZT_LOG_MODULE("inbound");
 ZT_LIVE_DEFINE(inbound_conn);
 
-#define REASON_SELF "attempted recursive call to ourselves"
 
 /* ---- state ------------------------------------------------------------------------------- */
 
@@ -62,6 +62,7 @@ struct conn {
 	bool mtls;
 	bool opened;             /* the context is known: reported as "connection complete" */
 	bool aborted;            /* the relay was told to stop */
+	enum zt_close abort_why; /* ... and why */
 	struct zt_h2_stream *st; /* HBONE, until the relay takes it */
 	int down_fd;             /* plaintext client, until the relay takes it */
 	int up_fd;               /* upstream, until the relay takes it */
@@ -192,10 +193,12 @@ static void fill_entry(const struct conn *c, struct zt_access_entry *e, char *si
 
 /* The one close report: metrics and "connection complete" once the context is known, else a
  * "connection failed" line. */
-static void report(struct conn *c, const char *error, const char *flag, uint64_t up, uint64_t down,
-                   uint64_t duration_ms)
+static void report(struct conn *c, enum zt_close why, const char *detail, uint64_t up,
+                   uint64_t down, uint64_t duration_ms)
 {
 	struct zt_metrics *m = c->ctx->metrics;
+	const char *error = detail ? detail : zt_close_reason(why);
+	const char *flag = zt_close_failed(why) ? zt_close_flag(why) : NULL;
 	char sid[ZT_SPIFFE_STR_SIZE], did[ZT_SPIFFE_STR_SIZE];
 	struct zt_access_entry e;
 
@@ -252,10 +255,10 @@ static void on_reap(struct zt_defer *d, void *arg)
 
 /* Reports c and closes it; its memory goes from a defer (on_reap). Whatever c still holds is
  * closed: a stream still ours is reset. */
-static void conn_done(struct conn *c, const char *error, const char *flag, uint64_t up,
+static void conn_done(struct conn *c, enum zt_close why, const char *detail, uint64_t up,
                       uint64_t down)
 {
-	report(c, error, flag, up, down, zt_loop_now(c->ctx->loop) - c->start_ms);
+	report(c, why, detail, up, down, zt_loop_now(c->ctx->loop) - c->start_ms);
 	conn_unlink(c);
 	zt_timer_stop(&c->timer);
 	zt_io_stop(&c->up_io);
@@ -274,11 +277,11 @@ static void conn_done(struct conn *c, const char *error, const char *flag, uint6
 
 /* Refuses c before relaying: an HBONE stream gets a header-only response with status, a
  * plaintext connection is closed. error is copied for the report. */
-static void fail(struct conn *c, int status, const char *flag, const char *error)
+static void fail(struct conn *c, int status, enum zt_close close, const char *error)
 {
 	char why[sizeof(c->why)];
 
-	snprintf(why, sizeof(why), "%s", error);
+	snprintf(why, sizeof(why), "%s", error ? error : zt_close_reason(close));
 	if (c->in) {
 		c->in->st.rejected++;
 		if (status == 401)
@@ -291,7 +294,7 @@ static void fail(struct conn *c, int status, const char *flag, const char *error
 		zt_h2_stream_respond(st, status, NULL, 0, true);
 	}
 	zt_debug("inbound connection refused (%d): %s", status, why);
-	conn_done(c, why, flag, 0, 0);
+	conn_done(c, close, why, 0, 0);
 }
 
 static struct conn *conn_new(struct zt_inbound *in, bool hbone, const struct zt_sockaddr *src,
@@ -418,7 +421,8 @@ static void on_relay_done(struct zt_relay *r, const struct zt_relay_result *res,
 
 	(void)r;
 	c->relay = NULL;
-	conn_done(c, res->error, NULL, res->bytes_up, res->bytes_down);
+	conn_done(c, c->aborted ? c->abort_why : res->error ? ZT_CLOSE_ERROR : ZT_CLOSE_OK,
+	          res->error, res->bytes_up, res->bytes_down);
 }
 
 /* Upstream connected: 200 (HBONE, with the destination's baggage) and the relay, started in
@@ -446,7 +450,7 @@ static void start_relay(struct conn *c)
 		if (zt_hbone_baggage_format(&m, bag, sizeof(bag)) > 0)
 			h[nh++] = ZT_H2_HDR("baggage", bag);
 		if (zt_h2_stream_respond(c->st, 200, h, nh, false) < 0) {
-			fail(c, 503, NULL, "cannot answer the CONNECT request");
+			fail(c, 503, ZT_CLOSE_ERROR, "cannot answer the CONNECT request");
 			return;
 		}
 		client = (struct zt_relay_end){.fd = -1, .st = c->st};
@@ -455,7 +459,7 @@ static void start_relay(struct conn *c)
 	if (rc < 0) {
 		snprintf(c->why, sizeof(c->why), "cannot relay: %s", zt_strerror(rc));
 		zt_warn("%s", c->why);
-		conn_done(c, c->why, NULL, 0, 0);
+		conn_done(c, ZT_CLOSE_ERROR, c->why, 0, 0);
 		return;
 	}
 	c->st = NULL;
@@ -478,7 +482,7 @@ static void on_connected(struct zt_io *io, unsigned events, void *arg)
 		char a[ZT_ADDR_STRLEN];
 		snprintf(c->why, sizeof(c->why), "connect to %s failed: %s",
 		         addr_str(&c->up, a, sizeof(a)), strerror(err));
-		fail(c, 503, "CONNECT", c->why);
+		fail(c, 503, ZT_CLOSE_CONNECT, c->why);
 		return;
 	}
 	zt_io_stop(&c->up_io);
@@ -493,7 +497,7 @@ static void on_connect_timeout(struct zt_timer *t, void *arg)
 
 	(void)t;
 	snprintf(c->why, sizeof(c->why), "connect to %s timed out", addr_str(&c->up, a, sizeof(a)));
-	fail(c, 503, "CONNECT", c->why);
+	fail(c, 503, ZT_CLOSE_CONNECT, c->why);
 }
 
 /* Connects to c->up from inside the workload's network, spoofing the client's address when
@@ -537,17 +541,17 @@ static bool resolve_hbone(struct conn *c)
 	         zt_route_is_waypoint_for(store, c->local, &t->addr.ip))
 		flags |= ZT_HBONE_WAYPOINT;
 	if (zt_hbone_check_target(t, &c->dst.ip, flags, &s) != 200) {
-		fail(c, s.code, NULL, s.reason);
+		fail(c, s.code, ZT_CLOSE_ERROR, s.reason);
 		return false;
 	}
 	if (zt_route_inbound_port(store, c->local, t, &port) < 0) {
 		snprintf(c->why, sizeof(c->why), "no port of %s/%s for %s", c->local->ns,
 		         c->local->name, c->authority);
-		fail(c, 503, NULL, c->why);
+		fail(c, 503, ZT_CLOSE_ERROR, c->why);
 		return false;
 	}
 	if (port_illegal(c->in->p, port)) {
-		fail(c, 503, NULL, REASON_SELF);
+		fail(c, 503, ZT_CLOSE_SELF, NULL);
 		return false;
 	}
 	/* The pod's own address, or the target a waypoint serves; a host name (or an address
@@ -563,7 +567,7 @@ static void on_wait_timeout(struct zt_timer *t, void *arg)
 
 	(void)t;
 	snprintf(c->why, sizeof(c->why), "workload %s/%s not found", c->in->p->ns, c->in->p->name);
-	fail(c, 503, NULL, c->why);
+	fail(c, 503, ZT_CLOSE_ERROR, c->why);
 }
 
 /* Runs c from the local workload lookup to the upstream connect. Called when c is new and
@@ -591,12 +595,12 @@ static void proceed(struct conn *c)
 		zt_info("connection from %s denied: %s", addr_str(&c->src, a, sizeof(a)), why);
 		snprintf(c->why, sizeof(c->why), "connection closed due to policy rejection: %s",
 		         why);
-		fail(c, 401, "DENY", c->why);
+		fail(c, 401, ZT_CLOSE_DENY, c->why);
 		return;
 	}
 	if ((rc = start_connect(c)) < 0) {
 		snprintf(c->why, sizeof(c->why), "cannot connect: %s", zt_strerror(rc));
-		fail(c, 503, "CONNECT", c->why);
+		fail(c, 503, ZT_CLOSE_CONNECT, c->why);
 	}
 }
 
@@ -614,7 +618,7 @@ static void pending_data(struct zt_h2_stream *st, const uint8_t *p, size_t len, 
 	zt_h2_stream_reset(st, NGHTTP2_PROTOCOL_ERROR);
 	if (c->in)
 		c->in->st.rejected++;
-	conn_done(c, "data before the CONNECT response", NULL, 0, 0);
+	conn_done(c, ZT_CLOSE_ERROR, "data before the CONNECT response", 0, 0);
 }
 
 static void pending_end(struct zt_h2_stream *st, void *arg)
@@ -624,7 +628,7 @@ static void pending_end(struct zt_h2_stream *st, void *arg)
 	c->st = NULL;
 	zt_h2_stream_set_cbs(st, NULL, NULL);
 	zt_h2_stream_reset(st, NGHTTP2_CANCEL);
-	conn_done(c, "stream ended by the client before the CONNECT response", NULL, 0, 0);
+	conn_done(c, ZT_CLOSE_ERROR, "stream ended by the client before the CONNECT response", 0, 0);
 }
 
 static void pending_close(struct zt_h2_stream *st, uint32_t code, void *arg)
@@ -634,7 +638,7 @@ static void pending_close(struct zt_h2_stream *st, uint32_t code, void *arg)
 	(void)st;
 	(void)code;
 	c->st = NULL;
-	conn_done(c, "stream closed before the CONNECT response", NULL, 0, 0);
+	conn_done(c, ZT_CLOSE_ERROR, "stream closed before the CONNECT response", 0, 0);
 }
 
 static const struct zt_h2_stream_cbs pending_cbs = {
@@ -662,12 +666,12 @@ static void on_request(struct zt_h2_conn *hc, struct zt_h2_stream *st, const str
 	c->mtls = true;
 	c->peer_id = hx->peer_id;
 	if (zt_hbone_parse_request(&c->req, h, n, &s) != 200) {
-		fail(c, s.code, NULL, s.reason);
+		fail(c, s.code, ZT_CLOSE_ERROR, s.reason);
 		return;
 	}
 	zt_hbone_authority_format(&c->req.target, c->authority, sizeof(c->authority));
 	if (end) {
-		fail(c, 400, NULL, "CONNECT request ended its stream");
+		fail(c, 400, ZT_CLOSE_ERROR, "CONNECT request ended its stream");
 		return;
 	}
 	zt_h2_stream_set_cbs(st, &pending_cbs, c);
@@ -948,7 +952,7 @@ static void on_plain_accept(struct zt_io *io, unsigned events, void *arg)
 		/* Spec §1.1: the original destination is one of our own ports. */
 		if (port_illegal(in->p, dst.port)) {
 			in->st.rejected++;
-			zt_access_log_failed(&peer, &dst, ZT_DIR_INBOUND, REASON_SELF);
+			zt_access_log_failed(&peer, &dst, ZT_DIR_INBOUND, zt_close_reason(ZT_CLOSE_SELF));
 			close(fd);
 			continue;
 		}
@@ -981,10 +985,11 @@ static void recheck(struct conn *c, const struct zt_workload *now)
 	zt_info("closing the connection from %s: %s", addr_str(&c->src, a, sizeof(a)), why);
 	if (c->state == C_RELAYING) {
 		c->aborted = true;
+		c->abort_why = ZT_CLOSE_POLICY_CHANGE;
 		c->in->st.policy_closed++;
-		zt_relay_abort(c->relay, ZT_INBOUND_REASON_POLICY);
+		zt_relay_abort(c->relay, zt_close_reason(ZT_CLOSE_POLICY_CHANGE));
 	} else {
-		fail(c, 401, "DENY", ZT_INBOUND_REASON_POLICY);
+		fail(c, 401, ZT_CLOSE_DENY, zt_close_reason(ZT_CLOSE_POLICY_CHANGE));
 	}
 }
 
@@ -1079,9 +1084,10 @@ void zt_inbound_stop(struct zt_proxy *p)
 			/* Reports from the loop, detached. */
 			conn_unlink(c);
 			c->aborted = true;
-			zt_relay_abort(c->relay, ZT_INBOUND_REASON_STOPPED);
+			c->abort_why = ZT_CLOSE_STOPPED;
+			zt_relay_abort(c->relay, zt_close_reason(ZT_CLOSE_STOPPED));
 		} else {
-			conn_done(c, ZT_INBOUND_REASON_STOPPED, NULL, 0, 0);
+			conn_done(c, ZT_CLOSE_STOPPED, NULL, 0, 0);
 		}
 	}
 	while (in->hconns) {

@@ -22,10 +22,6 @@
 /* HBONE connections (held, handshaking, serving) one proxy keeps at once. */
 #define ZT_INBOUND_MAX_CONNS 4096
 
-/* Close reasons, exactly as they reach the access log `error=` field. */
-#define ZT_INBOUND_REASON_POLICY  "connection closed due to policy change"
-#define ZT_INBOUND_REASON_STOPPED "connection closed: workload proxy stopped"
-
 /* Opens p's plaintext and (with certificates) HBONE listeners. Returns 0 or -errno with err. */
 int zt_inbound_start(struct zt_proxy *p, char *err, size_t errlen);
 /* Closes the listeners and every inbound connection of p (each reports its close). */

@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "hbone/close.h"
 #include "hbone/hbone.h"
 #include "hbone/relay.h"
 #include "proxy/route.h"
@@ -32,8 +33,6 @@ ZT_LIVE_DEFINE(proxy_outbound_conn);
 #define ACCEPT_BATCH       64    /* accepts per wake-up, so a flood cannot starve the loop */
 #define ACCEPT_PAUSE_MS    100   /* listener rest after running out of descriptors */
 
-#define REASON_NO_SOURCE "unknown source workload"
-#define REASON_STOPPED   "proxy stopped"
 
 enum cstate {
 	ST_SOURCE,   /* waiting for the source workload in the store */
@@ -210,12 +209,14 @@ static void unlink_conn(struct conn *c)
 	c->out = NULL;
 }
 
-/* Ends c once: error NULL is success; flags is the response flag of a failure ("DENY",
- * "CONNECT", ...; NULL: "-"). A connection that was never opened logs "connection failed",
- * the others "connection complete" (spec §8.2). */
-static void conn_end(struct conn *c, const char *error, const char *flags)
+/* Ends c once, for why (hbone/close.h); detail (NULL: why's reason) is the access log's
+ * error. A connection that was never opened logs "connection failed", the others "connection
+ * complete" (spec §8.2). */
+static void conn_end(struct conn *c, enum zt_close why, const char *detail)
 {
 	struct zt_metrics *m = c->ctx->metrics;
+	const char *error = detail ? detail : zt_close_reason(why);
+	const char *flags = zt_close_failed(why) ? zt_close_flag(why) : NULL;
 
 	if (c->state == ST_CLOSED)
 		return;
@@ -260,7 +261,7 @@ static void on_relay_done(struct zt_relay *r, const struct zt_relay_result *res,
 	c->relay = NULL;
 	c->bytes_up = res->bytes_up;
 	c->bytes_down = res->bytes_down;
-	conn_end(c, res->error, NULL);
+	conn_end(c, res->error ? ZT_CLOSE_ERROR : ZT_CLOSE_OK, res->error);
 }
 
 /* Hands the downstream socket and server to a relay; both are the relay's on success. */
@@ -271,7 +272,7 @@ static void relay(struct conn *c, struct zt_relay_end server)
 
 	if (rc < 0) {
 		snprintf(c->why, sizeof(c->why), "relay: %s", zt_strerror(rc));
-		conn_end(c, c->why, NULL);
+		conn_end(c, ZT_CLOSE_ERROR, c->why);
 		return;
 	}
 	c->fd = -1;
@@ -286,7 +287,7 @@ static void on_connect_timeout(struct zt_timer *t, void *arg)
 	struct conn *c = arg;
 
 	(void)t;
-	conn_end(c, "connect: connection timed out", "CONNECT");
+	conn_end(c, ZT_CLOSE_CONNECT, "connect: connection timed out");
 }
 
 static void on_connected(struct zt_io *io, unsigned events, void *arg)
@@ -301,7 +302,7 @@ static void on_connected(struct zt_io *io, unsigned events, void *arg)
 		soerr = errno;
 	if (soerr) {
 		snprintf(c->why, sizeof(c->why), "connect: %s", strerror(soerr));
-		conn_end(c, c->why, "CONNECT");
+		conn_end(c, ZT_CLOSE_CONNECT, c->why);
 		return;
 	}
 	zt_io_stop(&c->up_io);
@@ -325,7 +326,7 @@ static void tcp_connect(struct conn *c)
 		rc = zt_io_start(c->ctx->loop, &c->up_io, c->up_fd, ZT_IO_WRITE, on_connected, c);
 	if (rc < 0) {
 		snprintf(c->why, sizeof(c->why), "connect: %s", zt_strerror(rc));
-		conn_end(c, c->why, "CONNECT");
+		conn_end(c, ZT_CLOSE_CONNECT, c->why);
 		return;
 	}
 	zt_timer_start(c->ctx->loop, &c->timer, CONNECT_TIMEOUT_MS, on_connect_timeout, c);
@@ -356,7 +357,7 @@ static void on_headers(struct zt_h2_stream *st, const struct zt_h2_header *h, si
 	}
 	/* Spec §2.5: any other status fails the connection, without retry. */
 	snprintf(c->why, sizeof(c->why), "http status: %ld", status);
-	conn_end(c, c->why, "CONNECT");
+	conn_end(c, ZT_CLOSE_CONNECT, c->why);
 }
 
 static void on_stream_close(struct zt_h2_stream *st, uint32_t code, void *arg)
@@ -367,7 +368,7 @@ static void on_stream_close(struct zt_h2_stream *st, uint32_t code, void *arg)
 	c->st = NULL;
 	snprintf(c->why, sizeof(c->why), "stream closed before the response (%s)",
 	         nghttp2_http2_strerror(code));
-	conn_end(c, c->why, "CONNECT");
+	conn_end(c, ZT_CLOSE_CONNECT, c->why);
 }
 
 static const struct zt_h2_stream_cbs stream_cbs = {.on_headers = on_headers,
@@ -381,8 +382,7 @@ static void on_ready(struct zt_h2_stream *st, const struct zt_pool_result *r, vo
 	if (!st) {
 		snprintf(c->why, sizeof(c->why), "%s",
 		         *r->reason ? r->reason : zt_strerror(r->err));
-		conn_end(c, c->why,
-		         r->flag != ZT_POOL_FLAG_NONE ? zt_pool_flag_name(r->flag) : "CONNECT");
+		conn_end(c, r->flag != ZT_CLOSE_OK ? r->flag : ZT_CLOSE_CONNECT, c->why);
 		return;
 	}
 	c->st = st;
@@ -434,7 +434,7 @@ static void open_stream(struct conn *c)
 	if (rc < 0) {
 		c->req = NULL;
 		snprintf(c->why, sizeof(c->why), "CONNECT: %s", zt_strerror(rc));
-		conn_end(c, c->why, "CONNECT");
+		conn_end(c, ZT_CLOSE_CONNECT, c->why);
 		return;
 	}
 	go_state(c, ST_POOL);
@@ -447,7 +447,7 @@ static void on_cert(void *arg, int err, struct zt_tls_identity *cert)
 	c->fetch = NULL;
 	if (err < 0) {
 		snprintf(c->why, sizeof(c->why), "source certificate: %s", zt_strerror(err));
-		conn_end(c, c->why, "IDENTITY_ERROR");
+		conn_end(c, ZT_CLOSE_IDENTITY_ERROR, c->why);
 		return;
 	}
 	c->cert = zt_tls_identity_ref(cert);
@@ -460,7 +460,7 @@ static void hbone_connect(struct conn *c)
 	int rc;
 
 	if (!m) {
-		conn_end(c, "source certificate: no certificate provider", "IDENTITY_ERROR");
+		conn_end(c, ZT_CLOSE_IDENTITY_ERROR, "source certificate: no certificate provider");
 		return;
 	}
 	c->cert = zt_certmgr_get(m, &c->source->identity);
@@ -472,7 +472,7 @@ static void hbone_connect(struct conn *c)
 	if ((rc = zt_certmgr_fetch(m, &c->source->identity, on_cert, c, &c->fetch)) < 0) {
 		c->fetch = NULL;
 		snprintf(c->why, sizeof(c->why), "source certificate: %s", zt_strerror(rc));
-		conn_end(c, c->why, "IDENTITY_ERROR");
+		conn_end(c, ZT_CLOSE_IDENTITY_ERROR, c->why);
 	}
 }
 
@@ -492,7 +492,7 @@ static void route(struct conn *c)
 
 	if ((rc = zt_route_outbound(p->ctx->store, &in, &c->route)) < 0) {
 		snprintf(c->why, sizeof(c->why), "routing: %s", zt_strerror(rc));
-		conn_end(c, c->why, NULL);
+		conn_end(c, ZT_CLOSE_ERROR, c->why);
 		return;
 	}
 	c->routed = true;
@@ -500,7 +500,7 @@ static void route(struct conn *c)
 	switch (c->route.kind) {
 	case ZT_ROUTE_DENY:
 		c->out->count.denied++;
-		conn_end(c, c->route.reason, "DENY");
+		conn_end(c, ZT_CLOSE_DENY, c->route.reason);
 		return;
 	case ZT_ROUTE_HBONE:
 		c->out->count.hbone++;
@@ -537,7 +537,7 @@ static void try_source(struct conn *c)
 		return;
 	}
 	if (zt_loop_now(loop) - c->start_ms >= SOURCE_WAIT_MS) {
-		conn_end(c, REASON_NO_SOURCE, NULL);
+		conn_end(c, ZT_CLOSE_NO_SOURCE, NULL);
 		return;
 	}
 	zt_timer_start(loop, &c->timer, SOURCE_RETRY_MS, on_source_timer, c);
@@ -670,9 +670,9 @@ void zt_outbound_stop(struct zt_proxy *p)
 		unlink_conn(c);
 		/* A relay reports from the loop: c lives on until then, without out. */
 		if (c->relay)
-			zt_relay_abort(c->relay, REASON_STOPPED);
+			zt_relay_abort(c->relay, zt_close_reason(ZT_CLOSE_STOPPED));
 		else
-			conn_end(c, REASON_STOPPED, NULL);
+			conn_end(c, ZT_CLOSE_STOPPED, NULL);
 	}
 	free(out);
 	p->out = NULL;
