@@ -173,9 +173,8 @@ int zt_h2_listener_new(struct zt_h2_listener **out, struct zt_loop *loop, const 
 	if (!l)
 		abort();
 	if (zt_addr_parse(&l->addr, addr, strlen(addr), ZT_ADDR_PORT0_OK) < 0) {
-		snprintf(err, errlen, "listen address %s: expected ip:port", addr);
 		free(l);
-		return ZT_E_PARSE;
+		return zt_errf(ZT_E_PARSE, err, errlen, "listen address %s: expected ip:port", addr);
 	}
 	sl = zt_addr_to_sockaddr(&l->addr, &ss);
 	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -183,11 +182,10 @@ int zt_h2_listener_new(struct zt_h2_listener **out, struct zt_loop *loop, const 
 	    bind(fd, (struct sockaddr *)&ss, sl) < 0 || listen(fd, 128) < 0 ||
 	    getsockname(fd, (struct sockaddr *)&bound, &bl) < 0) {
 		rc = -errno;
-		snprintf(err, errlen, "listen on %s: %s", addr, strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		free(l);
-		return rc;
+		return zt_errf(rc, err, errlen, "listen on %s: %s", addr, strerror(-rc));
 	}
 	zt_addr_from_sockaddr(&l->addr, (struct sockaddr *)&bound, bl);
 	l->loop = loop;

@@ -1044,7 +1044,7 @@ int zt_inbound_start(struct zt_proxy *p, char *err, size_t errlen)
 	in->plain_fd = rc;
 	if ((rc = zt_io_start(p->ctx->loop, &in->plain_io, in->plain_fd, ZT_IO_READ,
 	                      on_plain_accept, in)) < 0) {
-		snprintf(err, errlen, "inbound listener: %s", zt_strerror(rc));
+		zt_errf(rc, err, errlen, "inbound listener: %s", zt_strerror(rc));
 		goto fail;
 	}
 	/* Without certificates there is no HBONE at all (proxy.h). */
@@ -1054,7 +1054,7 @@ int zt_inbound_start(struct zt_proxy *p, char *err, size_t errlen)
 		in->hbone_fd = rc;
 		if ((rc = zt_io_start(p->ctx->loop, &in->hbone_io, in->hbone_fd, ZT_IO_READ,
 		                      on_hbone_accept, in)) < 0) {
-			snprintf(err, errlen, "HBONE listener: %s", zt_strerror(rc));
+			zt_errf(rc, err, errlen, "HBONE listener: %s", zt_strerror(rc));
 			goto fail;
 		}
 	}

@@ -645,7 +645,7 @@ int zt_outbound_start(struct zt_proxy *p, char *err, size_t errlen)
 	}
 	rc = zt_io_start(p->ctx->loop, &out->lio, out->lfd, ZT_IO_READ, on_accept, out);
 	if (rc < 0) {
-		snprintf(err, errlen, "outbound listener: %s", zt_strerror(rc));
+		zt_errf(rc, err, errlen, "outbound listener: %s", zt_strerror(rc));
 		close(out->lfd);
 		free(out);
 		return rc;

@@ -569,12 +569,11 @@ static int unpack(struct zt_store *s, const ProtobufCMessageDescriptor *d, const
 	int rc;
 
 	if (s->dispatching) {
-		snprintf(err, errlen, "store changed from a watcher");
-		return ZT_E_STATE;
+		return zt_errf(ZT_E_STATE, err, errlen, "store changed from a watcher");
 	}
 	rc = zt_pb_unpack(d, data, len, ZT_STORE_MAX_RESOURCE, msg);
 	if (rc)
-		snprintf(err, errlen, "cannot decode %s: %s", d->name, zt_strerror(rc));
+		zt_errf(rc, err, errlen, "cannot decode %s: %s", d->name, zt_strerror(rc));
 	return rc;
 }
 
