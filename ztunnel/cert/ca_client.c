@@ -84,9 +84,7 @@ static char *dup_or_null(const char *s)
 
 	if (!s || !s[0])
 		return NULL;
-	d = strdup(s);
-	if (!d)
-		abort();
+	d = xstrdup(s);
 	return d;
 }
 
@@ -202,13 +200,9 @@ static void on_message(struct zt_grpc_call *gc, const uint8_t *p, size_t len, vo
 		zt_pb_free((ProtobufCMessage *)resp);
 		return;
 	}
-	c->chain = calloc(resp->n_cert_chain, sizeof(*c->chain));
-	if (!c->chain)
-		abort();
+	c->chain = xcalloc(resp->n_cert_chain, sizeof(*c->chain));
 	for (size_t i = 0; i < resp->n_cert_chain; i++) {
-		c->chain[i] = strdup(resp->cert_chain[i]);
-		if (!c->chain[i])
-			abort();
+		c->chain[i] = xstrdup(resp->cert_chain[i]);
 	}
 	c->n = resp->n_cert_chain;
 	zt_pb_free((ProtobufCMessage *)resp);
@@ -493,9 +487,7 @@ static int src_sign(void *src, const char *spiffe_id, const char *csr_pem, int64
 	if (!spiffe_id || !spiffe_id[0] || strlen(spiffe_id) >= ZT_SPIFFE_STR_SIZE || !csr_pem ||
 	    !csr_pem[0] || strlen(csr_pem) > ZT_CSR_MAX_PEM || ttl_s <= 0)
 		return ZT_E_PARSE;
-	c = calloc(1, sizeof(*c));
-	if (!c)
-		abort();
+	c = xcalloc(1, sizeof(*c));
 	if (encode_request(spiffe_id, csr_pem, ttl_s, cl->impersonate, &c->body, &c->body_len) <
 	    0) {
 		free(c);
@@ -577,9 +569,7 @@ int zt_ca_client_new(struct zt_ca_client **out, struct zt_loop *loop,
 		return ZT_E_PARSE;
 	if ((rc = zt_tls_cp_client_new(&tls, o->roots_pem, o->roots_len, o->tls)) < 0)
 		return rc;
-	cl = calloc(1, sizeof(*cl));
-	if (!cl)
-		abort();
+	cl = xcalloc(1, sizeof(*cl));
 	cl->loop = loop;
 	cl->tls = tls;
 	cl->host = dup_or_null(o->host);
@@ -591,10 +581,8 @@ int zt_ca_client_new(struct zt_ca_client **out, struct zt_loop *loop,
 	cl->token = o->token;
 	cl->token_arg = o->token_arg;
 	for (size_t i = 0; i < o->nheaders; i++) {
-		cl->headers[i].key = strdup(o->headers[i].key);
-		cl->headers[i].value = strdup(o->headers[i].value);
-		if (!cl->headers[i].key || !cl->headers[i].value)
-			abort();
+		cl->headers[i].key = xstrdup(o->headers[i].key);
+		cl->headers[i].value = xstrdup(o->headers[i].value);
 	}
 	cl->nheaders = o->nheaders;
 	cl->impersonate = o->impersonate;

@@ -21,6 +21,7 @@
 #include "runtime/err.h"
 #include "runtime/live.h"
 #include "runtime/log.h"
+#include "runtime/mem.h"
 
 ZT_LOG_MODULE("pool");
 ZT_LIVE_DEFINE(pool_connection);
@@ -104,15 +105,6 @@ struct zt_pool {
 	bool closed;
 	bool releasing; /* zt_pool_free is running: do not release from below it */
 };
-
-static void *xcalloc(size_t n, size_t size)
-{
-	void *p = calloc(n, size);
-
-	if (!p)
-		abort();
-	return p;
-}
 
 void zt_pool_opts_default(struct zt_pool_opts *o)
 {

@@ -15,6 +15,7 @@
 
 #include "runtime/err.h"
 #include "runtime/log.h"
+#include "runtime/mem.h"
 
 ZT_LOG_MODULE("h2listen");
 
@@ -140,9 +141,7 @@ static void on_accept(struct zt_io *io, unsigned events, void *arg)
 			close(fd);
 			continue;
 		}
-		e = calloc(1, sizeof(*e));
-		if (!e)
-			abort();
+		e = xcalloc(1, sizeof(*e));
 		e->l = l;
 		if (zt_sock_start(&e->sock, l->loop, fd, tc, NULL, NULL) < 0) {
 			zt_tls_conn_free(tc);
@@ -169,9 +168,7 @@ int zt_h2_listener_new(struct zt_h2_listener **out, struct zt_loop *loop, const 
 	int fd, one = 1, rc;
 
 	*out = NULL;
-	l = calloc(1, sizeof(*l));
-	if (!l)
-		abort();
+	l = xcalloc(1, sizeof(*l));
 	if (zt_addr_parse(&l->addr, addr, strlen(addr), ZT_ADDR_PORT0_OK) < 0) {
 		free(l);
 		return zt_errf(ZT_E_PARSE, err, errlen, "listen address %s: expected ip:port", addr);

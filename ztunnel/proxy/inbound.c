@@ -25,6 +25,7 @@
 #include "runtime/err.h"
 #include "runtime/live.h"
 #include "runtime/log.h"
+#include "runtime/mem.h"
 #include "state/authz.h"
 #include "state/service.h"
 #include "state/workload.h"
@@ -300,10 +301,8 @@ static void fail(struct conn *c, int status, enum zt_close close, const char *er
 static struct conn *conn_new(struct zt_inbound *in, bool hbone, const struct zt_sockaddr *src,
                              const struct zt_sockaddr *dst)
 {
-	struct conn *c = calloc(1, sizeof(*c));
+	struct conn *c = xcalloc(1, sizeof(*c));
 
-	if (!c)
-		abort();
 	c->in = in;
 	c->ctx = in->p->ctx;
 	c->hbone = hbone;
@@ -906,8 +905,7 @@ static void on_hbone_accept(struct zt_io *io, unsigned events, void *arg)
 			continue;
 		}
 		zt_proxy_accepted(in->p, fd);
-		if (!(h = calloc(1, sizeof(*h))))
-			abort();
+		h = xcalloc(1, sizeof(*h));
 		h->in = in;
 		h->fd = fd;
 		h->peer = peer;
@@ -1026,11 +1024,9 @@ static void stop_listener(struct zt_io *io, int *fd)
 int zt_inbound_start(struct zt_proxy *p, char *err, size_t errlen)
 {
 	const struct zt_proxy_settings *set = &p->ctx->set;
-	struct zt_inbound *in = calloc(1, sizeof(*in));
+	struct zt_inbound *in = xcalloc(1, sizeof(*in));
 	int rc;
 
-	if (!in)
-		abort();
 	in->p = p;
 	in->hbone_fd = in->plain_fd = -1;
 	in->wait_ms = ZT_INBOUND_WORKLOAD_WAIT_MS;

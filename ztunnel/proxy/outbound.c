@@ -21,6 +21,7 @@
 #include "runtime/err.h"
 #include "runtime/live.h"
 #include "runtime/log.h"
+#include "runtime/mem.h"
 #include "state/service.h"
 #include "state/workload.h"
 
@@ -566,8 +567,7 @@ static void accepted(struct zt_outbound *out, int fd, const struct sockaddr_stor
 		close(fd);
 		return;
 	}
-	if (!(c = calloc(1, sizeof(*c))))
-		abort();
+	c = xcalloc(1, sizeof(*c));
 	zt_live_inc(&zt_live_proxy_outbound_conn);
 	c->out = out;
 	c->ctx = p->ctx;
@@ -631,11 +631,9 @@ static void on_accept(struct zt_io *io, unsigned events, void *arg)
 
 int zt_outbound_start(struct zt_proxy *p, char *err, size_t errlen)
 {
-	struct zt_outbound *out = calloc(1, sizeof(*out));
+	struct zt_outbound *out = xcalloc(1, sizeof(*out));
 	int rc;
 
-	if (!out)
-		abort();
 	out->p = p;
 	out->lfd = zt_proxy_listen(p, p->o.outbound_port, err, errlen);
 	if (out->lfd < 0) {

@@ -12,6 +12,7 @@
 
 #include "runtime/err.h"
 #include "runtime/log.h"
+#include "runtime/mem.h"
 
 ZT_LOG_MODULE("route");
 
@@ -154,9 +155,7 @@ static void set_expected(struct zt_route *out, const struct zt_workload *w,
 	size_t n_sans = svc ? svc->n_subject_alt_names : 0;
 	size_t cap = 1 + n_sans < ZT_ROUTE_MAX_EXPECTED ? 1 + n_sans : ZT_ROUTE_MAX_EXPECTED;
 
-	out->expected = calloc(cap, sizeof(*out->expected));
-	if (!out->expected)
-		abort();
+	out->expected = xcalloc(cap, sizeof(*out->expected));
 	out->n_expected = 0;
 	expect(out, &w->identity);
 	for (size_t i = 0; i < n_sans; i++) {

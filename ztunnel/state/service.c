@@ -10,6 +10,7 @@
 
 #include "runtime/err.h"
 #include "runtime/live.h"
+#include "runtime/mem.h"
 #include "state/reject.h"
 
 ZT_LIVE_DEFINE(state_service);
@@ -155,10 +156,8 @@ static int decode(const Istio__Workload__Service *pb, struct zt_service *s, stru
 
 static struct zt_service *service_alloc(struct zt_service_core *core)
 {
-	struct zt_service *s = calloc(1, sizeof(*s));
+	struct zt_service *s = xcalloc(1, sizeof(*s));
 
-	if (!s)
-		abort();
 	atomic_init(&s->refs_, 1);
 	atomic_fetch_add(&core->refs, 1);
 	s->core_ = core;
@@ -203,9 +202,7 @@ struct zt_service *zt_service_with_endpoints(const struct zt_service *svc,
 	struct zt_endpoint *eps = NULL;
 
 	if (n) {
-		eps = calloc(n, sizeof(*eps));
-		if (!eps)
-			abort();
+		eps = xcalloc(n, sizeof(*eps));
 	}
 	for (size_t i = 0; i < n; i++) {
 		eps[i].workload = zt_workload_ref(ws[i]);
