@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -41,7 +42,7 @@ enum hstate { H_HELD, H_HANDSHAKE, H_SERVING };
 /* One TCP connection to the HBONE port. */
 struct hconn {
 	struct zt_inbound *in; /* NULL once detached from a stopped proxy (serving only) */
-	struct hconn *prev, *next;
+	LIST_ENTRY(hconn) link;
 	enum hstate state;
 	int fd;                  /* H_HELD: the accepted socket, waiting for a certificate */
 	struct zt_sock sock;     /* H_HANDSHAKE */
@@ -57,7 +58,7 @@ enum cstate { C_NEW, C_WAIT, C_CONNECTING, C_RELAYING };
 struct conn {
 	struct zt_inbound *in;    /* NULL once detached from a stopped proxy */
 	struct zt_proxy_ctx *ctx; /* outlives the proxy: what a detached report uses */
-	struct conn *prev, *next;
+	LIST_ENTRY(conn) link;
 	enum cstate state;
 	bool hbone;
 	bool mtls;
@@ -92,8 +93,8 @@ struct zt_inbound {
 	struct zt_tls_identity *served; /* reference to what tls serves */
 	struct zt_certmgr_fetch *fetch; /* in flight for the held connections */
 	struct zt_h2_settings h2;
-	struct hconn *hconns;
-	struct conn *conns;
+	LIST_HEAD(, hconn) hconns;
+	LIST_HEAD(, conn) conns;
 	size_t n_hconns;
 	uint64_t wait_ms;
 	bool watching;
@@ -230,13 +231,7 @@ static void conn_unlink(struct conn *c)
 
 	if (!in)
 		return;
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		in->conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
-	c->prev = c->next = NULL;
+	LIST_REMOVE(c, link);
 	c->in = NULL;
 }
 
@@ -310,10 +305,7 @@ static struct conn *conn_new(struct zt_inbound *in, bool hbone, const struct zt_
 	c->src = *src;
 	c->dst = *dst;
 	c->start_ms = zt_loop_now(loop_of(in));
-	c->next = in->conns;
-	if (in->conns)
-		in->conns->prev = c;
-	in->conns = c;
+	LIST_INSERT_HEAD(&in->conns, c, link);
 	zt_live_inc(&zt_live_inbound_conn);
 	return c;
 }
@@ -685,12 +677,7 @@ static void hconn_unlink(struct hconn *h)
 
 	if (!in)
 		return;
-	if (h->prev)
-		h->prev->next = h->next;
-	else
-		in->hconns = h->next;
-	if (h->next)
-		h->next->prev = h->prev;
+	LIST_REMOVE(h, link);
 	in->n_hconns--;
 	h->in = NULL;
 }
@@ -828,8 +815,8 @@ static void on_cert(void *arg, int err, struct zt_tls_identity *cert)
 		install(in, cert);
 	else
 		zt_warn("no certificate for %s/%s: %s", in->p->ns, in->p->name, zt_strerror(err));
-	for (struct hconn *h = in->hconns, *next; h; h = next) {
-		next = h->next;
+	for (struct hconn *h = LIST_FIRST(&in->hconns), *next; h; h = next) {
+		next = LIST_NEXT(h, link);
 		if (h->state != H_HELD)
 			continue;
 		zt_timer_stop(&h->timer);
@@ -910,10 +897,7 @@ static void on_hbone_accept(struct zt_io *io, unsigned events, void *arg)
 		h->fd = fd;
 		h->peer = peer;
 		zt_addr_from_sockaddr(&h->local, (struct sockaddr *)&ss, sl);
-		h->next = in->hconns;
-		if (in->hconns)
-			in->hconns->prev = h;
-		in->hconns = h;
+		LIST_INSERT_HEAD(&in->hconns, h, link);
 		in->n_hconns++;
 		if (current_tls(in)) {
 			start_handshake(h);
@@ -1000,8 +984,8 @@ static void on_store(struct zt_store *store, const struct zt_store_event *ev, vo
 	if (ev->kind != ZT_STORE_POLICY_CHANGED && !is_local_event(in->p, ev))
 		return;
 	now = zt_proxy_workload(in->p);
-	for (struct conn *c = in->conns, *next; c; c = next) {
-		next = c->next;
+	for (struct conn *c = LIST_FIRST(&in->conns), *next; c; c = next) {
+		next = LIST_NEXT(c, link);
 		if (c->state == C_WAIT)
 			proceed(c);
 		else if (c->state == C_CONNECTING || c->state == C_RELAYING)
@@ -1074,8 +1058,8 @@ void zt_inbound_stop(struct zt_proxy *p)
 	stop_listener(&in->hbone_io, &in->hbone_fd);
 	zt_certmgr_fetch_cancel(in->fetch);
 	in->fetch = NULL;
-	while (in->conns) {
-		struct conn *c = in->conns;
+	while (!LIST_EMPTY(&in->conns)) {
+		struct conn *c = LIST_FIRST(&in->conns);
 		if (c->state == C_RELAYING) {
 			/* Reports from the loop, detached. */
 			conn_unlink(c);
@@ -1086,8 +1070,8 @@ void zt_inbound_stop(struct zt_proxy *p)
 			conn_done(c, ZT_CLOSE_STOPPED, NULL, 0, 0);
 		}
 	}
-	while (in->hconns) {
-		struct hconn *h = in->hconns;
+	while (!LIST_EMPTY(&in->hconns)) {
+		struct hconn *h = LIST_FIRST(&in->hconns);
 		if (h->state == H_SERVING) {
 			/* Its on_close comes from the loop and frees it. Handshakes are over on
 			 * these, so the TLS server below is no longer used by them. */
@@ -1112,9 +1096,11 @@ int zt_inbound_get_stats(const struct zt_proxy *p, struct zt_inbound_stats *out)
 	*out = in->st;
 	out->hbone_conns = in->n_hconns;
 	out->held = out->live = 0;
-	for (const struct hconn *h = in->hconns; h; h = h->next)
+	const struct hconn *h;
+	const struct conn *c;
+	LIST_FOREACH(h, &in->hconns, link)
 		out->held += h->state == H_HELD;
-	for (const struct conn *c = in->conns; c; c = c->next)
+	LIST_FOREACH(c, &in->conns, link)
 		out->live++;
 	return 0;
 }
@@ -1156,7 +1142,8 @@ json_t *zt_inbound_dump(const struct zt_proxy *p)
 		return json_null();
 	zt_inbound_get_stats(p, &s);
 	conns = json_array();
-	for (const struct conn *c = in->conns; c; c = c->next)
+	const struct conn *c;
+	LIST_FOREACH(c, &in->conns, link)
 		json_array_append_new(conns, conn_json(c, zt_loop_now(loop_of(in))));
 	o = json_pack("{s:i, s:i, s:b, s:I, s:I, s:o}", "hbonePort", (int)p->o.hbone_port,
 	              "inboundPort", (int)p->o.inbound_port, "hboneListening", in->hbone_fd >= 0,

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -49,7 +50,7 @@ static const char *const state_names[] = {"source",   "connecting", "certificate
                                           "response", "relaying",   "closed"};
 
 struct conn {
-	struct conn *prev, *next;
+	LIST_ENTRY(conn) link;
 	struct zt_outbound *out; /* NULL once zt_outbound_stop let go of it */
 	struct zt_proxy_ctx *ctx;
 	enum cstate state;
@@ -82,7 +83,7 @@ struct zt_outbound {
 	int lfd;
 	struct zt_io lio;
 	struct zt_timer pause;
-	struct conn *head;
+	LIST_HEAD(, conn) conns;
 	size_t n;
 	struct {
 		uint64_t accepted, hbone, plain, passthrough, denied, failed;
@@ -199,13 +200,7 @@ static void unlink_conn(struct conn *c)
 
 	if (!out)
 		return;
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		out->head = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
-	c->prev = c->next = NULL;
+	LIST_REMOVE(c, link);
 	out->n--;
 	c->out = NULL;
 }
@@ -576,10 +571,7 @@ static void accepted(struct zt_outbound *out, int fd, const struct sockaddr_stor
 	c->src = src;
 	c->dst = dst;
 	c->start_ms = zt_loop_now(p->ctx->loop);
-	c->next = out->head;
-	if (out->head)
-		out->head->prev = c;
-	out->head = c;
+	LIST_INSERT_HEAD(&out->conns, c, link);
 	out->n++;
 	if (p->ctx->metrics)
 		zt_metrics_socket_opened(p->ctx->metrics, ZT_REPORTER_SOURCE);
@@ -662,8 +654,8 @@ void zt_outbound_stop(struct zt_proxy *p)
 	zt_timer_stop(&out->pause);
 	close(out->lfd);
 	out->lfd = -1;
-	while (out->head) {
-		struct conn *c = out->head;
+	while (!LIST_EMPTY(&out->conns)) {
+		struct conn *c = LIST_FIRST(&out->conns);
 
 		unlink_conn(c);
 		/* A relay reports from the loop: c lives on until then, without out. */
@@ -718,7 +710,8 @@ json_t *zt_outbound_dump(const struct zt_proxy *p)
 	if (!out)
 		return json_null();
 	conns = json_array();
-	for (const struct conn *c = out->head; c; c = c->next)
+	const struct conn *c;
+	LIST_FOREACH(c, &out->conns, link)
 		json_array_append_new(conns, conn_json(c));
 	return json_pack("{s:i, s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I}}", "port",
 	                 (int)p->o.outbound_port, "connections", conns, "counters", "accepted",
