@@ -84,7 +84,9 @@ struct zt_xds_client {
 	struct session *s;
 	struct zt_timer retry;
 	bool started;
+	bool complete; /* the stream being ended closed with gRPC OK */
 	struct zt_xds_client_stats st;
+	struct zt_metric *m_terms, *m_msgs, *m_bytes; /* spec §17; NULL without metrics */
 };
 
 /* The control plane's optional strings: NULL is kept as "". */
@@ -259,6 +261,15 @@ __attribute__((format(printf, 3, 4))) static void session_end(struct zt_xds_clie
 
 	if (!s)
 		return;
+	if (c->m_terms) {
+		/* spec §17: connect failed, stream ended Ok, benign end, anything else */
+		const char *why = !c->st.connected ? "ConnectionError"
+		                  : c->complete    ? "Complete"
+		                  : benign         ? "Reconnect"
+		                                   : "Error";
+		zt_metric_add(zt_metric_child(c->m_terms, (const char *const[]){why}), 1);
+	}
+	c->complete = false;
 	c->s = NULL;
 	s->c = NULL;
 	zt_h2_connect_cancel(s->conn);
@@ -453,6 +464,16 @@ static void call_on_message(struct zt_grpc_call *call, const uint8_t *p, size_t 
 	}
 	c->st.responses++;
 	c->st.backoff_ms = c->backoff_initial; /* the server is healthy again */
+	if (c->m_msgs) {
+		const Response *r = (const Response *)m;
+		const char *const url[] = {r->type_url};
+		uint64_t bytes = 0;
+		for (size_t i = 0; i < r->n_resources; i++)
+			if (r->resources[i]->resource)
+				bytes += r->resources[i]->resource->value.len;
+		zt_metric_add(zt_metric_child(c->m_msgs, url), 1);
+		zt_metric_add(zt_metric_child(c->m_bytes, url), (int64_t)bytes);
+	}
 	handle_response(c, s, (const Response *)m);
 	zt_pb_free(m);
 }
@@ -467,11 +488,13 @@ static void call_on_done(struct zt_grpc_call *call, int code, const char *msg, v
 	if (c) {
 		const char *reason = s->conn_reason;
 
-		if (reason && strcmp(reason, "connection drained") != 0)
+		if (reason && strcmp(reason, "connection drained") != 0) {
 			session_end(c, false, "connection closed: %s", reason);
-		else
+		} else {
+			c->complete = code == ZT_GRPC_OK;
 			session_end(c, benign_end(code, msg, reason), "stream ended: %s: %s",
 			            zt_grpc_code_name(code), msg);
+		}
 	}
 	session_unref(s);
 }
@@ -651,6 +674,20 @@ struct zt_xds_client *zt_xds_client_new(struct zt_loop *loop, const struct zt_xd
 	c->token_cb = o->token_cb;
 	c->token_arg = o->token_arg;
 	c->on_synced = o->on_synced;
+	if (o->metrics) {
+		static const char *const reason[] = {"reason"}, *const url[] = {"url"};
+		/* A second client on the same registry (names taken) counts nothing. */
+		if (zt_metrics_register(o->metrics, &c->m_terms,
+		                        "istio_xds_connection_terminations_total",
+		                        "Stream terminations of the xDS client", ZT_METRIC_COUNTER,
+		                        reason, 1) < 0 ||
+		    zt_metrics_register(o->metrics, &c->m_msgs, "istio_xds_message_total",
+		                        "xDS responses received", ZT_METRIC_COUNTER, url, 1) < 0 ||
+		    zt_metrics_register(o->metrics, &c->m_bytes, "istio_xds_message_bytes_total",
+		                        "Bytes of resources in xDS responses", ZT_METRIC_COUNTER,
+		                        url, 1) < 0)
+			c->m_terms = c->m_msgs = c->m_bytes = NULL;
+	}
 	c->synced_arg = o->synced_arg;
 	c->max_msg = o->max_msg ? o->max_msg : ZT_XDS_MAX_MSG;
 	c->connect_ms = o->connect_timeout_ms ? o->connect_timeout_ms : DEF_CONNECT_MS;
