@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -21,7 +22,7 @@ ZT_LOG_MODULE("h2listen");
 
 struct entry {
 	struct zt_h2_listener *l;
-	struct entry *prev, *next;
+	LIST_ENTRY(entry) link;
 	struct zt_sock sock;     /* until the handshake completes */
 	struct zt_timer timer;   /* handshake deadline */
 	struct zt_h2_conn *conn; /* once serving */
@@ -33,7 +34,7 @@ struct zt_h2_listener {
 	struct zt_sockaddr addr;
 	struct zt_h2_listener_opts o;
 	struct zt_h2_conn_cbs chained;
-	struct entry *head;
+	LIST_HEAD(, entry) entries;
 	size_t n;
 	bool closing;
 };
@@ -42,12 +43,7 @@ static void unlink_entry(struct entry *e)
 {
 	struct zt_h2_listener *l = e->l;
 
-	if (e->prev)
-		e->prev->next = e->next;
-	else
-		l->head = e->next;
-	if (e->next)
-		e->next->prev = e->prev;
+	LIST_REMOVE(e, link);
 	l->n--;
 	free(e);
 }
@@ -149,10 +145,7 @@ static void on_accept(struct zt_io *io, unsigned events, void *arg)
 			free(e);
 			continue;
 		}
-		e->next = l->head;
-		if (l->head)
-			l->head->prev = e;
-		l->head = e;
+		LIST_INSERT_HEAD(&l->entries, e, link);
 		l->n++;
 		zt_timer_start(l->loop, &e->timer, l->o.handshake_timeout_ms, on_timeout, e);
 		zt_sock_handshake(&e->sock, on_handshake, e);
@@ -222,7 +215,8 @@ static void stop_accepting(struct zt_h2_listener *l)
 void zt_h2_listener_shutdown(struct zt_h2_listener *l)
 {
 	stop_accepting(l);
-	for (struct entry *e = l->head; e; e = e->next)
+	struct entry *e;
+	LIST_FOREACH(e, &l->entries, link)
 		if (e->conn)
 			zt_h2_conn_shutdown(e->conn);
 }
@@ -232,9 +226,9 @@ void zt_h2_listener_free(struct zt_h2_listener *l)
 	if (!l)
 		return;
 	stop_accepting(l);
-	while (l->head) {
-		struct entry *e = l->head;
-		l->head = e->next;
+	while (!LIST_EMPTY(&l->entries)) {
+		struct entry *e = LIST_FIRST(&l->entries);
+		LIST_REMOVE(e, link);
 		if (e->conn) {
 			/* Its on_close comes from a later loop iteration: detached entries free
 			 * themselves there without calling back into the caller. */
