@@ -352,7 +352,7 @@ static void on_ready(struct zt_h2_stream *st, const struct zt_pool_result *r, vo
 	(void)arg;
 	A.req = NULL;
 	if (!st) {
-		fail("%s: %s", zt_pool_flag_name(r->flag),
+		fail("%s: %s", zt_close_flag(r->flag),
 		     r->reason[0] ? r->reason : zt_strerror(r->err));
 		return;
 	}

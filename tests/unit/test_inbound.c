@@ -20,6 +20,7 @@
 #include "cert/manager.h"
 #include "config/config.h"
 #include "protocol/ca.h"
+#include "hbone/close.h"
 #include "hbone/hbone.h"
 #include "proxy/inbound.h"
 #include "hbone/pool.h"
@@ -1019,7 +1020,7 @@ START_TEST(proxy_free_closes_live_connections)
 	T.p = NULL;
 	RUN_UNTIL(c.closed && d.closed, 3000);
 	RUN_UNTIL(zt_inbound_live() == 0 && zt_relay_live() == 0 && echo_conns() == 0, 3000);
-	ck_assert_ptr_nonnull(log_line_with("connection complete", ZT_INBOUND_REASON_STOPPED));
+	ck_assert_ptr_nonnull(log_line_with("connection complete", zt_close_reason(ZT_CLOSE_STOPPED)));
 	cli_clear(&c);
 	cli_clear(&d);
 }

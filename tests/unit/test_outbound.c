@@ -962,7 +962,7 @@ START_TEST(concurrent_connections_share_two_pooled_connections_and_stop_closes_t
 	ck_assert_int_eq(atomic_load(&M.closed), MANY);
 	run_ms(50);
 	ck_assert_int_eq(live("proxy_outbound_conn"), 0);
-	ck_assert_int_eq(log_count("error=\"proxy stopped\""), MANY);
+	ck_assert_int_eq(log_count("error=\"connection closed: workload proxy stopped\""), MANY);
 	rig_down();
 }
 END_TEST

@@ -142,7 +142,7 @@ static void server_start(int backlog, bool accepting)
 struct rec {
 	bool done;
 	int err;
-	enum zt_pool_flag flag;
+	enum zt_close flag;
 	char reason[256];
 	char peer[ZT_SPIFFE_STR_SIZE];
 	bool reused;
@@ -469,10 +469,10 @@ START_TEST(server_with_wrong_identity_fails_every_waiting_request)
 	for (int i = 0; i < 5; i++) {
 		ck_assert_ptr_null(R[i].st);
 		ck_assert_int_eq(R[i].err, ZT_E_IDENTITY);
-		ck_assert_int_eq(R[i].flag, ZT_POOL_FLAG_IDENTITY_ERROR);
+		ck_assert_int_eq(R[i].flag, ZT_CLOSE_IDENTITY_ERROR);
 		ck_assert_msg(strstr(R[i].reason, SERVER_ID) != NULL, "%s", R[i].reason);
 	}
-	ck_assert_str_eq(zt_pool_flag_name(R[0].flag), "IDENTITY_ERROR");
+	ck_assert_str_eq(zt_close_flag(R[0].flag), "IDENTITY_ERROR");
 	ck_assert_int_eq(S.accepts, 1);
 	ck_assert_uint_eq(stats().failed, 1);
 	ck_assert_uint_eq(stats().connections, 0);
@@ -480,7 +480,7 @@ START_TEST(server_with_wrong_identity_fails_every_waiting_request)
 	/* The next request tries again (no negative caching) and fails the same way. */
 	request(5);
 	RUN_UNTIL(R[5].done);
-	ck_assert_int_eq(R[5].flag, ZT_POOL_FLAG_IDENTITY_ERROR);
+	ck_assert_int_eq(R[5].flag, ZT_CLOSE_IDENTITY_ERROR);
 	ck_assert_int_eq(S.accepts, 2);
 }
 END_TEST
@@ -595,9 +595,9 @@ START_TEST(refused_tcp_connect_is_a_connect_failure)
 	request(1);
 	RUN_UNTIL(ndone == 2);
 	ck_assert_int_eq(R[0].err, -ECONNREFUSED);
-	ck_assert_int_eq(R[0].flag, ZT_POOL_FLAG_CONNECT);
-	ck_assert_int_eq(R[1].flag, ZT_POOL_FLAG_CONNECT);
-	ck_assert_str_eq(zt_pool_flag_name(R[1].flag), "CONNECT");
+	ck_assert_int_eq(R[0].flag, ZT_CLOSE_CONNECT);
+	ck_assert_int_eq(R[1].flag, ZT_CLOSE_CONNECT);
+	ck_assert_str_eq(zt_close_flag(R[1].flag), "CONNECT");
 	ck_assert_uint_eq(stats().connects, 1);
 }
 END_TEST
@@ -623,10 +623,10 @@ START_TEST(tcp_connect_timeout_is_a_network_policy_failure)
 	RUN_UNTIL(R[0].done);
 	for (int i = 0; i < n; i++)
 		close(fill[i]);
-	ck_assert_msg(R[0].flag == ZT_POOL_FLAG_NETWORK_POLICY, "flag %s: %s",
-	              zt_pool_flag_name(R[0].flag), R[0].reason);
+	ck_assert_msg(R[0].flag == ZT_CLOSE_NETWORK_POLICY, "flag %s: %s",
+	              zt_close_flag(R[0].flag), R[0].reason);
 	ck_assert_int_eq(R[0].err, ZT_E_TIMEOUT);
-	ck_assert_str_eq(zt_pool_flag_name(R[0].flag), "NETWORK_POLICY");
+	ck_assert_str_eq(zt_close_flag(R[0].flag), "NETWORK_POLICY");
 }
 END_TEST
 
@@ -638,7 +638,7 @@ START_TEST(silent_tls_peer_is_a_tls_failure_after_the_timeout)
 	key_init(SERVER_ID);
 	request(0);
 	RUN_UNTIL(R[0].done);
-	ck_assert_int_eq(R[0].flag, ZT_POOL_FLAG_TLS_FAILURE);
+	ck_assert_int_eq(R[0].flag, ZT_CLOSE_TLS_FAILURE);
 	ck_assert_int_eq(R[0].err, ZT_E_TIMEOUT);
 	ck_assert_msg(strstr(R[0].reason, "TLS handshake timed out") != NULL, "%s", R[0].reason);
 }
@@ -657,12 +657,12 @@ START_TEST(peer_without_http2_settings_is_an_h2_handshake_failure)
 	/* The first stream went out at once; the others waited for SETTINGS that never came. */
 	ck_assert_int_eq(R[0].err, 0);
 	for (int i = 1; i < 3; i++) {
-		ck_assert_int_eq(R[i].flag, ZT_POOL_FLAG_H2_HANDSHAKE_FAILURE);
+		ck_assert_int_eq(R[i].flag, ZT_CLOSE_H2_HANDSHAKE_FAILURE);
 		ck_assert_int_eq(R[i].err, ZT_E_TIMEOUT);
 	}
 	RUN_UNTIL(R[0].closed);
 	ck_assert_int_eq(S.accepts, 1);
-	ck_assert_str_eq(zt_pool_flag_name(R[1].flag), "H2_HANDSHAKE_FAILURE");
+	ck_assert_str_eq(zt_close_flag(R[1].flag), "H2_HANDSHAKE_FAILURE");
 }
 END_TEST
 
@@ -677,7 +677,7 @@ START_TEST(peer_allowing_no_streams_is_an_h2_handshake_failure)
 	RUN_UNTIL(ndone == 4);
 	/* One stream left before the SETTINGS said no; the others fail with the attempt. */
 	for (int i = 1; i < 4; i++) {
-		ck_assert_int_eq(R[i].flag, ZT_POOL_FLAG_H2_HANDSHAKE_FAILURE);
+		ck_assert_int_eq(R[i].flag, ZT_CLOSE_H2_HANDSHAKE_FAILURE);
 		ck_assert_str_eq(R[i].reason, "peer allows no streams");
 	}
 	ck_assert_int_eq(S.accepts, 1);
@@ -725,7 +725,7 @@ START_TEST(socket_hook_failure_is_reported_as_a_connect_failure)
 	request(0);
 	RUN_UNTIL(R[0].done);
 	ck_assert_int_eq(R[0].err, -EMFILE);
-	ck_assert_int_eq(R[0].flag, ZT_POOL_FLAG_CONNECT);
+	ck_assert_int_eq(R[0].flag, ZT_CLOSE_CONNECT);
 	ck_assert_int_eq(S.accepts, 0);
 }
 END_TEST
@@ -742,7 +742,7 @@ START_TEST(socket_mark_is_applied_or_its_refusal_reported)
 	if (geteuid() == 0) {
 		ck_assert_int_eq(R[0].err, 0);
 	} else {
-		ck_assert_int_eq(R[0].flag, ZT_POOL_FLAG_CONNECT);
+		ck_assert_int_eq(R[0].flag, ZT_CLOSE_CONNECT);
 		ck_assert_msg(strstr(R[0].reason, "SO_MARK") != NULL, "%s", R[0].reason);
 	}
 }
@@ -817,7 +817,7 @@ START_TEST(freeing_the_pool_from_a_ready_callback_is_safe)
 	request(2);
 	RUN_UNTIL(ndone == 3);
 	for (int i = 0; i < 3; i++)
-		ck_assert_int_eq(R[i].flag, ZT_POOL_FLAG_IDENTITY_ERROR);
+		ck_assert_int_eq(R[i].flag, ZT_CLOSE_IDENTITY_ERROR);
 	RUN_UNTIL(live("pool_connection") == 0);
 }
 END_TEST

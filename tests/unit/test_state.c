@@ -18,6 +18,7 @@
 #include "runtime/live.h"
 #include "state/dump.h"
 #include "state/local.h"
+#include "state/service.h"
 #include "state/store.h"
 
 #define EXAMPLE "tests/data/local/ztunnel-local.yaml"
@@ -1671,6 +1672,29 @@ START_TEST(state_local_broken_reload_keeps_the_previous_state)
 }
 END_TEST
 
+START_TEST(service_target_port_prefers_the_endpoint_mapping_then_the_service)
+{
+	struct zt_port sports[] = {{.service_port = 80, .target_port = 8080},
+	                           {.service_port = 81, .target_port = 0}};
+	struct zt_port wports[] = {{.service_port = 80, .target_port = 9090},
+	                           {.service_port = 82, .target_port = 0}};
+	struct zt_service svc = {.ports = sports, .n_ports = 2};
+	struct zt_workload_service ws = {.key = "ns/h", .ports = wports, .n_ports = 2};
+	bool known = false;
+
+	ck_assert_uint_eq(zt_service_target_port(&svc, &ws, 80, &known), 9090);
+	ck_assert(known);
+	ck_assert_uint_eq(zt_service_target_port(&svc, NULL, 80, &known), 8080);
+	ck_assert_uint_eq(zt_service_target_port(&svc, &ws, 81, &known), 0); /* named port */
+	ck_assert(known);
+	ck_assert_uint_eq(zt_service_target_port(&svc, &ws, 82, &known), 0);
+	ck_assert(known); /* listed by the endpoint only */
+	ck_assert_uint_eq(zt_service_target_port(&svc, &ws, 83, &known), 0);
+	ck_assert(!known);
+	ck_assert_uint_eq(zt_service_target_port(NULL, &ws, 80, NULL), 9090);
+}
+END_TEST
+
 Suite *state_suite(void);
 Suite *state_suite(void)
 {
@@ -1696,6 +1720,7 @@ Suite *state_suite(void)
 	tcase_add_test(tc, state_local_errors_name_file_line_and_column);
 	tcase_add_test(tc, state_local_reload_replaces_the_whole_state);
 	tcase_add_test(tc, state_local_broken_reload_keeps_the_previous_state);
+	tcase_add_test(tc, service_target_port_prefers_the_endpoint_mapping_then_the_service);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -13,6 +13,7 @@
 
 #include "runtime/err.h"
 #include "runtime/log.h"
+#include "runtime/mem.h"
 
 ZT_LOG_MODULE("grpc");
 
@@ -303,10 +304,8 @@ static void on_deadline(struct zt_timer *t, void *arg)
 
 static struct zt_grpc_call *call_new(struct zt_loop *loop, bool server, size_t max_msg)
 {
-	struct zt_grpc_call *call = calloc(1, sizeof(*call));
+	struct zt_grpc_call *call = xcalloc(1, sizeof(*call));
 
-	if (!call)
-		abort();
 	call->loop = loop;
 	call->server = server;
 	zt_grpc_reader_init(&call->rd, max_msg);

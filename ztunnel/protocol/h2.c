@@ -14,6 +14,7 @@
 #include "runtime/buf.h"
 #include "runtime/err.h"
 #include "runtime/log.h"
+#include "runtime/mem.h"
 
 ZT_LOG_MODULE("h2");
 
@@ -104,10 +105,8 @@ static void fail(struct zt_h2_conn *c, const char *reason);
 
 static struct zt_h2_stream *stream_new(struct zt_h2_conn *c, int32_t id)
 {
-	struct zt_h2_stream *st = calloc(1, sizeof(*st));
+	struct zt_h2_stream *st = xcalloc(1, sizeof(*st));
 
-	if (!st)
-		abort();
 	st->conn = c;
 	st->id = id;
 	zt_buf_init(&st->out, 0); /* bounded softly: see zt_h2_stream_write */
@@ -660,8 +659,8 @@ int zt_h2_conn_new(struct zt_h2_conn **out, struct zt_loop *loop, struct zt_sock
 	int rv;
 
 	*out = NULL;
-	c = calloc(1, sizeof(*c));
-	if (!c || nghttp2_session_callbacks_new(&ncb) || nghttp2_option_new(&opt))
+	c = xcalloc(1, sizeof(*c));
+	if (nghttp2_session_callbacks_new(&ncb) || nghttp2_option_new(&opt))
 		abort();
 	c->loop = loop;
 	zt_sock_move(&c->sock, s, on_sock, c);
@@ -849,9 +848,7 @@ int zt_h2_stream_end(struct zt_h2_stream *st, const struct zt_h2_header *h, size
 	if (n > MAX_HEADERS)
 		return ZT_E_TOOBIG;
 	if (h && n) {
-		st->trailers = calloc(n, sizeof(*st->trailers));
-		if (!st->trailers)
-			abort();
+		st->trailers = xcalloc(n, sizeof(*st->trailers));
 		for (size_t i = 0; i < n; i++) {
 			st->trailers[i] = h[i];
 			/* Copy names and values: the caller's may not outlive this call. */

@@ -30,10 +30,6 @@
  * more is a rapid-reset attack and ends the connection with GOAWAY ENHANCE_YOUR_CALM. */
 #define ZT_INBOUND_MAX_EARLY_RESETS 100
 
-/* Close reasons, exactly as they reach the access log `error=` field. */
-#define ZT_INBOUND_REASON_POLICY  "connection closed due to policy change"
-#define ZT_INBOUND_REASON_STOPPED "connection closed: workload proxy stopped"
-
 /* Opens p's plaintext and (with certificates) HBONE listeners. Returns 0 or -errno with err. */
 int zt_inbound_start(struct zt_proxy *p, char *err, size_t errlen);
 /* Closes the listeners and every inbound connection of p (each reports its close). */

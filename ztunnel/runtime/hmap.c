@@ -40,6 +40,16 @@ static uint64_t hash(const char *key)
 	return mix(h ^ seed);
 }
 
+uint64_t zt_hash_bytes(const void *data, size_t len)
+{
+	const unsigned char *p = data;
+	uint64_t h = 0xcbf29ce484222325ull ^ seed;
+
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ p[i]) * 0x100000001b3ull;
+	return mix(h ^ seed);
+}
+
 void zt_hmap_init(struct zt_hmap *m)
 {
 	memset(m, 0, sizeof(*m));
