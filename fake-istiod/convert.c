@@ -18,6 +18,7 @@
 #include "istio/workload/workload.pb-c.h"
 #include "protocol/pb.h"
 #include "runtime/log.h"
+#include "runtime/mem.h"
 
 ZT_LOG_MODULE("convert");
 
@@ -32,13 +33,9 @@ static void *amem(struct arena *a, size_t size)
 {
 	if (a->n == a->cap) {
 		a->cap = a->cap ? 2 * a->cap : 64;
-		a->p = realloc(a->p, a->cap * sizeof(*a->p));
-		if (!a->p)
-			abort();
+		a->p = xrealloc(a->p, a->cap * sizeof(*a->p));
 	}
-	void *m = calloc(1, size ? size : 1);
-	if (!m)
-		abort();
+	void *m = xcalloc(1, size ? size : 1);
 	return a->p[a->n++] = m;
 }
 
@@ -126,16 +123,12 @@ static int emit(struct conv *c, struct out *o, const char *name, const ProtobufC
 	unsigned hl = 0;
 	if (!EVP_Digest(data, len, h, &hl, EVP_sha256(), NULL))
 		abort();
-	char *version = malloc(17), *nm = strdup(name);
-	if (!version || !nm)
-		abort();
+	char *version = xmalloc(17), *nm = xstrdup(name);
 	for (int i = 0; i < 8; i++)
 		snprintf(version + 2 * i, 3, "%02x", h[i]);
 	if (o->n == o->cap) {
 		o->cap = o->cap ? 2 * o->cap : 16;
-		o->v = realloc(o->v, o->cap * sizeof(*o->v));
-		if (!o->v)
-			abort();
+		o->v = xrealloc(o->v, o->cap * sizeof(*o->v));
 	}
 	o->v[o->n++] =
 	        (struct fi_resource){.name = nm, .version = version, .data = data, .len = len};
@@ -967,9 +960,7 @@ int fi_convert(const struct fi_mesh *m, const struct fi_convert_opts *o, struct 
 	        .errlen = errlen,
 	};
 	memset(out, 0, sizeof(*out));
-	c.pod_sent = calloc(m->n_pods ? m->n_pods : 1, sizeof(*c.pod_sent));
-	if (!c.pod_sent)
-		abort();
+	c.pod_sent = xcalloc(m->n_pods ? m->n_pods : 1, sizeof(*c.pod_sent));
 	int rc = convert_all(&c);
 	free(c.pod_sent);
 	arena_clear(&c.a);

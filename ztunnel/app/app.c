@@ -25,6 +25,7 @@
 #include "runtime/err.h"
 #include "runtime/live.h"
 #include "runtime/log.h"
+#include "runtime/mem.h"
 #include "runtime/version.h"
 #include "runtime/yaml.h"
 #include "state/dump.h"
@@ -124,9 +125,7 @@ static int start_xds(struct zt_app *app, char *err, size_t errlen)
 		snprintf(err, errlen, "XDS_ROOT_CA %s: %s", cfg->xds_root_ca, zt_strerror(rc));
 		return rc;
 	}
-	app->xds_md = calloc(cfg->n_xds_headers + 1, sizeof(*app->xds_md));
-	if (!app->xds_md)
-		abort();
+	app->xds_md = xcalloc(cfg->n_xds_headers + 1, sizeof(*app->xds_md));
 	for (size_t i = 0; i < cfg->n_xds_headers; i++)
 		app->xds_md[i] =
 		        (struct zt_grpc_md){cfg->xds_headers[i].key, cfg->xds_headers[i].value};
@@ -273,9 +272,7 @@ static int start_certs(struct zt_app *app, char *err, size_t errlen)
 			         zt_strerror(rc));
 			return rc;
 		}
-		app->ca_md = calloc(cfg->n_ca_headers + 1, sizeof(*app->ca_md));
-		if (!app->ca_md)
-			abort();
+		app->ca_md = xcalloc(cfg->n_ca_headers + 1, sizeof(*app->ca_md));
 		for (size_t i = 0; i < cfg->n_ca_headers; i++)
 			app->ca_md[i] = (struct zt_grpc_md){cfg->ca_headers[i].key,
 			                                    cfg->ca_headers[i].value};
@@ -463,12 +460,10 @@ static void on_signal(struct zt_signal *s, int signo, void *arg)
 struct zt_app *zt_app_new(struct zt_loop *loop, const struct zt_config *cfg, char *err,
                           size_t errlen)
 {
-	struct zt_app *app = calloc(1, sizeof(*app));
+	struct zt_app *app = xcalloc(1, sizeof(*app));
 	char addr[ZT_ADDR_STRLEN];
 	int rc;
 
-	if (!app)
-		abort();
 	app->loop = loop;
 	app->cfg = cfg;
 	app->store = zt_store_new();

@@ -9,6 +9,7 @@
 
 #include "runtime/err.h"
 #include "runtime/log.h"
+#include "runtime/mem.h"
 
 ZT_LOG_MODULE("ca");
 
@@ -66,9 +67,7 @@ static int local_sign(void *src, const char *spiffe_id, const char *csr_pem, int
 
 	if (!spiffe_id || !csr_pem || !done)
 		return ZT_E_PARSE;
-	r = calloc(1, sizeof(*r));
-	if (!r)
-		abort();
+	r = xcalloc(1, sizeof(*r));
 	r->l = l;
 	r->done = done;
 	r->arg = arg;
@@ -105,9 +104,7 @@ int zt_cert_local_new(struct zt_cert_local **out, struct zt_loop *loop, struct z
 	*out = NULL;
 	if (len == 0 || len > ZT_SPIFFE_TD_MAX)
 		return ZT_E_RANGE;
-	l = calloc(1, sizeof(*l));
-	if (!l)
-		abort();
+	l = xcalloc(1, sizeof(*l));
 	l->loop = loop;
 	l->ca = ca;
 	memcpy(l->td, trust_domain, len + 1);

@@ -20,6 +20,7 @@
 #include "runtime/err.h"
 #include "runtime/hmap.h"
 #include "runtime/log.h"
+#include "runtime/mem.h"
 
 ZT_LOG_MODULE("cert");
 
@@ -169,9 +170,7 @@ static struct entry *lookup(struct zt_certmgr *m, const struct zt_spiffe *id, bo
 	e = zt_hmap_get(&m->entries, uri);
 	if (e || !create)
 		return e;
-	e = calloc(1, sizeof(*e));
-	if (!e)
-		abort();
+	e = xcalloc(1, sizeof(*e));
 	e->m = m;
 	e->id = *id;
 	memcpy(e->uri, uri, sizeof(uri));
@@ -428,9 +427,7 @@ static int build(struct entry *e, char **chain, size_t n, struct zt_tls_identity
 		}
 		len += l + 1;
 	}
-	certs = malloc(len + 1);
-	if (!certs)
-		abort();
+	certs = xmalloc(len + 1);
 	for (size_t i = 0; i + 1 < n; i++) {
 		size_t l = strlen(chain[i]);
 
@@ -571,9 +568,7 @@ int zt_certmgr_new(struct zt_certmgr **out, struct zt_loop *loop, const struct z
 	    o->backoff_base_ms == 0 || o->backoff_cap_ms < o->backoff_base_ms ||
 	    o->jitter_pct > 100)
 		return ZT_E_RANGE;
-	m = calloc(1, sizeof(*m));
-	if (!m)
-		abort();
+	m = xcalloc(1, sizeof(*m));
 	m->loop = loop;
 	m->o = *o;
 	zt_hmap_init(&m->entries);
@@ -642,9 +637,7 @@ int zt_certmgr_fetch(struct zt_certmgr *m, const struct zt_spiffe *id, zt_certmg
 	*handle = NULL;
 	if (!e)
 		return ZT_E_PARSE;
-	f = calloc(1, sizeof(*f));
-	if (!f)
-		abort();
+	f = xcalloc(1, sizeof(*f));
 	f->cb = cb;
 	f->arg = arg;
 	f->loop = m->loop;
@@ -755,12 +748,12 @@ static int by_uri(const void *a, const void *b)
 
 json_t *zt_certmgr_dump(const struct zt_certmgr *m)
 {
-	struct entry **v = calloc(zt_hmap_count(&m->entries) + 1, sizeof(*v));
+	struct entry **v = xcalloc(zt_hmap_count(&m->entries) + 1, sizeof(*v));
 	json_t *arr = json_array();
 	size_t n = 0, pos = 0;
 	void *val;
 
-	if (!v || !arr)
+	if (!arr)
 		abort();
 	while (zt_hmap_next(&m->entries, &pos, NULL, &val))
 		v[n++] = val;

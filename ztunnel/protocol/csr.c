@@ -12,6 +12,7 @@
 #include <openssl/x509v3.h>
 
 #include "runtime/err.h"
+#include "runtime/mem.h"
 
 /* Copies a memory BIO's contents into a new NUL-terminated string. */
 static char *bio_string(BIO *bio, size_t *len)
@@ -21,9 +22,7 @@ static char *bio_string(BIO *bio, size_t *len)
 
 	if (n <= 0)
 		return NULL;
-	s = malloc((size_t)n + 1);
-	if (!s)
-		abort();
+	s = xmalloc((size_t)n + 1);
 	memcpy(s, data, (size_t)n);
 	s[n] = '\0';
 	*len = (size_t)n;

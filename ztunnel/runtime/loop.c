@@ -2,6 +2,7 @@
  * timer's slot is its heap index + 1; an io watcher stopped mid-iteration has its pending events
  * cleared from the current batch, so a callback never sees a watcher that was stopped. */
 #include "runtime/loop.h"
+#include "runtime/mem.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -228,9 +229,7 @@ void zt_timer_start(struct zt_loop *loop, struct zt_timer *t, uint64_t after_ms,
 	zt_timer_stop(t);
 	if (loop->nheap == loop->heap_cap) {
 		size_t cap = loop->heap_cap ? loop->heap_cap * 2 : 64;
-		struct zt_timer **h = realloc(loop->heap, cap * sizeof(*h));
-		if (!h)
-			abort();
+		struct zt_timer **h = xrealloc(loop->heap, cap * sizeof(*h));
 		loop->heap = h;
 		loop->heap_cap = cap;
 	}

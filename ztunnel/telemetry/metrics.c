@@ -12,6 +12,7 @@
 
 #include "runtime/err.h"
 #include "runtime/log.h"
+#include "runtime/mem.h"
 
 ZT_LOG_MODULE("metrics");
 
@@ -124,24 +125,6 @@ struct zt_metrics {
 	struct zt_metric *extras, **extras_tail;
 };
 
-static void *xmalloc(size_t n)
-{
-	void *p = malloc(n);
-
-	if (!p)
-		abort();
-	return p;
-}
-
-static char *xstrdup(const char *s)
-{
-	char *p = strdup(s);
-
-	if (!p)
-		abort();
-	return p;
-}
-
 /* ---- hash table -------------------------------------------------------------------------- */
 
 static uint64_t hash_text(const char *s, size_t len)
@@ -173,9 +156,7 @@ static void table_insert(struct table *t, struct node *n)
 {
 	if (t->count >= t->nbuckets) {
 		size_t nb = t->nbuckets ? t->nbuckets * 2 : 64;
-		struct node **b = calloc(nb, sizeof(*b));
-		if (!b)
-			abort();
+		struct node **b = xcalloc(nb, sizeof(*b));
 		for (struct node *x = t->head; x; x = x->next) {
 			x->chain = b[x->hash & (nb - 1)];
 			b[x->hash & (nb - 1)] = x;
@@ -268,10 +249,8 @@ static struct zt_metric_series *series_node(struct zt_metrics *m, enum zt_report
                                             const struct zt_buf *text, size_t flags_off,
                                             size_t flags_len, bool overflow)
 {
-	struct zt_metric_series *s = calloc(1, sizeof(*s));
+	struct zt_metric_series *s = xcalloc(1, sizeof(*s));
 
-	if (!s)
-		abort();
 	node_set(&s->n, text);
 	s->reporter = r;
 	s->flags_off = flags_off;
@@ -316,10 +295,8 @@ static struct zt_metric_series *overflow_series(struct zt_metrics *m, enum zt_re
 
 struct zt_metrics *zt_metrics_new(const char *build_tag, size_t max_series)
 {
-	struct zt_metrics *m = calloc(1, sizeof(*m));
+	struct zt_metrics *m = xcalloc(1, sizeof(*m));
 
-	if (!m)
-		abort();
 	m->build_tag = xstrdup(build_tag && *build_tag ? build_tag : "unknown");
 	m->max = max_series ? max_series : ZT_METRICS_MAX_SERIES;
 	table_init(&m->series);
@@ -537,9 +514,7 @@ int zt_metrics_register(struct zt_metrics *m, struct zt_metric **out, const char
 			return ZT_E_PARSE;
 	if (name_taken(m, name))
 		return ZT_E_STATE;
-	f = calloc(1, sizeof(*f));
-	if (!f)
-		abort();
+	f = xcalloc(1, sizeof(*f));
 	f->m = m;
 	f->name = xstrdup(name);
 	f->help = xstrdup(help ? help : "");
@@ -556,10 +531,8 @@ int zt_metrics_register(struct zt_metrics *m, struct zt_metric **out, const char
 
 static struct zt_metric_child *child_node(struct zt_metric *f, const struct zt_buf *text)
 {
-	struct zt_metric_child *c = calloc(1, sizeof(*c));
+	struct zt_metric_child *c = xcalloc(1, sizeof(*c));
 
-	if (!c)
-		abort();
 	c->f = f;
 	node_set(&c->n, text);
 	return c;
