@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 
 #include "cert/manager.h"
 #include "cert_fixture.h"
@@ -31,7 +32,7 @@ enum tmode {
 };
 
 struct treq {
-	struct treq *next;
+	TAILQ_ENTRY(treq) link;
 	char id[ZT_SPIFFE_STR_SIZE];
 	char *csr;
 	zt_cert_done_cb done;
@@ -52,7 +53,7 @@ static struct {
 	uint64_t ans_at[MAX_LOG];
 	size_t nans;
 	int64_t ttl;
-	struct treq *reqs; /* oldest first */
+	TAILQ_HEAD(, treq) reqs; /* oldest first */
 } S;
 
 static struct fx_ca root, inter, other;
@@ -104,21 +105,13 @@ static void treq_free(struct treq *r)
 	free(r);
 }
 
-static void unlink_req(struct treq *r)
-{
-	struct treq **pp = &S.reqs;
-
-	while (*pp != r)
-		pp = &(*pp)->next;
-	*pp = r->next;
-}
 
 static void on_req_timer(struct zt_timer *t, void *arg)
 {
 	struct treq *r = arg;
 
 	(void)t;
-	unlink_req(r);
+	TAILQ_REMOVE(&S.reqs, r, link);
 	answer(r, S.mode);
 	treq_free(r);
 }
@@ -126,7 +119,7 @@ static void on_req_timer(struct zt_timer *t, void *arg)
 static int t_sign(void *src, const char *id, const char *csr, int64_t ttl, zt_cert_done_cb done,
                   void *arg, void **handle)
 {
-	struct treq *r, **pp;
+	struct treq *r;
 
 	(void)src;
 	if (S.mode == T_REFUSE)
@@ -150,9 +143,7 @@ static int t_sign(void *src, const char *id, const char *csr, int64_t ttl, zt_ce
 		treq_free(r);
 		return 0;
 	}
-	for (pp = &S.reqs; *pp; pp = &(*pp)->next)
-		;
-	*pp = r;
+	TAILQ_INSERT_TAIL(&S.reqs, r, link);
 	if (S.mode != T_HANG)
 		zt_timer_start(loop, &r->t, S.delay_ms, on_req_timer, r);
 	*handle = r;
@@ -164,7 +155,7 @@ static void t_cancel(void *src, void *handle)
 	struct treq *r = handle;
 
 	(void)src;
-	unlink_req(r);
+	TAILQ_REMOVE(&S.reqs, r, link);
 	treq_free(r);
 	S.cancels++;
 	S.inflight--;
@@ -173,10 +164,10 @@ static void t_cancel(void *src, void *handle)
 /* Answers the oldest hung request with a good chain. */
 static void release_one(void)
 {
-	struct treq *r = S.reqs;
+	struct treq *r = TAILQ_FIRST(&S.reqs);
 
 	ck_assert_ptr_nonnull(r);
-	S.reqs = r->next;
+	TAILQ_REMOVE(&S.reqs, r, link);
 	answer(r, T_OK);
 	treq_free(r);
 }
@@ -304,6 +295,7 @@ static void setup(void)
 {
 	zt_log_set_spec("error", NULL, 0);
 	memset(&S, 0, sizeof(S));
+	TAILQ_INIT(&S.reqs);
 	memset(&C, 0, sizeof(C));
 	S.na = 3600;
 	S.delay_ms = 5;
@@ -318,7 +310,7 @@ static void teardown(void)
 {
 	zt_certmgr_free(mgr);
 	mgr = NULL;
-	ck_assert_ptr_null(S.reqs); /* everything in flight was cancelled */
+	ck_assert(TAILQ_EMPTY(&S.reqs)); /* everything in flight was cancelled */
 	ck_assert_uint_eq(S.inflight, 0);
 	run_for(30); /* fetch callbacks still due */
 	zt_loop_free(loop);
@@ -669,8 +661,8 @@ START_TEST(at_most_max_inflight_requests_and_realtime_fetch_jumps_the_queue)
 	RUN_UNTIL(S.calls == 10, 1000);
 	ck_assert_str_eq(S.order[9], ids[8]);
 
-	while (S.reqs || S.calls < 20) {
-		if (S.reqs)
+	while (!TAILQ_EMPTY(&S.reqs) || S.calls < 20) {
+		if (!TAILQ_EMPTY(&S.reqs))
 			release_one();
 		zt_loop_run_once(loop, 10);
 		ck_assert_uint_le(S.inflight, 8);
