@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "loop_fixture.h"
 #include "google/protobuf/empty.pb-c.h"
 #include "google/protobuf/wrappers.pb-c.h"
 #include "istio/security/authorization.pb-c.h"
@@ -157,15 +158,6 @@ static void svc_init(struct svc *v, const char *ns, const char *host, const char
 	v->s.n_ports = 1;
 }
 
-static void assert_no_live_objects(void)
-{
-	static const char *const names[] = {"state_workload", "state_service", "state_policy",
-	                                    "state_store"};
-	for (size_t i = 0; i < 4; i++)
-		ck_assert_msg(zt_live_get(names[i])->count == 0, "%s: %ld alive", names[i],
-		              zt_live_get(names[i])->count);
-}
-
 static struct zt_store_counters counters(const struct zt_store *s)
 {
 	struct zt_store_counters c;
@@ -310,7 +302,7 @@ START_TEST(state_workload_decodes_every_field)
 	ck_assert_int_eq(zt_workload_ip_rank(got), 3);
 	zt_workload_unref(got);
 	zt_store_free(s);
-	assert_no_live_objects();
+	fx_assert_no_live();
 }
 END_TEST
 
@@ -351,7 +343,7 @@ START_TEST(state_workload_defaults_apply_to_empty_fields)
 	ck_assert_uint_eq(w->capacity, 0);
 	zt_workload_unref(w);
 	zt_store_free(s);
-	assert_no_live_objects();
+	fx_assert_no_live();
 }
 END_TEST
 
@@ -475,7 +467,7 @@ START_TEST(state_service_decodes_every_field)
 	ck_assert_int_eq(got->ip_families, ZT_IP_FAMILIES_AUTOMATIC);
 	zt_service_unref(got);
 	zt_store_free(s);
-	assert_no_live_objects();
+	fx_assert_no_live();
 }
 END_TEST
 
@@ -585,7 +577,7 @@ START_TEST(state_policy_decodes_every_field)
 	ck_assert(!zt_policy_match_is_empty(pm));
 	zt_policy_unref(p);
 	zt_store_free(s);
-	assert_no_live_objects();
+	fx_assert_no_live();
 }
 END_TEST
 
@@ -665,7 +657,7 @@ START_TEST(state_rejects_invalid_workloads_with_reasons)
 	ck_assert_int_eq(w->tunnel_protocol, ZT_TUNNEL_NONE);
 	zt_workload_unref(w);
 	zt_store_free(s);
-	assert_no_live_objects();
+	fx_assert_no_live();
 }
 END_TEST
 
@@ -776,7 +768,7 @@ START_TEST(state_rejects_invalid_services_policies_and_bytes)
 	ck_assert_uint_eq(cn.policies, 1);
 	ck_assert_uint_eq(cn.rejected, 20);
 	zt_store_free(s);
-	assert_no_live_objects();
+	fx_assert_no_live();
 }
 END_TEST
 
@@ -836,7 +828,7 @@ START_TEST(state_indexes_follow_add_update_remove)
 	ck_assert_uint_eq(cn.workloads, 1);
 	ck_assert_uint_eq(cn.removed, 1);
 	zt_store_free(s);
-	assert_no_live_objects();
+	fx_assert_no_live();
 }
 END_TEST
 
@@ -900,7 +892,7 @@ START_TEST(state_endpoints_are_staged_until_their_service_arrives)
 	zt_service_unref(got);
 	ck_assert_uint_eq(counters(s).staged_endpoints, 0);
 	zt_store_free(s);
-	assert_no_live_objects();
+	fx_assert_no_live();
 }
 END_TEST
 
@@ -955,7 +947,7 @@ START_TEST(state_workload_update_replaces_its_endpoints_in_every_service)
 	zt_service_unref(sa);
 	ck_assert_uint_eq(counters(s).endpoints, 3);
 	zt_store_free(s);
-	assert_no_live_objects();
+	fx_assert_no_live();
 }
 END_TEST
 
@@ -1002,7 +994,7 @@ START_TEST(state_service_snapshot_held_by_reader_never_changes)
 	ck_assert_str_eq(old->endpoints[0].workload->ns, "ns");
 	ck_assert_int_eq(zt_live_get("state_workload")->count, 1);
 	zt_service_unref(old);
-	assert_no_live_objects();
+	fx_assert_no_live();
 }
 END_TEST
 
@@ -1048,7 +1040,7 @@ START_TEST(state_ip_sharing_prefers_pod_hbone_then_pod_then_hbone)
 	ck_assert_str_eq(w->name, "updated");
 	zt_workload_unref(w);
 	zt_store_free(s);
-	assert_no_live_objects();
+	fx_assert_no_live();
 }
 END_TEST
 
@@ -1123,7 +1115,7 @@ START_TEST(state_vip_lookup_prefers_caller_namespace_then_canonical)
 	ck_assert_str_eq(got->hostname, "wide.a");
 	zt_service_unref(got);
 	zt_store_free(s);
-	assert_no_live_objects();
+	fx_assert_no_live();
 }
 END_TEST
 
@@ -1184,7 +1176,7 @@ START_TEST(state_policies_are_selected_by_scope)
 	zt_workload_unref(w);
 	ck_assert_uint_eq(counters(s).policies, 4);
 	zt_store_free(s);
-	assert_no_live_objects();
+	fx_assert_no_live();
 }
 END_TEST
 
@@ -1292,7 +1284,7 @@ START_TEST(state_watchers_see_old_and_new_objects)
 	ck_assert_int_eq(zt_store_unwatch(s, on_event, &e), ZT_E_NOTFOUND);
 	events_clear(&e);
 	zt_store_free(s);
-	assert_no_live_objects();
+	fx_assert_no_live();
 }
 END_TEST
 
@@ -1386,7 +1378,7 @@ START_TEST(state_dump_writes_local_config_shapes)
 	free(text);
 	json_decref(d);
 	zt_store_free(s);
-	assert_no_live_objects();
+	fx_assert_no_live();
 }
 END_TEST
 
@@ -1499,7 +1491,7 @@ START_TEST(state_local_example_file_loads_every_field)
 	ck_assert_int_eq(p->scope, ZT_POLICY_GLOBAL);
 	zt_policy_unref(p);
 	zt_store_free(s);
-	assert_no_live_objects();
+	fx_assert_no_live();
 }
 END_TEST
 
@@ -1522,7 +1514,7 @@ START_TEST(state_local_dump_loads_back_to_the_same_state)
 	json_decref(d2);
 	zt_store_free(s);
 	zt_store_free(t);
-	assert_no_live_objects();
+	fx_assert_no_live();
 }
 END_TEST
 
@@ -1576,7 +1568,7 @@ START_TEST(state_local_errors_name_file_line_and_column)
 	}
 	ck_assert_uint_eq(counters(s).workloads, 0);
 	zt_store_free(s);
-	assert_no_live_objects();
+	fx_assert_no_live();
 }
 END_TEST
 
@@ -1642,7 +1634,7 @@ START_TEST(state_local_reload_replaces_the_whole_state)
 	c = counters(s);
 	ck_assert_uint_eq(c.workloads + c.services + c.policies, 0);
 	zt_store_free(s);
-	assert_no_live_objects();
+	fx_assert_no_live();
 }
 END_TEST
 
@@ -1667,7 +1659,7 @@ START_TEST(state_local_broken_reload_keeps_the_previous_state)
 	json_decref(before);
 	json_decref(after);
 	zt_store_free(s);
-	assert_no_live_objects();
+	fx_assert_no_live();
 }
 END_TEST
 
