@@ -38,11 +38,11 @@ void fx_assert_no_live(void);
  * checks that no object is left alive. */
 void fx_finish(struct zt_loop **loop);
 
-/* True when the process may create network namespaces and iptables rules. */
+/* True when cases may move into their own network namespace: root, and each case forked. */
 bool fx_is_root(void);
 
-/* Adds a case that needs root when running as root; otherwise prints "SKIP suite/name (needs
- * root)" and leaves it out, so the closing count never claims it. fx_skipped() counts them. */
+/* Adds a case that needs fx_is_root(); otherwise prints "SKIP suite/name (...)" and leaves it
+ * out, so the closing count never claims it. fx_skipped() counts the cases left out. */
 #define fx_add_root_test(tc, suite, fn) fx_add_root_test_((tc), (suite), (fn), #fn)
 void fx_add_root_test_(TCase *tc, const char *suite, const TTest *fn, const char *name);
 int fx_skipped(void);

@@ -1184,8 +1184,8 @@ Suite *inbound_suite(void)
 
 	tcase_add_checked_fixture(n, setup_netns, teardown);
 	tcase_set_timeout(n, 30);
-	tcase_add_test(n, plaintext_relays_to_the_original_destination);
-	tcase_add_test(n, plaintext_denied_by_policy_is_closed);
+	fx_add_root_test(n, "inbound", plaintext_relays_to_the_original_destination);
+	fx_add_root_test(n, "inbound", plaintext_denied_by_policy_is_closed);
 	suite_add_tcase(s, n);
 	return s;
 }

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "loop_fixture.h"
 #include "config/config.h"
 #include "inpod/manager.h"
 #include "inpod/zds.h"
@@ -1036,13 +1037,13 @@ Suite *zds_suite(void)
 
 	tcase_add_checked_fixture(pods, setup_root, teardown);
 	tcase_set_timeout(pods, 30);
-	tcase_add_test(pods, zds_add_starts_the_proxy_inside_the_pod_netns);
-	tcase_add_test(pods, zds_del_stops_the_proxy);
-	tcase_add_test(pods, zds_add_of_a_running_pod_in_the_same_netns_changes_nothing);
-	tcase_add_test(pods, zds_add_of_a_running_pod_in_another_netns_restarts_it_there);
-	tcase_add_test(pods, zds_snapshot_stops_pods_not_mentioned_since_the_connection_started);
-	tcase_add_test(pods, zds_start_failure_nacks_keeps_the_connection_and_retries);
-	tcase_add_test(pods, podmgr_free_stops_every_proxy);
+	fx_add_root_test(pods, "zds", zds_add_starts_the_proxy_inside_the_pod_netns);
+	fx_add_root_test(pods, "zds", zds_del_stops_the_proxy);
+	fx_add_root_test(pods, "zds", zds_add_of_a_running_pod_in_the_same_netns_changes_nothing);
+	fx_add_root_test(pods, "zds", zds_add_of_a_running_pod_in_another_netns_restarts_it_there);
+	fx_add_root_test(pods, "zds", zds_snapshot_stops_pods_not_mentioned_since_the_connection_started);
+	fx_add_root_test(pods, "zds", zds_start_failure_nacks_keeps_the_connection_and_retries);
+	fx_add_root_test(pods, "zds", podmgr_free_stops_every_proxy);
 	suite_add_tcase(s, pods);
 	return s;
 }
