@@ -24,6 +24,7 @@
 #include "inpod/zds.h"
 #include "istio/zds/zds.pb-c.h"
 #include "protocol/pb.h"
+#include "protocol/zds_frame.h"
 #include "runtime/buf.h"
 #include "runtime/err.h"
 #include "runtime/live.h"
@@ -237,26 +238,7 @@ static bool cni_no_connection(int ms)
 
 static void cni_send_raw(const void *buf, size_t len, const int *fds, size_t nfds)
 {
-	union {
-		char b[CMSG_SPACE(sizeof(int) * 4)];
-		struct cmsghdr align;
-	} cb;
-	struct iovec iov = {(void *)buf, len};
-	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
-
-	ck_assert_uint_le(nfds, 4);
-	if (nfds) {
-		struct cmsghdr *c;
-		memset(&cb, 0, sizeof(cb));
-		msg.msg_control = cb.b;
-		msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-		c = CMSG_FIRSTHDR(&msg);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-		memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
-	}
-	ck_assert_int_eq(sendmsg(T.cfd, &msg, MSG_NOSIGNAL), (ssize_t)len);
+	ck_assert_int_eq(zt_zds_frame_send_raw(T.cfd, buf, len, fds, nfds, 0), 0);
 }
 
 static void cni_send(const Request *r, const int *fds, size_t nfds)
