@@ -64,15 +64,10 @@ static void printable(char *dst, size_t size, const char *s, size_t len)
 /* Copies a memory BIO into a new NUL-terminated string (NULL when empty). */
 static char *bio_string(BIO *bio)
 {
-	char *data, *s;
+	char *data;
 	long n = BIO_get_mem_data(bio, &data);
 
-	if (n <= 0)
-		return NULL;
-	s = xmalloc((size_t)n + 1);
-	memcpy(s, data, (size_t)n);
-	s[n] = '\0';
-	return s;
+	return n > 0 ? xstrndup(data, (size_t)n) : NULL; /* PEM text holds no NUL */
 }
 
 static char *cert_to_pem(X509 *x)
