@@ -37,6 +37,8 @@ flow() {
 	bytes=$(jq -r '"\(.bytes_sent // 0) / \(.bytes_received // 0)"' <<<"$out" 2>/dev/null || echo "0 / 0")
 	if [ -n "$o" ] && [ "$(field dst.addr "$o" | sed 's/.*://')" = 15008 ]; then
 		path="HBONE (mTLS :15008)"
+	elif [ -n "$o" ] && [ -n "$(field dst.workload "$o")" ]; then
+		path="plain TCP to $(field dst.addr "$o")"
 	elif [ -n "$o" ]; then
 		path="passthrough (plain TCP)"
 	elif [ -n "$i" ]; then
@@ -54,6 +56,14 @@ flow() {
 	rows+=("$label|$path|${cid#spiffe://}|${sid#spiffe://}|$verdict${reason:+ ($reason)}|$bytes")
 }
 
+# resolve NS/POD NAME: the pod's own resolver (its resolv.conf search path; port 53 is captured
+# to ztunnel's DNS proxy), first IPv4 address or "unresolved".
+resolve() {
+	local a
+	a=$("$LAB" exec "$1" --name "$NAME" -- getent ahostsv4 "$2" 2>/dev/null | awk 'NR == 1 {print $1}')
+	echo "${a:-unresolved}"
+}
+
 echo
 echo "driving traffic..."
 flow frontend/client 10.96.0.10:80 "frontend/client -> echo VIP 10.96.0.10:80" ALLOW
@@ -61,6 +71,12 @@ flow frontend/client "$(ip_of backend echo-2):8080" "frontend/client -> backend/
 flow frontend/client "$(ip_of backend db):5432" "frontend/client -> backend/db" DENY
 flow frontend/client "$(ip_of backend legacy):8080" "frontend/client -> backend/legacy (no mesh)" ALLOW
 flow backend/legacy "$(ip_of backend echo-1):8080" "backend/legacy (no mesh) -> backend/echo-1" DENY
+a=$(resolve frontend/client echo.backend)
+flow frontend/client "$a:80" "frontend/client -> echo.backend (DNS: $a)" ALLOW
+a=$(resolve frontend/client erp)
+flow frontend/client "$a:80" "frontend/client -> erp, a VM's WorkloadEntry (DNS: $a)" ALLOW
+a=$(resolve frontend/client api.example.com)
+flow frontend/client "$a:8080" "frontend/client -> api.example.com, a ServiceEntry (DNS: $a)" ALLOW
 
 echo
 {
