@@ -218,6 +218,7 @@ coverage:
 	@gcovr --root . --object-directory build/cov/obj --filter 'ztunnel/' --filter 'fake-istiod/' \
 		--filter 'sim/' --html-details build/coverage/index.html --print-summary \
 		| tail -3
+	@scripts/coverage-layers.sh build/cov/obj
 
 plots:
 	@scripts/deps.sh --check --bench 2>/dev/null || scripts/deps.sh --bench

@@ -16,6 +16,7 @@
 #include "protocol/spiffe.h"
 #include "runtime/err.h"
 #include "runtime/log.h"
+#include "runtime/mem.h"
 
 ZT_LOG_MODULE("ca");
 
@@ -346,9 +347,7 @@ static void on_message(struct zt_grpc_call *call, const uint8_t *p, size_t len, 
 		       "CreateCertificate is unary: more than one request message");
 		return;
 	}
-	cc->req = malloc(len ? len : 1);
-	if (!cc->req)
-		abort();
+	cc->req = xmalloc(len ? len : 1);
 	if (len)
 		memcpy(cc->req, p, len);
 	cc->len = len;
@@ -397,12 +396,10 @@ static const struct zt_grpc_call_cbs ca_call_cbs = {
 
 static void on_call(struct zt_grpc_call *call, void *arg)
 {
-	struct ca_call *cc = calloc(1, sizeof(*cc));
+	struct ca_call *cc = xcalloc(1, sizeof(*cc));
 	char msg[MSG_MAX] = "";
 	int code;
 
-	if (!cc)
-		abort();
 	cc->svc = arg;
 	zt_grpc_call_set_cbs(call, &ca_call_cbs, cc);
 	code = authenticate(cc->svc, zt_grpc_call_md(call, "authorization"), &cc->claims, msg,

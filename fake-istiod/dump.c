@@ -13,6 +13,7 @@
 #include "protocol/pb.h"
 #include "runtime/addr.h"
 #include "runtime/err.h"
+#include "runtime/mem.h"
 
 static json_t *bytes_json(const ProtobufCBinaryData *b)
 {
@@ -23,9 +24,7 @@ static json_t *bytes_json(const ProtobufCBinaryData *b)
 	if ((b->len == 4 || b->len == 16) && zt_ip_from_bytes(&ip, b->data, b->len) == 0 &&
 	    zt_ip_format(&ip, text, sizeof(text)) > 0)
 		return json_string(text);
-	char *h = malloc(2 * b->len + 1);
-	if (!h)
-		abort();
+	char *h = xmalloc(2 * b->len + 1);
 	for (size_t i = 0; i < b->len; i++) {
 		h[2 * i] = hex[b->data[i] >> 4];
 		h[2 * i + 1] = hex[b->data[i] & 15];

@@ -36,6 +36,7 @@
 #include "runtime/duration.h"
 #include "runtime/err.h"
 #include "runtime/log.h"
+#include "runtime/mem.h"
 
 ZT_LOG_MODULE("istiod");
 
@@ -166,21 +167,17 @@ static void add_fault(const struct opts *o, struct fi_resource **v, size_t *n)
 
 	if (!o->bad_resource)
 		return;
-	*v = realloc(*v, (*n + 1) * sizeof(**v));
-	if (!*v)
-		abort();
+	*v = xrealloc(*v, (*n + 1) * sizeof(**v));
 	(*v)[(*n)++] = (struct fi_resource){(char *)o->bad_resource, (char *)"bad", garbage,
 	                                    sizeof(garbage)};
 }
 
 static int publish(struct server *s, struct fi_resources *res)
 {
-	struct fi_resource *addrs = malloc((res->n_addresses + 1) * sizeof(*addrs));
+	struct fi_resource *addrs = xmalloc((res->n_addresses + 1) * sizeof(*addrs));
 	size_t n = res->n_addresses;
 	int a, z;
 
-	if (!addrs)
-		abort();
 	memcpy(addrs, res->addresses, n * sizeof(*addrs));
 	add_fault(s->o, &addrs, &n);
 	a = fi_ads_set(s->ads, TYPE_ADDRESS, addrs, n);

@@ -17,6 +17,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "loop_fixture.h"
 #include "fake-istiod/ca_service.h"
 #include "fake-istiod/token.h"
 #include "istio/ca/ca.pb-c.h"
@@ -76,23 +77,6 @@ static void log_sink(enum zt_log_level level, const char *line, size_t len, void
 }
 
 /* ---- loopback server and client ---------------------------------------------------------- */
-
-static void on_stop(struct zt_timer *t, void *arg)
-{
-	(void)t;
-	(void)arg;
-	zt_loop_stop(loop);
-}
-
-#define RUN_UNTIL(cond)                                                                            \
-	do {                                                                                       \
-		struct zt_timer guard_ = {0};                                                      \
-		zt_timer_start(loop, &guard_, 5000, on_stop, NULL);                                \
-		while (!(cond) && zt_timer_active(&guard_))                                        \
-			zt_loop_run_once(loop, 50);                                                \
-		zt_timer_stop(&guard_);                                                            \
-		ck_assert_msg((cond), "timed out waiting for " #cond);                             \
-	} while (0)
 
 static void on_conn_close(struct zt_h2_conn *c, const char *reason, void *arg)
 {
@@ -182,7 +166,7 @@ static void setup(void)
 	handshakes = 0;
 	zt_sock_handshake(&ssock, on_handshake, (void *)1);
 	zt_sock_handshake(&csock, on_handshake, NULL);
-	RUN_UNTIL(handshakes == 2);
+	RUN_UNTIL(loop, handshakes == 2, 5000);
 }
 
 static void teardown(void)
@@ -262,7 +246,7 @@ static void call_raw(const char *token, const uint8_t *const *msgs, const size_t
 	for (size_t i = 0; i < n; i++)
 		ck_assert_int_eq(zt_grpc_call_send(c, msgs[i], lens[i]), 0);
 	zt_grpc_call_close_send(c);
-	RUN_UNTIL(res.done);
+	RUN_UNTIL(loop, res.done, 5000);
 }
 
 /* Builds and sends an IstioCertificateRequest. */
@@ -717,7 +701,7 @@ START_TEST(ca_service_token_too_large_is_named_as_such)
 	                       5000, 1 << 20, &r_cbs, NULL, &err);
 	ck_assert_ptr_nonnull(c);
 	zt_grpc_call_close_send(c);
-	RUN_UNTIL(res.done);
+	RUN_UNTIL(loop, res.done, 5000);
 	ck_assert_int_eq(res.code, ZT_GRPC_RESOURCE_EXHAUSTED);
 	ck_assert_msg(strstr(res.msg, "authorization: 12288 bytes"), "%s", res.msg);
 	free(auth);

@@ -18,11 +18,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "loop_fixture.h"
 #include "config/config.h"
 #include "inpod/manager.h"
 #include "inpod/zds.h"
 #include "istio/zds/zds.pb-c.h"
 #include "protocol/pb.h"
+#include "protocol/zds_frame.h"
 #include "runtime/buf.h"
 #include "runtime/err.h"
 #include "runtime/live.h"
@@ -236,26 +238,7 @@ static bool cni_no_connection(int ms)
 
 static void cni_send_raw(const void *buf, size_t len, const int *fds, size_t nfds)
 {
-	union {
-		char b[CMSG_SPACE(sizeof(int) * 4)];
-		struct cmsghdr align;
-	} cb;
-	struct iovec iov = {(void *)buf, len};
-	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
-
-	ck_assert_uint_le(nfds, 4);
-	if (nfds) {
-		struct cmsghdr *c;
-		memset(&cb, 0, sizeof(cb));
-		msg.msg_control = cb.b;
-		msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-		c = CMSG_FIRSTHDR(&msg);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-		memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
-	}
-	ck_assert_int_eq(sendmsg(T.cfd, &msg, MSG_NOSIGNAL), (ssize_t)len);
+	ck_assert_int_eq(zt_zds_frame_send_raw(T.cfd, buf, len, fds, nfds, 0), 0);
 }
 
 static void cni_send(const Request *r, const int *fds, size_t nfds)
@@ -1054,13 +1037,13 @@ Suite *zds_suite(void)
 
 	tcase_add_checked_fixture(pods, setup_root, teardown);
 	tcase_set_timeout(pods, 30);
-	tcase_add_test(pods, zds_add_starts_the_proxy_inside_the_pod_netns);
-	tcase_add_test(pods, zds_del_stops_the_proxy);
-	tcase_add_test(pods, zds_add_of_a_running_pod_in_the_same_netns_changes_nothing);
-	tcase_add_test(pods, zds_add_of_a_running_pod_in_another_netns_restarts_it_there);
-	tcase_add_test(pods, zds_snapshot_stops_pods_not_mentioned_since_the_connection_started);
-	tcase_add_test(pods, zds_start_failure_nacks_keeps_the_connection_and_retries);
-	tcase_add_test(pods, podmgr_free_stops_every_proxy);
+	fx_add_root_test(pods, "zds", zds_add_starts_the_proxy_inside_the_pod_netns);
+	fx_add_root_test(pods, "zds", zds_del_stops_the_proxy);
+	fx_add_root_test(pods, "zds", zds_add_of_a_running_pod_in_the_same_netns_changes_nothing);
+	fx_add_root_test(pods, "zds", zds_add_of_a_running_pod_in_another_netns_restarts_it_there);
+	fx_add_root_test(pods, "zds", zds_snapshot_stops_pods_not_mentioned_since_the_connection_started);
+	fx_add_root_test(pods, "zds", zds_start_failure_nacks_keeps_the_connection_and_retries);
+	fx_add_root_test(pods, "zds", podmgr_free_stops_every_proxy);
 	suite_add_tcase(s, pods);
 	return s;
 }

@@ -12,6 +12,7 @@
 #include "runtime/addr.h"
 #include "runtime/err.h"
 #include "runtime/log.h"
+#include "runtime/mem.h"
 
 ZT_LOG_MODULE("admin");
 
@@ -263,9 +264,7 @@ struct zt_admin *zt_admin_new(struct zt_loop *loop, const char *listen_addr, cha
 		         listen_addr);
 		return NULL;
 	}
-	a = calloc(1, sizeof(*a));
-	if (!a)
-		abort();
+	a = xcalloc(1, sizeof(*a));
 	a->http = zt_http_server_new(loop, listen_addr, err, errlen);
 	if (!a->http) {
 		free(a);
@@ -321,9 +320,7 @@ int zt_admin_add_section(struct zt_admin *a, const char *name, zt_admin_section_
 			return -EEXIST;
 	if (a->nsections == ZT_ADMIN_MAX_SECTIONS)
 		return ZT_E_TOOBIG;
-	a->sections[a->nsections].name = strdup(name);
-	if (!a->sections[a->nsections].name)
-		abort();
+	a->sections[a->nsections].name = xstrdup(name);
 	a->sections[a->nsections].fn = fn;
 	a->sections[a->nsections].arg = arg;
 	a->nsections++;
@@ -340,10 +337,8 @@ void zt_admin_set_stop(struct zt_admin *a, zt_admin_stop_cb cb, void *arg)
 
 struct zt_ready *zt_ready_new(void)
 {
-	struct zt_ready *r = calloc(1, sizeof(*r));
+	struct zt_ready *r = xcalloc(1, sizeof(*r));
 
-	if (!r)
-		abort();
 	return r;
 }
 
@@ -397,9 +392,7 @@ int zt_ready_add(struct zt_ready *r, const char *task)
 			return 0;
 	if (r->ntasks == ZT_READY_MAX_TASKS)
 		return ZT_E_TOOBIG;
-	r->tasks[r->ntasks] = strdup(task);
-	if (!r->tasks[r->ntasks])
-		abort();
+	r->tasks[r->ntasks] = xstrdup(task);
 	r->ntasks++;
 	return 0;
 }

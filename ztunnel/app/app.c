@@ -28,6 +28,7 @@
 #include "runtime/live.h"
 #include "runtime/log.h"
 #include "runtime/memtrim.h"
+#include "runtime/mem.h"
 #include "runtime/version.h"
 #include "runtime/yaml.h"
 #include "state/dump.h"
@@ -132,9 +133,7 @@ static int start_xds(struct zt_app *app, char *err, size_t errlen)
 		snprintf(err, errlen, "XDS_ROOT_CA %s: %s", cfg->xds_root_ca, zt_strerror(rc));
 		return rc;
 	}
-	app->xds_md = calloc(cfg->n_xds_headers + 1, sizeof(*app->xds_md));
-	if (!app->xds_md)
-		abort();
+	app->xds_md = xcalloc(cfg->n_xds_headers + 1, sizeof(*app->xds_md));
 	for (size_t i = 0; i < cfg->n_xds_headers; i++)
 		app->xds_md[i] =
 		        (struct zt_grpc_md){cfg->xds_headers[i].key, cfg->xds_headers[i].value};
@@ -282,9 +281,7 @@ static int start_certs(struct zt_app *app, char *err, size_t errlen)
 			         zt_strerror(rc));
 			return rc;
 		}
-		app->ca_md = calloc(cfg->n_ca_headers + 1, sizeof(*app->ca_md));
-		if (!app->ca_md)
-			abort();
+		app->ca_md = xcalloc(cfg->n_ca_headers + 1, sizeof(*app->ca_md));
 		for (size_t i = 0; i < cfg->n_ca_headers; i++)
 			app->ca_md[i] = (struct zt_grpc_md){cfg->ca_headers[i].key,
 			                                    cfg->ca_headers[i].value};
@@ -604,12 +601,10 @@ static void warn_settings(const struct zt_config *cfg)
 struct zt_app *zt_app_new(struct zt_loop *loop, const struct zt_config *cfg, char *err,
                           size_t errlen)
 {
-	struct zt_app *app = calloc(1, sizeof(*app));
+	struct zt_app *app = xcalloc(1, sizeof(*app));
 	char addr[ZT_ADDR_STRLEN];
 	int rc;
 
-	if (!app)
-		abort();
 	app->loop = loop;
 	app->cfg = cfg;
 	raise_nofile();

@@ -20,6 +20,7 @@
 #include "runtime/hmap.h"
 #include "runtime/live.h"
 #include "runtime/log.h"
+#include "runtime/mem.h"
 
 ZT_LOG_MODULE("inpod");
 ZT_LIVE_DEFINE(inpod_pod);
@@ -201,11 +202,9 @@ static struct zt_metric_child *family(struct zt_metrics *mt, const char *name, c
 
 int zt_podmgr_new(struct zt_podmgr **out, struct zt_proxy_ctx *ctx, const struct zt_podmgr_opts *o)
 {
-	struct zt_podmgr *m = calloc(1, sizeof(*m));
+	struct zt_podmgr *m = xcalloc(1, sizeof(*m));
 	struct zt_metrics *mt = ctx->metrics;
 
-	if (!m)
-		abort();
 	*out = NULL;
 	m->ctx = ctx;
 	if (o)
@@ -313,8 +312,7 @@ int zt_podmgr_add(struct zt_podmgr *m, const struct zt_podmgr_pod *pod, int netn
 		zt_hmap_del(&m->pods, pod->uid);
 		free_pod(m, old);
 	}
-	if (!(p = calloc(1, sizeof(*p))))
-		abort();
+	p = xcalloc(1, sizeof(*p));
 	zt_live_inc(&zt_live_inpod_pod);
 	p->m = m;
 	snprintf(p->uid, sizeof(p->uid), "%s", pod->uid);
@@ -348,9 +346,7 @@ size_t zt_podmgr_retain(struct zt_podmgr *m, zt_podmgr_keep_cb keep, void *arg)
 	char **gone = NULL;
 
 	/* Collect first: the table must not change while iterating. */
-	gone = calloc(zt_hmap_count(&m->pods) + 1, sizeof(*gone));
-	if (!gone)
-		abort();
+	gone = xcalloc(zt_hmap_count(&m->pods) + 1, sizeof(*gone));
 	while (zt_hmap_next(&m->pods, &pos, &uid, NULL))
 		if (!keep(uid, arg))
 			gone[n++] = strdup(uid);

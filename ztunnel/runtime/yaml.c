@@ -15,14 +15,7 @@
 
 #include "runtime/err.h"
 #include "runtime/file.h"
-
-static void *xrealloc(void *p, size_t n)
-{
-	void *q = realloc(p, n ? n : 1);
-	if (!q)
-		abort();
-	return q;
-}
+#include "runtime/mem.h"
 
 static void node_free(struct zt_yaml *n)
 {
@@ -186,9 +179,7 @@ static struct zt_yaml *node_new(struct builder *b, enum zt_yaml_type t, const ya
 		*rc = fail(b, m, ZT_E_TOOBIG, "more than %u nodes", ZT_YAML_MAX_NODES);
 		return NULL;
 	}
-	struct zt_yaml *n = calloc(1, sizeof(*n));
-	if (!n)
-		abort();
+	struct zt_yaml *n = xcalloc(1, sizeof(*n));
 	n->type = t;
 	n->line = (unsigned)m->line + 1;
 	n->col = (unsigned)m->column + 1;
@@ -253,9 +244,7 @@ int zt_yaml_parse(const char *name, const char *text, size_t len, struct zt_yaml
 		snprintf(err, errlen, "%s: larger than %u bytes", b.name, ZT_YAML_MAX_INPUT);
 		return ZT_E_TOOBIG;
 	}
-	out->name = strdup(b.name);
-	if (!out->name)
-		abort();
+	out->name = xstrdup(b.name);
 
 	yaml_parser_t p;
 	if (!yaml_parser_initialize(&p))
@@ -284,9 +273,7 @@ int zt_yaml_parse(const char *name, const char *text, size_t len, struct zt_yaml
 				if (!b.root)
 					break;
 				b.root->plain = true;
-				b.root->s = strdup("");
-				if (!b.root->s)
-					abort();
+				b.root->s = xstrdup("");
 			}
 			if (out->n == cap) {
 				cap = cap ? 2 * cap : 4;

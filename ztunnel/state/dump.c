@@ -1,6 +1,7 @@
 /* Store to JSON. Each object is written field by field in the order of spec §9.2; optional
  * sub-objects (waypoint, application tunnel, locality, load balancer) only when present. */
 #include "state/dump.h"
+#include "runtime/mem.h"
 
 #include <openssl/bn.h>
 #include <openssl/evp.h>
@@ -364,9 +365,7 @@ static void add(struct items *it, const char *key, const void *obj)
 {
 	if (it->n == it->cap) {
 		it->cap = it->cap ? it->cap * 2 : 16;
-		it->v = realloc(it->v, it->cap * sizeof(*it->v));
-		if (!it->v)
-			abort();
+		it->v = xrealloc(it->v, it->cap * sizeof(*it->v));
 	}
 	it->v[it->n++] = (struct item){key, obj};
 }
