@@ -41,7 +41,7 @@ $(DEPS_MK): scripts/deps.sh
 	@mkdir -p $(@D)
 	@scripts/deps.sh --check 2>/dev/null || scripts/deps.sh
 	@printf 'PKG_CFLAGS := %s\nPKG_LIBS := %s\nCHECK_CFLAGS := %s\nCHECK_LIBS := %s\n' \
-		"$$(pkg-config --cflags $(PKGS))" "$$(pkg-config --libs $(PKGS))" \
+		"$$(pkg-config --cflags $(PKGS))" "$$(pkg-config --libs $(PKGS)) -lhttp_parser" \
 		"$$(pkg-config --cflags check)" "$$(pkg-config --libs check)" > $@
 
 # ---- shared runtime library: every ztunnel/<dir>/*.c and the generated protobuf code ------
