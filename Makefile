@@ -78,6 +78,8 @@ BINS := $(addprefix $(BUILD)/bin/,$(PROGRAMS))
 # ---- tests ------------------------------------------------------------------------------
 UNIT_SRCS := $(wildcard tests/unit/*.c)
 UNIT_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(UNIT_SRCS))
+# Pure modules of the sim tools that have unit tests of their own.
+UNIT_OBJS += $(BUILD)/obj/sim/sim-waypoint/authz.o
 UNIT_BIN  := $(BUILD)/tests/unit
 SUITES    := $(patsubst tests/unit/test_%.c,%,$(wildcard tests/unit/test_*.c))
 ITEST_SRCS := $(wildcard tests/integration/*.c)
