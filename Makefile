@@ -44,34 +44,51 @@ $(DEPS_MK): scripts/deps.sh
 		"$$(pkg-config --cflags $(PKGS))" "$$(pkg-config --libs $(PKGS)) -lhttp_parser" \
 		"$$(pkg-config --cflags check)" "$$(pkg-config --libs check)" > $@
 
-# ---- shared runtime library: every ztunnel/<dir>/*.c and the generated protobuf code ------
-# Only ztunnel/main.c stays out, so tests link every module of the daemon.
-LIB_SRCS  := $(wildcard ztunnel/*/*.c)
+# ---- libraries, one per layer (README "Module map"; `make layers` checks the includes) ------
+# runtime < protocol (+ generated protobuf code) < hbone < daemon. Every ztunnel/<dir>/*.c is in
+# exactly one of them; a folder not named below (state, xds, cert, telemetry, admin, config,
+# proxy, inpod, dns, app, ...) belongs to the daemon. Only ztunnel/main.c stays out.
+LAYER_DIRS := runtime protocol hbone
 PROTOS    := $(shell find ztunnel/proto -name '*.proto' 2>/dev/null | sort)
 PB_SRCS   := $(patsubst ztunnel/proto/%.proto,$(BUILD)/gen/%.pb-c.c,$(PROTOS))
 PB_HDRS   := $(PB_SRCS:.c=.h)
 # Generated sources and objects are kept, never treated as intermediate.
 .SECONDARY:
-LIB_OBJS  := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS)) $(PB_SRCS:.c=.o)
-LIBZT     := $(BUILD)/lib/libzt.a
+obj_of = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+RUNTIME_OBJS  := $(call obj_of,$(wildcard ztunnel/runtime/*.c))
+PROTOCOL_OBJS := $(call obj_of,$(wildcard ztunnel/protocol/*.c)) $(PB_SRCS:.c=.o)
+HBONE_OBJS    := $(call obj_of,$(wildcard ztunnel/hbone/*.c))
+DAEMON_OBJS   := $(call obj_of,$(filter-out $(addprefix ztunnel/,$(addsuffix /%,$(LAYER_DIRS))),\
+                   $(wildcard ztunnel/*/*.c)))
+LIBRUNTIME  := $(BUILD)/lib/libzt-runtime.a
+LIBPROTOCOL := $(BUILD)/lib/libzt-protocol.a
+LIBHBONE    := $(BUILD)/lib/libzt-hbone.a
+LIBDAEMON   := $(BUILD)/lib/libzt-daemon.a
 # fake-istiod's modules (all but its main.c), linked into the tests as well.
 FI_SRCS   := $(filter-out fake-istiod/main.c,$(wildcard fake-istiod/*.c))
 FI_OBJS   := $(patsubst %.c,$(BUILD)/obj/%.o,$(FI_SRCS))
 LIBFI     := $(BUILD)/lib/libfakeistiod.a
-LIBS      := $(LIBFI) $(LIBZT)
+# What each kind of program links, highest layer first. Tools (fake-istiod, sim) never link
+# the daemon; the tests link everything.
+TOOL_LIBS   := $(LIBHBONE) $(LIBPROTOCOL) $(LIBRUNTIME)
+DAEMON_LIBS := $(LIBDAEMON) $(TOOL_LIBS)
+TEST_LIBS   := $(LIBFI) $(DAEMON_LIBS)
 
 # ---- programs ---------------------------------------------------------------------------
-# ztunnel: ztunnel/main.c over the library.
+# ztunnel: ztunnel/main.c over the daemon's libraries.
 PROGRAMS := ztunnel
 ztunnel_SRCS := ztunnel/main.c
+ztunnel_LIBS := $(DAEMON_LIBS)
 # fake-istiod: fake-istiod/main.c over its modules.
 fake_istiod_SRCS := $(wildcard fake-istiod/main.c)
 ifneq ($(fake_istiod_SRCS),)
 PROGRAMS += fake-istiod
+fake_istiod_LIBS := $(LIBFI) $(TOOL_LIBS)
 endif
 # sim: one program per folder, sim/NAME/*.c -> build/bin/NAME.
 SIM_TOOLS := $(notdir $(patsubst %/,%,$(dir $(wildcard sim/*/*.c))))
 $(foreach t,$(SIM_TOOLS),$(eval $(subst -,_,$(t))_SRCS := $(wildcard sim/$(t)/*.c)))
+$(foreach t,$(SIM_TOOLS),$(eval $(subst -,_,$(t))_LIBS := $(TOOL_LIBS)))
 PROGRAMS += $(sort $(SIM_TOOLS))
 BINS := $(addprefix $(BUILD)/bin/,$(PROGRAMS))
 
@@ -85,7 +102,7 @@ SUITES    := $(patsubst tests/unit/test_%.c,%,$(wildcard tests/unit/test_*.c))
 ITEST_SRCS := $(wildcard tests/integration/*.c)
 ITEST_BINS := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(ITEST_SRCS))
 
-.PHONY: all test asan coverage format clean demo
+.PHONY: all test asan coverage format clean demo layers
 all: $(BINS) $(UNIT_BIN) $(ITEST_BINS)
 
 $(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: ztunnel/proto/%.proto | $(DEPS_MK)
@@ -105,16 +122,17 @@ $(BUILD)/gen/%.pb-c.o: $(BUILD)/gen/%.pb-c.c
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(filter-out -Wmissing-prototypes -Wshadow,$(CFLAGS_ALL)) $(PKG_CFLAGS) -c -o $@ $<
 
-$(LIBZT): $(LIB_OBJS)
-	@mkdir -p $(@D)
-	$(Q)rm -f $@ && ar rcs $@ $^
-
+$(LIBRUNTIME): $(RUNTIME_OBJS)
+$(LIBPROTOCOL): $(PROTOCOL_OBJS)
+$(LIBHBONE): $(HBONE_OBJS)
+$(LIBDAEMON): $(DAEMON_OBJS)
 $(LIBFI): $(FI_OBJS)
+$(LIBRUNTIME) $(LIBPROTOCOL) $(LIBHBONE) $(LIBDAEMON) $(LIBFI):
 	@mkdir -p $(@D)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
 define PROGRAM_RULE
-$(BUILD)/bin/$(1): $(patsubst %.c,$(BUILD)/obj/%.o,$($(subst -,_,$(1))_SRCS)) $(LIBS)
+$(BUILD)/bin/$(1): $(patsubst %.c,$(BUILD)/obj/%.o,$($(subst -,_,$(1))_SRCS)) $($(subst -,_,$(1))_LIBS)
 	@mkdir -p $$(@D)
 	@$$(if $(Q),echo "  LD      $$@")
 	$(Q)$$(CC) $(LDFLAGS_ALL) -o $$@ $$^ $$(PKG_LIBS) -lpthread
@@ -130,18 +148,21 @@ $(BUILD)/obj/tests/unit/%.o: tests/unit/%.c $(BUILD)/tests/suites.h | $(DEPS_MK)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(CFLAGS_ALL) -I$(BUILD)/tests $(PKG_CFLAGS) $(CHECK_CFLAGS) -c -o $@ $<
 
-$(UNIT_BIN): $(UNIT_OBJS) $(LIBS)
+$(UNIT_BIN): $(UNIT_OBJS) $(TEST_LIBS)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS) $(CHECK_LIBS) -lpthread
 
-$(BUILD)/tests/%: $(BUILD)/obj/tests/integration/%.o $(LIBS)
+$(BUILD)/tests/%: $(BUILD)/obj/tests/integration/%.o $(TEST_LIBS)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS) -lpthread
 
-test: all
+test: all layers
 	@tests/run.sh $(BUILD)
+
+layers:
+	@scripts/layers.sh
 
 asan:
 	@$(MAKE) --no-print-directory BUILD=build/asan SAN=1 test

@@ -16,8 +16,8 @@
 #include "protocol/h2.h"
 #include "protocol/spiffe.h"
 #include "protocol/tls.h"
-#include "proxy/hbone.h"
-#include "proxy/pool.h"
+#include "hbone/hbone.h"
+#include "hbone/pool.h"
 #include "runtime/addr.h"
 #include "runtime/buf.h"
 #include "runtime/duration.h"
@@ -542,7 +542,7 @@ int main(int argc, char **argv)
 
 	zt_pool_opts_default(&popts);
 	popts.connect_timeout_ms = popts.handshake_timeout_ms = A.timeout_ms;
-	popts.keepalive = false;
+	popts.sock.keepalive = false;
 	if ((err = zt_loop_new(&A.loop)) < 0 || (err = zt_pool_new(&A.pool, A.loop, &popts)) < 0) {
 		fprintf(stderr, "hbone-client: setup: %s\n", zt_strerror(err));
 		zt_loop_free(A.loop);

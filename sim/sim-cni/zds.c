@@ -15,13 +15,12 @@
 
 #include "istio/zds/zds.pb-c.h"
 #include "protocol/pb.h"
+#include "protocol/zds_frame.h"
 #include "runtime/err.h"
 #include "runtime/log.h"
 #include "usock.h"
 
 ZT_LOG_MODULE("zds");
-
-#define MAX_FDS_IN 8 /* room to receive (and close) a few stray descriptors */
 
 struct req {
 	struct req *next;
@@ -152,39 +151,22 @@ static void on_flush(struct zt_defer *d, void *arg)
 {
 	struct cni_zconn *c = arg;
 	struct req *r = c->head;
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} cm;
-	struct iovec iov;
-	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
-	ssize_t n;
+	int rc;
 
 	(void)d;
 	if (c->closed || c->in_flight || !r)
 		return;
-	iov = (struct iovec){.iov_base = r->msg, .iov_len = r->len};
-	if (r->fd >= 0) {
-		memset(&cm, 0, sizeof(cm));
-		mh.msg_control = cm.buf;
-		mh.msg_controllen = sizeof(cm.buf);
-		cm.h.cmsg_level = SOL_SOCKET;
-		cm.h.cmsg_type = SCM_RIGHTS;
-		cm.h.cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(&cm.h), &r->fd, sizeof(int));
-	}
-	do
-		n = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
-	while (n < 0 && errno == EINTR);
-	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+	rc = zt_zds_frame_send_raw(c->fd, r->msg, r->len, &r->fd, r->fd >= 0 ? 1 : 0,
+	                           MSG_DONTWAIT);
+	if (rc == -EAGAIN) {
 		zt_io_set(&c->io, ZT_IO_READ | ZT_IO_WRITE);
 		return;
 	}
-	if (n < 0) {
+	if (rc < 0) {
 		char why[128];
 
-		snprintf(why, sizeof(why), "send: %s", strerror(errno));
-		conn_close(c, -errno, why);
+		snprintf(why, sizeof(why), "send: %s", zt_strerror(rc));
+		conn_close(c, rc, why);
 		return;
 	}
 	zt_debug("ztunnel connection %u <- %s %s", c->id, r->kind, r->uid);
@@ -201,15 +183,14 @@ static void violation(struct cni_zconn *c, const char *why)
 	conn_close(c, ZT_E_PROTO, reason);
 }
 
-static void on_hello_msg(struct cni_zconn *c, const uint8_t *p, size_t n)
+static void on_hello_msg(struct cni_zconn *c, const struct zt_zds_frame *f)
 {
 	struct cni_zds *z = c->z;
 	Istio__Workload__Zds__ZdsHello *h;
 	ProtobufCMessage *m;
 	char why[64];
 
-	if (zt_pb_unpack(&istio__workload__zds__zds_hello__descriptor, p, n, CNI_ZDS_MSG_MAX, &m) <
-	    0) {
+	if (zt_zds_frame_decode(f, &istio__workload__zds__zds_hello__descriptor, &m) < 0) {
 		violation(c, "undecodable ZdsHello");
 		return;
 	}
@@ -230,7 +211,7 @@ static void on_hello_msg(struct cni_zconn *c, const uint8_t *p, size_t n)
 	z->on_hello(c, z->arg);
 }
 
-static void on_response(struct cni_zconn *c, const uint8_t *p, size_t n)
+static void on_response(struct cni_zconn *c, const struct zt_zds_frame *f)
 {
 	Istio__Workload__Zds__WorkloadResponse *resp;
 	ProtobufCMessage *m;
@@ -239,8 +220,7 @@ static void on_response(struct cni_zconn *c, const uint8_t *p, size_t n)
 	size_t o = 0;
 	int rc = 0;
 
-	if (zt_pb_unpack(&istio__workload__zds__workload_response__descriptor, p, n,
-	                 CNI_ZDS_MSG_MAX, &m) < 0) {
+	if (zt_zds_frame_decode(f, &istio__workload__zds__workload_response__descriptor, &m) < 0) {
 		violation(c, "undecodable WorkloadResponse");
 		return;
 	}
@@ -282,53 +262,33 @@ static void on_conn_io(struct zt_io *io, unsigned events, void *arg)
 	if (events & ZT_IO_WRITE)
 		on_flush(NULL, c);
 	while (!c->closed && (events & ZT_IO_READ)) {
-		uint8_t buf[CNI_ZDS_MSG_MAX];
-		union {
-			struct cmsghdr h;
-			char buf[CMSG_SPACE(MAX_FDS_IN * sizeof(int))];
-		} cm;
-		struct iovec iov = {.iov_base = buf, .iov_len = sizeof(buf)};
-		struct msghdr mh = {.msg_iov = &iov,
-		                    .msg_iovlen = 1,
-		                    .msg_control = cm.buf,
-		                    .msg_controllen = sizeof(cm.buf)};
-		size_t nfds = 0;
-		ssize_t n = recvmsg(c->fd, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+		struct zt_zds_frame f;
+		size_t nfds;
+		int rc = zt_zds_frame_recv(c->fd, &f, MSG_DONTWAIT);
 
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		if (rc == -EAGAIN)
 			return;
-		if (n < 0) {
+		if (rc < 0) {
 			char why[128];
 
-			snprintf(why, sizeof(why), "recv: %s", strerror(errno));
-			conn_close(c, -errno, why);
+			snprintf(why, sizeof(why), "recv: %s", zt_strerror(rc));
+			conn_close(c, rc, why);
 			return;
 		}
-		for (struct cmsghdr *h = CMSG_FIRSTHDR(&mh); h; h = CMSG_NXTHDR(&mh, h)) {
-			if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS)
-				continue;
-			for (size_t i = 0; i < (h->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++) {
-				int fd;
-
-				memcpy(&fd, CMSG_DATA(h) + i * sizeof(int), sizeof(int));
-				close(fd);
-				nfds++;
-			}
-		}
-		if (n == 0 && nfds == 0) {
+		nfds = f.nfds;
+		zt_zds_frame_close_fds(&f);
+		if (f.len == 0 && nfds == 0 && !f.fds_truncated) {
 			conn_close(c, ZT_E_CLOSED, "ztunnel closed the connection");
 			return;
 		}
-		if (mh.msg_flags & MSG_TRUNC)
+		if (f.truncated)
 			violation(c, "datagram over 1024 bytes");
-		else if (nfds > 0 || (mh.msg_flags & MSG_CTRUNC))
+		else if (nfds > 0 || f.fds_truncated)
 			violation(c, "file descriptor sent to the CNI");
 		else if (!c->hello)
-			on_hello_msg(c, buf, (size_t)n);
+			on_hello_msg(c, &f);
 		else
-			on_response(c, buf, (size_t)n);
+			on_response(c, &f);
 	}
 }
 
@@ -478,14 +438,12 @@ static int enqueue(struct cni_zconn *c, const Istio__Workload__Zds__WorkloadRequ
 	uint8_t *buf;
 	size_t len;
 
+	int rc;
+
 	if (c->closed)
 		return ZT_E_CLOSED;
-	if (zt_pb_pack(&msg->base, &buf, &len) < 0)
-		return -EINVAL;
-	if (len > CNI_ZDS_MSG_MAX) {
-		free(buf);
-		return ZT_E_TOOBIG;
-	}
+	if ((rc = zt_zds_frame_pack(&msg->base, &buf, &len)) < 0)
+		return rc;
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		abort();

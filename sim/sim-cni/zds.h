@@ -10,9 +10,10 @@
 
 #include <stddef.h>
 
+#include "protocol/zds_frame.h"
 #include "runtime/loop.h"
 
-#define CNI_ZDS_MSG_MAX   1024 /* ztunnel's receive buffer (spec §5) */
+#define CNI_ZDS_MSG_MAX   ZT_ZDS_FRAME_MAX /* ztunnel's receive buffer (spec §5) */
 #define CNI_ZDS_ACK_MS    5000
 #define CNI_ZDS_HELLO_MS  5000
 #define CNI_ZDS_MAX_CONNS 16

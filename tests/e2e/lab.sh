@@ -11,13 +11,14 @@ NAME=e$((RANDOM % 100000))
 STATE=/run/netns-lab/$NAME
 export BUILD_DIR=${BUILD_DIR:-$ROOT/build}
 
+source "$ROOT/netns-lab/lib.sh"
+DIE_PREFIX=FAIL
+
 trap '"$LAB" down --name "$NAME" > /dev/null 2>&1 || true' EXIT
-fail() {
-	echo "FAIL: $*"
+on_die() {
 	for c in ztunnel-node-1 ztunnel-node-2 cni-node-1 cni-node-2 istiod; do
 		echo "--- $c:"; tail -n 12 "$STATE/logs/$c.log" 2>/dev/null || true
 	done
-	exit 1
 }
 log() { echo "[$(date +%T)] $*"; }
 ipof() { awk -v ns="$1" -v p="$2" -F'\t' '$1 == ns && $2 == p {print $4}' "$STATE/pods"; }
@@ -25,8 +26,7 @@ client() { local pod=$1; shift; "$LAB" exec "$pod" --name "$NAME" -- "$BIN/sim-w
 ok() { local out; out=$(client "$@") || fail "expected success: $* -> $out"; }
 refused() { local out; ! out=$(client "$@") || fail "expected a refusal: $* -> $out"; }
 zlog() { cat "$STATE/logs/ztunnel-$1.log"; }
-wait_for() { local n=$(($1 * 5)); shift; for _ in $(seq "$n"); do "$@" > /dev/null 2>&1 && return 0; sleep 0.2; done; return 1; }
-ready() { ip netns exec "$NAME-n-$1" curl -sf 127.0.0.1:15021/healthz/ready; }
+ready() { nsx "$NAME-n-$1" curl -sf 127.0.0.1:15021/healthz/ready; }
 
 root_rules_before=$(iptables-save 2>/dev/null | grep -v '^#' || true)
 root_ip_rules_before=$(ip rule)

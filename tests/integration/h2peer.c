@@ -26,7 +26,7 @@
 #include "protocol/sock.h"
 #include "protocol/spiffe.h"
 #include "protocol/tls.h"
-#include "proxy/hbone.h"
+#include "hbone/hbone.h"
 #include "runtime/addr.h"
 #include "runtime/buf.h"
 #include "runtime/err.h"

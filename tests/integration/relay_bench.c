@@ -18,7 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "proxy/relay.h"
+#include "hbone/relay.h"
 #include "runtime/err.h"
 #include "runtime/loop.h"
 

@@ -26,8 +26,9 @@
 
 #include "istio/zds/zds.pb-c.h"
 #include "protocol/pb.h"
+#include "protocol/zds_frame.h"
+#include "runtime/err.h"
 
-#define MSG_MAX  1024
 #define MAX_UIDS 32
 
 static const char *nack[MAX_UIDS], *silent[MAX_UIDS];
@@ -66,70 +67,46 @@ static void eof(void)
 
 static void send_response(int fd, const char *error)
 {
-	Istio__Workload__Zds__Ack ack = ISTIO__WORKLOAD__ZDS__ACK__INIT;
-	Istio__Workload__Zds__WorkloadResponse r = ISTIO__WORKLOAD__ZDS__WORKLOAD_RESPONSE__INIT;
-	uint8_t *buf;
-	size_t len;
+	int rc = zt_zds_frame_send_ack(fd, error, 0);
 
-	ack.error = (char *)error;
-	r.payload_case = ISTIO__WORKLOAD__ZDS__WORKLOAD_RESPONSE__PAYLOAD_ACK;
-	r.ack = &ack;
-	if (zt_pb_pack(&r.base, &buf, &len) < 0)
-		die("pack", "Ack");
-	if (send(fd, buf, len, MSG_NOSIGNAL) < 0) {
-		if (errno != EPIPE && errno != ECONNRESET)
-			die("send Ack", strerror(errno));
+	if (rc == -EPIPE || rc == -ECONNRESET)
 		eof(); /* the agent dropped the connection first */
-	}
-	free(buf);
+	if (rc < 0)
+		die("send Ack", zt_strerror(rc));
 }
 
 static void send_garbage(int fd, const char *kind)
 {
 	static const uint8_t ack[] = {0x0a, 0x00}; /* WorkloadResponse{ack: {}} */
 	static uint8_t big[2000];
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} cm;
-	struct iovec iov = {.iov_base = (void *)ack, .iov_len = sizeof(ack)};
-	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
-	int stdin_fd = 0;
+	const void *p = ack;
+	size_t len = sizeof(ack);
+	int stdin_fd = 0, rc;
 
 	if (strcmp(kind, "big") == 0) {
 		memset(big, 0x0a, sizeof(big));
-		iov = (struct iovec){.iov_base = big, .iov_len = sizeof(big)};
-	} else if (strcmp(kind, "fd") == 0) {
-		memset(&cm, 0, sizeof(cm));
-		mh.msg_control = cm.buf;
-		mh.msg_controllen = sizeof(cm.buf);
-		cm.h.cmsg_level = SOL_SOCKET;
-		cm.h.cmsg_type = SCM_RIGHTS;
-		cm.h.cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(&cm.h), &stdin_fd, sizeof(int));
-	} else if (strcmp(kind, "ack") != 0) {
+		p = big;
+		len = sizeof(big);
+	} else if (strcmp(kind, "fd") != 0 && strcmp(kind, "ack") != 0) {
 		die("--garbage", "want ack, big or fd");
 	}
-	if (sendmsg(fd, &mh, MSG_NOSIGNAL) < 0)
-		die("send garbage", strerror(errno));
+	rc = zt_zds_frame_send_raw(fd, p, len, &stdin_fd, strcmp(kind, "fd") == 0 ? 1 : 0, 0);
+	if (rc < 0)
+		die("send garbage", zt_strerror(rc));
 }
 
 static void send_hello(int fd, int version)
 {
 	Istio__Workload__Zds__ZdsHello h = ISTIO__WORKLOAD__ZDS__ZDS_HELLO__INIT;
-	uint8_t *buf;
-	size_t len;
+	int rc;
 
 	h.version = (Istio__Workload__Zds__Version)version;
-	if (zt_pb_pack(&h.base, &buf, &len) < 0)
-		die("pack", "ZdsHello");
-	if (send(fd, buf, len, MSG_NOSIGNAL) < 0)
-		die("send ZdsHello", strerror(errno));
-	free(buf);
+	if ((rc = zt_zds_frame_send(fd, &h.base, -1, 0)) < 0)
+		die("send ZdsHello", zt_strerror(rc));
 }
 
 /* Prints and answers one WorkloadRequest; fds (nfd of them) are closed here. */
-static void handle(int sock, const uint8_t *p, size_t n, const int *fds, size_t nfd)
+static void handle(int sock, struct zt_zds_frame *f)
 {
 	Istio__Workload__Zds__WorkloadRequest *req;
 	ProtobufCMessage *m;
@@ -137,9 +114,8 @@ static void handle(int sock, const uint8_t *p, size_t n, const int *fds, size_t 
 	const char *uid = "", *reply = "ack";
 	bool is_add;
 
-	if (zt_pb_unpack(&istio__workload__zds__workload_request__descriptor, p, n, MSG_MAX, &m) <
-	    0) {
-		print(json_pack("{s:s, s:I}", "type", "undecodable", "len", (json_int_t)n));
+	if (zt_zds_frame_decode(f, &istio__workload__zds__workload_request__descriptor, &m) < 0) {
+		print(json_pack("{s:s, s:I}", "type", "undecodable", "len", (json_int_t)f->len));
 		exit(1);
 	}
 	req = (Istio__Workload__Zds__WorkloadRequest *)m;
@@ -171,17 +147,16 @@ static void handle(int sock, const uint8_t *p, size_t n, const int *fds, size_t 
 		break;
 	}
 	json_object_set_new(o, "uid", json_string(uid));
-	json_object_set_new(o, "fds", json_integer((json_int_t)nfd));
-	if (nfd > 0) {
+	json_object_set_new(o, "fds", json_integer((json_int_t)f->nfds));
+	if (f->nfds > 0) {
 		struct stat st;
-		int type = ioctl(fds[0], NS_GET_NSTYPE);
+		int type = ioctl(f->fds[0], NS_GET_NSTYPE);
 
 		json_object_set_new(o, "netns", json_boolean(type == CLONE_NEWNET));
-		if (fstat(fds[0], &st) == 0)
+		if (fstat(f->fds[0], &st) == 0)
 			json_object_set_new(o, "inode", json_integer((json_int_t)st.st_ino));
 	}
-	for (size_t i = 0; i < nfd; i++)
-		close(fds[i]);
+	zt_zds_frame_close_fds(f);
 	is_add = req->payload_case == ISTIO__WORKLOAD__ZDS__WORKLOAD_REQUEST__PAYLOAD_ADD;
 	if (is_add && listed(silent, nsilent, uid))
 		reply = "none";
@@ -249,39 +224,19 @@ int main(int argc, char **argv)
 	if (garbage)
 		send_garbage(fd, garbage);
 	for (;;) {
-		uint8_t buf[MSG_MAX];
-		union {
-			struct cmsghdr h;
-			char buf[CMSG_SPACE(4 * sizeof(int))];
-		} cm;
-		struct iovec iov = {.iov_base = buf, .iov_len = sizeof(buf)};
-		struct msghdr mh = {.msg_iov = &iov,
-		                    .msg_iovlen = 1,
-		                    .msg_control = cm.buf,
-		                    .msg_controllen = sizeof(cm.buf)};
-		int fds[4];
-		size_t nfd = 0;
-		ssize_t n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
+		struct zt_zds_frame f;
+		int rc = zt_zds_frame_recv(fd, &f, 0);
 
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == ECONNRESET)
+		if (rc == -ECONNRESET)
 			eof();
-		if (n < 0)
-			die("recv", strerror(errno));
-		for (struct cmsghdr *h = CMSG_FIRSTHDR(&mh); h; h = CMSG_NXTHDR(&mh, h)) {
-			if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS)
-				continue;
-			for (size_t i = 0; i < (h->cmsg_len - CMSG_LEN(0)) / sizeof(int) && nfd < 4;
-			     i++)
-				memcpy(&fds[nfd++], CMSG_DATA(h) + i * sizeof(int), sizeof(int));
-		}
-		if (n == 0 && nfd == 0)
+		if (rc < 0)
+			die("recv", zt_strerror(rc));
+		if (f.len == 0 && f.nfds == 0)
 			eof();
-		if (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
+		if (f.truncated || f.fds_truncated) {
 			print(json_pack("{s:s}", "type", "truncated"));
 			return 1;
 		}
-		handle(fd, buf, (size_t)n, fds, nfd);
+		handle(fd, &f);
 	}
 }

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proxy/hbone.h"
+#include "hbone/hbone.h"
 #include "runtime/err.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))

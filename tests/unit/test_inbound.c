@@ -20,11 +20,11 @@
 #include "cert/manager.h"
 #include "config/config.h"
 #include "protocol/ca.h"
-#include "proxy/hbone.h"
+#include "hbone/hbone.h"
 #include "proxy/inbound.h"
-#include "proxy/pool.h"
+#include "hbone/pool.h"
 #include "proxy/proxy.h"
-#include "proxy/relay.h"
+#include "hbone/relay.h"
 #include "runtime/buf.h"
 #include "runtime/err.h"
 #include "runtime/log.h"
@@ -393,7 +393,8 @@ static void setup_with(const char *mark, unsigned mesh)
 	ck_assert_msg(zt_config_load(&T.cfg, env, err, sizeof(err)) == 0, "%s", err);
 	T.store = zt_store_new();
 	T.metrics = zt_metrics_new("test", 0);
-	T.ctx = (struct zt_proxy_ctx){T.loop, &T.cfg, T.store, T.certs, T.metrics};
+	T.ctx = (struct zt_proxy_ctx){T.loop, {0}, T.store, T.certs, T.metrics};
+	zt_proxy_settings_from_config(&T.ctx.set, &T.cfg);
 	T.echo_fd = -1;
 	echo_start(mark ? "127.0.0.2" : "127.0.0.1");
 	load_mesh(mesh);

@@ -26,9 +26,10 @@
 #include "cert/manager.h"
 #include "protocol/ca.h"
 #include "protocol/h2_listener.h"
-#include "proxy/hbone.h"
+#include "hbone/hbone.h"
+#include "proxy/outbound.h"
 #include "proxy/proxy.h"
-#include "proxy/relay.h"
+#include "hbone/relay.h"
 #include "runtime/buf.h"
 #include "runtime/live.h"
 #include "runtime/log.h"
@@ -385,10 +386,10 @@ static bool rig_up(const char *workload_info, const char *mesh)
 	ck_assert_int_eq(zt_certmgr_new(&T.certs, T.loop, &co), 0);
 	T.metrics = zt_metrics_new("test", 0);
 	T.ctx = (struct zt_proxy_ctx){.loop = T.loop,
-	                              .cfg = &T.cfg,
 	                              .store = T.store,
 	                              .certs = T.certs,
 	                              .metrics = T.metrics};
+	zt_proxy_settings_from_config(&T.ctx.set, &T.cfg);
 	ck_assert_msg(zt_proxy_new(&T.proxy, &T.ctx, T.cfg.workload_info.ns,
 	                           T.cfg.workload_info.name, T.cfg.workload_info.sa, NULL, &po, err,
 	                           sizeof(err)) == 0,

@@ -9,7 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "proxy/pool.h"
+#include "hbone/pool.h"
 #include "runtime/err.h"
 #include "runtime/live.h"
 #include "tls_fixture.h"
@@ -732,8 +732,8 @@ END_TEST
 
 START_TEST(socket_mark_is_applied_or_its_refusal_reported)
 {
-	opts.mark_set = true;
-	opts.mark = 1337;
+	opts.sock.mark_set = true;
+	opts.sock.mark = 1337;
 	server_start(128, true);
 	pool_start();
 	key_init(SERVER_ID);

@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "protocol/h2.h"
-#include "proxy/relay.h"
+#include "hbone/relay.h"
 #include "runtime/err.h"
 
 #define MiB (1024u * 1024u)

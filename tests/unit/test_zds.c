@@ -106,7 +106,8 @@ static void setup_common(void)
 	T.store = zt_store_new();
 	T.metrics = zt_metrics_new("test", 0);
 	T.ctx = (struct zt_proxy_ctx){
-	        .loop = T.loop, .cfg = &T.cfg, .store = T.store, .metrics = T.metrics};
+	        .loop = T.loop, .store = T.store, .metrics = T.metrics};
+	zt_proxy_settings_from_config(&T.ctx.set, &T.cfg);
 	ck_assert_int_eq(zt_podmgr_new(&T.mgr, &T.ctx, &mo), 0);
 }
 

@@ -514,7 +514,9 @@ struct zt_app *zt_app_new(struct zt_loop *loop, const struct zt_config *cfg, cha
 		zt_warn("no state source: XDS_ADDRESS is empty and no local config is given");
 		zt_ready_done(app->ready, TASK_STATE);
 	}
-	app->proxy_ctx = (struct zt_proxy_ctx){loop, cfg, app->store, app->certs, app->metrics};
+	app->proxy_ctx = (struct zt_proxy_ctx){.loop = loop, .store = app->store, .certs = app->certs,
+	                                       .metrics = app->metrics};
+	zt_proxy_settings_from_config(&app->proxy_ctx.set, cfg);
 	if (cfg->proxy_mode == ZT_PROXY_DEDICATED) {
 		if ((rc = zt_proxy_new(&app->dedicated, &app->proxy_ctx, cfg->workload_info.ns,
 		                       cfg->workload_info.name, cfg->workload_info.sa, NULL, NULL,

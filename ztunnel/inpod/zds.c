@@ -15,13 +15,14 @@
 
 #include "istio/zds/zds.pb-c.h"
 #include "protocol/pb.h"
+#include "protocol/zds_frame.h"
 #include "runtime/err.h"
 #include "runtime/hmap.h"
 #include "runtime/log.h"
+#include "runtime/mem.h"
 
 ZT_LOG_MODULE("zds");
 
-#define MAX_FDS    8  /* room to see (and refuse) more than the one allowed */
 #define READ_BURST 16 /* datagrams per loop iteration, for fairness */
 #define ACK_TEXT   512
 
@@ -92,32 +93,6 @@ static void note_error(struct zt_zds *z, const char *what)
 	snprintf(z->last_err, sizeof(z->last_err), "%s", what);
 }
 
-static int send_msg(int fd, const ProtobufCMessage *m)
-{
-	uint8_t *buf;
-	size_t len;
-	ssize_t n;
-	int rc;
-
-	if ((rc = zt_pb_pack(m, &buf, &len)) < 0)
-		return rc;
-	n = send(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
-	rc = n < 0 ? -errno : (size_t)n != len ? -EMSGSIZE : 0;
-	free(buf);
-	return rc;
-}
-
-static int send_ack(int fd, const char *error)
-{
-	Istio__Workload__Zds__Ack ack = ISTIO__WORKLOAD__ZDS__ACK__INIT;
-	Istio__Workload__Zds__WorkloadResponse r = ISTIO__WORKLOAD__ZDS__WORKLOAD_RESPONSE__INIT;
-
-	ack.error = (char *)error;
-	r.payload_case = ISTIO__WORKLOAD__ZDS__WORKLOAD_RESPONSE__PAYLOAD_ACK;
-	r.ack = &ack;
-	return send_msg(fd, &r.base);
-}
-
 static void on_read(struct zt_io *io, unsigned events, void *arg);
 
 static void try_connect(struct zt_timer *t, void *arg)
@@ -136,7 +111,7 @@ static void try_connect(struct zt_timer *t, void *arg)
 		goto fail;
 	}
 	hello.version = ISTIO__WORKLOAD__ZDS__VERSION__V1;
-	if ((rc = send_msg(fd, &hello.base)) < 0) {
+	if ((rc = zt_zds_frame_send(fd, &hello.base, -1, MSG_DONTWAIT)) < 0) {
 		snprintf(why, sizeof(why), "announce error: %s", zt_strerror(rc));
 		goto fail;
 	}
@@ -246,112 +221,75 @@ static enum verdict on_request(struct zt_zds *z, Request *req, int *netns, char 
 	}
 }
 
-/* Decodes and serves one datagram; closes every fd in fds not handed on. */
-static enum verdict serve(struct zt_zds *z, const uint8_t *buf, size_t len, int flags, int *fds,
-                          size_t nfds, char *ack, size_t acklen)
+/* Decodes and serves one datagram; closes every fd of f not handed on. */
+static enum verdict serve(struct zt_zds *z, struct zt_zds_frame *f, char *ack, size_t acklen)
 {
 	Request *req = NULL;
 	enum verdict v = DROP;
 	bool add;
 
-	if (flags & MSG_TRUNC) {
+	if (f->truncated) {
 		snprintf(ack, acklen, "message longer than %d bytes", ZT_ZDS_MAX_MESSAGE);
 		goto out;
 	}
-	if (flags & MSG_CTRUNC) {
+	if (f->fds_truncated) {
 		snprintf(ack, acklen, "too many file descriptors");
 		goto out;
 	}
-	if (zt_pb_unpack(&istio__workload__zds__workload_request__descriptor, buf, len,
-	                 ZT_ZDS_MAX_MESSAGE, (ProtobufCMessage **)&req) < 0) {
+	if (zt_zds_frame_decode(f, &istio__workload__zds__workload_request__descriptor,
+	                        (ProtobufCMessage **)&req) < 0) {
 		snprintf(ack, acklen, "cannot decode the request");
 		goto out;
 	}
 	add = req->payload_case == ISTIO__WORKLOAD__ZDS__WORKLOAD_REQUEST__PAYLOAD_ADD;
-	if (add && nfds != 1) {
-		snprintf(ack, acklen, "AddWorkload needs exactly one netns fd, got %zu", nfds);
+	if (add && f->nfds != 1) {
+		snprintf(ack, acklen, "AddWorkload needs exactly one netns fd, got %zu", f->nfds);
 		goto out;
 	}
-	if (!add && nfds) {
+	if (!add && f->nfds) {
 		snprintf(ack, acklen, "file descriptor on a request other than AddWorkload");
 		goto out;
 	}
-	v = on_request(z, req, &fds[0], ack, acklen);
+	v = on_request(z, req, &f->fds[0], ack, acklen);
 out:
-	for (size_t i = 0; i < nfds; i++)
-		if (fds[i] >= 0)
-			close(fds[i]);
+	zt_zds_frame_close_fds(f);
 	zt_pb_free((ProtobufCMessage *)req);
 	return v;
-}
-
-static size_t take_fds(struct msghdr *msg, int *fds)
-{
-	size_t n = 0;
-
-	for (struct cmsghdr *c = CMSG_FIRSTHDR(msg); c; c = CMSG_NXTHDR(msg, c)) {
-		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-			continue;
-		size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		for (size_t i = 0; i < k; i++) {
-			int fd;
-			memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(fd));
-			if (n < MAX_FDS)
-				fds[n++] = fd;
-			else
-				close(fd);
-		}
-	}
-	return n;
 }
 
 /* Reads and serves one datagram. Returns false when there is nothing more to read now or
  * the connection is gone. */
 static bool read_one(struct zt_zds *z)
 {
-	uint8_t buf[ZT_ZDS_MAX_MESSAGE];
-	union {
-		char b[CMSG_SPACE(sizeof(int) * MAX_FDS)];
-		struct cmsghdr align;
-	} cb;
-	struct iovec iov = {buf, sizeof(buf)};
-	struct msghdr msg = {.msg_iov = &iov,
-	                     .msg_iovlen = 1,
-	                     .msg_control = cb.b,
-	                     .msg_controllen = sizeof(cb.b)};
-	int fds[MAX_FDS];
+	struct zt_zds_frame f;
 	char ack[ACK_TEXT] = "", why[ACK_TEXT + 64];
 	enum verdict v;
-	size_t nfds;
-	ssize_t n;
 	int rc;
 
-	n = recvmsg(z->fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+	rc = zt_zds_frame_recv(z->fd, &f, MSG_DONTWAIT);
+	if (rc == -EAGAIN)
 		return false;
-	if (n < 0) {
-		snprintf(why, sizeof(why), "read: %s", strerror(errno));
+	if (rc < 0) {
+		snprintf(why, sizeof(why), "read: %s", zt_strerror(rc));
 		note_error(z, why);
 		goto lost;
 	}
-	nfds = take_fds(&msg, fds);
-	if (n == 0) {
+	if (f.len == 0) {
 		/* A SEQPACKET read of 0 is the end of the stream (an empty request is invalid
 		 * anyway). */
-		for (size_t i = 0; i < nfds; i++)
-			close(fds[i]);
+		zt_zds_frame_close_fds(&f);
 		note_error(z, "the node agent closed the connection");
 		goto lost;
 	}
 	z->st.messages++;
-	v = serve(z, buf, (size_t)n, msg.msg_flags, fds, nfds, ack, sizeof(ack));
+	v = serve(z, &f, ack, sizeof(ack));
 	if (ack[0]) {
 		z->st.nacks++;
 		zt_warn("NACK: %s", ack);
 	} else {
 		z->st.acks++;
 	}
-	if ((rc = send_ack(z->fd, ack)) < 0) {
+	if ((rc = zt_zds_frame_send_ack(z->fd, ack, MSG_DONTWAIT)) < 0) {
 		snprintf(why, sizeof(why), "sending an Ack: %s", zt_strerror(rc));
 		note_error(z, why);
 		if (v == SERVED)
@@ -399,8 +337,7 @@ int zt_zds_new(struct zt_zds **out, struct zt_loop *loop, struct zt_podmgr *mgr,
 		return -EINVAL;
 	if (strlen(o->path) >= sizeof(z->path))
 		return -ENAMETOOLONG;
-	if (!(z = calloc(1, sizeof(*z))))
-		abort();
+	z = xcalloc(1, sizeof(*z));
 	z->loop = loop;
 	z->mgr = mgr;
 	memcpy(z->path, o->path, strlen(o->path) + 1);

@@ -13,9 +13,10 @@
 #include <jansson.h>
 
 #include "inpod/manager.h"
+#include "protocol/zds_frame.h"
 #include "runtime/loop.h"
 
-#define ZT_ZDS_MAX_MESSAGE 1024  /* bytes of one datagram; longer is an error */
+#define ZT_ZDS_MAX_MESSAGE ZT_ZDS_FRAME_MAX /* bytes of one datagram; longer is an error */
 #define ZT_ZDS_BACKOFF_MIN 10    /* ms */
 #define ZT_ZDS_BACKOFF_MAX 15000 /* ms */
 

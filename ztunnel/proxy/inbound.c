@@ -18,8 +18,8 @@
 #include "protocol/h2.h"
 #include "protocol/sock.h"
 #include "protocol/tls.h"
-#include "proxy/hbone.h"
-#include "proxy/relay.h"
+#include "hbone/hbone.h"
+#include "hbone/relay.h"
 #include "proxy/route.h"
 #include "runtime/err.h"
 #include "runtime/live.h"
@@ -499,7 +499,7 @@ static int start_connect(struct conn *c)
 	fd = zt_proxy_socket(p, c->up.ip.family, spoof ? &c->src.ip : NULL);
 	if (fd < 0)
 		return fd;
-	if ((rc = zt_proxy_connect(fd, &c->up)) < 0 ||
+	if ((rc = zt_sockopt_connect(fd, &c->up)) < 0 ||
 	    (rc = zt_io_start(loop_of(c->in), &c->up_io, fd, ZT_IO_WRITE, on_connected, c)) < 0) {
 		close(fd);
 		return rc;
@@ -771,7 +771,7 @@ static void start_handshake(struct hconn *h)
 static void local_identity(struct zt_inbound *in, struct zt_spiffe *id)
 {
 	struct zt_workload *w = zt_proxy_workload(in->p);
-	const char *td = in->p->ctx->cfg->trust_domain;
+	const char *td = in->p->ctx->set.trust_domain;
 
 	if (w) {
 		*id = w->identity;
@@ -933,7 +933,7 @@ static void on_plain_accept(struct zt_io *io, unsigned events, void *arg)
 			continue;
 		in->st.accepted_plain++;
 		zt_proxy_accepted(in->p, fd);
-		if (zt_proxy_original_dst(fd, &dst) < 0) {
+		if (zt_sockopt_original_dst(fd, &dst) < 0) {
 			close(fd);
 			continue;
 		}
@@ -1012,7 +1012,7 @@ static void stop_listener(struct zt_io *io, int *fd)
 
 int zt_inbound_start(struct zt_proxy *p, char *err, size_t errlen)
 {
-	const struct zt_config *cfg = p->ctx->cfg;
+	const struct zt_proxy_settings *set = &p->ctx->set;
 	struct zt_inbound *in = calloc(1, sizeof(*in));
 	int rc;
 
@@ -1022,9 +1022,9 @@ int zt_inbound_start(struct zt_proxy *p, char *err, size_t errlen)
 	in->hbone_fd = in->plain_fd = -1;
 	in->wait_ms = ZT_INBOUND_WORKLOAD_WAIT_MS;
 	zt_h2_settings_default(&in->h2, true);
-	in->h2.stream_window = (uint32_t)cfg->h2_stream_window;
-	in->h2.conn_window = (uint32_t)cfg->h2_conn_window;
-	in->h2.max_frame = (uint32_t)cfg->h2_frame_size;
+	in->h2.stream_window = set->h2_stream_window;
+	in->h2.conn_window = set->h2_conn_window;
+	in->h2.max_frame = set->h2_max_frame;
 	p->in = in;
 	if ((rc = zt_proxy_listen(p, p->o.inbound_port, err, errlen)) < 0)
 		goto fail;

@@ -1,15 +1,15 @@
 /* The inbound half of a workload proxy (spec §7.2, §7.3): the 15008 HBONE server (mTLS with
  * the workload's certificate, HTTP/2 CONNECT streams) and the 15006 plaintext capture, each
  * proxied connection checked against the L4 policies (spec §6) when it starts and again
- * whenever the policies or the workload change. zt_inbound_start/stop/dump are declared in
- * proxy.h; this header adds what tests and /config_dump read. */
+ * whenever the policies or the workload change. */
 #ifndef ZT_INBOUND_H
 #define ZT_INBOUND_H
 
+#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "proxy/proxy.h"
+#include "proxy/shared.h"
 
 /* How long a CONNECT (or a plaintext connection) waits for the proxied workload to appear in
  * xDS before it is refused (503 / close), and how long an accepted HBONE connection is held
@@ -25,6 +25,13 @@
 /* Close reasons, exactly as they reach the access log `error=` field. */
 #define ZT_INBOUND_REASON_POLICY  "connection closed due to policy change"
 #define ZT_INBOUND_REASON_STOPPED "connection closed: workload proxy stopped"
+
+/* Opens p's plaintext and (with certificates) HBONE listeners. Returns 0 or -errno with err. */
+int zt_inbound_start(struct zt_proxy *p, char *err, size_t errlen);
+/* Closes the listeners and every inbound connection of p (each reports its close). */
+void zt_inbound_stop(struct zt_proxy *p);
+/* For /config_dump (new reference). */
+json_t *zt_inbound_dump(const struct zt_proxy *p);
 
 struct zt_inbound_stats {
 	size_t hbone_conns;      /* TLS/HTTP/2 connections: held, handshaking or serving */

@@ -4,7 +4,7 @@
  * otherwise; then a relay pumps the bytes. Invariant: every accepted connection ends exactly
  * once (conn_end), which writes its one access-log line and its metrics; its memory goes from
  * a defer, after the callback stack that ended it has unwound. */
-#include "proxy/proxy.h"
+#include "proxy/outbound.h"
 
 #include <errno.h>
 #include <nghttp2/nghttp2.h>
@@ -14,8 +14,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "proxy/hbone.h"
-#include "proxy/relay.h"
+#include "hbone/hbone.h"
+#include "hbone/relay.h"
 #include "proxy/route.h"
 #include "runtime/err.h"
 #include "runtime/live.h"
@@ -319,7 +319,7 @@ static void tcp_connect(struct conn *c)
 
 	if (rc >= 0) {
 		c->up_fd = rc;
-		rc = zt_proxy_connect(c->up_fd, to);
+		rc = zt_sockopt_connect(c->up_fd, to);
 	}
 	if (rc >= 0)
 		rc = zt_io_start(c->ctx->loop, &c->up_io, c->up_fd, ZT_IO_WRITE, on_connected, c);
@@ -560,7 +560,7 @@ static void accepted(struct zt_outbound *out, int fd, const struct sockaddr_stor
 	out->count.accepted++;
 	zt_addr_from_sockaddr(&src, (const struct sockaddr *)ss, sl);
 	zt_proxy_accepted(p, fd);
-	if ((rc = zt_proxy_original_dst(fd, &dst)) < 0) {
+	if ((rc = zt_sockopt_original_dst(fd, &dst)) < 0) {
 		zt_access_log_failed(&src, NULL, ZT_DIR_OUTBOUND, "original destination unknown");
 		out->count.failed++;
 		close(fd);

@@ -12,7 +12,7 @@
 
 #include "protocol/spiffe.h"
 #include "protocol/tls.h"
-#include "proxy/hbone.h"
+#include "hbone/hbone.h"
 #include "runtime/addr.h"
 #include "state/store.h"
 

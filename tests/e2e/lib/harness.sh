@@ -4,6 +4,7 @@
 # namespace is never touched). Each meshed pod runs its own ztunnel (PROXY_MODE=dedicated)
 # with the in-pod REDIRECT rules of spec §1.3 in its namespace. lab_cleanup kills every process
 # started here and deletes every namespace, also when a test fails (it is the EXIT trap).
+# fail, nsx (traced to $WORK/nsx.trace), wait_for and ns_add come from netns-lab/lib.sh.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
@@ -14,16 +15,21 @@ WORK=$(mktemp -d "/tmp/$LAB.XXXXXX")
 UL=$LAB-ul
 UL_IP=10.77.0.254
 PIDS=()
-NSES=()
+
+source "$ROOT/netns-lab/lib.sh"
+NSX_PREFIX=$LAB-
+NSX_TRACE=$WORK/nsx.trace
+DIE_PREFIX=FAIL
 
 lab_log() { echo "[$(date +%T)] $*"; }
-fail() {
-	echo "FAIL: $*"
+# on_die: what a failing test shows besides its message (run by die/fail).
+on_die() {
+	local f
 	for f in "$WORK"/*.err; do
 		[ -e "$f" ] || continue
 		echo "--- $(basename "$f"):"; tail -n 15 "$f"
 	done
-	exit 1
+	echo "--- last commands run in namespaces:"; tail -n 5 "$NSX_TRACE" 2> /dev/null || true
 }
 
 # lab_finish: stops every process still running with SIGTERM and fails if one then exits with
@@ -50,33 +56,23 @@ lab_cleanup() {
 	local p ns
 	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
 	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-	for ns in "${NSES[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
+	for ns in "${LIB_NSES[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
 	[ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"
 }
 trap lab_cleanup EXIT
-
-# nsx NS CMD...: run in a lab namespace.
-nsx() { local ns=$1; shift; ip netns exec "$LAB-$ns" "$@"; }
-
-# wait_for SECONDS CMD...: polls every 0.2 s.
-wait_for() {
-	local n=$(($1 * 5)); shift
-	for _ in $(seq "$n"); do "$@" > /dev/null 2>&1 && return 0; sleep 0.2; done
-	return 1
-}
 
 # bg NS NAME CMD...: starts CMD in namespace NS in the background, output in $WORK/NAME.{out,err}.
 bg() {
 	local ns=$1 name=$2; shift 2
 	: > "$WORK/$name.out"
+	nsx_trace "$LAB-$ns" "$@"
 	ip netns exec "$LAB-$ns" "$@" > "$WORK/$name.out" 2> "$WORK/$name.err" &
 	PIDS+=($!)
 	LAST_PID=$!
 }
 
 lab_underlay() {
-	ip netns add "$UL"; NSES+=("$UL")
-	nsx ul ip link set lo up
+	ns_add ul
 	nsx ul ip link add br0 type bridge
 	nsx ul ip addr add "$UL_IP/24" dev br0
 	nsx ul ip link set br0 up
@@ -85,11 +81,10 @@ lab_underlay() {
 
 # lab_pod NAME IP: a pod namespace on the bridge with eth0 = IP/24 and a default route.
 lab_pod() {
-	local name=$1 ip=$2 ns=$LAB-$1
-	ip netns add "$ns"; NSES+=("$ns")
-	nsx ul ip link add "v-$name" type veth peer name eth0 netns "$ns"
-	nsx ul ip link set "v-$name" master br0 up
-	nsx "$name" ip link set lo up
+	local name=$1 ip=$2
+	ns_add "$name"
+	veth_into ul "v-$name" "$name"
+	nsx ul ip link set "v-$name" master br0
 	nsx "$name" ip addr add "$ip/24" dev eth0
 	nsx "$name" ip link set eth0 up
 	nsx "$name" ip route add default via "$UL_IP"

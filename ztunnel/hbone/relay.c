@@ -4,7 +4,7 @@
  * socket is watched for exactly what its directions wait for (no watcher at all when
  * nothing, so a hang-up cannot spin the loop); the first failure or completion closes both
  * ends and schedules the one report. */
-#include "proxy/relay.h"
+#include "hbone/relay.h"
 
 #include <errno.h>
 #include <fcntl.h>

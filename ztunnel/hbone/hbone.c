@@ -1,7 +1,7 @@
 /* HBONE CONNECT headers and checks. Invariant: every string written into caller storage is
  * NUL-terminated and within its declared bound, whatever the peer sent; peer text is copied
  * only after it has been checked against a character set. */
-#include "proxy/hbone.h"
+#include "hbone/hbone.h"
 
 #include <errno.h>
 #include <stdio.h>

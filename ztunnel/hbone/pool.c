@@ -4,7 +4,7 @@
  * never run inside zt_pool_connect; a connection is handed streams only in the starting (one
  * stream) or ready state, below both stream limits; a key lives while it has a connection or a
  * waiting request, and is never freed while its own dispatch or failure loop runs. */
-#include "proxy/pool.h"
+#include "hbone/pool.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -140,10 +140,7 @@ void zt_pool_opts_default(struct zt_pool_opts *o)
 	o->idle_ms = 5 * 60 * 1000;
 	o->connect_timeout_ms = 10000;
 	o->handshake_timeout_ms = 10000;
-	o->keepalive = true;
-	o->keepalive_time_s = 180;
-	o->keepalive_interval_s = 180;
-	o->keepalive_retries = 9;
+	zt_sockopt_default(&o->sock);
 }
 
 /* ---- waiting requests -------------------------------------------------------------------- */
@@ -626,11 +623,6 @@ static void on_connected(struct zt_sock *s, unsigned events, void *arg)
 	zt_sock_handshake(s, on_handshake, pc);
 }
 
-static int set_int(int fd, int level, int name, int v)
-{
-	return setsockopt(fd, level, name, &v, sizeof(v)) < 0 ? -errno : 0;
-}
-
 /* A non-blocking TCP socket with the options of spec §1.2, bound to src when it is set. */
 static int make_socket(struct zt_pool *p, int family, const struct zt_ip *src, const char **what)
 {
@@ -642,28 +634,16 @@ static int make_socket(struct zt_pool *p, int family, const struct zt_ip *src, c
 		fd = o->socket_cb(family, o->socket_arg);
 		if (fd < 0)
 			return fd;
-		int fl = fcntl(fd, F_GETFL);
-		if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ||
-		    fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
-			err = -errno;
+		err = zt_sockopt_nonblock(fd);
 	} else {
 		fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		if (fd < 0)
 			return -errno;
 	}
-	if (!err && (err = set_int(fd, IPPROTO_TCP, TCP_NODELAY, 1)) < 0)
-		*what = "TCP_NODELAY";
-	if (!err && o->mark_set && (err = set_int(fd, SOL_SOCKET, SO_MARK, (int)o->mark)) < 0)
+	if (!err)
+		err = zt_sockopt_tcp(&o->sock, fd, what);
+	if (!err && (err = zt_sockopt_mark(&o->sock, fd)) < 0)
 		*what = "SO_MARK";
-	if (!err && o->keepalive &&
-	    ((err = set_int(fd, SOL_SOCKET, SO_KEEPALIVE, 1)) < 0 ||
-	     (err = set_int(fd, IPPROTO_TCP, TCP_KEEPIDLE, (int)o->keepalive_time_s)) < 0 ||
-	     (err = set_int(fd, IPPROTO_TCP, TCP_KEEPINTVL, (int)o->keepalive_interval_s)) < 0 ||
-	     (err = set_int(fd, IPPROTO_TCP, TCP_KEEPCNT, (int)o->keepalive_retries)) < 0))
-		*what = "keepalive";
-	if (!err && o->user_timeout_ms &&
-	    (err = set_int(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, (int)o->user_timeout_ms)) < 0)
-		*what = "TCP_USER_TIMEOUT";
 	if (!err && src->family) {
 		struct sockaddr_storage ss;
 		struct zt_sockaddr sa = {.ip = *src};
@@ -684,9 +664,7 @@ static void start_conn(struct pkey *k)
 {
 	struct zt_pool *p = k->pool;
 	struct pconn *pc = xcalloc(1, sizeof(*pc));
-	struct sockaddr_storage ss;
 	struct zt_tls_conn *tc = NULL;
-	socklen_t sl;
 	const char *what;
 	int fd, err;
 
@@ -709,9 +687,7 @@ static void start_conn(struct pkey *k)
 		fail_early(pc, fd, ZT_POOL_FLAG_CONNECT, "%s: %s", what, zt_strerror(fd));
 		return;
 	}
-	sl = zt_addr_to_sockaddr(&k->dst, &ss);
-	if (connect(fd, (struct sockaddr *)&ss, sl) < 0 && errno != EINPROGRESS) {
-		err = -errno;
+	if ((err = zt_sockopt_connect(fd, &k->dst)) < 0) {
 		close(fd);
 		fail_early(pc, err, ZT_POOL_FLAG_CONNECT, "connect: %s", zt_strerror(err));
 		return;

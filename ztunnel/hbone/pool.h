@@ -16,6 +16,7 @@
 #include "protocol/h2.h"
 #include "protocol/spiffe.h"
 #include "protocol/tls.h"
+#include "hbone/sockopt.h"
 #include "runtime/addr.h"
 #include "runtime/loop.h"
 
@@ -42,16 +43,8 @@ struct zt_pool_opts {
 	uint64_t connect_timeout_ms;
 	/* TLS handshake plus the wait for the peer's first SETTINGS [10 s]. */
 	uint64_t handshake_timeout_ms;
-	/* SO_MARK on every socket when mark_set (spec §1.2; needs CAP_NET_ADMIN) [off]. */
-	bool mark_set;
-	uint32_t mark;
-	/* TCP keepalive, spec §1.2 [on: 180 s idle, 180 s interval, 9 probes]. */
-	bool keepalive;
-	uint32_t keepalive_time_s;
-	uint32_t keepalive_interval_s;
-	uint32_t keepalive_retries;
-	/* TCP_USER_TIMEOUT in ms; 0: left unset [0]. */
-	uint32_t user_timeout_ms;
+	/* SO_MARK, TCP_NODELAY, keepalive, TCP_USER_TIMEOUT (spec §1.2) [zt_sockopt_default]. */
+	struct zt_sockopt sock;
 	/* Creates the sockets [NULL: socket(2) in the current network namespace]. */
 	zt_pool_socket_cb socket_cb;
 	void *socket_arg;
