@@ -89,6 +89,8 @@ endif
 SIM_TOOLS := $(notdir $(patsubst %/,%,$(dir $(wildcard sim/*/*.c))))
 $(foreach t,$(SIM_TOOLS),$(eval $(subst -,_,$(t))_SRCS := $(wildcard sim/$(t)/*.c)))
 $(foreach t,$(SIM_TOOLS),$(eval $(subst -,_,$(t))_LIBS := $(TOOL_LIBS)))
+# sim-waypoint is an xDS and CA client like the daemon: it also links the services layer.
+sim_waypoint_LIBS := $(LIBDAEMON) $(TOOL_LIBS)
 PROGRAMS += $(sort $(SIM_TOOLS))
 BINS := $(addprefix $(BUILD)/bin/,$(PROGRAMS))
 

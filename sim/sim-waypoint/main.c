@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "protocol/h2_listener.h"
-#include "proxy/pool.h"
+#include "hbone/pool.h"
 #include "runtime/duration.h"
 #include "runtime/err.h"
 #include "runtime/log.h"

@@ -15,8 +15,8 @@
 
 #include <http_parser.h>
 
-#include "proxy/hbone.h"
-#include "proxy/pool.h"
+#include "hbone/hbone.h"
+#include "hbone/pool.h"
 #include "runtime/buf.h"
 #include "runtime/err.h"
 #include "runtime/log.h"
