@@ -65,7 +65,7 @@ struct sess {
 	struct hdr hdrs[WP_MAX_HEADER_COUNT];
 	size_t nh;
 	bool last_value;
-	bool allowed, chunked, close_after, head_req;
+	bool allowed, chunked, close_after, head_req, too_big;
 	struct wp_decision dec;
 	char method[24], path[1024];
 	uint64_t started;
@@ -453,8 +453,10 @@ static int on_msg_begin(http_parser *p)
 
 static int hadd(struct sess *s, const char *at, size_t len)
 {
-	if (zt_buf_len(&s->hbuf) + len + 1 > WP_MAX_HEADERS)
+	if (zt_buf_len(&s->hbuf) + len + 1 > WP_MAX_HEADERS) {
+		s->too_big = true;
 		return -1;
+	}
 	return zt_buf_append(&s->hbuf, at, len);
 }
 
@@ -471,7 +473,11 @@ static int on_hfield(http_parser *p, const char *at, size_t len)
 {
 	struct sess *s = of(p);
 	if (s->nh == 0 || s->last_value) {
-		if (s->nh == WP_MAX_HEADER_COUNT || hadd(s, "", 1) < 0)
+		if (s->nh == WP_MAX_HEADER_COUNT) {
+			s->too_big = true;
+			return -1;
+		}
+		if (hadd(s, "", 1) < 0)
 			return -1;
 		s->hdrs[s->nh].name = zt_buf_len(&s->hbuf);
 		s->hdrs[s->nh].value = SIZE_MAX;
@@ -657,8 +663,7 @@ static void pump_requests(struct sess *s)
 			}
 			continue;
 		}
-		bool big = zt_buf_len(&s->hbuf) + 1 >= WP_MAX_HEADERS || s->nh == WP_MAX_HEADER_COUNT ||
-		           e == HPE_HEADER_OVERFLOW;
+		bool big = s->too_big || e == HPE_HEADER_OVERFLOW;
 		zt_warn("bad request from %s: %s", s->principal[0] ? s->principal : "-",
 		        big ? "headers too large" : http_errno_description(e));
 		if (!s->method[0])
