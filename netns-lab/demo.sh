@@ -94,7 +94,7 @@ http_flow() {
 	reason=""
 	if [ "$code" = 403 ] && [ -n "$wl" ]; then
 		from=${nw[$wl]}
-		d=$(tail -n +$((from + 1)) "$logdir/waypoint-${wl/\//-}.log" | grep 'session.*denied' | tail -1 || true)
+		d=$(tail -n +$((from + 1)) "$logdir/waypoint-${wl/\//-}.log" | grep $'session\tdenied ' | tail -1 || true)
 		reason=$(field reason "$d")
 	fi
 	[ "$code" = "$want" ] || { unexpected=$((unexpected + 1)); verdict="$verdict (expected $want!)"; }
