@@ -84,8 +84,9 @@ static char **strs(struct bag *b, const struct fi_strs *s, size_t *n)
 
 static bool evaluable_key(const char *k)
 {
-	static const char *const keys[] = {"source.principal", "source.namespace", "source.ip",
-	                                   "remote.ip",        "destination.ip",   "destination.port"};
+	static const char *const keys[] = {"source.principal", "source.namespace",
+	                                   "source.ip",        "remote.ip",
+	                                   "destination.ip",   "destination.port"};
 	size_t n = strlen(k);
 	if (n > sizeof("request.headers[]") - 1 && !strncmp(k, "request.headers[", 16) &&
 	    k[n - 1] == ']')
@@ -174,8 +175,8 @@ static Ztunnel__Waypoint__Rule *rule(struct bag *b, const char *policy, size_t i
 
 /* How p binds to gw, or NULL; for a Service binding, adds the Service's key to pol. */
 static const char *binding(const struct fi_mesh *m, const struct fi_gateway *gw,
-                           const struct fi_authz_policy *p, const char *root_ns,
-                           const char *domain, struct bag *b, Ztunnel__Waypoint__Policy *pol)
+                           const struct fi_authz_policy *p, const char *root_ns, const char *domain,
+                           struct bag *b, Ztunnel__Waypoint__Policy *pol)
 {
 	const char *how = NULL;
 	bool whole = false;
@@ -248,9 +249,10 @@ static int one(const struct fi_mesh *m, const struct fi_gateway *gw, const char 
 			}
 			pol->namespace_ = p->meta.ns;
 			pol->name = p->meta.name;
-			pol->action = p->action == FI_AUTHZ_DENY    ? ZTUNNEL__WAYPOINT__ACTION__DENY
-			              : p->action == FI_AUTHZ_AUDIT ? ZTUNNEL__WAYPOINT__ACTION__AUDIT
-			                                            : ZTUNNEL__WAYPOINT__ACTION__ALLOW;
+			pol->action = p->action == FI_AUTHZ_DENY ? ZTUNNEL__WAYPOINT__ACTION__DENY
+			              : p->action == FI_AUTHZ_AUDIT
+			                      ? ZTUNNEL__WAYPOINT__ACTION__AUDIT
+			                      : ZTUNNEL__WAYPOINT__ACTION__ALLOW;
 			pol->dry_run = p->dry_run;
 			pol->bound_by = (char *)how;
 			pol->rules = bag_calloc(&b, p->n_rules, sizeof(*pol->rules));

@@ -47,7 +47,8 @@ static bool any_ip(char **blocks, size_t n, const struct zt_ip *ip)
 	for (size_t i = 0; ip->family && i < n; i++) {
 		struct zt_cidr c;
 		struct zt_ip one;
-		if (zt_cidr_parse(&c, blocks[i], strlen(blocks[i])) == 0 && zt_cidr_contains(&c, ip))
+		if (zt_cidr_parse(&c, blocks[i], strlen(blocks[i])) == 0 &&
+		    zt_cidr_contains(&c, ip))
 			return true;
 		if (zt_ip_parse(&one, blocks[i], strlen(blocks[i])) == 0 && zt_ip_equal(&one, ip))
 			return true;
@@ -98,10 +99,10 @@ static bool source_match(struct ctx *c, const Ztunnel__Waypoint__Source *s)
 
 	if (rq->src_ns && rq->src_sa)
 		snprintf(sa, sizeof(sa), "%s/%s", rq->src_ns, rq->src_sa);
-#define PRN(v, n)  any_str(v, n, rq->principal, false)
-#define NS(v, n)   any_str(v, n, rq->src_ns, false)
-#define SA(v, n)   any_str(v, n, sa[0] ? sa : NULL, false)
-#define IP(v, n)   any_ip(v, n, &rq->src_ip)
+#define PRN(v, n) any_str(v, n, rq->principal, false)
+#define NS(v, n)  any_str(v, n, rq->src_ns, false)
+#define SA(v, n)  any_str(v, n, sa[0] ? sa : NULL, false)
+#define IP(v, n)  any_ip(v, n, &rq->src_ip)
 	return FIELD(s->principals, s->n_principals, s->not_principals, s->n_not_principals, PRN) &&
 	       FIELD(s->namespaces, s->n_namespaces, s->not_namespaces, s->n_not_namespaces, NS) &&
 	       FIELD(s->service_accounts, s->n_service_accounts, s->not_service_accounts,
@@ -155,7 +156,8 @@ static bool operation_match(struct ctx *c, const Ztunnel__Waypoint__Operation *o
 static const char *header(const struct wp_request *rq, const char *name, size_t len)
 {
 	for (size_t i = 0; i < rq->n_headers; i++)
-		if (strlen(rq->headers[i].name) == len && !strncasecmp(rq->headers[i].name, name, len))
+		if (strlen(rq->headers[i].name) == len &&
+		    !strncasecmp(rq->headers[i].name, name, len))
 			return rq->headers[i].value;
 	return NULL;
 }
@@ -258,7 +260,8 @@ bool wp_authz_check(const Ztunnel__Waypoint__Waypoint *w, const struct wp_reques
 		bool deny = p->action == ZTUNNEL__WAYPOINT__ACTION__DENY;
 		if (p->dry_run) {
 			if (hit)
-				append(out->dry_run, sizeof(out->dry_run), p, deny ? "DENY" : "ALLOW");
+				append(out->dry_run, sizeof(out->dry_run), p,
+				       deny ? "DENY" : "ALLOW");
 			continue;
 		}
 		if (deny) {

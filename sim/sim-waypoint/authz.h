@@ -43,8 +43,8 @@ struct wp_decision {
 	/* The policy that decided: the matching DENY, the matching ALLOW, or NULL (no ALLOW
 	 * policy applies, or none matched). Borrowed from the Waypoint. */
 	const Ztunnel__Waypoint__Policy *policy;
-	char reason[WP_AUTHZ_REASON_MAX]; /* e.g. "denied by shop/no-writes" */
-	char audit[WP_AUTHZ_REASON_MAX];  /* "ns/name" of matching AUDIT policies, or "" */
+	char reason[WP_AUTHZ_REASON_MAX];  /* e.g. "denied by shop/no-writes" */
+	char audit[WP_AUTHZ_REASON_MAX];   /* "ns/name" of matching AUDIT policies, or "" */
 	char dry_run[WP_AUTHZ_REASON_MAX]; /* "ns/name=ALLOW|DENY" of matching dry-run ones */
 };
 

@@ -25,7 +25,8 @@ static struct zt_xds_client *client;
 static bool ours(const struct wp *wp, const char *name)
 {
 	size_t nl = strlen(wp->o.ns);
-	return !strncmp(name, wp->o.ns, nl) && name[nl] == '/' && !strcmp(name + nl + 1, wp->o.name);
+	return !strncmp(name, wp->o.ns, nl) && name[nl] == '/' &&
+	       !strcmp(name + nl + 1, wp->o.name);
 }
 
 static int apply_waypoint(void *arg, const char *name, const char *version, const uint8_t *data,
@@ -74,7 +75,7 @@ static void on_synced(struct zt_xds_client *c, void *arg)
 	struct wp *wp = arg;
 
 	(void)c;
-	zt_info("xDS synced: %zu addresses, waypoint resource %s", 
+	zt_info("xDS synced: %zu addresses, waypoint resource %s",
 	        zt_xds_client_count(client, ZT_XDS_TYPE_ADDRESS), wp->cfg ? "present" : "absent");
 }
 

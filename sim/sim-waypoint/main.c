@@ -115,22 +115,45 @@ int main(int argc, char **argv)
 	wp->o.sniff_ms = 1000;
 	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (opt) {
-		case 'n': wp->o.ns = optarg; break;
-		case 'g': wp->o.name = optarg; break;
-		case 's': wp->o.sa = optarg; break;
-		case 'i': wp->o.pod_ip = optarg; break;
-		case 'x': wp->o.istiod = optarg; break;
-		case 'r': wp->o.roots = optarg; break;
-		case 't': wp->o.token = optarg; break;
-		case 'l': wp->o.listen = optarg; break;
-		case 'm': wp->o.metrics = optarg; break;
-		case 'd': wp->o.trust_domain = optarg; break;
+		case 'n':
+			wp->o.ns = optarg;
+			break;
+		case 'g':
+			wp->o.name = optarg;
+			break;
+		case 's':
+			wp->o.sa = optarg;
+			break;
+		case 'i':
+			wp->o.pod_ip = optarg;
+			break;
+		case 'x':
+			wp->o.istiod = optarg;
+			break;
+		case 'r':
+			wp->o.roots = optarg;
+			break;
+		case 't':
+			wp->o.token = optarg;
+			break;
+		case 'l':
+			wp->o.listen = optarg;
+			break;
+		case 'm':
+			wp->o.metrics = optarg;
+			break;
+		case 'd':
+			wp->o.trust_domain = optarg;
+			break;
 		case 'S':
 			if (zt_duration_parse(optarg, &wp->o.sniff_ms) < 0)
 				die_usage("bad --sniff-timeout: want a duration such as 1s");
 			break;
-		case 'h': fputs(usage, stdout); return 0;
-		default: die_usage("unknown flag");
+		case 'h':
+			fputs(usage, stdout);
+			return 0;
+		default:
+			die_usage("unknown flag");
 		}
 	}
 	if (optind < argc)

@@ -20,13 +20,13 @@
 
 ZT_LOG_MODULE("metrics");
 
-#define MAX_SERIES 1024
+#define MAX_SERIES         1024
 #define MAX_SCRAPE_REQUEST 8192
 
 /* Istio's default request duration buckets (milliseconds). */
-static const double buckets[] = {0.5,  1,    5,    10,    25,    50,     100,    250,    500,
-                                 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000,
-                                 3600000};
+static const double buckets[] = {0.5,   1,      5,      10,      25,     50,    100,
+                                 250,   500,    1000,   2500,    5000,   10000, 30000,
+                                 60000, 300000, 600000, 1800000, 3600000};
 #define NB (sizeof(buckets) / sizeof(buckets[0]))
 
 struct series {
@@ -79,14 +79,18 @@ void wp_metrics_record(struct wp_metrics *m, const struct wp_request_record *r)
 	         or_unknown(r->dst_service), or_unknown(r->dst_service_name),
 	         or_unknown(r->dst_service_ns), r->protocol, r->code, r->flags ? r->flags : "-");
 	TAILQ_FOREACH(s, &m->series, link)
-	if (!strcmp(s->labels, labels))
-		break;
+	{
+		if (!strcmp(s->labels, labels))
+			break;
+	}
 	if (!s) {
 		if (m->n == MAX_SERIES) {
 			snprintf(labels, sizeof(labels), "reporter=\"waypoint\",overflow=\"true\"");
 			TAILQ_FOREACH(s, &m->series, link)
-			if (!strcmp(s->labels, labels))
-				break;
+			{
+				if (!strcmp(s->labels, labels))
+					break;
+			}
 		}
 		if (!s) {
 			s = xcalloc(1, sizeof(*s));
@@ -109,16 +113,21 @@ static void render(struct wp_metrics *m, struct zt_buf *b)
 	zt_buf_appendf(b, "# HELP istio_requests_total Requests handled by the waypoint.\n"
 	                  "# TYPE istio_requests_total counter\n");
 	TAILQ_FOREACH(s, &m->series, link)
-	zt_buf_appendf(b, "istio_requests_total{%s} %llu\n", s->labels,
-	               (unsigned long long)s->count);
+	{
+		zt_buf_appendf(b, "istio_requests_total{%s} %llu\n", s->labels,
+		               (unsigned long long)s->count);
+	}
 	zt_buf_appendf(b, "# HELP istio_request_duration_milliseconds Request durations.\n"
 	                  "# TYPE istio_request_duration_milliseconds histogram\n");
 	TAILQ_FOREACH(s, &m->series, link)
 	{
 		for (size_t i = 0; i < NB; i++)
-			zt_buf_appendf(b, "istio_request_duration_milliseconds_bucket{%s,le=\"%g\"} %llu\n",
-			               s->labels, buckets[i], (unsigned long long)s->hist[i]);
-		zt_buf_appendf(b, "istio_request_duration_milliseconds_bucket{%s,le=\"+Inf\"} %llu\n",
+			zt_buf_appendf(
+			        b,
+			        "istio_request_duration_milliseconds_bucket{%s,le=\"%g\"} %llu\n",
+			        s->labels, buckets[i], (unsigned long long)s->hist[i]);
+		zt_buf_appendf(b,
+		               "istio_request_duration_milliseconds_bucket{%s,le=\"+Inf\"} %llu\n",
 		               s->labels, (unsigned long long)s->count);
 		zt_buf_appendf(b, "istio_request_duration_milliseconds_sum{%s} %llu\n", s->labels,
 		               (unsigned long long)s->sum_ms);

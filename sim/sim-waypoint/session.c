@@ -51,8 +51,8 @@ struct sess {
 	bool has_peer;
 	struct zt_ip src_ip;
 	struct zt_hbone_inbound target;
-	struct zt_service *svc;    /* new reference, or NULL (workload-addressed) */
-	struct zt_workload *dst;   /* chosen endpoint, new reference */
+	struct zt_service *svc;  /* new reference, or NULL (workload-addressed) */
+	struct zt_workload *dst; /* chosen endpoint, new reference */
 	uint16_t dst_port;
 	enum zt_app_protocol proto;
 	char dst_principal[ZT_SPIFFE_STR_SIZE];
@@ -188,9 +188,9 @@ static void log_request(struct sess *s, int code, const char *flags, const char 
 	        "src.identity=\"%s\" dst.identity=\"%s\" dst.service=%s dst.workload=%s "
 	        "dst.addr=%s:%u duration=%llums",
 	        s->method[0] ? s->method : "-", s->path[0] ? s->path : "-", code, flags, details,
-	        s->principal[0] ? s->principal : "-",
-	        s->dst_principal[0] ? s->dst_principal : "-", s->svc ? s->svc->hostname : "-",
-	        s->dst ? s->dst->name : "-", dst, s->dst_port, (unsigned long long)ms);
+	        s->principal[0] ? s->principal : "-", s->dst_principal[0] ? s->dst_principal : "-",
+	        s->svc ? s->svc->hostname : "-", s->dst ? s->dst->name : "-", dst, s->dst_port,
+	        (unsigned long long)ms);
 	if (s->dec.audit[0] || s->dec.dry_run[0])
 		zt_info("audit method=%s path=\"%s\" audit=%s dry_run=%s", s->method, s->path,
 		        s->dec.audit[0] ? s->dec.audit : "-",
@@ -201,9 +201,9 @@ static void log_request(struct sess *s, int code, const char *flags, const char 
 	        .src_workload = s->has_peer ? s->peer.sa : NULL,
 	        .dst_principal = s->dst_principal[0] ? s->dst_principal : NULL,
 	        .dst_ns = s->dst ? s->dst->ns : NULL,
-	        .dst_workload = s->dst ? (s->dst->workload_name[0] ? s->dst->workload_name
-	                                                           : s->dst->name)
-	                               : NULL,
+	        .dst_workload =
+	                s->dst ? (s->dst->workload_name[0] ? s->dst->workload_name : s->dst->name)
+	                       : NULL,
 	        .dst_service = s->svc ? s->svc->hostname : NULL,
 	        .dst_service_name = s->svc ? s->svc->name : NULL,
 	        .dst_service_ns = s->svc ? s->svc->ns : NULL,
@@ -216,8 +216,7 @@ static void log_request(struct sess *s, int code, const char *flags, const char 
 }
 
 /* A complete local answer (403, 400, 431, 503); close: then end the stream. */
-static void respond_local(struct sess *s, int code, const char *text, const char *body,
-                          bool close)
+static void respond_local(struct sess *s, int code, const char *text, const char *body, bool close)
 {
 	char head[256];
 	int n = snprintf(head, sizeof(head),
@@ -235,8 +234,8 @@ static void respond_local(struct sess *s, int code, const char *text, const char
 static void pump_requests(struct sess *s);
 static void up_gone(struct sess *s, const char *why);
 
-static void on_up_headers(struct zt_h2_stream *st, const struct zt_h2_header *h, size_t n,
-                          bool end, void *arg)
+static void on_up_headers(struct zt_h2_stream *st, const struct zt_h2_header *h, size_t n, bool end,
+                          void *arg)
 {
 	struct sess *s = arg;
 	int status = 0;
@@ -668,9 +667,10 @@ static void pump_requests(struct sess *s)
 		        big ? "headers too large" : http_errno_description(e));
 		if (!s->method[0])
 			snprintf(s->method, sizeof(s->method), "-");
-		log_request(s, big ? 431 : 400, "DPE", big ? "request_headers_too_large"
-		                                           : "http1.codec_error");
-		respond_local(s, big ? 431 : 400, big ? "Request Header Fields Too Large" : "Bad Request",
+		log_request(s, big ? 431 : 400, "DPE",
+		            big ? "request_headers_too_large" : "http1.codec_error");
+		respond_local(s, big ? 431 : 400,
+		              big ? "Request Header Fields Too Large" : "Bad Request",
 		              big ? "request headers too large" : "bad request", true);
 		return;
 	}
@@ -702,8 +702,8 @@ static void start_mode(struct sess *s, enum mode m)
 	};
 	s->started = zt_loop_now(s->wp->loop);
 	if (!wp_authz_check(s->wp->cfg, &rq, &s->dec)) {
-		zt_info("denied connection from %s to %s: %s", s->principal, s->svc ? s->svc->hostname : "-",
-		        s->dec.reason);
+		zt_info("denied connection from %s to %s: %s", s->principal,
+		        s->svc ? s->svc->hostname : "-", s->dec.reason);
 		log_request(s, 0, "-", "rbac_access_denied");
 		finish(s, false);
 		return;
@@ -824,8 +824,7 @@ static bool is_us(const struct wp *wp, const struct zt_gateway *g)
 
 /* The upstream port for service port sp on endpoint ep (named target ports resolve per
  * endpoint). */
-static uint16_t target_port(const struct zt_service *svc, const struct zt_endpoint *ep,
-                            uint16_t sp)
+static uint16_t target_port(const struct zt_service *svc, const struct zt_endpoint *ep, uint16_t sp)
 {
 	const struct zt_port *p = zt_service_port(svc, sp);
 	for (size_t i = 0; ep->ports && i < ep->ports->n_ports; i++)
@@ -848,11 +847,13 @@ static int resolve(struct sess *s, char *why, size_t whylen)
 	if (s->svc) {
 		const struct zt_port *sp = zt_service_port(s->svc, t->port);
 		if (!is_us(wp, &s->svc->waypoint)) {
-			snprintf(why, whylen, "service %s does not use this waypoint", s->svc->hostname);
+			snprintf(why, whylen, "service %s does not use this waypoint",
+			         s->svc->hostname);
 			return 503;
 		}
 		if (!sp) {
-			snprintf(why, whylen, "service %s has no port %u", s->svc->hostname, t->port);
+			snprintf(why, whylen, "service %s has no port %u", s->svc->hostname,
+			         t->port);
 			return 503;
 		}
 		s->proto = sp->app_protocol;
@@ -862,7 +863,8 @@ static int resolve(struct sess *s, char *why, size_t whylen)
 			    s->svc->endpoints[i].workload->n_ips)
 				usable++;
 		if (!usable) {
-			snprintf(why, whylen, "service %s has no usable endpoint", s->svc->hostname);
+			snprintf(why, whylen, "service %s has no usable endpoint",
+			         s->svc->hostname);
 			return 503;
 		}
 		size_t pick = (size_t)(wp->rr++ % usable);

@@ -13,7 +13,7 @@
 #include "protocol/h2.h"
 #include "sim/sim-waypoint/wp.h"
 
-#define WP_MAX_HEADERS (60 * 1024) /* request header bytes (Envoy's default 60 KiB) */
+#define WP_MAX_HEADERS      (60 * 1024) /* request header bytes (Envoy's default 60 KiB) */
 #define WP_MAX_HEADER_COUNT 100
 
 /* Handles a new request on the HBONE listener (h2 on_request): validates the CONNECT,

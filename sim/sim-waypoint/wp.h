@@ -21,31 +21,31 @@ struct zt_pool;
 struct wp_metrics;
 
 struct wp_opts {
-	const char *ns, *name;   /* the Gateway this waypoint implements */
-	const char *sa;          /* service account (default: the Gateway's name) */
-	const char *pod_ip;      /* this pod's address (matched against waypoint references) */
-	const char *istiod;      /* fake-istiod host:port (xDS and CA) */
-	const char *roots;       /* file: the CA root that signs istiod and the workloads */
-	const char *token;       /* file: bearer token for the CA and xDS */
-	const char *listen;      /* HBONE, default 0.0.0.0:15008 */
-	const char *metrics;     /* Prometheus, default 127.0.0.1:15020 */
+	const char *ns, *name;    /* the Gateway this waypoint implements */
+	const char *sa;           /* service account (default: the Gateway's name) */
+	const char *pod_ip;       /* this pod's address (matched against waypoint references) */
+	const char *istiod;       /* fake-istiod host:port (xDS and CA) */
+	const char *roots;        /* file: the CA root that signs istiod and the workloads */
+	const char *token;        /* file: bearer token for the CA and xDS */
+	const char *listen;       /* HBONE, default 0.0.0.0:15008 */
+	const char *metrics;      /* Prometheus, default 127.0.0.1:15020 */
 	const char *trust_domain; /* default cluster.local */
-	uint64_t sniff_ms;       /* wait for a first byte to detect HTTP/1.1 on unknown ports */
+	uint64_t sniff_ms;        /* wait for a first byte to detect HTTP/1.1 on unknown ports */
 };
 
 struct wp {
 	struct wp_opts o;
 	struct zt_loop *loop;
-	struct zt_spiffe self;           /* our SPIFFE identity */
+	struct zt_spiffe self; /* our SPIFFE identity */
 	char self_text[ZT_SPIFFE_STR_SIZE];
-	char host[300];                  /* <name>.<ns>.svc.<domain>: hostname references */
+	char host[300]; /* <name>.<ns>.svc.<domain>: hostname references */
 	struct zt_ip pod_ip;
-	struct zt_tls_identity *id;      /* current certificate (NULL before the CA answered) */
-	struct zt_store *store;          /* Address resources */
+	struct zt_tls_identity *id;       /* current certificate (NULL before the CA answered) */
+	struct zt_store *store;           /* Address resources */
 	Ztunnel__Waypoint__Waypoint *cfg; /* our own resource, NULL before it arrived */
-	struct zt_pool *pool;            /* HBONE to destination ztunnels */
+	struct zt_pool *pool;             /* HBONE to destination ztunnels */
 	struct wp_metrics *metrics;
-	uint64_t rr;                     /* round-robin counter for endpoint choice */
+	uint64_t rr; /* round-robin counter for endpoint choice */
 };
 
 /* cert.c: fetches our certificate from the CA and renews it at half life; on_ready runs

@@ -140,9 +140,10 @@ static int on_done(http_parser *p)
 	bool keep = http_should_keep_alive(p);
 
 	zt_buf_appendf(&c->req, "\n");
-	zt_buf_appendf(&c->out,
-	               "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: %zu\r\n%s\r\n",
-	               zt_buf_len(&c->req), keep ? "" : "connection: close\r\n");
+	zt_buf_appendf(
+	        &c->out,
+	        "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: %zu\r\n%s\r\n",
+	        zt_buf_len(&c->req), keep ? "" : "connection: close\r\n");
 	zt_buf_append(&c->out, zt_buf_data(&c->req), zt_buf_len(&c->req));
 	if (!keep)
 		c->close_after_flush = true;
@@ -211,7 +212,8 @@ static void on_io1(struct zt_io *io, unsigned ev, void *arg)
 	enum http_errno e = HTTP_PARSER_ERRNO(&c->p);
 	if (e != HPE_OK || (n > 0 && used != (size_t)n)) {
 		bool big = c->too_big || e == HPE_HEADER_OVERFLOW;
-		zt_info("bad request from %s: %s", c->peer, big ? "head too large" : http_errno_name(e));
+		zt_info("bad request from %s: %s", c->peer,
+		        big ? "head too large" : http_errno_name(e));
 		bad(c, big ? 431 : 400, big ? "Request Header Fields Too Large" : "Bad Request");
 		return;
 	}

@@ -59,90 +59,144 @@ struct row {
 
 static const struct row rows[] = {
         {"no policy allows", "", .allow = true, .reason = "no policy"},
-        {"principal exact", AP("p", "shop", "{" GW ", rules: [{from: [{source: {principals: "
-                                           "[cluster.local/ns/frontend/sa/client]}}]}]}"),
+        {"principal exact",
+         AP("p", "shop",
+            "{" GW ", rules: [{from: [{source: {principals: "
+            "[cluster.local/ns/frontend/sa/client]}}]}]}"),
          .allow = true, .reason = "allowed by shop/p"},
-        {"principal exact miss", AP("p", "shop", "{" GW ", rules: [{from: [{source: {principals: "
-                                                "[cluster.local/ns/frontend/sa/other]}}]}]}"),
+        {"principal exact miss",
+         AP("p", "shop",
+            "{" GW ", rules: [{from: [{source: {principals: "
+            "[cluster.local/ns/frontend/sa/other]}}]}]}"),
          .allow = false, .reason = "no ALLOW policy matched (shop/p)"},
-        {"principal prefix", AP("p", "shop", "{" GW ", rules: [{from: [{source: {principals: "
-                                            "['cluster.local/ns/frontend/*']}}]}]}"),
+        {"principal prefix",
+         AP("p", "shop",
+            "{" GW ", rules: [{from: [{source: {principals: "
+            "['cluster.local/ns/frontend/*']}}]}]}"),
          .allow = true, .reason = "allowed by shop/p"},
-        {"principal suffix", AP("p", "shop", "{" GW ", rules: [{from: [{source: {principals: "
-                                            "['*/sa/client']}}]}]}"),
+        {"principal suffix",
+         AP("p", "shop",
+            "{" GW ", rules: [{from: [{source: {principals: "
+            "['*/sa/client']}}]}]}"),
          .allow = true, .reason = "allowed by shop/p"},
-        {"principal any needs one", AP("p", "shop", "{" GW ", rules: [{from: [{source: "
-                                                   "{principals: ['*']}}]}]}"),
+        {"principal any needs one",
+         AP("p", "shop",
+            "{" GW ", rules: [{from: [{source: "
+            "{principals: ['*']}}]}]}"),
          .principal = "", .allow = false, .reason = "no ALLOW policy matched (shop/p)"},
-        {"notPrincipals", AP("d", "shop", "{" GW ", action: DENY, rules: [{from: [{source: "
-                                         "{notPrincipals: ['*/sa/admin']}}]}]}"),
+        {"notPrincipals",
+         AP("d", "shop",
+            "{" GW ", action: DENY, rules: [{from: [{source: "
+            "{notPrincipals: ['*/sa/admin']}}]}]}"),
          .allow = false, .reason = "denied by shop/d"},
-        {"namespaces", AP("p", "shop", "{" GW ", rules: [{from: [{source: {namespaces: "
-                                      "[frontend]}}]}]}"),
+        {"namespaces",
+         AP("p", "shop",
+            "{" GW ", rules: [{from: [{source: {namespaces: "
+            "[frontend]}}]}]}"),
          .allow = true, .reason = "allowed by shop/p"},
-        {"notNamespaces", AP("p", "shop", "{" GW ", rules: [{from: [{source: {namespaces: "
-                                         "['*'], notNamespaces: [frontend]}}]}]}"),
+        {"notNamespaces",
+         AP("p", "shop",
+            "{" GW ", rules: [{from: [{source: {namespaces: "
+            "['*'], notNamespaces: [frontend]}}]}]}"),
          .allow = false, .reason = "no ALLOW policy matched (shop/p)"},
-        {"serviceAccounts", AP("p", "shop", "{" GW ", rules: [{from: [{source: "
-                                           "{serviceAccounts: [frontend/client]}}]}]}"),
+        {"serviceAccounts",
+         AP("p", "shop",
+            "{" GW ", rules: [{from: [{source: "
+            "{serviceAccounts: [frontend/client]}}]}]}"),
          .allow = true, .reason = "allowed by shop/p"},
-        {"ipBlocks cidr", AP("p", "shop", "{" GW ", rules: [{from: [{source: {ipBlocks: "
-                                         "[10.244.1.0/24]}}]}]}"),
+        {"ipBlocks cidr",
+         AP("p", "shop",
+            "{" GW ", rules: [{from: [{source: {ipBlocks: "
+            "[10.244.1.0/24]}}]}]}"),
          .allow = true, .reason = "allowed by shop/p"},
-        {"ipBlocks single miss", AP("p", "shop", "{" GW ", rules: [{from: [{source: {ipBlocks: "
-                                                "[10.244.1.11]}}]}]}"),
+        {"ipBlocks single miss",
+         AP("p", "shop",
+            "{" GW ", rules: [{from: [{source: {ipBlocks: "
+            "[10.244.1.11]}}]}]}"),
          .allow = false, .reason = "no ALLOW policy matched (shop/p)"},
-        {"remoteIpBlocks", AP("d", "shop", "{" GW ", action: DENY, rules: [{from: [{source: "
-                                          "{remoteIpBlocks: [10.244.2.0/24]}}]}]}"),
+        {"remoteIpBlocks",
+         AP("d", "shop",
+            "{" GW ", action: DENY, rules: [{from: [{source: "
+            "{remoteIpBlocks: [10.244.2.0/24]}}]}]}"),
          .src_ip = "10.244.2.7", .allow = false, .reason = "denied by shop/d"},
         {"ports", AP("p", "shop", "{" GW ", rules: [{to: [{operation: {ports: ['80']}}]}]}"),
          .allow = true, .reason = "allowed by shop/p"},
         {"notPorts", AP("p", "shop", "{" GW ", rules: [{to: [{operation: {notPorts: ['80']}}]}]}"),
          .allow = false, .reason = "no ALLOW policy matched (shop/p)"},
-        {"methods", AP("d", "shop", "{" GW ", action: DENY, rules: [{to: [{operation: "
-                                   "{methods: [POST, PUT]}}]}]}"),
+        {"methods",
+         AP("d", "shop",
+            "{" GW ", action: DENY, rules: [{to: [{operation: "
+            "{methods: [POST, PUT]}}]}]}"),
          .method = "POST", .allow = false, .reason = "denied by shop/d"},
-        {"methods miss", AP("d", "shop", "{" GW ", action: DENY, rules: [{to: [{operation: "
-                                        "{methods: [POST]}}]}]}"),
+        {"methods miss",
+         AP("d", "shop",
+            "{" GW ", action: DENY, rules: [{to: [{operation: "
+            "{methods: [POST]}}]}]}"),
          .allow = true, .reason = "no policy"},
-        {"path exact", AP("p", "shop", "{" GW ", rules: [{to: [{operation: {paths: "
-                                      "[/items/1]}}]}]}"),
+        {"path exact",
+         AP("p", "shop",
+            "{" GW ", rules: [{to: [{operation: {paths: "
+            "[/items/1]}}]}]}"),
          .allow = true, .reason = "allowed by shop/p"},
-        {"path exact ignores query", AP("p", "shop", "{" GW ", rules: [{to: [{operation: {paths: "
-                                                    "[/items/1]}}]}]}"),
+        {"path exact ignores query",
+         AP("p", "shop",
+            "{" GW ", rules: [{to: [{operation: {paths: "
+            "[/items/1]}}]}]}"),
          .path = "/items/1?x=1", .allow = true, .reason = "allowed by shop/p"},
-        {"path prefix", AP("p", "shop", "{" GW ", rules: [{to: [{operation: {paths: "
-                                       "['/items/*']}}]}]}"),
+        {"path prefix",
+         AP("p", "shop",
+            "{" GW ", rules: [{to: [{operation: {paths: "
+            "['/items/*']}}]}]}"),
          .path = "/admin", .allow = false, .reason = "no ALLOW policy matched (shop/p)"},
-        {"path suffix", AP("p", "shop", "{" GW ", rules: [{to: [{operation: {paths: "
-                                       "['*.png']}}]}]}"),
+        {"path suffix",
+         AP("p", "shop",
+            "{" GW ", rules: [{to: [{operation: {paths: "
+            "['*.png']}}]}]}"),
          .path = "/img/a.png", .allow = true, .reason = "allowed by shop/p"},
         {"path any", AP("p", "shop", "{" GW ", rules: [{to: [{operation: {paths: ['*']}}]}]}"),
          .allow = true, .reason = "allowed by shop/p"},
-        {"notPaths", AP("d", "shop", "{" GW ", action: DENY, rules: [{to: [{operation: "
-                                    "{notPaths: ['/items/*']}}]}]}"),
+        {"notPaths",
+         AP("d", "shop",
+            "{" GW ", action: DENY, rules: [{to: [{operation: "
+            "{notPaths: ['/items/*']}}]}]}"),
          .path = "/admin", .allow = false, .reason = "denied by shop/d"},
-        {"hosts ignore case and port", AP("p", "shop", "{" GW ", rules: [{to: [{operation: "
-                                                      "{hosts: [CART.shop]}}]}]}"),
+        {"hosts ignore case and port",
+         AP("p", "shop",
+            "{" GW ", rules: [{to: [{operation: "
+            "{hosts: [CART.shop]}}]}]}"),
          .allow = true, .reason = "allowed by shop/p"},
-        {"hosts miss", AP("p", "shop", "{" GW ", rules: [{to: [{operation: {hosts: [pay.shop]}}]}]}"),
+        {"hosts miss",
+         AP("p", "shop", "{" GW ", rules: [{to: [{operation: {hosts: [pay.shop]}}]}]}"),
          .allow = false, .reason = "no ALLOW policy matched (shop/p)"},
-        {"header when", AP("p", "shop", "{" GW ", rules: [{when: [{key: 'request.headers[x-user]', "
-                                       "values: [alice, bob]}]}]}"),
+        {"header when",
+         AP("p", "shop",
+            "{" GW ", rules: [{when: [{key: 'request.headers[x-user]', "
+            "values: [alice, bob]}]}]}"),
          .allow = true, .reason = "allowed by shop/p"},
-        {"header when miss", AP("p", "shop", "{" GW ", rules: [{when: [{key: "
-                                            "'request.headers[x-user]', values: [bob]}]}]}"),
+        {"header when miss",
+         AP("p", "shop",
+            "{" GW ", rules: [{when: [{key: "
+            "'request.headers[x-user]', values: [bob]}]}]}"),
          .allow = false, .reason = "no ALLOW policy matched (shop/p)"},
-        {"header notValues", AP("d", "shop", "{" GW ", action: DENY, rules: [{when: [{key: "
-                                            "'request.headers[x-user]', notValues: [alice]}]}]}"),
+        {"header notValues",
+         AP("d", "shop",
+            "{" GW ", action: DENY, rules: [{when: [{key: "
+            "'request.headers[x-user]', notValues: [alice]}]}]}"),
          .user = "mallory", .allow = false, .reason = "denied by shop/d"},
-        {"when source.principal", AP("p", "shop", "{" GW ", rules: [{when: [{key: source.principal, "
-                                                 "values: ['cluster.local/ns/frontend/*']}]}]}"),
+        {"when source.principal",
+         AP("p", "shop",
+            "{" GW ", rules: [{when: [{key: source.principal, "
+            "values: ['cluster.local/ns/frontend/*']}]}]}"),
          .allow = true, .reason = "allowed by shop/p"},
-        {"when source.namespace", AP("p", "shop", "{" GW ", rules: [{when: [{key: source.namespace, "
-                                                 "values: [backend]}]}]}"),
+        {"when source.namespace",
+         AP("p", "shop",
+            "{" GW ", rules: [{when: [{key: source.namespace, "
+            "values: [backend]}]}]}"),
          .allow = false, .reason = "no ALLOW policy matched (shop/p)"},
-        {"deny before allow", AP("a", "shop", "{" GW ", rules: [{}]}") AP("d", "shop", "{" GW ", action: DENY, rules: [{to: [{operation: {methods: [GET]}}]}]}"),
+        {"deny before allow",
+         AP("a", "shop", "{" GW ", rules: [{}]}")
+                 AP("d", "shop",
+                    "{" GW ", action: DENY, rules: [{to: [{operation: {methods: [GET]}}]}]}"),
          .allow = false, .reason = "denied by shop/d"},
         {"audit reports, does not decide", AP("au", "shop", "{" GW ", action: AUDIT, rules: [{}]}"),
          .allow = true, .reason = "no policy", .audit = "shop/au"},
@@ -153,30 +207,43 @@ static const struct row rows[] = {
          .allow = true, .reason = "no policy"},
         {"empty rules allow nothing", AP("a", "shop", "{" GW "}"), .allow = false,
          .reason = "no ALLOW policy matched (shop/a)"},
-        {"unevaluable allow fails closed", AP("a", "shop", "{" GW ", rules: [{from: [{source: "
-                                                          "{requestPrincipals: ['*']}}]}]}"),
+        {"unevaluable allow fails closed",
+         AP("a", "shop",
+            "{" GW ", rules: [{from: [{source: "
+            "{requestPrincipals: ['*']}}]}]}"),
          .allow = false, .reason = "no ALLOW policy matched (shop/a)"},
         {"unevaluable deny matches without it",
-         AP("d", "shop", "{" GW ", action: DENY, rules: [{when: [{key: 'request.auth.claims[iss]', "
-                         "values: [x]}], to: [{operation: {methods: [GET]}}]}]}"),
+         AP("d", "shop",
+            "{" GW ", action: DENY, rules: [{when: [{key: 'request.auth.claims[iss]', "
+            "values: [x]}], to: [{operation: {methods: [GET]}}]}]}"),
          .allow = false, .reason = "denied by shop/d"},
-        {"http field on tcp: allow rule fails", AP("a", "shop", "{" GW ", rules: [{to: [{operation: "
-                                                               "{methods: [GET]}}]}]}"),
+        {"http field on tcp: allow rule fails",
+         AP("a", "shop",
+            "{" GW ", rules: [{to: [{operation: "
+            "{methods: [GET]}}]}]}"),
          .tcp = 1, .allow = false, .reason = "no ALLOW policy matched (shop/a)"},
         {"http field on tcp: deny rule ignores it",
-         AP("d", "shop", "{" GW ", action: DENY, rules: [{to: [{operation: {paths: [/x], ports: ['80']}}]}]}"),
+         AP("d", "shop",
+            "{" GW ", action: DENY, rules: [{to: [{operation: {paths: [/x], ports: ['80']}}]}]}"),
          .tcp = 1, .allow = false, .reason = "denied by shop/d"},
-        {"service-bound policy applies to its service", AP("a", "shop", "{" SVC ", rules: [{from: [{source: {namespaces: [nobody]}}]}]}"),
+        {"service-bound policy applies to its service",
+         AP("a", "shop", "{" SVC ", rules: [{from: [{source: {namespaces: [nobody]}}]}]}"),
          .allow = false, .reason = "no ALLOW policy matched (shop/a)"},
-        {"service-bound policy skips other services", AP("a", "shop", "{" SVC ", rules: [{from: [{source: {namespaces: [nobody]}}]}]}"),
+        {"service-bound policy skips other services",
+         AP("a", "shop", "{" SVC ", rules: [{from: [{source: {namespaces: [nobody]}}]}]}"),
          .service = "shop/pay.shop.svc.cluster.local", .allow = true, .reason = "no policy"},
         {"gateway class from the root namespace",
-         AP("root", "istio-system", "{targetRefs: [{kind: GatewayClass, group: gateway.networking.k8s.io, name: istio-waypoint}], action: DENY, rules: [{to: [{operation: {paths: ['/admin*']}}]}]}"),
+         AP("root", "istio-system",
+            "{targetRefs: [{kind: GatewayClass, group: gateway.networking.k8s.io, name: "
+            "istio-waypoint}], action: DENY, rules: [{to: [{operation: {paths: ['/admin*']}}]}]}"),
          .path = "/admin/x", .allow = false, .reason = "denied by istio-system/root"},
         {"gateway class outside the root namespace is not bound",
-         AP("root", "shop", "{targetRefs: [{kind: GatewayClass, group: gateway.networking.k8s.io, name: istio-waypoint}], action: DENY, rules: [{}]}"),
+         AP("root", "shop",
+            "{targetRefs: [{kind: GatewayClass, group: gateway.networking.k8s.io, name: "
+            "istio-waypoint}], action: DENY, rules: [{}]}"),
          .allow = true, .reason = "no policy"},
-        {"selector policy is not the waypoint's", AP("sel", "shop", "{selector: {matchLabels: {app: x}}, action: DENY, rules: [{}]}"),
+        {"selector policy is not the waypoint's",
+         AP("sel", "shop", "{selector: {matchLabels: {app: x}}, action: DENY, rules: [{}]}"),
          .allow = true, .reason = "no policy"},
 };
 
@@ -233,9 +300,10 @@ END_TEST
 
 START_TEST(waypoint_authz_unevaluable_named_in_resource)
 {
-	Ztunnel__Waypoint__Waypoint *w = waypoint_of(AP(
-	        "a", "shop", "{" GW ", rules: [{from: [{source: {requestPrincipals: ['*']}}], when: "
-	                     "[{key: connection.sni, values: [x]}]}]}"));
+	Ztunnel__Waypoint__Waypoint *w = waypoint_of(
+	        AP("a", "shop",
+	           "{" GW ", rules: [{from: [{source: {requestPrincipals: ['*']}}], when: "
+	           "[{key: connection.sni, values: [x]}]}]}"));
 
 	ck_assert_uint_eq(w->n_policies, 1);
 	ck_assert_str_eq(w->policies[0]->rules[0]->unevaluable,
