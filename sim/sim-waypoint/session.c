@@ -22,6 +22,7 @@
 #include "runtime/log.h"
 #include "runtime/mem.h"
 #include "sim/sim-waypoint/authz.h"
+#include "sim/sim-waypoint/h2l7.h"
 #include "sim/sim-waypoint/metrics.h"
 #include "state/store.h"
 
@@ -30,7 +31,7 @@ ZT_LOG_MODULE("session");
 #define MAX_QUEUED (8u << 20) /* bytes queued towards one side before the session fails */
 #define DENY_BODY  "RBAC: access denied"
 
-enum mode { SNIFF, HTTP1, TCP };
+enum mode { SNIFF, HTTP1, H2, TCP };
 enum rstate { R_IDLE, R_HEAD, R_BODY, R_WAIT }; /* request side of HTTP1 */
 
 struct hdr {
@@ -69,7 +70,8 @@ struct sess {
 	struct wp_decision dec;
 	char method[24], path[1024];
 	uint64_t started;
-	struct zt_buf upq; /* for upstream while it is being connected */
+	struct zt_buf upq;  /* for upstream while it is being connected */
+	struct wp_h2l7 *h2; /* H2 mode */
 	/* HTTP1 response side */
 	http_parser sp;
 	bool resp_done;
@@ -95,6 +97,7 @@ static void on_reap(struct zt_defer *d, void *arg)
 	(void)d;
 	zt_service_unref(s->svc);
 	zt_workload_unref(s->dst);
+	wp_h2l7_free(s->h2);
 	zt_buf_clear(&s->inbuf);
 	zt_buf_clear(&s->hbuf);
 	zt_buf_clear(&s->upq);
@@ -207,7 +210,9 @@ static void log_request(struct sess *s, int code, const char *flags, const char 
 	        .dst_service = s->svc ? s->svc->hostname : NULL,
 	        .dst_service_name = s->svc ? s->svc->name : NULL,
 	        .dst_service_ns = s->svc ? s->svc->ns : NULL,
-	        .protocol = s->mode == HTTP1 ? "http" : "tcp",
+	        .protocol = s->mode == HTTP1 ? "http"
+	                    : s->mode == H2  ? (s->proto == ZT_APP_PROTOCOL_GRPC ? "grpc" : "http")
+	                                     : "tcp",
 	        .code = code,
 	        .flags = flags,
 	        .duration_ms = ms,
@@ -290,6 +295,12 @@ static void on_up_data(struct zt_h2_stream *st, const uint8_t *p, size_t len, vo
 		ack(st, s->in, &s->owe_up, len);
 		return;
 	}
+	if (s->mode == H2) {
+		if (wp_h2l7_up(s->h2, p, len) < 0)
+			detach(&s->up, &s->up_fin, false);
+		ack(st, s->in, &s->owe_up, len);
+		return;
+	}
 	size_t used = http_parser_execute(&s->sp, &resp_settings, (const char *)p, len);
 	enum http_errno e = HTTP_PARSER_ERRNO(&s->sp);
 	if (e != HPE_OK && e != HPE_PAUSED) {
@@ -314,6 +325,11 @@ static void up_gone(struct sess *s, const char *why)
 	s->up_ready = false;
 	if (s->closing)
 		return;
+	if (s->mode == H2) {
+		zt_buf_consume(&s->upq, zt_buf_len(&s->upq));
+		wp_h2l7_up_gone(s->h2);
+		return;
+	}
 	if (s->mode == TCP) {
 		if (why || s->in_ended || !s->in)
 			finish(s, why == NULL);
@@ -680,10 +696,94 @@ static void pump_requests(struct sess *s)
 
 /* ---- downstream ------------------------------------------------------------------------------ */
 
+/* ---- HTTP/2 ------------------------------------------------------------------------------- */
+
+static void h2_decide(void *arg, struct wp_request *rq, struct wp_decision *out)
+{
+	struct sess *s = arg;
+
+	rq->principal = s->principal[0] ? s->principal + strlen("spiffe://") : NULL;
+	rq->src_ns = s->has_peer ? s->peer.ns : NULL;
+	rq->src_sa = s->has_peer ? s->peer.sa : NULL;
+	rq->src_ip = s->src_ip;
+	rq->dst_ip = s->target.target.is_host ? (struct zt_ip){0} : s->target.target.addr.ip;
+	rq->dst_port = s->target.target.port;
+	rq->service = s->svc ? s->svc->key : NULL;
+	if (!wp_authz_check(s->wp->cfg, rq, out))
+		zt_info("denied method=%s path=\"%.1000s\" reason=\"%s\"",
+		        rq->method ? rq->method : "-", rq->path ? rq->path : "-", out->reason);
+	s->dec = *out;
+}
+
+static void h2_to_down(void *arg, const uint8_t *p, size_t n)
+{
+	to_in(arg, p, n);
+}
+
+static void h2_to_up(void *arg, const uint8_t *p, size_t n)
+{
+	to_up(arg, p, n);
+}
+
+static int h2_need_up(void *arg)
+{
+	struct sess *s = arg;
+	return s->up || s->req ? 0 : open_upstream(s);
+}
+
+static void h2_done(void *arg, const struct wp_h2_done *d)
+{
+	struct sess *s = arg;
+
+	snprintf(s->method, sizeof(s->method), "%s", d->method);
+	snprintf(s->path, sizeof(s->path), "%s", d->path);
+	s->started = d->started_ms;
+	log_request(s, d->status, d->flags, d->details);
+}
+
+static uint64_t h2_now(void *arg)
+{
+	struct sess *s = arg;
+	return zt_loop_now(s->wp->loop);
+}
+
+static const struct wp_h2l7_cbs h2_cbs = {
+        .decide = h2_decide,
+        .to_down = h2_to_down,
+        .to_up = h2_to_up,
+        .need_up = h2_need_up,
+        .done = h2_done,
+        .now = h2_now,
+};
+
+static void h2_input(struct sess *s)
+{
+	size_t n = zt_buf_len(&s->inbuf);
+
+	if (!n || s->closing)
+		return;
+	int rc = wp_h2l7_down(s->h2, zt_buf_data(&s->inbuf), n);
+	zt_buf_consume(&s->inbuf, n);
+	ack(s->in, s->up, &s->owe_in, n);
+	if (rc < 0) {
+		zt_warn("HTTP/2 from %s failed: protocol error",
+		        s->principal[0] ? s->principal : "-");
+		finish(s, true);
+	}
+}
+
 static void start_mode(struct sess *s, enum mode m)
 {
 	s->mode = m;
 	zt_timer_stop(&s->sniff);
+	if (m == H2) {
+		if (wp_h2l7_new(&s->h2, &h2_cbs, s) < 0) {
+			finish(s, false);
+			return;
+		}
+		h2_input(s);
+		return;
+	}
 	if (m == HTTP1) {
 		http_parser_init(&s->rp, HTTP_REQUEST);
 		s->rp.data = s;
@@ -729,8 +829,17 @@ static void on_sniff_timeout(struct zt_timer *t, void *arg)
 /* HTTP/1.1 if the first bytes are a request line's method token and a space. */
 static void sniff(struct sess *s)
 {
+	static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 	const uint8_t *p = zt_buf_data(&s->inbuf);
 	size_t n = zt_buf_len(&s->inbuf), i = 0;
+
+	if (!memcmp(p, preface, n < sizeof(preface) - 1 ? n : sizeof(preface) - 1)) {
+		if (n >= sizeof(preface) - 1)
+			start_mode(s, H2);
+		else if (s->in_ended)
+			start_mode(s, TCP);
+		return; /* a prefix of the preface: wait */
+	}
 
 	while (i < n && i < 16 && p[i] >= 'A' && p[i] <= 'Z')
 		i++;
@@ -758,6 +867,8 @@ static void on_in_data(struct zt_h2_stream *st, const uint8_t *p, size_t len, vo
 	}
 	if (s->mode == SNIFF)
 		sniff(s);
+	else if (s->mode == H2)
+		h2_input(s);
 	else
 		pump_requests(s);
 }
@@ -774,6 +885,10 @@ static void on_in_end(struct zt_h2_stream *st, void *arg)
 		sniff(s);
 		if (s->mode == SNIFF)
 			start_mode(s, TCP);
+	}
+	if (s->mode == H2) {
+		finish(s, true);
+		return;
 	}
 	if (s->mode == TCP) {
 		if (s->up && s->up_ready && !s->up_fin) {
@@ -951,7 +1066,11 @@ void wp_session_on_request(struct wp *wp, struct zt_h2_conn *c, struct zt_h2_str
 		s->mode = SNIFF;
 		zt_timer_start(wp->loop, &s->sniff, wp->o.sniff_ms, on_sniff_timeout, s);
 		break;
-	default: /* HTTP/2, gRPC, TCP, TLS: carried at L4 */
+	case ZT_APP_PROTOCOL_HTTP2:
+	case ZT_APP_PROTOCOL_GRPC:
+		start_mode(s, H2);
+		break;
+	default: /* TCP, TLS: carried at L4 */
 		start_mode(s, TCP);
 		break;
 	}

@@ -2,7 +2,8 @@
  * a workload that uses this waypoint), the caller's identity, then either HTTP/1.1 request by
  * request (policy per request, 403 `RBAC: access denied` on deny with the connection kept
  * open, allowed requests re-sent to one load-balanced endpoint through HBONE with our own
- * identity) or, for other protocols, L4: one policy decision, then bytes both ways.
+ * identity), HTTP/2 with prior knowledge stream by stream the same way (h2l7.h), or, for
+ * other protocols, L4: one policy decision, then bytes both ways.
  * Bad input: malformed HTTP 400 and close, headers over WP_MAX_HEADERS 431 and close. */
 #ifndef WP_SESSION_H
 #define WP_SESSION_H

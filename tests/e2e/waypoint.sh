@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Waypoints in the lab (spec §18): client ztunnel -> sim-waypoint -> server ztunnel -> pod, with
 # L7 policy per request. Asserts what a user sees from curl in a pod: status codes, the 403
-# body, keep-alive across a denial, who the app saw as the source, the identities each
+# body, keep-alive across a denial, HTTP/2 streams, who the app saw as the source, the identities each
 # ztunnel logged, the waypoint's access log and metrics, a Service without a waypoint left
 # alone, a pod that opts in by label, bad HTTP, and a waypoint restart.
 set -euo pipefail
@@ -68,6 +68,16 @@ out=$(http -o /dev/null -o /dev/null -o /dev/null -w '%{http_code} %{num_connect
 	http://10.96.0.20/admin/x http://10.96.0.20/items/b)
 codes=$(grep -o '^[0-9]* [0-9]*' <<<"$out" | tr '\n' ' ')
 [ "$codes" = "200 1 403 0 200 0 " ] || fail "codes and new connections per request: '$codes'"
+
+log "3b. HTTP/2 (h2c, port http2): allowed and denied streams at once on one connection"
+out=$("$LAB" exec frontend/client --name "$NAME" -- timeout 10 node "$ROOT/tests/e2e/data/h2c_requests.js" \
+	http://10.96.0.22:80 /items/1 /admin /items/3 2> /dev/null || true)
+[ "$out" = $'200 hello from api-1\n403 RBAC: access denied\n200 hello from api-1' ] ||
+	fail "h2c streams: $out"
+out=$(expect 200 --http2-prior-knowledge http://10.96.0.22/items/2)
+grep -q '^protocol=HTTP/2$' <<<"$out" && grep -q "^source=$wp:" <<<"$out" || fail "h2c upstream: $out"
+wlog | grep -q 'access method=GET path="/admin" status=403 .*dst.service=api.shop' ||
+	fail "h2c denial not in the access log"
 
 log "4. a Service without a waypoint is unaffected (no L7 policy, client identity at the server)"
 out=$(expect 200 http://10.96.0.21/admin)
