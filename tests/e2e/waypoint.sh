@@ -9,6 +9,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 LAB=$ROOT/netns-lab/lab
 NAME=w$((RANDOM % 100000))
 STATE=/run/netns-lab/$NAME
+BIN=$(cd "${BUILD_DIR:-$ROOT/build}/bin" && pwd)
 export BUILD_DIR=${BUILD_DIR:-$ROOT/build}
 
 source "$ROOT/netns-lab/lib.sh"
@@ -78,6 +79,13 @@ out=$(expect 200 --http2-prior-knowledge http://10.96.0.22/items/2)
 grep -q '^protocol=HTTP/2$' <<<"$out" && grep -q "^source=$wp:" <<<"$out" || fail "h2c upstream: $out"
 wlog | grep -q 'access method=GET path="/admin" status=403 .*dst.service=api.shop' ||
 	fail "h2c denial not in the access log"
+
+log "3c. TCP through the waypoint: the DENY rule's HTTP-only parts are ignored, so it denies"
+out=$("$LAB" exec frontend/client --name "$NAME" -- "$BIN/sim-workload" client \
+	--connect 10.96.0.23:80 --bytes 1000 --timeout 5s 2> /dev/null || true)
+[ "$(jq -r .ok <<<"$out" 2> /dev/null)" = 0 ] || fail "TCP through a waypoint with a DENY rule: $out"
+wlog | grep -q 'denied connection from spiffe://cluster.local/ns/frontend/sa/client to echo.shop' ||
+	fail "L4 denial not logged"
 
 log "4. a Service without a waypoint is unaffected (no L7 policy, client identity at the server)"
 out=$(expect 200 http://10.96.0.21/admin)
