@@ -37,7 +37,8 @@ wlog() { cat "$STATE/logs/waypoint-shop-waypoint.log"; }
 log "lab up"
 "$LAB" up "$ROOT/tests/e2e/data/waypoint.yaml" --name "$NAME" > /dev/null || fail "lab up"
 st=$("$LAB" status --name "$NAME")
-grep -q '^shop/waypoint .* running ' <<<"$st" || fail "status shows no running waypoint: $st"
+grep -q '^shop/waypoint .* running ' <<<"$st" && grep -q '^shop/open .* running ' <<<"$st" ||
+	fail "status shows no running waypoints: $st"
 wp=$(ipof shop waypoint) client=$(ipof frontend client) solo=$(ipof shop solo)
 
 log "1. allowed GET through the waypoint, load balanced to the endpoint with the waypoint's identity"
@@ -86,6 +87,14 @@ out=$("$LAB" exec frontend/client --name "$NAME" -- "$BIN/sim-workload" client \
 [ "$(jq -r .ok <<<"$out" 2> /dev/null)" = 0 ] || fail "TCP through a waypoint with a DENY rule: $out"
 wlog | grep -q 'denied connection from spiffe://cluster.local/ns/frontend/sa/client to echo.shop' ||
 	fail "L4 denial not logged"
+
+log "3d. TCP through a waypoint without policies: bytes relayed both ways at L4"
+out=$("$LAB" exec frontend/client --name "$NAME" -- "$BIN/sim-workload" client \
+	--connect 10.96.0.24:80 --bytes 1MiB --connections 2 --timeout 5s 2> /dev/null || true)
+[ "$(jq -r .ok <<<"$out" 2> /dev/null)" = 2 ] || fail "TCP through the open waypoint: $out"
+grep 'direction=inbound' "$STATE/logs/ztunnel-node-2.log" | grep 'dst.workload=echo-1' |
+	grep -q 'src.identity=spiffe://cluster.local/ns/shop/sa/open' ||
+	fail "echo-1 not reached with the open waypoint's identity"
 
 log "4. a Service without a waypoint is unaffected (no L7 policy, client identity at the server)"
 out=$(expect 200 http://10.96.0.21/admin)
