@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "protocol/grpc.h"
 #include "protocol/h2_listener.h"
 #include "hbone/pool.h"
 #include "runtime/duration.h"
@@ -202,10 +203,15 @@ fail:
 	wp_cert_stop(wp);
 	wp_config_stop(wp);
 	zt_pool_free(wp->pool);
-	/* Let closing connections and sessions finish before freeing what they use. */
-	for (int i = 0; wp->loop && i < 50 && zt_loop_run_once(wp->loop, 20) >= 0; i++)
-		if (!zt_h2_conn_live() && !wp_session_live())
-			break;
+	/* Let closing connections, calls and sessions finish before freeing what they use. */
+	for (int i = 0; wp->loop && i < 4; i++)
+		zt_loop_run_once(wp->loop, 0);
+	for (int i = 0;
+	     wp->loop && i < 50 && (zt_h2_conn_live() || zt_grpc_call_live() || wp_session_live());
+	     i++)
+		zt_loop_run_once(wp->loop, 20);
+	for (int i = 0; wp->loop && i < 4; i++)
+		zt_loop_run_once(wp->loop, 0);
 	zt_tls_server_free(M.tls);
 	wp_metrics_free(wp->metrics);
 	zt_store_free(wp->store);

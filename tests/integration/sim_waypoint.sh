@@ -17,7 +17,7 @@ cleanup() {
 trap cleanup EXIT
 fail() {
 	echo "FAIL: $*"
-	echo "--- sim-waypoint:"; tail -n 20 "$dir/wp.err" 2>/dev/null || true
+	echo "--- sim-waypoint:"; tail -n ${FAIL_TAIL:-20} "$dir/wp.err" 2>/dev/null || true
 	echo "--- fake-istiod:"; tail -n 10 "$dir/istiod.err" 2>/dev/null || true
 	exit 1
 }
