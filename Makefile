@@ -4,6 +4,8 @@
 #   make asan       the same suite built with -fsanitize=address,undefined (build/asan/)
 #   make coverage   the suite built with --coverage; gcovr report under build/coverage/
 #   make format     clang-format every C source in place
+#   make image      container images of ztunnel and the toolkit (scripts/image.sh; podman)
+#   make plots      redraw bench/plots/*.png from the committed benchmark JSON (gnuplot)
 # Missing Debian packages are installed by scripts/deps.sh before the first compile.
 
 BUILD   ?= build
@@ -103,9 +105,12 @@ UNIT_BIN  := $(BUILD)/tests/unit
 SUITES    := $(patsubst tests/unit/test_%.c,%,$(wildcard tests/unit/test_*.c))
 ITEST_SRCS := $(wildcard tests/integration/*.c)
 ITEST_BINS := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(ITEST_SRCS))
+# Benchmark programs: bench/NAME.c -> build/bench/NAME, over the same libraries.
+BENCH_SRCS := $(wildcard bench/*.c)
+BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
 
-.PHONY: all test asan coverage format clean demo layers
-all: $(BINS) $(UNIT_BIN) $(ITEST_BINS)
+.PHONY: all test asan coverage format clean demo layers image plots
+all: $(BINS) $(UNIT_BIN) $(ITEST_BINS) $(BENCH_BINS)
 
 $(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: ztunnel/proto/%.proto | $(DEPS_MK)
 	@mkdir -p $(BUILD)/gen
@@ -160,6 +165,11 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/integration/%.o $(TEST_LIBS)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS) -lpthread
 
+$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(TEST_LIBS)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS) -lpthread
+
 test: all layers
 	@tests/run.sh $(BUILD)
 
@@ -177,8 +187,15 @@ coverage:
 		--filter 'sim/' --html-details build/coverage/index.html --print-summary \
 		| tail -3
 
+plots:
+	@scripts/deps.sh --check --bench 2>/dev/null || scripts/deps.sh --bench
+	@python3 bench/lib/plots.py bench/plots
+
 demo: all
 	@netns-lab/demo.sh
+
+image: $(BINS)
+	@BUILD_DIR=$(BUILD) scripts/image.sh --latest
 
 format:
 	clang-format -i $$(find ztunnel fake-istiod sim tests -name '*.[ch]')

@@ -12,12 +12,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 
 #include "envoy/service/discovery/v3/discovery.pb-c.h"
 #include "protocol/pb.h"
 #include "runtime/err.h"
 #include "runtime/live.h"
 #include "runtime/log.h"
+#include "runtime/mem.h"
 
 ZT_LOG_MODULE("ads");
 ZT_LIVE_DEFINE(fi_ads_stream);
@@ -34,7 +36,7 @@ struct res {
 };
 
 struct rtype {
-	struct rtype *next;
+	SLIST_ENTRY(rtype) link;
 	char *url;
 	struct res **set; /* sorted by name, one reference each */
 	size_t n;
@@ -44,7 +46,7 @@ struct rtype {
 
 /* What one stream's client holds and wants of one type. */
 struct sub {
-	struct sub *next;
+	SLIST_ENTRY(sub) link;
 	char *url;
 	bool wildcard;
 	bool dirty;       /* known may differ from the set: compute a push */
@@ -62,19 +64,19 @@ struct sub {
 
 struct stream {
 	struct fi_ads *ads;
-	struct stream *next, *prev;
+	LIST_ENTRY(stream) link;
 	struct zt_grpc_call *call;
 	uint64_t id;
 	char node[256]; /* node id, sanitised for logs; "" until the client sends one */
-	struct sub *subs;
+	SLIST_HEAD(, sub) subs;
 	size_t nsubs;
 	bool ended; /* status sent or call ending: no more input or output */
 };
 
 struct fi_ads {
 	struct zt_loop *loop;
-	struct rtype *types;
-	struct stream *streams;
+	SLIST_HEAD(, rtype) types;
+	LIST_HEAD(, stream) streams;
 	struct zt_defer push;
 	size_t max_msg;
 	uint64_t last_stream_id;
@@ -82,24 +84,6 @@ struct fi_ads {
 };
 
 /* ---- utilities ------------------------------------------------------------------------------- */
-
-static void *xcalloc(size_t n, size_t size)
-{
-	void *p = calloc(n ? n : 1, size);
-
-	if (!p)
-		abort();
-	return p;
-}
-
-static char *xstrdup(const char *s)
-{
-	char *d = strdup(s);
-
-	if (!d)
-		abort();
-	return d;
-}
 
 /* Copies peer text for a log line: bounded, control bytes replaced. */
 static void sanitize(char *dst, size_t size, const char *src)
@@ -205,9 +189,7 @@ static struct res *res_new(struct rtype *t, const struct fi_resource *in)
 	r->refs = 1;
 	r->any.type_url = t->url;
 	if (in->len) {
-		r->any.value.data = malloc(in->len);
-		if (!r->any.value.data)
-			abort();
+		r->any.value.data = xmalloc(in->len);
 		memcpy(r->any.value.data, in->data, in->len);
 		r->any.value.len = in->len;
 	}
@@ -222,7 +204,9 @@ static struct res *res_new(struct rtype *t, const struct fi_resource *in)
 
 static struct rtype *find_type(const struct fi_ads *ads, const char *url)
 {
-	for (struct rtype *t = ads->types; t; t = t->next)
+	struct rtype *t;
+
+	SLIST_FOREACH(t, &ads->types, link)
 		if (strcmp(t->url, url) == 0)
 			return t;
 	return NULL;
@@ -246,7 +230,9 @@ static bool wanted(const struct sub *sub, const char *name)
 
 static struct sub *find_sub(const struct stream *s, const char *url)
 {
-	for (struct sub *sub = s->subs; sub; sub = sub->next)
+	struct sub *sub;
+
+	SLIST_FOREACH(sub, &s->subs, link)
 		if (strcmp(sub->url, url) == 0)
 			return sub;
 	return NULL;
@@ -258,8 +244,7 @@ static struct sub *sub_new(struct stream *s, const char *url)
 
 	sub->url = xstrdup(url);
 	snprintf(sub->nonce_prefix, sizeof(sub->nonce_prefix), "%" PRIu64 ".%zu.", s->id, s->nsubs);
-	sub->next = s->subs;
-	s->subs = sub;
+	SLIST_INSERT_HEAD(&s->subs, sub, link);
 	s->nsubs++;
 	return sub;
 }
@@ -282,11 +267,7 @@ static void sub_free(struct sub *sub)
 /* Appends to gone; the caller restores its order with gone_sort() after a batch. */
 static void gone_add(struct sub *sub, const char *name)
 {
-	char **v = realloc(sub->gone, (sub->ngone + 1) * sizeof(*v));
-
-	if (!v)
-		abort();
-	sub->gone = v;
+	sub->gone = xrealloc(sub->gone, (sub->ngone + 1) * sizeof(*sub->gone));
 	sub->gone[sub->ngone++] = xstrdup(name);
 }
 
@@ -360,9 +341,7 @@ static int update_subscription(struct sub *sub,
 		sub->wildcard = true;
 	if (sub->nnames + rq->n_resource_names_subscribe > FI_ADS_MAX_NAMES)
 		return ZT_E_TOOBIG;
-	v = realloc(sub->names, (sub->nnames + rq->n_resource_names_subscribe + 1) * sizeof(*v));
-	if (!v)
-		abort();
+	v = xrealloc(sub->names, (sub->nnames + rq->n_resource_names_subscribe + 1) * sizeof(*v));
 	sub->names = v;
 	for (size_t i = 0; i < rq->n_resource_names_subscribe; i++) {
 		const char *name = rq->resource_names_subscribe[i];
@@ -559,7 +538,9 @@ static void respond(struct stream *s, struct sub *sub)
 /* Sends what each subscription owes while the call takes more bytes; on_writable resumes. */
 static void flush(struct stream *s)
 {
-	for (struct sub *sub = s->subs; sub; sub = sub->next)
+	struct sub *sub;
+
+	SLIST_FOREACH(sub, &s->subs, link)
 		while (sub->dirty && !s->ended && zt_grpc_call_writable(s->call))
 			respond(s, sub);
 }
@@ -567,9 +548,10 @@ static void flush(struct stream *s)
 static void on_push(struct zt_defer *d, void *arg)
 {
 	struct fi_ads *ads = arg;
+	struct stream *s;
 
 	(void)d;
-	for (struct stream *s = ads->streams; s; s = s->next)
+	LIST_FOREACH(s, &ads->streams, link)
 		if (!s->ended)
 			flush(s);
 }
@@ -580,15 +562,11 @@ static void stream_free(struct stream *s)
 {
 	struct fi_ads *ads = s->ads;
 
-	if (s->prev)
-		s->prev->next = s->next;
-	else
-		ads->streams = s->next;
-	if (s->next)
-		s->next->prev = s->prev;
-	while (s->subs) {
-		struct sub *sub = s->subs;
-		s->subs = sub->next;
+	struct sub *sub;
+
+	LIST_REMOVE(s, link);
+	while ((sub = SLIST_FIRST(&s->subs))) {
+		SLIST_REMOVE_HEAD(&s->subs, link);
 		sub_free(sub);
 	}
 	ads->st.streams--;
@@ -755,10 +733,8 @@ static void on_call(struct zt_grpc_call *call, void *arg)
 	s->ads = ads;
 	s->call = call;
 	s->id = ++ads->last_stream_id;
-	s->next = ads->streams;
-	if (ads->streams)
-		ads->streams->prev = s;
-	ads->streams = s;
+	SLIST_INIT(&s->subs);
+	LIST_INSERT_HEAD(&ads->streams, s, link);
 	ads->st.streams++;
 	zt_live_inc(&zt_live_fi_ads_stream);
 	zt_grpc_call_set_cbs(call, &stream_cbs, s);
@@ -771,6 +747,8 @@ struct fi_ads *fi_ads_new(struct zt_loop *loop)
 	struct fi_ads *ads = xcalloc(1, sizeof(*ads));
 
 	ads->loop = loop;
+	SLIST_INIT(&ads->types);
+	LIST_INIT(&ads->streams);
 	ads->max_msg = FI_ADS_DEFAULT_MAX_MSG;
 	return ads;
 }
@@ -778,20 +756,19 @@ struct fi_ads *fi_ads_new(struct zt_loop *loop)
 void fi_ads_free(struct fi_ads *ads)
 {
 	static const struct zt_grpc_call_cbs detached;
+	struct stream *s;
+	struct rtype *t;
 
 	if (!ads)
 		return;
 	zt_defer_stop(&ads->push);
-	while (ads->streams) {
-		struct stream *s = ads->streams;
-
+	while ((s = LIST_FIRST(&ads->streams))) {
 		zt_grpc_call_set_cbs(s->call, &detached, NULL);
 		zt_grpc_call_cancel(s->call);
 		stream_free(s);
 	}
-	while (ads->types) {
-		struct rtype *t = ads->types;
-		ads->types = t->next;
+	while ((t = SLIST_FIRST(&ads->types))) {
+		SLIST_REMOVE_HEAD(&ads->types, link);
 		type_free(t);
 	}
 	free(ads);
@@ -872,13 +849,14 @@ int fi_ads_set(struct fi_ads *ads, const char *type_url, const struct fi_resourc
 	t->set = set;
 	t->n = n;
 	if (created) {
-		t->next = ads->types;
-		ads->types = t;
+		SLIST_INSERT_HEAD(&ads->types, t, link);
 	}
 	if (changed) {
 		t->version++;
 		snprintf(t->version_text, sizeof(t->version_text), "%" PRIu64, t->version);
-		for (struct stream *s = ads->streams; s; s = s->next) {
+		struct stream *s;
+
+		LIST_FOREACH(s, &ads->streams, link) {
 			struct sub *sub = find_sub(s, type_url);
 			if (sub)
 				sub->dirty = true;

@@ -23,6 +23,7 @@
 #include "fake-istiod/ca_service.h"
 #include "fake-istiod/convert.h"
 #include "fake-istiod/dump.h"
+#include "fake-istiod/generate.h"
 #include "fake-istiod/mesh.h"
 #include "fake-istiod/token.h"
 #include "fake-istiod/waypoint.h"
@@ -70,6 +71,7 @@ static void usage(FILE *f)
 	           "                    [--format json|yaml]\n"
 	           "  fake-istiod token --ca-dir DIR --node NODE --namespace NS\n"
 	           "                    --service-account SA [--ttl DUR]\n"
+	           "  fake-istiod generate [--pods N] [--namespaces N] ... (generate --help)\n"
 	           "\n"
 	           "serve listens on 127.0.0.1:15012 by default, with a serving certificate for\n"
 	           "istiod.istio-system.svc and the listen address signed by the root in --ca-dir\n"
@@ -530,6 +532,8 @@ int main(int argc, char **argv)
 		return argc < 2 ? 2 : 0;
 	}
 	cmd = argv[1];
+	if (!strcmp(cmd, "generate"))
+		return fi_generate_cmd(argc - 1, argv + 1);
 	if (strcmp(cmd, "serve") && strcmp(cmd, "check") && strcmp(cmd, "token") &&
 	    strcmp(cmd, "inventory"))
 		return die_usage("unknown command \"%s\"", cmd);

@@ -14,6 +14,7 @@
 
 #include "runtime/err.h"
 #include "runtime/log.h"
+#include "runtime/mem.h"
 #include "runtime/yaml.h"
 
 ZT_LOG_MODULE("mesh");
@@ -41,22 +42,6 @@ const char *const fi_authz_operation_names[FI_OP_COUNT] = {
 };
 
 /* ---- memory -------------------------------------------------------------------------------- */
-
-static void *xrealloc(void *p, size_t n)
-{
-	void *q = realloc(p, n ? n : 1);
-	if (!q)
-		abort();
-	return q;
-}
-
-static char *xstrdup(const char *s)
-{
-	char *d = strdup(s);
-	if (!d)
-		abort();
-	return d;
-}
 
 /* Appends a zeroed element to a growable array whose capacity is the next power of two and
  * yields a pointer to it. */
@@ -207,139 +192,39 @@ void fi_mesh_clear(struct fi_mesh *m)
 
 struct ld {
 	struct fi_mesh *m;
-	const char *file;
-	char *err;
-	size_t errlen;
-	char obj[320];  /* "Pod default/web", "" before the kind is known */
-	char path[256]; /* field path below the object, e.g. "spec.ports[1].port" */
-	size_t plen;
+	struct zt_yaml_rd rd; /* obj: "Pod default/web", "" before the kind is known */
 	unsigned seq;
 };
 
-/* Appends one path element ("spec", "ports[2]"), dot-separated. Returns the mark to restore. */
-__attribute__((format(printf, 2, 3))) static size_t enter(struct ld *l, const char *fmt, ...)
-{
-	size_t mark = l->plen;
-	char part[128];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(part, sizeof(part), fmt, ap);
-	va_end(ap);
-	int w = snprintf(l->path + l->plen, sizeof(l->path) - l->plen, "%s%s", l->plen ? "." : "",
-	                 part);
-	if (w > 0)
-		l->plen = l->plen + (size_t)w < sizeof(l->path) ? l->plen + (size_t)w
-		                                                : sizeof(l->path) - 1;
-	return mark;
-}
-
-static void leave(struct ld *l, size_t mark)
-{
-	l->plen = mark;
-	l->path[mark] = '\0';
-}
-
-__attribute__((format(printf, 4, 5))) static int fail(struct ld *l, const struct zt_yaml *at,
-                                                      int code, const char *fmt, ...)
-{
-	char what[384];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(what, sizeof(what), fmt, ap);
-	va_end(ap);
-	snprintf(l->err, l->errlen, "%s:%u: %s%s%s%s%s", l->file, at ? at->line : 0, l->obj,
-	         *l->obj ? ": " : "", l->path, l->plen ? ": " : "", what);
-	return code;
-}
-
-/* Describes a node for "got ..." text: a quoted, shortened scalar or the node's type. */
-static const char *got(const struct zt_yaml *n, char *buf, size_t len)
-{
-	if (!n || n->type != ZT_YAML_SCALAR || zt_yaml_is_null(n)) {
-		snprintf(buf, len, "%s", zt_yaml_type_name(n));
-		return buf;
-	}
-	size_t o = 0;
-	buf[o++] = '"';
-	for (size_t i = 0; i < n->len && o + 5 < len; i++) {
-		unsigned char c = (unsigned char)n->s[i];
-		buf[o++] = c < 0x20 || c == 0x7f || c == '"' ? '?' : (char)c;
-		if (i == 40 && n->len > 44) {
-			memcpy(buf + o, "...", 3);
-			o += 3;
-			break;
-		}
-	}
-	buf[o++] = '"';
-	buf[o] = '\0';
-	return buf;
-}
-
-#define GOT(n) got((n), (char[64]){0}, 64)
+#define GOT(n) zt_yaml_describe((n), (char[64]){0}, 64)
 
 /* ---- field readers; each names its field on error ------------------------------------------ */
 
 static int need_map(struct ld *l, const struct zt_yaml *n, const char *key)
 {
-	if (n->type == ZT_YAML_MAP)
-		return 0;
-	size_t mk = key ? enter(l, "%s", key) : l->plen;
-	int rc = fail(l, n, ZT_E_PARSE, "expected a mapping, got %s", GOT(n));
-	leave(l, mk);
-	return rc;
+	return zt_yaml_rd_want(&l->rd, n, ZT_YAML_MAP, key);
 }
 
-/* Optional mapping under key: *out is NULL when absent or null. */
 static int opt_map(struct ld *l, const struct zt_yaml *map, const char *key,
                    const struct zt_yaml **out)
 {
-	const struct zt_yaml *n = zt_yaml_get(map, key);
-	*out = NULL;
-	if (zt_yaml_is_null(n))
-		return 0;
-	int rc = need_map(l, n, key);
-	if (!rc)
-		*out = n;
-	return rc;
+	return zt_yaml_rd_map(&l->rd, map, key, out);
 }
 
-/* Optional sequence under key: *out is NULL when absent or null. */
 static int opt_seq(struct ld *l, const struct zt_yaml *map, const char *key,
                    const struct zt_yaml **out)
 {
-	const struct zt_yaml *n = zt_yaml_get(map, key);
-	*out = NULL;
-	if (zt_yaml_is_null(n))
-		return 0;
-	if (n->type != ZT_YAML_SEQ) {
-		size_t mk = enter(l, "%s", key);
-		int rc = fail(l, n, ZT_E_PARSE, "expected a sequence, got %s", GOT(n));
-		leave(l, mk);
-		return rc;
-	}
-	*out = n;
-	return 0;
+	return zt_yaml_rd_seq(&l->rd, map, key, out);
 }
 
-/* String under key: NULL when absent or null (an error when required). */
+/* String under key, copied: NULL when absent or null (an error when required). */
 static int get_str(struct ld *l, const struct zt_yaml *map, const char *key, bool required,
                    char **out)
 {
-	const struct zt_yaml *n = zt_yaml_get(map, key);
-	*out = NULL;
-	int rc = 0;
-	size_t mk = enter(l, "%s", key);
-	if (zt_yaml_is_null(n)) {
-		if (required)
-			rc = fail(l, n ? n : map, ZT_E_PARSE, "required");
-	} else if (n->type != ZT_YAML_SCALAR) {
-		rc = fail(l, n, ZT_E_PARSE, "expected a string, got %s", GOT(n));
-	} else if (strlen(n->s) != n->len) {
-		rc = fail(l, n, ZT_E_PARSE, "contains a NUL byte");
-	} else {
-		*out = xstrdup(n->s);
-	}
-	leave(l, mk);
+	const char *s;
+	int rc = zt_yaml_rd_str(&l->rd, map, key, required, &s);
+
+	*out = s ? xstrdup(s) : NULL;
 	return rc;
 }
 
@@ -367,11 +252,9 @@ static int get_name(struct ld *l, const struct zt_yaml *map, const char *key, bo
 	int rc = get_str(l, map, key, required, out);
 	if (rc || !*out || dns_name(*out, !label, label ? 63 : 253))
 		return rc;
-	size_t mk = enter(l, "%s", key);
-	rc = fail(l, zt_yaml_get(map, key), ZT_E_PARSE,
+	rc = zt_yaml_rd_failf(&l->rd, zt_yaml_get(map, key), key, ZT_E_PARSE,
 	          "expected a DNS %s (lowercase letters, digits, '-'%s), got %s",
 	          label ? "label" : "name", label ? "" : ", '.'", GOT(zt_yaml_get(map, key)));
-	leave(l, mk);
 	free(*out);
 	*out = NULL;
 	return rc;
@@ -400,7 +283,7 @@ static int port_value(struct ld *l, const struct zt_yaml *n, uint16_t *out)
 	int64_t v;
 	int rc = zt_yaml_int(n, 1, 65535, &v);
 	if (rc)
-		return fail(l, n, rc, "expected an integer 1..65535, got %s", GOT(n));
+		return zt_yaml_rd_fail(&l->rd, n, rc, "expected an integer 1..65535, got %s", GOT(n));
 	*out = (uint16_t)v;
 	return 0;
 }
@@ -408,21 +291,10 @@ static int port_value(struct ld *l, const struct zt_yaml *n, uint16_t *out)
 static int get_port(struct ld *l, const struct zt_yaml *map, const char *key, uint16_t *out)
 {
 	const struct zt_yaml *n = zt_yaml_get(map, key);
-	size_t mk = enter(l, "%s", key);
-	int rc = zt_yaml_is_null(n) ? fail(l, n ? n : map, ZT_E_PARSE, "required")
+	size_t mk = zt_yaml_rd_enter(&l->rd, "%s", key);
+	int rc = zt_yaml_is_null(n) ? zt_yaml_rd_fail(&l->rd, n ? n : map, ZT_E_PARSE, "required")
 	                            : port_value(l, n, out);
-	leave(l, mk);
-	return rc;
-}
-
-static int get_bool(struct ld *l, const struct zt_yaml *map, const char *key, bool *out)
-{
-	const struct zt_yaml *n = zt_yaml_get(map, key);
-	if (zt_yaml_is_null(n) || !zt_yaml_bool(n, out))
-		return 0;
-	size_t mk = enter(l, "%s", key);
-	int rc = fail(l, n, ZT_E_PARSE, "expected true or false, got %s", GOT(n));
-	leave(l, mk);
+	zt_yaml_rd_leave(&l->rd, mk);
 	return rc;
 }
 
@@ -438,9 +310,7 @@ static int get_protocol(struct ld *l, const struct zt_yaml *map, enum fi_protoco
 	else if (s && !strcmp(s, "SCTP"))
 		*out = FI_PROTO_SCTP;
 	else {
-		size_t mk = enter(l, "protocol");
-		int rc = fail(l, n, ZT_E_PARSE, "expected TCP, UDP or SCTP, got %s", GOT(n));
-		leave(l, mk);
+		int rc = zt_yaml_rd_failf(&l->rd, n, "protocol", ZT_E_PARSE, "expected TCP, UDP or SCTP, got %s", GOT(n));
 		return rc;
 	}
 	return 0;
@@ -451,7 +321,7 @@ static int ip_value(struct ld *l, const struct zt_yaml *n, struct zt_ip *out)
 	const char *s = zt_yaml_str(n);
 	if (s && !zt_ip_parse(out, s, n->len))
 		return 0;
-	return fail(l, n, ZT_E_PARSE, "expected an IP address, got %s", GOT(n));
+	return zt_yaml_rd_fail(&l->rd, n, ZT_E_PARSE, "expected an IP address, got %s", GOT(n));
 }
 
 static int label_cmp(const void *a, const void *b)
@@ -468,23 +338,21 @@ static int get_labels(struct ld *l, const struct zt_yaml *map, const char *key,
 	if (zt_yaml_is_null(n))
 		return 0;
 	int rc = 0;
-	size_t mk = enter(l, "%s", key);
+	size_t mk = zt_yaml_rd_enter(&l->rd, "%s", key);
 	if (n->type != ZT_YAML_MAP) {
-		rc = fail(l, n, ZT_E_PARSE, "expected a mapping of strings, got %s", GOT(n));
+		rc = zt_yaml_rd_fail(&l->rd, n, ZT_E_PARSE, "expected a mapping of strings, got %s", GOT(n));
 		goto out;
 	}
 	for (size_t i = 0; i < n->n; i++) {
 		const struct zt_yaml *k = zt_yaml_key(n, i), *v = zt_yaml_val(n, i);
 		const char *ks = zt_yaml_str(k);
 		if (!ks || !*ks || strlen(ks) != k->len) {
-			rc = fail(l, k, ZT_E_PARSE, "expected a non-empty string key, got %s",
+			rc = zt_yaml_rd_fail(&l->rd, k, ZT_E_PARSE, "expected a non-empty string key, got %s",
 			          GOT(k));
 			goto out;
 		}
 		if (v->type != ZT_YAML_SCALAR || strlen(v->s) != v->len) {
-			size_t m2 = enter(l, "%s", ks);
-			rc = fail(l, v, ZT_E_PARSE, "expected a string, got %s", GOT(v));
-			leave(l, m2);
+			rc = zt_yaml_rd_failf(&l->rd, v, ks, ZT_E_PARSE, "expected a string, got %s", GOT(v));
 			goto out;
 		}
 		struct fi_label *e = GROW(out->v, out->n);
@@ -494,7 +362,7 @@ static int get_labels(struct ld *l, const struct zt_yaml *map, const char *key,
 	if (out->n)
 		qsort(out->v, out->n, sizeof(*out->v), label_cmp);
 out:
-	leave(l, mk);
+	zt_yaml_rd_leave(&l->rd, mk);
 	return rc;
 }
 
@@ -508,9 +376,9 @@ static int get_strs(struct ld *l, const struct zt_yaml *map, const char *key, st
 	for (size_t i = 0; i < seq->n; i++) {
 		const struct zt_yaml *v = zt_yaml_at(seq, i);
 		if (v->type != ZT_YAML_SCALAR || zt_yaml_is_null(v) || strlen(v->s) != v->len) {
-			size_t mk = enter(l, "%s[%zu]", key, i);
-			rc = fail(l, v, ZT_E_PARSE, "expected a string, got %s", GOT(v));
-			leave(l, mk);
+			size_t mk = zt_yaml_rd_enter(&l->rd, "%s[%zu]", key, i);
+			rc = zt_yaml_rd_fail(&l->rd, v, ZT_E_PARSE, "expected a string, got %s", GOT(v));
+			zt_yaml_rd_leave(&l->rd, mk);
 			return rc;
 		}
 		*GROW(out->v, out->n) = xstrdup(v->s);
@@ -518,44 +386,26 @@ static int get_strs(struct ld *l, const struct zt_yaml *map, const char *key, st
 	return 0;
 }
 
-/* Refuses keys outside allowed (a NULL-terminated list): in policies a misspelt field would
- * silently change what is allowed. */
-static int only_keys(struct ld *l, const struct zt_yaml *map, const char *const *allowed)
-{
-	for (size_t i = 0; i < map->n; i++) {
-		const struct zt_yaml *k = zt_yaml_key(map, i);
-		const char *ks = zt_yaml_str(k);
-		bool ok = false;
-		for (size_t j = 0; ks && allowed[j]; j++)
-			ok |= !strcmp(ks, allowed[j]);
-		if (!ok)
-			return fail(l, k, ZT_E_PARSE, "unknown field %s", GOT(k));
-	}
-	return 0;
-}
-
 /* ---- objects ------------------------------------------------------------------------------- */
 
 /* metadata: name (required), namespace (namespaced kinds; "default" when absent), uid, labels,
- * annotations. Names the object in l->obj for later messages. */
+ * annotations. Names the object in l->rd.obj for later messages. */
 static int parse_meta(struct ld *l, const struct zt_yaml *doc, const char *kind, bool namespaced,
                       bool label_name, struct fi_meta *meta)
 {
 	const struct zt_yaml *md;
 	int rc;
-	snprintf(l->obj, sizeof(l->obj), "%s", kind);
-	meta->file = l->file;
+	snprintf(l->rd.obj, sizeof(l->rd.obj), "%s", kind);
+	meta->file = l->rd.file;
 	meta->line = doc->line;
 	meta->seq = l->seq++;
 	if ((rc = opt_map(l, doc, "metadata", &md)))
 		return rc;
 	if (!md) {
-		size_t mk = enter(l, "metadata.name");
-		rc = fail(l, doc, ZT_E_PARSE, "required");
-		leave(l, mk);
+		rc = zt_yaml_rd_failf(&l->rd, doc, "metadata.name", ZT_E_PARSE, "required");
 		return rc;
 	}
-	size_t mk = enter(l, "metadata");
+	size_t mk = zt_yaml_rd_enter(&l->rd, "metadata");
 	if ((rc = get_name(l, md, "name", true, label_name, &meta->name)))
 		goto out;
 	if (namespaced) {
@@ -563,15 +413,15 @@ static int parse_meta(struct ld *l, const struct zt_yaml *doc, const char *kind,
 			goto out;
 		if (!meta->ns)
 			meta->ns = xstrdup("default");
-		snprintf(l->obj, sizeof(l->obj), "%s %s/%s", kind, meta->ns, meta->name);
+		snprintf(l->rd.obj, sizeof(l->rd.obj), "%s %s/%s", kind, meta->ns, meta->name);
 	} else {
-		snprintf(l->obj, sizeof(l->obj), "%s %s", kind, meta->name);
+		snprintf(l->rd.obj, sizeof(l->rd.obj), "%s %s", kind, meta->name);
 	}
 	if (!(rc = get_str(l, md, "uid", false, &meta->uid)) &&
 	    !(rc = get_labels(l, md, "labels", &meta->labels)))
 		rc = get_labels(l, md, "annotations", &meta->annotations);
 out:
-	leave(l, mk);
+	zt_yaml_rd_leave(&l->rd, mk);
 	return rc;
 }
 
@@ -638,32 +488,29 @@ static int parse_pod_ports(struct ld *l, const struct zt_yaml *spec, struct fi_p
 	int rc = opt_seq(l, spec, "containers", &containers);
 	for (size_t i = 0; !rc && containers && i < containers->n; i++) {
 		const struct zt_yaml *c = zt_yaml_at(containers, i), *ports = NULL;
-		size_t mk = enter(l, "containers[%zu]", i);
+		size_t mk = zt_yaml_rd_enter(&l->rd, "containers[%zu]", i);
 		if (!(rc = need_map(l, c, NULL)))
 			rc = opt_seq(l, c, "ports", &ports);
 		for (size_t j = 0; !rc && ports && j < ports->n; j++) {
 			const struct zt_yaml *pt = zt_yaml_at(ports, j);
-			size_t mk2 = enter(l, "ports[%zu]", j);
+			size_t mk2 = zt_yaml_rd_enter(&l->rd, "ports[%zu]", j);
 			struct fi_container_port cp = {0};
 			if (!(rc = need_map(l, pt, NULL)) &&
 			    !(rc = get_port(l, pt, "containerPort", &cp.port)) &&
 			    !(rc = get_protocol(l, pt, &cp.protocol)))
 				rc = get_str(l, pt, "name", false, &cp.name);
-			if (!rc && cp.name && !port_name(cp.name)) {
-				size_t mk3 = enter(l, "name");
-				rc = fail(
-				        l, zt_yaml_get(pt, "name"), ZT_E_PARSE,
+			if (!rc && cp.name && !port_name(cp.name))
+				rc = zt_yaml_rd_failf(
+				        &l->rd, zt_yaml_get(pt, "name"), "name", ZT_E_PARSE,
 				        "expected a port name (up to 15 of a-z, 0-9, '-'), got %s",
 				        GOT(zt_yaml_get(pt, "name")));
-				leave(l, mk3);
-			}
 			if (rc)
 				free(cp.name);
 			else
 				*GROW(p->ports, p->n_ports) = cp;
-			leave(l, mk2);
+			zt_yaml_rd_leave(&l->rd, mk2);
 		}
-		leave(l, mk);
+		zt_yaml_rd_leave(&l->rd, mk);
 	}
 	return rc;
 }
@@ -675,7 +522,7 @@ static int add_ip(struct ld *l, const struct zt_yaml *n, struct zt_ip **ips, siz
 	if (rc)
 		return rc;
 	if (*count == FI_POD_MAX_IPS)
-		return fail(l, n, ZT_E_TOOBIG, "more than %d addresses", FI_POD_MAX_IPS);
+		return zt_yaml_rd_fail(&l->rd, n, ZT_E_TOOBIG, "more than %d addresses", FI_POD_MAX_IPS);
 	*GROW(*ips, *count) = ip;
 	return 0;
 }
@@ -688,25 +535,25 @@ static int parse_pod_status(struct ld *l, const struct zt_yaml *status, struct f
 		return rc;
 	for (size_t i = 0; ips && i < ips->n; i++) {
 		const struct zt_yaml *e = zt_yaml_at(ips, i);
-		size_t mk = enter(l, "podIPs[%zu]", i);
+		size_t mk = zt_yaml_rd_enter(&l->rd, "podIPs[%zu]", i);
 		if (!(rc = need_map(l, e, NULL))) {
-			size_t mk2 = enter(l, "ip");
+			size_t mk2 = zt_yaml_rd_enter(&l->rd, "ip");
 			const struct zt_yaml *ipn = zt_yaml_get(e, "ip");
 			rc = ipn ? add_ip(l, ipn, &p->ips, &p->n_ips)
-			         : fail(l, e, ZT_E_PARSE, "required");
-			leave(l, mk2);
+			         : zt_yaml_rd_fail(&l->rd, e, ZT_E_PARSE, "required");
+			zt_yaml_rd_leave(&l->rd, mk2);
 		}
-		leave(l, mk);
+		zt_yaml_rd_leave(&l->rd, mk);
 		if (rc)
 			return rc;
 	}
 	const struct zt_yaml *one = zt_yaml_get(status, "podIP");
 	if (!zt_yaml_is_null(one)) {
-		size_t mk = enter(l, "podIP");
+		size_t mk = zt_yaml_rd_enter(&l->rd, "podIP");
 		struct zt_ip ip;
 		if (!(rc = ip_value(l, one, &ip)) && !p->n_ips)
 			*GROW(p->ips, p->n_ips) = ip;
-		leave(l, mk);
+		zt_yaml_rd_leave(&l->rd, mk);
 		if (rc)
 			return rc;
 	}
@@ -714,9 +561,9 @@ static int parse_pod_status(struct ld *l, const struct zt_yaml *status, struct f
 		return rc;
 	for (size_t i = 0; conds && i < conds->n; i++) {
 		const struct zt_yaml *c = zt_yaml_at(conds, i);
-		size_t mk = enter(l, "conditions[%zu]", i);
+		size_t mk = zt_yaml_rd_enter(&l->rd, "conditions[%zu]", i);
 		rc = need_map(l, c, NULL);
-		leave(l, mk);
+		zt_yaml_rd_leave(&l->rd, mk);
 		if (rc)
 			return rc;
 		const char *type = zt_yaml_str(zt_yaml_get(c, "type"));
@@ -730,15 +577,15 @@ static int parse_pod_status(struct ld *l, const struct zt_yaml *status, struct f
 static int parse_owner(struct ld *l, const struct zt_yaml *doc, struct fi_pod *p)
 {
 	const struct zt_yaml *md = zt_yaml_get(doc, "metadata"), *refs;
-	size_t mk = enter(l, "metadata");
+	size_t mk = zt_yaml_rd_enter(&l->rd, "metadata");
 	int rc = opt_seq(l, md, "ownerReferences", &refs);
 	for (size_t i = 0; !rc && refs && i < refs->n; i++) {
 		const struct zt_yaml *r = zt_yaml_at(refs, i);
-		size_t mk2 = enter(l, "ownerReferences[%zu]", i);
+		size_t mk2 = zt_yaml_rd_enter(&l->rd, "ownerReferences[%zu]", i);
 		bool controller = false;
 		char *kind = NULL, *name = NULL;
 		if (!(rc = need_map(l, r, NULL)) &&
-		    !(rc = get_bool(l, r, "controller", &controller)) &&
+		    !(rc = zt_yaml_rd_bool(&l->rd, r, "controller", &controller)) &&
 		    !(rc = get_str(l, r, "kind", true, &kind)))
 			rc = get_str(l, r, "name", true, &name);
 		if (!rc && controller && !p->owner_kind) {
@@ -748,9 +595,9 @@ static int parse_owner(struct ld *l, const struct zt_yaml *doc, struct fi_pod *p
 			free(kind);
 			free(name);
 		}
-		leave(l, mk2);
+		zt_yaml_rd_leave(&l->rd, mk2);
 	}
-	leave(l, mk);
+	zt_yaml_rd_leave(&l->rd, mk);
 	return rc;
 }
 
@@ -764,20 +611,20 @@ static int parse_pod(struct ld *l, const struct zt_yaml *doc)
 	    (rc = opt_map(l, doc, "status", &status)))
 		goto out;
 	if (spec) {
-		size_t mk = enter(l, "spec");
+		size_t mk = zt_yaml_rd_enter(&l->rd, "spec");
 		if (!(rc = get_name(l, spec, "nodeName", false, false, &p.node)) &&
 		    !(rc = get_name(l, spec, "serviceAccountName", false, false,
 		                    &p.service_account)) &&
-		    !(rc = get_bool(l, spec, "hostNetwork", &p.host_network)))
+		    !(rc = zt_yaml_rd_bool(&l->rd, spec, "hostNetwork", &p.host_network)))
 			rc = parse_pod_ports(l, spec, &p);
-		leave(l, mk);
+		zt_yaml_rd_leave(&l->rd, mk);
 		if (rc)
 			goto out;
 	}
 	if (status) {
-		size_t mk = enter(l, "status");
+		size_t mk = zt_yaml_rd_enter(&l->rd, "status");
 		rc = parse_pod_status(l, status, &p);
-		leave(l, mk);
+		zt_yaml_rd_leave(&l->rd, mk);
 		if (rc)
 			goto out;
 	}
@@ -804,7 +651,7 @@ static int parse_service_port(struct ld *l, const struct zt_yaml *pt, struct fi_
 	sp->target_port = sp->port;
 	if (zt_yaml_is_null(tp))
 		return 0;
-	size_t mk = enter(l, "targetPort");
+	size_t mk = zt_yaml_rd_enter(&l->rd, "targetPort");
 	const char *s = zt_yaml_str(tp);
 	if (s && *s >= '0' && *s <= '9') {
 		rc = port_value(l, tp, &sp->target_port);
@@ -812,9 +659,9 @@ static int parse_service_port(struct ld *l, const struct zt_yaml *pt, struct fi_
 		sp->target_port = 0;
 		sp->target_port_name = xstrdup(s);
 	} else {
-		rc = fail(l, tp, ZT_E_PARSE, "expected a port number or name, got %s", GOT(tp));
+		rc = zt_yaml_rd_fail(&l->rd, tp, ZT_E_PARSE, "expected a port number or name, got %s", GOT(tp));
 	}
-	leave(l, mk);
+	zt_yaml_rd_leave(&l->rd, mk);
 	return rc;
 }
 
@@ -825,26 +672,26 @@ static int parse_cluster_ips(struct ld *l, const struct zt_yaml *spec, struct fi
 	const struct zt_yaml *one = zt_yaml_get(spec, "clusterIP");
 	for (size_t i = 0; !rc && list && i < list->n; i++) {
 		const struct zt_yaml *n = zt_yaml_at(list, i);
-		size_t mk = enter(l, "clusterIPs[%zu]", i);
+		size_t mk = zt_yaml_rd_enter(&l->rd, "clusterIPs[%zu]", i);
 		const char *v = zt_yaml_str(n);
 		if (v && !strcmp(v, "None"))
 			s->headless = true;
 		else
 			rc = add_ip(l, n, &s->ips, &s->n_ips);
-		leave(l, mk);
+		zt_yaml_rd_leave(&l->rd, mk);
 	}
 	if (rc || zt_yaml_is_null(one))
 		return rc;
-	size_t mk = enter(l, "clusterIP");
+	size_t mk = zt_yaml_rd_enter(&l->rd, "clusterIP");
 	const char *v = zt_yaml_str(one);
 	struct zt_ip ip;
 	if (v && !strcmp(v, "None"))
 		s->headless = true;
 	else if (!(rc = ip_value(l, one, &ip)) && !s->n_ips)
 		*GROW(s->ips, s->n_ips) = ip;
-	leave(l, mk);
+	zt_yaml_rd_leave(&l->rd, mk);
 	if (!rc && s->headless && s->n_ips)
-		rc = fail(l, one, ZT_E_PARSE, "clusterIP None together with addresses");
+		rc = zt_yaml_rd_fail(&l->rd, one, ZT_E_PARSE, "clusterIP None together with addresses");
 	return rc;
 }
 
@@ -856,17 +703,17 @@ static int parse_service(struct ld *l, const struct zt_yaml *doc)
 	if ((rc = parse_meta(l, doc, "Service", true, true, &s.meta)) ||
 	    (rc = opt_map(l, doc, "spec", &spec)))
 		goto out;
-	size_t mk = enter(l, "spec");
+	size_t mk = zt_yaml_rd_enter(&l->rd, "spec");
 	if (spec && !(rc = get_labels(l, spec, "selector", &s.selector)) &&
 	    !(rc = parse_cluster_ips(l, spec, &s)) && !(rc = opt_seq(l, spec, "ports", &ports))) {
 		for (size_t i = 0; !rc && ports && i < ports->n; i++) {
-			size_t mk2 = enter(l, "ports[%zu]", i);
+			size_t mk2 = zt_yaml_rd_enter(&l->rd, "ports[%zu]", i);
 			struct fi_service_port *sp = GROW(s.ports, s.n_ports);
 			rc = parse_service_port(l, zt_yaml_at(ports, i), sp);
-			leave(l, mk2);
+			zt_yaml_rd_leave(&l->rd, mk2);
 		}
 	}
-	leave(l, mk);
+	zt_yaml_rd_leave(&l->rd, mk);
 	if (rc)
 		goto out;
 	*GROW(l->m->services, l->m->n_services) = s;
@@ -884,12 +731,12 @@ static int parse_gateway(struct ld *l, const struct zt_yaml *doc)
 	if ((rc = parse_meta(l, doc, "Gateway", true, false, &g.meta)) ||
 	    (rc = opt_map(l, doc, "spec", &spec)))
 		goto out;
-	size_t mk = enter(l, "spec");
+	size_t mk = zt_yaml_rd_enter(&l->rd, "spec");
 	if (spec)
 		rc = get_str(l, spec, "gatewayClassName", true, &g.class_name);
 	else
-		rc = fail(l, doc, ZT_E_PARSE, "required");
-	leave(l, mk);
+		rc = zt_yaml_rd_fail(&l->rd, doc, ZT_E_PARSE, "required");
+	zt_yaml_rd_leave(&l->rd, mk);
 	if (rc)
 		goto out;
 	*GROW(l->m->gateways, l->m->n_gateways) = g;
@@ -906,9 +753,9 @@ static int get_selector(struct ld *l, const struct zt_yaml *spec, struct fi_labe
 	int rc = opt_map(l, spec, "selector", &sel);
 	if (rc || !sel)
 		return rc;
-	size_t mk = enter(l, "selector");
+	size_t mk = zt_yaml_rd_enter(&l->rd, "selector");
 	rc = get_labels(l, sel, "matchLabels", out);
-	leave(l, mk);
+	zt_yaml_rd_leave(&l->rd, mk);
 	return rc;
 }
 
@@ -923,29 +770,27 @@ static int parse_lists(struct ld *l, const struct zt_yaml *rule, const char *key
 	int rc = opt_seq(l, rule, key, &seq);
 	for (size_t i = 0; !rc && seq && i < seq->n; i++) {
 		const struct zt_yaml *e = zt_yaml_at(seq, i), *body;
-		size_t mk = enter(l, "%s[%zu]", key, i);
+		size_t mk = zt_yaml_rd_enter(&l->rd, "%s[%zu]", key, i);
 		struct fi_strs *f = add(r);
 		const char *const wk[] = {wrapper, NULL};
-		if (!(rc = need_map(l, e, NULL)) && !(rc = only_keys(l, e, wk)) &&
+		if (!(rc = need_map(l, e, NULL)) && !(rc = zt_yaml_rd_only_keys(&l->rd, e, wk)) &&
 		    !(rc = opt_map(l, e, wrapper, &body)) && body) {
-			size_t mk2 = enter(l, "%s", wrapper);
+			size_t mk2 = zt_yaml_rd_enter(&l->rd, "%s", wrapper);
 			const char *allowed[FI_SRC_COUNT + FI_OP_COUNT + 1] = {0};
 			memcpy(allowed, names, n * sizeof(*names));
-			rc = only_keys(l, body, allowed);
+			rc = zt_yaml_rd_only_keys(&l->rd, body, allowed);
 			bool any = false;
 			for (size_t j = 0; !rc && j < n; j++) {
 				rc = get_strs(l, body, names[j], &f[j]);
 				any |= f[j].n > 0;
 			}
 			if (!rc && !any)
-				rc = fail(l, body, ZT_E_PARSE, "must not be empty");
-			leave(l, mk2);
+				rc = zt_yaml_rd_fail(&l->rd, body, ZT_E_PARSE, "must not be empty");
+			zt_yaml_rd_leave(&l->rd, mk2);
 		} else if (!rc) {
-			size_t mk2 = enter(l, "%s", wrapper);
-			rc = fail(l, e, ZT_E_PARSE, "required");
-			leave(l, mk2);
+			rc = zt_yaml_rd_failf(&l->rd, e, wrapper, ZT_E_PARSE, "required");
 		}
-		leave(l, mk);
+		zt_yaml_rd_leave(&l->rd, mk);
 	}
 	return rc;
 }
@@ -966,7 +811,7 @@ static int parse_authz_rule(struct ld *l, const struct zt_yaml *rule, struct fi_
 	static const char *const when_keys[] = {"key", "values", "notValues", NULL};
 	const struct zt_yaml *when;
 	int rc;
-	if ((rc = need_map(l, rule, NULL)) || (rc = only_keys(l, rule, keys)) ||
+	if ((rc = need_map(l, rule, NULL)) || (rc = zt_yaml_rd_only_keys(&l->rd, rule, keys)) ||
 	    (rc = parse_lists(l, rule, "from", "source", fi_authz_source_names, FI_SRC_COUNT,
 	                      add_from, r)) ||
 	    (rc = parse_lists(l, rule, "to", "operation", fi_authz_operation_names, FI_OP_COUNT,
@@ -975,15 +820,15 @@ static int parse_authz_rule(struct ld *l, const struct zt_yaml *rule, struct fi_
 		return rc;
 	for (size_t i = 0; !rc && when && i < when->n; i++) {
 		const struct zt_yaml *c = zt_yaml_at(when, i);
-		size_t mk = enter(l, "when[%zu]", i);
+		size_t mk = zt_yaml_rd_enter(&l->rd, "when[%zu]", i);
 		struct fi_authz_when *w = GROW(r->when, r->n_when);
-		if (!(rc = need_map(l, c, NULL)) && !(rc = only_keys(l, c, when_keys)) &&
+		if (!(rc = need_map(l, c, NULL)) && !(rc = zt_yaml_rd_only_keys(&l->rd, c, when_keys)) &&
 		    !(rc = get_str(l, c, "key", true, &w->key)) &&
 		    !(rc = get_strs(l, c, "values", &w->values)) &&
 		    !(rc = get_strs(l, c, "notValues", &w->not_values)) && !w->values.n &&
 		    !w->not_values.n)
-			rc = fail(l, c, ZT_E_PARSE, "needs values or notValues");
-		leave(l, mk);
+			rc = zt_yaml_rd_fail(&l->rd, c, ZT_E_PARSE, "needs values or notValues");
+		zt_yaml_rd_leave(&l->rd, mk);
 	}
 	return rc;
 }
@@ -994,7 +839,7 @@ static int parse_target_ref(struct ld *l, const struct zt_yaml *n, struct fi_aut
 	static const char *const keys[] = {"group", "kind", "name", "namespace", NULL};
 	struct fi_target_ref *t = GROW(p->target_refs, p->n_target_refs);
 	int rc;
-	if ((rc = need_map(l, n, NULL)) || (rc = only_keys(l, n, keys)) ||
+	if ((rc = need_map(l, n, NULL)) || (rc = zt_yaml_rd_only_keys(&l->rd, n, keys)) ||
 	    (rc = get_str(l, n, "group", false, &t->group)) ||
 	    (rc = get_str(l, n, "kind", true, &t->kind)) ||
 	    (rc = get_str(l, n, "name", true, &t->name)) ||
@@ -1010,16 +855,16 @@ static int parse_target_refs(struct ld *l, const struct zt_yaml *spec, struct fi
 	const struct zt_yaml *one = zt_yaml_get(spec, "targetRef"), *seq;
 	int rc = 0;
 	if (!zt_yaml_is_null(one)) {
-		size_t mk = enter(l, "targetRef");
+		size_t mk = zt_yaml_rd_enter(&l->rd, "targetRef");
 		rc = parse_target_ref(l, one, p);
-		leave(l, mk);
+		zt_yaml_rd_leave(&l->rd, mk);
 	}
 	if (!rc)
 		rc = opt_seq(l, spec, "targetRefs", &seq);
 	for (size_t i = 0; !rc && seq && i < seq->n; i++) {
-		size_t mk = enter(l, "targetRefs[%zu]", i);
+		size_t mk = zt_yaml_rd_enter(&l->rd, "targetRefs[%zu]", i);
 		rc = parse_target_ref(l, zt_yaml_at(seq, i), p);
-		leave(l, mk);
+		zt_yaml_rd_leave(&l->rd, mk);
 	}
 	return rc;
 }
@@ -1035,7 +880,7 @@ static int parse_authz(struct ld *l, const struct zt_yaml *doc)
 		goto out;
 	const char *dry = fi_labels_get(&p.meta.annotations, "istio.io/dry-run");
 	p.dry_run = dry && !strcmp(dry, "true");
-	size_t mk = enter(l, "spec");
+	size_t mk = zt_yaml_rd_enter(&l->rd, "spec");
 	p.has_target_ref = !zt_yaml_is_null(zt_yaml_get(spec, "targetRef")) ||
 	                   !zt_yaml_is_null(zt_yaml_get(spec, "targetRefs"));
 	if (spec && !(rc = get_selector(l, spec, &p.selector)) &&
@@ -1048,21 +893,19 @@ static int parse_authz(struct ld *l, const struct zt_yaml *doc)
 		if (i < 4) {
 			p.action = (enum fi_authz_action)i;
 		} else {
-			size_t mk2 = enter(l, "action");
-			rc = fail(l, zt_yaml_get(spec, "action"), ZT_E_PARSE,
+			rc = zt_yaml_rd_failf(&l->rd, zt_yaml_get(spec, "action"), "action", ZT_E_PARSE,
 			          "expected ALLOW, DENY, AUDIT or CUSTOM, got %s",
 			          GOT(zt_yaml_get(spec, "action")));
-			leave(l, mk2);
 		}
 	}
 	if (spec && !rc)
 		rc = opt_seq(l, spec, "rules", &rules);
 	for (size_t i = 0; spec && !rc && rules && i < rules->n; i++) {
-		size_t mk2 = enter(l, "rules[%zu]", i);
+		size_t mk2 = zt_yaml_rd_enter(&l->rd, "rules[%zu]", i);
 		rc = parse_authz_rule(l, zt_yaml_at(rules, i), GROW(p.rules, p.n_rules));
-		leave(l, mk2);
+		zt_yaml_rd_leave(&l->rd, mk2);
 	}
-	leave(l, mk);
+	zt_yaml_rd_leave(&l->rd, mk);
 	if (rc)
 		goto out;
 	free(action);
@@ -1088,10 +931,8 @@ static int mtls_mode(struct ld *l, const struct zt_yaml *mtls, enum fi_mtls_mode
 			*out = (enum fi_mtls_mode)i;
 			return 0;
 		}
-	size_t mk = enter(l, "mode");
-	rc = fail(l, n, ZT_E_PARSE, "expected UNSET, DISABLE, PERMISSIVE or STRICT, got %s",
+	rc = zt_yaml_rd_failf(&l->rd, n, "mode", ZT_E_PARSE, "expected UNSET, DISABLE, PERMISSIVE or STRICT, got %s",
 	          GOT(n));
-	leave(l, mk);
 	return rc;
 }
 
@@ -1109,32 +950,30 @@ static int parse_peer_authn(struct ld *l, const struct zt_yaml *doc)
 	if ((rc = parse_meta(l, doc, "PeerAuthentication", true, false, &p.meta)) ||
 	    (rc = opt_map(l, doc, "spec", &spec)))
 		goto out;
-	size_t mk = enter(l, "spec");
+	size_t mk = zt_yaml_rd_enter(&l->rd, "spec");
 	if (spec && !(rc = get_selector(l, spec, &p.selector)) &&
 	    !(rc = opt_map(l, spec, "mtls", &mtls)) && mtls) {
-		size_t mk2 = enter(l, "mtls");
+		size_t mk2 = zt_yaml_rd_enter(&l->rd, "mtls");
 		rc = mtls_mode(l, mtls, &p.mode);
-		leave(l, mk2);
+		zt_yaml_rd_leave(&l->rd, mk2);
 	}
 	if (spec && !rc)
 		rc = opt_map(l, spec, "portLevelMtls", &ports);
 	if (!rc && ports && !p.selector.n) {
-		size_t mk2 = enter(l, "portLevelMtls");
-		rc = fail(l, ports, ZT_E_PARSE, "needs a workload selector");
-		leave(l, mk2);
+		rc = zt_yaml_rd_failf(&l->rd, ports, "portLevelMtls", ZT_E_PARSE, "needs a workload selector");
 	}
 	for (size_t i = 0; !rc && ports && i < ports->n; i++) {
 		const struct zt_yaml *k = zt_yaml_key(ports, i);
-		size_t mk2 = enter(l, "portLevelMtls");
+		size_t mk2 = zt_yaml_rd_enter(&l->rd, "portLevelMtls");
 		struct fi_mtls_port *mp = GROW(p.ports, p.n_ports);
 		if (!(rc = port_value(l, k, &mp->port))) {
-			size_t mk3 = enter(l, "%u", mp->port);
+			size_t mk3 = zt_yaml_rd_enter(&l->rd, "%u", mp->port);
 			rc = mtls_mode(l, zt_yaml_val(ports, i), &mp->mode);
-			leave(l, mk3);
+			zt_yaml_rd_leave(&l->rd, mk3);
 		}
-		leave(l, mk2);
+		zt_yaml_rd_leave(&l->rd, mk2);
 	}
-	leave(l, mk);
+	zt_yaml_rd_leave(&l->rd, mk);
 	if (rc)
 		goto out;
 	if (p.n_ports)
@@ -1181,12 +1020,12 @@ static int parse_doc(struct ld *l, const struct zt_yaml *doc, bool in_list)
 {
 	char *api = NULL, *kind = NULL;
 	int rc;
-	l->obj[0] = '\0';
-	leave(l, 0);
+	l->rd.obj[0] = '\0';
+	zt_yaml_rd_leave(&l->rd, 0);
 	if (zt_yaml_is_null(doc))
 		return 0;
 	if (doc->type != ZT_YAML_MAP)
-		return fail(l, doc, ZT_E_PARSE, "expected a Kubernetes object (a mapping), got %s",
+		return zt_yaml_rd_fail(&l->rd, doc, ZT_E_PARSE, "expected a Kubernetes object (a mapping), got %s",
 		            GOT(doc));
 	if ((rc = get_str(l, doc, "apiVersion", true, &api)) ||
 	    (rc = get_str(l, doc, "kind", true, &kind)))
@@ -1215,7 +1054,7 @@ static int parse_doc(struct ld *l, const struct zt_yaml *doc, bool in_list)
 	const struct zt_yaml *md = zt_yaml_get(doc, "metadata");
 	const char *ns = zt_yaml_str(zt_yaml_get(md, "namespace"));
 	const char *name = zt_yaml_str(zt_yaml_get(md, "name"));
-	zt_warn("%s:%u: skipping unsupported kind %s (%s) %s%s%s", l->file, doc->line, kind, api,
+	zt_warn("%s:%u: skipping unsupported kind %s (%s) %s%s%s", l->rd.file, doc->line, kind, api,
 	        ns ? ns : "", ns ? "/" : "", name ? name : "");
 out:
 	free(api);
@@ -1226,13 +1065,13 @@ out:
 static int load_file(struct ld *l, const char *path)
 {
 	struct zt_yaml_docs docs;
-	int rc = zt_yaml_load_file(path, &docs, l->err, l->errlen);
+	int rc = zt_yaml_load_file(path, &docs, l->rd.err, l->rd.errlen);
 	if (rc)
 		return rc;
 	struct fi_mesh *m = l->m;
 	m->files = xrealloc(m->files, (m->n_files + 1) * sizeof(*m->files));
 	m->files[m->n_files] = xstrdup(path);
-	l->file = m->files[m->n_files++];
+	l->rd.file = m->files[m->n_files++];
 	for (size_t i = 0; !rc && i < docs.n; i++)
 		rc = parse_doc(l, docs.docs[i], false);
 	zt_yaml_docs_clear(&docs);
@@ -1479,8 +1318,10 @@ static int load_addresses(struct fi_mesh *m, const char *path, char *err, size_t
 int fi_mesh_load(struct fi_mesh *m, const char *const *files, size_t n,
                  const struct fi_mesh_opts *o, char *err, size_t errlen)
 {
-	struct ld l = {.m = m, .err = err, .errlen = errlen};
+	struct ld l = {.m = m};
 	int rc = 0;
+
+	zt_yaml_rd_init(&l.rd, NULL, err, errlen, false);
 	memset(m, 0, sizeof(*m));
 	if (errlen)
 		err[0] = '\0';

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The demo: brings up topologies/demo.yaml as a lab, drives traffic between its pods and prints
 # one row per flow: path taken, the identity each side saw, the verdict and the bytes. Then
-# tears the lab down (KEEP=1 leaves it up and says how to explore it).
+# tears the lab down (KEEP=1 leaves it up and says how to explore it). ZTUNNEL_IMAGE=IMAGE
+# runs each node's ztunnel from a container image (make image).
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 LAB=$HERE/lab
@@ -12,7 +13,8 @@ logdir=/run/netns-lab/$NAME/logs
 cleanup() { [ -n "${KEEP:-}" ] || "$LAB" down --name "$NAME" > /dev/null 2>&1 || true; }
 trap cleanup EXIT
 "$LAB" down --name "$NAME" > /dev/null 2>&1 || true
-"$LAB" up "$HERE/topologies/demo.yaml" --name "$NAME"
+# ZTUNNEL_IMAGE=IMAGE: each node's ztunnel from that image, as deploy/'s DaemonSet runs it.
+"$LAB" up "$HERE/topologies/demo.yaml" --name "$NAME" ${ZTUNNEL_IMAGE:+--ztunnel-image "$ZTUNNEL_IMAGE"}
 
 ip_of() { awk -v ns="$1" -v p="$2" -F'\t' '$1 == ns && $2 == p {print $4}' "/run/netns-lab/$NAME/pods"; }
 # field KEY LINE: a key=value of an access-log line (quoted values may hold spaces).

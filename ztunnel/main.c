@@ -79,6 +79,13 @@ int main(int argc, char **argv)
 	}
 	zt_log_set_format(cfg.log_format == ZT_CONFIG_LOG_JSON ? ZT_LOG_JSON : ZT_LOG_TEXT);
 	if (check) {
+		char names[1024];
+		bool refuse;
+		if (zt_config_unsupported(&cfg, names, sizeof(names), &refuse) && refuse) {
+			fprintf(stderr, "ztunnel: not supported by this ztunnel: %s\n", names);
+			zt_config_clear(&cfg);
+			return 2;
+		}
 		printf("configuration OK (node id %s)\n", cfg.node_id);
 		zt_config_clear(&cfg);
 		return 0;

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/queue.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <linux/nsfs.h>
@@ -24,6 +25,7 @@
 #include "runtime/err.h"
 #include "runtime/hmap.h"
 #include "runtime/log.h"
+#include "runtime/mem.h"
 #include "zds.h"
 
 ZT_LOG_MODULE("agent");
@@ -34,7 +36,7 @@ static const char *const state_name[] = {"installing", "adding", "active", "dele
 
 struct pod {
 	struct cni_agent *a;
-	struct pod *prev, *next; /* the pods list, or the dead list once forgotten */
+	TAILQ_ENTRY(pod) link; /* the pods list, or the dead list once forgotten */
 	char uid[CNI_UID_MAX + 1];
 	char netns[CNI_PATH_MAX + 1];
 	char ns[CNI_NS_MAX + 1];
@@ -56,9 +58,7 @@ struct pod {
 	char zt_error[300];            /* ztunnel's last NACK or failure for this pod, for list */
 };
 
-struct pod_list {
-	struct pod *head, *tail;
-};
+TAILQ_HEAD(pod_list, pod);
 
 struct cni_agent {
 	struct zt_loop *loop;
@@ -74,30 +74,6 @@ struct cni_agent {
 
 /* ---- pod bookkeeping ---------------------------------------------------------------------- */
 
-static void list_append(struct pod_list *l, struct pod *p)
-{
-	p->next = NULL;
-	p->prev = l->tail;
-	if (l->tail)
-		l->tail->next = p;
-	else
-		l->head = p;
-	l->tail = p;
-}
-
-static void list_remove(struct pod_list *l, struct pod *p)
-{
-	if (p->prev)
-		p->prev->next = p->next;
-	else
-		l->head = p->next;
-	if (p->next)
-		p->next->prev = p->prev;
-	else
-		l->tail = p->prev;
-	p->prev = p->next = NULL;
-}
-
 static void pod_free(struct pod *p)
 {
 	zt_defer_stop(&p->reap);
@@ -111,7 +87,7 @@ static void on_reap(struct zt_defer *d, void *arg)
 	struct pod *p = arg;
 
 	(void)d;
-	list_remove(&p->a->dead, p);
+	TAILQ_REMOVE(&p->a->dead, p, link);
 	pod_free(p);
 }
 
@@ -127,10 +103,10 @@ static void forget(struct pod *p)
 	struct cni_agent *a = p->a;
 
 	zt_hmap_del(&a->by_uid, p->uid);
-	list_remove(&a->pods, p);
+	TAILQ_REMOVE(&a->pods, p, link);
 	a->npods--;
 	p->gone = true;
-	list_append(&a->dead, p);
+	TAILQ_INSERT_TAIL(&a->dead, p, link);
 	maybe_reap(p);
 }
 
@@ -200,9 +176,10 @@ static void on_snapshot_sent_done(int rc, const char *text, void *arg)
 static void on_hello(struct cni_zconn *c, void *arg)
 {
 	struct cni_agent *a = arg;
+	struct pod *p;
 	size_t n = 0;
 
-	for (struct pod *p = a->pods.head; p; p = p->next) {
+	TAILQ_FOREACH(p, &a->pods, link) {
 		if (p->state != POD_ADDING && p->state != POD_ACTIVE)
 			continue;
 		if (cni_zds_send_add(c, p->uid, p->name, p->ns, p->sa, p->fd, on_snapshot_add_done,
@@ -304,6 +281,7 @@ static int open_netns(struct cni_agent *a, const char *path, struct stat *st, ch
                       size_t errlen)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC), type;
+	struct pod *p;
 
 	if (fd < 0) {
 		snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
@@ -320,7 +298,7 @@ static int open_netns(struct cni_agent *a, const char *path, struct stat *st, ch
 		close(fd);
 		return -1;
 	}
-	for (struct pod *p = a->pods.head; p; p = p->next)
+	TAILQ_FOREACH(p, &a->pods, link)
 		if (p->dev == st->st_dev && p->ino == st->st_ino) {
 			snprintf(err, errlen, "%s is already the network namespace of pod %s", path,
 			         p->uid);
@@ -353,9 +331,7 @@ static void cmd_add(struct cni_agent *a, struct cni_ctl_client *cl, const struct
 		cni_ctl_reply(cl, line);
 		return;
 	}
-	p = calloc(1, sizeof(*p));
-	if (!p)
-		abort();
+	p = xcalloc(1, sizeof(*p));
 	p->a = a;
 	p->fd = fd;
 	p->dev = st.st_dev;
@@ -376,7 +352,7 @@ static void cmd_add(struct cni_agent *a, struct cni_ctl_client *cl, const struct
 		return;
 	}
 	zt_hmap_put(&a->by_uid, p->uid, p);
-	list_append(&a->pods, p);
+	TAILQ_INSERT_TAIL(&a->pods, p, link);
 	a->npods++;
 	zt_info("pod %s (%s/%s, sa %s): adding, netns %s inode %llu", p->uid, p->ns, p->name, p->sa,
 	        p->netns, (unsigned long long)p->ino);
@@ -411,9 +387,10 @@ static void cmd_del(struct cni_agent *a, struct cni_ctl_client *cl, const struct
 static void cmd_list(struct cni_agent *a, struct cni_ctl_client *cl)
 {
 	json_t *root = json_object(), *pods = json_array();
+	struct pod *p;
 	char *text;
 
-	for (struct pod *p = a->pods.head; p; p = p->next) {
+	TAILQ_FOREACH(p, &a->pods, link) {
 		json_t *o = json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:b}", "uid", p->uid,
 		                      "netns", p->netns, "netns_inode", (json_int_t)p->ino,
 		                      "namespace", p->ns, "name", p->name, "service_account", p->sa,
@@ -457,14 +434,14 @@ static void on_cmd(struct cni_ctl_client *cl, const struct cni_cmd *cmd, void *a
 
 int cni_agent_new(struct zt_loop *loop, const struct cni_agent_opts *o, struct cni_agent **out)
 {
-	struct cni_agent *a = calloc(1, sizeof(*a));
+	struct cni_agent *a = xcalloc(1, sizeof(*a));
 	struct stat st;
 	int rc;
 
-	if (!a)
-		abort();
 	*out = NULL;
 	a->loop = loop;
+	TAILQ_INIT(&a->pods);
+	TAILQ_INIT(&a->dead);
 	a->o = *o;
 	zt_hmap_init(&a->by_uid);
 	if (stat("/proc/self/ns/net", &st) < 0) {
@@ -497,12 +474,13 @@ fail:
 void cni_agent_free(struct cni_agent *a)
 {
 	char err[CNI_JOB_ERR_MAX];
+	struct pod *p;
 
 	if (!a)
 		return;
 	cni_ctl_free(a->ctl);
 	cni_zds_free(a->zds);
-	for (struct pod *p = a->pods.head; p; p = p->next) {
+	TAILQ_FOREACH(p, &a->pods, link) {
 		int rc;
 
 		if (!cni_job_running(&p->job))
@@ -513,7 +491,7 @@ void cni_agent_free(struct cni_agent *a)
 		if (p->state == POD_REMOVING && rc == 0)
 			p->installed = false;
 	}
-	for (struct pod *p = a->pods.head; p && a->o.cleanup_on_exit; p = p->next) {
+	for (p = TAILQ_FIRST(&a->pods); p && a->o.cleanup_on_exit; p = TAILQ_NEXT(p, link)) {
 		int rc;
 
 		if (!p->installed)
@@ -528,16 +506,12 @@ void cni_agent_free(struct cni_agent *a)
 		else
 			zt_info("pod %s: redirection removed", p->uid);
 	}
-	while (a->pods.head) {
-		struct pod *p = a->pods.head;
-
-		list_remove(&a->pods, p);
+	while ((p = TAILQ_FIRST(&a->pods))) {
+		TAILQ_REMOVE(&a->pods, p, link);
 		pod_free(p);
 	}
-	while (a->dead.head) {
-		struct pod *p = a->dead.head;
-
-		list_remove(&a->dead, p);
+	while ((p = TAILQ_FIRST(&a->dead))) {
+		TAILQ_REMOVE(&a->dead, p, link);
 		pod_free(p);
 	}
 	zt_hmap_clear(&a->by_uid);

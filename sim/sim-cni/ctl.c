@@ -8,19 +8,21 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "runtime/buf.h"
 #include "runtime/err.h"
 #include "runtime/log.h"
+#include "runtime/mem.h"
 #include "usock.h"
 
 ZT_LOG_MODULE("ctl");
 
 struct cni_ctl_client {
 	struct cni_ctl *ctl;
-	struct cni_ctl_client *prev, *next;
+	LIST_ENTRY(cni_ctl_client) link;
 	int fd;
 	struct zt_io io;
 	struct zt_timer idle;
@@ -39,7 +41,7 @@ struct cni_ctl {
 	int fd;
 	struct zt_io io;
 	char path[128];
-	struct cni_ctl_client *clients;
+	LIST_HEAD(, cni_ctl_client) clients;
 	size_t nclients;
 	cni_ctl_cmd_cb cb;
 	void *arg;
@@ -65,12 +67,7 @@ static void on_reap(struct zt_defer *d, void *arg)
 	struct cni_ctl *ctl = cl->ctl;
 
 	(void)d;
-	if (cl->prev)
-		cl->prev->next = cl->next;
-	else
-		ctl->clients = cl->next;
-	if (cl->next)
-		cl->next->prev = cl->prev;
+	LIST_REMOVE(cl, link);
 	ctl->nclients--;
 	client_free(cl);
 }
@@ -258,9 +255,7 @@ static void on_accept(struct zt_io *io, unsigned events, void *arg)
 			close(fd);
 			continue;
 		}
-		cl = calloc(1, sizeof(*cl));
-		if (!cl)
-			abort();
+		cl = xcalloc(1, sizeof(*cl));
 		cl->ctl = ctl;
 		cl->fd = fd;
 		zt_buf_init(&cl->out, CNI_CTL_OUT_MAX);
@@ -269,10 +264,7 @@ static void on_accept(struct zt_io *io, unsigned events, void *arg)
 			free(cl);
 			continue;
 		}
-		cl->next = ctl->clients;
-		if (ctl->clients)
-			ctl->clients->prev = cl;
-		ctl->clients = cl;
+		LIST_INSERT_HEAD(&ctl->clients, cl, link);
 		ctl->nclients++;
 		zt_timer_start(ctl->loop, &cl->idle, CNI_CTL_IDLE_MS, on_idle, cl);
 	}
@@ -290,10 +282,9 @@ int cni_ctl_new(struct zt_loop *loop, const char *path, cni_ctl_cmd_cb cb, void 
 	fd = cni_usock_listen(path, SOCK_STREAM);
 	if (fd < 0)
 		return fd;
-	ctl = calloc(1, sizeof(*ctl));
-	if (!ctl)
-		abort();
+	ctl = xcalloc(1, sizeof(*ctl));
 	ctl->loop = loop;
+	LIST_INIT(&ctl->clients);
 	ctl->fd = fd;
 	ctl->cb = cb;
 	ctl->arg = arg;
@@ -311,15 +302,15 @@ int cni_ctl_new(struct zt_loop *loop, const char *path, cni_ctl_cmd_cb cb, void 
 
 void cni_ctl_free(struct cni_ctl *ctl)
 {
+	struct cni_ctl_client *cl;
+
 	if (!ctl)
 		return;
 	zt_io_stop(&ctl->io);
 	close(ctl->fd);
 	unlink(ctl->path);
-	while (ctl->clients) {
-		struct cni_ctl_client *cl = ctl->clients;
-
-		ctl->clients = cl->next;
+	while ((cl = LIST_FIRST(&ctl->clients))) {
+		LIST_REMOVE(cl, link);
 		client_free(cl);
 	}
 	free(ctl);

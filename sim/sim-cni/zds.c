@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -18,12 +19,13 @@
 #include "protocol/zds_frame.h"
 #include "runtime/err.h"
 #include "runtime/log.h"
+#include "runtime/mem.h"
 #include "usock.h"
 
 ZT_LOG_MODULE("zds");
 
 struct req {
-	struct req *next;
+	STAILQ_ENTRY(req) link;
 	uint8_t *msg;
 	size_t len;
 	int fd; /* borrowed, -1: none */
@@ -35,58 +37,37 @@ struct req {
 
 struct cni_zconn {
 	struct cni_zds *z;
-	struct cni_zconn *prev, *next;
+	TAILQ_ENTRY(cni_zconn) link; /* in conns, then in dead */
 	unsigned id;
 	int fd;
 	struct zt_io io;
 	struct zt_timer timer; /* hello deadline, then the Ack deadline of the head */
 	struct zt_defer flush, reap;
 	bool hello, closed, in_flight;
-	struct req *head, *tail;
+	STAILQ_HEAD(, req) reqs; /* the head is the one on the wire once in_flight */
 };
+
+TAILQ_HEAD(zconn_list, cni_zconn);
 
 struct cni_zds {
 	struct zt_loop *loop;
 	int fd;
 	struct zt_io io;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	struct cni_zconn *conns; /* hello'd ones first, newest hello first */
-	struct cni_zconn *dead;  /* closed, waiting for their reap defer */
+	struct zconn_list conns; /* hello'd ones first, newest hello first */
+	struct zconn_list dead;  /* closed, waiting for their reap defer */
 	size_t nconns, nhello;
 	unsigned next_id;
 	cni_zds_hello_cb on_hello;
 	void *arg;
 };
 
-static void list_del(struct cni_zconn **head, struct cni_zconn *c)
-{
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		*head = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
-	c->prev = c->next = NULL;
-}
-
-static void list_push(struct cni_zconn **head, struct cni_zconn *c)
-{
-	c->prev = NULL;
-	c->next = *head;
-	if (*head)
-		(*head)->prev = c;
-	*head = c;
-}
-
 static struct req *pop(struct cni_zconn *c)
 {
-	struct req *r = c->head;
+	struct req *r = STAILQ_FIRST(&c->reqs);
 
-	if (r) {
-		c->head = r->next;
-		if (!c->head)
-			c->tail = NULL;
-	}
+	if (r)
+		STAILQ_REMOVE_HEAD(&c->reqs, link);
 	return r;
 }
 
@@ -103,7 +84,7 @@ static void on_reap(struct zt_defer *d, void *arg)
 	struct cni_zconn *c = arg;
 
 	(void)d;
-	list_del(&c->z->dead, c);
+	TAILQ_REMOVE(&c->z->dead, c, link);
 	free(c);
 }
 
@@ -125,8 +106,8 @@ static void conn_close(struct cni_zconn *c, int rc, const char *reason)
 	zt_defer_stop(&c->flush);
 	close(c->fd);
 	c->fd = -1;
-	list_del(&z->conns, c);
-	list_push(&z->dead, c);
+	TAILQ_REMOVE(&z->conns, c, link);
+	TAILQ_INSERT_HEAD(&z->dead, c, link);
 	z->nconns--;
 	if (c->hello)
 		z->nhello--;
@@ -150,7 +131,7 @@ static void on_deadline(struct zt_timer *t, void *arg)
 static void on_flush(struct zt_defer *d, void *arg)
 {
 	struct cni_zconn *c = arg;
-	struct req *r = c->head;
+	struct req *r = STAILQ_FIRST(&c->reqs);
 	int rc;
 
 	(void)d;
@@ -204,8 +185,8 @@ static void on_hello_msg(struct cni_zconn *c, const struct zt_zds_frame *f)
 	zt_pb_free(m);
 	c->hello = true;
 	zt_timer_stop(&c->timer);
-	list_del(&z->conns, c);
-	list_push(&z->conns, c);
+	TAILQ_REMOVE(&z->conns, c, link);
+	TAILQ_INSERT_HEAD(&z->conns, c, link);
 	z->nhello++;
 	zt_info("ztunnel connection %u: hello (V1), %zu connected", c->id, z->nhello);
 	z->on_hello(c, z->arg);
@@ -250,7 +231,7 @@ static void on_response(struct cni_zconn *c, const struct zt_zds_frame *f)
 	if (r->done)
 		r->done(rc, text, r->arg);
 	req_free(r);
-	if (!c->closed && c->head)
+	if (!c->closed && !STAILQ_EMPTY(&c->reqs))
 		zt_defer_start(c->z->loop, &c->flush, on_flush, c);
 }
 
@@ -312,9 +293,7 @@ static void on_accept(struct zt_io *io, unsigned events, void *arg)
 			close(fd);
 			continue;
 		}
-		c = calloc(1, sizeof(*c));
-		if (!c)
-			abort();
+		c = xcalloc(1, sizeof(*c));
 		c->z = z;
 		c->fd = fd;
 		c->id = ++z->next_id;
@@ -324,17 +303,9 @@ static void on_accept(struct zt_io *io, unsigned events, void *arg)
 			free(c);
 			continue;
 		}
+		STAILQ_INIT(&c->reqs);
 		/* Not hello'd yet: after the hello'd ones. */
-		if (!z->conns) {
-			list_push(&z->conns, c);
-		} else {
-			struct cni_zconn *last = z->conns;
-
-			while (last->next)
-				last = last->next;
-			last->next = c;
-			c->prev = last;
-		}
+		TAILQ_INSERT_TAIL(&z->conns, c, link);
 		z->nconns++;
 		zt_timer_start(z->loop, &c->timer, CNI_ZDS_HELLO_MS, on_deadline, c);
 		zt_info("ztunnel connection %u accepted", c->id);
@@ -353,10 +324,10 @@ int cni_zds_new(struct zt_loop *loop, const char *path, cni_zds_hello_cb on_hell
 	fd = cni_usock_listen(path, SOCK_SEQPACKET);
 	if (fd < 0)
 		return fd;
-	z = calloc(1, sizeof(*z));
-	if (!z)
-		abort();
+	z = xcalloc(1, sizeof(*z));
 	z->loop = loop;
+	TAILQ_INIT(&z->conns);
+	TAILQ_INIT(&z->dead);
 	z->fd = fd;
 	z->on_hello = on_hello;
 	z->arg = arg;
@@ -389,21 +360,19 @@ static void conn_free_now(struct cni_zconn *c)
 
 void cni_zds_free(struct cni_zds *z)
 {
+	struct cni_zconn *c;
+
 	if (!z)
 		return;
 	zt_io_stop(&z->io);
 	close(z->fd);
 	unlink(z->path);
-	while (z->conns) {
-		struct cni_zconn *c = z->conns;
-
-		list_del(&z->conns, c);
+	while ((c = TAILQ_FIRST(&z->conns))) {
+		TAILQ_REMOVE(&z->conns, c, link);
 		conn_free_now(c);
 	}
-	while (z->dead) {
-		struct cni_zconn *c = z->dead;
-
-		list_del(&z->dead, c);
+	while ((c = TAILQ_FIRST(&z->dead))) {
+		TAILQ_REMOVE(&z->dead, c, link);
 		conn_free_now(c);
 	}
 	free(z);
@@ -411,12 +380,14 @@ void cni_zds_free(struct cni_zds *z)
 
 struct cni_zconn *cni_zds_newest(struct cni_zds *z)
 {
-	return z->conns && z->conns->hello ? z->conns : NULL;
+	struct cni_zconn *c = TAILQ_FIRST(&z->conns);
+
+	return c && c->hello ? c : NULL;
 }
 
 struct cni_zconn *cni_zds_next(struct cni_zds *z, struct cni_zconn *prev)
 {
-	struct cni_zconn *c = prev ? prev->next : z->conns;
+	struct cni_zconn *c = prev ? TAILQ_NEXT(prev, link) : TAILQ_FIRST(&z->conns);
 
 	return c && c->hello ? c : NULL;
 }
@@ -444,9 +415,7 @@ static int enqueue(struct cni_zconn *c, const Istio__Workload__Zds__WorkloadRequ
 		return ZT_E_CLOSED;
 	if ((rc = zt_zds_frame_pack(&msg->base, &buf, &len)) < 0)
 		return rc;
-	r = calloc(1, sizeof(*r));
-	if (!r)
-		abort();
+	r = xcalloc(1, sizeof(*r));
 	r->msg = buf;
 	r->len = len;
 	r->fd = fd;
@@ -454,11 +423,7 @@ static int enqueue(struct cni_zconn *c, const Istio__Workload__Zds__WorkloadRequ
 	snprintf(r->uid, sizeof(r->uid), "%s", uid);
 	r->done = done;
 	r->arg = arg;
-	if (c->tail)
-		c->tail->next = r;
-	else
-		c->head = r;
-	c->tail = r;
+	STAILQ_INSERT_TAIL(&c->reqs, r, link);
 	zt_defer_start(c->z->loop, &c->flush, on_flush, c);
 	return 0;
 }

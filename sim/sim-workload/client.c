@@ -12,6 +12,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -22,6 +23,7 @@
 #include "runtime/err.h"
 #include "runtime/log.h"
 #include "runtime/loop.h"
+#include "runtime/mem.h"
 
 ZT_LOG_MODULE("client");
 
@@ -34,7 +36,7 @@ struct client;
 
 struct conn {
 	struct client *c;
-	struct conn *prev, *next;
+	LIST_ENTRY(conn) link;
 	uint32_t idx;
 	int fd;
 	enum state st;
@@ -57,7 +59,7 @@ struct client {
 	const struct sw_client_opts *o;
 	struct sw_report *r;
 	struct zt_loop *loop;
-	struct conn *conns;
+	LIST_HEAD(, conn) conns;
 	uint32_t started, reaped; /* started - reaped connections are live */
 	uint64_t total;           /* stream bytes per connection */
 	uint64_t t0_ns;
@@ -104,12 +106,7 @@ static void finish(struct conn *k)
 	if (k->fd >= 0)
 		close(k->fd);
 	k->fd = -1;
-	if (k->prev)
-		k->prev->next = k->next;
-	else
-		c->conns = k->next;
-	if (k->next)
-		k->next->prev = k->prev;
+	LIST_REMOVE(k, link);
 	c->r->duration_us = (now_ns() - c->t0_ns) / 1000;
 	zt_defer_start(c->loop, &k->reap, on_reap, k);
 }
@@ -414,21 +411,16 @@ static void on_timer(struct zt_timer *t, void *arg)
 static void conn_start(struct client *c)
 {
 	const struct sw_client_opts *o = c->o;
-	struct conn *k = calloc(1, sizeof(*k));
+	struct conn *k = xcalloc(1, sizeof(*k));
 	struct sockaddr_storage ss;
 	socklen_t sslen;
 	int one = 1, err;
 
-	if (!k)
-		abort();
 	k->c = c;
 	k->idx = c->started++;
 	k->fd = -1;
 	zt_buf_init(&k->banner, SW_BANNER_MAX);
-	k->next = c->conns;
-	if (k->next)
-		k->next->prev = k;
-	c->conns = k;
+	LIST_INSERT_HEAD(&c->conns, k, link);
 	progress(k);
 	zt_timer_start(c->loop, &k->timer, o->timeout_ms, on_timer, k);
 
@@ -479,8 +471,8 @@ static void on_signal(struct zt_signal *sig, int signo, void *arg)
 	if (c->interrupted)
 		return;
 	c->interrupted = true;
-	while (c->conns)
-		fail(c->conns, "interrupted by %s", strsignal(signo));
+	while (!LIST_EMPTY(&c->conns))
+		fail(LIST_FIRST(&c->conns), "interrupted by %s", strsignal(signo));
 	/* Connections never started count as failed too. */
 	c->r->errors += never;
 	if (never > 0)
@@ -512,8 +504,8 @@ out:
 	zt_signal_stop(&c.sigterm);
 	zt_signal_stop(&c.sigint);
 	c.interrupted = true; /* start nothing more */
-	while (c.conns)
-		fail(c.conns, "event loop failed");
+	while (!LIST_EMPTY(&c.conns))
+		fail(LIST_FIRST(&c.conns), "event loop failed");
 	/* Frees what finished after the loop stopped. */
 	while (c.reaped < c.started && zt_loop_run_once(c.loop, 0) == 0)
 		;

@@ -1,6 +1,7 @@
 /* Client report: keeps counters and latency samples, and renders them with jansson. Text
  * from the peer (the banner) is made valid UTF-8 before it goes into the JSON. */
 #include "report.h"
+#include "runtime/mem.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -28,11 +29,7 @@ void sw_report_latency(struct sw_report *r, uint64_t ns)
 {
 	if (r->nlat == r->lat_cap) {
 		size_t cap = r->lat_cap ? 2 * r->lat_cap : 1024;
-		uint64_t *p = realloc(r->lat_ns, cap * sizeof(*p));
-
-		if (!p)
-			abort();
-		r->lat_ns = p;
+		r->lat_ns = xrealloc(r->lat_ns, cap * sizeof(*r->lat_ns));
 		r->lat_cap = cap;
 	}
 	r->lat_ns[r->nlat++] = ns;

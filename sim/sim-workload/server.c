@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -20,6 +21,7 @@
 #include "runtime/err.h"
 #include "runtime/log.h"
 #include "runtime/loop.h"
+#include "runtime/mem.h"
 
 ZT_LOG_MODULE("server");
 
@@ -40,7 +42,7 @@ struct listener {
 
 struct conn {
 	struct server *s;
-	struct conn *prev, *next;
+	LIST_ENTRY(conn) link;
 	int fd;
 	struct zt_io io;
 	struct zt_defer reap;
@@ -55,7 +57,7 @@ struct server {
 	struct zt_loop *loop;
 	struct listener ls[SW_MAX_LISTEN];
 	size_t nls;
-	struct conn *conns;
+	LIST_HEAD(, conn) conns;
 	size_t nconns;
 	char banner[SW_MAX_BANNER + 300];
 	struct zt_signal sigterm, sigint;
@@ -86,12 +88,7 @@ static void conn_close(struct conn *c, const char *reason)
 	zt_io_stop(&c->io);
 	close(c->fd);
 	c->fd = -1;
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		s->conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
+	LIST_REMOVE(c, link);
 	s->nconns--;
 	zt_defer_start(s->loop, &c->reap, on_reap, c);
 }
@@ -190,12 +187,10 @@ static void on_conn(struct zt_io *io, unsigned events, void *arg)
 static void conn_new(struct server *s, struct listener *l, int fd,
                      const struct sockaddr_storage *ss, socklen_t sslen)
 {
-	struct conn *c = calloc(1, sizeof(*c));
+	struct conn *c = xcalloc(1, sizeof(*c));
 	struct zt_sockaddr peer;
 	int one = 1, err;
 
-	if (!c)
-		abort();
 	c->s = s;
 	c->fd = fd;
 	/* Echo each read at once: request/response latency must not wait for Nagle. */
@@ -212,10 +207,7 @@ static void conn_new(struct server *s, struct listener *l, int fd,
 		free(c);
 		return;
 	}
-	c->next = s->conns;
-	if (c->next)
-		c->next->prev = c;
-	s->conns = c;
+	LIST_INSERT_HEAD(&s->conns, c, link);
 	s->nconns++;
 	zt_debug("accepted %s on %s", c->peer, l->addr);
 	if (s->o->mode == SW_MODE_BANNER) {
@@ -367,8 +359,8 @@ out:
 		if (s.ls[i].fd >= 0)
 			close(s.ls[i].fd);
 	}
-	while (s.conns)
-		conn_close(s.conns, "exiting");
+	while (!LIST_EMPTY(&s.conns))
+		conn_close(LIST_FIRST(&s.conns), "exiting");
 	sw_http_close_all();
 	/* Runs the defers that free the closed connections. */
 	zt_loop_run_once(s.loop, 0);

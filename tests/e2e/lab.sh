@@ -128,7 +128,8 @@ log "7b. an application's own TLS passes through unchanged"
 ip netns exec "$NAME-p-frontend-peer" openssl s_server -accept 8443 -quiet -naccept 1 \
 	-cert "$STATE/apptls/app-cert.pem" -key "$STATE/apptls/app-key.pem" > "$STATE/apptls/srv.log" 2>&1 &
 tlssrv=$!
-sleep 0.5
+wait_for 10 sh -c "ip netns exec '$NAME-p-frontend-peer' ss -Hltn 'sport = :8443' | grep -q ." ||
+	fail "the application's TLS server did not listen on 8443"
 out=$(echo ping | timeout 10 ip netns exec "$NAME-p-backend-echo-2" openssl s_client \
 	-connect "$peer:8443" -CAfile "$STATE/apptls/root-cert.pem" -verify_return_error 2>&1) ||
 	fail "application TLS through the mesh: $out"

@@ -596,7 +596,7 @@ int main(int argc, char **argv)
 	zt_loop_run(loop);
 	/* Let the connection finish its own close path, then check nothing is left over. */
 	zt_loop_run(loop);
-	zt_tls_client_free(tls_cli);
+	zt_tls_client_unref(tls_cli);
 	zt_tls_identity_unref(ident);
 	zt_loop_free(loop);
 	if (result == 0 && (zt_h2_conn_live() || zt_h2_stream_live() || zt_grpc_call_live())) {

@@ -400,7 +400,7 @@ int main(int argc, char **argv)
 		zt_h2_conn_close(conn, "exit");
 	for (int i = 0; i < 5; i++)
 		zt_loop_run_once(loop, 0);
-	zt_tls_client_free(cli);
+	zt_tls_client_unref(cli);
 	zt_loop_free(loop);
 	zt_csr_clear(&csr);
 	return exit_code;

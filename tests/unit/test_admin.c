@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -235,10 +236,10 @@ END_TEST
 
 static int stops;
 
-static void on_stop(void *arg)
+static bool on_stop(void *arg)
 {
 	ck_assert_ptr_eq(arg, &stops);
-	stops++;
+	return ++stops == 1;
 }
 
 START_TEST(admin_quitquitquit_stops_on_post_only)
@@ -256,7 +257,53 @@ START_TEST(admin_quitquitquit_stops_on_post_only)
 	ck_assert_int_eq(stops, 0);
 	r = http(zt_admin_port(a), "POST", "/quitquitquit");
 	ck_assert_int_eq(r->status, 200);
+	ck_assert_str_eq(r->body, "shutdown now\n");
 	ck_assert_int_eq(stops, 1);
+	r = http(zt_admin_port(a), "POST", "/quitquitquit");
+	ck_assert_int_eq(r->status, 200);
+	ck_assert_str_eq(r->body, "shutdown already in progress\n");
+	ck_assert_int_eq(stops, 2);
+	zt_admin_free(a);
+}
+END_TEST
+
+START_TEST(admin_quiesce_refuses_new_connections_and_serves_open_ones)
+{
+	struct zt_admin *a = admin_new();
+	uint16_t port = zt_admin_port(a);
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(port)};
+	const char req[] = "GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+	char buf[4096];
+	size_t got = 0;
+	uint64_t deadline;
+	int fd, fd2;
+
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_eq(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	for (int i = 0; i < 20; i++) /* accepted by the server */
+		zt_loop_run_once(loop, 5);
+	zt_admin_quiesce(a);
+	zt_admin_quiesce(a); /* idempotent */
+	fd2 = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_eq(connect(fd2, (struct sockaddr *)&sin, sizeof(sin)), -1);
+	ck_assert_int_eq(errno, ECONNREFUSED);
+	close(fd2);
+	ck_assert_int_eq(send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL), (ssize_t)sizeof(req) - 1);
+	fcntl(fd, F_SETFL, O_NONBLOCK);
+	deadline = now_ms() + 5000;
+	while (now_ms() < deadline && got < sizeof(buf) - 1) {
+		ssize_t n;
+		zt_loop_run_once(loop, 5);
+		n = recv(fd, buf + got, sizeof(buf) - 1 - got, 0);
+		if (n > 0)
+			got += (size_t)n;
+		else if (n == 0)
+			break;
+	}
+	buf[got] = '\0';
+	ck_assert_msg(strncmp(buf, "HTTP/1.1 200", 12) == 0, "reply: %s", buf);
+	close(fd);
 	zt_admin_free(a);
 }
 END_TEST
@@ -494,6 +541,7 @@ Suite *admin_suite(void)
 	tcase_add_test(t, admin_config_dump_is_json_with_every_section_in_order);
 	tcase_add_test(t, admin_logging_shows_the_spec_and_post_changes_it);
 	tcase_add_test(t, admin_quitquitquit_stops_on_post_only);
+	tcase_add_test(t, admin_quiesce_refuses_new_connections_and_serves_open_ones);
 	tcase_add_test(t, admin_unknown_path_is_404_and_index_lists_endpoints);
 	tcase_add_test(t, admin_refuses_to_listen_beyond_loopback);
 	tcase_add_test(t, http_bodies_up_to_the_limit_are_delivered_and_larger_ones_get_413);

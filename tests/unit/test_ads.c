@@ -240,7 +240,7 @@ static void teardown(void)
 		dc_clear(&D[i]);
 	zt_buf_clear(&L.in);
 	zt_tls_server_free(tls_srv);
-	zt_tls_client_free(tls_cli);
+	zt_tls_client_unref(tls_cli);
 	fx_ca_clear(&ca);
 	zt_log_set_sink(NULL, NULL);
 	ck_assert_uint_eq(zt_grpc_call_live(), 0);

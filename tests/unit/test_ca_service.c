@@ -195,7 +195,7 @@ static void teardown(void)
 		zt_loop_run_once(loop, 10);
 	zt_loop_run_once(loop, 0); /* deferred on_done of calls cut short */
 	zt_loop_free(loop);
-	zt_tls_client_free(tls_cli);
+	zt_tls_client_unref(tls_cli);
 	zt_tls_server_free(tls_srv);
 	zt_log_set_sink(NULL, NULL);
 	fi_token_key_free(tkey);

@@ -559,6 +559,102 @@ START_TEST(config_root_ca_setting_reads_file_pem_or_system)
 }
 END_TEST
 
+START_TEST(config_proxy_config_fills_what_the_environment_leaves_unset)
+{
+	struct zt_config c;
+	char *env[] = {"PROXY_CONFIG=discoveryAddress: istiod.example:15012\n"
+	               "proxyAdminPort: 16000\nstatsPort: 16020\nconcurrency: 4\n"
+	               "proxyMetadata:\n  ISTIO_META_FOO: bar\n  CLUSTER_ID: c9\n"
+	               "  NETWORK: from-meta\n"
+	               "tracing: {zipkin: {address: x}}\n",
+	               "NETWORK=from-env", NULL};
+
+	load_ok(&c, env);
+	ck_assert_str_eq(c.xds.host, "istiod.example");
+	ck_assert_str_eq(c.ca.host, "istiod.example");
+	ck_assert_uint_eq(c.admin.port, 16000);
+	ck_assert_uint_eq(c.stats.port, 16020);
+	ck_assert_int_eq(c.worker_threads, 4);
+	ck_assert(c.worker_threads_set);
+	ck_assert_str_eq(c.cluster_id, "c9");
+	ck_assert_str_eq(c.network, "from-env"); /* the real environment wins */
+	ck_assert_str_eq(json_string_value(json_object_get(c.node_meta, "FOO")), "bar");
+	zt_config_clear(&c);
+}
+END_TEST
+
+START_TEST(config_proxy_config_from_a_file)
+{
+	struct zt_config c;
+	char path[] = "/tmp/zt-pc-XXXXXX", var[64];
+	const char text[] = "statsPort: 17020\n";
+	int fd = mkstemp(path);
+	char *env[] = {var, NULL};
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, text, sizeof(text) - 1), (ssize_t)sizeof(text) - 1);
+	close(fd);
+	snprintf(var, sizeof(var), "PROXY_CONFIG=%s", path);
+	load_ok(&c, env);
+	ck_assert_uint_eq(c.stats.port, 17020);
+	ck_assert(!c.worker_threads_set);
+	ck_assert_int_eq(c.worker_threads, 2);
+	zt_config_clear(&c);
+	unlink(path);
+}
+END_TEST
+
+START_TEST(config_malformed_proxy_config_is_named)
+{
+	struct zt_config c;
+	char *bad_yaml[] = {"PROXY_CONFIG=discoveryAddress: [x", NULL};
+	char *bad_port[] = {"PROXY_CONFIG=proxyAdminPort: 99999", NULL};
+	char *bad_meta[] = {"PROXY_CONFIG=proxyMetadata: [a]", NULL};
+	char *no_file[] = {"PROXY_CONFIG=/nonexistent/pc.yaml", NULL};
+
+	ck_assert_int_eq(load(&c, bad_yaml), ZT_E_PARSE);
+	ck_assert_ptr_nonnull(strstr(err, "PROXY_CONFIG:"));
+	ck_assert_int_eq(load(&c, bad_port), ZT_E_PARSE);
+	ck_assert_ptr_nonnull(strstr(err, "proxyAdminPort must be a port"));
+	ck_assert_int_eq(load(&c, bad_meta), ZT_E_PARSE);
+	ck_assert_ptr_nonnull(strstr(err, "proxyMetadata must be a mapping"));
+	ck_assert_int_eq(load(&c, no_file), ZT_E_PARSE);
+	ck_assert_ptr_nonnull(strstr(err, "PROXY_CONFIG file /nonexistent/pc.yaml"));
+}
+END_TEST
+
+START_TEST(config_unsupported_settings_are_named_and_some_refused)
+{
+	struct zt_config c;
+	char names[512];
+	bool refuse;
+	char *none[] = {"ZTUNNEL_CPU_LIMIT=2", "ZTUNNEL_RESOURCE_CPU_REQUEST=200m",
+	                "ZTUNNEL_RESOURCE_CPU_LIMIT=0.5", "ISTIO_META_DNS_CAPTURE=false", NULL};
+	char *warn[] = {"XDS_ON_DEMAND=true", "TLS12_ENABLED=true", "ISTIO_META_DNS_CAPTURE=true",
+	                NULL};
+	char *refused[] = {"CRL_PATH=/var/run/secrets/istio/crl/ca-crl.pem", NULL};
+	char *invalid[] = {"ZTUNNEL_CPU_LIMIT=lots", "ZTUNNEL_WORKER_THREADS=0", NULL};
+
+	load_ok(&c, none);
+	ck_assert_uint_eq(zt_config_unsupported(&c, names, sizeof(names), &refuse), 0);
+	ck_assert(!refuse);
+	zt_config_clear(&c);
+	load_ok(&c, warn);
+	ck_assert_uint_eq(zt_config_unsupported(&c, names, sizeof(names), &refuse), 3);
+	ck_assert_str_eq(names, "XDS_ON_DEMAND=true, TLS12_ENABLED=true, ISTIO_META_DNS_CAPTURE=true");
+	ck_assert(!refuse);
+	zt_config_clear(&c);
+	load_ok(&c, refused);
+	ck_assert_uint_eq(zt_config_unsupported(&c, names, sizeof(names), &refuse), 1);
+	ck_assert_str_eq(names, "CRL_PATH");
+	ck_assert(refuse);
+	zt_config_clear(&c);
+	ck_assert_int_eq(load(&c, invalid), ZT_E_PARSE);
+	ck_assert_ptr_nonnull(strstr(err, "ZTUNNEL_CPU_LIMIT=\"lots\""));
+	ck_assert_ptr_nonnull(strstr(err, "ZTUNNEL_WORKER_THREADS"));
+}
+END_TEST
+
 Suite *config_suite(void);
 Suite *config_suite(void)
 {
@@ -584,6 +680,10 @@ Suite *config_suite(void)
 	tcase_add_test(t, config_first_occurrence_of_a_variable_wins);
 	tcase_add_test(t, config_help_lists_every_variable_with_defaults);
 	tcase_add_test(t, config_root_ca_setting_reads_file_pem_or_system);
+	tcase_add_test(t, config_proxy_config_fills_what_the_environment_leaves_unset);
+	tcase_add_test(t, config_proxy_config_from_a_file);
+	tcase_add_test(t, config_malformed_proxy_config_is_named);
+	tcase_add_test(t, config_unsupported_settings_are_named_and_some_refused);
 	suite_add_tcase(s, t);
 	return s;
 }

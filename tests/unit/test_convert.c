@@ -677,15 +677,16 @@ START_TEST(convert_output_is_deterministic_and_versions_follow_content)
 }
 END_TEST
 
-static const char *const ambient_ns = "apiVersion: v1\nkind: Namespace\n"
-                                      "metadata: {name: app, labels: "
-                                      "{istio.io/dataplane-mode: ambient%s}}\n";
+/* A literal, so the format is checked at every optimisation level. */
+#define AMBIENT_NS                                                                                 \
+	"apiVersion: v1\nkind: Namespace\n"                                                         \
+	"metadata: {name: app, labels: {istio.io/dataplane-mode: ambient%s}}\n"
 
 /* One manifest with a namespace "app" (extra labels in ns_labels) and the rest. */
 static char *manifest(const char *ns_labels, const char *rest)
 {
 	char *head = NULL, *all = NULL;
-	ck_assert_int_gt(asprintf(&head, ambient_ns, ns_labels), 0);
+	ck_assert_int_gt(asprintf(&head, AMBIENT_NS, ns_labels), 0);
 	ck_assert_int_gt(asprintf(&all, "%s---\n%s", head, rest), 0);
 	free(head);
 	return all;

@@ -198,7 +198,7 @@ START_TEST(client_call_ends_when_server_finishes_before_half_close)
 	ck_assert_uint_eq(zt_h2_listener_conns(l), 0);
 	ck_assert_uint_eq(zt_grpc_call_live(), 0);
 	zt_h2_listener_free(l);
-	zt_tls_client_free(c.cli);
+	zt_tls_client_unref(c.cli);
 }
 END_TEST
 
@@ -215,7 +215,7 @@ START_TEST(listener_serves_grpc_over_control_plane_tls)
 	ck_assert_uint_eq(zt_h2_listener_conns(l), 0);
 	ck_assert_uint_eq(server_closes, 1);
 	zt_h2_listener_free(l);
-	zt_tls_client_free(c.cli);
+	zt_tls_client_unref(c.cli);
 }
 END_TEST
 

@@ -1533,13 +1533,13 @@ START_TEST(state_local_errors_name_file_line_and_column)
 		const char *text, *want;
 	} rows[] = {
 	        {"workloads:\n- uid: a\n  namespace: ns\n  colour: red\n",
-	         ":4:3: unknown key \"colour\" in workload"},
+	         ":4:3: workload: unknown field \"colour\""},
 	        {"workloads:\n- uid: a\n  workloadIps: [\"10.0.0.1\", \"10.0.0.300\"]\n",
 	         ":3:29: workloadIps: bad IP address \"10.0.0.300\""},
 	        {"services:\n- namespace: ns\n  hostname: h\n  vips: [\"/10.0.0.1\", "
 	         "\"net/1.2.3\"]\n",
 	         ":4:23: vips: bad IP address \"net/1.2.3\""},
-	        {"extra: 1\n", ":1:1: unknown key \"extra\" in local config"},
+	        {"extra: 1\n", ":1:1: local config: unknown field \"extra\""},
 	        {"workloads: {}\n", "workloads: expected a sequence, got mapping"},
 	        {"workloads:\n- uid: a\n  protocol: MTLS\n",
 	         ":3:13: protocol: \"MTLS\" is not one of TCP|HBONE"},
@@ -1550,7 +1550,7 @@ START_TEST(state_local_errors_name_file_line_and_column)
 	        {"workloads:\n- name: a\n", "workload without uid"},
 	        {"workloads:\n- uid: a\n- uid: a\n", ":3:3: duplicate resource \"a\""},
 	        {"policies:\n- name: p\n  rules: [[[{principals: [{Regex: x}]}]]]\n",
-	         "unknown key \"Regex\" in string match"},
+	         "string match: unknown field \"Regex\""},
 	        {"policies:\n- name: p\n  rules: [[[{sourceIps: [\"10.0.0.0/33\"]}]]]\n",
 	         "bad IP address or CIDR \"10.0.0.0/33\""},
 	        {"policies:\n- name: p\n  rules: [{}]\n",
@@ -1558,7 +1558,7 @@ START_TEST(state_local_errors_name_file_line_and_column)
 	        {"policies:\n- name: p\n  rules: [[{}]]\n",
 	         ":3:12: clause (a list of matches): expected"},
 	        {"policies:\n- name: p\n  dryRun: maybe\n",
-	         ":3:11: dryRun: expected true or false"},
+	         ":3:11: dryRun: expected true or false, got \"maybe\""},
 	        {"policies:\n- {name: p, action: Deny}\n",
 	         ":2:3: policy p needs a scope and an action"},
 	        {"workloads:\n- uid: a\n  namespace: ns\n  serviceAccount: \"bad sa\"\n",

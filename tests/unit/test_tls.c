@@ -297,8 +297,8 @@ START_TEST(contexts_reject_unknown_key_exchange_group)
 	                 ZT_E_UNSUPPORTED);
 	ck_assert_ptr_null(cli);
 	ck_assert_int_eq(zt_tls_client_new(&cli, &(struct zt_tls_opts){.groups = "P-256"}), 0);
-	zt_tls_client_free(cli);
-	zt_tls_client_free(NULL);
+	zt_tls_client_unref(cli);
+	zt_tls_client_unref(NULL);
 	zt_tls_server_free(NULL);
 	zt_tls_identity_unref(id);
 }
@@ -323,7 +323,7 @@ static void env_open(struct env *e, struct zt_tls_identity *srv_id, struct zt_tl
 static void env_close(struct env *e)
 {
 	zt_tls_server_free(e->srv);
-	zt_tls_client_free(e->cli);
+	zt_tls_client_unref(e->cli);
 	zt_tls_identity_unref(e->srv_id);
 	zt_tls_identity_unref(e->cli_id);
 }
@@ -1007,7 +1007,7 @@ static void cp_env_open(struct cp_env *e, const char *sans, const struct fx_ca *
 
 static void cp_env_close(struct cp_env *e)
 {
-	zt_tls_client_free(e->cli);
+	zt_tls_client_unref(e->cli);
 	zt_tls_server_free(e->srv);
 	fx_leaf_clear(&e->leaf);
 }
@@ -1136,7 +1136,7 @@ START_TEST(cp_contexts_reject_bad_material)
 	ck_assert_int_eq(zt_tls_cp_client_new(&cli, "junk", 4, NULL), ZT_E_PARSE);
 	ck_assert_int_eq(zt_tls_cp_client_new(&cli, NULL, 0, NULL), 0);
 	ck_assert_int_eq(zt_tls_conn_cp_client_new(&c, cli, 0, ""), ZT_E_RANGE);
-	zt_tls_client_free(cli);
+	zt_tls_client_unref(cli);
 	fx_leaf_clear(&a);
 	fx_leaf_clear(&b);
 }

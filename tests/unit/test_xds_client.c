@@ -814,12 +814,29 @@ START_TEST(xds_client_drops_the_stream_on_oversized_or_malformed_response)
 }
 END_TEST
 
+static char *render(struct zt_metrics *mt)
+{
+	struct zt_buf b;
+	char *s;
+
+	zt_buf_init(&b, 0);
+	ck_assert_int_eq(zt_metrics_render(mt, &b), 0);
+	s = strndup((const char *)zt_buf_data(&b), zt_buf_len(&b));
+	zt_buf_clear(&b);
+	return s;
+}
+
 START_TEST(xds_client_benign_end_reconnects_at_once_and_errors_back_off)
 {
 	struct zt_xds_client_opts o = opts();
 	struct zt_xds_client_stats st;
 	struct zt_xds_client *c;
+	struct zt_metrics *mt = zt_metrics_new("test", 0);
+	char *text;
 
+	o.metrics = mt;
+	F.addr_res = three;
+	F.n_addr_res = 3;
 	c = client_new(&o);
 	RUN_UNTIL(zt_xds_client_synced(c), 5000);
 	/* A clean end (grpc-status 0) is benign: no growth. */
@@ -835,7 +852,18 @@ START_TEST(xds_client_benign_end_reconnects_at_once_and_errors_back_off)
 	ck_assert_msg(strstr(st.last_error, "UNAUTHENTICATED: bad token"), "%s", st.last_error);
 	RUN_UNTIL(F.nstreams == 3, 3000);
 	ck_assert_uint_eq(st.connects, 2);
+	/* spec §17: one termination per stream end, by reason; messages and bytes by type URL */
+	text = render(mt);
+	ck_assert_msg(strstr(text, "istio_xds_connection_terminations_total{reason=\"Complete\"} 1\n"),
+	              "%s", text);
+	ck_assert_msg(strstr(text, "istio_xds_connection_terminations_total{reason=\"Error\"} 1\n"),
+	              "%s", text);
+	ck_assert_ptr_nonnull(strstr(text, "istio_xds_message_total{url=\"" ADDR_URL "\"} "));
+	ck_assert_ptr_nonnull(strstr(text, "istio_xds_message_bytes_total{url=\"" ADDR_URL "\"} "));
+	ck_assert_ptr_null(strstr(text, "istio_xds_message_bytes_total{url=\"" ADDR_URL "\"} 0\n"));
+	free(text);
 	finish(c);
+	zt_metrics_free(mt);
 }
 END_TEST
 

@@ -154,6 +154,73 @@ START_TEST(yaml_load_file_reads_and_reports_missing_files)
 }
 END_TEST
 
+START_TEST(yaml_reader_names_object_path_and_field_in_errors)
+{
+	struct zt_yaml_docs d;
+	struct zt_yaml_rd r;
+	char err[256] = "", perr[256];
+	const struct zt_yaml *spec = NULL, *seq = NULL;
+	const char *str = "unset";
+	bool b = true;
+	int64_t v = 7;
+
+	ck_assert_int_eq(parse("spec:\n  name: web\n  up: maybe\n  port: 70000\n"
+	                       "  list: [a]\n  colour: red\n",
+	                       &d, perr),
+	                 0);
+	zt_yaml_rd_init(&r, "m.yaml", err, sizeof(err), false);
+	snprintf(r.obj, sizeof(r.obj), "Pod default/web");
+	ck_assert_int_eq(zt_yaml_rd_map(&r, d.docs[0], "spec", &spec), 0);
+	ck_assert_ptr_nonnull(spec);
+	zt_yaml_rd_enter(&r, "spec");
+	ck_assert_int_eq(zt_yaml_rd_str(&r, spec, "name", true, &str), 0);
+	ck_assert_str_eq(str, "web");
+	/* Not given: nothing changes, unless required. */
+	ck_assert_int_eq(zt_yaml_rd_str(&r, spec, "absent", false, &str), 0);
+	ck_assert_ptr_null(str);
+	ck_assert_int_eq(zt_yaml_rd_bool(&r, spec, "absent", &b), 0);
+	ck_assert(b);
+	ck_assert_int_eq(zt_yaml_rd_str(&r, spec, "absent", true, &str), ZT_E_PARSE);
+	ck_assert_str_eq(err, "m.yaml:2: Pod default/web: spec.absent: required");
+	ck_assert_int_eq(zt_yaml_rd_bool(&r, spec, "up", &b), ZT_E_PARSE);
+	ck_assert_str_eq(err, "m.yaml:3: Pod default/web: spec.up: expected true or false, got "
+	                      "\"maybe\"");
+	ck_assert_int_eq(zt_yaml_rd_int(&r, spec, "port", 1, 65535, &v), ZT_E_RANGE);
+	ck_assert_int_eq(v, 7);
+	ck_assert_str_eq(err, "m.yaml:4: Pod default/web: spec.port: expected an integer "
+	                      "1..65535, got \"70000\"");
+	ck_assert_int_eq(zt_yaml_rd_map(&r, spec, "list", &seq), ZT_E_PARSE);
+	ck_assert_str_eq(err, "m.yaml:5: Pod default/web: spec.list: expected a mapping, got "
+	                      "sequence");
+	ck_assert_int_eq(zt_yaml_rd_seq(&r, spec, "list", &seq), 0);
+	ck_assert_uint_eq(seq->n, 1);
+	/* The path is back to "spec" after each failure; columns on request. */
+	r.columns = true;
+	ck_assert_int_eq(zt_yaml_rd_only_keys(&r, spec,
+	                                      (const char *const[]){"name", "up", "port", "list",
+	                                                            NULL}),
+	                 ZT_E_PARSE);
+	ck_assert_str_eq(err, "m.yaml:6:3: Pod default/web: spec: unknown field \"colour\"");
+	zt_yaml_docs_clear(&d);
+}
+END_TEST
+
+START_TEST(yaml_reader_refuses_a_string_with_a_nul_byte)
+{
+	struct zt_yaml_docs d;
+	struct zt_yaml_rd r;
+	char err[256] = "", perr[256];
+	const char *str;
+
+	ck_assert_int_eq(parse("name: \"a\\0b\"\n", &d, perr), 0);
+	zt_yaml_rd_init(&r, "f.yaml", err, sizeof(err), true);
+	ck_assert_int_eq(zt_yaml_rd_str(&r, d.docs[0], "name", false, &str), ZT_E_PARSE);
+	ck_assert_ptr_null(str);
+	ck_assert_str_eq(err, "f.yaml:1:7: name: contains a NUL byte");
+	zt_yaml_docs_clear(&d);
+}
+END_TEST
+
 Suite *yaml_suite(void);
 Suite *yaml_suite(void)
 {
@@ -166,6 +233,8 @@ Suite *yaml_suite(void)
 	tcase_add_test(tc, yaml_rejects_duplicate_keys_and_aliases);
 	tcase_add_test(tc, yaml_bounds_depth_and_size);
 	tcase_add_test(tc, yaml_load_file_reads_and_reports_missing_files);
+	tcase_add_test(tc, yaml_reader_names_object_path_and_field_in_errors);
+	tcase_add_test(tc, yaml_reader_refuses_a_string_with_a_nul_byte);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -177,8 +177,10 @@ static void on_quit(const struct zt_http_request *req, struct zt_http_response *
 		return;
 	}
 	zt_info("shutdown requested through /quitquitquit");
-	a->stop(a->stop_arg);
-	zt_http_printf(resp, "OK\n");
+	if (a->stop(a->stop_arg))
+		zt_http_printf(resp, "shutdown now\n");
+	else
+		zt_http_printf(resp, "shutdown already in progress\n");
 }
 
 static void on_index(const struct zt_http_request *req, struct zt_http_response *resp, void *arg)
@@ -226,6 +228,18 @@ struct zt_admin *zt_admin_new(struct zt_loop *loop, const char *listen_addr, cha
 	    zt_http_route(a->http, "GET", "/", on_index, a) < 0)
 		abort(); /* a fresh server has room for these */
 	return a;
+}
+
+void zt_admin_quiesce(struct zt_admin *a)
+{
+	if (a)
+		zt_http_server_quiesce(a->http);
+}
+
+void zt_ready_quiesce(struct zt_ready *r)
+{
+	if (r)
+		zt_http_server_quiesce(r->http);
 }
 
 void zt_admin_free(struct zt_admin *a)

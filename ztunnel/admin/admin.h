@@ -23,8 +23,10 @@ struct zt_ready;
 
 /* Returns a new reference to the section's JSON (NULL shows as null). */
 typedef json_t *(*zt_admin_section_cb)(void *arg);
-/* /quitquitquit: begin a graceful shutdown. Runs inside the request; the reply follows. */
-typedef void (*zt_admin_stop_cb)(void *arg);
+/* /quitquitquit: begin a graceful shutdown. Runs inside the request; the reply ("shutdown
+ * now", spec §14) follows without waiting for the drain. Returns false when a shutdown was
+ * already under way (the reply then says so). */
+typedef bool (*zt_admin_stop_cb)(void *arg);
 
 /* Serves the admin endpoints on listen_addr (zt_http_server_new() syntax), which must be a
  * loopback address ("127.0.0.1:15000", "[::1]:15000", "localhost:15000"). The current log
@@ -34,6 +36,8 @@ struct zt_admin *zt_admin_new(struct zt_loop *loop, const char *listen_addr, cha
                               size_t errlen);
 /* Accepts NULL. */
 void zt_admin_free(struct zt_admin *a);
+/* Stops accepting connections at once (drain, spec §14); open ones are still served. */
+void zt_admin_quiesce(struct zt_admin *a);
 uint16_t zt_admin_port(const struct zt_admin *a);
 /* The underlying server, to add routes (borrowed). */
 struct zt_http_server *zt_admin_http(struct zt_admin *a);
@@ -58,6 +62,8 @@ int zt_admin_logging(const struct zt_http_request *req, const char *reset_spec, 
 struct zt_ready *zt_ready_new(void);
 /* Stops serving and frees. Accepts NULL. */
 void zt_ready_free(struct zt_ready *r);
+/* Closes the readiness port at once (drain: it never answers 500 first, spec §14). */
+void zt_ready_quiesce(struct zt_ready *r);
 /* Serves GET /healthz/ready on listen_addr (any address allowed). Returns 0 or ZT_E_STATE
  * (already serving) or -EINVAL with a message in err. */
 int zt_ready_serve(struct zt_ready *r, struct zt_loop *loop, const char *listen_addr, char *err,

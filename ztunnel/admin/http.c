@@ -38,6 +38,7 @@ struct zt_http_server {
 	struct zt_io io;
 	struct zt_timer timer;
 	uint16_t port;
+	bool quiesced;
 	struct route routes[ZT_HTTP_MAX_ROUTES];
 	size_t nroutes;
 };
@@ -322,6 +323,18 @@ void zt_http_server_free(struct zt_http_server *srv)
 		free(srv->routes[i].path);
 	}
 	free(srv);
+}
+
+void zt_http_server_quiesce(struct zt_http_server *srv)
+{
+	MHD_socket fd;
+
+	if (!srv || srv->quiesced)
+		return;
+	srv->quiesced = true;
+	fd = MHD_quiesce_daemon(srv->mhd);
+	if (fd != MHD_INVALID_SOCKET)
+		close(fd);
 }
 
 uint16_t zt_http_server_port(const struct zt_http_server *srv)

@@ -51,6 +51,9 @@ struct zt_http_server *zt_http_server_new(struct zt_loop *loop, const char *list
                                           size_t errlen);
 /* Stops listening, drops open connections and frees. Accepts NULL. */
 void zt_http_server_free(struct zt_http_server *srv);
+/* Stops accepting at once (the listening socket is closed); connections already open are
+ * served until they end or zt_http_server_free. Idempotent. */
+void zt_http_server_quiesce(struct zt_http_server *srv);
 /* The bound port (useful after port 0). */
 uint16_t zt_http_server_port(const struct zt_http_server *srv);
 

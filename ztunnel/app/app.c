@@ -11,10 +11,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "admin/admin.h"
 #include "admin/http.h"
+#include "app/drain.h"
 #include "cert/ca_client.h"
 #include "cert/local.h"
 #include "cert/manager.h"
@@ -65,8 +67,12 @@ struct zt_app {
 	struct zt_podmgr *pods;     /* PROXY_MODE=shared: one proxy per pod ... */
 	struct zt_zds *zds;         /* ... as the node agent tells over ZDS */
 	struct zt_signal sigterm, sigint;
-	bool stopping;
+	struct zt_drain drain;       /* spec §14 */
+	struct zt_timer drain_timer; /* re-checks the open connections while draining */
+	struct zt_defer drain_defer; /* begins the drain outside the trigger's callback */
 };
+
+#define DRAIN_POLL_MS 50
 
 /* ---- state sources ---------------------------------------------------------------------- */
 
@@ -150,6 +156,7 @@ static int start_xds(struct zt_app *app, char *err, size_t errlen)
 	o.token_arg = app;
 	o.on_synced = xds_synced;
 	o.synced_arg = app;
+	o.metrics = app->metrics;
 	app->xds = zt_xds_client_new(app->loop, &o, app->types, 2, &rc);
 	if (!app->xds) {
 		snprintf(err, errlen, "xDS client: %s", zt_strerror(rc));
@@ -445,17 +452,137 @@ static void on_metrics(const struct zt_http_request *req, struct zt_http_respons
 		resp->status = 500;
 }
 
-static void on_quit(void *arg)
+/* ---- drain (spec §14) ------------------------------------------------------------------- */
+
+/* Connections the drain waits for: every workload proxy's. */
+static size_t open_conns(const struct zt_app *app)
 {
-	zt_info("stop requested through /quitquitquit");
-	zt_app_stop(arg);
+	if (app->pods)
+		return zt_podmgr_open(app->pods);
+	return app->dedicated ? zt_proxy_open(app->dedicated) : 0;
+}
+
+static void drain_check(struct zt_timer *t, void *arg)
+{
+	struct zt_app *app = arg;
+	uint64_t now = zt_loop_now(app->loop), left;
+
+	(void)t;
+	switch (zt_drain_check(&app->drain, now, open_conns(app))) {
+	case ZT_DRAIN_FINISHED:
+	case ZT_DRAIN_EXPIRED:
+		zt_loop_stop(app->loop);
+		return;
+	default:
+		break;
+	}
+	left = zt_drain_remaining(&app->drain, now);
+	zt_timer_start(app->loop, &app->drain_timer, left < DRAIN_POLL_MS ? left : DRAIN_POLL_MS,
+	               drain_check, app);
+}
+
+/* Every listener closes at once; servers keep their open connections, proxies their
+ * tunnels; the node agent's connection closes without a word (spec §14, §15 step 4). */
+static void drain_begin(struct zt_defer *d, void *arg)
+{
+	struct zt_app *app = arg;
+
+	(void)d;
+	zt_admin_quiesce(app->admin);
+	zt_http_server_quiesce(app->stats);
+	zt_ready_quiesce(app->ready);
+	zt_zds_free(app->zds);
+	app->zds = NULL;
+	if (app->pods)
+		zt_podmgr_drain(app->pods);
+	zt_proxy_drain(app->dedicated);
+	drain_check(NULL, app);
+}
+
+/* Returns whether this trigger started the drain. */
+static bool trigger(struct zt_app *app, enum zt_drain_trigger t)
+{
+	uint64_t now = zt_loop_now(app->loop);
+	size_t open = open_conns(app);
+
+	switch (zt_drain_on_trigger(&app->drain, t, now, open)) {
+	case ZT_DRAIN_START:
+		zt_info("draining on %s: listeners closed, %zu connections open, deadline %llu ms",
+		        zt_drain_trigger_name(t), open, (unsigned long long)app->drain.deadline_ms);
+		zt_defer_start(app->loop, &app->drain_defer, drain_begin, app);
+		return true;
+	case ZT_DRAIN_EXIT_NOW:
+		zt_warn("second SIGINT: exiting at once with %zu connections open", open);
+		fflush(NULL);
+		_exit(0);
+	default:
+		zt_info("%s while already shutting down: ignored, %llu ms of the drain left",
+		        zt_drain_trigger_name(t),
+		        (unsigned long long)zt_drain_remaining(&app->drain, now));
+		return false;
+	}
+}
+
+static bool on_quit(void *arg)
+{
+	return trigger(arg, ZT_DRAIN_QUIT);
 }
 
 static void on_signal(struct zt_signal *s, int signo, void *arg)
 {
 	(void)s;
-	zt_info("stopping on signal %d", signo);
-	zt_app_stop(arg);
+	trigger(arg, signo == SIGINT ? ZT_DRAIN_SIGINT : ZT_DRAIN_SIGTERM);
+}
+
+/* Closes every workload proxy now (their connections with them) and lets the closes report. */
+static void close_proxies(struct zt_app *app)
+{
+	zt_zds_free(app->zds);
+	app->zds = NULL;
+	zt_podmgr_free(app->pods);
+	app->pods = NULL;
+	zt_proxy_free(app->dedicated);
+	app->dedicated = NULL;
+	for (int i = 0; i < 4; i++) /* let aborted relays report their close */
+		zt_loop_run_once(app->loop, 0);
+}
+
+/* ---- start-up checks -------------------------------------------------------------------- */
+
+/* As the reference does: the soft open-file limit goes up to the hard one. */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+	rlim_t was;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+		zt_warn("open files limit: getrlimit: %s", strerror(errno));
+		return;
+	}
+	if (rl.rlim_cur == rl.rlim_max) {
+		zt_info("open files limit: %llu (already the hard limit)",
+		        (unsigned long long)rl.rlim_cur);
+		return;
+	}
+	was = rl.rlim_cur;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		zt_warn("open files limit: cannot raise %llu to %llu: %s", (unsigned long long)was,
+		        (unsigned long long)rl.rlim_max, strerror(errno));
+	else
+		zt_info("open files limit raised from %llu to %llu", (unsigned long long)was,
+		        (unsigned long long)rl.rlim_max);
+}
+
+static void warn_settings(const struct zt_config *cfg)
+{
+	char names[1024];
+
+	if (zt_config_unsupported(cfg, names, sizeof(names), NULL))
+		zt_warn("settings not supported by this ztunnel, ignored: %s", names);
+	if (cfg->worker_threads_set && cfg->worker_threads > 1)
+		zt_warn("ZTUNNEL_WORKER_THREADS=%lld: the data plane currently runs on one thread",
+		        (long long)cfg->worker_threads);
 }
 
 /* ---- lifecycle -------------------------------------------------------------------------- */
@@ -471,6 +598,8 @@ struct zt_app *zt_app_new(struct zt_loop *loop, const struct zt_config *cfg, cha
 		abort();
 	app->loop = loop;
 	app->cfg = cfg;
+	raise_nofile();
+	warn_settings(cfg);
 	app->store = zt_store_new();
 	app->ready = zt_ready_new();
 	zt_ready_add(app->ready, TASK_STATE);
@@ -490,7 +619,8 @@ struct zt_app *zt_app_new(struct zt_loop *loop, const struct zt_config *cfg, cha
 	zt_admin_add_section(app->admin, "zds", section_zds, app);
 	zt_admin_add_section(app->admin, "live", section_live, app);
 	zt_admin_set_stop(app->admin, on_quit, app);
-	app->metrics = zt_metrics_new(ZT_VERSION, 0);
+	app->metrics = zt_metrics_new(
+	        cfg->istio_version && *cfg->istio_version ? cfg->istio_version : ZT_VERSION, 0);
 	zt_addr_format(&cfg->stats, addr, sizeof(addr));
 	if (!(app->stats = zt_http_server_new(loop, addr, err, errlen)))
 		goto fail;
@@ -525,6 +655,7 @@ struct zt_app *zt_app_new(struct zt_loop *loop, const struct zt_config *cfg, cha
 	} else if ((rc = start_inpod(app, err, errlen)) < 0) {
 		goto fail;
 	}
+	zt_drain_init(&app->drain, cfg->termination_deadline_ms);
 	zt_signal_start(loop, &app->sigterm, SIGTERM, on_signal, app);
 	zt_signal_start(loop, &app->sigint, SIGINT, on_signal, app);
 	return app;
@@ -535,16 +666,26 @@ fail:
 
 void zt_app_stop(struct zt_app *app)
 {
-	if (app->stopping)
-		return;
-	app->stopping = true;
-	zt_loop_stop(app->loop);
+	trigger(app, ZT_DRAIN_SIGTERM);
 }
 
 int zt_app_run(struct zt_app *app)
 {
+	const struct zt_drain *d = &app->drain;
 	int rc = zt_loop_run(app->loop);
-	return rc < 0 ? rc : 0;
+
+	if (rc < 0)
+		return rc;
+	if (d->state == ZT_DRAIN_DONE) {
+		size_t left = d->open_at_end;
+		close_proxies(app);
+		zt_info("drained in %llu ms: %zu of %zu connections ended on their own, %zu closed "
+		        "at the deadline; exiting",
+		        (unsigned long long)(zt_loop_now(app->loop) - d->started_ms),
+		        d->open_at_start >= left ? d->open_at_start - left : 0, d->open_at_start,
+		        left);
+	}
+	return 0;
 }
 
 void zt_app_free(struct zt_app *app)
@@ -553,11 +694,9 @@ void zt_app_free(struct zt_app *app)
 		return;
 	zt_signal_stop(&app->sigterm);
 	zt_signal_stop(&app->sigint);
-	zt_zds_free(app->zds);
-	zt_podmgr_free(app->pods);
-	zt_proxy_free(app->dedicated);
-	for (int i = 0; i < 4; i++) /* let aborted relays report their close */
-		zt_loop_run_once(app->loop, 0);
+	zt_timer_stop(&app->drain_timer);
+	zt_defer_stop(&app->drain_defer);
+	close_proxies(app);
 	zt_xds_client_free(app->xds);
 	if (app->certs)
 		zt_store_unwatch(app->store, on_store_event, app);

@@ -18,10 +18,13 @@ struct zt_app;
  * naming the failing part in err. */
 struct zt_app *zt_app_new(struct zt_loop *loop, const struct zt_config *cfg, char *err,
                           size_t errlen);
-/* Runs until SIGTERM/SIGINT or POST /quitquitquit, then drains within the termination
- * deadline. Returns 0 or a negative error. */
+/* Runs until SIGTERM/SIGINT or POST /quitquitquit, then drains (spec §14, app/drain.h):
+ * every listener and the admin, metrics and readiness ports close at once, inbound HBONE
+ * connections get GOAWAY, open connections relay on until they end or the termination
+ * deadline; what is left is closed and counted in the last log line. A second SIGINT exits
+ * the process at once (status 0). Returns 0 or a negative error. */
 int zt_app_run(struct zt_app *app);
-/* Asks a running app to stop (as SIGTERM does). */
+/* Starts the drain as SIGTERM does. */
 void zt_app_stop(struct zt_app *app);
 void zt_app_free(struct zt_app *app);
 

@@ -1,9 +1,9 @@
 /* CreateCertificate calls on one shared HTTP/2 connection. Invariant: every call is on the
  * client's list until it ends, and it ends exactly once, through finish(), always from a loop
  * callback (never inside sign()), unless cancelled; a call that cannot go out yet waits on the
- * list for the connection being set up (dial, then TLS handshake: one at a time).
+ * list for the connection being set up (one zt_h2_connect at a time).
  * Connections outlive the client if they must: each knows its client through a pointer that
- * the client clears when it goes, and holds the TLS context it was made with. */
+ * the client clears when it goes. */
 #include "cert/ca_client.h"
 
 #include <errno.h>
@@ -13,34 +13,29 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "google/protobuf/struct.pb-c.h"
 #include "istio/ca/ca.pb-c.h"
 #include "protocol/csr.h"
-#include "protocol/dial.h"
 #include "protocol/h2.h"
+#include "protocol/h2_connect.h"
 #include "protocol/pb.h"
 #include "runtime/err.h"
 #include "runtime/log.h"
+#include "runtime/mem.h"
 
 ZT_LOG_MODULE("ca");
 
 #define IDLE_CLOSE_MS 60000 /* an unused connection is let go after this long */
 #define MAX_HOST      253
 
-/* A TLS client context shared by the client and the connections made with it, so replacing
- * the roots never frees a context under a live connection. */
-struct tls_ref {
-	struct zt_tls_client *tls;
-	unsigned refs;
-};
-
 struct ca_conn {
 	struct zt_ca_client *cl; /* NULL once the client is gone */
 	struct zt_h2_conn *h2;
-	struct tls_ref *tls;
-	struct ca_conn *prev, *next;
+	LIST_ENTRY(ca_conn) link;
 };
 
 struct call {
@@ -64,20 +59,17 @@ struct zt_ca_client {
 	struct zt_loop *loop;
 	char *host, *alt, *authority, *cluster_id;
 	uint16_t port;
-	struct tls_ref *tls;
+	struct zt_tls_client *tls; /* replaced with the roots; connections keep what they need */
 	zt_ca_token_cb token;
 	void *token_arg;
 	struct zt_grpc_md headers[ZT_CA_CLIENT_MAX_HEADERS];
 	size_t nheaders;
 	bool impersonate;
 	uint64_t timeout_ms;
-	struct ca_conn *conns; /* every live connection */
-	struct ca_conn *cur;   /* where new calls go; NULL: none usable */
-	/* connection setup: a dial, then a handshake on hs */
-	struct zt_dial *dial;
-	bool handshaking;
-	struct zt_sock hs;
-	struct zt_timer hs_timer;
+	LIST_HEAD(, ca_conn) conns; /* every live connection */
+	struct ca_conn *cur;        /* where new calls go; NULL: none usable */
+	struct zt_h2_connect *setup; /* the connection being set up, for setup_cc */
+	struct ca_conn *setup_cc;
 	struct call *head, *tail;
 	size_t ncalls;
 	struct zt_timer idle;
@@ -85,25 +77,6 @@ struct zt_ca_client {
 
 static void pump(struct zt_ca_client *cl);
 static void on_idle(struct zt_timer *t, void *arg);
-
-static struct tls_ref *tls_ref_new(struct zt_tls_client *tls)
-{
-	struct tls_ref *r = calloc(1, sizeof(*r));
-
-	if (!r)
-		abort();
-	r->tls = tls;
-	r->refs = 1;
-	return r;
-}
-
-static void tls_unref(struct tls_ref *r)
-{
-	if (r && --r->refs == 0) {
-		zt_tls_client_free(r->tls);
-		free(r);
-	}
-}
 
 static char *dup_or_null(const char *s)
 {
@@ -312,12 +285,7 @@ static void conn_unlink(struct ca_conn *cc)
 {
 	struct zt_ca_client *cl = cc->cl;
 
-	if (cc->prev)
-		cc->prev->next = cc->next;
-	else
-		cl->conns = cc->next;
-	if (cc->next)
-		cc->next->prev = cc->prev;
+	LIST_REMOVE(cc, link);
 	if (cl->cur == cc)
 		cl->cur = NULL;
 	cc->cl = NULL;
@@ -346,7 +314,6 @@ static void on_conn_close(struct zt_h2_conn *h2, const char *reason, void *arg)
 		conn_unlink(cc);
 		pump(cl);
 	}
-	tls_unref(cc->tls);
 	free(cc);
 }
 
@@ -402,80 +369,66 @@ static void setup_failed(struct zt_ca_client *cl, int err, const char *fmt, ...)
 
 static void stop_setup(struct zt_ca_client *cl)
 {
-	zt_dial_cancel(cl->dial);
-	cl->dial = NULL;
-	if (cl->handshaking) {
-		zt_timer_stop(&cl->hs_timer);
-		zt_sock_close(&cl->hs);
-		cl->handshaking = false;
-	}
+	zt_h2_connect_cancel(cl->setup);
+	cl->setup = NULL;
+	free(cl->setup_cc);
+	cl->setup_cc = NULL;
 }
 
-static void on_handshake(struct zt_sock *s, int err, void *arg)
+static void on_connect(struct zt_h2_conn *h2, const struct zt_h2_connect_result *r, void *arg)
 {
 	struct zt_ca_client *cl = arg;
-	struct zt_h2_settings set;
-	struct ca_conn *cc;
-	char why[256];
+	struct ca_conn *cc = cl->setup_cc;
 
-	zt_timer_stop(&cl->hs_timer);
-	cl->handshaking = false;
-	if (err < 0) {
-		snprintf(why, sizeof(why), "%s", zt_sock_error(s)[0] ? zt_sock_error(s) : "");
-		zt_sock_close(s);
-		setup_failed(cl, err, "TLS with %s: %s", cl->authority,
-		             why[0] ? why : zt_strerror(err));
-		return;
-	}
-	cc = calloc(1, sizeof(*cc));
-	if (!cc)
-		abort();
-	zt_h2_settings_default(&set, false);
-	if ((err = zt_h2_conn_new(&cc->h2, cl->loop, s, false, &set, &conn_cbs, cc)) < 0) {
+	cl->setup = NULL;
+	cl->setup_cc = NULL;
+	if (!h2) {
 		free(cc);
-		setup_failed(cl, err, "HTTP/2 setup failed: %s", zt_strerror(err));
+		setup_failed(cl, r->err, "connecting to %s: %s", cl->authority, r->reason);
 		return;
 	}
 	cc->cl = cl;
-	cc->tls = cl->tls;
-	cc->tls->refs++;
-	cc->next = cl->conns;
-	if (cl->conns)
-		cl->conns->prev = cc;
-	cl->conns = cc;
+	cc->h2 = h2;
+	LIST_INSERT_HEAD(&cl->conns, cc, link);
 	cl->cur = cc;
 	zt_debug("CA connection to %s up", cl->authority);
 	pump(cl);
 }
 
-static void on_hs_timeout(struct zt_timer *t, void *arg)
+static void set_nodelay(int fd, void *arg)
 {
-	struct zt_ca_client *cl = arg;
+	int one = 1;
 
-	(void)t;
-	stop_setup(cl);
-	setup_failed(cl, ZT_E_TIMEOUT, "TLS handshake with %s timed out", cl->authority);
+	(void)arg;
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
-static void on_dial(int fd, int err, void *arg)
+/* Starts setting up a connection. Returns 0 or ZT_E_RANGE. */
+static int start_setup(struct zt_ca_client *cl)
 {
-	struct zt_ca_client *cl = arg;
-	int one = 1, rc;
+	struct zt_h2_settings set;
+	struct zt_h2_connect_opts o = {
+	        .host = cl->host,
+	        .port = cl->port,
+	        .prepare = set_nodelay,
+	        .connect_timeout_ms = cl->timeout_ms,
+	        .handshake_timeout_ms = cl->timeout_ms,
+	        .tls = cl->tls,
+	        .verify_host = cl->host,
+	        .alt_host = cl->alt,
+	        .h2 = &set,
+	        .cbs = &conn_cbs,
+	};
+	int rc = 0;
 
-	cl->dial = NULL;
-	if (fd < 0) {
-		setup_failed(cl, err, "connecting to %s: %s", cl->authority, zt_strerror(err));
-		return;
+	zt_h2_settings_default(&set, false);
+	cl->setup_cc = o.cbs_arg = xcalloc(1, sizeof(*cl->setup_cc));
+	cl->setup = zt_h2_connect_start(cl->loop, &o, on_connect, cl, &rc);
+	if (!cl->setup) {
+		free(cl->setup_cc);
+		cl->setup_cc = NULL;
 	}
-	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	rc = zt_sock_start_cp_client(&cl->hs, cl->loop, fd, cl->tls->tls, cl->host, cl->alt);
-	if (rc < 0) {
-		setup_failed(cl, rc, "TLS setup: %s", zt_strerror(rc));
-		return;
-	}
-	cl->handshaking = true;
-	zt_sock_handshake(&cl->hs, on_handshake, cl);
-	zt_timer_start(cl->loop, &cl->hs_timer, cl->timeout_ms, on_hs_timeout, cl);
+	return rc;
 }
 
 /* Sends what can go out, and starts a connection when calls wait without a usable one. */
@@ -488,11 +441,9 @@ static void pump(struct zt_ca_client *cl)
 		if (!c->waiting)
 			continue;
 		if (!cl->cur) {
-			if (cl->dial || cl->handshaking)
+			if (cl->setup)
 				return;
-			cl->dial = zt_dial_start(cl->loop, cl->host, cl->port, cl->timeout_ms,
-			                         on_dial, cl, &rc);
-			if (!cl->dial) {
+			if ((rc = start_setup(cl)) < 0) {
 				c->waiting = false;
 				fail_soon(c, rc, "CreateCertificate: cannot dial %s: %s",
 				          cl->authority, zt_strerror(rc));
@@ -630,7 +581,7 @@ int zt_ca_client_new(struct zt_ca_client **out, struct zt_loop *loop,
 	if (!cl)
 		abort();
 	cl->loop = loop;
-	cl->tls = tls_ref_new(tls);
+	cl->tls = tls;
 	cl->host = dup_or_null(o->host);
 	cl->alt = dup_or_null(o->alt_hostname);
 	cl->port = o->port;
@@ -648,7 +599,7 @@ int zt_ca_client_new(struct zt_ca_client **out, struct zt_loop *loop,
 	cl->nheaders = o->nheaders;
 	cl->impersonate = o->impersonate;
 	cl->timeout_ms = o->timeout_ms ? o->timeout_ms : ZT_CA_CLIENT_TIMEOUT_MS;
-	cl->hs.fd = -1;
+	LIST_INIT(&cl->conns);
 	*out = cl;
 	return 0;
 }
@@ -661,13 +612,13 @@ void zt_ca_client_free(struct zt_ca_client *cl)
 		cancel_call(cl->head);
 	zt_timer_stop(&cl->idle);
 	stop_setup(cl);
-	while (cl->conns) {
-		struct zt_h2_conn *h2 = cl->conns->h2;
+	while (!LIST_EMPTY(&cl->conns)) {
+		struct zt_h2_conn *h2 = LIST_FIRST(&cl->conns)->h2;
 
-		conn_unlink(cl->conns);
+		conn_unlink(LIST_FIRST(&cl->conns));
 		zt_h2_conn_close(h2, "CA client closed");
 	}
-	tls_unref(cl->tls);
+	zt_tls_client_unref(cl->tls);
 	for (size_t i = 0; i < cl->nheaders; i++) {
 		free((char *)cl->headers[i].key);
 		free((char *)cl->headers[i].value);
@@ -687,8 +638,8 @@ int zt_ca_client_set_roots(struct zt_ca_client *cl, const char *roots_pem, size_
 	if ((rc = zt_tls_cp_client_new(&tls, roots_pem, roots_len, NULL)) < 0)
 		return rc;
 	stop_setup(cl);
-	tls_unref(cl->tls);
-	cl->tls = tls_ref_new(tls);
+	zt_tls_client_unref(cl->tls);
+	cl->tls = tls;
 	if (cl->cur) {
 		zt_h2_conn_shutdown(cl->cur->h2);
 		cl->cur = NULL;

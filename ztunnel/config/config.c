@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "config/proxy_config.h"
 #include "runtime/duration.h"
 #include "runtime/envcfg.h"
 #include "runtime/err.h"
@@ -32,6 +33,7 @@ static const char *const orig_src_modes[] = {"auto", "true", "false", NULL};
 static const char *const log_formats[] = {"plain", "json", NULL};
 
 #define F(field, KIND) ZT_ENVCFG_FIELD(struct zt_config, field, KIND)
+#define UNSUPPORTED    "not supported (named in a warning when set)"
 
 static const struct zt_envcfg_var vars[] = {
         {.name = "XDS_ADDRESS",
@@ -165,6 +167,50 @@ static const struct zt_envcfg_var vars[] = {
          F(log_level, STRING),
          .def = "info",
          .help = "Log spec such as info,access=debug"},
+        {.name = "ZTUNNEL_WORKER_THREADS",
+         F(worker_threads, INT),
+         .def = "2",
+         .min = 1,
+         .max = 1024,
+         .help = "Data-plane worker threads; accepted and checked, but the data plane "
+                 "currently runs on one thread"},
+        {.name = "ZTUNNEL_CPU_LIMIT",
+         F(cpu_limit, STRING),
+         .help = "CPU limit of the pod (Kubernetes quantity), for worker sizing"},
+        {.name = "ZTUNNEL_RESOURCE_CPU_LIMIT", F(resource_cpu_limit, STRING)},
+        {.name = "ZTUNNEL_RESOURCE_CPU_REQUEST", F(resource_cpu_request, STRING)},
+        {.name = "PROXY_CONFIG",
+         F(proxy_config, STRING),
+         .help = "ProxyConfig YAML (or its file path): discoveryAddress, proxyAdminPort, "
+                 "statsPort, concurrency, proxyMetadata"},
+        {.name = "ISTIO_META_ISTIO_VERSION",
+         F(istio_version, STRING),
+         .help = "Istio version: istio_build's tag and `ztunnel version`"},
+        {.name = "ENABLE_PROXY", F(enable_proxy, BOOL), .def = "true", .help = UNSUPPORTED},
+        {.name = "XDS_ON_DEMAND", F(xds_on_demand, BOOL), .def = "false", .help = UNSUPPORTED},
+        {.name = "PREFERED_SERVICE_NAMESPACE",
+         F(prefered_service_namespace, STRING),
+         .help = UNSUPPORTED},
+        {.name = "CRL_PATH", F(crl_path, STRING), .help = UNSUPPORTED},
+        {.name = "UNSTABLE_ENABLE_SOCKS5", F(socks5, BOOL), .def = "false", .help = UNSUPPORTED},
+        {.name = "LOCALHOST_APP_TUNNEL",
+         F(localhost_app_tunnel, BOOL),
+         .def = "true",
+         .help = UNSUPPORTED " when false"},
+        {.name = "ENABLE_RESPONSE_BAGGAGE",
+         F(response_baggage, BOOL),
+         .def = "true",
+         .help = UNSUPPORTED " when false"},
+        {.name = "AUTHZ_POLICY_INFO_LOGGING",
+         F(authz_policy_info_logging, BOOL),
+         .def = "false",
+         .help = UNSUPPORTED},
+        {.name = "TLS12_ENABLED", F(tls12_enabled, BOOL), .def = "false", .help = UNSUPPORTED},
+        {.name = "COMPLIANCE_POLICY", F(compliance_policy, STRING), .help = UNSUPPORTED},
+        {.name = "ISTIO_META_DNS_CAPTURE",
+         F(dns_capture, STRING),
+         .help = "DNS proxy: " UNSUPPORTED " when true"},
+        {.name = "ISTIO_META_DNS_PROXY_ADDR", F(dns_proxy_addr, STRING), .help = UNSUPPORTED},
         {.name = "ADMIN_ADDR",
          F(admin_addr, STRING),
          .def = "127.0.0.1:15000",
@@ -603,8 +649,41 @@ static void check_listen(const char *var, const char *value, bool ipv6, bool loo
 		errs_add(e, "%s=\"%.128s\": must be a loopback address", var, value);
 }
 
+/* A Kubernetes CPU quantity as the downward API renders it: "2", "0.5", "500m". */
+static bool cpu_quantity_ok(const char *s)
+{
+	size_t digits = 0, dots = 0;
+
+	for (const char *p = s; *p; p++) {
+		if (*p >= '0' && *p <= '9')
+			digits++;
+		else if (*p == '.' && !dots)
+			dots++;
+		else if (*p == 'm' && p[1] == '\0' && !dots && p != s)
+			break;
+		else
+			return false;
+	}
+	return digits > 0 && strlen(s) < 32;
+}
+
 static void check_values(struct zt_config *cfg, struct env *env, struct errs *e)
 {
+	const struct {
+		const char *name, *value;
+	} cpus[] = {{"ZTUNNEL_CPU_LIMIT", cfg->cpu_limit},
+	            {"ZTUNNEL_RESOURCE_CPU_LIMIT", cfg->resource_cpu_limit},
+	            {"ZTUNNEL_RESOURCE_CPU_REQUEST", cfg->resource_cpu_request}};
+
+	cfg->worker_threads_set = env_get("ZTUNNEL_WORKER_THREADS", env) != NULL;
+	for (size_t i = 0; i < sizeof(cpus) / sizeof(cpus[0]); i++)
+		if (cpus[i].value && !cpu_quantity_ok(cpus[i].value))
+			errs_add(e, "%s=\"%.32s\": expected a CPU quantity such as 2, 0.5 or 500m",
+			         cpus[i].name, cpus[i].value);
+	if (cfg->dns_capture && strcmp(cfg->dns_capture, "true") &&
+	    strcmp(cfg->dns_capture, "false"))
+		errs_add(e, "ISTIO_META_DNS_CAPTURE=\"%.32s\": expected true or false",
+		         cfg->dns_capture);
 	struct zt_ip ip;
 	char saved[1024], why[256];
 
@@ -659,14 +738,72 @@ static void check_values(struct zt_config *cfg, struct env *env, struct errs *e)
 	check_listen("STATS_ADDR", cfg->stats_addr, cfg->ipv6_enabled, false, &cfg->stats, e);
 }
 
+#define MAX_PROXY_CONFIG (1u << 20)
+
+/* PROXY_CONFIG, then the mesh config's defaultConfig, as entries after the real environment
+ * (lower precedence: env_get returns the first). */
+static void load_proxy_config(struct env *env, struct zt_proxy_config_env *pce, struct errs *e)
+{
+	const char *pc = env_get("PROXY_CONFIG", env);
+	char why[512], what[300];
+	char *text = NULL;
+	size_t len = 0;
+	int rc;
+
+	if (pc && *pc) {
+		if (pc[0] == '/' || (pc[0] == '.' && pc[1] == '/')) {
+			snprintf(what, sizeof(what), "PROXY_CONFIG file %.256s", pc);
+			if ((rc = zt_file_read(pc, MAX_PROXY_CONFIG, &text, &len)) < 0) {
+				errs_add(e, "%s: cannot read it: %s", what, zt_strerror(rc));
+				return;
+			}
+			rc = zt_proxy_config_parse(what, text, len, pce, why, sizeof(why));
+			free(text);
+		} else {
+			rc = zt_proxy_config_parse("PROXY_CONFIG", pc, strlen(pc), pce, why,
+			                           sizeof(why));
+		}
+		if (rc < 0)
+			errs_add(e, "%s", why);
+	}
+	if (access(ZT_PROXY_CONFIG_MESH_FILE, R_OK) == 0) {
+		if ((rc = zt_file_read(ZT_PROXY_CONFIG_MESH_FILE, MAX_PROXY_CONFIG, &text, &len)) <
+		    0) {
+			errs_add(e, "mesh config %s: %s", ZT_PROXY_CONFIG_MESH_FILE, zt_strerror(rc));
+			return;
+		}
+		rc = zt_proxy_config_parse_mesh("mesh config " ZT_PROXY_CONFIG_MESH_FILE, text, len,
+		                                pce, why, sizeof(why));
+		free(text);
+		if (rc < 0)
+			errs_add(e, "%s", why);
+	}
+}
+
 int zt_config_load(struct zt_config *cfg, char **envp, char *err, size_t errlen)
 {
 	struct env env = {envp ? envp : environ};
 	struct errs e = {err, errlen, 0};
+	struct zt_proxy_config_env pce = {0};
+	char **merged = NULL;
+	int rc = 0;
 
 	if (err && errlen)
 		err[0] = '\0';
 	memset(cfg, 0, sizeof(*cfg));
+	load_proxy_config(&env, &pce, &e);
+	if (pce.n) {
+		size_t n = 0;
+		while (env.v && env.v[n])
+			n++;
+		merged = calloc(n + pce.n + 1, sizeof(*merged));
+		if (!merged)
+			abort();
+		if (n)
+			memcpy(merged, env.v, n * sizeof(*merged));
+		memcpy(merged + n, pce.v, pce.n * sizeof(*merged));
+		env.v = merged;
+	}
 	zt_envcfg_load(vars, NVARS, cfg, env_get, &env, errs_add_cb, &e);
 	check_endpoints(cfg, &env, &e);
 	check_workload_info(cfg, &e);
@@ -678,9 +815,55 @@ int zt_config_load(struct zt_config *cfg, char **envp, char *err, size_t errlen)
 	build_node_id(cfg);
 	if (e.count) {
 		zt_config_clear(cfg);
-		return ZT_E_PARSE;
+		rc = ZT_E_PARSE;
 	}
-	return 0;
+	free(merged);
+	zt_proxy_config_env_clear(&pce);
+	return rc;
+}
+
+static bool set(const char *s)
+{
+	return s && *s;
+}
+
+size_t zt_config_unsupported(const struct zt_config *cfg, char *out, size_t len, bool *refuse)
+{
+	const struct {
+		bool on, refuse;
+		const char *what;
+	} u[] = {
+	        {!cfg->enable_proxy, true, "ENABLE_PROXY=false"},
+	        {cfg->xds_on_demand, false, "XDS_ON_DEMAND=true"},
+	        {set(cfg->prefered_service_namespace), false, "PREFERED_SERVICE_NAMESPACE"},
+	        {set(cfg->crl_path), true, "CRL_PATH"},
+	        {cfg->socks5, true, "UNSTABLE_ENABLE_SOCKS5=true"},
+	        {!cfg->localhost_app_tunnel, false, "LOCALHOST_APP_TUNNEL=false"},
+	        {!cfg->response_baggage, false, "ENABLE_RESPONSE_BAGGAGE=false"},
+	        {cfg->authz_policy_info_logging, false, "AUTHZ_POLICY_INFO_LOGGING=true"},
+	        {cfg->tls12_enabled, false, "TLS12_ENABLED=true"},
+	        {set(cfg->compliance_policy), true, "COMPLIANCE_POLICY"},
+	        {cfg->dns_capture && !strcmp(cfg->dns_capture, "true"), false,
+	         "ISTIO_META_DNS_CAPTURE=true"},
+	        {set(cfg->dns_proxy_addr), false, "ISTIO_META_DNS_PROXY_ADDR"},
+	};
+	size_t n = 0, off = 0;
+
+	if (refuse)
+		*refuse = false;
+	if (len)
+		out[0] = '\0';
+	for (size_t i = 0; i < sizeof(u) / sizeof(u[0]); i++) {
+		if (!u[i].on)
+			continue;
+		n++;
+		if (refuse && u[i].refuse)
+			*refuse = true;
+		if (off < len)
+			off += (size_t)snprintf(out + off, len - off, "%s%s", off ? ", " : "",
+			                        u[i].what);
+	}
+	return n;
 }
 
 static void headers_free(struct zt_config_header *h, size_t n)
@@ -716,6 +899,14 @@ void zt_config_help(FILE *out)
 	             "  ISTIO_META_<key>=<value>    node metadata string sent to istiod\n"
 	             "  ISTIO_METAJSON_<key>=<json> node metadata JSON value sent to istiod\n"
 	             "  KUBERNETES_SERVICE_HOST     selects the in-cluster istiod default\n");
+	/* The Helm chart sets these for the Rust ztunnel (spec §16); listed so a manifest check
+	 * can tell them from a misspelt variable. */
+	fprintf(out, "\nAccepted from the Helm chart, no effect in this build:\n"
+	             "  RUST_BACKTRACE\n"
+	             "  INPOD_ENABLED                 in-pod mode is PROXY_MODE=shared\n"
+	             "  ZTUNNEL_CPU_LIMIT             one event-loop thread, whatever the CPU sizing\n"
+	             "  ZTUNNEL_RESOURCE_CPU_REQUEST\n"
+	             "  ZTUNNEL_RESOURCE_CPU_LIMIT\n");
 }
 
 /* ---- token and roots --------------------------------------------------------------------- */

@@ -71,6 +71,16 @@ struct zt_config {
 	int log_format;  /* enum zt_config_log_format */
 	char *log_level; /* log spec (runtime/log.h); RUST_LOG when ZTUNNEL_LOG_LEVEL unset */
 	char *admin_addr, *readiness_addr, *stats_addr;
+	int64_t worker_threads; /* checked; the data plane runs on one thread */
+	bool worker_threads_set; /* derived: given (env, PROXY_CONFIG concurrency) */
+	char *cpu_limit, *resource_cpu_limit, *resource_cpu_request; /* checked quantities */
+	char *proxy_config;                                          /* as given */
+	char *istio_version;
+	/* read so that a value this implementation lacks is named (zt_config_unsupported) */
+	bool enable_proxy, xds_on_demand, socks5, localhost_app_tunnel, response_baggage;
+	bool authz_policy_info_logging, tls12_enabled;
+	char *prefered_service_namespace, *crl_path, *compliance_policy;
+	char *dns_capture, *dns_proxy_addr;
 
 	/* ---- derived by zt_config_load() ---- */
 	struct zt_config_endpoint xds, ca;
@@ -88,11 +98,19 @@ struct zt_config {
 };
 
 /* Loads cfg from env (environ-style "NAME=value" strings, NULL-terminated; NULL: the process
- * environment). The first occurrence of a name counts. cfg is overwritten without being
+ * environment), then from PROXY_CONFIG and the mesh config file for what env leaves unset
+ * (config/proxy_config.h). The first occurrence of a name counts. cfg is overwritten without being
  * freed: pass a zeroed or cleared struct. Every problem is reported, each message naming its
  * variable, joined with "; " into err (truncated to errlen). On failure cfg is left cleared.
  * Returns 0 or ZT_E_PARSE. */
 int zt_config_load(struct zt_config *cfg, char **env, char *err, size_t errlen);
+
+/* The settings of the reference ztunnel (spec §9.1) given a value this implementation does
+ * not support, comma-separated into out (e.g. "CRL_PATH, XDS_ON_DEMAND=true"). *refuse
+ * (may be NULL) becomes true when one of them would change behaviour a user relies on
+ * (ENABLE_PROXY=false, CRL_PATH, UNSTABLE_ENABLE_SOCKS5=true, COMPLIANCE_POLICY): --check-config
+ * fails then. Returns how many. */
+size_t zt_config_unsupported(const struct zt_config *cfg, char *out, size_t len, bool *refuse);
 
 /* Frees everything cfg owns and zeroes it. Accepts a zeroed struct. */
 void zt_config_clear(struct zt_config *cfg);

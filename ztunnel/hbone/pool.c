@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "protocol/h2_connect.h"
 #include "runtime/err.h"
 #include "runtime/live.h"
 #include "runtime/log.h"
@@ -28,8 +29,8 @@ ZT_LIVE_DEFINE(pool_request);
 #define MAX_HEADERS 64 /* as many as one HTTP/2 header block of ours carries */
 
 enum pc_state {
-	PC_CONNECTING, /* TCP connect in progress */
-	PC_TLS,        /* TLS handshake */
+	PC_CONNECTING, /* the connector runs: TCP connect, then PC_TLS */
+	PC_TLS,        /* (only shown: the connector's TLS handshake) */
 	PC_STARTING,   /* HTTP/2 open, peer SETTINGS not seen: one stream at most */
 	PC_READY,
 	PC_DRAINING, /* GOAWAY, idle eviction or a failed stream open: never handed out */
@@ -64,9 +65,9 @@ struct pconn {
 	struct pkey *key;
 	struct pconn *prev, *next;
 	enum pc_state state;
-	struct zt_sock sock; /* until the HTTP/2 connection takes it over */
+	struct zt_h2_connect *conn; /* until it hands over h2 */
 	struct zt_h2_conn *h2;
-	struct zt_timer timer; /* connect / handshake timeout, then idle eviction */
+	struct zt_timer timer; /* SETTINGS timeout, then idle eviction */
 	struct zt_defer reap;
 	uint64_t started_ms, used_ms, streams_total;
 	struct zt_spiffe peer;
@@ -456,7 +457,8 @@ static void fail_early(struct pconn *pc, int err, enum zt_pool_flag flag, const 
 	zt_debug("connection failed: %s (%s)", pc->reason, zt_pool_flag_name(flag));
 	go_state(pc, PC_FAILED);
 	p->stats.failed++;
-	zt_sock_close(&pc->sock);
+	zt_h2_connect_cancel(pc->conn);
+	pc->conn = NULL;
 	zt_timer_stop(&pc->timer);
 	zt_defer_start(p->loop, &pc->reap, on_reap, pc);
 }
@@ -540,16 +542,6 @@ static void on_pc_timer(struct zt_timer *t, void *arg)
 
 	(void)t;
 	switch (pc->state) {
-	case PC_CONNECTING:
-		fail_early(pc, ZT_E_TIMEOUT, ZT_POOL_FLAG_NETWORK_POLICY,
-		           "connect timed out after %llu ms",
-		           (unsigned long long)p->opts.connect_timeout_ms);
-		break;
-	case PC_TLS:
-		fail_early(pc, ZT_E_TIMEOUT, ZT_POOL_FLAG_TLS_FAILURE,
-		           "TLS handshake timed out after %llu ms",
-		           (unsigned long long)p->opts.handshake_timeout_ms);
-		break;
 	case PC_STARTING:
 		pc->err = ZT_E_TIMEOUT;
 		pc->flag = ZT_POOL_FLAG_H2_HANDSHAKE_FAILURE;
@@ -573,60 +565,52 @@ static void on_pc_timer(struct zt_timer *t, void *arg)
 	}
 }
 
-static void on_handshake(struct zt_sock *s, int err, void *arg)
+/* The response flag of a failed connection attempt (spec §8.1). */
+static enum zt_pool_flag flag_of(const struct zt_h2_connect_result *r)
+{
+	switch (r->stage) {
+	case ZT_H2_CONNECT_TCP:
+		return r->err == ZT_E_TIMEOUT ? ZT_POOL_FLAG_NETWORK_POLICY : ZT_POOL_FLAG_CONNECT;
+	case ZT_H2_CONNECT_TLS:
+		return r->err == ZT_E_IDENTITY ? ZT_POOL_FLAG_IDENTITY_ERROR
+		                               : ZT_POOL_FLAG_TLS_FAILURE;
+	case ZT_H2_CONNECT_H2:
+	default:
+		return ZT_POOL_FLAG_H2_HANDSHAKE_FAILURE;
+	}
+}
+
+static void on_connect(struct zt_h2_conn *h2, const struct zt_h2_connect_result *r, void *arg)
 {
 	struct pconn *pc = arg;
 	struct pkey *k = pc->key;
 	struct zt_pool *p = k->pool;
-	const struct zt_spiffe *peer;
+	uint64_t left = p->opts.handshake_timeout_ms;
 
-	if (err < 0) {
-		const char *why = zt_sock_error(s);
-		fail_early(pc, err,
-		           err == ZT_E_IDENTITY ? ZT_POOL_FLAG_IDENTITY_ERROR
-		                                : ZT_POOL_FLAG_TLS_FAILURE,
-		           "TLS handshake failed: %s", why[0] ? why : zt_strerror(err));
+	pc->conn = NULL;
+	if (!h2) {
+		fail_early(pc, r->err, flag_of(r), "%s", r->reason);
 		return;
 	}
-	peer = zt_tls_conn_peer(s->tls);
-	if (peer) {
-		pc->peer = *peer;
+	if (r->peer) {
+		pc->peer = *r->peer;
 		pc->has_peer = true;
 	}
-	err = zt_h2_conn_new(&pc->h2, p->loop, &pc->sock, false, &p->opts.h2, &h2_cbs, pc);
-	if (err < 0) {
-		fail_early(pc, err, ZT_POOL_FLAG_H2_HANDSHAKE_FAILURE, "HTTP/2 start failed: %s",
-		           zt_strerror(err));
-		return;
-	}
+	pc->h2 = h2;
 	go_state(pc, PC_STARTING);
+	/* The TLS handshake and the peer's first SETTINGS share one deadline. */
+	left = r->handshake_ms < left ? left - r->handshake_ms : 1;
+	zt_timer_start(p->loop, &pc->timer, left, on_pc_timer, pc);
 	schedule_dispatch(k);
 }
 
-static void on_connected(struct zt_sock *s, unsigned events, void *arg)
+/* A non-blocking TCP socket with the options of spec §1.2, bound to the key's source IP when
+ * it is set. */
+static int make_socket(int family, const char **what, void *arg)
 {
 	struct pconn *pc = arg;
-	struct zt_pool *p = pc->key->pool;
-	int soerr = 0;
-	socklen_t sl = sizeof(soerr);
-
-	(void)events;
-	if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0)
-		soerr = errno;
-	if (soerr) {
-		fail_early(pc, -soerr, ZT_POOL_FLAG_CONNECT, "connect: %s", strerror(soerr));
-		return;
-	}
-	zt_sock_want(s, 0);
-	go_state(pc, PC_TLS);
-	zt_timer_start(p->loop, &pc->timer, p->opts.handshake_timeout_ms, on_pc_timer, pc);
-	zt_sock_handshake(s, on_handshake, pc);
-}
-
-/* A non-blocking TCP socket with the options of spec §1.2, bound to src when it is set. */
-static int make_socket(struct zt_pool *p, int family, const struct zt_ip *src, const char **what)
-{
-	const struct zt_pool_opts *o = &p->opts;
+	const struct zt_pool_opts *o = &pc->key->pool->opts;
+	const struct zt_ip *src = &pc->key->src_ip;
 	int fd, err = 0;
 
 	*what = "socket";
@@ -664,13 +648,24 @@ static void start_conn(struct pkey *k)
 {
 	struct zt_pool *p = k->pool;
 	struct pconn *pc = xcalloc(1, sizeof(*pc));
-	struct zt_tls_conn *tc = NULL;
-	const char *what;
-	int fd, err;
+	struct zt_h2_connect_opts o = {
+	        .addr = k->dst,
+	        .socket_cb = make_socket,
+	        .sock_arg = pc,
+	        .connect_timeout_ms = p->opts.connect_timeout_ms,
+	        .handshake_timeout_ms = p->opts.handshake_timeout_ms,
+	        .tls = p->tls,
+	        .identity = k->id,
+	        .expected = k->dst_ids,
+	        .n_expected = k->n_dst,
+	        .h2 = &p->opts.h2,
+	        .cbs = &h2_cbs,
+	        .cbs_arg = pc,
+	};
+	int err = 0;
 
 	pc->key = k;
 	pc->state = PC_CONNECTING;
-	pc->sock.fd = -1;
 	pc->started_ms = pc->used_ms = zt_loop_now(p->loop);
 	pc->prev = k->tail;
 	if (k->tail)
@@ -682,27 +677,9 @@ static void start_conn(struct pkey *k)
 	p->stats.connects++;
 	zt_live_inc(&zt_live_pool_connection);
 
-	fd = make_socket(p, k->dst.ip.family, &k->src_ip, &what);
-	if (fd < 0) {
-		fail_early(pc, fd, ZT_POOL_FLAG_CONNECT, "%s: %s", what, zt_strerror(fd));
-		return;
-	}
-	if ((err = zt_sockopt_connect(fd, &k->dst)) < 0) {
-		close(fd);
+	pc->conn = zt_h2_connect_start(p->loop, &o, on_connect, pc, &err);
+	if (!pc->conn)
 		fail_early(pc, err, ZT_POOL_FLAG_CONNECT, "connect: %s", zt_strerror(err));
-		return;
-	}
-	err = zt_tls_conn_client_new(&tc, p->tls, fd, k->id, k->dst_ids, k->n_dst);
-	if (err == 0)
-		err = zt_sock_start(&pc->sock, p->loop, fd, tc, on_connected, pc);
-	if (err < 0) {
-		zt_tls_conn_free(tc);
-		close(fd);
-		fail_early(pc, err, ZT_POOL_FLAG_TLS_FAILURE, "TLS setup: %s", zt_strerror(err));
-		return;
-	}
-	zt_sock_want(&pc->sock, ZT_IO_WRITE);
-	zt_timer_start(p->loop, &pc->timer, p->opts.connect_timeout_ms, on_pc_timer, pc);
 }
 
 /* ---- dispatch ---------------------------------------------------------------------------- */
@@ -800,7 +777,7 @@ static void pool_maybe_release(struct zt_pool *p)
 {
 	if (!p->closed || p->releasing || p->nconns || p->nkeys)
 		return;
-	zt_tls_client_free(p->tls);
+	zt_tls_client_unref(p->tls);
 	free(p->buckets);
 	free(p);
 }
@@ -834,7 +811,7 @@ void zt_pool_free(struct zt_pool *p)
 					/* Closes from the loop; on_h2_close unlinks it. */
 					zt_h2_conn_close(pc->h2, "pool closed");
 				} else {
-					zt_sock_close(&pc->sock);
+					zt_h2_connect_cancel(pc->conn);
 					conn_unlink(pc);
 				}
 			}
@@ -925,7 +902,12 @@ static json_t *spiffe_json(const struct zt_spiffe *id)
 
 static json_t *conn_json(const struct pconn *pc, uint64_t now)
 {
-	return json_pack("{s:s, s:I, s:I, s:I, s:o, s:I, s:I}", "state", state_names[pc->state],
+	enum pc_state st = pc->state == PC_CONNECTING && pc->conn &&
+	                                   zt_h2_connect_stage(pc->conn) != ZT_H2_CONNECT_TCP
+	                           ? PC_TLS
+	                           : pc->state;
+
+	return json_pack("{s:s, s:I, s:I, s:I, s:o, s:I, s:I}", "state", state_names[st],
 	                 "streams", (json_int_t)(pc->h2 ? zt_h2_conn_streams(pc->h2) : 0),
 	                 "max_streams", (json_int_t)(pc->h2 ? stream_limit(pc) : 0),
 	                 "streams_total", (json_int_t)pc->streams_total, "peer",

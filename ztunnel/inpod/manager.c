@@ -250,6 +250,32 @@ void zt_podmgr_free(struct zt_podmgr *m)
 	free(m);
 }
 
+void zt_podmgr_drain(struct zt_podmgr *m)
+{
+	size_t pos = 0;
+	void *v;
+
+	zt_timer_stop(&m->retry);
+	while (zt_hmap_next(&m->pods, &pos, NULL, &v)) {
+		struct pod *p = v;
+		if (p->proxy)
+			zt_proxy_drain(p->proxy);
+	}
+}
+
+size_t zt_podmgr_open(const struct zt_podmgr *m)
+{
+	size_t pos = 0, n = 0;
+	void *v;
+
+	while (zt_hmap_next(&m->pods, &pos, NULL, &v)) {
+		const struct pod *p = v;
+		if (p->proxy)
+			n += zt_proxy_open(p->proxy);
+	}
+	return n;
+}
+
 static bool fits(const char *s, size_t size)
 {
 	return s && strlen(s) < size;

@@ -67,6 +67,12 @@ int zt_podmgr_del(struct zt_podmgr *m, const char *uid);
  * Returns how many were removed. */
 size_t zt_podmgr_retain(struct zt_podmgr *m, zt_podmgr_keep_cb keep, void *arg);
 
+/* Graceful drain of every running pod proxy (zt_proxy_drain; spec §14): listeners closed,
+ * connections left to end; pending pods are no longer retried. */
+void zt_podmgr_drain(struct zt_podmgr *m);
+/* Connections still open across every pod proxy (zt_proxy_open). */
+size_t zt_podmgr_open(const struct zt_podmgr *m);
+
 /* Readiness inputs from the ZDS client: whether the current connection's snapshot was
  * received, and a fatal error (the ZDS loop stopped; never ready again; reason copied). */
 void zt_podmgr_set_snapshot(struct zt_podmgr *m, bool received);

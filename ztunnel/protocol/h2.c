@@ -57,6 +57,7 @@ struct zt_h2_conn {
 	struct zt_defer flush;
 	struct zt_defer finish;
 	struct zt_timer ping_timer;
+	struct zt_timer goaway_timer; /* server: shutdown notice sent, final GOAWAY pending */
 	uint64_t ping_sent_ms;	   /* 0 when no PING is outstanding */
 	size_t nstreams;
 	struct zt_h2_stream *streams;
@@ -519,6 +520,7 @@ static void fail(struct zt_h2_conn *c, const char *reason)
 	zt_debug("connection closing: %s", reason);
 	zt_defer_stop(&c->flush);
 	zt_timer_stop(&c->ping_timer);
+	zt_timer_stop(&c->goaway_timer);
 	zt_sock_close(&c->sock);
 	zt_defer_start(c->loop, &c->finish, on_finish, c);
 }
@@ -528,15 +530,37 @@ void zt_h2_conn_close(struct zt_h2_conn *c, const char *reason)
 	fail(c, reason);
 }
 
-void zt_h2_conn_shutdown(struct zt_h2_conn *c)
+static void final_goaway(struct zt_h2_conn *c)
 {
-	if (c->closing || c->goaway_sent)
-		return;
 	c->goaway_sent = true;
 	nghttp2_submit_goaway(c->ng, NGHTTP2_FLAG_NONE,
 			      nghttp2_session_get_last_proc_stream_id(c->ng), NGHTTP2_NO_ERROR,
 			      NULL, 0);
 	schedule_flush(c);
+}
+
+static void on_goaway_timer(struct zt_timer *t, void *arg)
+{
+	struct zt_h2_conn *c = arg;
+
+	(void)t;
+	if (!c->closing && !c->goaway_sent)
+		final_goaway(c);
+}
+
+void zt_h2_conn_shutdown(struct zt_h2_conn *c)
+{
+	if (c->closing || c->goaway_sent || zt_timer_active(&c->goaway_timer))
+		return;
+	/* A server first announces the shutdown with the largest stream id, so requests already
+	 * on the way are still served, and names the real last stream a moment later (RFC 9113
+	 * section 6.8). */
+	if (c->server && nghttp2_submit_shutdown_notice(c->ng) == 0) {
+		zt_timer_start(c->loop, &c->goaway_timer, ZT_H2_GOAWAY_GRACE_MS, on_goaway_timer, c);
+		schedule_flush(c);
+		return;
+	}
+	final_goaway(c);
 }
 
 size_t zt_h2_conn_streams(const struct zt_h2_conn *c)

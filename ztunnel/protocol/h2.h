@@ -77,7 +77,9 @@ struct zt_h2_conn_cbs {
  * on error the socket is closed. */
 int zt_h2_conn_new(struct zt_h2_conn **out, struct zt_loop *loop, struct zt_sock *s, bool server,
 		   const struct zt_h2_settings *set, const struct zt_h2_conn_cbs *cbs, void *arg);
-/* Graceful: GOAWAY, no new streams; closes when the last stream ends. */
+/* Graceful: GOAWAY, no new streams; closes when the last stream ends. A server sends the
+ * shutdown notice first and the final GOAWAY ZT_H2_GOAWAY_GRACE_MS later. */
+#define ZT_H2_GOAWAY_GRACE_MS 1000
 void zt_h2_conn_shutdown(struct zt_h2_conn *c);
 /* Immediate: every stream gets on_close(CANCEL), then the connection's on_close(reason). */
 void zt_h2_conn_close(struct zt_h2_conn *c, const char *reason);

@@ -208,20 +208,3 @@ void zt_sock_close(struct zt_sock *s)
 	s->fd = -1;
 	s->hs_cb = NULL;
 }
-
-int zt_sock_start_cp_client(struct zt_sock *s, struct zt_loop *loop, int fd,
-                            struct zt_tls_client *cli, const char *host, const char *alt)
-{
-	struct zt_tls_conn *tc = NULL;
-	int rc = zt_tls_conn_cp_client_new(&tc, cli, fd, host);
-
-	if (rc == 0 && alt)
-		rc = zt_tls_conn_cp_set_alt_host(tc, alt);
-	if (rc == 0)
-		rc = zt_sock_start(s, loop, fd, tc, NULL, NULL);
-	if (rc < 0) {
-		zt_tls_conn_free(tc);
-		close(fd);
-	}
-	return rc;
-}

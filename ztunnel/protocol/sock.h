@@ -35,12 +35,6 @@ struct zt_sock {
  * on failure nothing is owned. */
 int zt_sock_start(struct zt_sock *s, struct zt_loop *loop, int fd, struct zt_tls_conn *tls,
                   zt_sock_cb cb, void *arg);
-struct zt_tls_client;
-/* Control-plane client socket: wraps fd (connected, non-blocking; always taken, closed on
- * failure) in a zt_tls_conn_cp_client_new() connection verifying host, also accepting alt
- * (NULL: none), and starts s on it. Returns 0 or the TLS/socket error. */
-int zt_sock_start_cp_client(struct zt_sock *s, struct zt_loop *loop, int fd,
-                            struct zt_tls_client *cli, const char *host, const char *alt);
 /* Sets the readiness the owner waits for (ZT_IO_READ|ZT_IO_WRITE, may be 0). */
 void zt_sock_want(struct zt_sock *s, unsigned events);
 /* Replaces the readiness callback (for handing a socket from a connector to its user). */

@@ -51,6 +51,7 @@ struct zt_tls_server {
 
 struct zt_tls_client {
 	SSL_CTX *ctx;
+	atomic_uint refs;
 };
 
 enum conn_state { HANDSHAKE, OPEN, FAILED };
@@ -567,13 +568,21 @@ int zt_tls_client_new(struct zt_tls_client **out, const struct zt_tls_opts *opts
 		free(cli);
 		return rc;
 	}
+	atomic_init(&cli->refs, 1);
 	*out = cli;
 	return 0;
 }
 
-void zt_tls_client_free(struct zt_tls_client *cli)
+struct zt_tls_client *zt_tls_client_ref(struct zt_tls_client *cli)
 {
-	if (!cli)
+	if (cli)
+		atomic_fetch_add(&cli->refs, 1);
+	return cli;
+}
+
+void zt_tls_client_unref(struct zt_tls_client *cli)
+{
+	if (!cli || atomic_fetch_sub(&cli->refs, 1) != 1)
 		return;
 	SSL_CTX_free(cli->ctx);
 	free(cli);
@@ -890,7 +899,7 @@ int zt_tls_cp_client_new(struct zt_tls_client **out, const char *roots, size_t r
 	sk_X509_pop_free(certs, X509_free);
 	ERR_clear_error();
 	if (rc < 0) {
-		zt_tls_client_free(cli);
+		zt_tls_client_unref(cli);
 		return rc;
 	}
 	*out = cli;

@@ -74,10 +74,15 @@ struct zt_tls_identity *zt_tls_server_identity(struct zt_tls_server *srv);
 
 /* Client context: same versions and suites, offers ALPN h2 and requires it, sends no SNI,
  * no session resumption, no host name checks. The identity and the expected server identities
- * are given per connection. opts may be NULL. Returns 0, ZT_E_UNSUPPORTED or ZT_E_TLS. */
+ * are given per connection. opts may be NULL. Returns 0, ZT_E_UNSUPPORTED or ZT_E_TLS.
+ * Client contexts are reference-counted (atomically): *out holds the first reference. A
+ * connection keeps what it needs of its context, so the last reference may go while
+ * connections made from it are still open (e.g. when the roots are replaced). */
 int zt_tls_client_new(struct zt_tls_client **out, const struct zt_tls_opts *opts);
-/* Accepts NULL. Connections created from cli must be freed first. */
-void zt_tls_client_free(struct zt_tls_client *cli);
+/* A new reference to cli (returned; NULL stays NULL). */
+struct zt_tls_client *zt_tls_client_ref(struct zt_tls_client *cli);
+/* Drops a reference; the last one frees the context. Accepts NULL. */
+void zt_tls_client_unref(struct zt_tls_client *cli);
 
 /* ---- connections ------------------------------------------------------------------------ */
 

@@ -94,6 +94,7 @@ struct zt_inbound {
 	size_t n_hconns;
 	uint64_t wait_ms;
 	bool watching;
+	bool draining; /* listeners closed; HBONE connections get GOAWAY (spec §14) */
 	struct zt_inbound_stats st; /* counters only; the sizes are computed on demand */
 };
 
@@ -742,6 +743,8 @@ static void on_handshake(struct zt_sock *s, int err, void *arg)
 		return;
 	}
 	h->state = H_SERVING;
+	if (in->draining)
+		zt_h2_conn_shutdown(h->conn);
 }
 
 static void on_handshake_timeout(struct zt_timer *t, void *arg)
@@ -1051,6 +1054,38 @@ int zt_inbound_start(struct zt_proxy *p, char *err, size_t errlen)
 fail:
 	zt_inbound_stop(p);
 	return rc;
+}
+
+void zt_inbound_drain(struct zt_proxy *p)
+{
+	struct zt_inbound *in = p->in;
+
+	if (!in || in->draining)
+		return;
+	in->draining = true;
+	/* Connections the kernel already queued would be reset by the close: take them. */
+	if (in->plain_fd >= 0)
+		on_plain_accept(&in->plain_io, ZT_IO_READ, in);
+	if (in->hbone_fd >= 0)
+		on_hbone_accept(&in->hbone_io, ZT_IO_READ, in);
+	stop_listener(&in->plain_io, &in->plain_fd);
+	stop_listener(&in->hbone_io, &in->hbone_fd);
+	/* Shutting one down may close it (no streams) from the loop, never from here. */
+	for (struct hconn *h = in->hconns; h; h = h->next)
+		if (h->state == H_SERVING)
+			zt_h2_conn_shutdown(h->conn);
+}
+
+size_t zt_inbound_open(const struct zt_proxy *p)
+{
+	const struct zt_inbound *in = p->in;
+	size_t n = 0;
+
+	if (!in)
+		return 0;
+	for (const struct conn *c = in->conns; c; c = c->next)
+		n++;
+	return n;
 }
 
 void zt_inbound_stop(struct zt_proxy *p)

@@ -32,6 +32,11 @@ int zt_inbound_start(struct zt_proxy *p, char *err, size_t errlen);
 void zt_inbound_stop(struct zt_proxy *p);
 /* For /config_dump (new reference). */
 json_t *zt_inbound_dump(const struct zt_proxy *p);
+/* Drain (spec §14): closes the listeners and sends GOAWAY on every serving HBONE connection
+ * (and on those whose handshake completes later); proxied connections go on. */
+void zt_inbound_drain(struct zt_proxy *p);
+/* Proxied inbound connections of p not yet closed. */
+size_t zt_inbound_open(const struct zt_proxy *p);
 
 struct zt_inbound_stats {
 	size_t hbone_conns;      /* TLS/HTTP/2 connections: held, handshaking or serving */

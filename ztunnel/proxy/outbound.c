@@ -654,16 +654,33 @@ int zt_outbound_start(struct zt_proxy *p, char *err, size_t errlen)
 	return 0;
 }
 
+void zt_outbound_drain(struct zt_proxy *p)
+{
+	struct zt_outbound *out = p->out;
+
+	if (!out || out->lfd < 0)
+		return;
+	/* Connections the kernel already queued on this listener would be reset by the close:
+	 * take them (spec §15: during an upgrade the new instance gets the rest). */
+	on_accept(&out->lio, ZT_IO_READ, out);
+	zt_io_stop(&out->lio);
+	zt_timer_stop(&out->pause);
+	close(out->lfd);
+	out->lfd = -1;
+}
+
+size_t zt_outbound_open(const struct zt_proxy *p)
+{
+	return p->out ? p->out->n : 0;
+}
+
 void zt_outbound_stop(struct zt_proxy *p)
 {
 	struct zt_outbound *out = p->out;
 
 	if (!out)
 		return;
-	zt_io_stop(&out->lio);
-	zt_timer_stop(&out->pause);
-	close(out->lfd);
-	out->lfd = -1;
+	zt_outbound_drain(p);
 	while (out->head) {
 		struct conn *c = out->head;
 

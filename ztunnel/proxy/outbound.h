@@ -14,5 +14,9 @@ int zt_outbound_start(struct zt_proxy *p, char *err, size_t errlen);
 void zt_outbound_stop(struct zt_proxy *p);
 /* For /config_dump (new reference). */
 json_t *zt_outbound_dump(const struct zt_proxy *p);
+/* Closes the listener only; open connections go on (drain, spec §14). */
+void zt_outbound_drain(struct zt_proxy *p);
+/* Outbound connections of p not yet closed. */
+size_t zt_outbound_open(const struct zt_proxy *p);
 
 #endif

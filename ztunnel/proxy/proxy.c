@@ -109,6 +109,19 @@ void zt_proxy_free(struct zt_proxy *p)
 	free(p);
 }
 
+void zt_proxy_drain(struct zt_proxy *p)
+{
+	if (!p)
+		return;
+	zt_outbound_drain(p);
+	zt_inbound_drain(p);
+}
+
+size_t zt_proxy_open(const struct zt_proxy *p)
+{
+	return zt_outbound_open(p) + zt_inbound_open(p);
+}
+
 json_t *zt_proxy_dump(const struct zt_proxy *p)
 {
 	return json_pack("{s:s, s:s, s:s, s:s, s:b, s:o, s:o, s:o}", "namespace", p->ns, "name",

@@ -23,6 +23,13 @@ int zt_proxy_new(struct zt_proxy **out, struct zt_proxy_ctx *ctx, const char *ns
                  size_t errlen);
 /* Closes the listeners and every connection of this workload. Accepts NULL. */
 void zt_proxy_free(struct zt_proxy *p);
+/* Graceful drain (spec §14): closes every listener at once and sends GOAWAY on the inbound
+ * HBONE connections (no new streams); what is already proxied keeps relaying until it ends
+ * or zt_proxy_free. Idempotent; accepts NULL. */
+void zt_proxy_drain(struct zt_proxy *p);
+/* Proxied connections of p still open, inbound and outbound (an inbound HBONE connection
+ * is not one: after GOAWAY it closes with its last stream). */
+size_t zt_proxy_open(const struct zt_proxy *p);
 json_t *zt_proxy_dump(const struct zt_proxy *p);
 
 #endif

@@ -361,3 +361,200 @@ const char *zt_yaml_type_name(const struct zt_yaml *n)
 		return zt_yaml_is_null(n) ? "null" : "scalar";
 	}
 }
+
+const char *zt_yaml_describe(const struct zt_yaml *n, char *buf, size_t len)
+{
+	size_t o = 0;
+
+	if (!n || n->type != ZT_YAML_SCALAR || zt_yaml_is_null(n)) {
+		snprintf(buf, len, "%s", zt_yaml_type_name(n));
+		return buf;
+	}
+	buf[o++] = '"';
+	for (size_t i = 0; i < n->len && o + 5 < len; i++) {
+		unsigned char c = (unsigned char)n->s[i];
+
+		buf[o++] = c < 0x20 || c == 0x7f || c == '"' ? '?' : (char)c;
+		if (i == 40 && n->len > 44) {
+			memcpy(buf + o, "...", 3);
+			o += 3;
+			break;
+		}
+	}
+	buf[o++] = '"';
+	buf[o] = '\0';
+	return buf;
+}
+
+/* ---- schema reader ------------------------------------------------------------------------ */
+
+#define GOT(n) zt_yaml_describe((n), (char[64]){0}, 64)
+
+void zt_yaml_rd_init(struct zt_yaml_rd *r, const char *file, char *err, size_t errlen,
+                     bool columns)
+{
+	memset(r, 0, sizeof(*r));
+	r->file = file;
+	r->err = err;
+	r->errlen = errlen;
+	r->columns = columns;
+}
+
+size_t zt_yaml_rd_enter(struct zt_yaml_rd *r, const char *fmt, ...)
+{
+	size_t mark = r->plen;
+	char part[128];
+	va_list ap;
+	int w;
+
+	va_start(ap, fmt);
+	vsnprintf(part, sizeof(part), fmt, ap);
+	va_end(ap);
+	w = snprintf(r->path + r->plen, sizeof(r->path) - r->plen, "%s%s", r->plen ? "." : "",
+	             part);
+	if (w > 0)
+		r->plen = r->plen + (size_t)w < sizeof(r->path) ? r->plen + (size_t)w
+		                                                : sizeof(r->path) - 1;
+	return mark;
+}
+
+void zt_yaml_rd_leave(struct zt_yaml_rd *r, size_t mark)
+{
+	r->plen = mark;
+	r->path[mark] = '\0';
+}
+
+static int rd_vfail(struct zt_yaml_rd *r, const struct zt_yaml *at, int code, const char *fmt,
+                    va_list ap) __attribute__((format(printf, 4, 0)));
+static int rd_vfail(struct zt_yaml_rd *r, const struct zt_yaml *at, int code, const char *fmt,
+                    va_list ap)
+{
+	char what[384], where[48] = "";
+
+	vsnprintf(what, sizeof(what), fmt, ap);
+	if (at && r->columns)
+		snprintf(where, sizeof(where), ":%u:%u", at->line, at->col);
+	else if (at)
+		snprintf(where, sizeof(where), ":%u", at->line);
+	if (r->err && r->errlen)
+		snprintf(r->err, r->errlen, "%s%s: %s%s%s%s%s", r->file, where, r->obj,
+		         *r->obj ? ": " : "", r->path, r->plen ? ": " : "", what);
+	return code;
+}
+
+int zt_yaml_rd_fail(struct zt_yaml_rd *r, const struct zt_yaml *at, int code, const char *fmt,
+                    ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	rc = rd_vfail(r, at, code, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+int zt_yaml_rd_failf(struct zt_yaml_rd *r, const struct zt_yaml *at, const char *field, int code,
+                     const char *fmt, ...)
+{
+	size_t mark = field ? zt_yaml_rd_enter(r, "%s", field) : r->plen;
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	rc = rd_vfail(r, at, code, fmt, ap);
+	va_end(ap);
+	zt_yaml_rd_leave(r, mark);
+	return rc;
+}
+
+int zt_yaml_rd_want(struct zt_yaml_rd *r, const struct zt_yaml *n, enum zt_yaml_type t,
+                    const char *field)
+{
+	static const char *const names[] = {"a scalar", "a sequence", "a mapping"};
+
+	if (n && n->type == t)
+		return 0;
+	return zt_yaml_rd_failf(r, n, field, ZT_E_PARSE, "expected %s, got %s", names[t], GOT(n));
+}
+
+static int rd_opt(struct zt_yaml_rd *r, const struct zt_yaml *map, const char *key,
+                  enum zt_yaml_type t, const struct zt_yaml **out)
+{
+	const struct zt_yaml *n = zt_yaml_get(map, key);
+	int rc;
+
+	*out = NULL;
+	if (zt_yaml_is_null(n))
+		return 0;
+	if ((rc = zt_yaml_rd_want(r, n, t, key)) == 0)
+		*out = n;
+	return rc;
+}
+
+int zt_yaml_rd_map(struct zt_yaml_rd *r, const struct zt_yaml *map, const char *key,
+                   const struct zt_yaml **out)
+{
+	return rd_opt(r, map, key, ZT_YAML_MAP, out);
+}
+
+int zt_yaml_rd_seq(struct zt_yaml_rd *r, const struct zt_yaml *map, const char *key,
+                   const struct zt_yaml **out)
+{
+	return rd_opt(r, map, key, ZT_YAML_SEQ, out);
+}
+
+int zt_yaml_rd_str(struct zt_yaml_rd *r, const struct zt_yaml *map, const char *key,
+                   bool required, const char **out)
+{
+	const struct zt_yaml *n = zt_yaml_get(map, key);
+
+	*out = NULL;
+	if (zt_yaml_is_null(n))
+		return required ? zt_yaml_rd_failf(r, n ? n : map, key, ZT_E_PARSE, "required") : 0;
+	if (n->type != ZT_YAML_SCALAR)
+		return zt_yaml_rd_failf(r, n, key, ZT_E_PARSE, "expected a string, got %s", GOT(n));
+	if (strlen(n->s) != n->len)
+		return zt_yaml_rd_failf(r, n, key, ZT_E_PARSE, "contains a NUL byte");
+	*out = n->s;
+	return 0;
+}
+
+int zt_yaml_rd_bool(struct zt_yaml_rd *r, const struct zt_yaml *map, const char *key, bool *out)
+{
+	const struct zt_yaml *n = zt_yaml_get(map, key);
+
+	if (zt_yaml_is_null(n) || zt_yaml_bool(n, out) == 0)
+		return 0;
+	return zt_yaml_rd_failf(r, n, key, ZT_E_PARSE, "expected true or false, got %s", GOT(n));
+}
+
+int zt_yaml_rd_int(struct zt_yaml_rd *r, const struct zt_yaml *map, const char *key, int64_t min,
+                   int64_t max, int64_t *out)
+{
+	const struct zt_yaml *n = zt_yaml_get(map, key);
+	int rc;
+
+	if (zt_yaml_is_null(n) || (rc = zt_yaml_int(n, min, max, out)) == 0)
+		return 0;
+	return zt_yaml_rd_failf(r, n, key, rc, "expected an integer %lld..%lld, got %s",
+	                        (long long)min, (long long)max, GOT(n));
+}
+
+int zt_yaml_rd_only_keys(struct zt_yaml_rd *r, const struct zt_yaml *map,
+                         const char *const *allowed)
+{
+	int rc = zt_yaml_rd_want(r, map, ZT_YAML_MAP, NULL);
+
+	for (size_t i = 0; rc == 0 && i < map->n; i++) {
+		const struct zt_yaml *k = zt_yaml_key(map, i);
+		const char *ks = zt_yaml_str(k);
+		bool ok = false;
+
+		for (size_t j = 0; ks && allowed[j] && !ok; j++)
+			ok = strcmp(ks, allowed[j]) == 0;
+		if (!ok)
+			return zt_yaml_rd_fail(r, k, ZT_E_PARSE, "unknown field %s", GOT(k));
+	}
+	return rc;
+}

@@ -55,5 +55,61 @@ int zt_yaml_int(const struct zt_yaml *n, int64_t min, int64_t max, int64_t *out)
 int zt_yaml_bool(const struct zt_yaml *n, bool *out);
 /* "scalar", "sequence" or "mapping", for messages. */
 const char *zt_yaml_type_name(const struct zt_yaml *n);
+/* n for a "got ..." message: a quoted scalar (shortened, control bytes as '?') or its type
+ * name; written into buf (len >= 16), which is returned. */
+const char *zt_yaml_describe(const struct zt_yaml *n, char *buf, size_t len);
+
+/* ---- schema reader ----------------------------------------------------------------------
+ * Typed field lookups for YAML inputs with a fixed schema (local config, the mesh manifests).
+ * Each refuses what does not fit with one message in err:
+ *     FILE:LINE[:COL]: [OBJECT: ][PATH.]FIELD: WHAT
+ * OBJECT and PATH are what the caller is reading (set obj, enter/leave path elements); the
+ * first failure is the one reported and its code returned (ZT_E_PARSE unless said). Absent
+ * and null fields are the same: "not given". Strings are borrowed from the tree. */
+struct zt_yaml_rd {
+	const char *file;
+	char *err;
+	size_t errlen;
+	bool columns;   /* locations as file:line:col, else file:line */
+	char obj[320];  /* e.g. "Pod default/web"; "" when none */
+	char path[256]; /* e.g. "spec.ports[1]"; "" at the top */
+	size_t plen;
+};
+
+void zt_yaml_rd_init(struct zt_yaml_rd *r, const char *file, char *err, size_t errlen,
+                     bool columns);
+/* Appends one path element ("spec", "ports[2]"); returns the mark zt_yaml_rd_leave restores. */
+size_t zt_yaml_rd_enter(struct zt_yaml_rd *r, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
+void zt_yaml_rd_leave(struct zt_yaml_rd *r, size_t mark);
+/* Writes the message for node at (NULL: no line) and returns code. */
+int zt_yaml_rd_fail(struct zt_yaml_rd *r, const struct zt_yaml *at, int code, const char *fmt,
+                    ...) __attribute__((format(printf, 4, 5)));
+/* zt_yaml_rd_fail with field (may be NULL) entered for the message. */
+int zt_yaml_rd_failf(struct zt_yaml_rd *r, const struct zt_yaml *at, const char *field, int code,
+                     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* n (named field, may be NULL) must be a node of type t. */
+int zt_yaml_rd_want(struct zt_yaml_rd *r, const struct zt_yaml *n, enum zt_yaml_type t,
+                    const char *field);
+/* An optional mapping / sequence under key: *out is NULL when not given. */
+int zt_yaml_rd_map(struct zt_yaml_rd *r, const struct zt_yaml *map, const char *key,
+                   const struct zt_yaml **out);
+int zt_yaml_rd_seq(struct zt_yaml_rd *r, const struct zt_yaml *map, const char *key,
+                   const struct zt_yaml **out);
+/* A string under key (no NUL bytes inside): *out is NULL when not given, which is an error
+ * ("required") when required. */
+int zt_yaml_rd_str(struct zt_yaml_rd *r, const struct zt_yaml *map, const char *key,
+                   bool required, const char **out);
+/* A boolean under key; *out is left as it is when not given. */
+int zt_yaml_rd_bool(struct zt_yaml_rd *r, const struct zt_yaml *map, const char *key, bool *out);
+/* An integer in [min, max] under key; *out is left as it is when not given. ZT_E_RANGE when
+ * out of range. */
+int zt_yaml_rd_int(struct zt_yaml_rd *r, const struct zt_yaml *map, const char *key, int64_t min,
+                   int64_t max, int64_t *out);
+/* map must be a mapping whose keys are all in allowed (NULL-terminated): a misspelt field
+ * would otherwise be silently ignored. */
+int zt_yaml_rd_only_keys(struct zt_yaml_rd *r, const struct zt_yaml *map,
+                         const char *const *allowed);
 
 #endif

@@ -16,6 +16,7 @@
 #include "runtime/err.h"
 #include "runtime/hmap.h"
 #include "runtime/log.h"
+#include "runtime/mem.h"
 #include "state/dump.h"
 
 ZT_LOG_MODULE("state");
@@ -23,30 +24,13 @@ ZT_LOG_MODULE("state");
 #define DEFAULT_HBONE_PORT 15008
 
 struct ctx {
-	const char *file;
-	char *err;
-	size_t errlen;
+	struct zt_yaml_rd rd; /* file:line:col messages */
 	struct zt_arena a;   /* the resource being built */
 	struct zt_hmap seen; /* "a:" / "p:" + name -> (void *)1 */
 	struct zt_local_config *out;
 };
 
-static int fail(struct ctx *c, const struct zt_yaml *n, const char *fmt, ...)
-        __attribute__((format(printf, 3, 4)));
-static int fail(struct ctx *c, const struct zt_yaml *n, const char *fmt, ...)
-{
-	char msg[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	if (n)
-		snprintf(c->err, c->errlen, "%s:%u:%u: %s", c->file, n->line, n->col, msg);
-	else
-		snprintf(c->err, c->errlen, "%s: %s", c->file, msg);
-	return ZT_E_PARSE;
-}
+#define fail(c, n, ...) zt_yaml_rd_fail(&(c)->rd, (n), ZT_E_PARSE, __VA_ARGS__)
 
 static void *msg_new(struct ctx *c, const ProtobufCMessageDescriptor *d)
 {
@@ -60,28 +44,17 @@ static void *msg_new(struct ctx *c, const ProtobufCMessageDescriptor *d)
 
 static int want(struct ctx *c, const struct zt_yaml *n, enum zt_yaml_type t, const char *what)
 {
-	static const char *const names[] = {"a scalar", "a sequence", "a mapping"};
-
-	if (n && n->type == t)
-		return 0;
-	return fail(c, n, "%s: expected %s, got %s", what, names[t], zt_yaml_type_name(n));
+	return zt_yaml_rd_want(&c->rd, n, t, what);
 }
 
 /* n must be a mapping whose keys are all in keys (NULL-terminated). */
 static int check_keys(struct ctx *c, const struct zt_yaml *n, const char *const *keys,
                       const char *what)
 {
-	int rc = want(c, n, ZT_YAML_MAP, what);
+	size_t mark = zt_yaml_rd_enter(&c->rd, "%s", what);
+	int rc = zt_yaml_rd_only_keys(&c->rd, n, keys);
 
-	for (size_t i = 0; rc == 0 && i < n->n; i++) {
-		const struct zt_yaml *k = zt_yaml_key(n, i);
-		const char *s = zt_yaml_str(k);
-		size_t j;
-		for (j = 0; s && keys[j] && strcmp(keys[j], s) != 0; j++)
-			;
-		if (!s || !keys[j])
-			return fail(c, k, "unknown key \"%s\" in %s", s ? s : "", what);
-	}
+	zt_yaml_rd_leave(&c->rd, mark);
 	return rc;
 }
 
@@ -101,14 +74,12 @@ static int seq(struct ctx *c, const struct zt_yaml *n, const char *what, size_t 
 
 static int get_str(struct ctx *c, const struct zt_yaml *map, const char *key, char **out)
 {
-	const struct zt_yaml *n = zt_yaml_get(map, key);
+	const char *s;
+	int rc = zt_yaml_rd_str(&c->rd, map, key, false, &s);
 
-	if (!n)
-		return 0;
-	if (n->type != ZT_YAML_SCALAR)
-		return fail(c, n, "%s: expected a string, got %s", key, zt_yaml_type_name(n));
-	*out = zt_arena_strdup(&c->a, zt_yaml_str(n));
-	return 0;
+	if (s)
+		*out = zt_arena_strdup(&c->a, s);
+	return rc;
 }
 
 static int to_uint(struct ctx *c, const struct zt_yaml *n, const char *what, int64_t min,
@@ -137,15 +108,11 @@ static int get_uint(struct ctx *c, const struct zt_yaml *map, const char *key, i
 static int get_bool(struct ctx *c, const struct zt_yaml *map, const char *key,
                     protobuf_c_boolean *out)
 {
-	const struct zt_yaml *n = zt_yaml_get(map, key);
-	bool b;
+	bool b = *out;
+	int rc = zt_yaml_rd_bool(&c->rd, map, key, &b);
 
-	if (!n)
-		return 0;
-	if (zt_yaml_bool(n, &b))
-		return fail(c, n, "%s: expected true or false", key);
 	*out = b;
-	return 0;
+	return rc;
 }
 
 /* names[v] is the text of value v; NULL entries are holes. */
@@ -851,13 +818,12 @@ int zt_local_xds_parse(const struct zt_yaml *doc, const char *file, struct zt_lo
 	static const char *const sections[] = {"workloads", "services", "policies"};
 	static int (*const build[])(struct ctx *, const struct zt_yaml *) = {workload, service,
 	                                                                     policy};
-	struct ctx c = {.file = file, .err = err, .errlen = errlen, .out = out};
+	struct ctx c = {.out = out};
 	int rc = 0;
 
+	zt_yaml_rd_init(&c.rd, file, err, errlen, true);
 	memset(out, 0, sizeof(*out));
-	out->file = strdup(file);
-	if (!out->file)
-		abort();
+	out->file = xstrdup(file);
 	if (!zt_yaml_is_null(doc))
 		rc = check_keys(&c, doc, keys, "local config");
 	for (size_t s = 0; rc == 0 && !zt_yaml_is_null(doc) && s < 3; s++) {

@@ -1,6 +1,6 @@
 /* The store: owning tables by key plus derived indexes that borrow from them.
- *   workloads  uid -> workload (reference)          wl_by_ip  ip/network -> vec of workloads
- *   slots      "ns/hostname" -> svc_slot            svc_by_vip ip/network -> vec of slots
+ *   workloads  uid -> workload (reference)          wl_by_ip  (network, ip) -> vec of workloads
+ *   slots      "ns/hostname" -> svc_slot            svc_by_vip (network, ip) -> vec of slots
  *   policies   key -> policy (reference)            pol_by_ns, pol_global: NAMESPACE / GLOBAL
  * A service slot exists while its service is known or some workload lists it: its member
  * list (workloads naming the service, in first-listed order) is the source of the service's
@@ -19,13 +19,11 @@
 #include "runtime/hmap.h"
 #include "runtime/live.h"
 #include "runtime/log.h"
+#include "state/ipindex.h"
 #include "state/reject.h"
 
 ZT_LOG_MODULE("state");
 ZT_LIVE_DEFINE(state_store);
-
-/* Indexes: "<ip>/<network>" (IP text has no '/', so the key is unambiguous). */
-#define IPKEY_SIZE (ZT_IP_STRLEN + 1 + ZT_NETWORK_MAX + 1)
 
 struct vec {
 	void **v;
@@ -51,9 +49,9 @@ struct watcher {
 
 struct zt_store {
 	struct zt_hmap workloads;
-	struct zt_hmap wl_by_ip;
+	struct zt_ipindex wl_by_ip;
 	struct zt_hmap slots;
-	struct zt_hmap svc_by_vip;
+	struct zt_ipindex svc_by_vip;
 	struct vec cidr_vips; /* struct cidr_vip * */
 	struct zt_hmap policies;
 	struct zt_hmap pol_by_ns; /* ns -> struct vec * of NAMESPACE-scoped policies */
@@ -149,14 +147,42 @@ static void multi_free_all(struct zt_hmap *m)
 	zt_hmap_clear(m);
 }
 
-static bool ipkey(char *buf, const char *network, const struct zt_ip *ip)
+/* The same over an address index, keyed by (network, ip). */
+static void ip_multi_add(struct zt_ipindex *m, const char *network, const struct zt_ip *ip,
+                         void *p)
 {
-	char text[ZT_IP_STRLEN];
+	struct vec *v = zt_ipindex_get(m, network, ip);
 
-	if (zt_ip_format(ip, text, sizeof(text)) < 0)
-		return false;
-	int n = snprintf(buf, IPKEY_SIZE, "%s/%s", text, network ? network : "");
-	return n > 0 && (size_t)n < IPKEY_SIZE;
+	if (!v) {
+		v = vec_new();
+		zt_ipindex_put(m, network, ip, v);
+	}
+	if (vec_find(v, p) < 0)
+		vec_push(v, p);
+}
+
+static void ip_multi_del(struct zt_ipindex *m, const char *network, const struct zt_ip *ip,
+                         const void *p)
+{
+	struct vec *v = zt_ipindex_get(m, network, ip);
+
+	if (v && vec_remove(v, p) && v->n == 0) {
+		zt_ipindex_del(m, network, ip);
+		vec_clear(v);
+		free(v);
+	}
+}
+
+static void ip_multi_free_all(struct zt_ipindex *m)
+{
+	size_t pos = 0;
+	void *v;
+
+	while (zt_ipindex_next(m, &pos, &v)) {
+		vec_clear(v);
+		free(v);
+	}
+	zt_ipindex_clear(m);
 }
 
 /* ---- lifecycle and events ----------------------------------------------------------------- */
@@ -198,8 +224,8 @@ void zt_store_free(struct zt_store *s)
 	while (zt_hmap_next(&s->policies, &pos, NULL, &v))
 		zt_policy_unref(v);
 	zt_hmap_clear(&s->policies);
-	multi_free_all(&s->wl_by_ip);
-	multi_free_all(&s->svc_by_vip);
+	ip_multi_free_all(&s->wl_by_ip);
+	ip_multi_free_all(&s->svc_by_vip);
 	multi_free_all(&s->pol_by_ns);
 	for (size_t i = 0; i < s->cidr_vips.n; i++)
 		free(s->cidr_vips.v[i]);
@@ -299,18 +325,15 @@ static void republish(struct svc_slot *slot)
 static void vips_index(struct zt_store *s, struct svc_slot *slot, bool add)
 {
 	const struct zt_service *svc = slot->svc;
-	char key[IPKEY_SIZE];
 
 	for (size_t i = 0; i < svc->n_vips; i++) {
 		const struct zt_vip *vip = &svc->vips[i];
 		if (!zt_vip_is_host(vip))
 			continue;
-		if (!ipkey(key, vip->network, &vip->cidr.ip))
-			continue;
 		if (add)
-			multi_add(&s->svc_by_vip, key, slot);
+			ip_multi_add(&s->svc_by_vip, vip->network, &vip->cidr.ip, slot);
 		else
-			multi_del(&s->svc_by_vip, key, slot);
+			ip_multi_del(&s->svc_by_vip, vip->network, &vip->cidr.ip, slot);
 	}
 	if (!add) {
 		size_t j = 0;
@@ -383,17 +406,13 @@ static bool ip_indexed(const struct zt_workload *w)
  * keeps its place among the workloads sharing it. */
 static void ips_reindex(struct zt_store *s, struct zt_workload *old, struct zt_workload *neu)
 {
-	char key[IPKEY_SIZE];
-
 	if (old == neu)
 		return;
 	if (ip_indexed(old)) {
 		for (size_t i = 0; i < old->n_ips; i++) {
 			struct vec *v;
 			ssize_t at;
-			if (!ipkey(key, old->network, &old->ips[i]))
-				continue;
-			v = zt_hmap_get(&s->wl_by_ip, key);
+			v = zt_ipindex_get(&s->wl_by_ip, old->network, &old->ips[i]);
 			at = v ? vec_find(v, old) : -1;
 			if (at < 0)
 				continue;
@@ -401,13 +420,12 @@ static void ips_reindex(struct zt_store *s, struct zt_workload *old, struct zt_w
 			    zt_workload_has_ip(neu, &old->ips[i]) && vec_find(v, neu) < 0)
 				v->v[at] = neu;
 			else
-				multi_del(&s->wl_by_ip, key, old);
+				ip_multi_del(&s->wl_by_ip, old->network, &old->ips[i], old);
 		}
 	}
 	if (ip_indexed(neu))
 		for (size_t i = 0; i < neu->n_ips; i++)
-			if (ipkey(key, neu->network, &neu->ips[i]))
-				multi_add(&s->wl_by_ip, key, neu);
+			ip_multi_add(&s->wl_by_ip, neu->network, &neu->ips[i], neu);
 }
 
 /* Moves service membership from old to neu and republishes every service touched. */
@@ -644,11 +662,10 @@ struct zt_workload *zt_store_workload_by_uid(const struct zt_store *s, const cha
 struct zt_workload *zt_store_workload_by_ip(const struct zt_store *s, const char *network,
                                             const struct zt_ip *ip)
 {
-	char key[IPKEY_SIZE];
 	struct zt_workload *best = NULL;
 	const struct vec *v;
 
-	if (!ipkey(key, network, ip) || !(v = zt_hmap_get(&s->wl_by_ip, key)))
+	if (!(v = zt_ipindex_get(&s->wl_by_ip, network, ip)))
 		return NULL;
 	for (size_t i = 0; i < v->n; i++)
 		if (!best || zt_workload_ip_rank(v->v[i]) > zt_workload_ip_rank(best))
@@ -684,7 +701,6 @@ static bool same_ns(const struct zt_service *svc, const char *caller_ns)
 struct zt_service *zt_store_service_by_vip(const struct zt_store *s, const char *network,
                                            const struct zt_ip *ip, const char *caller_ns)
 {
-	char key[IPKEY_SIZE];
 	const struct vec *v;
 	struct zt_service *best = NULL;
 	int best_score = -1;
@@ -692,7 +708,7 @@ struct zt_service *zt_store_service_by_vip(const struct zt_store *s, const char 
 
 	if (!network)
 		network = "";
-	if (ipkey(key, network, ip) && (v = zt_hmap_get(&s->svc_by_vip, key))) {
+	if ((v = zt_ipindex_get(&s->svc_by_vip, network, ip))) {
 		for (size_t i = 0; i < v->n; i++) {
 			struct zt_service *svc = ((struct svc_slot *)v->v[i])->svc;
 			int score = same_ns(svc, caller_ns) * 2 + svc->canonical;

@@ -18,10 +18,9 @@
 
 #include "envoy/service/discovery/v3/discovery.pb-c.h"
 #include "google/protobuf/struct.pb-c.h"
-#include "protocol/dial.h"
 #include "protocol/h2.h"
+#include "protocol/h2_connect.h"
 #include "protocol/pb.h"
-#include "protocol/sock.h"
 #include "protocol/tls.h"
 #include "runtime/buf.h"
 #include "runtime/err.h"
@@ -58,9 +57,7 @@ struct xtype {
 struct session {
 	struct zt_xds_client *c; /* NULL once the client let go */
 	unsigned refs;           /* HTTP/2 connection + gRPC call */
-	struct zt_dial *dial;
-	struct zt_sock sock; /* during the TLS handshake */
-	bool handshaking;
+	struct zt_h2_connect *conn; /* while connecting */
 	struct zt_h2_conn *h2;
 	struct zt_grpc_call *call;
 	const char *conn_reason; /* why the HTTP/2 connection closed (static) */
@@ -84,9 +81,11 @@ struct zt_xds_client {
 	struct xtype *types;
 	size_t ntypes;
 	struct session *s;
-	struct zt_timer retry, hs_timer;
+	struct zt_timer retry;
 	bool started;
+	bool complete; /* the stream being ended closed with gRPC OK */
 	struct zt_xds_client_stats st;
+	struct zt_metric *m_terms, *m_msgs, *m_bytes; /* spec §17; NULL without metrics */
 };
 
 static char *xstrdup(const char *s)
@@ -273,13 +272,19 @@ __attribute__((format(printf, 3, 4))) static void session_end(struct zt_xds_clie
 
 	if (!s)
 		return;
+	if (c->m_terms) {
+		/* spec §17: connect failed, stream ended Ok, benign end, anything else */
+		const char *why = !c->st.connected ? "ConnectionError"
+		                  : c->complete    ? "Complete"
+		                  : benign         ? "Reconnect"
+		                                   : "Error";
+		zt_metric_add(zt_metric_child(c->m_terms, (const char *const[]){why}), 1);
+	}
+	c->complete = false;
 	c->s = NULL;
 	s->c = NULL;
-	zt_timer_stop(&c->hs_timer);
-	zt_dial_cancel(s->dial);
-	s->dial = NULL;
-	if (s->handshaking)
-		zt_sock_close(&s->sock);
+	zt_h2_connect_cancel(s->conn);
+	s->conn = NULL;
 	if (s->call)
 		zt_grpc_call_cancel(s->call);
 	if (s->h2)
@@ -470,6 +475,16 @@ static void call_on_message(struct zt_grpc_call *call, const uint8_t *p, size_t 
 	}
 	c->st.responses++;
 	c->st.backoff_ms = c->backoff_initial; /* the server is healthy again */
+	if (c->m_msgs) {
+		const Response *r = (const Response *)m;
+		const char *const url[] = {r->type_url};
+		uint64_t bytes = 0;
+		for (size_t i = 0; i < r->n_resources; i++)
+			if (r->resources[i]->resource)
+				bytes += r->resources[i]->resource->value.len;
+		zt_metric_add(zt_metric_child(c->m_msgs, url), 1);
+		zt_metric_add(zt_metric_child(c->m_bytes, url), (int64_t)bytes);
+	}
 	handle_response(c, s, (const Response *)m);
 	zt_pb_free(m);
 }
@@ -484,11 +499,13 @@ static void call_on_done(struct zt_grpc_call *call, int code, const char *msg, v
 	if (c) {
 		const char *reason = s->conn_reason;
 
-		if (reason && strcmp(reason, "connection drained") != 0)
+		if (reason && strcmp(reason, "connection drained") != 0) {
 			session_end(c, false, "connection closed: %s", reason);
-		else
+		} else {
+			c->complete = code == ZT_GRPC_OK;
 			session_end(c, benign_end(code, msg, reason), "stream ended: %s: %s",
 			            zt_grpc_code_name(code), msg);
+		}
 	}
 	session_unref(s);
 }
@@ -563,27 +580,14 @@ static void open_stream(struct zt_xds_client *c, struct session *s)
 	}
 }
 
-static void on_handshake(struct zt_sock *sock, int err, void *arg)
+static void on_connect(struct zt_h2_conn *h2, const struct zt_h2_connect_result *r, void *arg)
 {
 	struct session *s = arg;
 	struct zt_xds_client *c = s->c;
-	struct zt_h2_conn *h2;
-	int rc;
 
-	zt_timer_stop(&c->hs_timer);
-	s->handshaking = false;
-	if (err < 0) {
-		char why[256];
-
-		snprintf(why, sizeof(why), "%s", zt_sock_error(sock));
-		zt_sock_close(sock);
-		session_end(c, false, "TLS with %s: %s", c->authority,
-		            why[0] ? why : zt_strerror(err));
-		return;
-	}
-	rc = zt_h2_conn_new(&h2, c->loop, sock, false, &c->h2set, &h2_cbs, s);
-	if (rc < 0) {
-		session_end(c, false, "HTTP/2: %s", zt_strerror(rc));
+	s->conn = NULL;
+	if (!h2) {
+		session_end(c, false, "connecting to %s: %s", c->authority, r->reason);
 		return;
 	}
 	s->h2 = h2;
@@ -591,18 +595,11 @@ static void on_handshake(struct zt_sock *sock, int err, void *arg)
 	open_stream(c, s);
 }
 
-static void on_hs_timeout(struct zt_timer *t, void *arg)
-{
-	struct zt_xds_client *c = arg;
-
-	(void)t;
-	session_end(c, false, "TLS handshake with %s timed out", c->authority);
-}
-
-static void set_sockopts(int fd)
+static void set_sockopts(int fd, void *arg)
 {
 	int one = 1, idle = KA_IDLE_S, intvl = KA_INTERVAL_S, cnt = KA_COUNT;
 
+	(void)arg;
 	/* Best effort: a failure only loses an optimisation or dead-peer detection. */
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	(void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
@@ -611,38 +608,29 @@ static void set_sockopts(int fd)
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
 }
 
-static void on_dial(int fd, int err, void *arg)
-{
-	struct session *s = arg;
-	struct zt_xds_client *c = s->c;
-	int rc;
-
-	s->dial = NULL;
-	if (fd < 0) {
-		session_end(c, false, "connecting to %s: %s", c->authority, zt_strerror(err));
-		return;
-	}
-	set_sockopts(fd);
-	rc = zt_sock_start_cp_client(&s->sock, c->loop, fd, c->tls, c->host, c->alt);
-	if (rc < 0) {
-		session_end(c, false, "TLS setup: %s", zt_strerror(rc));
-		return;
-	}
-	s->handshaking = true;
-	zt_sock_handshake(&s->sock, on_handshake, s);
-	zt_timer_start(c->loop, &c->hs_timer, c->connect_ms, on_hs_timeout, c);
-}
-
 static void connect_now(struct zt_xds_client *c)
 {
 	struct session *s = xcalloc(1, sizeof(*s));
+	struct zt_h2_connect_opts o = {
+	        .host = c->host,
+	        .port = c->port,
+	        .prepare = set_sockopts,
+	        .connect_timeout_ms = c->connect_ms,
+	        .handshake_timeout_ms = c->connect_ms,
+	        .tls = c->tls,
+	        .verify_host = c->host,
+	        .alt_host = c->alt,
+	        .h2 = &c->h2set,
+	        .cbs = &h2_cbs,
+	        .cbs_arg = s,
+	};
 	int err = 0;
 
 	s->c = c;
 	c->s = s;
 	c->st.attempts++;
-	s->dial = zt_dial_start(c->loop, c->host, c->port, c->connect_ms, on_dial, s, &err);
-	if (!s->dial)
+	s->conn = zt_h2_connect_start(c->loop, &o, on_connect, s, &err);
+	if (!s->conn)
 		session_end(c, false, "connecting to %s: %s", c->authority, zt_strerror(err));
 }
 
@@ -697,6 +685,20 @@ struct zt_xds_client *zt_xds_client_new(struct zt_loop *loop, const struct zt_xd
 	c->token_cb = o->token_cb;
 	c->token_arg = o->token_arg;
 	c->on_synced = o->on_synced;
+	if (o->metrics) {
+		static const char *const reason[] = {"reason"}, *const url[] = {"url"};
+		/* A second client on the same registry (names taken) counts nothing. */
+		if (zt_metrics_register(o->metrics, &c->m_terms,
+		                        "istio_xds_connection_terminations_total",
+		                        "Stream terminations of the xDS client", ZT_METRIC_COUNTER,
+		                        reason, 1) < 0 ||
+		    zt_metrics_register(o->metrics, &c->m_msgs, "istio_xds_message_total",
+		                        "xDS responses received", ZT_METRIC_COUNTER, url, 1) < 0 ||
+		    zt_metrics_register(o->metrics, &c->m_bytes, "istio_xds_message_bytes_total",
+		                        "Bytes of resources in xDS responses", ZT_METRIC_COUNTER,
+		                        url, 1) < 0)
+			c->m_terms = c->m_msgs = c->m_bytes = NULL;
+	}
 	c->synced_arg = o->synced_arg;
 	c->max_msg = o->max_msg ? o->max_msg : ZT_XDS_MAX_MSG;
 	c->connect_ms = o->connect_timeout_ms ? o->connect_timeout_ms : DEF_CONNECT_MS;
@@ -735,13 +737,10 @@ void zt_xds_client_free(struct zt_xds_client *c)
 	if (!c)
 		return;
 	zt_timer_stop(&c->retry);
-	zt_timer_stop(&c->hs_timer);
 	if ((s = c->s)) {
 		c->s = NULL;
 		s->c = NULL;
-		zt_dial_cancel(s->dial);
-		if (s->handshaking)
-			zt_sock_close(&s->sock);
+		zt_h2_connect_cancel(s->conn);
 		if (s->call)
 			zt_grpc_call_cancel(s->call);
 		if (s->h2)
@@ -758,7 +757,7 @@ void zt_xds_client_free(struct zt_xds_client *c)
 	}
 	free(c->headers);
 	zt_pb_free(&c->node->base);
-	zt_tls_client_free(c->tls);
+	zt_tls_client_unref(c->tls);
 	free(c->host);
 	free(c->alt);
 	free(c->authority);

@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 #include "protocol/grpc.h"
+#include "telemetry/metrics.h"
 #include "runtime/loop.h"
 
 #define ZT_XDS_TYPE_ADDRESS       "type.googleapis.com/istio.workload.Address"
@@ -56,6 +57,9 @@ struct zt_xds_client_opts {
 	void *token_arg;
 	zt_xds_synced_cb on_synced; /* once, on first sync; may be NULL */
 	void *synced_arg;
+	/* istio_xds_* counters (spec §17) are registered here; NULL: none (borrowed; outlives
+	 * the client). */
+	struct zt_metrics *metrics;
 	/* Tunables; 0 picks the default. */
 	size_t max_msg;              /* largest response accepted: ZT_XDS_MAX_MSG */
 	uint64_t connect_timeout_ms; /* TCP connect, then TLS handshake, each: 5 s */

@@ -1,0 +1,502 @@
+/* fake-istiod generate: writes a synthetic mesh as YAML, streaming object by object so a
+ * million pods never sit in memory. Names and addresses derive from indexes only:
+ *   namespace ns-N (ambient), node node-N, pod p-I in ns-(I % namespaces) on
+ *   node-(I % nodes), IP 10.128.0.0 + I + 1; Service svc-K of a namespace selects app=svc-K,
+ *   clusterIP 10.96.0.0 + global index + 1; policy allow-P of a namespace; churn pod churn-J
+ *   at 10.112.0.0 + J. Invariant: output depends on the flags alone (see generate.h). */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fake-istiod/generate.h"
+#include "runtime/err.h"
+#include "runtime/mem.h"
+
+#define MAX_PODS      8000000u /* 10.128.0.0/9 */
+#define MAX_SERVICES  1000000u /* 10.96.0.0/12 */
+#define MAX_NAMES     100000u  /* nodes, namespaces */
+#define MAX_POLICIES  10000u   /* per namespace */
+#define MAX_RULES     1000u
+#define MAX_CHURN     10000u
+#define DEFAULT_SPLIT 20000u /* pods per file: ~7 MB and ~850k YAML nodes */
+
+struct change {
+	uint32_t pod, step;
+};
+
+/* Where objects go: one stream, or files DIR/SECTION-NNN.yaml of at most budget YAML nodes
+ * (estimated per object) each, named on list as they are closed. */
+struct out {
+	FILE *f;
+	const char *dir, *section;
+	unsigned file_no;
+	uint64_t nodes, budget; /* budget 0: a single stream */
+	FILE *list;
+	char path[PATH_MAX];
+	int rc;
+	char *err;
+	size_t errlen;
+};
+
+struct gen {
+	const struct fi_gen_shape *s;
+	uint32_t *svc_base;                  /* per namespace: global index of its first Service */
+	struct change *removed, *relabelled; /* sorted by pod, latest step wins */
+	size_t n_removed, n_relabelled;
+};
+
+static uint32_t pods_in_ns(const struct fi_gen_shape *s, uint32_t ns)
+{
+	return s->pods / s->namespaces + (ns < s->pods % s->namespaces);
+}
+
+static uint32_t services_in_ns(const struct fi_gen_shape *s, uint32_t ns)
+{
+	uint32_t n = pods_in_ns(s, ns);
+	return s->pods_per_service ? (n + s->pods_per_service - 1) / s->pods_per_service : 0;
+}
+
+static void ip4(FILE *f, uint32_t base, uint32_t off)
+{
+	uint32_t a = base + off;
+	fprintf(f, "%u.%u.%u.%u", a >> 24, (a >> 16) & 255, (a >> 8) & 255, a & 255);
+}
+
+static int change_cmp(const void *a, const void *b)
+{
+	const struct change *x = a, *y = b;
+	if (x->pod != y->pod)
+		return x->pod < y->pod ? -1 : 1;
+	return (x->step > y->step) - (x->step < y->step);
+}
+
+/* The latest step that touched pod, or 0. */
+static uint32_t changed_at(const struct change *v, size_t n, uint32_t pod)
+{
+	size_t lo = 0, hi = n;
+	uint32_t step = 0;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (v[mid].pod < pod)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (; lo < n && v[lo].pod == pod; lo++)
+		step = v[lo].step;
+	return step;
+}
+
+static int close_file(FILE *f, const char *path, char *err, size_t errlen)
+{
+	int bad = ferror(f);
+	if (fclose(f) != 0 || bad) {
+		int e = errno ? errno : EIO;
+		snprintf(err, errlen, "%s: write failed: %s", path, strerror(e));
+		return -e;
+	}
+	return 0;
+}
+
+static void out_close(struct out *o)
+{
+	if (!o->budget || !o->f)
+		return;
+	int rc = close_file(o->f, o->path, o->err, o->errlen);
+	if (rc < 0 && !o->rc)
+		o->rc = rc;
+	else if (rc == 0)
+		fprintf(o->list, "%s\n", o->path);
+	o->f = NULL;
+}
+
+/* Starts a section (files SECTION-NNN.yaml) when writing to a directory. */
+static void out_section(struct out *o, const char *section)
+{
+	out_close(o);
+	o->section = section;
+	o->file_no = 0;
+}
+
+/* The stream for the next object, of about nodes YAML nodes; NULL after a failure. */
+static FILE *out_next(struct out *o, uint64_t nodes)
+{
+	if (o->rc)
+		return NULL;
+	if (!o->budget)
+		return o->f;
+	if (o->f && o->nodes + nodes > o->budget)
+		out_close(o);
+	if (!o->f) {
+		snprintf(o->path, sizeof(o->path), "%s/%s-%03u.yaml", o->dir, o->section,
+		         o->file_no++);
+		if (!(o->f = fopen(o->path, "w"))) {
+			o->rc = -errno;
+			snprintf(o->err, o->errlen, "%s: %s", o->path, strerror(errno));
+			return NULL;
+		}
+		o->nodes = 0;
+	}
+	o->nodes += nodes;
+	return o->f;
+}
+
+static void write_namespaces(struct gen *g, struct out *o)
+{
+	const struct fi_gen_shape *s = g->s;
+	FILE *f;
+	for (uint32_t n = 0; n < s->namespaces; n++) {
+		if (!(f = out_next(o, 16)))
+			return;
+		fprintf(f,
+		        "---\napiVersion: v1\nkind: Namespace\nmetadata: {name: ns-%u, labels: "
+		        "{istio.io/dataplane-mode: ambient%s}}\n",
+		        n, n < s->waypoints ? ", istio.io/use-waypoint: waypoint" : "");
+	}
+	for (uint32_t n = 0; n < s->nodes; n++) {
+		if (!(f = out_next(o, 10)))
+			return;
+		fprintf(f, "---\napiVersion: v1\nkind: Node\nmetadata: {name: node-%u}\n", n);
+	}
+}
+
+static void write_services(struct gen *g, struct out *o)
+{
+	const struct fi_gen_shape *s = g->s;
+	FILE *f;
+	for (uint32_t n = 0; n < s->namespaces; n++) {
+		uint32_t k = services_in_ns(s, n);
+		for (uint32_t i = 0; i < k; i++) {
+			if (!(f = out_next(o, 32)))
+				return;
+			fprintf(f,
+			        "---\napiVersion: v1\nkind: Service\nmetadata: {name: svc-%u, "
+			        "namespace: ns-%u}\nspec:\n  clusterIP: ",
+			        i, n);
+			ip4(f, 0x0a600000u, g->svc_base[n] + i + 1);
+			fprintf(f,
+			        "\n  selector: {app: svc-%u}\n  ports: [{name: http, port: 80, "
+			        "targetPort: 8080}]\n",
+			        i);
+		}
+	}
+	for (uint32_t n = 0; n < s->waypoints; n++) {
+		if (!(f = out_next(o, 60)))
+			return;
+		fprintf(f,
+		        "---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: "
+		        "{name: waypoint, namespace: ns-%u, labels: {istio.io/waypoint-for: "
+		        "service}}\nspec: {gatewayClassName: istio-waypoint, listeners: [{name: "
+		        "mesh, port: 15008, protocol: HBONE}]}\n",
+		        n);
+		fprintf(f,
+		        "---\napiVersion: v1\nkind: Service\nmetadata: {name: waypoint, namespace: "
+		        "ns-%u}\nspec:\n  clusterIP: ",
+		        n);
+		ip4(f, 0x0a5f0000u, n + 1);
+		fprintf(f, "\n  selector: {gateway.networking.k8s.io/gateway-name: waypoint}\n"
+		           "  ports: [{name: mesh, port: 15008}]\n");
+	}
+}
+
+static void write_policies(struct gen *g, struct out *o)
+{
+	const struct fi_gen_shape *s = g->s;
+	FILE *f;
+	for (uint32_t n = 0; n < s->namespaces; n++) {
+		uint32_t k = services_in_ns(s, n);
+		for (uint32_t p = 0; p < s->policies_per_namespace; p++) {
+			if (!(f = out_next(
+			              o, 30 + 18ull * s->rules_per_policy +
+			                         (p ? 0 : 12ull * s->churn / s->namespaces + 12))))
+				return;
+			fprintf(f,
+			        "---\napiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\n"
+			        "metadata: {name: allow-%u, namespace: ns-%u}\nspec:\n",
+			        p, n);
+			if (k)
+				fprintf(f, "  selector: {matchLabels: {app: svc-%u}}\n", p % k);
+			fprintf(f, "  action: ALLOW\n  rules:\n");
+			for (uint32_t r = 0; r < s->rules_per_policy; r++)
+				fprintf(f,
+				        "  - from: [{source: {principals: "
+				        "[cluster.local/ns/ns-%u/sa/sa-%u]}}]\n"
+				        "    to: [{operation: {ports: [\"%u\"]}}]\n",
+				        n, k ? r % k : r, 8000 + r);
+			/* Churn: step j adds a port rule to policy allow-0 of ns-(j % namespaces).
+			 */
+			for (uint32_t j = 1; p == 0 && j <= s->churn; j++)
+				if (j % s->namespaces == n)
+					fprintf(f, "  - to: [{operation: {ports: [\"%u\"]}}]\n",
+					        20000 + j);
+		}
+	}
+}
+
+static void write_pod(struct out *o, const char *name, uint32_t ns, uint32_t node, uint32_t app,
+                      const char *version, uint32_t ip_base, uint32_t ip_off)
+{
+	FILE *f = out_next(o, 45);
+	if (!f)
+		return;
+	fprintf(f,
+	        "---\napiVersion: v1\nkind: Pod\nmetadata: {name: %s, namespace: ns-%u, labels: "
+	        "{app: svc-%u, version: %s}}\nspec: {nodeName: node-%u, serviceAccountName: "
+	        "sa-%u, containers: [{name: app, ports: [{name: http, containerPort: 8080}]}]}\n"
+	        "status: {podIP: ",
+	        name, ns, app, version, node, app);
+	ip4(f, ip_base, ip_off);
+	fputs("}\n", f);
+}
+
+static void write_pods(struct gen *g, struct out *o)
+{
+	const struct fi_gen_shape *s = g->s;
+	char name[32], version[32];
+	for (uint32_t i = 0; i < s->pods && !o->rc; i++) {
+		if (changed_at(g->removed, g->n_removed, i))
+			continue;
+		uint32_t step = changed_at(g->relabelled, g->n_relabelled, i);
+		uint32_t ns = i % s->namespaces, li = i / s->namespaces;
+		snprintf(name, sizeof(name), "p-%u", i);
+		if (step)
+			snprintf(version, sizeof(version), "c%u", step);
+		else
+			snprintf(version, sizeof(version), "v1");
+		write_pod(o, name, ns, i % s->nodes,
+		          s->pods_per_service ? li / s->pods_per_service : 0, version, 0x0a800000u,
+		          i + 1);
+	}
+}
+
+static void write_churn_pods(struct gen *g, struct out *o)
+{
+	char name[32];
+	for (uint32_t j = 1; j <= g->s->churn; j++) {
+		snprintf(name, sizeof(name), "churn-%u", j);
+		write_pod(o, name, j % g->s->namespaces, j % g->s->nodes, 0, "v1", 0x0a700000u, j);
+	}
+}
+
+static int check_shape(const struct fi_gen_shape *s, char *err, size_t errlen)
+{
+	uint64_t svcs = 0;
+
+#define BOUND(cond, ...)                                                                           \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			snprintf(err, errlen, __VA_ARGS__);                                        \
+			return ZT_E_RANGE;                                                         \
+		}                                                                                  \
+	} while (0)
+	BOUND(s->nodes >= 1 && s->nodes <= MAX_NAMES, "--nodes: expected 1..%u", MAX_NAMES);
+	BOUND(s->namespaces >= 1 && s->namespaces <= MAX_NAMES, "--namespaces: expected 1..%u",
+	      MAX_NAMES);
+	BOUND(s->pods <= MAX_PODS, "--pods: expected at most %u", MAX_PODS);
+	BOUND(s->policies_per_namespace <= MAX_POLICIES,
+	      "--policies-per-namespace: expected at most %u", MAX_POLICIES);
+	BOUND(s->rules_per_policy >= 1 && s->rules_per_policy <= MAX_RULES,
+	      "--rules-per-policy: expected 1..%u", MAX_RULES);
+	BOUND(s->waypoints <= s->namespaces, "--waypoints: expected at most --namespaces (%u)",
+	      s->namespaces);
+	BOUND(s->churn <= MAX_CHURN, "--churn: expected at most %u", MAX_CHURN);
+	BOUND(!s->churn || s->pods > 0, "--churn needs pods to remove and relabel");
+	for (uint32_t n = 0; n < s->namespaces; n++)
+		svcs += services_in_ns(s, n);
+	BOUND(svcs <= MAX_SERVICES, "%" PRIu64 " services: at most %u (raise --pods-per-service)",
+	      svcs, MAX_SERVICES);
+#undef BOUND
+	return 0;
+}
+
+int fi_generate_write(const struct fi_gen_shape *s, FILE *f, const char *dir,
+                      uint32_t pods_per_file, FILE *list, char *err, size_t errlen)
+{
+	struct gen g = {.s = s};
+	struct out o = {.f = f, .dir = dir, .list = list, .err = err, .errlen = errlen};
+	int rc;
+
+	if ((rc = check_shape(s, err, errlen)) < 0)
+		return rc;
+	/* A pod is about 45 YAML nodes: every file holds what pods_per_file pods would. */
+	o.budget = dir ? 45ull * pods_per_file : 0;
+	if (o.budget)
+		o.f = NULL;
+	g.svc_base = xcalloc(s->namespaces, sizeof(*g.svc_base));
+	for (uint32_t n = 1; n < s->namespaces; n++)
+		g.svc_base[n] = g.svc_base[n - 1] + services_in_ns(s, n - 1);
+	g.removed = xcalloc(s->churn, sizeof(*g.removed));
+	g.relabelled = xcalloc(s->churn, sizeof(*g.relabelled));
+	for (uint32_t j = 1; j <= s->churn; j++) {
+		g.removed[g.n_removed++] = (struct change){(uint32_t)((j * 7919ull) % s->pods), j};
+		g.relabelled[g.n_relabelled++] =
+		        (struct change){(uint32_t)((j * 104729ull + 1) % s->pods), j};
+	}
+	qsort(g.removed, g.n_removed, sizeof(*g.removed), change_cmp);
+	qsort(g.relabelled, g.n_relabelled, sizeof(*g.relabelled), change_cmp);
+
+	out_section(&o, "mesh");
+	write_namespaces(&g, &o);
+	write_churn_pods(&g, &o);
+	out_section(&o, "services");
+	write_services(&g, &o);
+	out_section(&o, "policies");
+	write_policies(&g, &o);
+	out_section(&o, "pods");
+	write_pods(&g, &o);
+	out_close(&o);
+	rc = o.rc;
+	if (!rc && !o.budget && (fflush(f) != 0 || ferror(f))) {
+		rc = -(errno ? errno : EIO);
+		snprintf(err, errlen, "write failed: %s", strerror(-rc));
+	}
+	free(g.svc_base);
+	free(g.removed);
+	free(g.relabelled);
+	return rc;
+}
+
+/* ---- the command ------------------------------------------------------------------------- */
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+	        "usage: fake-istiod generate [--nodes N] [--namespaces N] [--pods N]\n"
+	        "           [--pods-per-service N] [--policies-per-namespace N]\n"
+	        "           [--rules-per-policy N] [--waypoints N] [--churn STEPS]\n"
+	        "           [--out FILE | --out DIR --split PODS_PER_FILE]\n"
+	        "Writes a synthetic mesh as YAML (stdout by default). Defaults: 50 nodes, 100\n"
+	        "namespaces, 10000 pods, a Service per 10 pods, 1 policy per namespace with 1\n"
+	        "rule, no waypoints, no churn. Churn step J adds pod churn-J, removes pod\n"
+	        "p-(J*7919 %% pods), relabels pod p-((J*104729+1) %% pods) with version: cJ and\n"
+	        "adds port %u+J to policy allow-0 of ns-(J %% namespaces); --churn S writes the\n"
+	        "mesh after steps 1..S. With --split N, DIR gets mesh-NNN.yaml, "
+	        "services-NNN.yaml,\n"
+	        "policies-NNN.yaml and pods-NNN.yaml files, each no bigger than N pods would\n"
+	        "make (%u keeps every file within fake-istiod's per-file YAML bounds); their\n"
+	        "paths are printed one per line.\n",
+	        20000u, DEFAULT_SPLIT);
+}
+
+static int num(const char *flag, const char *v, uint32_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long long x = strtoull(v, &end, 10);
+	if (errno || end == v || *end || v[0] == '-' || x > UINT32_MAX) {
+		fprintf(stderr, "fake-istiod generate: --%s %s: expected a non-negative integer\n",
+		        flag, v);
+		return -1;
+	}
+	*out = (uint32_t)x;
+	return 0;
+}
+
+int fi_generate_cmd(int argc, char **argv)
+{
+	static const struct option lo[] = {
+	        {"nodes", required_argument, NULL, 'n'},
+	        {"namespaces", required_argument, NULL, 's'},
+	        {"pods", required_argument, NULL, 'p'},
+	        {"pods-per-service", required_argument, NULL, 'v'},
+	        {"policies-per-namespace", required_argument, NULL, 'a'},
+	        {"rules-per-policy", required_argument, NULL, 'r'},
+	        {"waypoints", required_argument, NULL, 'w'},
+	        {"churn", required_argument, NULL, 'c'},
+	        {"out", required_argument, NULL, 'o'},
+	        {"split", required_argument, NULL, 'x'},
+	        {"help", no_argument, NULL, 'h'},
+	        {NULL, 0, NULL, 0},
+	};
+	struct fi_gen_shape s = {.nodes = 50,
+	                         .namespaces = 100,
+	                         .pods = 10000,
+	                         .pods_per_service = 10,
+	                         .policies_per_namespace = 1,
+	                         .rules_per_policy = 1};
+	const char *out = NULL;
+	uint32_t split = 0, *field;
+	bool split_set = false;
+	char err[512];
+	int c, rc, idx = 0;
+
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "", lo, &idx)) != -1) {
+		switch (c) {
+		case 'n':
+			field = &s.nodes;
+			break;
+		case 's':
+			field = &s.namespaces;
+			break;
+		case 'p':
+			field = &s.pods;
+			break;
+		case 'v':
+			field = &s.pods_per_service;
+			break;
+		case 'a':
+			field = &s.policies_per_namespace;
+			break;
+		case 'r':
+			field = &s.rules_per_policy;
+			break;
+		case 'w':
+			field = &s.waypoints;
+			break;
+		case 'c':
+			field = &s.churn;
+			break;
+		case 'x':
+			field = &split;
+			split_set = true;
+			break;
+		case 'o':
+			out = optarg;
+			continue;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			fprintf(stderr, "fake-istiod generate: unknown or incomplete option %s\n",
+			        argv[optind - 1]);
+			usage(stderr);
+			return 2;
+		}
+		if (num(lo[idx].name, optarg, field) < 0)
+			return 2;
+	}
+	if (optind < argc) {
+		fprintf(stderr, "fake-istiod generate: unexpected argument \"%s\"\n", argv[optind]);
+		return 2;
+	}
+	if (split_set && (!split || !out)) {
+		fprintf(stderr,
+		        "fake-istiod generate: --split needs a positive count and --out DIR\n");
+		return 2;
+	}
+	if (split_set) {
+		rc = fi_generate_write(&s, NULL, out, split, stdout, err, sizeof(err));
+	} else {
+		FILE *f = out ? fopen(out, "w") : stdout;
+		if (!f) {
+			fprintf(stderr, "fake-istiod generate: %s: %s\n", out, strerror(errno));
+			return 1;
+		}
+		rc = fi_generate_write(&s, f, NULL, 0, NULL, err, sizeof(err));
+		if (out && fclose(f) != 0 && rc == 0) {
+			snprintf(err, sizeof(err), "%s: %s", out, strerror(errno));
+			rc = -EIO;
+		}
+	}
+	if (rc < 0) {
+		fprintf(stderr, "fake-istiod generate: %s\n", err);
+		return rc == ZT_E_RANGE ? 2 : 1;
+	}
+	return 0;
+}
