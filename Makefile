@@ -17,7 +17,7 @@ V       ?=
 
 Q := $(if $(V),,@)
 .DEFAULT_GOAL := all
-PKGS := openssl libnghttp2 libprotobuf-c yaml-0.1 jansson libnl-3.0 libnl-route-3.0 libmicrohttpd
+PKGS := openssl libnghttp2 libprotobuf-c yaml-0.1 jansson libnl-3.0 libnl-route-3.0 libmicrohttpd ldns
 
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 \
 	-Wvla -Wimplicit-fallthrough -Wno-missing-field-initializers

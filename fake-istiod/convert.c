@@ -5,6 +5,7 @@
 #include "fake-istiod/convert.h"
 #include "fake-istiod/waypoint.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -15,6 +16,7 @@
 #include <openssl/evp.h>
 
 #include "google/protobuf/empty.pb-c.h"
+#include "google/protobuf/wrappers.pb-c.h"
 #include "istio/security/authorization.pb-c.h"
 #include "istio/workload/workload.pb-c.h"
 #include "protocol/pb.h"
@@ -95,7 +97,8 @@ struct conv {
 	const struct fi_mesh *m;
 	struct fi_convert_opts o;
 	struct arena a;
-	bool *pod_sent; /* per m->pods index */
+	bool *pod_sent;   /* per m->pods index */
+	uint32_t *se_vip; /* auto-allocated VIP per (ServiceEntry, host), host order */
 	struct out addrs, authz;
 	char *err;
 	size_t errlen;
@@ -809,9 +812,14 @@ static Istio__Workload__PortList *port_list(struct conv *c, const struct fi_serv
 	return pl;
 }
 
+static void selected_by_entries(struct conv *c, Istio__Workload__Workload *w, const char *ns,
+                                const struct fi_labels *labels, const struct fi_labels *ports,
+                                size_t cap);
+static size_t se_keys_total(const struct fi_mesh *m);
+
 static void workload_services(struct conv *c, const struct fi_pod *p, Istio__Workload__Workload *w)
 {
-	w->services = aptrs(&c->a, c->m->n_services);
+	w->services = aptrs(&c->a, c->m->n_services + se_keys_total(c->m));
 	for (size_t i = 0; i < c->m->n_services; i++) {
 		const struct fi_service *s = &c->m->services[i];
 		if (!service_selects(s, p))
@@ -822,6 +830,8 @@ static void workload_services(struct conv *c, const struct fi_pod *p, Istio__Wor
 		e->value = port_list(c, s, p);
 		w->services[w->n_services++] = e;
 	}
+	selected_by_entries(c, w, p->meta.ns, &p->meta.labels, NULL,
+	                    c->m->n_services + se_keys_total(c->m));
 }
 
 /* Keys of the selector policies that select p, then its PeerAuthentication policy if any. */
@@ -894,6 +904,308 @@ static int add_workload(struct conv *c, const struct fi_pod *p)
 	return emit(c, &c->addrs, w->uid, &ad->base);
 }
 
+/* ---- ServiceEntry and WorkloadEntry (spec §13.2) ------------------------------------------- */
+
+/* Istio's auto-allocation range (PILOT_IP_AUTOALLOCATE_IPV4_PREFIX). A host's address is a
+ * hash of "ns/host" in it, probing past taken ones, so it stays put while others come and go
+ * (istiod keeps its allocation in the ServiceEntry status instead). */
+#define AUTO_V4_PREFIX 0xF0F00000u /* 240.240.0.0/16 */
+
+static bool se_auto_allocates(const struct fi_service_entry *e, const char *host)
+{
+	const char *lbl =
+	        fi_labels_get(&e->meta.labels, "networking.istio.io/enable-autoallocate-ip");
+	return e->resolution != FI_SE_NONE && e->n_addrs == 0 && host[0] != '*' &&
+	       !(lbl && !strcmp(lbl, "false"));
+}
+
+/* c->se_vip[k]: the address of the k-th (ServiceEntry, host) pair, or 0. */
+static void se_allocate(struct conv *c)
+{
+	const struct fi_mesh *m = c->m;
+	size_t k = 0, total = 0;
+	for (size_t i = 0; i < m->n_service_entries; i++)
+		total += m->service_entries[i].hosts.n;
+	c->se_vip = amem(&c->a, (total ? total : 1) * sizeof(*c->se_vip));
+	uint8_t *used = amem(&c->a, 1u << 16);
+	for (size_t i = 0; i < m->n_service_entries; i++) {
+		const struct fi_service_entry *e = &m->service_entries[i];
+		for (size_t j = 0; j < e->hosts.n; j++, k++) {
+			if (!se_auto_allocates(e, e->hosts.v[j]))
+				continue;
+			uint32_t h = 2166136261u;
+			for (const char *p = e->meta.ns; *p; p++)
+				h = (h ^ (uint8_t)*p) * 16777619u;
+			h = (h ^ '/') * 16777619u;
+			for (const char *p = e->hosts.v[j]; *p; p++)
+				h = (h ^ (uint8_t)*p) * 16777619u;
+			uint32_t slot = 1 + h % 65534;
+			while (used[slot])
+				slot = slot % 65534 + 1;
+			used[slot] = 1;
+			c->se_vip[k] = AUTO_V4_PREFIX | slot;
+		}
+	}
+}
+
+static Istio__Workload__NetworkAddress *cidr_address(struct conv *c, const struct zt_cidr *cidr)
+{
+	Istio__Workload__NetworkAddress *na = network_address(c, &cidr->ip);
+	unsigned full = cidr->ip.family == AF_INET ? 32 : 128;
+	if (cidr->prefix != full) {
+		na->length = cidr->prefix;
+	}
+	return na;
+}
+
+static int add_se_services(struct conv *c, const struct fi_service_entry *e, size_t *k)
+{
+	int rc = 0;
+	for (size_t j = 0; !rc && j < e->hosts.n; j++, (*k)++) {
+		Istio__Workload__Service *sv = anew(&c->a, &istio__workload__service__descriptor);
+		sv->name = e->meta.name;
+		sv->namespace_ = e->meta.ns;
+		sv->hostname = e->hosts.v[j];
+		sv->addresses = aptrs(&c->a, e->n_addrs + 1);
+		for (size_t i = 0; i < e->n_addrs; i++)
+			sv->addresses[sv->n_addresses++] = cidr_address(c, &e->addrs[i]);
+		if (c->se_vip[*k]) {
+			struct zt_ip ip = {.family = AF_INET};
+			ip.v4.s_addr = htonl(c->se_vip[*k]);
+			sv->addresses[sv->n_addresses++] = network_address(c, &ip);
+		}
+		sv->ports = aptrs(&c->a, e->n_ports);
+		for (size_t i = 0; i < e->n_ports; i++) {
+			Istio__Workload__Port *pt = anew(&c->a, &istio__workload__port__descriptor);
+			pt->service_port = e->ports[i].number;
+			pt->target_port = e->ports[i].target_port ? e->ports[i].target_port
+			                                          : e->ports[i].number;
+			sv->ports[sv->n_ports++] = pt;
+		}
+		sv->subject_alt_names = e->subject_alt_names.v;
+		sv->n_subject_alt_names = e->subject_alt_names.n;
+		if (e->resolution == FI_SE_NONE) {
+			sv->load_balancing =
+			        anew(&c->a, &istio__workload__load_balancing__descriptor);
+			sv->load_balancing->mode =
+			        ISTIO__WORKLOAD__LOAD_BALANCING__MODE__PASSTHROUGH;
+		}
+		Istio__Workload__Address *ad = anew(&c->a, &istio__workload__address__descriptor);
+		ad->type_case = ISTIO__WORKLOAD__ADDRESS__TYPE_SERVICE;
+		ad->service = sv;
+		rc = emit(c, &c->addrs, afmt(&c->a, "%s/%s", e->meta.ns, sv->hostname), &ad->base);
+	}
+	return rc;
+}
+
+/* An endpoint's port map for e: port name -> endpoint port, else targetPort, else number. */
+static Istio__Workload__PortList *se_port_list(struct conv *c, const struct fi_service_entry *e,
+                                               const struct fi_labels *ports)
+{
+	Istio__Workload__PortList *pl = anew(&c->a, &istio__workload__port_list__descriptor);
+	pl->ports = aptrs(&c->a, e->n_ports);
+	for (size_t i = 0; i < e->n_ports; i++) {
+		const struct fi_se_port *sp = &e->ports[i];
+		const char *v = sp->name && ports ? fi_labels_get(ports, sp->name) : NULL;
+		Istio__Workload__Port *pt = anew(&c->a, &istio__workload__port__descriptor);
+		pt->service_port = sp->number;
+		pt->target_port = v                 ? (uint32_t)strtoul(v, NULL, 10)
+		                  : sp->target_port ? sp->target_port
+		                                    : sp->number;
+		pl->ports[pl->n_ports++] = pt;
+	}
+	return pl;
+}
+
+/* Adds the keys of e's hosts (only host when not NULL) to w's services. */
+static void add_se_keys(struct conv *c, Istio__Workload__Workload *w,
+                        const struct fi_service_entry *e, const char *host,
+                        const struct fi_labels *ports, size_t cap)
+{
+	for (size_t j = 0; j < e->hosts.n && w->n_services < cap; j++) {
+		if (host && strcmp(host, e->hosts.v[j]))
+			continue;
+		Istio__Workload__Workload__ServicesEntry *se =
+		        anew(&c->a, &istio__workload__workload__services_entry__descriptor);
+		se->key = afmt(&c->a, "%s/%s", e->meta.ns, e->hosts.v[j]);
+		se->value = se_port_list(c, e, ports);
+		w->services[w->n_services++] = se;
+	}
+}
+
+static size_t se_keys_total(const struct fi_mesh *m)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < m->n_service_entries; i++)
+		n += m->service_entries[i].hosts.n;
+	return n;
+}
+
+/* Keys of the ServiceEntries whose workloadSelector picks labels in ns. */
+static void selected_by_entries(struct conv *c, Istio__Workload__Workload *w, const char *ns,
+                                const struct fi_labels *labels, const struct fi_labels *ports,
+                                size_t cap)
+{
+	for (size_t i = 0; i < c->m->n_service_entries; i++) {
+		const struct fi_service_entry *e = &c->m->service_entries[i];
+		if (e->has_selector && !strcmp(e->meta.ns, ns) &&
+		    fi_labels_match(&e->selector, labels))
+			add_se_keys(c, w, e, NULL, ports, cap);
+	}
+}
+
+/* A workload for an entry address: IP or hostname, plain TCP unless the entry says it runs
+ * ambient (label istio.io/dataplane-mode=ambient). */
+static Istio__Workload__Workload *entry_workload(struct conv *c, const char *uid,
+                                                 const struct fi_meta *meta,
+                                                 const struct fi_workload_entry *we)
+{
+	static const char *const name_keys[] = {"service.istio.io/canonical-name",
+	                                        "app.kubernetes.io/name", "app", NULL};
+	struct arena *a = &c->a;
+	Istio__Workload__Workload *w = anew(a, &istio__workload__workload__descriptor);
+	const struct fi_labels *labels = we->labels.n ? &we->labels : &meta->labels;
+	const char *mode = fi_labels_get(labels, "istio.io/dataplane-mode");
+	w->uid = (char *)uid;
+	w->name = meta->name;
+	w->namespace_ = meta->ns;
+	if (we->address.is_ip) {
+		size_t bl = we->address.ip.family == AF_INET ? 4 : 16;
+		w->addresses = amem(a, sizeof(*w->addresses));
+		w->addresses[0].len = bl;
+		w->addresses[0].data = amem(a, bl);
+		memcpy(w->addresses[0].data, we->address.ip.bytes, bl);
+		w->n_addresses = 1;
+	} else {
+		w->hostname = we->address.host;
+	}
+	w->network = we->network && *we->network ? we->network : (char *)c->o.network;
+	w->tunnel_protocol = mode && !strcmp(mode, "ambient")
+	                             ? ISTIO__WORKLOAD__TUNNEL_PROTOCOL__HBONE
+	                             : ISTIO__WORKLOAD__TUNNEL_PROTOCOL__NONE;
+	w->trust_domain = (char *)c->o.trust_domain;
+	w->service_account = we->service_account;
+	w->workload_name = meta->name;
+	w->workload_type = ISTIO__WORKLOAD__WORKLOAD_TYPE__POD;
+	w->canonical_name = meta->name;
+	for (size_t i = 0; name_keys[i]; i++)
+		if (fi_labels_get(labels, name_keys[i])) {
+			w->canonical_name = (char *)fi_labels_get(labels, name_keys[i]);
+			break;
+		}
+	w->canonical_revision = "latest";
+	w->cluster_id = (char *)c->o.cluster_id;
+	if (we->weight) {
+		w->capacity = anew(a, &google__protobuf__uint32_value__descriptor);
+		w->capacity->value = we->weight;
+	}
+	return w;
+}
+
+static int emit_workload(struct conv *c, Istio__Workload__Workload *w)
+{
+	Istio__Workload__Address *ad = anew(&c->a, &istio__workload__address__descriptor);
+	ad->type_case = ISTIO__WORKLOAD__ADDRESS__TYPE_WORKLOAD;
+	ad->workload = w;
+	return emit(c, &c->addrs, w->uid, &ad->base);
+}
+
+/* Inline endpoints; with DNS resolution and neither endpoints nor selector, one hostname
+ * workload per (non-wildcard) host, as istiod builds them. */
+static int add_se_workloads(struct conv *c, const struct fi_service_entry *e)
+{
+	int rc = 0;
+	for (size_t i = 0; !rc && i < e->n_endpoints; i++) {
+		const struct fi_workload_entry *ep = &e->endpoints[i];
+		char *uid = afmt(&c->a, "%s/networking.istio.io/ServiceEntry/%s/%s/%s",
+		                 c->o.cluster_id, e->meta.ns, e->meta.name, ep->address.host);
+		Istio__Workload__Workload *w = entry_workload(c, uid, &e->meta, ep);
+		w->services = aptrs(&c->a, e->hosts.n);
+		add_se_keys(c, w, e, NULL, &ep->ports, e->hosts.n);
+		rc = emit_workload(c, w);
+	}
+	if (e->n_endpoints || e->has_selector ||
+	    (e->resolution != FI_SE_DNS && e->resolution != FI_SE_DNS_ROUND_ROBIN))
+		return rc;
+	for (size_t j = 0; !rc && j < e->hosts.n; j++) {
+		if (e->hosts.v[j][0] == '*')
+			continue;
+		struct fi_workload_entry ep = {.address = {.host = e->hosts.v[j]},
+		                               .service_account = "default"};
+		char *uid = afmt(&c->a, "%s/networking.istio.io/ServiceEntry/%s/%s/%s",
+		                 c->o.cluster_id, e->meta.ns, e->meta.name, e->hosts.v[j]);
+		Istio__Workload__Workload *w = entry_workload(c, uid, &e->meta, &ep);
+		w->service_account = astr(&c->a, "default");
+		w->services = aptrs(&c->a, 1);
+		add_se_keys(c, w, e, e->hosts.v[j], NULL, 1);
+		rc = emit_workload(c, w);
+	}
+	return rc;
+}
+
+/* A Kubernetes Service's port map for a WorkloadEntry (named target ports through its ports). */
+static Istio__Workload__PortList *we_port_list(struct conv *c, const struct fi_service *s,
+                                               const struct fi_workload_entry *we)
+{
+	Istio__Workload__PortList *pl = anew(&c->a, &istio__workload__port_list__descriptor);
+	pl->ports = aptrs(&c->a, s->n_ports);
+	for (size_t i = 0; i < s->n_ports; i++) {
+		const struct fi_service_port *sp = &s->ports[i];
+		uint32_t target = sp->target_port;
+		if (sp->target_port_name) {
+			const char *v = fi_labels_get(&we->ports, sp->target_port_name);
+			if (!v)
+				continue;
+			target = (uint32_t)strtoul(v, NULL, 10);
+		}
+		Istio__Workload__Port *pt = anew(&c->a, &istio__workload__port__descriptor);
+		pt->service_port = sp->port;
+		pt->target_port = target;
+		pl->ports[pl->n_ports++] = pt;
+	}
+	return pl;
+}
+
+static int add_workload_entry(struct conv *c, const struct fi_workload_entry *we)
+{
+	const struct fi_mesh *m = c->m;
+	const struct fi_labels *labels = we->labels.n ? &we->labels : &we->meta.labels;
+	char *uid = afmt(&c->a, "%s/networking.istio.io/WorkloadEntry/%s/%s", c->o.cluster_id,
+	                 we->meta.ns, we->meta.name);
+	Istio__Workload__Workload *w = entry_workload(c, uid, &we->meta, we);
+	size_t cap = m->n_services + se_keys_total(m);
+	w->services = aptrs(&c->a, cap);
+	for (size_t i = 0; i < m->n_services; i++) {
+		const struct fi_service *s = &m->services[i];
+		if (!s->selector.n || strcmp(s->meta.ns, we->meta.ns) ||
+		    !fi_labels_match(&s->selector, labels))
+			continue;
+		Istio__Workload__Workload__ServicesEntry *e =
+		        anew(&c->a, &istio__workload__workload__services_entry__descriptor);
+		e->key = afmt(&c->a, "%s/%s", s->meta.ns, hostname(c, s->meta.ns, s->meta.name));
+		e->value = we_port_list(c, s, we);
+		w->services[w->n_services++] = e;
+	}
+	selected_by_entries(c, w, we->meta.ns, labels, &we->ports, cap);
+	return emit_workload(c, w);
+}
+
+static int convert_entries(struct conv *c)
+{
+	const struct fi_mesh *m = c->m;
+	size_t k = 0;
+	int rc = 0;
+	se_allocate(c);
+	for (size_t i = 0; !rc && i < m->n_service_entries; i++) {
+		rc = add_se_services(c, &m->service_entries[i], &k);
+		if (!rc)
+			rc = add_se_workloads(c, &m->service_entries[i]);
+	}
+	for (size_t i = 0; !rc && i < m->n_workload_entries; i++)
+		rc = add_workload_entry(c, &m->workload_entries[i]);
+	return rc;
+}
+
 /* ---- driver -------------------------------------------------------------------------------- */
 
 static int resource_cmp(const void *a, const void *b)
@@ -940,6 +1252,8 @@ static int convert_all(struct conv *c)
 			rc = add_workload(c, &m->pods[i]);
 	for (size_t i = 0; !rc && i < m->n_services; i++)
 		rc = add_service(c, &m->services[i]);
+	if (!rc)
+		rc = convert_entries(c);
 	for (size_t i = 0; !rc && i < m->n_authz_policies; i++)
 		rc = add_policy(c, &m->authz_policies[i]);
 	bool strict = false;

@@ -149,6 +149,9 @@ static void authz_clear(struct fi_authz_policy *p)
 	free(p->target_refs);
 }
 
+static void service_entry_clear(struct fi_service_entry *e);
+static void workload_entry_clear(struct fi_workload_entry *w);
+
 static void peer_authn_clear(struct fi_peer_authn *p)
 {
 	meta_clear(&p->meta);
@@ -182,6 +185,12 @@ void fi_mesh_clear(struct fi_mesh *m)
 	for (size_t i = 0; i < m->n_peer_authns; i++)
 		peer_authn_clear(&m->peer_authns[i]);
 	free(m->peer_authns);
+	for (size_t i = 0; i < m->n_service_entries; i++)
+		service_entry_clear(&m->service_entries[i]);
+	free(m->service_entries);
+	for (size_t i = 0; i < m->n_workload_entries; i++)
+		workload_entry_clear(&m->workload_entries[i]);
+	free(m->workload_entries);
 	for (size_t i = 0; i < m->n_files; i++)
 		free(m->files[i]);
 	free(m->files);
@@ -985,6 +994,253 @@ out:
 	return rc;
 }
 
+/* ---- ServiceEntry and WorkloadEntry (networking.istio.io) ---------------------------------- */
+
+static void workload_entry_clear(struct fi_workload_entry *w)
+{
+	meta_clear(&w->meta);
+	free(w->address.host);
+	labels_clear(&w->labels);
+	free(w->service_account);
+	free(w->network);
+	labels_clear(&w->ports);
+}
+
+static void service_entry_clear(struct fi_service_entry *e)
+{
+	meta_clear(&e->meta);
+	strs_clear(&e->hosts);
+	free(e->addrs);
+	for (size_t i = 0; i < e->n_ports; i++)
+		free(e->ports[i].name);
+	free(e->ports);
+	for (size_t i = 0; i < e->n_endpoints; i++)
+		workload_entry_clear(&e->endpoints[i]);
+	free(e->endpoints);
+	labels_clear(&e->selector);
+	strs_clear(&e->subject_alt_names);
+}
+
+/* An address: an IP, or (host_ok) a DNS name. */
+static int entry_addr(struct ld *l, const struct zt_yaml *map, const char *key, bool host_ok,
+                      struct fi_entry_addr *out)
+{
+	int rc = get_str(l, map, key, true, &out->host);
+	if (rc)
+		return rc;
+	if (!zt_ip_parse(&out->ip, out->host, strlen(out->host))) {
+		out->is_ip = true;
+		return 0;
+	}
+	if (host_ok && dns_name(out->host, true, 253) && !strstr(out->host, ".."))
+		return 0;
+	size_t mk = zt_yaml_rd_enter(&l->rd, "%s", key);
+	rc = zt_yaml_rd_fail(&l->rd, zt_yaml_get(map, key), ZT_E_PARSE, "expected an IP address%s, got %s",
+	          host_ok ? " or a DNS name" : "", GOT(zt_yaml_get(map, key)));
+	zt_yaml_rd_leave(&l->rd, mk);
+	return rc;
+}
+
+/* WorkloadEntry spec, also the shape of a ServiceEntry's inline endpoints. */
+static int parse_entry_spec(struct ld *l, const struct zt_yaml *spec, bool host_ok,
+                            struct fi_workload_entry *w)
+{
+	const struct zt_yaml *n;
+	int64_t v;
+	int rc;
+	if ((rc = need_map(l, spec, NULL)) || (rc = entry_addr(l, spec, "address", host_ok,
+	                                                       &w->address)) ||
+	    (rc = get_labels(l, spec, "labels", &w->labels)) ||
+	    (rc = get_str(l, spec, "serviceAccount", false, &w->service_account)) ||
+	    (rc = get_str(l, spec, "network", false, &w->network)) ||
+	    (rc = get_labels(l, spec, "ports", &w->ports)))
+		return rc;
+	for (size_t i = 0; i < w->ports.n; i++) {
+		const char *t = w->ports.v[i].value;
+		char *e = NULL;
+		long pv = strtol(t, &e, 10);
+		if (!*t || *e || pv < 1 || pv > 65535) {
+			size_t mk = zt_yaml_rd_enter(&l->rd, "ports.%s", w->ports.v[i].key);
+			rc = zt_yaml_rd_fail(&l->rd, zt_yaml_get(spec, "ports"), ZT_E_RANGE,
+			          "expected an integer 1..65535, got \"%s\"", t);
+			zt_yaml_rd_leave(&l->rd, mk);
+			return rc;
+		}
+	}
+	if (!zt_yaml_is_null(n = zt_yaml_get(spec, "weight"))) {
+		if ((rc = zt_yaml_int(n, 0, UINT32_MAX, &v))) {
+			size_t mk = zt_yaml_rd_enter(&l->rd, "weight");
+			rc = zt_yaml_rd_fail(&l->rd, n, rc, "expected an integer, got %s", GOT(n));
+			zt_yaml_rd_leave(&l->rd, mk);
+			return rc;
+		}
+		w->weight = (uint32_t)v;
+	}
+	if (!w->service_account)
+		w->service_account = xstrdup("default");
+	if (!w->network)
+		w->network = xstrdup("");
+	return 0;
+}
+
+static int parse_workload_entry(struct ld *l, const struct zt_yaml *doc)
+{
+	struct fi_workload_entry w = {0};
+	const struct zt_yaml *spec;
+	int rc;
+	if ((rc = parse_meta(l, doc, "WorkloadEntry", true, false, &w.meta)) ||
+	    (rc = opt_map(l, doc, "spec", &spec)))
+		goto out;
+	if (!spec) {
+		size_t mk = zt_yaml_rd_enter(&l->rd, "spec");
+		rc = zt_yaml_rd_fail(&l->rd, doc, ZT_E_PARSE, "required");
+		zt_yaml_rd_leave(&l->rd, mk);
+		goto out;
+	}
+	size_t mk = zt_yaml_rd_enter(&l->rd, "spec");
+	rc = parse_entry_spec(l, spec, true, &w);
+	zt_yaml_rd_leave(&l->rd, mk);
+	if (rc)
+		goto out;
+	*GROW(l->m->workload_entries, l->m->n_workload_entries) = w;
+	return 0;
+out:
+	workload_entry_clear(&w);
+	return rc;
+}
+
+/* A ServiceEntry host: a DNS name, or "*." and a DNS name. */
+static bool se_host(const char *h)
+{
+	if (h[0] == '*' && h[1] == '.')
+		h += 2;
+	return dns_name(h, true, 253) && !strstr(h, "..");
+}
+
+static int se_enum(struct ld *l, const struct zt_yaml *spec, const char *key,
+                   const char *const *names, int *out)
+{
+	const struct zt_yaml *n = zt_yaml_get(spec, key);
+	const char *s = zt_yaml_str(n);
+	if (zt_yaml_is_null(n))
+		return 0;
+	for (int i = 0; s && names[i]; i++) {
+		if (!strcmp(s, names[i])) {
+			*out = i;
+			return 0;
+		}
+	}
+	size_t mk = zt_yaml_rd_enter(&l->rd, "%s", key);
+	int rc = zt_yaml_rd_fail(&l->rd, n, ZT_E_PARSE, "expected %s or %s, got %s", names[0], names[1], GOT(n));
+	zt_yaml_rd_leave(&l->rd, mk);
+	return rc;
+}
+
+static int parse_se_spec(struct ld *l, const struct zt_yaml *spec, struct fi_service_entry *e)
+{
+	static const char *const locations[] = {"MESH_EXTERNAL", "MESH_INTERNAL", NULL};
+	static const char *const resolutions[] = {"NONE", "STATIC", "DNS", "DNS_ROUND_ROBIN", NULL};
+	const struct zt_yaml *addrs, *ports, *eps, *sel;
+	int loc = 0, res = 0, rc;
+	if ((rc = get_strs(l, spec, "hosts", &e->hosts)))
+		return rc;
+	if (e->hosts.n == 0) {
+		size_t mk = zt_yaml_rd_enter(&l->rd, "hosts");
+		rc = zt_yaml_rd_fail(&l->rd, spec, ZT_E_PARSE, "required: at least one host");
+		zt_yaml_rd_leave(&l->rd, mk);
+		return rc;
+	}
+	for (size_t i = 0; i < e->hosts.n; i++) {
+		if (se_host(e->hosts.v[i]))
+			continue;
+		size_t mk = zt_yaml_rd_enter(&l->rd, "hosts[%zu]", i);
+		rc = zt_yaml_rd_fail(&l->rd, zt_yaml_at(zt_yaml_get(spec, "hosts"), i), ZT_E_PARSE,
+		          "expected a DNS name, optionally starting with \"*.\", got \"%.64s\"",
+		          e->hosts.v[i]);
+		zt_yaml_rd_leave(&l->rd, mk);
+		return rc;
+	}
+	if ((rc = se_enum(l, spec, "location", locations, &loc)) ||
+	    (rc = se_enum(l, spec, "resolution", resolutions, &res)) ||
+	    (rc = opt_seq(l, spec, "addresses", &addrs)) || (rc = opt_seq(l, spec, "ports", &ports)) ||
+	    (rc = opt_seq(l, spec, "endpoints", &eps)) ||
+	    (rc = opt_map(l, spec, "workloadSelector", &sel)) ||
+	    (rc = get_strs(l, spec, "subjectAltNames", &e->subject_alt_names)))
+		return rc;
+	e->location = (enum fi_se_location)loc;
+	e->resolution = (enum fi_se_resolution)res;
+	for (size_t i = 0; addrs && i < addrs->n; i++) {
+		const struct zt_yaml *a = zt_yaml_at(addrs, i);
+		const char *t = zt_yaml_str(a);
+		struct zt_cidr c;
+		struct zt_ip ip;
+		if (t && !zt_ip_parse(&ip, t, a->len)) {
+			zt_cidr_from_ip(&c, &ip, ip.family == AF_INET ? 32 : 128);
+		} else if (!t || zt_cidr_parse(&c, t, a->len)) {
+			size_t mk = zt_yaml_rd_enter(&l->rd, "addresses[%zu]", i);
+			rc = zt_yaml_rd_fail(&l->rd, a, ZT_E_PARSE, "expected an IP address or a CIDR, got %s",
+			          GOT(a));
+			zt_yaml_rd_leave(&l->rd, mk);
+			return rc;
+		}
+		*GROW(e->addrs, e->n_addrs) = c;
+	}
+	for (size_t i = 0; !rc && ports && i < ports->n; i++) {
+		const struct zt_yaml *pt = zt_yaml_at(ports, i);
+		struct fi_se_port *sp = GROW(e->ports, e->n_ports);
+		size_t mk = zt_yaml_rd_enter(&l->rd, "ports[%zu]", i);
+		if (!(rc = need_map(l, pt, NULL)) && !(rc = get_port(l, pt, "number", &sp->number)) &&
+		    !(rc = get_str(l, pt, "name", false, &sp->name)) &&
+		    !zt_yaml_is_null(zt_yaml_get(pt, "targetPort")))
+			rc = get_port(l, pt, "targetPort", &sp->target_port);
+		zt_yaml_rd_leave(&l->rd, mk);
+	}
+	for (size_t i = 0; !rc && eps && i < eps->n; i++) {
+		struct fi_workload_entry *w = GROW(e->endpoints, e->n_endpoints);
+		size_t mk = zt_yaml_rd_enter(&l->rd, "endpoints[%zu]", i);
+		rc = parse_entry_spec(l, zt_yaml_at(eps, i),
+		                      e->resolution == FI_SE_DNS ||
+		                              e->resolution == FI_SE_DNS_ROUND_ROBIN,
+		                      w);
+		zt_yaml_rd_leave(&l->rd, mk);
+	}
+	if (!rc && sel) {
+		size_t mk = zt_yaml_rd_enter(&l->rd, "workloadSelector");
+		e->has_selector = true;
+		rc = get_labels(l, sel, "labels", &e->selector);
+		if (!rc && e->n_endpoints)
+			rc = zt_yaml_rd_fail(&l->rd, sel, ZT_E_PARSE, "not allowed together with endpoints");
+		zt_yaml_rd_leave(&l->rd, mk);
+	}
+	return rc;
+}
+
+static int parse_service_entry(struct ld *l, const struct zt_yaml *doc)
+{
+	struct fi_service_entry e = {0};
+	const struct zt_yaml *spec;
+	int rc;
+	if ((rc = parse_meta(l, doc, "ServiceEntry", true, false, &e.meta)) ||
+	    (rc = opt_map(l, doc, "spec", &spec)))
+		goto out;
+	if (!spec) {
+		size_t mk = zt_yaml_rd_enter(&l->rd, "spec");
+		rc = zt_yaml_rd_fail(&l->rd, doc, ZT_E_PARSE, "required");
+		zt_yaml_rd_leave(&l->rd, mk);
+		goto out;
+	}
+	size_t mk = zt_yaml_rd_enter(&l->rd, "spec");
+	rc = parse_se_spec(l, spec, &e);
+	zt_yaml_rd_leave(&l->rd, mk);
+	if (rc)
+		goto out;
+	*GROW(l->m->service_entries, l->m->n_service_entries) = e;
+	return 0;
+out:
+	service_entry_clear(&e);
+	return rc;
+}
+
 /* ---- documents ----------------------------------------------------------------------------- */
 
 struct kind {
@@ -1003,6 +1259,8 @@ static const struct kind kinds[] = {
         {"gateway.networking.k8s.io", "Gateway", NULL, parse_gateway},
         {"security.istio.io", "AuthorizationPolicy", "v1 v1beta1", parse_authz},
         {"security.istio.io", "PeerAuthentication", "v1 v1beta1", parse_peer_authn},
+        {"networking.istio.io", "ServiceEntry", "v1 v1beta1 v1alpha3", parse_service_entry},
+        {"networking.istio.io", "WorkloadEntry", "v1 v1beta1 v1alpha3", parse_workload_entry},
 };
 
 static bool has_word(const char *list, const char *w)
@@ -1221,6 +1479,8 @@ static int sort_all(struct fi_mesh *m, char *err, size_t errlen)
 	SORT(gateways, n_gateways, "Gateway");
 	SORT(authz_policies, n_authz_policies, "AuthorizationPolicy");
 	SORT(peer_authns, n_peer_authns, "PeerAuthentication");
+	SORT(service_entries, n_service_entries, "ServiceEntry");
+	SORT(workload_entries, n_workload_entries, "WorkloadEntry");
 #undef SORT
 	return 0;
 }

@@ -188,6 +188,49 @@ struct fi_peer_authn {
 	size_t n_ports;
 };
 
+/* networking.istio.io ServiceEntry and WorkloadEntry (spec §13.2, entries.c converts them).
+ * An address is an IP, or (ServiceEntry endpoints, WorkloadEntry) a DNS host name. */
+enum fi_se_resolution { FI_SE_NONE, FI_SE_STATIC, FI_SE_DNS, FI_SE_DNS_ROUND_ROBIN };
+enum fi_se_location { FI_SE_MESH_EXTERNAL, FI_SE_MESH_INTERNAL };
+
+struct fi_entry_addr {
+	char *host;       /* the text as written */
+	bool is_ip;
+	struct zt_ip ip;  /* is_ip */
+};
+
+struct fi_se_port {
+	char *name;
+	uint16_t number;
+	uint16_t target_port; /* 0 when absent */
+};
+
+struct fi_workload_entry {
+	struct fi_meta meta;
+	struct fi_entry_addr address;
+	struct fi_labels labels;  /* spec.labels (what selectors match), merged over metadata's */
+	char *service_account;    /* "default" when absent */
+	char *network;            /* "" when absent */
+	struct fi_labels ports;   /* port name -> number (text) */
+	uint32_t weight;          /* 0 when absent */
+};
+
+struct fi_service_entry {
+	struct fi_meta meta;
+	struct fi_strs hosts;   /* each a DNS name, optionally "*."-prefixed */
+	struct zt_cidr *addrs;  /* spec.addresses */
+	size_t n_addrs;
+	struct fi_se_port *ports;
+	size_t n_ports;
+	enum fi_se_location location;
+	enum fi_se_resolution resolution;
+	struct fi_workload_entry *endpoints; /* inline endpoints; meta.name is the address */
+	size_t n_endpoints;
+	bool has_selector;
+	struct fi_labels selector; /* spec.workloadSelector.labels */
+	struct fi_strs subject_alt_names;
+};
+
 /* Each array is sorted by (namespace, name). */
 struct fi_mesh {
 	char **files; /* every file loaded, for fi_meta.file */
@@ -208,6 +251,10 @@ struct fi_mesh {
 	size_t n_authz_policies;
 	struct fi_peer_authn *peer_authns;
 	size_t n_peer_authns;
+	struct fi_service_entry *service_entries;
+	size_t n_service_entries;
+	struct fi_workload_entry *workload_entries;
+	size_t n_workload_entries;
 };
 
 struct fi_mesh_opts {

@@ -37,6 +37,8 @@ flow() {
 	bytes=$(jq -r '"\(.bytes_sent // 0) / \(.bytes_received // 0)"' <<<"$out" 2>/dev/null || echo "0 / 0")
 	if [ -n "$o" ] && [ "$(field dst.addr "$o" | sed 's/.*://')" = 15008 ]; then
 		path="HBONE (mTLS :15008)"
+	elif [ -n "$o" ] && [ -n "$(field dst.workload "$o")" ]; then
+		path="plain TCP to $(field dst.addr "$o")"
 	elif [ -n "$o" ]; then
 		path="passthrough (plain TCP)"
 	elif [ -n "$i" ]; then
@@ -101,6 +103,12 @@ http_flow() {
 	fi
 	[ "$code" = "$want" ] || { unexpected=$((unexpected + 1)); verdict="$verdict (expected $want!)"; }
 	rows+=("$label|$path|${cid#spiffe://}|${sid#spiffe://}|$verdict ($code${reason:+, $reason})|${up:-0} / ${size:-0}")
+# resolve NS/POD NAME: the pod's own resolver (its resolv.conf search path; port 53 is captured
+# to ztunnel's DNS proxy), first IPv4 address or "unresolved".
+resolve() {
+	local a
+	a=$("$LAB" exec "$1" --name "$NAME" -- getent ahostsv4 "$2" 2>/dev/null | awk 'NR == 1 {print $1}')
+	echo "${a:-unresolved}"
 }
 
 echo
@@ -113,6 +121,12 @@ flow backend/legacy "$(ip_of backend echo-1):8080" "backend/legacy (no mesh) -> 
 http_flow frontend/client GET http://10.96.0.20/items/1 "frontend/client GET cart.shop /items/1" 200
 http_flow frontend/client POST http://10.96.0.20/items/1 "frontend/client POST cart.shop /items/1" 403
 http_flow frontend/client GET http://10.96.0.20/admin "frontend/client GET cart.shop /admin" 403
+a=$(resolve frontend/client echo.backend)
+flow frontend/client "$a:80" "frontend/client -> echo.backend (DNS: $a)" ALLOW
+a=$(resolve frontend/client erp)
+flow frontend/client "$a:80" "frontend/client -> erp, a VM's WorkloadEntry (DNS: $a)" ALLOW
+a=$(resolve frontend/client api.example.com)
+flow frontend/client "$a:8080" "frontend/client -> api.example.com, a ServiceEntry (DNS: $a)" ALLOW
 
 echo
 {

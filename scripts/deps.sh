@@ -25,6 +25,7 @@ pkgs=(
 	libprotobuf-c-dev protobuf-c-compiler
 	libnl-3-dev libnl-route-3-dev
 	libyaml-dev libjansson-dev libmicrohttpd-dev
+	libldns-dev dnsmasq-base bind9-dnsutils
 	check libsubunit-dev gcovr
 	iproute2 iptables nftables procps psmisc curl jq bsdextrautils python3 python3-yaml
 	ca-certificates

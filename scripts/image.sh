@@ -46,16 +46,17 @@ libs_of() {
 	interp=$(readelf -l "$bin" | sed -n 's/.*\[Requesting program interpreter: \(.*\)\]/\1/p')
 	[ -n "$interp" ] || die "$bin is not a dynamically linked ELF program"
 	echo "$interp"
-	ldd "$bin" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $2 != "=>" && $1 ~ /^\// {print $1}' |
+	local list
+	list=$(ldd "$bin") || die "ldd $bin failed"
+	! grep -q 'not found' <<<"$list" || die "$bin: $(grep 'not found' <<<"$list" | head -1 | xargs): install it first"
+	awk '$2 == "=>" && $3 ~ /^\// {print $3} $2 != "=>" && $1 ~ /^\// {print $1}' <<<"$list" |
 		grep -vxF "$interp" || true
-	ldd "$bin" | grep -q 'not found' && die "$bin: a library is not found: $(ldd "$bin" | grep 'not found' | head -1)"
-	return 0
 }
 
 # rootfs DIR USER_LINE BINARY...: binaries in /usr/local/bin, their libraries at the paths the
 # loader looks them up by, CA roots, passwd/group, and the directories the DaemonSet mounts.
 rootfs() {
-	local dir=$1 user=$2 b l
+	local dir=$1 user=$2 b l libs
 	shift 2
 	mkdir -p "$dir/usr/local/bin" "$dir/etc/ssl/certs" "$dir/tmp" \
 		"$dir/var/run/secrets/istio" "$dir/var/run/secrets/tokens" "$dir/var/run/ztunnel"
@@ -63,7 +64,8 @@ rootfs() {
 	for b in "$@"; do
 		[ -x "$BIN/$b" ] || die "$BIN/$b is missing: run make first"
 		cp "$BIN/$b" "$dir/usr/local/bin/$b"
-		for l in $(libs_of "$BIN/$b"); do
+		libs=$(libs_of "$BIN/$b") || exit 1 # die inside $(...) only ends the subshell
+		for l in $libs; do
 			mkdir -p "$dir$(dirname "$l")"
 			cp -L "$l" "$dir$l"
 		done

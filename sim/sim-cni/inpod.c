@@ -124,6 +124,13 @@ out:
 	return rc;
 }
 
+static bool dns_capture = true;
+
+void cni_inpod_set_dns_capture(bool on)
+{
+	dns_capture = on;
+}
+
 static int apply_family(enum cni_inpod_op op, enum cni_family f, char *err, size_t errlen)
 {
 	char *save_argv[] = {(char *)save_prog[f], NULL};
@@ -138,7 +145,7 @@ static int apply_family(enum cni_inpod_op op, enum cni_family f, char *err, size
 	if (rc < 0)
 		goto out;
 	cni_rules_parse_save((const char *)zt_buf_data(&saved), zt_buf_len(&saved), &st);
-	rc = op == CNI_INPOD_INSTALL ? cni_rules_install(&batch, f, &st)
+	rc = op == CNI_INPOD_INSTALL ? cni_rules_install(&batch, f, &st, dns_capture)
 	                             : cni_rules_remove(&batch, &st);
 	if (rc < 0) {
 		rc = fail(err, errlen, rc, "%s: batch too large", restore_prog[f]);

@@ -6,6 +6,7 @@
 #ifndef CNI_INPOD_H
 #define CNI_INPOD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 enum cni_inpod_op { CNI_INPOD_INSTALL, CNI_INPOD_REMOVE };
@@ -15,5 +16,9 @@ enum cni_inpod_op { CNI_INPOD_INSTALL, CNI_INPOD_REMOVE };
  * steps still run after a failed one. Returns 0 or a negative code with the first reason in
  * err. */
 int cni_inpod_apply(enum cni_inpod_op op, char *err, size_t errlen);
+
+/* Whether installs include the DNS capture rules (spec §13.5); on unless turned off, as
+ * istio-cni's AMBIENT_DNS_CAPTURE. Set once before serving. */
+void cni_inpod_set_dns_capture(bool on);
 
 #endif

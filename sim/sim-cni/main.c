@@ -14,6 +14,7 @@
 
 #include "agent.h"
 #include "cmd.h"
+#include "inpod.h"
 #include "runtime/err.h"
 #include "runtime/log.h"
 #include "runtime/loop.h"
@@ -29,6 +30,7 @@ static const char usage[] =
         "    del UID                                             -> ok | error: ...\n"
         "    list                                                -> one JSON object\n"
         "  --cleanup-on-exit  remove every pod's redirection on SIGTERM/SIGINT (default: keep)\n"
+        "  --dns-capture      true (default) or false: UDP/TCP port 53 to ztunnel's DNS proxy\n"
         "  --log              log spec such as info or debug (default info); logs go to stderr\n"
         "ctl: sends COMMAND (its words joined by spaces) and prints the reply; exit 1 when the\n"
         "  reply starts with \"error\". --raw sends stdin as is and prints every reply line.\n";
@@ -64,7 +66,7 @@ static void raise_nofile(void)
 	}
 }
 
-enum { OPT_SOCKET = 1, OPT_CONTROL, OPT_CLEANUP, OPT_LOG, OPT_RAW, OPT_HELP };
+enum { OPT_SOCKET = 1, OPT_CONTROL, OPT_CLEANUP, OPT_LOG, OPT_RAW, OPT_HELP, OPT_DNS };
 
 static const struct option long_opts[] = {
         {"socket", required_argument, NULL, OPT_SOCKET},
@@ -72,13 +74,14 @@ static const struct option long_opts[] = {
         {"cleanup-on-exit", no_argument, NULL, OPT_CLEANUP},
         {"log", required_argument, NULL, OPT_LOG},
         {"raw", no_argument, NULL, OPT_RAW},
+        {"dns-capture", required_argument, NULL, OPT_DNS},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
 };
 
 struct opts {
 	const char *socket, *control, *log;
-	bool cleanup, raw;
+	bool cleanup, raw, no_dns;
 	char control_buf[256];
 };
 
@@ -111,6 +114,14 @@ static int parse(int argc, char **argv, bool serve, struct opts *o)
 			if (serve)
 				return bad_usage("only for ctl: ", "--raw");
 			o->raw = true;
+			break;
+		case OPT_DNS:
+			if (!serve)
+				return bad_usage("only for serve: ", "--dns-capture");
+			if (strcmp(optarg, "true") && strcmp(optarg, "false"))
+				return bad_usage("--dns-capture: expected true or false, got ",
+				                 optarg);
+			o->no_dns = strcmp(optarg, "false") == 0;
 			break;
 		case OPT_HELP:
 			return 1;
@@ -153,6 +164,7 @@ static int serve(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	ao = (struct cni_agent_opts){
 	        .socket = o.socket, .control = o.control, .cleanup_on_exit = o.cleanup};
+	cni_inpod_set_dns_capture(!o.no_dns);
 	rc = zt_loop_new(&ctx.loop);
 	if (rc < 0) {
 		fprintf(stderr, "sim-cni: event loop: %s\n", zt_strerror(rc));

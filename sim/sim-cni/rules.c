@@ -8,7 +8,7 @@
 
 #include "runtime/err.h"
 
-static const char *const table_name[CNI_NTABLES] = {"mangle", "nat"};
+static const char *const table_name[CNI_NTABLES] = {"mangle", "nat", "raw"};
 static const char *const chain_name[CNI_NCHAINS] = {"ISTIO_PRERT", "ISTIO_OUTPUT"};
 static const char *const builtin_name[CNI_NCHAINS] = {"PREROUTING", "OUTPUT"};
 
@@ -41,6 +41,7 @@ void cni_rules_parse_save(const char *text, size_t len, struct cni_rules_state *
 		if (n > 0 && p[0] == '*') {
 			table = line_is(p, n, "*mangle") ? CNI_TABLE_MANGLE
 			        : line_is(p, n, "*nat")  ? CNI_TABLE_NAT
+			        : line_is(p, n, "*raw")  ? CNI_TABLE_RAW
 			                                 : -1;
 			continue;
 		}
@@ -72,7 +73,34 @@ static int table_head(struct zt_buf *out, int t, const struct cni_rules_state *s
 	return rc;
 }
 
-int cni_rules_install(struct zt_buf *out, enum cni_family f, const struct cni_rules_state *st)
+/* Spec §13.5: DNS to 15053 (after the inbound REDIRECT, before the 0x111 ACCEPT). */
+static int dns_nat(struct zt_buf *out, const char *lo)
+{
+	return zt_buf_appendf(
+	        out,
+	        "-A ISTIO_OUTPUT ! -o lo -p udp -m mark ! --mark " ZT_MARK
+	        " -m udp --dport 53 -j REDIRECT --to-ports 15053\n"
+	        "-A ISTIO_OUTPUT ! -d %s -p tcp -m tcp --dport 53 -m mark ! --mark " ZT_MARK
+	        " -j REDIRECT --to-ports 15053\n",
+	        lo);
+}
+
+/* ztunnel's upstream queries and their replies in conntrack zone 1, apart from app->proxy. */
+static int dns_raw(struct zt_buf *out, const struct cni_rules_state *st)
+{
+	int rc = table_head(out, CNI_TABLE_RAW, st);
+
+	if (rc == 0)
+		rc = zt_buf_appendf(out, "-A ISTIO_OUTPUT -p udp -m mark --mark " ZT_MARK
+		                         " -m udp --dport 53 -j CT --zone 1\n"
+		                         "-A ISTIO_PRERT -p udp -m mark ! --mark " ZT_MARK
+		                         " -m udp --sport 53 -j CT --zone 1\n"
+		                         "COMMIT\n");
+	return rc;
+}
+
+int cni_rules_install(struct zt_buf *out, enum cni_family f, const struct cni_rules_state *st,
+                      bool dns)
 {
 	const char *lo = localhost[f], *probe = probe_src[f];
 	int rc = table_head(out, CNI_TABLE_MANGLE, st);
@@ -97,7 +125,13 @@ int cni_rules_install(struct zt_buf *out, enum cni_family f, const struct cni_ru
 		        /* All other inbound TCP except HBONE goes to the plaintext inbound. */
 		        "-A ISTIO_PRERT ! -d %s -p tcp -m tcp ! --dport 15008 -m mark ! "
 		        "--mark " ZT_MARK " -j REDIRECT --to-ports 15006\n"
-		        "-A ISTIO_OUTPUT -d %s -p tcp -m tcp -j ACCEPT\n"
+		        "-A ISTIO_OUTPUT -d %s -p tcp -m tcp -j ACCEPT\n",
+		        probe, lo, probe);
+	if (rc == 0 && dns)
+		rc = dns_nat(out, lo);
+	if (rc == 0)
+		rc = zt_buf_appendf(
+		        out,
 		        /* Replies on connections ztunnel opened are not captured again. */
 		        "-A ISTIO_OUTPUT -p tcp -m mark --mark " CONN_MARK " -j ACCEPT\n"
 		        /* The pod calling its own IP. */
@@ -106,7 +140,9 @@ int cni_rules_install(struct zt_buf *out, enum cni_family f, const struct cni_ru
 		        "-A ISTIO_OUTPUT ! -d %s -p tcp -m mark ! --mark " ZT_MARK
 		        " -j REDIRECT --to-ports 15001\n"
 		        "COMMIT\n",
-		        probe, lo, probe, lo, lo);
+		        lo, lo);
+	if (rc == 0 && dns)
+		rc = dns_raw(out, st);
 	return rc;
 }
 

@@ -156,12 +156,19 @@ expect_v4_rules() {
 		'-A ISTIO_OUTPUT -d 169.254.7.127/32 -p tcp -m tcp -j ACCEPT' \
 		'-A ISTIO_OUTPUT -p tcp -m mark --mark 0x111/0xfff -j ACCEPT' \
 		'-A ISTIO_OUTPUT ! -d 127.0.0.1/32 -o lo -j ACCEPT' \
-		'-A ISTIO_OUTPUT ! -d 127.0.0.1/32 -p tcp -m mark ! --mark 0x539/0xfff -j REDIRECT --to-ports 15001'; do
+		'-A ISTIO_OUTPUT ! -d 127.0.0.1/32 -p tcp -m mark ! --mark 0x539/0xfff -j REDIRECT --to-ports 15001' \
+		'-A ISTIO_OUTPUT ! -o lo -p udp -m mark ! --mark 0x539/0xfff -m udp --dport 53 -j REDIRECT --to-ports 15053' \
+		'-A ISTIO_OUTPUT ! -d 127.0.0.1/32 -p tcp -m tcp --dport 53 -m mark ! --mark 0x539/0xfff -j REDIRECT --to-ports 15053' \
+		'-A ISTIO_OUTPUT -p udp -m mark --mark 0x539/0xfff -m udp --dport 53 -j CT --zone 1' \
+		'-A ISTIO_PRERT -p udp -m mark ! --mark 0x539/0xfff -m udp --sport 53 -j CT --zone 1'; do
 		grep -qxF -- "$line" <<< "$s" || fail "$1: missing rule: $line"
 	done
-	# One jump per table (mangle and nat) and chain, however often it was installed.
-	[ "$(grep -cxF -- '-A PREROUTING -j ISTIO_PRERT' <<< "$s")" = 2 ] || fail "$1: PREROUTING jumps"
-	[ "$(grep -cxF -- '-A OUTPUT -j ISTIO_OUTPUT' <<< "$s")" = 2 ] || fail "$1: OUTPUT jumps"
+	# The DNS REDIRECT comes before the 0x111 ACCEPT and the 15001 REDIRECT (spec §13.5).
+	grep -n -- '-A ISTIO_OUTPUT' <<< "$s" | grep -E '15053|0x111/0xfff -j ACCEPT|15001' | head -1 |
+		grep -q 15053 || fail "$1: DNS rules not before the outbound capture"
+	# One jump per table (mangle, nat and raw) and chain, however often it was installed.
+	[ "$(grep -cxF -- '-A PREROUTING -j ISTIO_PRERT' <<< "$s")" = 3 ] || fail "$1: PREROUTING jumps"
+	[ "$(grep -cxF -- '-A OUTPUT -j ISTIO_OUTPUT' <<< "$s")" = 3 ] || fail "$1: OUTPUT jumps"
 	grep -q '^32764:.*from all fwmark 0x111/0xfff lookup 100' <<< "$(nsx "$1" ip rule)" ||
 		fail "$1: no fwmark rule"
 	grep -q '^local default dev lo' <<< "$(nsx "$1" ip route show table 100)" ||

@@ -640,8 +640,8 @@ START_TEST(config_unsupported_settings_are_named_and_some_refused)
 	ck_assert(!refuse);
 	zt_config_clear(&c);
 	load_ok(&c, warn);
-	ck_assert_uint_eq(zt_config_unsupported(&c, names, sizeof(names), &refuse), 3);
-	ck_assert_str_eq(names, "XDS_ON_DEMAND=true, TLS12_ENABLED=true, ISTIO_META_DNS_CAPTURE=true");
+	ck_assert_uint_eq(zt_config_unsupported(&c, names, sizeof(names), &refuse), 2);
+	ck_assert_str_eq(names, "XDS_ON_DEMAND=true, TLS12_ENABLED=true");
 	ck_assert(!refuse);
 	zt_config_clear(&c);
 	load_ok(&c, refused);

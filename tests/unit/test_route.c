@@ -246,8 +246,8 @@ static const struct row rows[] = {
 	 ZT_ROUTE_REASON_MULTI_NETWORK},
 	{"addressless_endpoint_on_same_network_is_skipped", NULL, "10.96.0.62:80", ZT_ROUTE_DENY,
 	 NULL, NULL, NULL, NULL, SVC("noaddr"), false, {NULL}, ZT_ROUTE_REASON_NO_UPSTREAM},
-	{"hostname_endpoint_is_unsupported", NULL, "10.96.0.63:80", ZT_ROUTE_DENY, NULL, NULL,
-	 POD("ext"), POD("ext"), SVC("ext"), false, {NULL}, ZT_ROUTE_REASON_HOSTNAME},
+	{"hostname_endpoint_is_left_to_resolve", NULL, "10.96.0.63:80", ZT_ROUTE_HBONE, NULL, NULL,
+	 POD("ext"), POD("ext"), SVC("ext"), false, {ID("ext")}, ""},
 	{"pod_ip_on_other_network_is_unknown", NULL, "10.1.0.1:80", ZT_ROUTE_PASSTHROUGH,
 	 "10.1.0.1:80", NULL, NULL, NULL, NULL, false, {NULL}, ZT_ROUTE_REASON_UNKNOWN},
 	{"shared_vip_prefers_the_callers_namespace", NULL, "10.96.0.50:80", ZT_ROUTE_DENY, NULL,
@@ -311,6 +311,30 @@ START_TEST(route_decision_table)
 		check_row(r, &got);
 		zt_route_clear(&got);
 	}
+	zt_store_free(s);
+	assert_no_live_objects();
+}
+END_TEST
+
+/* Spec §7.1: a hostname endpoint names what to resolve; the resolved address completes the
+ * route with the endpoint's port. */
+START_TEST(route_hostname_endpoint_completes_once_resolved)
+{
+	struct zt_store *s = mesh();
+	struct zt_route got;
+	struct zt_ip ip;
+	char buf[ZT_ADDR_STRLEN];
+	uint64_t state = 1;
+
+	ck_assert_int_eq(route_seeded(s, CLIENT, "10.96.0.63:80", &state, &got), 0);
+	ck_assert_str_eq(got.resolve_host, "db.example.com");
+	ck_assert_int_eq(got.next_hop.port, 15008);
+	ck_assert_int_eq(zt_ip_parse(&ip, "192.0.2.7", 9), 0);
+	zt_route_set_resolved(&got, &ip);
+	ck_assert_ptr_null(got.resolve_host);
+	ck_assert_str_eq(addr_text(&got.next_hop, buf), "192.0.2.7:15008");
+	ck_assert_str_eq(got.authority, "192.0.2.7:8080");
+	zt_route_clear(&got);
 	zt_store_free(s);
 	assert_no_live_objects();
 }
@@ -848,6 +872,7 @@ Suite *route_suite(void)
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_loop_test(tc, route_decision_table, 0, (int)(sizeof(rows) / sizeof(rows[0])));
+	tcase_add_test(tc, route_hostname_endpoint_completes_once_resolved);
 	tcase_add_test(tc, route_rejects_missing_source_or_destination);
 	tcase_add_test(tc, route_uses_caller_illegal_ports);
 	tcase_add_test(tc, route_source_network_override_changes_lookups);

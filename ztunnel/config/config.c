@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -190,7 +191,7 @@ static const struct zt_envcfg_var vars[] = {
         {.name = "XDS_ON_DEMAND", F(xds_on_demand, BOOL), .def = "false", .help = UNSUPPORTED},
         {.name = "PREFERED_SERVICE_NAMESPACE",
          F(prefered_service_namespace, STRING),
-         .help = UNSUPPORTED},
+         .help = "Namespace preferred when several services share a DNS name"},
         {.name = "CRL_PATH", F(crl_path, STRING), .help = UNSUPPORTED},
         {.name = "UNSTABLE_ENABLE_SOCKS5", F(socks5, BOOL), .def = "false", .help = UNSUPPORTED},
         {.name = "LOCALHOST_APP_TUNNEL",
@@ -209,8 +210,11 @@ static const struct zt_envcfg_var vars[] = {
         {.name = "COMPLIANCE_POLICY", F(compliance_policy, STRING), .help = UNSUPPORTED},
         {.name = "ISTIO_META_DNS_CAPTURE",
          F(dns_capture, STRING),
-         .help = "DNS proxy: " UNSUPPORTED " when true"},
-        {.name = "ISTIO_META_DNS_PROXY_ADDR", F(dns_proxy_addr, STRING), .help = UNSUPPORTED},
+         .help = "DNS proxy on 15053 in each pod: on unless false (spec §13)"},
+        {.name = "ISTIO_META_DNS_PROXY_ADDR",
+         F(dns_proxy_addr, STRING),
+         .help = "DNS proxy address: localhost:PORT (both loopbacks) or IP:PORT (default "
+                 "localhost:15053)"},
         {.name = "ADMIN_ADDR",
          F(admin_addr, STRING),
          .def = "127.0.0.1:15000",
@@ -667,6 +671,32 @@ static bool cpu_quantity_ok(const char *s)
 	return digits > 0 && strlen(s) < 32;
 }
 
+/* Spec §13.1: DNS_CAPTURE on unless given and not "true"; DNS_PROXY_ADDR "localhost:PORT"
+ * means both loopbacks, an "ip:port" itself. */
+static void check_dns(struct zt_config *cfg, struct errs *e)
+{
+	const char *a = cfg->dns_proxy_addr ? cfg->dns_proxy_addr : "localhost:15053";
+	struct zt_sockaddr sa;
+
+	cfg->dns_enabled = !cfg->dns_capture || strcasecmp(cfg->dns_capture, "true") == 0;
+	if (strncmp(a, "localhost:", 10) == 0) {
+		char v4[32], v6[32];
+		snprintf(v4, sizeof(v4), "127.0.0.1:%.8s", a + 10);
+		snprintf(v6, sizeof(v6), "[::1]:%.8s", a + 10);
+		if (zt_addr_parse(&cfg->dns_addrs[0], v4, strlen(v4), 0) < 0 ||
+		    zt_addr_parse(&cfg->dns_addrs[1], v6, strlen(v6), 0) < 0) {
+			errs_add(e, "failed to parse DNS_PROXY_ADDR: \"%.64s\"", a);
+			return;
+		}
+		cfg->n_dns_addrs = cfg->ipv6_enabled ? 2 : 1;
+	} else if (zt_addr_parse(&sa, a, strlen(a), 0) < 0) {
+		errs_add(e, "failed to parse DNS_PROXY_ADDR: \"%.64s\"", a);
+	} else {
+		cfg->dns_addrs[0] = sa;
+		cfg->n_dns_addrs = 1;
+	}
+}
+
 static void check_values(struct zt_config *cfg, struct env *env, struct errs *e)
 {
 	const struct {
@@ -680,8 +710,8 @@ static void check_values(struct zt_config *cfg, struct env *env, struct errs *e)
 		if (cpus[i].value && !cpu_quantity_ok(cpus[i].value))
 			errs_add(e, "%s=\"%.32s\": expected a CPU quantity such as 2, 0.5 or 500m",
 			         cpus[i].name, cpus[i].value);
-	if (cfg->dns_capture && strcmp(cfg->dns_capture, "true") &&
-	    strcmp(cfg->dns_capture, "false"))
+	if (cfg->dns_capture && strcasecmp(cfg->dns_capture, "true") &&
+	    strcasecmp(cfg->dns_capture, "false"))
 		errs_add(e, "ISTIO_META_DNS_CAPTURE=\"%.32s\": expected true or false",
 		         cfg->dns_capture);
 	struct zt_ip ip;
@@ -808,6 +838,7 @@ int zt_config_load(struct zt_config *cfg, char **envp, char *err, size_t errlen)
 	check_endpoints(cfg, &env, &e);
 	check_workload_info(cfg, &e);
 	check_values(cfg, &env, &e);
+	check_dns(cfg, &e);
 	collect_headers(env.v, "XDS_HEADER_", &cfg->xds_headers, &cfg->n_xds_headers, &e);
 	collect_headers(env.v, "CA_HEADER_", &cfg->ca_headers, &cfg->n_ca_headers, &e);
 	if (cfg->cluster_id)
@@ -835,7 +866,6 @@ size_t zt_config_unsupported(const struct zt_config *cfg, char *out, size_t len,
 	} u[] = {
 	        {!cfg->enable_proxy, true, "ENABLE_PROXY=false"},
 	        {cfg->xds_on_demand, false, "XDS_ON_DEMAND=true"},
-	        {set(cfg->prefered_service_namespace), false, "PREFERED_SERVICE_NAMESPACE"},
 	        {set(cfg->crl_path), true, "CRL_PATH"},
 	        {cfg->socks5, true, "UNSTABLE_ENABLE_SOCKS5=true"},
 	        {!cfg->localhost_app_tunnel, false, "LOCALHOST_APP_TUNNEL=false"},
@@ -843,9 +873,6 @@ size_t zt_config_unsupported(const struct zt_config *cfg, char *out, size_t len,
 	        {cfg->authz_policy_info_logging, false, "AUTHZ_POLICY_INFO_LOGGING=true"},
 	        {cfg->tls12_enabled, false, "TLS12_ENABLED=true"},
 	        {set(cfg->compliance_policy), true, "COMPLIANCE_POLICY"},
-	        {cfg->dns_capture && !strcmp(cfg->dns_capture, "true"), false,
-	         "ISTIO_META_DNS_CAPTURE=true"},
-	        {set(cfg->dns_proxy_addr), false, "ISTIO_META_DNS_PROXY_ADDR"},
 	};
 	size_t n = 0, off = 0;
 

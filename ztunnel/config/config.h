@@ -80,7 +80,7 @@ struct zt_config {
 	bool enable_proxy, xds_on_demand, socks5, localhost_app_tunnel, response_baggage;
 	bool authz_policy_info_logging, tls12_enabled;
 	char *prefered_service_namespace, *crl_path, *compliance_policy;
-	char *dns_capture, *dns_proxy_addr;
+	char *dns_capture, *dns_proxy_addr; /* see dns_enabled, dns_addrs */
 
 	/* ---- derived by zt_config_load() ---- */
 	struct zt_config_endpoint xds, ca;
@@ -93,6 +93,9 @@ struct zt_config {
 	struct zt_sockaddr admin, readiness, stats;
 	struct zt_config_header *xds_headers, *ca_headers;
 	size_t n_xds_headers, n_ca_headers;
+	bool dns_enabled;                /* spec §13.1: the per-pod DNS proxy runs */
+	struct zt_sockaddr dns_addrs[2]; /* its UDP and TCP addresses */
+	size_t n_dns_addrs;
 	char *node_id;     /* spec §3.3 */
 	json_t *node_meta; /* object: key -> JSON value (strings but for ISTIO_METAJSON_*) */
 };

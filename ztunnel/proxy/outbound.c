@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "dns/resolver.h"
 #include "hbone/hbone.h"
 #include "hbone/relay.h"
 #include "proxy/route.h"
@@ -37,6 +38,7 @@ ZT_LIVE_DEFINE(proxy_outbound_conn);
 
 enum cstate {
 	ST_SOURCE,   /* waiting for the source workload in the store */
+	ST_RESOLVE,  /* resolving a hostname destination (spec §7.1) */
 	ST_CONNECT,  /* plain TCP connect to the next hop */
 	ST_CERT,     /* waiting for the source identity's certificate */
 	ST_POOL,     /* waiting for a CONNECT stream from the pool */
@@ -45,8 +47,8 @@ enum cstate {
 	ST_CLOSED,
 };
 
-static const char *const state_names[] = {"source",   "connecting", "certificate", "pool",
-                                          "response", "relaying",   "closed"};
+static const char *const state_names[] = {"source", "resolving", "connecting", "certificate",
+                                          "pool",   "response",  "relaying",   "closed"};
 
 struct conn {
 	struct conn *prev, *next;
@@ -68,6 +70,7 @@ struct conn {
 	struct zt_tls_identity *cert;
 	struct zt_certmgr_fetch *fetch;
 	struct zt_pool_req *req;
+	struct zt_dns_resolve_req *dns;
 	struct zt_h2_stream *st;
 	struct zt_relay *relay;
 	struct zt_spiffe peer; /* what the HBONE server proved, when has_peer */
@@ -180,6 +183,8 @@ static void release(struct conn *c)
 	c->up_fd = -1;
 	zt_certmgr_fetch_cancel(c->fetch);
 	c->fetch = NULL;
+	zt_dns_resolve_cancel(c->dns);
+	c->dns = NULL;
 	if (c->req)
 		zt_pool_req_cancel(c->req);
 	c->req = NULL;
@@ -476,6 +481,55 @@ static void hbone_connect(struct conn *c)
 	}
 }
 
+/* ---- hostname destinations (spec §7.1) -------------------------------------------------- */
+
+static void on_resolved(void *arg, int err, const struct zt_ip *ips, size_t n)
+{
+	struct conn *c = arg;
+	const struct zt_ip *pick = NULL;
+	size_t same = 0;
+
+	c->dns = NULL;
+	if (err < 0) {
+		snprintf(c->why, sizeof(c->why), "DNS resolution of %s: %s", c->route.resolve_host,
+		         zt_strerror(err));
+		conn_end(c, c->why, "CONNECT");
+		return;
+	}
+	/* A random answer, of the original destination's family when there is one. */
+	for (size_t i = 0; i < n; i++)
+		same += ips[i].family == c->dst.ip.family;
+	if (same) {
+		size_t k = arc4random_uniform((uint32_t)same);
+		for (size_t i = 0; !pick && i < n; i++)
+			if (ips[i].family == c->dst.ip.family && k-- == 0)
+				pick = &ips[i];
+	} else {
+		pick = &ips[arc4random_uniform((uint32_t)n)];
+	}
+	zt_route_set_resolved(&c->route, pick);
+	if (c->route.kind == ZT_ROUTE_HBONE)
+		hbone_connect(c);
+	else
+		tcp_connect(c);
+}
+
+static void resolve(struct conn *c)
+{
+	struct zt_proxy *p = c->out->p;
+	int rc;
+
+	zt_dns_count_on_demand(c->ctx->metrics, c->source, c->route.resolve_host);
+	go_state(c, ST_RESOLVE);
+	if (!p->resolver || (rc = zt_dns_resolve(p->resolver, c->route.resolve_host, on_resolved, c,
+	                                         &c->dns)) < 0) {
+		c->dns = NULL;
+		snprintf(c->why, sizeof(c->why), "DNS resolution of %s: not possible",
+		         c->route.resolve_host);
+		conn_end(c, c->why, "CONNECT");
+	}
+}
+
 /* ---- accept, source, route -------------------------------------------------------------- */
 
 static void route(struct conn *c)
@@ -517,7 +571,9 @@ static void route(struct conn *c)
 		zt_metrics_conn_opened(c->series);
 	entry_fill(c, &e, src_id, dst_id);
 	zt_access_log_opened(&e);
-	if (c->route.kind == ZT_ROUTE_HBONE)
+	if (c->route.resolve_host)
+		resolve(c);
+	else if (c->route.kind == ZT_ROUTE_HBONE)
 		hbone_connect(c);
 	else
 		tcp_connect(c);

@@ -7,6 +7,8 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "dns/resolver.h"
+#include "dns/server.h"
 #include "proxy/inbound.h"
 #include "proxy/outbound.h"
 #include "runtime/err.h"
@@ -37,12 +39,60 @@ void zt_proxy_settings_from_config(struct zt_proxy_settings *s, const struct zt_
 	s->h2_max_frame = (uint32_t)cfg->h2_frame_size;
 	s->pool_max_streams = (uint32_t)cfg->pool_max_streams;
 	s->pool_idle_ms = cfg->pool_unused_release_ms;
+	s->dns_enabled = cfg->dns_enabled;
+	s->dns_addrs = cfg->dns_addrs;
+	s->n_dns_addrs = cfg->n_dns_addrs;
+	s->cluster_domain = cfg->cluster_domain;
+	s->preferred_ns = cfg->prefered_service_namespace;
+	s->dns_search_from_resolv = cfg->proxy_mode == ZT_PROXY_DEDICATED;
 }
 
 static int pool_socket(int family, void *arg)
 {
 	struct zt_proxy *p = arg;
 	return p->o.socket_cb(family, SOCK_STREAM, p->o.socket_arg);
+}
+
+/* ---- DNS (spec §13, §7.1) ---------------------------------------------------------------- */
+
+static struct zt_workload *dns_client(void *arg)
+{
+	return zt_proxy_workload(arg);
+}
+
+/* The hostname resolver (ztunnel's own resolvers, from its namespace) and, unless DNS capture
+ * is off, the DNS proxy where the workload lives. */
+static int dns_start(struct zt_proxy *p, char *err, size_t errlen)
+{
+	const struct zt_proxy_settings *set = &p->ctx->set;
+	struct zt_dns_server_opts o = {
+	        .loop = p->ctx->loop,
+	        .store = p->ctx->store,
+	        .metrics = p->ctx->metrics,
+	        .socket_cb = p->o.socket_cb,
+	        .socket_arg = p->o.socket_arg,
+	        .client_cb = dns_client,
+	        .client_arg = p,
+	        .addrs = set->dns_addrs,
+	        .n_addrs = set->n_dns_addrs,
+	        .cluster_domain = set->cluster_domain,
+	        .preferred_ns = set->preferred_ns,
+	        .ipv6 = set->ipv6,
+	        .port_reuse = set->port_reuse,
+	        .mark_set = set->sock.mark_set,
+	        .mark = set->sock.mark,
+	        .search_from_resolv = set->dns_search_from_resolv,
+	};
+	struct zt_dns_resolv rc;
+	struct zt_dns_upstream_opts uo = {.resolv = &rc};
+	char why[256];
+
+	if (zt_dns_resolv_load(NULL, &rc, why, sizeof(why)) < 0)
+		zt_debug("hostname workloads: %s", why);
+	p->resolver = zt_dns_resolver_new(p->ctx->loop, &uo, set->ipv6);
+	if (!set->dns_enabled || set->n_dns_addrs == 0)
+		return 0;
+	return zt_dns_server_new(&p->dns, &o, err, errlen);
 }
 
 /* ---- lifecycle -------------------------------------------------------------------------- */
@@ -88,7 +138,7 @@ int zt_proxy_new(struct zt_proxy **out, struct zt_proxy_ctx *ctx, const char *ns
 		goto fail;
 	}
 	if ((rc = zt_inbound_start(p, err, errlen)) < 0 ||
-	    (rc = zt_outbound_start(p, err, errlen)) < 0)
+	    (rc = zt_outbound_start(p, err, errlen)) < 0 || (rc = dns_start(p, err, errlen)) < 0)
 		goto fail;
 	zt_info("proxying %s/%s (service account %s)%s", ns, name, sa,
 	        p->transparent ? ", transparent" : "");
@@ -103,8 +153,10 @@ void zt_proxy_free(struct zt_proxy *p)
 {
 	if (!p)
 		return;
+	zt_dns_server_free(p->dns);
 	zt_outbound_stop(p);
 	zt_inbound_stop(p);
+	zt_dns_resolver_free(p->resolver);
 	zt_pool_free(p->pool);
 	free(p);
 }
@@ -124,8 +176,9 @@ size_t zt_proxy_open(const struct zt_proxy *p)
 
 json_t *zt_proxy_dump(const struct zt_proxy *p)
 {
-	return json_pack("{s:s, s:s, s:s, s:s, s:b, s:o, s:o, s:o}", "namespace", p->ns, "name",
-	                 p->name, "serviceAccount", p->sa, "uid", p->uid, "transparent",
+	return json_pack("{s:s, s:s, s:s, s:s, s:b, s:o, s:o, s:o, s:o}", "namespace", p->ns,
+	                 "name", p->name, "serviceAccount", p->sa, "uid", p->uid, "transparent",
 	                 p->transparent, "outbound", zt_outbound_dump(p), "inbound",
-	                 zt_inbound_dump(p), "pool", zt_pool_dump(p->pool));
+	                 zt_inbound_dump(p), "pool", zt_pool_dump(p->pool), "dns",
+	                 p->dns ? zt_dns_server_dump(p->dns) : json_null());
 }

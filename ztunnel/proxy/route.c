@@ -387,9 +387,19 @@ static int to_workload(struct ctx *c, struct zt_workload *w, uint16_t port,
 		return via_waypoint(c, &w->waypoint, &c->in->dst);
 	out->dst_workload = zt_workload_ref(w);
 	ip = pick_ip(w, &c->in->dst.ip, svc ? svc->ip_families : ZT_IP_FAMILIES_AUTOMATIC);
+	if (!ip && w->n_ips == 0 && w->hostname[0]) {
+		/* Spec §7.1: resolved on demand by the caller (zt_route_set_resolved). */
+		out->resolve_host = w->hostname;
+		out->target.port = port;
+		out->next_hop.port =
+		        w->tunnel_protocol == ZT_TUNNEL_HBONE ? ZT_ROUTE_HBONE_PORT : port;
+		if (w->tunnel_protocol != ZT_TUNNEL_HBONE)
+			return decide(out, ZT_ROUTE_PLAIN, NULL);
+		set_expected(out, w, svc);
+		return decide(out, ZT_ROUTE_HBONE, NULL);
+	}
 	if (!ip)
-		return deny(c,
-		            w->hostname[0] ? ZT_ROUTE_REASON_HOSTNAME : ZT_ROUTE_REASON_NO_ADDRESS);
+		return deny(c, ZT_ROUTE_REASON_NO_ADDRESS);
 	target = (struct zt_sockaddr){.ip = *ip, .port = port};
 	set_target(out, &target);
 	if (w->tunnel_protocol != ZT_TUNNEL_HBONE) {
@@ -444,6 +454,15 @@ int zt_route_outbound(const struct zt_store *store, const struct zt_route_in *in
 	rc = to_workload(&c, w, dst->port, NULL);
 	zt_workload_unref(w);
 	return rc;
+}
+
+void zt_route_set_resolved(struct zt_route *r, const struct zt_ip *ip)
+{
+	struct zt_sockaddr target = {.ip = *ip, .port = r->target.port};
+
+	set_target(r, &target);
+	r->next_hop.ip = *ip;
+	r->resolve_host = NULL;
 }
 
 void zt_route_clear(struct zt_route *r)

@@ -79,6 +79,10 @@ struct zt_route {
 	struct zt_workload *final_workload; /* ref: the intended destination pod, if known */
 	struct zt_service *service;         /* ref: the service addressed (telemetry, host=) */
 	bool via_waypoint;
+	/* A destination workload with a hostname and no IP (spec §7.1): its name, borrowed from
+	 * dst_workload; next_hop and target then have their ports only, until
+	 * zt_route_set_resolved. NULL otherwise. */
+	const char *resolve_host;
 	char reason[ZT_ROUTE_REASON_MAX]; /* one of ZT_ROUTE_REASON_*, or "" */
 };
 
@@ -90,8 +94,9 @@ struct zt_route {
  *      gives PASSTHROUGH; else an endpoint is load-balanced (below) or DENY NO_UPSTREAM;
  *   3. dst a workload IP on the source's network: that workload, port unchanged;
  *      otherwise PASSTHROUGH UNKNOWN;
- *   4. the workload on another network: DENY MULTI_NETWORK; with a hostname and no IP: DENY
- *      HOSTNAME; with no IP the service allows: DENY NO_ADDRESS;
+ *   4. the workload on another network: DENY MULTI_NETWORK; with a hostname and no IP: its
+ *      name in resolve_host (the caller resolves it); with no IP the service allows: DENY
+ *      NO_ADDRESS;
  *   5. workload-addressed, the workload has a waypoint and the source is not it: HBONE to the
  *      waypoint with target = dst;
  *   6. direct: HBONE to <ip>:15008, target <ip>:<target port>, or PLAIN to <ip>:<target port>.
@@ -112,6 +117,9 @@ struct zt_route {
  * with a decision in out, or -EINVAL (no source, or dst without family). */
 int zt_route_outbound(const struct zt_store *store, const struct zt_route_in *in,
                       struct zt_route *out);
+
+/* Completes a route with resolve_host set: ip becomes the target's and next hop's address. */
+void zt_route_set_resolved(struct zt_route *r, const struct zt_ip *ip);
 
 /* Drops the references and the identities, and zeroes r. Accepts a zeroed route. */
 void zt_route_clear(struct zt_route *r);

@@ -36,6 +36,12 @@ struct zt_proxy_settings {
 	uint32_t h2_stream_window, h2_conn_window, h2_max_frame; /* both sides' HTTP/2 */
 	uint32_t pool_max_streams;                                /* POOL_MAX_STREAMS_PER_CONNECTION */
 	uint64_t pool_idle_ms;                                    /* POOL_UNUSED_RELEASE_TIMEOUT */
+	/* The DNS proxy (spec §13.1): ISTIO_META_DNS_CAPTURE, ISTIO_META_DNS_PROXY_ADDR. */
+	bool dns_enabled;
+	const struct zt_sockaddr *dns_addrs;
+	size_t n_dns_addrs;
+	const char *cluster_domain, *preferred_ns; /* CLUSTER_DOMAIN, PREFERED_SERVICE_NAMESPACE */
+	bool dns_search_from_resolv; /* dedicated mode: resolv.conf's search list */
 };
 
 /* Process-wide services every workload proxy uses (borrowed; outlive the proxies). */
@@ -59,6 +65,8 @@ struct zt_proxy_opts {
 
 struct zt_outbound;
 struct zt_inbound;
+struct zt_dns_server;
+struct zt_dns_resolver;
 
 struct zt_proxy {
 	struct zt_proxy_ctx *ctx;
@@ -68,6 +76,8 @@ struct zt_proxy {
 	struct zt_pool *pool;           /* HBONE client pool of this workload (spec §2.7) */
 	struct zt_outbound *out;
 	struct zt_inbound *in;
+	struct zt_dns_server *dns;        /* the DNS proxy (spec §13); NULL when capture is off */
+	struct zt_dns_resolver *resolver; /* hostname workloads (spec §7.1): system resolvers */
 	bool transparent; /* IP_TRANSPARENT worked on the listeners: spoof client sources */
 };
 

@@ -16,7 +16,8 @@
 ZT_LOG_MODULE("metrics");
 
 #define MAX_VALUE  1024 /* bytes of one label value */
-#define MAX_LABELS 8    /* of an extra family */
+#define MAX_LABELS 12   /* of an extra family */
+#define MAX_BOUNDS 16   /* buckets of a histogram family */
 
 enum { OPENED, CLOSED, RECEIVED, SENT, FAILED, NCOUNTERS };
 
@@ -98,7 +99,9 @@ struct zt_metric_series {
 struct zt_metric_child {
 	struct node n;
 	struct zt_metric *f;
-	int64_t v;
+	int64_t v;    /* counter, gauge; histogram: the observation count */
+	uint64_t *le; /* histogram: per bound, observations <= it (not cumulative) */
+	double sum;   /* histogram */
 };
 
 struct zt_metric {
@@ -107,6 +110,8 @@ struct zt_metric {
 	enum zt_metric_type type;
 	size_t nlabels;
 	char *labels[MAX_LABELS];
+	double bounds[MAX_BOUNDS]; /* histogram upper bounds, increasing */
+	size_t nbounds;
 	struct table t;
 	struct zt_metric_child *overflow;
 	bool warned;
@@ -342,8 +347,11 @@ void zt_metrics_free(struct zt_metrics *m)
 	}
 	for (f = m->extras; f; f = next) {
 		next = f->next;
+		for (struct node *n = f->t.head; n; n = n->next)
+			free(((struct zt_metric_child *)n)->le);
 		table_clear(&f->t);
 		if (f->overflow) {
+			free(f->overflow->le);
 			free(f->overflow->n.labels);
 			free(f->overflow);
 		}
@@ -561,6 +569,11 @@ static struct zt_metric_child *child_node(struct zt_metric *f, const struct zt_b
 	if (!c)
 		abort();
 	c->f = f;
+	if (f->type == ZT_METRIC_HISTOGRAM) {
+		c->le = calloc(f->nbounds ? f->nbounds : 1, sizeof(*c->le));
+		if (!c->le)
+			abort();
+	}
 	node_set(&c->n, text);
 	return c;
 }
@@ -606,6 +619,51 @@ void zt_metric_add(struct zt_metric_child *c, int64_t delta)
 	if (c->f->type == ZT_METRIC_COUNTER && delta < 0)
 		return;
 	c->v += delta;
+}
+
+int zt_metrics_register_histogram(struct zt_metrics *m, struct zt_metric **out, const char *name,
+                                  const char *help, const char *const *label_names, size_t nlabels,
+                                  const double *bounds, size_t nbounds)
+{
+	int rc;
+
+	*out = NULL;
+	if (nbounds == 0 || nbounds > MAX_BOUNDS)
+		return ZT_E_RANGE;
+	for (size_t i = 1; i < nbounds; i++)
+		if (!(bounds[i] > bounds[i - 1]))
+			return ZT_E_RANGE;
+	for (size_t i = 0; i < nlabels; i++)
+		if (label_names[i] && strcmp(label_names[i], "le") == 0)
+			return ZT_E_PARSE;
+	if ((rc = zt_metrics_register(m, out, name, help, ZT_METRIC_HISTOGRAM, label_names,
+	                              nlabels)) < 0)
+		return rc;
+	memcpy((*out)->bounds, bounds, nbounds * sizeof(*bounds));
+	(*out)->nbounds = nbounds;
+	return 0;
+}
+
+struct zt_metric *zt_metrics_find(struct zt_metrics *m, const char *name)
+{
+	for (struct zt_metric *f = m->extras; f; f = f->next)
+		if (strcmp(f->name, name) == 0)
+			return f;
+	return NULL;
+}
+
+void zt_metric_observe(struct zt_metric_child *c, double v)
+{
+	if (c->f->type != ZT_METRIC_HISTOGRAM)
+		return;
+	for (size_t i = 0; i < c->f->nbounds; i++) {
+		if (v <= c->f->bounds[i]) {
+			c->le[i]++;
+			break;
+		}
+	}
+	c->v++;
+	c->sum += v;
 }
 
 void zt_metric_set(struct zt_metric_child *c, int64_t v)
@@ -665,6 +723,28 @@ static void sample_u(struct out *o, const char *name, const char *labels, uint64
 	put(o, "%s{%s} %llu\n", name, labels, (unsigned long long)v);
 }
 
+/* name_bucket{labels,le="b"} (cumulative, then +Inf), name_sum, name_count. */
+static void histogram(struct out *o, const struct zt_metric *f, const struct zt_metric_child *c)
+{
+	const char *l = c->n.labels ? c->n.labels : "";
+	const char *sep = *l ? "," : "";
+	uint64_t cum = 0;
+
+	for (size_t i = 0; i < f->nbounds; i++) {
+		cum += c->le[i];
+		put(o, "%s_bucket{%s%sle=\"%g\"} %llu\n", f->name, l, sep, f->bounds[i],
+		    (unsigned long long)cum);
+	}
+	put(o, "%s_bucket{%s%sle=\"+Inf\"} %lld\n", f->name, l, sep, (long long)c->v);
+	if (*l) {
+		put(o, "%s_sum{%s} %.9g\n", f->name, l, c->sum);
+		put(o, "%s_count{%s} %lld\n", f->name, l, (long long)c->v);
+	} else {
+		put(o, "%s_sum %.9g\n", f->name, c->sum);
+		put(o, "%s_count %lld\n", f->name, (long long)c->v);
+	}
+}
+
 static long count_open_fds(void)
 {
 	DIR *d = opendir("/proc/self/fd");
@@ -715,6 +795,14 @@ int zt_metrics_render(struct zt_metrics *m, struct zt_buf *b)
 		zt_buf_clear(&tag);
 	}
 	for (struct zt_metric *f = m->extras; f; f = f->next) {
+		if (f->type == ZT_METRIC_HISTOGRAM) {
+			header(&o, f->name, f->help, "histogram");
+			for (struct node *n = f->t.head; n; n = n->next)
+				histogram(&o, f, (struct zt_metric_child *)n);
+			if (f->overflow)
+				histogram(&o, f, f->overflow);
+			continue;
+		}
 		header(&o, f->name, f->help, f->type == ZT_METRIC_COUNTER ? "counter" : "gauge");
 		for (struct node *n = f->t.head; n; n = n->next)
 			sample(&o, f->name, n->labels, (long long)((struct zt_metric_child *)n)->v);

@@ -93,16 +93,24 @@ void zt_metrics_conn_failed(struct zt_metric_series *s);
 void zt_metrics_socket_opened(struct zt_metrics *m, enum zt_reporter r);
 void zt_metrics_socket_closed(struct zt_metrics *m, enum zt_reporter r);
 
-enum zt_metric_type { ZT_METRIC_COUNTER, ZT_METRIC_GAUGE };
+enum zt_metric_type { ZT_METRIC_COUNTER, ZT_METRIC_GAUGE, ZT_METRIC_HISTOGRAM };
 
 /* Registers an extra family, rendered after the traffic metrics in registration order. name
- * is the full metric name (counters end in _total by convention); label_names (nlabels <= 8)
+ * is the full metric name (counters end in _total by convention); label_names (nlabels <= 12)
  * are copied. Returns 0 with *out set (valid until zt_metrics_free), ZT_E_PARSE for a name
  * that is not a Prometheus metric or label name, ZT_E_RANGE for too many labels, or
  * ZT_E_STATE if the name is taken. */
 int zt_metrics_register(struct zt_metrics *m, struct zt_metric **out, const char *name,
                         const char *help, enum zt_metric_type type, const char *const *label_names,
                         size_t nlabels);
+/* Registers a histogram family (use zt_metric_observe): bounds[0..nbounds) are the bucket upper
+ * bounds, strictly increasing, at most 16 ("+Inf" is implied); no label may be named "le".
+ * Returns what zt_metrics_register does, or ZT_E_RANGE for bad bounds. */
+int zt_metrics_register_histogram(struct zt_metrics *m, struct zt_metric **out, const char *name,
+                                  const char *help, const char *const *label_names, size_t nlabels,
+                                  const double *bounds, size_t nbounds);
+/* The extra family registered under name, or NULL. Lets several users share one family. */
+struct zt_metric *zt_metrics_find(struct zt_metrics *m, const char *name);
 /* The child for these label values (nlabels of them, borrowed; NULL or "" is "unknown"); the
  * same handle for equal values. A family without labels has one child (values may be NULL).
  * Past max_series, the family's overflow child. Never NULL. */
@@ -112,6 +120,8 @@ void zt_metric_add(struct zt_metric_child *c, int64_t delta);
 /* Gauge = v (ignored for a counter). */
 void zt_metric_set(struct zt_metric_child *c, int64_t v);
 int64_t zt_metric_value(const struct zt_metric_child *c);
+/* Histogram: one observation of v. Ignored for other types. */
+void zt_metric_observe(struct zt_metric_child *c, double v);
 
 /* Appends the Prometheus text exposition (format 0.0.4): for each family "# HELP", "# TYPE",
  * then its samples, in a stable order (families as listed in spec §8.1 then extras by
