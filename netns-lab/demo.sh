@@ -103,6 +103,8 @@ http_flow() {
 	fi
 	[ "$code" = "$want" ] || { unexpected=$((unexpected + 1)); verdict="$verdict (expected $want!)"; }
 	rows+=("$label|$path|${cid#spiffe://}|${sid#spiffe://}|$verdict ($code${reason:+, $reason})|${up:-0} / ${size:-0}")
+}
+
 # resolve NS/POD NAME: the pod's own resolver (its resolv.conf search path; port 53 is captured
 # to ztunnel's DNS proxy), first IPv4 address or "unresolved".
 resolve() {
