@@ -48,7 +48,7 @@ $(DEPS_MK): scripts/deps.sh
 	@mkdir -p $(@D)
 	@scripts/deps.sh --check 2>/dev/null || scripts/deps.sh
 	@printf 'PKG_CFLAGS := %s\nPKG_LIBS := %s\nCHECK_CFLAGS := %s\nCHECK_LIBS := %s\n' \
-		"$$(pkg-config --cflags $(PKGS))" "$$(pkg-config --libs $(PKGS))" \
+		"$$(pkg-config --cflags $(PKGS))" "$$(pkg-config --libs $(PKGS)) -lhttp_parser" \
 		"$$(pkg-config --cflags check)" "$$(pkg-config --libs check)" > $@
 
 # ---- libraries, one per layer (README "Module map"; `make layers` checks the includes) ------
@@ -96,12 +96,16 @@ endif
 SIM_TOOLS := $(notdir $(patsubst %/,%,$(dir $(wildcard sim/*/*.c))))
 $(foreach t,$(SIM_TOOLS),$(eval $(subst -,_,$(t))_SRCS := $(wildcard sim/$(t)/*.c)))
 $(foreach t,$(SIM_TOOLS),$(eval $(subst -,_,$(t))_LIBS := $(TOOL_LIBS)))
+# sim-waypoint is an xDS and CA client like the daemon: it also links the services layer.
+sim_waypoint_LIBS := $(LIBDAEMON) $(TOOL_LIBS)
 PROGRAMS += $(sort $(SIM_TOOLS))
 BINS := $(addprefix $(BUILD)/bin/,$(PROGRAMS))
 
 # ---- tests ------------------------------------------------------------------------------
 UNIT_SRCS := $(wildcard tests/unit/*.c)
 UNIT_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(UNIT_SRCS))
+# Pure modules of the sim tools that have unit tests of their own.
+UNIT_OBJS += $(BUILD)/obj/sim/sim-waypoint/authz.o
 UNIT_BIN  := $(BUILD)/tests/unit
 SUITES    := $(patsubst tests/unit/test_%.c,%,$(wildcard tests/unit/test_*.c))
 ITEST_SRCS := $(wildcard tests/integration/*.c)

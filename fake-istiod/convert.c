@@ -3,6 +3,7 @@
  * for one conversion, packed, and only the packed bytes survive; the choices where the model
  * differs from a cluster are listed in convert.h. */
 #include "fake-istiod/convert.h"
+#include "fake-istiod/waypoint.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -1186,8 +1187,10 @@ void fi_resources_clear(struct fi_resources *r)
 {
 	struct out a = {.v = r->addresses, .n = r->n_addresses};
 	struct out z = {.v = r->authorizations, .n = r->n_authorizations};
+	struct out w = {.v = r->waypoints, .n = r->n_waypoints};
 	out_clear(&a);
 	out_clear(&z);
+	out_clear(&w);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -1254,5 +1257,9 @@ int fi_convert(const struct fi_mesh *m, const struct fi_convert_opts *o, struct 
 	                             .n_addresses = c.addrs.n,
 	                             .authorizations = c.authz.v,
 	                             .n_authorizations = c.authz.n};
-	return 0;
+	rc = fi_waypoint_convert(m, c.o.root_namespace, c.o.cluster_domain, &out->waypoints,
+	                         &out->n_waypoints, err, errlen);
+	if (rc)
+		fi_resources_clear(out);
+	return rc;
 }

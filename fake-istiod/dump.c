@@ -11,6 +11,7 @@
 #include "istio/security/authorization.pb-c.h"
 #include "istio/workload/workload.pb-c.h"
 #include "protocol/pb.h"
+#include "ztunnel/waypoint.pb-c.h"
 #include "runtime/addr.h"
 #include "runtime/err.h"
 #include "runtime/mem.h"
@@ -233,12 +234,15 @@ static json_t *resources_json(const struct fi_resource *v, size_t n,
 
 json_t *fi_dump_resources_json(const struct fi_resources *res)
 {
-	return json_pack("{s:o, s:o}", "addresses",
+	return json_pack("{s:o, s:o, s:o}", "addresses",
 	                 resources_json(res->addresses, res->n_addresses,
 	                                &istio__workload__address__descriptor),
 	                 "authorizations",
 	                 resources_json(res->authorizations, res->n_authorizations,
-	                                &istio__security__authorization__descriptor));
+	                                &istio__security__authorization__descriptor),
+	                 "waypoints",
+	                 resources_json(res->waypoints, res->n_waypoints,
+	                                &ztunnel__waypoint__waypoint__descriptor));
 }
 
 /* ---- YAML ------------------------------------------------------------------------------- */

@@ -30,6 +30,7 @@
 #include "fake-istiod/generate.h"
 #include "fake-istiod/mesh.h"
 #include "fake-istiod/token.h"
+#include "fake-istiod/waypoint.h"
 #include "protocol/ca.h"
 #include "protocol/h2_listener.h"
 #include "runtime/addr.h"
@@ -187,8 +188,11 @@ static int publish(struct server *s, struct fi_resources *res)
 	z = fi_ads_set(s->ads, TYPE_AUTHORIZATION, res->authorizations, res->n_authorizations);
 	if (z < 0)
 		return z;
-	zt_info("serving %zu addresses and %zu authorizations (%d changed)", res->n_addresses,
-	        res->n_authorizations, a + z);
+	int w = fi_ads_set(s->ads, FI_WAYPOINT_TYPE, res->waypoints, res->n_waypoints);
+	if (w < 0)
+		return w;
+	zt_info("serving %zu addresses, %zu authorizations and %zu waypoints (%d changed)",
+	        res->n_addresses, res->n_authorizations, res->n_waypoints, a + z + w);
 	return 0;
 }
 

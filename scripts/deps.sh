@@ -21,7 +21,7 @@ done
 pkgs=(
 	build-essential pkg-config clang clang-format libclang-rt-14-dev
 	libssl-dev openssl
-	libnghttp2-dev
+	libnghttp2-dev libhttp-parser-dev
 	libprotobuf-c-dev protobuf-c-compiler
 	libnl-3-dev libnl-route-3-dev
 	libyaml-dev libjansson-dev libmicrohttpd-dev
