@@ -15,6 +15,7 @@
 
 #include <http_parser.h>
 
+#include "hbone/close.h"
 #include "hbone/hbone.h"
 #include "hbone/pool.h"
 #include "runtime/buf.h"
@@ -401,7 +402,7 @@ static void on_up_ready(struct zt_h2_stream *st, const struct zt_pool_result *r,
 	s->req = NULL;
 	if (!st) {
 		zt_warn("HBONE to %s:%u failed: %s %s", s->dst ? s->dst->name : "-", s->dst_port,
-		        zt_pool_flag_name(r->flag), r->reason[0] ? r->reason : zt_strerror(r->err));
+		        zt_close_flag(r->flag), r->reason[0] ? r->reason : zt_strerror(r->err));
 		if (s->mode == TCP) {
 			log_request(s, 503, "UF", "upstream_connect_failure");
 			finish(s, false);
