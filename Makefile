@@ -4,6 +4,7 @@
 #   make asan       the same suite built with -fsanitize=address,undefined (build/asan/)
 #   make coverage   the suite built with --coverage; gcovr report under build/coverage/
 #   make format     clang-format every C source in place
+#   make fuzz       every libFuzzer target (clang) for FUZZ_SECONDS each (tests/fuzz/README.md)
 #   make image      container images of ztunnel and the toolkit (scripts/image.sh; podman)
 #   make plots      redraw bench/plots/*.png from the committed benchmark JSON (gnuplot)
 # Missing Debian packages are installed by scripts/deps.sh before the first compile.
@@ -22,7 +23,11 @@ PKGS := openssl libnghttp2 libprotobuf-c yaml-0.1 jansson libnl-3.0 libnl-route-
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 \
 	-Wvla -Wimplicit-fallthrough -Wno-missing-field-initializers
 CFLAGS_ALL := -std=c11 -D_GNU_SOURCE -g -MMD -MP $(WARN) $(if $(filter 1,$(WERROR)),-Werror)
-ifneq ($(SAN),)
+ifeq ($(SAN),fuzz)
+CFLAGS_ALL += -O1 -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer \
+	-fno-sanitize-recover=all
+LDFLAGS_ALL += -fsanitize=address,undefined
+else ifneq ($(SAN),)
 CFLAGS_ALL += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDFLAGS_ALL += -fsanitize=address,undefined
 else ifneq ($(COV),)
@@ -43,7 +48,7 @@ $(DEPS_MK): scripts/deps.sh
 	@mkdir -p $(@D)
 	@scripts/deps.sh --check 2>/dev/null || scripts/deps.sh
 	@printf 'PKG_CFLAGS := %s\nPKG_LIBS := %s\nCHECK_CFLAGS := %s\nCHECK_LIBS := %s\n' \
-		"$$(pkg-config --cflags $(PKGS))" "$$(pkg-config --libs $(PKGS))" \
+		"$$(pkg-config --cflags $(PKGS))" "$$(pkg-config --libs $(PKGS)) -lhttp_parser" \
 		"$$(pkg-config --cflags check)" "$$(pkg-config --libs check)" > $@
 
 # ---- libraries, one per layer (README "Module map"; `make layers` checks the includes) ------
@@ -91,12 +96,16 @@ endif
 SIM_TOOLS := $(notdir $(patsubst %/,%,$(dir $(wildcard sim/*/*.c))))
 $(foreach t,$(SIM_TOOLS),$(eval $(subst -,_,$(t))_SRCS := $(wildcard sim/$(t)/*.c)))
 $(foreach t,$(SIM_TOOLS),$(eval $(subst -,_,$(t))_LIBS := $(TOOL_LIBS)))
+# sim-waypoint is an xDS and CA client like the daemon: it also links the services layer.
+sim_waypoint_LIBS := $(LIBDAEMON) $(TOOL_LIBS)
 PROGRAMS += $(sort $(SIM_TOOLS))
 BINS := $(addprefix $(BUILD)/bin/,$(PROGRAMS))
 
 # ---- tests ------------------------------------------------------------------------------
 UNIT_SRCS := $(wildcard tests/unit/*.c)
 UNIT_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(UNIT_SRCS))
+# Pure modules of the sim tools that have unit tests of their own.
+UNIT_OBJS += $(BUILD)/obj/sim/sim-waypoint/authz.o
 UNIT_BIN  := $(BUILD)/tests/unit
 SUITES    := $(patsubst tests/unit/test_%.c,%,$(wildcard tests/unit/test_*.c))
 ITEST_SRCS := $(wildcard tests/integration/*.c)
@@ -105,8 +114,17 @@ ITEST_BINS := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(ITEST_SRCS))
 BENCH_SRCS := $(wildcard bench/*.c)
 BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
 
-.PHONY: all test asan coverage format clean demo layers image plots
-all: $(BINS) $(UNIT_BIN) $(ITEST_BINS) $(BENCH_BINS)
+# Fuzz targets: tests/fuzz/fuzz_NAME.c. Each links twice: with the replay driver (normal
+# compiler, part of `all`; `make test` feeds it every corpus file) and, under `make fuzz`,
+# with libFuzzer (clang, build/fuzz/fuzz/NAME).
+FUZZ_SRCS   := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_NAMES  := $(patsubst tests/fuzz/fuzz_%.c,%,$(FUZZ_SRCS))
+REPLAY_BINS := $(patsubst %,$(BUILD)/tests/fuzz/replay_%,$(FUZZ_NAMES))
+FUZZ_BINS   := $(patsubst %,$(BUILD)/fuzz/%,$(FUZZ_NAMES))
+FUZZ_SECONDS ?= 60
+
+.PHONY: all test asan coverage format clean demo layers image plots fuzz fuzz-bins
+all: $(BINS) $(UNIT_BIN) $(ITEST_BINS) $(BENCH_BINS) $(REPLAY_BINS) $(BUILD)/tests/fuzz/mkseeds
 
 $(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: ztunnel/proto/%.proto | $(DEPS_MK)
 	@mkdir -p $(BUILD)/gen
@@ -161,10 +179,32 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/integration/%.o $(TEST_LIBS)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS) -lpthread
 
+$(BUILD)/tests/fuzz/replay_%: $(BUILD)/obj/tests/fuzz/fuzz_%.o $(BUILD)/obj/tests/fuzz/replay.o $(TEST_LIBS)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS) -lpthread
+
 $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(TEST_LIBS)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS) -lpthread
+
+$(BUILD)/fuzz/%: $(BUILD)/obj/tests/fuzz/fuzz_%.o $(TEST_LIBS)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS_ALL) -fsanitize=fuzzer -o $@ $^ $(PKG_LIBS) -lpthread
+
+# The seed writer for the binary corpora (tests/fuzz/mkseeds.c), built with the rest.
+$(BUILD)/tests/fuzz/mkseeds: $(BUILD)/obj/tests/fuzz/mkseeds.o $(TEST_LIBS)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS) -lpthread
+
+fuzz-bins: $(FUZZ_BINS)
+
+fuzz:
+	@$(MAKE) --no-print-directory BUILD=build/fuzz CC=clang SAN=fuzz WERROR=0 fuzz-bins
+	@tests/fuzz/campaign.sh build/fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 test: all layers
 	@tests/run.sh $(BUILD)
@@ -182,6 +222,7 @@ coverage:
 	@gcovr --root . --object-directory build/cov/obj --filter 'ztunnel/' --filter 'fake-istiod/' \
 		--filter 'sim/' --html-details build/coverage/index.html --print-summary \
 		| tail -3
+	@scripts/coverage-layers.sh build/cov/obj
 
 plots:
 	@scripts/deps.sh --check --bench 2>/dev/null || scripts/deps.sh --bench

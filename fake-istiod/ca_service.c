@@ -16,6 +16,7 @@
 #include "protocol/spiffe.h"
 #include "runtime/err.h"
 #include "runtime/log.h"
+#include "runtime/mem.h"
 
 ZT_LOG_MODULE("ca");
 
@@ -102,6 +103,88 @@ static const char *impersonated(const Google__Protobuf__Struct *md, bool *bad)
 	return found;
 }
 
+/* protobuf-c ends strings at their first NUL, so a NUL hidden in ImpersonatedIdentity would
+ * silently sign the prefix. This walks the encoded request (already decoded once, so well
+ * formed) down to metadata.fields[].value.string_value and reports a NUL in the value of an
+ * ImpersonatedIdentity entry, or in any entry's key. */
+static bool next_len_field(const uint8_t **p, const uint8_t *end, uint32_t *num,
+                           const uint8_t **v, size_t *vlen)
+{
+	while (*p < end) {
+		uint64_t tag = 0, x = 0;
+		for (unsigned sh = 0; *p < end && sh < 64; sh += 7) {
+			uint8_t b = *(*p)++;
+			tag |= (uint64_t)(b & 0x7f) << sh;
+			if (!(b & 0x80))
+				break;
+		}
+		switch (tag & 7) {
+		case 0:
+			while (*p < end && (*(*p)++ & 0x80))
+				;
+			break;
+		case 1:
+			*p += (size_t)(end - *p) < 8 ? (size_t)(end - *p) : 8;
+			break;
+		case 5:
+			*p += (size_t)(end - *p) < 4 ? (size_t)(end - *p) : 4;
+			break;
+		case 2:
+			for (unsigned sh = 0; *p < end && sh < 64; sh += 7) {
+				uint8_t b = *(*p)++;
+				x |= (uint64_t)(b & 0x7f) << sh;
+				if (!(b & 0x80))
+					break;
+			}
+			if (x > (uint64_t)(end - *p))
+				return false;
+			*num = (uint32_t)(tag >> 3);
+			*v = *p;
+			*vlen = (size_t)x;
+			*p += x;
+			return true;
+		default:
+			return false;
+		}
+	}
+	return false;
+}
+
+static bool impersonation_has_nul(const uint8_t *req, size_t len)
+{
+	const uint8_t *p = req, *md, *e, *v;
+	size_t mdlen, elen, vlen;
+	uint32_t num;
+
+	while (next_len_field(&p, req + len, &num, &md, &mdlen)) {
+		if (num != 4) /* IstioCertificateRequest.metadata */
+			continue;
+		const uint8_t *q = md;
+		while (next_len_field(&q, md + mdlen, &num, &e, &elen)) {
+			if (num != 1) /* Struct.fields entries */
+				continue;
+			const uint8_t *r = e, *key = NULL, *val = NULL;
+			size_t klen = 0, vallen = 0;
+			while (next_len_field(&r, e + elen, &num, &v, &vlen)) {
+				if (num == 1)
+					key = v, klen = vlen;
+				else if (num == 2)
+					val = v, vallen = vlen;
+			}
+			if (key && memchr(key, 0, klen))
+				return true;
+			if (!key || klen != strlen(FI_CA_IMPERSONATE_KEY) ||
+			    memcmp(key, FI_CA_IMPERSONATE_KEY, klen) != 0 || !val)
+				continue;
+			const uint8_t *t = val;
+			while (next_len_field(&t, val + vallen, &num, &v, &vlen))
+				if (num == 3 && memchr(v, 0, vlen)) /* Value.string_value */
+					return true;
+		}
+	}
+	return false;
+}
+
 /* Decides which identity may be signed for this caller. */
 static int required_identity(struct fi_ca_service *svc, const struct fi_token_claims *c,
                              const Google__Protobuf__Struct *md, char *out, size_t outlen,
@@ -156,7 +239,7 @@ static int process(struct fi_ca_service *svc, const struct fi_token_claims *c, c
 	        ISTIO__V1__AUTH__ISTIO_CERTIFICATE_RESPONSE__INIT;
 	char **chain = NULL;
 	size_t nchain = 0;
-	int64_t ttl;
+	int64_t ttl, min_ttl;
 	int code, rc;
 
 	rc = zt_pb_unpack(&istio__v1__auth__istio_certificate_request__descriptor, req, len,
@@ -165,12 +248,20 @@ static int process(struct fi_ca_service *svc, const struct fi_token_claims *c, c
 		seterr(msg, msglen, "malformed IstioCertificateRequest: %s", zt_strerror(rc));
 		return ZT_GRPC_INVALID_ARGUMENT;
 	}
+	if (impersonation_has_nul(req, len)) {
+		seterr(msg, msglen, FI_CA_IMPERSONATE_KEY " holds a NUL byte");
+		code = ZT_GRPC_INVALID_ARGUMENT;
+		goto out;
+	}
 	code = required_identity(svc, c, r->metadata, identity, idlen, msg, msglen);
 	if (code != ZT_GRPC_OK)
 		goto out;
 	ttl = r->validity_duration <= 0 || r->validity_duration > svc->max_ttl_s
 	              ? svc->max_ttl_s
 	              : r->validity_duration;
+	min_ttl = svc->min_ttl_s > 0 ? svc->min_ttl_s : FI_CA_MIN_TTL_S;
+	if (ttl < min_ttl)
+		ttl = min_ttl < svc->max_ttl_s ? min_ttl : svc->max_ttl_s;
 	rc = zt_ca_sign_csr(svc->ca, r->csr, strlen(r->csr), svc->trust_domain, identity, ttl,
 	                    &chain, &nchain, NULL, msg, msglen);
 	if (rc < 0) {
@@ -256,9 +347,7 @@ static void on_message(struct zt_grpc_call *call, const uint8_t *p, size_t len, 
 		       "CreateCertificate is unary: more than one request message");
 		return;
 	}
-	cc->req = malloc(len ? len : 1);
-	if (!cc->req)
-		abort();
+	cc->req = xmalloc(len ? len : 1);
 	if (len)
 		memcpy(cc->req, p, len);
 	cc->len = len;
@@ -307,12 +396,10 @@ static const struct zt_grpc_call_cbs ca_call_cbs = {
 
 static void on_call(struct zt_grpc_call *call, void *arg)
 {
-	struct ca_call *cc = calloc(1, sizeof(*cc));
+	struct ca_call *cc = xcalloc(1, sizeof(*cc));
 	char msg[MSG_MAX] = "";
 	int code;
 
-	if (!cc)
-		abort();
 	cc->svc = arg;
 	zt_grpc_call_set_cbs(call, &ca_call_cbs, cc);
 	code = authenticate(cc->svc, zt_grpc_call_md(call, "authorization"), &cc->claims, msg,

@@ -3,10 +3,10 @@
  * for one conversion, packed, and only the packed bytes survive; the choices where the model
  * differs from a cluster are listed in convert.h. */
 #include "fake-istiod/convert.h"
+#include "fake-istiod/waypoint.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,68 +19,29 @@
 #include "istio/security/authorization.pb-c.h"
 #include "istio/workload/workload.pb-c.h"
 #include "protocol/pb.h"
+#include "runtime/arena.h"
 #include "runtime/log.h"
+#include "runtime/mem.h"
 
 ZT_LOG_MODULE("convert");
 
-/* ---- arena: every piece of one conversion, freed together ---------------------------------- */
+/* ---- arena helpers: every piece of one conversion lives in one zt_arena ------------------- */
 
-struct arena {
-	void **p;
-	size_t n, cap;
-};
-
-static void *amem(struct arena *a, size_t size)
+/* size zeroed bytes; never NULL, even for 0 (an empty repeated field still packs). */
+static void *amem(struct zt_arena *a, size_t size)
 {
-	if (a->n == a->cap) {
-		a->cap = a->cap ? 2 * a->cap : 64;
-		a->p = realloc(a->p, a->cap * sizeof(*a->p));
-		if (!a->p)
-			abort();
-	}
-	void *m = calloc(1, size ? size : 1);
-	if (!m)
-		abort();
-	return a->p[a->n++] = m;
+	return zt_arena_calloc(a, 1, size ? size : 1);
 }
 
-static void arena_clear(struct arena *a)
-{
-	for (size_t i = 0; i < a->n; i++)
-		free(a->p[i]);
-	free(a->p);
-	memset(a, 0, sizeof(*a));
-}
-
-static void *anew(struct arena *a, const ProtobufCMessageDescriptor *d)
+static void *anew(struct zt_arena *a, const ProtobufCMessageDescriptor *d)
 {
 	void *m = amem(a, d->sizeof_message);
 	protobuf_c_message_init(d, m);
 	return m;
 }
 
-__attribute__((format(printf, 2, 3))) static char *afmt(struct arena *a, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(NULL, 0, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		abort();
-	char *s = amem(a, (size_t)n + 1);
-	va_start(ap, fmt);
-	vsnprintf(s, (size_t)n + 1, fmt, ap);
-	va_end(ap);
-	return s;
-}
-
-static char *astr(struct arena *a, const char *s)
-{
-	return afmt(a, "%s", s);
-}
-
 /* An array of up to n pointers (never NULL, so an empty repeated field packs fine). */
-static void *aptrs(struct arena *a, size_t n)
+static void *aptrs(struct zt_arena *a, size_t n)
 {
 	return amem(a, (n ? n : 1) * sizeof(void *));
 }
@@ -95,7 +56,7 @@ struct out {
 struct conv {
 	const struct fi_mesh *m;
 	struct fi_convert_opts o;
-	struct arena a;
+	struct zt_arena a;
 	bool *pod_sent;   /* per m->pods index */
 	uint32_t *se_vip; /* auto-allocated VIP per (ServiceEntry, host), host order */
 	struct out addrs, authz;
@@ -129,16 +90,12 @@ static int emit(struct conv *c, struct out *o, const char *name, const ProtobufC
 	unsigned hl = 0;
 	if (!EVP_Digest(data, len, h, &hl, EVP_sha256(), NULL))
 		abort();
-	char *version = malloc(17), *nm = strdup(name);
-	if (!version || !nm)
-		abort();
+	char *version = xmalloc(17), *nm = xstrdup(name);
 	for (int i = 0; i < 8; i++)
 		snprintf(version + 2 * i, 3, "%02x", h[i]);
 	if (o->n == o->cap) {
 		o->cap = o->cap ? 2 * o->cap : 16;
-		o->v = realloc(o->v, o->cap * sizeof(*o->v));
-		if (!o->v)
-			abort();
+		o->v = xrealloc(o->v, o->cap * sizeof(*o->v));
 	}
 	o->v[o->n++] =
 	        (struct fi_resource){.name = nm, .version = version, .data = data, .len = len};
@@ -148,7 +105,7 @@ static int emit(struct conv *c, struct out *o, const char *name, const ProtobufC
 /* ---- authorization (spec §3.6, §3.7) ------------------------------------------------------- */
 
 /* "*" presence, "*x" suffix x, "x*" prefix x, else exact. */
-static Istio__Security__StringMatch *string_match(struct arena *a, const char *v)
+static Istio__Security__StringMatch *string_match(struct zt_arena *a, const char *v)
 {
 	Istio__Security__StringMatch *sm = anew(a, &istio__security__string_match__descriptor);
 	size_t n = strlen(v);
@@ -157,19 +114,19 @@ static Istio__Security__StringMatch *string_match(struct arena *a, const char *v
 		sm->presence = anew(a, &google__protobuf__empty__descriptor);
 	} else if (v[0] == '*') {
 		sm->match_type_case = ISTIO__SECURITY__STRING_MATCH__MATCH_TYPE_SUFFIX;
-		sm->suffix = astr(a, v + 1);
+		sm->suffix = zt_arena_strdup(a, v + 1);
 	} else if (n && v[n - 1] == '*') {
 		sm->match_type_case = ISTIO__SECURITY__STRING_MATCH__MATCH_TYPE_PREFIX;
-		sm->prefix = afmt(a, "%.*s", (int)(n - 1), v);
+		sm->prefix = zt_arena_printf(a, "%.*s", (int)(n - 1), v);
 	} else {
 		sm->match_type_case = ISTIO__SECURITY__STRING_MATCH__MATCH_TYPE_EXACT;
-		sm->exact = astr(a, v);
+		sm->exact = zt_arena_strdup(a, v);
 	}
 	return sm;
 }
 
 /* Principals are matched without the scheme (spec §6), so "spiffe://" is dropped. */
-static size_t string_matches(struct arena *a, const struct fi_strs *s, bool principal,
+static size_t string_matches(struct zt_arena *a, const struct fi_strs *s, bool principal,
                              Istio__Security__StringMatch ***out)
 {
 	*out = aptrs(a, s->n);
@@ -251,8 +208,8 @@ static size_t service_accounts(struct conv *c, const char *policy, const char *p
 		Istio__Security__ServiceAccountMatch *sa =
 		        anew(&c->a, &istio__security__service_account_match__descriptor);
 		sa->namespace_ =
-		        slash ? afmt(&c->a, "%.*s", (int)(slash - v), v) : astr(&c->a, policy_ns);
-		sa->serviceaccount = astr(&c->a, slash ? slash + 1 : v);
+		        slash ? zt_arena_printf(&c->a, "%.*s", (int)(slash - v), v) : zt_arena_strdup(&c->a, policy_ns);
+		sa->serviceaccount = zt_arena_strdup(&c->a, slash ? slash + 1 : v);
 		(*out)[n++] = sa;
 	}
 	return n;
@@ -339,7 +296,7 @@ static Istio__Security__Clause *from_clause(struct conv *c, const char *policy,
 		if (!l4)
 			return NULL;
 		Istio__Security__Match *mt = anew(&c->a, &istio__security__match__descriptor);
-		struct arena *a = &c->a;
+		struct zt_arena *a = &c->a;
 		mt->n_principals = string_matches(a, &f[FI_SRC_PRINCIPALS], true, &mt->principals);
 		mt->n_not_principals =
 		        string_matches(a, &f[FI_SRC_NOT_PRINCIPALS], true, &mt->not_principals);
@@ -367,7 +324,7 @@ static Istio__Security__Clause *when_clause(struct conv *c, const char *policy,
 		return NULL;
 	Istio__Security__Clause *cl = clause(c, 1);
 	Istio__Security__Match *mt = anew(&c->a, &istio__security__match__descriptor);
-	struct arena *a = &c->a;
+	struct zt_arena *a = &c->a;
 	if (!strcmp(w->key, "source.ip")) {
 		mt->n_source_ips = ip_blocks(c, policy, &w->values, &mt->source_ips);
 		mt->n_not_source_ips = ip_blocks(c, policy, &w->not_values, &mt->not_source_ips);
@@ -428,7 +385,7 @@ static bool policy_sent(const struct fi_authz_policy *p)
 
 static int add_policy(struct conv *c, const struct fi_authz_policy *p)
 {
-	char *policy = afmt(&c->a, "%s/%s", p->meta.ns, p->meta.name);
+	char *policy = zt_arena_printf(&c->a, "%s/%s", p->meta.ns, p->meta.name);
 	if (!policy_sent(p)) {
 		zt_debug("AuthorizationPolicy %s: %s, not for ztunnel", policy,
 		         p->has_target_ref ? "has targetRef" : "action neither ALLOW nor DENY");
@@ -513,7 +470,7 @@ static size_t pa_port_overrides(struct conv *c, const struct fi_peer_authn *p, u
 	return n;
 }
 
-static Istio__Security__Match *no_identity_match(struct arena *a)
+static Istio__Security__Match *no_identity_match(struct zt_arena *a)
 {
 	Istio__Security__Match *mt = anew(a, &istio__security__match__descriptor);
 	mt->n_not_principals = 1;
@@ -525,7 +482,7 @@ static Istio__Security__Match *no_identity_match(struct arena *a)
 /* DENY policy in the root namespace: no peer identity (plaintext) is denied (spec §3.7). */
 static int add_static_strict(struct conv *c)
 {
-	struct arena *a = &c->a;
+	struct zt_arena *a = &c->a;
 	Istio__Security__Authorization *az = anew(a, &istio__security__authorization__descriptor);
 	az->name = FI_STATIC_STRICT_POLICY;
 	az->namespace_ = (char *)c->o.root_namespace;
@@ -539,7 +496,7 @@ static int add_static_strict(struct conv *c)
 	az->rules[0]->clauses[0] = clause(c, 1);
 	az->rules[0]->clauses[0]->n_matches = 1;
 	az->rules[0]->clauses[0]->matches[0] = no_identity_match(a);
-	return emit(c, &c->authz, afmt(a, "%s/%s", c->o.root_namespace, FI_STATIC_STRICT_POLICY),
+	return emit(c, &c->authz, zt_arena_printf(a, "%s/%s", c->o.root_namespace, FI_STATIC_STRICT_POLICY),
 	            &az->base);
 }
 
@@ -551,9 +508,9 @@ static int add_converted_pa(struct conv *c, const struct fi_peer_authn *p)
 	size_t n = pa_port_overrides(c, p, &pp);
 	if (!n)
 		return 0;
-	struct arena *a = &c->a;
+	struct zt_arena *a = &c->a;
 	Istio__Security__Authorization *az = anew(a, &istio__security__authorization__descriptor);
-	az->name = afmt(a, FI_CONVERTED_PA_PREFIX "%s", p->meta.name);
+	az->name = zt_arena_printf(a, FI_CONVERTED_PA_PREFIX "%s", p->meta.name);
 	az->namespace_ = p->meta.ns;
 	az->scope = ISTIO__SECURITY__SCOPE__WORKLOAD_SELECTOR;
 	az->action = ISTIO__SECURITY__ACTION__DENY;
@@ -576,7 +533,7 @@ static int add_converted_pa(struct conv *c, const struct fi_peer_authn *p)
 		mt->n_destination_ports = n;
 		mt->destination_ports = pp;
 	}
-	return emit(c, &c->authz, afmt(a, "%s/%s", p->meta.ns, az->name), &az->base);
+	return emit(c, &c->authz, zt_arena_printf(a, "%s/%s", p->meta.ns, az->name), &az->base);
 }
 
 /* ---- workloads and services (spec §3.5) ---------------------------------------------------- */
@@ -595,7 +552,7 @@ static Istio__Workload__NetworkAddress *network_address(struct conv *c, const st
 
 static const char *hostname(struct conv *c, const char *ns, const char *name)
 {
-	return afmt(&c->a, "%s.%s.svc.%s", name, ns, c->o.cluster_domain);
+	return zt_arena_printf(&c->a, "%s.%s.svc.%s", name, ns, c->o.cluster_domain);
 }
 
 /* The waypoint obj (a Pod or Service) uses, or NULL; see convert.h for the rules. */
@@ -717,7 +674,7 @@ static int add_service(struct conv *c, const struct fi_service *s)
 	Istio__Workload__Address *ad = anew(&c->a, &istio__workload__address__descriptor);
 	ad->type_case = ISTIO__WORKLOAD__ADDRESS__TYPE_SERVICE;
 	ad->service = sv;
-	return emit(c, &c->addrs, afmt(&c->a, "%s/%s", s->meta.ns, sv->hostname), &ad->base);
+	return emit(c, &c->addrs, zt_arena_printf(&c->a, "%s/%s", s->meta.ns, sv->hostname), &ad->base);
 }
 
 /* <name>-<8..10 digits>: the Job of a CronJob. Returns the CronJob name length or 0. */
@@ -747,11 +704,11 @@ static void workload_kind(struct conv *c, const struct fi_pod *p, Istio__Workloa
 		ol -= hl;
 		if (ol && owner[ol - 1] == '-')
 			ol--;
-		w->workload_name = afmt(&c->a, "%.*s", (int)ol, owner);
+		w->workload_name = zt_arena_printf(&c->a, "%.*s", (int)ol, owner);
 		w->workload_type = ISTIO__WORKLOAD__WORKLOAD_TYPE__DEPLOYMENT;
 	} else if (!strcmp(kind, "Job")) {
 		size_t cl = cronjob_prefix(owner);
-		w->workload_name = cl ? afmt(&c->a, "%.*s", (int)cl, owner) : (char *)owner;
+		w->workload_name = cl ? zt_arena_printf(&c->a, "%.*s", (int)cl, owner) : (char *)owner;
 		w->workload_type = cl ? ISTIO__WORKLOAD__WORKLOAD_TYPE__CRONJOB
 		                      : ISTIO__WORKLOAD__WORKLOAD_TYPE__JOB;
 	}
@@ -825,7 +782,7 @@ static void workload_services(struct conv *c, const struct fi_pod *p, Istio__Wor
 			continue;
 		Istio__Workload__Workload__ServicesEntry *e =
 		        anew(&c->a, &istio__workload__workload__services_entry__descriptor);
-		e->key = afmt(&c->a, "%s/%s", s->meta.ns, hostname(c, s->meta.ns, s->meta.name));
+		e->key = zt_arena_printf(&c->a, "%s/%s", s->meta.ns, hostname(c, s->meta.ns, s->meta.name));
 		e->value = port_list(c, s, p);
 		w->services[w->n_services++] = e;
 	}
@@ -845,15 +802,15 @@ static void workload_policies(struct conv *c, const struct fi_pod *p, Istio__Wor
 		     !strcmp(ap->meta.ns, c->o.root_namespace)) &&
 		    fi_labels_match(&ap->selector, &p->meta.labels))
 			w->authorization_policies[w->n_authorization_policies++] =
-			        afmt(&c->a, "%s/%s", ap->meta.ns, ap->meta.name);
+			        zt_arena_printf(&c->a, "%s/%s", ap->meta.ns, ap->meta.name);
 	}
 	const struct fi_peer_authn *pa = workload_pa(c, p);
 	uint32_t *over;
 	char *key = NULL;
 	if (pa && pa_port_overrides(c, pa, &over))
-		key = afmt(&c->a, "%s/" FI_CONVERTED_PA_PREFIX "%s", pa->meta.ns, pa->meta.name);
+		key = zt_arena_printf(&c->a, "%s/" FI_CONVERTED_PA_PREFIX "%s", pa->meta.ns, pa->meta.name);
 	else if ((pa ? pa_mode(c, pa) : namespace_mode(c, p->meta.ns)) == FI_MTLS_STRICT)
-		key = afmt(&c->a, "%s/" FI_STATIC_STRICT_POLICY, c->o.root_namespace);
+		key = zt_arena_printf(&c->a, "%s/" FI_STATIC_STRICT_POLICY, c->o.root_namespace);
 	if (key)
 		w->authorization_policies[w->n_authorization_policies++] = key;
 }
@@ -864,9 +821,9 @@ static int add_workload(struct conv *c, const struct fi_pod *p)
 	                                        "app.kubernetes.io/name", "app", NULL};
 	static const char *const rev_keys[] = {"service.istio.io/canonical-revision",
 	                                       "app.kubernetes.io/version", "version", NULL};
-	struct arena *a = &c->a;
+	struct zt_arena *a = &c->a;
 	Istio__Workload__Workload *w = anew(a, &istio__workload__workload__descriptor);
-	w->uid = afmt(a, "%s//Pod/%s/%s", c->o.cluster_id, p->meta.ns, p->meta.name);
+	w->uid = zt_arena_printf(a, "%s//Pod/%s/%s", c->o.cluster_id, p->meta.ns, p->meta.name);
 	w->name = p->meta.name;
 	w->namespace_ = p->meta.ns;
 	w->addresses = amem(a, p->n_ips * sizeof(*w->addresses));
@@ -992,7 +949,7 @@ static int add_se_services(struct conv *c, const struct fi_service_entry *e, siz
 		Istio__Workload__Address *ad = anew(&c->a, &istio__workload__address__descriptor);
 		ad->type_case = ISTIO__WORKLOAD__ADDRESS__TYPE_SERVICE;
 		ad->service = sv;
-		rc = emit(c, &c->addrs, afmt(&c->a, "%s/%s", e->meta.ns, sv->hostname), &ad->base);
+		rc = emit(c, &c->addrs, zt_arena_printf(&c->a, "%s/%s", e->meta.ns, sv->hostname), &ad->base);
 	}
 	return rc;
 }
@@ -1026,7 +983,7 @@ static void add_se_keys(struct conv *c, Istio__Workload__Workload *w,
 			continue;
 		Istio__Workload__Workload__ServicesEntry *se =
 		        anew(&c->a, &istio__workload__workload__services_entry__descriptor);
-		se->key = afmt(&c->a, "%s/%s", e->meta.ns, e->hosts.v[j]);
+		se->key = zt_arena_printf(&c->a, "%s/%s", e->meta.ns, e->hosts.v[j]);
 		se->value = se_port_list(c, e, ports);
 		w->services[w->n_services++] = se;
 	}
@@ -1061,7 +1018,7 @@ static Istio__Workload__Workload *entry_workload(struct conv *c, const char *uid
 {
 	static const char *const name_keys[] = {"service.istio.io/canonical-name",
 	                                        "app.kubernetes.io/name", "app", NULL};
-	struct arena *a = &c->a;
+	struct zt_arena *a = &c->a;
 	Istio__Workload__Workload *w = anew(a, &istio__workload__workload__descriptor);
 	const struct fi_labels *labels = we->labels.n ? &we->labels : &meta->labels;
 	const char *mode = fi_labels_get(labels, "istio.io/dataplane-mode");
@@ -1116,7 +1073,7 @@ static int add_se_workloads(struct conv *c, const struct fi_service_entry *e)
 	int rc = 0;
 	for (size_t i = 0; !rc && i < e->n_endpoints; i++) {
 		const struct fi_workload_entry *ep = &e->endpoints[i];
-		char *uid = afmt(&c->a, "%s/networking.istio.io/ServiceEntry/%s/%s/%s",
+		char *uid = zt_arena_printf(&c->a, "%s/networking.istio.io/ServiceEntry/%s/%s/%s",
 		                 c->o.cluster_id, e->meta.ns, e->meta.name, ep->address.host);
 		Istio__Workload__Workload *w = entry_workload(c, uid, &e->meta, ep);
 		w->services = aptrs(&c->a, e->hosts.n);
@@ -1131,10 +1088,10 @@ static int add_se_workloads(struct conv *c, const struct fi_service_entry *e)
 			continue;
 		struct fi_workload_entry ep = {.address = {.host = e->hosts.v[j]},
 		                               .service_account = "default"};
-		char *uid = afmt(&c->a, "%s/networking.istio.io/ServiceEntry/%s/%s/%s",
+		char *uid = zt_arena_printf(&c->a, "%s/networking.istio.io/ServiceEntry/%s/%s/%s",
 		                 c->o.cluster_id, e->meta.ns, e->meta.name, e->hosts.v[j]);
 		Istio__Workload__Workload *w = entry_workload(c, uid, &e->meta, &ep);
-		w->service_account = astr(&c->a, "default");
+		w->service_account = zt_arena_strdup(&c->a, "default");
 		w->services = aptrs(&c->a, 1);
 		add_se_keys(c, w, e, e->hosts.v[j], NULL, 1);
 		rc = emit_workload(c, w);
@@ -1169,7 +1126,7 @@ static int add_workload_entry(struct conv *c, const struct fi_workload_entry *we
 {
 	const struct fi_mesh *m = c->m;
 	const struct fi_labels *labels = we->labels.n ? &we->labels : &we->meta.labels;
-	char *uid = afmt(&c->a, "%s/networking.istio.io/WorkloadEntry/%s/%s", c->o.cluster_id,
+	char *uid = zt_arena_printf(&c->a, "%s/networking.istio.io/WorkloadEntry/%s/%s", c->o.cluster_id,
 	                 we->meta.ns, we->meta.name);
 	Istio__Workload__Workload *w = entry_workload(c, uid, &we->meta, we);
 	size_t cap = m->n_services + se_keys_total(m);
@@ -1181,7 +1138,7 @@ static int add_workload_entry(struct conv *c, const struct fi_workload_entry *we
 			continue;
 		Istio__Workload__Workload__ServicesEntry *e =
 		        anew(&c->a, &istio__workload__workload__services_entry__descriptor);
-		e->key = afmt(&c->a, "%s/%s", s->meta.ns, hostname(c, s->meta.ns, s->meta.name));
+		e->key = zt_arena_printf(&c->a, "%s/%s", s->meta.ns, hostname(c, s->meta.ns, s->meta.name));
 		e->value = we_port_list(c, s, we);
 		w->services[w->n_services++] = e;
 	}
@@ -1230,8 +1187,10 @@ void fi_resources_clear(struct fi_resources *r)
 {
 	struct out a = {.v = r->addresses, .n = r->n_addresses};
 	struct out z = {.v = r->authorizations, .n = r->n_authorizations};
+	struct out w = {.v = r->waypoints, .n = r->n_waypoints};
 	out_clear(&a);
 	out_clear(&z);
+	out_clear(&w);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -1281,12 +1240,10 @@ int fi_convert(const struct fi_mesh *m, const struct fi_convert_opts *o, struct 
 	        .errlen = errlen,
 	};
 	memset(out, 0, sizeof(*out));
-	c.pod_sent = calloc(m->n_pods ? m->n_pods : 1, sizeof(*c.pod_sent));
-	if (!c.pod_sent)
-		abort();
+	c.pod_sent = xcalloc(m->n_pods ? m->n_pods : 1, sizeof(*c.pod_sent));
 	int rc = convert_all(&c);
 	free(c.pod_sent);
-	arena_clear(&c.a);
+	zt_arena_clear(&c.a);
 	if (rc) {
 		out_clear(&c.addrs);
 		out_clear(&c.authz);
@@ -1300,5 +1257,9 @@ int fi_convert(const struct fi_mesh *m, const struct fi_convert_opts *o, struct 
 	                             .n_addresses = c.addrs.n,
 	                             .authorizations = c.authz.v,
 	                             .n_authorizations = c.authz.n};
-	return 0;
+	rc = fi_waypoint_convert(m, c.o.root_namespace, c.o.cluster_domain, &out->waypoints,
+	                         &out->n_waypoints, err, errlen);
+	if (rc)
+		fi_resources_clear(out);
+	return rc;
 }

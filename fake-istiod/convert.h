@@ -54,6 +54,8 @@ struct fi_resources {
 	size_t n_addresses;
 	struct fi_resource *authorizations; /* istio.security.Authorization: "<ns>/<name>" */
 	size_t n_authorizations;
+	struct fi_resource *waypoints; /* ztunnel.waypoint.Waypoint (waypoint.h): "<ns>/<name>" */
+	size_t n_waypoints;
 };
 
 /* Builds every resource for m (borrowed) into out (zeroed or cleared by the caller; owned by

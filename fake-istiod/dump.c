@@ -11,8 +11,10 @@
 #include "istio/security/authorization.pb-c.h"
 #include "istio/workload/workload.pb-c.h"
 #include "protocol/pb.h"
+#include "ztunnel/waypoint.pb-c.h"
 #include "runtime/addr.h"
 #include "runtime/err.h"
+#include "runtime/mem.h"
 
 static json_t *bytes_json(const ProtobufCBinaryData *b)
 {
@@ -23,9 +25,7 @@ static json_t *bytes_json(const ProtobufCBinaryData *b)
 	if ((b->len == 4 || b->len == 16) && zt_ip_from_bytes(&ip, b->data, b->len) == 0 &&
 	    zt_ip_format(&ip, text, sizeof(text)) > 0)
 		return json_string(text);
-	char *h = malloc(2 * b->len + 1);
-	if (!h)
-		abort();
+	char *h = xmalloc(2 * b->len + 1);
 	for (size_t i = 0; i < b->len; i++) {
 		h[2 * i] = hex[b->data[i] >> 4];
 		h[2 * i + 1] = hex[b->data[i] & 15];
@@ -234,12 +234,15 @@ static json_t *resources_json(const struct fi_resource *v, size_t n,
 
 json_t *fi_dump_resources_json(const struct fi_resources *res)
 {
-	return json_pack("{s:o, s:o}", "addresses",
+	return json_pack("{s:o, s:o, s:o}", "addresses",
 	                 resources_json(res->addresses, res->n_addresses,
 	                                &istio__workload__address__descriptor),
 	                 "authorizations",
 	                 resources_json(res->authorizations, res->n_authorizations,
-	                                &istio__security__authorization__descriptor));
+	                                &istio__security__authorization__descriptor),
+	                 "waypoints",
+	                 resources_json(res->waypoints, res->n_waypoints,
+	                                &ztunnel__waypoint__waypoint__descriptor));
 }
 
 /* ---- YAML ------------------------------------------------------------------------------- */

@@ -4,15 +4,19 @@
  *   check  print the xDS resources the manifests turn into
  *   token  mint a bearer token the server accepts
  * A reload that fails keeps the last good state: the old resources stay in the ADS sets and
- * the old mesh keeps answering the CA's node checks until a new one converts cleanly. */
+ * the old mesh keeps answering the CA's node checks until a new one converts cleanly. Files
+ * are parsed and converted on a thread of their own, so serving never waits for a reload;
+ * only the swap happens on the loop. */
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/inotify.h>
 #include <time.h>
 #include <unistd.h>
@@ -26,12 +30,14 @@
 #include "fake-istiod/generate.h"
 #include "fake-istiod/mesh.h"
 #include "fake-istiod/token.h"
+#include "fake-istiod/waypoint.h"
 #include "protocol/ca.h"
 #include "protocol/h2_listener.h"
 #include "runtime/addr.h"
 #include "runtime/duration.h"
 #include "runtime/err.h"
 #include "runtime/log.h"
+#include "runtime/mem.h"
 
 ZT_LOG_MODULE("istiod");
 
@@ -55,14 +61,15 @@ struct opts {
 	const char *bad_resource; /* --fault bad-resource=NAME */
 	const char *format;
 	const char *node, *ns, *sa;
-	uint64_t cert_ttl_ms, token_ttl_ms;
+	uint64_t cert_ttl_ms, min_cert_ttl_ms, token_ttl_ms;
 };
 
 static void usage(FILE *f)
 {
 	fprintf(f, "usage:\n"
 	           "  fake-istiod serve --config FILE... --ca-dir DIR [--addresses FILE]\n"
-	           "                    [--listen ADDR:PORT] [--cert-ttl DUR] [--trust-domain TD]\n"
+	           "                    [--listen ADDR:PORT] [--cert-ttl DUR] [--min-cert-ttl DUR]\n"
+	           "                    [--trust-domain TD]\n"
 	           "                    [--cluster-id ID] [--root-namespace NS]\n"
 	           "                    [--trusted-account NS/SA[,NS/SA]] [--san NAME|IP]...\n"
 	           "                    [--fault bad-resource=NAME] [--log SPEC] [--log-format F]\n"
@@ -77,7 +84,8 @@ static void usage(FILE *f)
 	           "(created on first start; clients trust DIR/root-cert.pem). Manifests are\n"
 	           "re-read when they change or on SIGHUP; only what changed is pushed.\n"
 	           "--addresses names a file of \"namespace/pod IP[,IP]\" lines for pods without\n"
-	           "status.podIP. Durations: 30s, 10m, 24h.\n");
+	           "status.podIP. --cert-ttl caps issued lifetimes (24h), --min-cert-ttl raises\n"
+	           "shorter requests (10m). Durations: 30s, 10m, 24h.\n");
 }
 
 __attribute__((format(printf, 1, 2))) static int die_usage(const char *fmt, ...)
@@ -133,6 +141,18 @@ struct server {
 	struct zt_io inotify;
 	struct zt_timer reload_timer;
 	unsigned generation;
+	/* The reload in progress: job is written by the thread only until it signals done. */
+	struct {
+		pthread_t thread;
+		bool running, again;
+		const char *why;
+		int done_fd; /* eventfd the thread writes when job is complete */
+		struct zt_io done;
+		struct fi_mesh mesh;
+		struct fi_resources res;
+		char err[512];
+		int rc;
+	} job;
 };
 
 static bool has_pod_on_node(void *arg, const char *node, const char *ns, const char *sa)
@@ -148,21 +168,17 @@ static void add_fault(const struct opts *o, struct fi_resource **v, size_t *n)
 
 	if (!o->bad_resource)
 		return;
-	*v = realloc(*v, (*n + 1) * sizeof(**v));
-	if (!*v)
-		abort();
+	*v = xrealloc(*v, (*n + 1) * sizeof(**v));
 	(*v)[(*n)++] = (struct fi_resource){(char *)o->bad_resource, (char *)"bad", garbage,
 	                                    sizeof(garbage)};
 }
 
 static int publish(struct server *s, struct fi_resources *res)
 {
-	struct fi_resource *addrs = malloc((res->n_addresses + 1) * sizeof(*addrs));
+	struct fi_resource *addrs = xmalloc((res->n_addresses + 1) * sizeof(*addrs));
 	size_t n = res->n_addresses;
 	int a, z;
 
-	if (!addrs)
-		abort();
 	memcpy(addrs, res->addresses, n * sizeof(*addrs));
 	add_fault(s->o, &addrs, &n);
 	a = fi_ads_set(s->ads, TYPE_ADDRESS, addrs, n);
@@ -172,34 +188,75 @@ static int publish(struct server *s, struct fi_resources *res)
 	z = fi_ads_set(s->ads, TYPE_AUTHORIZATION, res->authorizations, res->n_authorizations);
 	if (z < 0)
 		return z;
-	zt_info("serving %zu addresses and %zu authorizations (%d changed)", res->n_addresses,
-	        res->n_authorizations, a + z);
+	int w = fi_ads_set(s->ads, FI_WAYPOINT_TYPE, res->waypoints, res->n_waypoints);
+	if (w < 0)
+		return w;
+	zt_info("serving %zu addresses, %zu authorizations and %zu waypoints (%d changed)",
+	        res->n_addresses, res->n_authorizations, res->n_waypoints, a + z + w);
 	return 0;
 }
 
+static void *reload_thread(void *arg)
+{
+	struct server *s = arg;
+	uint64_t one = 1;
+
+	s->job.rc = load(s->o, &s->job.mesh, &s->job.res, s->job.err, sizeof(s->job.err));
+	if (write(s->job.done_fd, &one, sizeof(one)) != sizeof(one))
+		abort();
+	return NULL;
+}
+
+/* Starts a reload on its own thread; one already running is followed by another. */
 static void reload(struct server *s, const char *why)
 {
-	struct fi_mesh mesh;
-	struct fi_resources res;
-	char err[512];
 	int rc;
 
-	if (load(s->o, &mesh, &res, err, sizeof(err)) < 0) {
-		zt_error("reload after %s failed, still serving the last good config: %s", why,
-		         err);
+	if (s->job.running) {
+		s->job.again = true;
 		return;
 	}
-	if ((rc = publish(s, &res)) < 0) {
+	s->job.why = why;
+	s->job.err[0] = '\0';
+	if ((rc = pthread_create(&s->job.thread, NULL, reload_thread, s)) != 0) {
+		zt_error("reload after %s: cannot start a thread: %s", why, strerror(rc));
+		return;
+	}
+	s->job.running = true;
+}
+
+static void on_reload_done(struct zt_io *io, unsigned events, void *arg)
+{
+	struct server *s = arg;
+	const char *why = s->job.why;
+	uint64_t v;
+	int rc;
+
+	(void)events;
+	if (read(io->fd, &v, sizeof(v)) != sizeof(v) || !s->job.running)
+		return;
+	pthread_join(s->job.thread, NULL);
+	s->job.running = false;
+	if (s->job.rc < 0) {
+		zt_error("reload after %s failed, still serving the last good config: %s", why,
+		         s->job.err);
+	} else if ((rc = publish(s, &s->job.res)) < 0) {
 		zt_error("reload after %s failed, still serving the last good config: %s", why,
 		         zt_strerror(rc));
-		fi_mesh_clear(&mesh);
+		fi_mesh_clear(&s->job.mesh);
 	} else {
 		fi_mesh_clear(&s->mesh);
-		s->mesh = mesh;
+		s->mesh = s->job.mesh;
+		memset(&s->job.mesh, 0, sizeof(s->job.mesh));
 		s->generation++;
 		zt_info("reloaded after %s (generation %u)", why, s->generation);
 	}
-	fi_resources_clear(&res);
+	if (s->job.rc >= 0)
+		fi_resources_clear(&s->job.res);
+	if (s->job.again) {
+		s->job.again = false;
+		reload(s, "a change during the last reload");
+	}
 }
 
 static void on_reload_timer(struct zt_timer *t, void *arg)
@@ -345,6 +402,7 @@ static int serve(const struct opts *o)
 	                                  .key = s.key,
 	                                  .trust_domain = o->trust_domain,
 	                                  .max_ttl_s = (int64_t)(o->cert_ttl_ms / 1000),
+	                                  .min_ttl_s = (int64_t)(o->min_cert_ttl_ms / 1000),
 	                                  .trusted_accounts = o->trusted,
 	                                  .has_pod_on_node = has_pod_on_node,
 	                                  .arg = &s};
@@ -364,6 +422,12 @@ static int serve(const struct opts *o)
 			watch_dir_of(ifd, o->addresses);
 		zt_io_start(s.loop, &s.inotify, ifd, ZT_IO_READ, on_inotify, &s);
 	}
+	if ((s.job.done_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
+		fprintf(stderr, "fake-istiod: eventfd: %s\n", strerror(errno));
+		rc = -errno;
+		goto out;
+	}
+	zt_io_start(s.loop, &s.job.done, s.job.done_fd, ZT_IO_READ, on_reload_done, &s);
 	zt_signal_start(s.loop, &s.sighup, SIGHUP, on_signal, &s);
 	zt_signal_start(s.loop, &s.sigterm, SIGTERM, on_signal, &s);
 	zt_signal_start(s.loop, &s.sigint, SIGINT, on_signal, &s);
@@ -383,6 +447,17 @@ out:
 		close(ifd);
 	}
 	zt_timer_stop(&s.reload_timer);
+	if (s.job.running) {
+		pthread_join(s.job.thread, NULL);
+		if (s.job.rc >= 0) {
+			fi_mesh_clear(&s.job.mesh);
+			fi_resources_clear(&s.job.res);
+		}
+	}
+	if (s.job.done_fd > 0) {
+		zt_io_stop(&s.job.done);
+		close(s.job.done_fd);
+	}
 	zt_signal_stop(&s.sighup);
 	zt_signal_stop(&s.sigterm);
 	zt_signal_stop(&s.sigint);
@@ -470,6 +545,7 @@ enum {
 	O_LISTEN,
 	O_CA_DIR,
 	O_CERT_TTL,
+	O_MIN_CERT_TTL,
 	O_TD,
 	O_CLUSTER,
 	O_ROOT_NS,
@@ -492,6 +568,7 @@ static const struct option longopts[] = {
         {"listen", required_argument, NULL, O_LISTEN},
         {"ca-dir", required_argument, NULL, O_CA_DIR},
         {"cert-ttl", required_argument, NULL, O_CERT_TTL},
+        {"min-cert-ttl", required_argument, NULL, O_MIN_CERT_TTL},
         {"trust-domain", required_argument, NULL, O_TD},
         {"cluster-id", required_argument, NULL, O_CLUSTER},
         {"root-namespace", required_argument, NULL, O_ROOT_NS},
@@ -554,6 +631,11 @@ int main(int argc, char **argv)
 		case O_CERT_TTL:
 			if (zt_duration_parse(optarg, &o.cert_ttl_ms) < 0 || o.cert_ttl_ms < 1000)
 				return die_usage("--cert-ttl %s: expected a duration of 1s or more",
+				                 optarg);
+			break;
+		case O_MIN_CERT_TTL:
+			if (zt_duration_parse(optarg, &o.min_cert_ttl_ms) < 0 || o.min_cert_ttl_ms < 1000)
+				return die_usage("--min-cert-ttl %s: expected a duration of 1s or more",
 				                 optarg);
 			break;
 		case O_TTL:

@@ -140,6 +140,13 @@ static void authz_clear(struct fi_authz_policy *p)
 	for (size_t i = 0; i < p->n_rules; i++)
 		authz_rule_clear(&p->rules[i]);
 	free(p->rules);
+	for (size_t i = 0; i < p->n_target_refs; i++) {
+		free(p->target_refs[i].group);
+		free(p->target_refs[i].kind);
+		free(p->target_refs[i].name);
+		free(p->target_refs[i].ns);
+	}
+	free(p->target_refs);
 }
 
 static void service_entry_clear(struct fi_service_entry *e);
@@ -835,6 +842,42 @@ static int parse_authz_rule(struct ld *l, const struct zt_yaml *rule, struct fi_
 	return rc;
 }
 
+/* One targetRef {group, kind, name, namespace}: kind and name required. */
+static int parse_target_ref(struct ld *l, const struct zt_yaml *n, struct fi_authz_policy *p)
+{
+	static const char *const keys[] = {"group", "kind", "name", "namespace", NULL};
+	struct fi_target_ref *t = GROW(p->target_refs, p->n_target_refs);
+	int rc;
+	if ((rc = need_map(l, n, NULL)) || (rc = zt_yaml_rd_only_keys(&l->rd, n, keys)) ||
+	    (rc = get_str(l, n, "group", false, &t->group)) ||
+	    (rc = get_str(l, n, "kind", true, &t->kind)) ||
+	    (rc = get_str(l, n, "name", true, &t->name)) ||
+	    (rc = get_str(l, n, "namespace", false, &t->ns)))
+		return rc;
+	if (!t->group)
+		t->group = xstrdup("");
+	return 0;
+}
+
+static int parse_target_refs(struct ld *l, const struct zt_yaml *spec, struct fi_authz_policy *p)
+{
+	const struct zt_yaml *one = zt_yaml_get(spec, "targetRef"), *seq;
+	int rc = 0;
+	if (!zt_yaml_is_null(one)) {
+		size_t mk = zt_yaml_rd_enter(&l->rd, "targetRef");
+		rc = parse_target_ref(l, one, p);
+		zt_yaml_rd_leave(&l->rd, mk);
+	}
+	if (!rc)
+		rc = opt_seq(l, spec, "targetRefs", &seq);
+	for (size_t i = 0; !rc && seq && i < seq->n; i++) {
+		size_t mk = zt_yaml_rd_enter(&l->rd, "targetRefs[%zu]", i);
+		rc = parse_target_ref(l, zt_yaml_at(seq, i), p);
+		zt_yaml_rd_leave(&l->rd, mk);
+	}
+	return rc;
+}
+
 static int parse_authz(struct ld *l, const struct zt_yaml *doc)
 {
 	struct fi_authz_policy p = {0};
@@ -850,6 +893,7 @@ static int parse_authz(struct ld *l, const struct zt_yaml *doc)
 	p.has_target_ref = !zt_yaml_is_null(zt_yaml_get(spec, "targetRef")) ||
 	                   !zt_yaml_is_null(zt_yaml_get(spec, "targetRefs"));
 	if (spec && !(rc = get_selector(l, spec, &p.selector)) &&
+	    !(rc = parse_target_refs(l, spec, &p)) &&
 	    !(rc = get_str(l, spec, "action", false, &action)) && action) {
 		static const char *const names[] = {"ALLOW", "DENY", "AUDIT", "CUSTOM"};
 		size_t i = 0;

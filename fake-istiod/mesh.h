@@ -152,12 +152,22 @@ struct fi_authz_rule {
 	size_t n_when;
 };
 
+/* spec.targetRef / spec.targetRefs[] of a policy (spec §18): group "" is the core group. */
+struct fi_target_ref {
+	char *group; /* "" when absent */
+	char *kind;
+	char *name;
+	char *ns; /* NULL when absent (the policy's namespace) */
+};
+
 /* security.istio.io AuthorizationPolicy, as written (conversion is convert.c's job). */
 struct fi_authz_policy {
 	struct fi_meta meta;
 	enum fi_authz_action action; /* ALLOW when absent */
 	struct fi_labels selector;   /* spec.selector.matchLabels; empty = none */
 	bool has_target_ref;         /* spec.targetRef or spec.targetRefs present */
+	struct fi_target_ref *target_refs; /* both, targetRef first */
+	size_t n_target_refs;
 	bool dry_run;                /* annotation istio.io/dry-run: "true" */
 	struct fi_authz_rule *rules;
 	size_t n_rules;

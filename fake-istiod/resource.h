@@ -14,6 +14,12 @@ struct fi_resource {
 	size_t len;
 };
 
+struct ProtobufCMessage;
+
+/* Packs msg into r (overwritten): name copied, version = hex of the first 8 bytes of the
+ * SHA-256 of the bytes. Returns 0 or -EINVAL (the message does not encode). */
+int fi_resource_pack(struct fi_resource *r, const char *name, const struct ProtobufCMessage *msg);
+
 /* Frees the fields of r and zeroes it. Accepts NULL and a zeroed resource. */
 void fi_resource_clear(struct fi_resource *r);
 

@@ -17,6 +17,7 @@
 
 #include "runtime/err.h"
 #include "runtime/file.h"
+#include "runtime/mem.h"
 
 #define SECRET_LEN 32
 #define SIG_LEN    32 /* HMAC-SHA256 */
@@ -32,14 +33,13 @@ struct fi_token_key {
 
 int fi_token_key_open(struct fi_token_key **k, const char *dir, char *err, size_t errlen)
 {
-	struct fi_token_key *key = calloc(1, sizeof(*key));
+	struct fi_token_key *key = xcalloc(1, sizeof(*key));
 	char *path = NULL, *buf = NULL;
 	size_t len = 0;
 	int rc;
 
 	*k = NULL;
-	if (!key || asprintf(&path, "%s/%s", dir, FI_TOKEN_KEY_FILE) < 0)
-		abort();
+	path = xasprintf("%s/%s", dir, FI_TOKEN_KEY_FILE);
 	rc = zt_file_read(path, 4 * SECRET_LEN, &buf, &len);
 	if (rc == 0 && len != SECRET_LEN) {
 		seterr(err, errlen, "%s: holds %zu bytes, a token key is exactly %d", path, len,
@@ -86,10 +86,11 @@ void fi_token_key_free(struct fi_token_key *k)
 static char *b64url_encode(const void *p, size_t n)
 {
 	size_t cap = 4 * ((n + 2) / 3) + 1, len;
-	char *s = malloc(cap);
+	char *s;
 
-	if (!s || n > INT32_MAX / 2)
+	if (n > INT32_MAX / 2)
 		abort();
+	s = xmalloc(cap);
 	len = (size_t)EVP_EncodeBlock((unsigned char *)s, p, (int)n);
 	while (len > 0 && s[len - 1] == '=')
 		len--;
@@ -134,10 +135,8 @@ static bool b64url_decode(const char *s, size_t n, unsigned char **out, size_t *
 	last = b64url_value(s[n - 1]);
 	if ((n % 4 == 2 && (last & 0x0f)) || (n % 4 == 3 && (last & 0x03)))
 		return false;
-	tmp = malloc(full);
-	buf = malloc(full / 4 * 3 + 1);
-	if (!tmp || !buf)
-		abort();
+	tmp = xmalloc(full);
+	buf = xmalloc(full / 4 * 3 + 1);
 	for (size_t i = 0; i < n; i++)
 		tmp[i] = s[i] == '-' ? '+' : s[i] == '_' ? '/' : s[i];
 	memset(tmp + n, '=', pad);
@@ -195,8 +194,7 @@ int fi_token_mint(const struct fi_token_key *k, const char *node, const char *ns
 		return ZT_E_PARSE;
 	if (ttl_s < 1 || ttl_s > FI_TOKEN_MAX_TTL || now > INT64_MAX - ttl_s)
 		return ZT_E_RANGE;
-	if (asprintf(&sub, SUB_PREFIX "%s:%s", ns, sa) < 0)
-		abort();
+	sub = xasprintf(SUB_PREFIX "%s:%s", ns, sa);
 	kube = json_pack("{s:s, s:{s:s}}", "namespace", ns, "serviceaccount", "name", sa);
 	if (kube && node && node[0])
 		json_object_set_new(kube, "node", json_pack("{s:s}", "name", node));
@@ -208,12 +206,10 @@ int fi_token_mint(const struct fi_token_key *k, const char *node, const char *ns
 		abort();
 	h64 = b64url_encode(header, sizeof(header) - 1);
 	p64 = b64url_encode(text, strlen(text));
-	if (asprintf(&signing, "%s.%s", h64, p64) < 0)
-		abort();
+	signing = xasprintf("%s.%s", h64, p64);
 	hmac(k, signing, strlen(signing), mac);
 	s64 = b64url_encode(mac, sizeof(mac));
-	if (asprintf(out, "%s.%s", signing, s64) < 0)
-		abort();
+	*out = xasprintf("%s.%s", signing, s64);
 	free(s64);
 	free(signing);
 	free(p64);

@@ -61,6 +61,55 @@ flow() {
 	rows+=("$label|$path|${cid#spiffe://}|${sid#spiffe://}|$verdict${reason:+ ($reason)}|$bytes")
 }
 
+# http_flow SRC_NS/SRC_POD METHOD URL LABEL CODE: one curl through a waypoint; the path, the
+# identities and the verdict come from the client's ztunnel, the waypoint and the server's
+# ztunnel logs.
+http_flow() {
+	local src=$1 method=$2 url=$3 label=$4 want=$5 n1 n2 out code size w wl a o i d path cid sid
+	local verdict reason from
+	n1=$(wc -l < "$logdir/ztunnel-node-1.log")
+	n2=$(wc -l < "$logdir/ztunnel-node-2.log")
+	declare -A nw
+	while IFS=$'\t' read -r w _ wp _ _; do
+		nw[$w/$wp]=$(wc -l < "$logdir/waypoint-$w-$wp.log")
+	done < "/run/netns-lab/$NAME/waypoints"
+	local data=()
+	[ "$method" = GET ] || data=(--data-binary 'item=1')
+	out=$("$LAB" exec "$src" --name "$NAME" -- curl -s -m 5 -X "$method" "${data[@]}" -o /dev/null \
+		-w '%{http_code} %{size_upload} %{size_download}' "$url" 2>/dev/null || true)
+	read -r code up size <<<"${out:-000 0 0}"
+	# The waypoint logs each request once it has answered it.
+	a="" wl=""
+	for _ in $(seq 25); do
+		for w in "${!nw[@]}"; do
+			from=${nw[$w]}
+			a=$(tail -n +$((from + 1)) "$logdir/waypoint-${w/\//-}.log" | grep 'session.*access' | tail -1 || true)
+			[ -n "$a" ] && { wl=$w; break 2; }
+		done
+		sleep 0.2
+	done
+	sleep 0.2
+	o=$(tail -n +$((n1 + 1)) "$logdir/ztunnel-node-1.log" | grep 'access' | grep 'direction=outbound' | tail -1 || true)
+	i=$(tail -n +$((n2 + 1)) "$logdir/ztunnel-node-2.log" | grep 'access' | grep 'direction=inbound' | tail -1 || true)
+	if [ -n "$wl" ]; then
+		path="HBONE via waypoint $(awk -v w="$wl" -F'\t' '$1 "/" $3 == w {print $1 "/" $2}' \
+			"/run/netns-lab/$NAME/waypoints")"
+	else
+		path="(no waypoint saw it)"
+	fi
+	cid=$(field dst.identity "$o"); cid=${cid:-"-"}
+	sid=$(field src.identity "$i"); sid=${sid:-"- (stopped at the waypoint)"}
+	if [ "${code:0:1}" = 2 ]; then verdict=ALLOW; else verdict=DENY; fi
+	reason=""
+	if [ "$code" = 403 ] && [ -n "$wl" ]; then
+		from=${nw[$wl]}
+		d=$(tail -n +$((from + 1)) "$logdir/waypoint-${wl/\//-}.log" | grep $'session\tdenied ' | tail -1 || true)
+		reason=$(field reason "$d")
+	fi
+	[ "$code" = "$want" ] || { unexpected=$((unexpected + 1)); verdict="$verdict (expected $want!)"; }
+	rows+=("$label|$path|${cid#spiffe://}|${sid#spiffe://}|$verdict ($code${reason:+, $reason})|${up:-0} / ${size:-0}")
+}
+
 # resolve NS/POD NAME: the pod's own resolver (its resolv.conf search path; port 53 is captured
 # to ztunnel's DNS proxy), first IPv4 address or "unresolved".
 resolve() {
@@ -76,6 +125,9 @@ flow frontend/client "$(ip_of backend echo-2):8080" "frontend/client -> backend/
 flow frontend/client "$(ip_of backend db):5432" "frontend/client -> backend/db" DENY
 flow frontend/client "$(ip_of backend legacy):8080" "frontend/client -> backend/legacy (no mesh)" ALLOW
 flow backend/legacy "$(ip_of backend echo-1):8080" "backend/legacy (no mesh) -> backend/echo-1" DENY
+http_flow frontend/client GET http://10.96.0.20/items/1 "frontend/client GET cart.shop /items/1" 200
+http_flow frontend/client POST http://10.96.0.20/items/1 "frontend/client POST cart.shop /items/1" 403
+http_flow frontend/client GET http://10.96.0.20/admin "frontend/client GET cart.shop /admin" 403
 a=$(resolve frontend/client echo.backend)
 flow frontend/client "$a:80" "frontend/client -> echo.backend (DNS: $a)" ALLOW
 a=$(resolve frontend/client erp)
@@ -85,7 +137,7 @@ flow frontend/client "$a:8080" "frontend/client -> api.example.com, a ServiceEnt
 
 echo
 {
-	echo "FLOW|PATH|SERVER IDENTITY (CLIENT SIDE SAW)|CLIENT IDENTITY (SERVER SIDE SAW)|VERDICT|BYTES SENT / ECHOED"
+	echo "FLOW|PATH|SERVER IDENTITY (CLIENT SIDE SAW)|CLIENT IDENTITY (SERVER SIDE SAW)|VERDICT|BYTES SENT / RECEIVED"
 	printf '%s\n' "${rows[@]}"
 } | column -t -s '|'
 echo
@@ -106,6 +158,8 @@ if [ -n "${KEEP:-}" ]; then
 The lab stays up. Explore it with:
   $LAB status --name $NAME
   $LAB exec frontend/client --name $NAME -- $BIN/sim-workload client --connect 10.96.0.10:80
+  $LAB exec frontend/client --name $NAME -- curl -s http://10.96.0.20/items/1
+  $LAB logs waypoint-shop-waypoint --name $NAME
   $LAB logs ztunnel-node-1 --name $NAME
   ip netns exec $NAME-n-node-1 curl -s localhost:15000/config_dump | jq .workloadState
   $LAB down --name $NAME

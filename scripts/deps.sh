@@ -22,14 +22,14 @@ done
 pkgs=(
 	build-essential pkg-config clang clang-format libclang-rt-14-dev
 	libssl-dev openssl
-	libnghttp2-dev
+	libnghttp2-dev libhttp-parser-dev
 	libprotobuf-c-dev protobuf-c-compiler
 	libnl-3-dev libnl-route-3-dev
 	libyaml-dev libjansson-dev libmicrohttpd-dev
 	libldns-dev dnsmasq-base bind9-dnsutils
 	check libsubunit-dev gcovr
 	iproute2 iptables nftables procps psmisc curl jq bsdextrautils python3 python3-yaml
-	ca-certificates graphviz
+	python3-hpack ca-certificates graphviz
 )
 for g in "${groups[@]}"; do
 	case $g in

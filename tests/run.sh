@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Runs the whole suite against one build directory and ends with "N passed, N failed".
-#   unit         build/tests/unit (Check; its own per-test lines and counts)
+# Runs the whole suite against one build directory and ends with
+# "N passed, N failed, N skipped"; a test that did not run is never counted as passed.
+#   unit         build/tests/unit (Check; its own per-test lines and counts; root-only cases
+#                are left out and listed as SKIP without root)
 #   integration  tests/integration/*.sh, loopback, no root
-#   e2e          tests/e2e/*.sh, network namespaces, root only (skipped and counted otherwise)
+#   e2e          tests/e2e/*.sh, network namespaces, root only (SKIP and counted otherwise)
 # One test: CK_RUN_SUITE=loop build/tests/unit, or tests/run.sh build integration/NAME.
 set -uo pipefail
 
@@ -12,19 +14,21 @@ export BUILD_DIR=$(cd "$build" && pwd)
 export CK_DEFAULT_TIMEOUT=${CK_DEFAULT_TIMEOUT:-60}
 passed=0
 failed=0
+skipped=0
 failures=()
 
 run_unit() {
 	local out counts
 	out=$(mktemp)
 	"$BUILD_DIR/tests/unit" 2>&1 | tee "$out"
-	counts=$(grep -E '^unit: [0-9]+ passed, [0-9]+ failed' "$out" | tail -1)
+	counts=$(grep -E '^unit: [0-9]+ passed, [0-9]+ failed, [0-9]+ skipped' "$out" | tail -1)
 	if [ -z "$counts" ]; then
 		failed=$((failed + 1)); failures+=("unit (runner crashed)")
 	else
-		local p f
+		local p f s
 		p=$(echo "$counts" | awk '{print $2}'); f=$(echo "$counts" | awk '{print $4}')
-		passed=$((passed + p)); failed=$((failed + f))
+		s=$(echo "$counts" | awk '{print $6}')
+		passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
 		[ "$f" -eq 0 ] || failures+=("unit ($f)")
 	fi
 	rm -f "$out"
@@ -48,16 +52,18 @@ run_script() {
 cd "$(dirname "$0")/.."
 mkdir -p "$BUILD_DIR/tests"
 if [ -z "$only" ] || [ "$only" = unit ]; then run_unit; fi
-for t in tests/integration/*.sh tests/e2e/*.sh; do
+for t in tests/integration/*.sh tests/fuzz/replay.sh tests/e2e/*.sh tests/hostile/*.sh; do
 	[ -e "$t" ] || continue
 	[ -z "$only" ] || [ "$only" = unit ] && [ -n "$only" ] && continue
 	[ -z "$only" ] || [ "${t#tests/}" = "$only.sh" ] || [ "${t#tests/}" = "$only" ] || continue
-	case $t in tests/e2e/*)
-		if [ "$(id -u)" -ne 0 ]; then echo "SKIP ${t%.sh} (needs root)"; continue; fi;;
+	case $t in tests/e2e/*|tests/hostile/*)
+		if [ "$(id -u)" -ne 0 ]; then
+			echo "SKIP ${t%.sh} (needs root)"; skipped=$((skipped + 1)); continue
+		fi;;
 	esac
 	run_script "$t"
 done
 
 [ ${#failures[@]} -eq 0 ] || echo "failed: ${failures[*]}"
-echo "$passed passed, $failed failed"
+echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]

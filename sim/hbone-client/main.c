@@ -23,6 +23,7 @@
 #include "runtime/duration.h"
 #include "runtime/err.h"
 #include "runtime/loop.h"
+#include "runtime/mem.h"
 
 #define MAX_EXTRA  32
 #define READ_CHUNK (64 * 1024)
@@ -352,7 +353,7 @@ static void on_ready(struct zt_h2_stream *st, const struct zt_pool_result *r, vo
 	(void)arg;
 	A.req = NULL;
 	if (!st) {
-		fail("%s: %s", zt_pool_flag_name(r->flag),
+		fail("%s: %s", zt_close_flag(r->flag),
 		     r->reason[0] ? r->reason : zt_strerror(r->err));
 		return;
 	}
@@ -374,9 +375,7 @@ static char *slurp(const char *flag, const char *path, size_t *len)
 		fprintf(stderr, "hbone-client: %s %s: %s\n", flag, path, strerror(errno));
 		return NULL;
 	}
-	buf = malloc(ZT_TLS_MAX_PEM + 1);
-	if (!buf)
-		abort();
+	buf = xmalloc(ZT_TLS_MAX_PEM + 1);
 	n = fread(buf, 1, ZT_TLS_MAX_PEM + 1, f);
 	if (ferror(f) || n > ZT_TLS_MAX_PEM) {
 		fprintf(stderr, "hbone-client: %s %s: %s\n", flag, path,

@@ -14,13 +14,15 @@
 #include "runtime/log.h"
 
 const char sw_serve_usage[] =
-        "usage: sim-workload serve [--listen [ADDR:]PORT]... [--mode echo|sink|banner]\n"
+        "usage: sim-workload serve [--listen [ADDR:]PORT]... [--mode echo|sink|banner|http]\n"
         "                          [--banner TEXT] [--name NAME] [--log SPEC]\n"
         "  --listen   IP:PORT, [IPv6]:PORT, or PORT alone for [::]:PORT dual-stack; repeatable;\n"
         "             port 0 picks a free port (default 8080)\n"
         "  --mode     echo: echo every byte, half-close aware (default)\n"
         "             sink: discard, then answer \"received N\\n\" after the client's EOF\n"
         "             banner: write one line on accept, then echo (implied by --banner)\n"
+        "             http: HTTP/1.1 and h2c (prior knowledge); every request is answered 200\n"
+        "             with what it carried: method, path, headers, source address\n"
         "  --banner   the banner line (default \"hello from NAME\")\n"
         "  --name     name used in the default banner (default: the host name)\n"
         "  --log      log spec such as info or debug (default info); logs go to stderr\n"
@@ -153,9 +155,11 @@ int sw_serve_opts_parse(struct sw_serve_opts *o, int argc, char **argv, char *er
 				o->mode = SW_MODE_SINK;
 			else if (strcmp(optarg, "banner") == 0)
 				o->mode = SW_MODE_BANNER;
+			else if (strcmp(optarg, "http") == 0)
+				o->mode = SW_MODE_HTTP;
 			else
 				return reject(err, errlen,
-				              "bad --mode '%s': want echo, sink or banner", optarg);
+				              "bad --mode '%s': want echo, sink, banner or http", optarg);
 			break;
 		case 'b':
 			if (strlen(optarg) > SW_MAX_BANNER || strpbrk(optarg, "\r\n"))

@@ -15,7 +15,7 @@
 #define SW_MAX_CONNECTIONS 1000000u
 #define SW_MAX_SAMPLES     10000000ull /* --connections x --requests: latency samples kept */
 
-enum sw_mode { SW_MODE_ECHO, SW_MODE_SINK, SW_MODE_BANNER };
+enum sw_mode { SW_MODE_ECHO, SW_MODE_SINK, SW_MODE_BANNER, SW_MODE_HTTP };
 
 struct sw_listen {
 	struct zt_sockaddr addr; /* port 0 means any free port */

@@ -5,6 +5,7 @@
  * Invariant: a connection is closed exactly once, and freed from a defer, never inside its
  * own callback. */
 #include "server.h"
+#include "http.h"
 
 #include <errno.h>
 #include <netinet/tcp.h>
@@ -255,7 +256,10 @@ static void on_accept(struct zt_io *io, unsigned events, void *arg)
 			zt_debug("accept on %s: %s", l->addr, strerror(errno));
 			continue; /* ECONNABORTED and the like concern that one connection */
 		}
-		conn_new(l->s, l, fd, &ss, sslen);
+		if (l->s->o->mode == SW_MODE_HTTP)
+			sw_http_conn_start(l->s->loop, fd, &ss, sslen, l->s->banner);
+		else
+			conn_new(l->s, l, fd, &ss, sslen);
 	}
 }
 
@@ -357,6 +361,7 @@ out:
 	}
 	while (!LIST_EMPTY(&s.conns))
 		conn_close(LIST_FIRST(&s.conns), "exiting");
+	sw_http_close_all();
 	/* Runs the defers that free the closed connections. */
 	zt_loop_run_once(s.loop, 0);
 	zt_loop_free(s.loop);

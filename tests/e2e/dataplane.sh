@@ -129,7 +129,7 @@ out=$(echo hi | nsx ul "$BIN/hbone-client" --cert "$WORK/foreign/evil-cert.pem" 
 lab_log "7. 200 concurrent connections share 2 pooled HTTP/2 connections"
 out=$(lab_client client --connect 10.77.0.24:8080 --connections 200 --concurrency 200 \
 	--requests 20 --size 100) || fail "200 connections: $out"
-pool=$(lab_dump client | jq -c '[.workloadState[0].pool.keys[] |
+pool=$(lab_dump client | jq -c '[.workloadProxies[0].pool.keys[] |
 	select(.destination == "10.77.0.24:15008") | .connections[].streams_total]')
 lab_log "   streams per pooled connection: $pool"
 jq -e 'length == 2 and add == 200' <<<"$pool" > /dev/null ||

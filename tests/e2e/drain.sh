@@ -85,6 +85,18 @@ client --connect "$echo_ip:8080" --bytes 1KiB > /dev/null || fail "mesh not work
 log "A. SIGTERM on the client's node"
 W=$STATE/drain; mkdir -p "$W"
 paced "$W/a" "$echo_ip:8080" 30
+# While it is open: the operator surfaces in the reference's shapes (spec §17, §8.1).
+nsx node-1 curl -s 127.0.0.1:15000/config_dump | jq -e --arg e "$echo_ip" '.workloadState | to_entries |
+	map(select(.value.info.name == "client"))[0].value | .state == "Up" and
+	(.connections.outbound | map(select(.protocol == "HBONE" and .originalDst == "\($e):8080" and
+	 .actualDst == "\($e):15008")) | length == 1)' > /dev/null ||
+	fail "workloadState on node-1: $(nsx node-1 curl -s 127.0.0.1:15000/config_dump | jq -c .workloadState)"
+nsx node-2 curl -s 127.0.0.1:15000/config_dump | jq -e --arg e "$echo_ip" '.workloadState | to_entries |
+	map(select(.value.info.name == "echo"))[0].value.connections.inbound |
+	map(select(.protocol == "HBONE" and .actualDst == "\($e):8080")) | length == 1' > /dev/null ||
+	fail "workloadState on node-2: $(nsx node-2 curl -s 127.0.0.1:15000/config_dump | jq -c .workloadState)"
+nsx node-1 curl -s 127.0.0.1:15020/metrics | grep -q '^istio_xds_message_total{url="type.googleapis.com/istio.workload.Address"} [1-9]' ||
+	fail "no istio_xds_message_total"
 t0=$(now)
 kill -TERM "${zpid[node-1]}"
 client --connect "$echo_ip:8080" --bytes 10 > "$W/a.new" 2>&1 && fail "a new connection was accepted while draining"

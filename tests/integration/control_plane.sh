@@ -36,7 +36,7 @@ cp tests/data/mesh/sample.addrs "$dir/mesh.addrs"
 xport=$(free_port) admin=$(free_port) ready=$(free_port) stats=$(free_port)
 start_istiod() {
 	"$bin/fake-istiod" serve --config "$dir/mesh.yaml" --addresses "$dir/mesh.addrs" \
-		--listen "127.0.0.1:$xport" --ca-dir "$dir/ca" --cert-ttl 1h "$@" \
+		--listen "127.0.0.1:$xport" --ca-dir "$dir/ca" --cert-ttl 1h --min-cert-ttl 10s "$@" \
 		> "$dir/istiod.out" 2>> "$dir/istiod.err" &
 	istiod=$!
 	wait_for 10 grep -q '^listening' "$dir/istiod.out" || fail "fake-istiod did not start"
@@ -65,7 +65,7 @@ EOF
 dump() { curl -sf "127.0.0.1:$admin/config_dump"; }
 readiness() { curl -s -o /dev/null -w '%{http_code}' "127.0.0.1:$ready/healthz/ready"; }
 is_ready() { [ "$(readiness)" = 200 ]; }
-cert_of() { dump | jq -r --arg id "$1" '.certificates[] | select(.identity == $id)'; }
+cert_of() { dump | jq -r --arg id "$1" '.certificateManager[] | select(.identity == $id)'; }
 
 # The CA root must exist before ztunnel reads XDS_ROOT_CA: start once, then stop.
 start_istiod
@@ -111,9 +111,23 @@ got_p=$(jq -c '[.policies[] | "\(.namespace)/\(.name)"] | sort' "$dir/dump.json"
 [ "$got_w" = "$want_w" ] || fail "workloads differ: $got_w vs $want_w"
 [ "$got_s" = "$want_s" ] || fail "services differ: $got_s vs $want_s"
 [ "$got_p" = "$want_p" ] || fail "policies differ: $got_p vs $want_p"
-jq -e '[.certificates[] | select(.state == "available") | .identity] | sort ==
+jq -e '[.certificateManager[] | select(.state == "available") | .identity] | sort ==
 	["spiffe://cluster.local/ns/default/sa/sleep", "spiffe://cluster.local/ns/shop/sa/web"]' \
-	"$dir/dump.json" > /dev/null || fail "local certificates: $(jq -c .certificates "$dir/dump.json")"
+	"$dir/dump.json" > /dev/null || fail "local certificates: $(jq -c .certificateManager "$dir/dump.json")"
+# The reference's shape (spec §17): sorted by identity, PEM as base64, decimal serials.
+jq -e '[.certificates[].identity] == ["spiffe://cluster.local/ns/default/sa/sleep",
+	"spiffe://cluster.local/ns/shop/sa/web"] and
+	([.certificates[] | .state] | unique) == ["Available"] and
+	([.certificates[] | (.certChain | length) >= 1 and (.rootCerts | length) >= 1] | all) and
+	(.certificates[0].certChain[0] | (.serialNumber | test("^[0-9]+$")) and
+	 (.validFrom | test("^[0-9-]+T[0-9:]+Z$")) and (.expirationTime | test("Z$")))' \
+	"$dir/dump.json" > /dev/null || fail "certificates shape: $(jq -c '.certificates[0]' "$dir/dump.json")"
+jq -r '.certificates[0].certChain[0].pem' "$dir/dump.json" | base64 -d | openssl x509 -noout -text |
+	grep -q 'URI:spiffe://cluster.local/ns/default/sa/sleep' || fail "certChain pem is not the leaf"
+[ "$(jq -r '.certificates[0].certChain[0].serialNumber' "$dir/dump.json")" = \
+	"$(jq -r '.certificates[0].certChain[0].pem' "$dir/dump.json" | base64 -d | openssl x509 -noout -serial |
+		sed 's/serial=//' | python3 -c 'import sys; print(int(sys.stdin.read().strip(), 16))')" ] ||
+	fail "serialNumber is not the decimal serial"
 
 echo "== an update and a removal arrive"
 python3 - "$dir/mesh.yaml" "$dir/mesh.new" <<'EOF'
@@ -171,7 +185,7 @@ is_ready || fail "not ready after rotation"
 echo "== CA stopped: the valid certificate keeps serving, retries back off"
 stop_istiod
 s2=$(cert_of "$id" | jq -r .serial)
-wait_for 15 sh -c "curl -sf 127.0.0.1:$admin/config_dump | jq -e '.certificates[] |
+wait_for 15 sh -c "curl -sf 127.0.0.1:$admin/config_dump | jq -e '.certificateManager[] |
 	select(.identity == \"$id\" and .state == \"failed-retrying\" and .failures >= 3)'" ||
 	fail "no retries: $(cert_of "$id")"
 [ "$(cert_of "$id" | jq -r .serial)" = "$s2" ] || fail "serial changed without a CA"

@@ -29,6 +29,7 @@
 #include "runtime/addr.h"
 #include "runtime/err.h"
 #include "runtime/file.h"
+#include "runtime/mem.h"
 
 #define TYPE_ADDRESS       "type.googleapis.com/istio.workload.Address"
 #define TYPE_AUTHORIZATION "type.googleapis.com/istio.security.Authorization"
@@ -95,13 +96,11 @@ static void connect_tls(void)
 	struct zt_sockaddr a;
 	struct sockaddr_storage ss;
 	struct zt_tls_conn *tc;
-	struct zt_sock *s = calloc(1, sizeof(*s));
+	struct zt_sock *s = xcalloc(1, sizeof(*s));
 	char *roots, host[ZT_ADDR_STRLEN];
 	size_t len;
 	int fd, rc;
 
-	if (!s)
-		abort();
 	if (zt_addr_parse(&a, o.addr, strlen(o.addr), 0) < 0)
 		fail("--addr", "expected ip:port");
 	if ((rc = zt_file_read(o.roots, 1u << 20, &roots, &len)) < 0)

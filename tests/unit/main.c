@@ -1,9 +1,12 @@
 /* Unit test runner: every tests/unit/test_NAME.c defines NAME_suite(); the build lists
  * them in suites.h. CK_RUN_SUITE=NAME (and CK_RUN_CASE) run one suite or case.
- * Ends with "unit: N passed, N failed" for tests/run.sh. */
+ * Ends with "unit: N passed, N failed, N skipped" for tests/run.sh; skipped cases (root-only
+ * ones without root) are listed as "SKIP suite/name" and never counted as passed. */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
+
+#include "loop_fixture.h"
 
 #define SUITE(name) Suite *name##_suite(void);
 #include "suites.h"
@@ -21,6 +24,6 @@ int main(void)
 	run = srunner_ntests_run(sr);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
-	printf("unit: %d passed, %d failed\n", run - failed, failed);
+	printf("unit: %d passed, %d failed, %d skipped\n", run - failed, failed, fx_skipped());
 	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

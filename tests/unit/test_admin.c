@@ -140,7 +140,7 @@ static json_t *null_section(void *arg)
 	return NULL;
 }
 
-START_TEST(admin_config_dump_is_json_with_every_section_in_order)
+START_TEST(admin_config_dump_is_json_with_every_section_and_sorted_keys)
 {
 	struct zt_admin *a = admin_new();
 	struct reply *r;
@@ -165,6 +165,7 @@ START_TEST(admin_config_dump_is_json_with_every_section_in_order)
 	                 "w2\"quoted\"");
 	ck_assert(json_is_null(json_object_get(doc, "certificates")));
 	ck_assert(strstr(r->body, "\"version\"") < strstr(r->body, "\"workloads\""));
+	ck_assert(strstr(r->body, "\"certificates\"") < strstr(r->body, "\"version\""));
 	json_decref(doc);
 	/* POST is not how to read it. */
 	ck_assert_int_eq(http(zt_admin_port(a), "POST", "/config_dump")->status, 405);
@@ -304,6 +305,31 @@ START_TEST(admin_quiesce_refuses_new_connections_and_serves_open_ones)
 	buf[got] = '\0';
 	ck_assert_msg(strncmp(buf, "HTTP/1.1 200", 12) == 0, "reply: %s", buf);
 	close(fd);
+	zt_admin_free(a);
+}
+END_TEST
+
+START_TEST(admin_heap_summary_in_json_or_malloc_info_xml)
+{
+	struct zt_admin *a = admin_new();
+	struct reply *r;
+	json_t *doc;
+
+	r = http(zt_admin_port(a), "GET", "/debug/heap");
+	ck_assert_int_eq(r->status, 200);
+	ck_assert_ptr_nonnull(strcasestr(r->head, "Content-Type: application/json"));
+	doc = json_loadb(r->body, r->body_len, 0, NULL);
+	ck_assert_ptr_nonnull(doc);
+	ck_assert_str_eq(json_string_value(json_object_get(doc, "allocator")), "glibc");
+	ck_assert(json_is_integer(json_object_get(doc, "inUseBytes")));
+	ck_assert(json_is_integer(json_object_get(doc, "arenaBytes")));
+	json_decref(doc);
+	r = http(zt_admin_port(a), "GET", "/debug/heap?format=xml");
+	ck_assert_int_eq(r->status, 200);
+	ck_assert_msg(strncmp(r->body, "<malloc version=", 16) == 0, "%s", r->body);
+	r = http(zt_admin_port(a), "GET", "/debug/heap?format=svg");
+	ck_assert_int_eq(r->status, 400);
+	ck_assert_str_eq(r->body, "format=svg: expected json or xml\n");
 	zt_admin_free(a);
 }
 END_TEST
@@ -538,10 +564,11 @@ Suite *admin_suite(void)
 
 	tcase_add_checked_fixture(t, setup, teardown);
 	tcase_set_timeout(t, 20);
-	tcase_add_test(t, admin_config_dump_is_json_with_every_section_in_order);
+	tcase_add_test(t, admin_config_dump_is_json_with_every_section_and_sorted_keys);
 	tcase_add_test(t, admin_logging_shows_the_spec_and_post_changes_it);
 	tcase_add_test(t, admin_quitquitquit_stops_on_post_only);
 	tcase_add_test(t, admin_quiesce_refuses_new_connections_and_serves_open_ones);
+	tcase_add_test(t, admin_heap_summary_in_json_or_malloc_info_xml);
 	tcase_add_test(t, admin_unknown_path_is_404_and_index_lists_endpoints);
 	tcase_add_test(t, admin_refuses_to_listen_beyond_loopback);
 	tcase_add_test(t, http_bodies_up_to_the_limit_are_delivered_and_larger_ones_get_413);

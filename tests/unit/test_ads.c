@@ -20,6 +20,7 @@
 #include "runtime/err.h"
 #include "runtime/live.h"
 #include "runtime/log.h"
+#include "loop_fixture.h"
 #include "tls_fixture.h"
 
 #define ADDR   "type.googleapis.com/istio.workload.Address"
@@ -35,41 +36,6 @@ static struct zt_tls_client *tls_cli;
 static struct zt_grpc_method methods[1];
 static struct zt_grpc_server grpc_srv;
 static struct zt_h2_settings cset, sset;
-
-static void on_stop(struct zt_timer *t, void *arg)
-{
-	(void)t;
-	(void)arg;
-	zt_loop_stop(loop);
-}
-
-/* Runs the loop until cond holds or 5 s pass. */
-#define RUN_UNTIL(cond)                                                                            \
-	do {                                                                                       \
-		struct zt_timer guard_ = {0};                                                      \
-		zt_timer_start(loop, &guard_, 5000, on_stop, NULL);                                \
-		while (!(cond) && zt_timer_active(&guard_))                                        \
-			zt_loop_run_once(loop, 50);                                                \
-		zt_timer_stop(&guard_);                                                            \
-		ck_assert_msg((cond), "timed out waiting for " #cond);                             \
-	} while (0)
-
-/* Runs the loop for ms, to show that nothing (more) happens. */
-static void run_for(int ms)
-{
-	struct zt_timer t = {0};
-
-	zt_timer_start(loop, &t, (uint64_t)ms, on_stop, NULL);
-	while (zt_timer_active(&t))
-		zt_loop_run_once(loop, 20);
-}
-
-static long live(const char *name)
-{
-	const struct zt_live *l = zt_live_get(name);
-
-	return l ? l->count : 0;
-}
 
 /* ---- captured log lines ------------------------------------------------------------------ */
 
@@ -186,7 +152,7 @@ static struct zt_h2_conn *connect_conn(size_t slot)
 	ck_assert_int_eq(zt_sock_start(ss, loop, sv[1], stls, NULL, NULL), 0);
 	zt_sock_handshake(ss, on_srv_hs, c);
 	zt_sock_handshake(cs, on_cli_hs, c);
-	RUN_UNTIL((c->cli && c->srv) || c->failed);
+	RUN_UNTIL(loop, (c->cli && c->srv) || c->failed, 5000);
 	ck_assert(!c->failed);
 	return c->cli;
 }
@@ -247,8 +213,8 @@ static void teardown(void)
 	ck_assert_uint_eq(zt_h2_conn_live(), 0);
 	ck_assert_uint_eq(zt_h2_stream_live(), 0);
 	ck_assert_uint_eq(zt_tls_conn_live(), 0);
-	ck_assert_int_eq(live("fi_ads_stream"), 0);
-	ck_assert_int_eq(live("fi_ads_resource"), 0);
+	ck_assert_int_eq(fx_live("fi_ads_stream"), 0);
+	ck_assert_int_eq(fx_live("fi_ads_resource"), 0);
 }
 
 /* ---- resource sets from text ------------------------------------------------------------- */
@@ -418,7 +384,7 @@ static void dc_close_send(struct dc *d)
 /* Waits for and returns the next unread response. */
 static Envoy__Service__Discovery__V3__DeltaDiscoveryResponse *dc_next(struct dc *d)
 {
-	RUN_UNTIL(d->nresp > d->taken || d->done);
+	RUN_UNTIL(loop, d->nresp > d->taken || d->done, 5000);
 	ck_assert_msg(d->nresp > d->taken, "stream ended: %s %s", zt_grpc_code_name(d->code),
 	              d->msg);
 	ck_assert(!d->bad);
@@ -434,7 +400,7 @@ static void dc_ack(struct dc *d, const Envoy__Service__Discovery__V3__DeltaDisco
 /* No further response arrives in a while. */
 static void dc_expect_quiet(struct dc *d)
 {
-	run_for(150);
+	fx_run_for(loop, 150);
 	ck_assert_msg(d->nresp == d->taken, "unexpected response: %zu unread", d->nresp - d->taken);
 }
 
@@ -588,14 +554,14 @@ START_TEST(ads_ack_is_counted_and_nack_is_logged_without_resend)
 	set(ADDR, "a@1");
 	r = dc_wildcard(d, c, ADDR);
 	dc_ack(d, r);
-	RUN_UNTIL(stats().acks == 1);
+	RUN_UNTIL(loop, stats().acks == 1, 5000);
 	ck_assert_uint_eq(stats().nacks, 0);
 
 	set(ADDR, "a@2");
 	r = dc_next(d);
 	ck_assert_str_eq(summary(r), "+a@2");
 	dc_send(d, &(struct rq){.type = ADDR, .nonce = r->nonce, .nack = "a: bad\nworkload"});
-	RUN_UNTIL(stats().nacks == 1);
+	RUN_UNTIL(loop, stats().nacks == 1, 5000);
 	ck_assert_uint_eq(stats().acks, 1);
 	/* Logged with node id, type, nonce and the message (control bytes made harmless). */
 	snprintf(want, sizeof(want), "NACK from node %s for %s nonce %s: code 3: a: bad?workload",
@@ -623,21 +589,21 @@ START_TEST(ads_stale_unknown_and_repeated_nonces_are_ignored)
 	ck_assert_str_ne(r1->nonce, r2->nonce);
 	/* Pipelined: the older response is acknowledged after the newer one was sent. */
 	dc_ack(d, r1);
-	RUN_UNTIL(stats().acks == 1);
+	RUN_UNTIL(loop, stats().acks == 1, 5000);
 	dc_ack(d, r1); /* already answered */
 	dc_send(d, &(struct rq){.type = ADDR, .nonce = "no-such-nonce"});
 	dc_send(d, &(struct rq){.type = ADDR, .nonce = "99999999999999999999999"});
-	RUN_UNTIL(stats().stale == 3);
+	RUN_UNTIL(loop, stats().stale == 3, 5000);
 	/* A nonce of the Address stream given for another type is not that type's either. */
 	dc_send(d, &(struct rq){.type = AUTHZ});
 	ck_assert_str_eq(summary(dc_next(d)), "");
 	dc_send(d, &(struct rq){.type = AUTHZ, .nonce = r2->nonce, .nack = "x"});
-	RUN_UNTIL(stats().stale == 4);
+	RUN_UNTIL(loop, stats().stale == 4, 5000);
 	ck_assert_uint_eq(stats().nacks, 0);
 	dc_ack(d, r2);
-	RUN_UNTIL(stats().acks == 2);
+	RUN_UNTIL(loop, stats().acks == 2, 5000);
 	dc_send(d, &(struct rq){.type = ADDR, .nonce = r2->nonce, .nack = "late"});
-	RUN_UNTIL(stats().stale == 5);
+	RUN_UNTIL(loop, stats().stale == 5, 5000);
 	ck_assert_uint_eq(stats().nacks, 0);
 	ck_assert_ptr_null(strstr(logbuf, "NACK"));
 	dc_expect_quiet(d);
@@ -656,9 +622,9 @@ START_TEST(ads_reconnect_with_initial_versions_gets_only_changed_and_removed)
 	set(ADDR, "a@1 b@1 c@1");
 	dc_ack(d, dc_wildcard(d, c, ADDR));
 	zt_grpc_call_cancel(d->call);
-	RUN_UNTIL(d->done);
+	RUN_UNTIL(loop, d->done, 5000);
 	dc_clear(d);
-	RUN_UNTIL(stats().streams == 0);
+	RUN_UNTIL(loop, stats().streams == 0, 5000);
 
 	/* While away: b changed, c removed, e added; the client also holds a stale x. */
 	set(ADDR, "a@1 b@2 e@1");
@@ -707,11 +673,11 @@ START_TEST(ads_two_streams_both_receive_pushes_sharing_one_copy)
 	ck_assert_str_eq(summary(dc_wildcard(d2, c2, ADDR)), "+a@1 +b@1 +c@1");
 	ck_assert_uint_eq(stats().streams, 2);
 	/* Both streams reference the set's resources; nothing is copied per stream. */
-	ck_assert_int_eq(live("fi_ads_resource"), 3);
+	ck_assert_int_eq(fx_live("fi_ads_resource"), 3);
 	set(ADDR, "a@2 b@1 c@1");
 	ck_assert_str_eq(summary(dc_next(d1)), "+a@2");
 	ck_assert_str_eq(summary(dc_next(d2)), "+a@2");
-	ck_assert_int_eq(live("fi_ads_resource"), 3);
+	ck_assert_int_eq(fx_live("fi_ads_resource"), 3);
 	/* A third stream on the first connection. */
 	{
 		struct dc *d3 = &D[2];
@@ -723,7 +689,7 @@ START_TEST(ads_two_streams_both_receive_pushes_sharing_one_copy)
 	}
 	ck_assert_str_eq(summary(dc_next(d1)), "-a -c");
 	ck_assert_str_eq(summary(dc_next(d2)), "-a -c");
-	ck_assert_int_eq(live("fi_ads_resource"), 1);
+	ck_assert_int_eq(fx_live("fi_ads_resource"), 1);
 	dc_clear(d1);
 	dc_clear(d2);
 }
@@ -843,12 +809,12 @@ START_TEST(ads_garbage_request_ends_stream_invalid_argument_and_server_keeps_ser
 	dc_open(d, c);
 	dc_send_raw(d, garbage, sizeof(garbage));
 	dc_close_send(d);
-	RUN_UNTIL(d->done);
+	RUN_UNTIL(loop, d->done, 5000);
 	ck_assert_int_eq(d->code, ZT_GRPC_INVALID_ARGUMENT);
 	ck_assert_str_eq(d->msg, "malformed DeltaDiscoveryRequest");
 	ck_assert_uint_eq(d->nresp, 0);
 	ck_assert_uint_eq(stats().rejected, 1);
-	RUN_UNTIL(stats().streams == 0);
+	RUN_UNTIL(loop, stats().streams == 0, 5000);
 	/* Same connection, new stream: served normally. */
 	ck_assert_str_eq(summary(dc_wildcard(ok, c, ADDR)), "+a@1");
 	dc_clear(ok);
@@ -864,7 +830,7 @@ START_TEST(ads_request_without_type_url_ends_stream_invalid_argument)
 	dc_open(d, c);
 	dc_send(d, &(struct rq){.node = NODE});
 	dc_close_send(d);
-	RUN_UNTIL(d->done);
+	RUN_UNTIL(loop, d->done, 5000);
 	ck_assert_int_eq(d->code, ZT_GRPC_INVALID_ARGUMENT);
 	ck_assert_str_eq(d->msg, "DeltaDiscoveryRequest without type_url");
 	ck_assert_uint_eq(d->nresp, 0);
@@ -872,7 +838,7 @@ START_TEST(ads_request_without_type_url_ends_stream_invalid_argument)
 	dc_ack(d, dc_wildcard(d, c, ADDR));
 	dc_send(d, &(struct rq){.type = ""});
 	dc_close_send(d);
-	RUN_UNTIL(d->done);
+	RUN_UNTIL(loop, d->done, 5000);
 	ck_assert_int_eq(d->code, ZT_GRPC_INVALID_ARGUMENT);
 	ck_assert_uint_eq(stats().rejected, 2);
 	dc_clear(d);
@@ -891,7 +857,7 @@ START_TEST(ads_too_many_types_on_one_stream_end_it_resource_exhausted)
 		dc_send(d, &(struct rq){.type = type});
 	}
 	dc_close_send(d);
-	RUN_UNTIL(d->done);
+	RUN_UNTIL(loop, d->done, 5000);
 	ck_assert_int_eq(d->code, ZT_GRPC_RESOURCE_EXHAUSTED);
 	ck_assert_uint_eq(d->nresp, FI_ADS_MAX_TYPES);
 	dc_clear(d);
@@ -908,22 +874,22 @@ START_TEST(ads_stream_closed_by_client_frees_its_state)
 	set(ADDR, "a@1 b@1");
 	dc_wildcard(d1, c, ADDR);
 	dc_wildcard(d2, c, ADDR);
-	ck_assert_int_eq(live("fi_ads_stream"), 2);
+	ck_assert_int_eq(fx_live("fi_ads_stream"), 2);
 	/* Cancelled by the client. */
 	zt_grpc_call_cancel(d1->call);
-	RUN_UNTIL(stats().streams == 1);
-	ck_assert_int_eq(live("fi_ads_stream"), 1);
+	RUN_UNTIL(loop, stats().streams == 1, 5000);
+	ck_assert_int_eq(fx_live("fi_ads_stream"), 1);
 	/* Half-closed by the client: the server ends the stream with OK. */
 	ck_assert_int_eq(zt_grpc_call_close_send(d2->call), 0);
-	RUN_UNTIL(d2->done);
+	RUN_UNTIL(loop, d2->done, 5000);
 	ck_assert_int_eq(d2->code, ZT_GRPC_OK);
-	RUN_UNTIL(stats().streams == 0);
-	ck_assert_int_eq(live("fi_ads_stream"), 0);
+	RUN_UNTIL(loop, stats().streams == 0, 5000);
+	ck_assert_int_eq(fx_live("fi_ads_stream"), 0);
 	/* The set is all that holds resources now; a push reaches nobody. */
-	ck_assert_int_eq(live("fi_ads_resource"), 2);
+	ck_assert_int_eq(fx_live("fi_ads_resource"), 2);
 	ck_assert_int_eq(set(ADDR, "a@2"), 2);
-	run_for(50);
-	ck_assert_int_eq(live("fi_ads_resource"), 1);
+	fx_run_for(loop, 50);
+	ck_assert_int_eq(fx_live("fi_ads_resource"), 1);
 	ck_assert_uint_eq(stats().responses, 2);
 	dc_clear(d1);
 	dc_clear(d2);
@@ -939,8 +905,8 @@ START_TEST(ads_connection_loss_frees_every_stream_on_it)
 	dc_wildcard(d1, c, ADDR);
 	dc_wildcard(d2, c, ADDR);
 	zt_h2_conn_close(c, "gone");
-	RUN_UNTIL(d1->done && d2->done && stats().streams == 0);
-	ck_assert_int_eq(live("fi_ads_stream"), 0);
+	RUN_UNTIL(loop, d1->done && d2->done && stats().streams == 0, 5000);
+	ck_assert_int_eq(fx_live("fi_ads_stream"), 0);
 	dc_clear(d1);
 	dc_clear(d2);
 }
@@ -955,9 +921,9 @@ START_TEST(ads_free_with_open_streams_cancels_them)
 	dc_wildcard(d, c, ADDR);
 	fi_ads_free(ads);
 	ads = NULL;
-	ck_assert_int_eq(live("fi_ads_stream"), 0);
-	ck_assert_int_eq(live("fi_ads_resource"), 0);
-	RUN_UNTIL(d->done);
+	ck_assert_int_eq(fx_live("fi_ads_stream"), 0);
+	ck_assert_int_eq(fx_live("fi_ads_resource"), 0);
+	RUN_UNTIL(loop, d->done, 5000);
 	ck_assert(d->code == ZT_GRPC_CANCELLED || d->code == ZT_GRPC_UNAVAILABLE);
 	dc_clear(d);
 }
@@ -999,7 +965,7 @@ START_TEST(ads_set_refuses_bad_input_and_changes_nothing)
 	ck_assert_int_eq(fi_ads_set(ads, AUTHZ, (struct fi_resource[]){{"c", "1", big, 1000}}, 1),
 	                 ZT_E_TOOBIG);
 	ck_assert_uint_eq(fi_ads_count(ads, AUTHZ), 0);
-	ck_assert_int_eq(live("fi_ads_resource"), 2);
+	ck_assert_int_eq(fx_live("fi_ads_resource"), 2);
 }
 END_TEST
 
@@ -1151,20 +1117,20 @@ START_TEST(ads_client_that_stops_reading_gets_the_latest_state_coalesced)
 		ck_assert_int_eq(zt_h2_stream_write_all(l->st, prefix, sizeof(prefix)), 0);
 		ck_assert_int_eq(zt_h2_stream_write_all(l->st, buf, len), 0);
 		free(buf);
-		RUN_UNTIL(l->unconsumed >= 65535 - 64);
+		RUN_UNTIL(loop, l->unconsumed >= 65535 - 64, 5000);
 	}
-	run_for(100);
+	fx_run_for(loop, 100);
 	/* 29 changes of every resource later: still the one response, and memory holds only
 	 * the current set plus what the stream's client was sent. */
 	ck_assert_uint_eq(stats().responses, 1);
-	ck_assert_int_le(live("fi_ads_resource"), 20);
+	ck_assert_int_le(fx_live("fi_ads_resource"), 20);
 	ck_assert(!l->closed);
 
 	/* Reading again brings the rest of the first response, then the latest state. */
 	l->reading = true;
 	zt_h2_stream_consume(l->st, l->unconsumed);
 	zt_grpc_reader_init(&rd, 64u << 20);
-	RUN_UNTIL(caught_up(&rd, &state));
+	RUN_UNTIL(loop, caught_up(&rd, &state), 5000);
 	ck_assert_uint_eq(stats().responses, 2);
 	ck_assert_uint_eq(state.n, 10);
 	for (size_t i = 0; i < state.n; i++)

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "loop_fixture.h"
 #include "runtime/err.h"
 #include "runtime/live.h"
 #include "runtime/yaml.h"
@@ -55,8 +56,7 @@ static void teardown(struct fixture *f)
 {
 	zt_workload_unref(f->dst);
 	zt_store_free(f->store);
-	ck_assert_int_eq(zt_live_get("state_policy")->count, 0);
-	ck_assert_int_eq(zt_live_get("state_workload")->count, 0);
+	fx_assert_no_live();
 }
 
 static enum zt_authz_verdict check(struct fixture *f)

@@ -15,6 +15,7 @@
 
 #include "cert/ca_client.h"
 #include "cert/manager.h"
+#include "loop_fixture.h"
 #include "cert_fixture.h"
 #include "fake-istiod/ca_service.h"
 #include "fake-istiod/token.h"
@@ -277,30 +278,6 @@ static void res_clear(struct res *r)
 	memset(r, 0, sizeof(*r));
 }
 
-static void on_guard(struct zt_timer *t, void *arg)
-{
-	(void)t, (void)arg;
-}
-
-#define RUN_UNTIL(cond, ms)                                                                        \
-	do {                                                                                       \
-		struct zt_timer guard_ = {0};                                                      \
-		zt_timer_start(loop, &guard_, (ms), on_guard, NULL);                               \
-		while (!(cond) && zt_timer_active(&guard_))                                        \
-			zt_loop_run_once(loop, 20);                                                \
-		zt_timer_stop(&guard_);                                                            \
-		ck_assert_msg((cond), "timed out waiting for " #cond);                             \
-	} while (0)
-
-static void run_for(uint64_t ms)
-{
-	struct zt_timer t = {0};
-
-	zt_timer_start(loop, &t, ms, on_guard, NULL);
-	while (zt_timer_active(&t))
-		zt_loop_run_once(loop, 20);
-}
-
 static void write_token(const char *text)
 {
 	FILE *f = fopen(token_path, "w");
@@ -391,7 +368,7 @@ static void teardown(void)
 {
 	zt_ca_client_free(cli);
 	server_drop_connections();
-	run_for(50);
+	fx_run_for(loop, 50);
 	if (SV.lfd >= 0) {
 		zt_io_stop(&SV.lio);
 		close(SV.lfd);
@@ -418,7 +395,7 @@ START_TEST(create_certificate_sends_token_metadata_and_impersonation_and_returns
 	client_start(&o);
 	sign(ID, &r);
 	ck_assert_uint_eq(zt_ca_client_calls(cli), 1);
-	RUN_UNTIL(r.done, 3000);
+	RUN_UNTIL(loop, r.done, 3000);
 	ck_assert_msg(r.err == 0, "%d %s", r.err, r.msg);
 	ck_assert_str_eq(SV.auth, "Bearer " TOKEN);
 	ck_assert_str_eq(SV.clusterid, "Kubernetes");
@@ -446,7 +423,7 @@ START_TEST(dedicated_mode_sends_no_metadata_and_no_token_means_no_authorization)
 	o.cluster_id = NULL;
 	client_start(&o);
 	sign(ID, &r);
-	RUN_UNTIL(r.done, 3000);
+	RUN_UNTIL(loop, r.done, 3000);
 	/* The stand-in refuses calls without the token. */
 	ck_assert_int_eq(r.err, ZT_E_IDENTITY);
 	ck_assert_ptr_nonnull(strstr(r.msg, "UNAUTHENTICATED: bad token"));
@@ -465,13 +442,13 @@ START_TEST(token_file_is_read_again_for_every_call)
 	client_start(&o);
 	write_token("rotated-token");
 	sign(ID, &r);
-	RUN_UNTIL(r.done, 3000);
+	RUN_UNTIL(loop, r.done, 3000);
 	ck_assert_str_eq(SV.auth, "Bearer rotated-token");
 	ck_assert_int_eq(r.err, ZT_E_IDENTITY);
 	res_clear(&r);
 	unlink(token_path);
 	sign(ID, &r);
-	RUN_UNTIL(r.done, 3000);
+	RUN_UNTIL(loop, r.done, 3000);
 	ck_assert_int_eq(r.err, -ENOENT);
 	ck_assert_ptr_nonnull(strstr(r.msg, "token"));
 	res_clear(&r);
@@ -489,7 +466,7 @@ START_TEST(concurrent_calls_share_one_connection)
 		snprintf(ids[i], sizeof(ids[i]), "spiffe://cluster.local/ns/app/sa/w%d", i);
 		sign(ids[i], &r[i]);
 	}
-	RUN_UNTIL(r[0].done && r[1].done && r[2].done && r[3].done && r[4].done, 5000);
+	RUN_UNTIL(loop, r[0].done && r[1].done && r[2].done && r[3].done && r[4].done, 5000);
 	for (int i = 0; i < 5; i++) {
 		ck_assert_msg(r[i].err == 0, "%d: %s", i, r[i].msg);
 		res_clear(&r[i]);
@@ -507,13 +484,13 @@ START_TEST(connection_is_dialled_again_after_it_dies)
 	client_start(&o);
 	SV.mode = S_CLOSE;
 	sign(ID, &r);
-	RUN_UNTIL(r.done, 3000);
+	RUN_UNTIL(loop, r.done, 3000);
 	ck_assert_int_eq(r.err, ZT_E_CLOSED);
 	res_clear(&r);
-	RUN_UNTIL(!zt_ca_client_connected(cli), 1000);
+	RUN_UNTIL(loop, !zt_ca_client_connected(cli), 1000);
 	SV.mode = S_OK;
 	sign(ID, &r);
-	RUN_UNTIL(r.done, 3000);
+	RUN_UNTIL(loop, r.done, 3000);
 	ck_assert_msg(r.err == 0, "%s", r.msg);
 	ck_assert_uint_eq(SV.accepted, 2);
 	res_clear(&r);
@@ -529,7 +506,7 @@ START_TEST(server_must_prove_the_dialled_or_alternative_name)
 	o.alt_hostname = NULL;
 	client_start(&o);
 	sign(ID, &r);
-	RUN_UNTIL(r.done, 3000);
+	RUN_UNTIL(loop, r.done, 3000);
 	ck_assert_int_eq(r.err, ZT_E_TLS);
 	ck_assert_ptr_nonnull(strstr(r.msg, "mismatch"));
 	ck_assert_uint_eq(SV.requests, 0);
@@ -538,14 +515,14 @@ START_TEST(server_must_prove_the_dialled_or_alternative_name)
 	o.alt_hostname = "istiod.other.svc";
 	client_start(&o);
 	sign(ID, &r);
-	RUN_UNTIL(r.done, 3000);
+	RUN_UNTIL(loop, r.done, 3000);
 	ck_assert_int_eq(r.err, ZT_E_TLS);
 	res_clear(&r);
 	zt_ca_client_free(cli);
 	o.alt_hostname = HOST;
 	client_start(&o);
 	sign(ID, &r);
-	RUN_UNTIL(r.done, 3000);
+	RUN_UNTIL(loop, r.done, 3000);
 	ck_assert_msg(r.err == 0, "%s", r.msg);
 	res_clear(&r);
 }
@@ -560,21 +537,21 @@ START_TEST(server_from_another_root_is_refused_until_roots_are_replaced)
 	o.roots_len = strlen(other.root_pem);
 	client_start(&o);
 	sign(ID, &r);
-	RUN_UNTIL(r.done, 3000);
+	RUN_UNTIL(loop, r.done, 3000);
 	ck_assert_int_eq(r.err, ZT_E_TLS);
 	ck_assert_msg(strstr(r.msg, "unable to get local issuer") != NULL, "%s", r.msg);
 	res_clear(&r);
 	ck_assert_int_eq(zt_ca_client_set_roots(cli, "junk", 4), ZT_E_PARSE);
 	ck_assert_int_eq(zt_ca_client_set_roots(cli, root.root_pem, strlen(root.root_pem)), 0);
 	sign(ID, &r);
-	RUN_UNTIL(r.done, 3000);
+	RUN_UNTIL(loop, r.done, 3000);
 	ck_assert_msg(r.err == 0, "%s", r.msg);
 	res_clear(&r);
 	/* Replacing the roots drains the live connection; the next call dials anew. */
 	ck_assert_int_eq(zt_ca_client_set_roots(cli, root.root_pem, strlen(root.root_pem)), 0);
 	ck_assert(!zt_ca_client_connected(cli));
 	sign(ID, &r);
-	RUN_UNTIL(r.done, 3000);
+	RUN_UNTIL(loop, r.done, 3000);
 	ck_assert_int_eq(r.err, 0);
 	ck_assert_uint_eq(SV.accepted, 3);
 	res_clear(&r);
@@ -592,11 +569,11 @@ START_TEST(call_without_answer_ends_at_its_deadline)
 	SV.mode = S_SILENT;
 	t0 = zt_loop_update_time(loop);
 	sign(ID, &r);
-	RUN_UNTIL(r.done, 3000);
+	RUN_UNTIL(loop, r.done, 3000);
 	ck_assert_int_eq(r.err, ZT_E_TIMEOUT);
 	ck_assert_uint_ge(zt_loop_update_time(loop) - t0, 290);
 	ck_assert_uint_le(zt_loop_update_time(loop) - t0, 1000);
-	RUN_UNTIL(SV.held_ended, 1000);
+	RUN_UNTIL(loop, SV.held_ended, 1000);
 	res_clear(&r);
 }
 END_TEST
@@ -613,7 +590,7 @@ START_TEST(bad_responses_fail_the_call)
 
 		SV.mode = modes[i];
 		sign(ID, &r);
-		RUN_UNTIL(r.done, 3000);
+		RUN_UNTIL(loop, r.done, 3000);
 		ck_assert_int_eq(r.err, ZT_E_PROTO);
 		ck_assert_ptr_null(r.chain);
 		ck_assert_msg(strstr(r.msg, why[i]) != NULL, "%s", r.msg);
@@ -623,7 +600,7 @@ START_TEST(bad_responses_fail_the_call)
 		struct res r = {0};
 
 		sign(ID, &r);
-		RUN_UNTIL(r.done, 3000);
+		RUN_UNTIL(loop, r.done, 3000);
 		ck_assert_int_eq(r.err, ZT_E_IDENTITY);
 	}
 }
@@ -643,11 +620,11 @@ START_TEST(cancelled_call_never_calls_back_and_resets_its_stream)
 	src.cancel(src.src, h);
 	SV.mode = S_SILENT;
 	h = sign(ID, &r);
-	RUN_UNTIL(SV.held != NULL, 3000);
+	RUN_UNTIL(loop, SV.held != NULL, 3000);
 	src.cancel(src.src, h);
 	ck_assert_uint_eq(zt_ca_client_calls(cli), 0);
-	RUN_UNTIL(SV.held_ended, 1000);
-	run_for(50);
+	RUN_UNTIL(loop, SV.held_ended, 1000);
+	fx_run_for(loop, 50);
 	ck_assert(!r.done);
 	ck_assert(!w.done);
 	ck_assert_uint_eq(SV.requests, 1);
@@ -665,7 +642,7 @@ START_TEST(unreachable_ca_fails_waiting_calls)
 	client_start(&o);
 	sign(ID, &r[0]);
 	sign(ID, &r[1]);
-	RUN_UNTIL(r[0].done && r[1].done, 3000);
+	RUN_UNTIL(loop, r[0].done && r[1].done, 3000);
 	ck_assert_int_eq(r[0].err, -ECONNREFUSED);
 	ck_assert_int_eq(r[1].err, -ECONNREFUSED);
 	ck_assert_ptr_nonnull(strstr(r[0].msg, "refused"));
@@ -742,7 +719,7 @@ START_TEST(manager_obtains_certificates_through_the_ca_client)
 	ck_assert_int_eq(zt_spiffe_set(&b, "cluster.local", "app", "b"), 0);
 	zt_certmgr_prefetch(m, &a);
 	zt_certmgr_prefetch(m, &b);
-	RUN_UNTIL(zt_certmgr_pending(m) == 0, 5000);
+	RUN_UNTIL(loop, zt_certmgr_pending(m) == 0, 5000);
 	ca = zt_certmgr_get(m, &a);
 	cb = zt_certmgr_get(m, &b);
 	ck_assert_ptr_nonnull(ca);
@@ -830,9 +807,8 @@ START_TEST(manager_gets_impersonated_certificates_from_fake_istiod_only_for_its_
 	ck_assert_int_eq(zt_spiffe_set(&httpbin, "cluster.local", "demo", "httpbin"), 0);
 	zt_certmgr_prefetch(m, &sleep);
 	zt_certmgr_prefetch(m, &httpbin);
-	RUN_UNTIL(zt_certmgr_state(m, &httpbin) == ZT_CERT_RETRYING &&
-	                  zt_certmgr_state(m, &sleep) == ZT_CERT_AVAILABLE,
-	          5000);
+	RUN_UNTIL(loop, zt_certmgr_state(m, &httpbin) == ZT_CERT_RETRYING &&
+	                  zt_certmgr_state(m, &sleep) == ZT_CERT_AVAILABLE, 5000);
 	c = zt_certmgr_get(m, &sleep);
 	ck_assert(zt_spiffe_eq(zt_tls_identity_spiffe(c), &sleep));
 	ck_assert_ptr_null(zt_certmgr_get(m, &httpbin));

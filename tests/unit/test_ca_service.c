@@ -17,6 +17,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "loop_fixture.h"
 #include "fake-istiod/ca_service.h"
 #include "fake-istiod/token.h"
 #include "istio/ca/ca.pb-c.h"
@@ -76,23 +77,6 @@ static void log_sink(enum zt_log_level level, const char *line, size_t len, void
 }
 
 /* ---- loopback server and client ---------------------------------------------------------- */
-
-static void on_stop(struct zt_timer *t, void *arg)
-{
-	(void)t;
-	(void)arg;
-	zt_loop_stop(loop);
-}
-
-#define RUN_UNTIL(cond)                                                                            \
-	do {                                                                                       \
-		struct zt_timer guard_ = {0};                                                      \
-		zt_timer_start(loop, &guard_, 5000, on_stop, NULL);                                \
-		while (!(cond) && zt_timer_active(&guard_))                                        \
-			zt_loop_run_once(loop, 50);                                                \
-		zt_timer_stop(&guard_);                                                            \
-		ck_assert_msg((cond), "timed out waiting for " #cond);                             \
-	} while (0)
 
 static void on_conn_close(struct zt_h2_conn *c, const char *reason, void *arg)
 {
@@ -182,7 +166,7 @@ static void setup(void)
 	handshakes = 0;
 	zt_sock_handshake(&ssock, on_handshake, (void *)1);
 	zt_sock_handshake(&csock, on_handshake, NULL);
-	RUN_UNTIL(handshakes == 2);
+	RUN_UNTIL(loop, handshakes == 2, 5000);
 }
 
 static void teardown(void)
@@ -262,7 +246,7 @@ static void call_raw(const char *token, const uint8_t *const *msgs, const size_t
 	for (size_t i = 0; i < n; i++)
 		ck_assert_int_eq(zt_grpc_call_send(c, msgs[i], lens[i]), 0);
 	zt_grpc_call_close_send(c);
-	RUN_UNTIL(res.done);
+	RUN_UNTIL(loop, res.done, 5000);
 }
 
 /* Builds and sends an IstioCertificateRequest. */
@@ -634,6 +618,96 @@ START_TEST(ca_service_request_over_its_bound_is_refused)
 }
 END_TEST
 
+START_TEST(ca_service_refuses_a_nul_inside_the_impersonated_identity)
+{
+	static const char id_nul[] = SLEEP_ID "\0/../../ns/istio-system/sa/istiod";
+	Istio__V1__Auth__IstioCertificateRequest req =
+	        ISTIO__V1__AUTH__ISTIO_CERTIFICATE_REQUEST__INIT;
+	Google__Protobuf__Struct md = GOOGLE__PROTOBUF__STRUCT__INIT;
+	Google__Protobuf__Struct__FieldsEntry entry = GOOGLE__PROTOBUF__STRUCT__FIELDS_ENTRY__INIT;
+	Google__Protobuf__Struct__FieldsEntry *entries[] = {&entry};
+	Google__Protobuf__Value value = GOOGLE__PROTOBUF__VALUE__INIT;
+	char *t = ztunnel_token(), msg[256], auth[FI_TOKEN_MAX_LEN + 16];
+	uint8_t *buf, *resp = NULL, *at;
+	size_t len, resp_len = 0;
+	struct zt_csr csr;
+
+	csr_for(&csr, SLEEP_ID);
+	/* Encoded with a placeholder of the same length, then the NUL written into the bytes
+	 * (protobuf-c cannot encode one itself). */
+	char placeholder[sizeof(id_nul)];
+	memcpy(placeholder, id_nul, sizeof(id_nul));
+	placeholder[strlen(SLEEP_ID)] = 'X';
+	value.kind_case = GOOGLE__PROTOBUF__VALUE__KIND_STRING_VALUE;
+	value.string_value = placeholder;
+	entry.key = FI_CA_IMPERSONATE_KEY;
+	entry.value = &value;
+	md.n_fields = 1;
+	md.fields = entries;
+	req.metadata = &md;
+	req.csr = csr.csr_pem;
+	ck_assert_int_eq(zt_pb_pack(&req.base, &buf, &len), 0);
+	at = memmem(buf, len, placeholder, sizeof(id_nul) - 1);
+	ck_assert_ptr_nonnull(at);
+	at[strlen(SLEEP_ID)] = '\0';
+	snprintf(auth, sizeof(auth), "Bearer %s", t);
+	ck_assert_int_eq(
+	        fi_ca_service_handle(&svc, auth, buf, len, &resp, &resp_len, msg, sizeof(msg)),
+	        ZT_GRPC_INVALID_ARGUMENT);
+	ck_assert_str_eq(msg, FI_CA_IMPERSONATE_KEY " holds a NUL byte");
+	ck_assert_ptr_null(resp);
+	/* The same request without the NUL is signed: the refusal is about the byte. */
+	at[strlen(SLEEP_ID)] = 'X';
+	ck_assert_int_eq(
+	        fi_ca_service_handle(&svc, auth, buf, len, &resp, &resp_len, msg, sizeof(msg)),
+	        ZT_GRPC_PERMISSION_DENIED);
+	free(resp);
+	free(buf);
+	zt_csr_clear(&csr);
+	free(t);
+}
+END_TEST
+
+START_TEST(ca_service_raises_a_tiny_requested_lifetime_to_the_floor)
+{
+	char *t = ztunnel_token();
+	struct zt_csr csr;
+
+	csr_for(&csr, SLEEP_ID);
+	call_csr(t, csr.csr_pem, 1, SLEEP_ID);
+	ck_assert_int_eq(expect_chain(SLEEP_ID), FI_CA_MIN_TTL_S);
+	svc.min_ttl_s = 3000;
+	call_csr(t, csr.csr_pem, 1, SLEEP_ID);
+	ck_assert_int_eq(expect_chain(SLEEP_ID), 3000);
+	zt_csr_clear(&csr);
+	free(t);
+}
+END_TEST
+
+START_TEST(ca_service_token_too_large_is_named_as_such)
+{
+	size_t n = 12 * 1024;
+	char *auth = malloc(n + 1);
+	struct zt_grpc_md md[1] = {{"authorization", auth}};
+	struct zt_grpc_call *c;
+	int err = 0;
+
+	memcpy(auth, "Bearer ", 7);
+	memset(auth + 7, 'a', n - 7);
+	auth[n] = '\0';
+	free(res.body);
+	memset(&res, 0, sizeof(res));
+	c = zt_grpc_call_start(cli, "istiod.istio-system.svc:15012", FI_CA_SERVICE_PATH, md, 1,
+	                       5000, 1 << 20, &r_cbs, NULL, &err);
+	ck_assert_ptr_nonnull(c);
+	zt_grpc_call_close_send(c);
+	RUN_UNTIL(loop, res.done, 5000);
+	ck_assert_int_eq(res.code, ZT_GRPC_RESOURCE_EXHAUSTED);
+	ck_assert_msg(strstr(res.msg, "authorization: 12288 bytes"), "%s", res.msg);
+	free(auth);
+}
+END_TEST
+
 Suite *ca_service_suite(void);
 Suite *ca_service_suite(void)
 {
@@ -656,6 +730,9 @@ Suite *ca_service_suite(void)
 	tcase_add_test(tc, ca_service_unary_call_refuses_zero_or_two_messages);
 	tcase_add_test(tc, ca_service_non_string_impersonation_is_invalid_argument);
 	tcase_add_test(tc, ca_service_request_over_its_bound_is_refused);
+	tcase_add_test(tc, ca_service_refuses_a_nul_inside_the_impersonated_identity);
+	tcase_add_test(tc, ca_service_raises_a_tiny_requested_lifetime_to_the_floor);
+	tcase_add_test(tc, ca_service_token_too_large_is_named_as_such);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "loop_fixture.h"
 #include "protocol/grpc.h"
 #include "protocol/h2.h"
 #include "runtime/err.h"
@@ -30,24 +31,6 @@ static void on_conn_close(struct zt_h2_conn *c, const char *reason, void *arg)
 		srv = NULL;
 	closed_conns++;
 }
-
-static void on_stop(struct zt_timer *t, void *arg)
-{
-	(void)t;
-	(void)arg;
-	zt_loop_stop(loop);
-}
-
-/* Runs the loop until cond holds or 5 s pass. */
-#define RUN_UNTIL(cond)                                                                        \
-	do {                                                                                   \
-		struct zt_timer guard_ = {0};                                                  \
-		zt_timer_start(loop, &guard_, 3000, on_stop, NULL);                            \
-		while (!(cond) && zt_timer_active(&guard_))                                    \
-			zt_loop_run_once(loop, 50);                                            \
-		zt_timer_stop(&guard_);                                                        \
-		ck_assert_msg((cond), "timed out waiting for " #cond);                         \
-	} while (0)
 
 static struct zt_h2_conn_cbs server_cbs = {.on_close = on_conn_close};
 static const struct zt_h2_conn_cbs client_cbs = {.on_close = on_conn_close};
@@ -185,12 +168,12 @@ START_TEST(oversized_request_headers_get_431_and_the_connection_survives)
 	requests_seen = 0;
 	start_pair();
 	ck_assert_ptr_nonnull(zt_h2_request(cli, h, 3, false, &rec_cbs, r1, &err));
-	RUN_UNTIL(r1->status != 0);
+	RUN_UNTIL(loop, r1->status != 0, 3000);
 	ck_assert_int_eq(r1->status, 431);
 	ck_assert_int_eq(requests_seen, 0);
 	/* A stream-local failure: the same connection still carries new streams. */
 	connect_req(r2, "10.0.0.1:80");
-	RUN_UNTIL(r2->status == 200);
+	RUN_UNTIL(loop, r2->status == 200, 3000);
 	ck_assert_ptr_nonnull(cli);
 }
 END_TEST
@@ -222,14 +205,14 @@ START_TEST(server_stream_limit_is_announced_and_respected)
 		zt_loop_run_once(loop, 5);
 	connect_req(&r[0], "10.0.0.1:1");
 	connect_req(&r[1], "10.0.0.1:2");
-	RUN_UNTIL(nheld == 2);
+	RUN_UNTIL(loop, nheld == 2, 3000);
 	ck_assert(!zt_h2_conn_can_open(cli));
 	/* One ends: room for another. */
 	zt_h2_stream_reset(held[0], NGHTTP2_CANCEL);
-	RUN_UNTIL(r[0].closed);
+	RUN_UNTIL(loop, r[0].closed, 3000);
 	ck_assert(zt_h2_conn_can_open(cli));
 	connect_req(&r[2], "10.0.0.1:3");
-	RUN_UNTIL(nheld == 3);
+	RUN_UNTIL(loop, nheld == 3, 3000);
 }
 END_TEST
 
@@ -264,7 +247,7 @@ START_TEST(peer_settings_are_reported_with_their_values_in_effect)
 	ck_assert_int_eq(zt_h2_conn_new(&cli, loop, &a, false, &cset, &cbs, NULL), 0);
 	ck_assert_int_eq(zt_h2_conn_new(&srv, loop, &b, true, &sset, &server_cbs, NULL), 0);
 	ck_assert_uint_gt(zt_h2_conn_peer_max_streams(cli), 1); /* assumed until SETTINGS */
-	RUN_UNTIL(R[0].status == 200);
+	RUN_UNTIL(loop, R[0].status == 200, 3000);
 	ck_assert_uint_eq(peer_max_seen, 1);
 	/* Reported once (ACKs are not), with the peer's limit of one stream already applied. */
 	ck_assert_int_eq(settings_seen, 1);
@@ -281,9 +264,9 @@ START_TEST(reset_stream_ends_only_that_stream)
 	start_pair();
 	sa = connect_req(a, "10.0.0.1:1");
 	connect_req(b, "10.0.0.1:2");
-	RUN_UNTIL(a->status == 200 && b->status == 200);
+	RUN_UNTIL(loop, a->status == 200 && b->status == 200, 3000);
 	zt_h2_stream_reset(sa, NGHTTP2_CANCEL);
-	RUN_UNTIL(a->closed);
+	RUN_UNTIL(loop, a->closed, 3000);
 	ck_assert_uint_eq(a->code, NGHTTP2_CANCEL);
 	ck_assert(!b->closed);
 	ck_assert_uint_eq(zt_h2_conn_streams(cli), 1);
@@ -302,20 +285,39 @@ START_TEST(graceful_shutdown_lets_open_streams_finish_then_closes)
 	nheld = 0;
 	start_pair();
 	sa = connect_req(a, "10.0.0.1:1");
-	RUN_UNTIL(nheld == 1 && a->status == 200);
+	RUN_UNTIL(loop, nheld == 1 && a->status == 200, 3000);
 	zt_h2_conn_shutdown(srv);
-	RUN_UNTIL(!zt_h2_conn_can_open(cli));
+	RUN_UNTIL(loop, !zt_h2_conn_can_open(cli), 3000);
 	ck_assert_ptr_null(zt_h2_request(cli, h, 2, false, &rec_cbs, b, &err));
 	ck_assert_int_eq(err, ZT_E_STATE);
 	/* The open stream still works in both directions, then both ends close cleanly. */
 	ck_assert_int_eq(zt_h2_stream_write(held[0], "hello", 5), 5);
 	zt_h2_stream_end(held[0], NULL, 0);
-	RUN_UNTIL(a->ended && a->bytes == 5);
+	RUN_UNTIL(loop, a->ended && a->bytes == 5, 3000);
 	zt_h2_stream_end(sa, NULL, 0);
-	RUN_UNTIL(cli == NULL && srv == NULL);
+	RUN_UNTIL(loop, cli == NULL && srv == NULL, 3000);
 	ck_assert(a->closed);
 	ck_assert_uint_eq(a->code, 0);
 	ck_assert_str_eq(cli_reason, "connection drained");
+}
+END_TEST
+
+START_TEST(server_shutdown_still_serves_a_request_already_on_its_way)
+{
+	struct rec *a = &R[0], *b = &R[1];
+
+	server_cbs.on_request = hold;
+	nheld = 0;
+	start_pair();
+	connect_req(a, "10.0.0.1:1");
+	RUN_UNTIL(loop, nheld == 1 && a->status == 200, 5000);
+	/* The client sends before it can have seen the shutdown: the notice (largest stream
+	 * id) lets the server take it; the final GOAWAY follows ZT_H2_GOAWAY_GRACE_MS later. */
+	zt_h2_conn_shutdown(srv);
+	connect_req(b, "10.0.0.1:2");
+	RUN_UNTIL(loop, nheld == 2 && b->status == 200, 5000);
+	ck_assert(!b->closed);
+	ck_assert(!zt_h2_conn_can_open(cli));
 }
 END_TEST
 
@@ -330,7 +332,7 @@ START_TEST(peer_that_stops_answering_pings_is_dropped)
 	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
 	ck_assert_int_eq(zt_sock_start(&a, loop, sv[0], NULL, NULL, NULL), 0);
 	ck_assert_int_eq(zt_h2_conn_new(&cli, loop, &a, false, &cset, &client_cbs, NULL), 0);
-	RUN_UNTIL(cli == NULL);
+	RUN_UNTIL(loop, cli == NULL, 3000);
 	ck_assert_str_eq(cli_reason, "ping timeout");
 	close(sv[1]);
 }
@@ -346,7 +348,7 @@ START_TEST(garbage_instead_of_a_preface_closes_the_connection)
 	ck_assert_int_eq(zt_sock_start(&b, loop, sv[1], NULL, NULL, NULL), 0);
 	ck_assert_int_eq(zt_h2_conn_new(&srv, loop, &b, true, &sset, &server_cbs, NULL), 0);
 	ck_assert_int_eq(write(sv[0], junk, sizeof(junk) - 1), (ssize_t)sizeof(junk) - 1);
-	RUN_UNTIL(srv == NULL);
+	RUN_UNTIL(loop, srv == NULL, 3000);
 	close(sv[0]);
 }
 END_TEST
@@ -383,7 +385,7 @@ START_TEST(receive_window_is_only_reopened_by_consume)
 	nheld = 0;
 	start_pair();
 	st = connect_req(r, "10.0.0.1:1");
-	RUN_UNTIL(r->status == 200);
+	RUN_UNTIL(loop, r->status == 200, 3000);
 	for (int i = 0; i < 200; i++) {
 		ssize_t n = zt_h2_stream_write(st, chunk, sizeof(chunk));
 		if (n > 0)
@@ -397,7 +399,7 @@ START_TEST(receive_window_is_only_reopened_by_consume)
 	ck_assert_uint_eq(unconsumed_bytes, sset.stream_window);
 	/* Consuming on the receiving side lets the rest through. */
 	zt_h2_stream_consume(held[0], unconsumed_bytes);
-	RUN_UNTIL(unconsumed_bytes > sset.stream_window);
+	RUN_UNTIL(loop, unconsumed_bytes > sset.stream_window, 3000);
 }
 END_TEST
 
@@ -473,7 +475,7 @@ START_TEST(grpc_call_past_its_deadline_ends_deadline_exceeded)
 	start_grpc_pair();
 	c = call("/t.S/Silent", 50, 1024);
 	zt_grpc_call_close_send(c);
-	RUN_UNTIL(g_done_seen);
+	RUN_UNTIL(loop, g_done_seen, 3000);
 	ck_assert_int_eq(g_code, ZT_GRPC_DEADLINE_EXCEEDED);
 }
 END_TEST
@@ -485,7 +487,7 @@ START_TEST(grpc_message_over_the_limit_ends_resource_exhausted)
 	start_grpc_pair();
 	c = call("/t.S/Big", 0, 1000);
 	zt_grpc_call_close_send(c);
-	RUN_UNTIL(g_done_seen);
+	RUN_UNTIL(loop, g_done_seen, 3000);
 	ck_assert_int_eq(g_code, ZT_GRPC_RESOURCE_EXHAUSTED);
 	ck_assert_uint_eq(g_msgs, 0);
 }
@@ -498,11 +500,11 @@ START_TEST(grpc_unknown_method_is_unimplemented_and_known_one_succeeds)
 	start_grpc_pair();
 	c = call("/t.S/Nope", 0, 1 << 20);
 	zt_grpc_call_close_send(c);
-	RUN_UNTIL(g_done_seen);
+	RUN_UNTIL(loop, g_done_seen, 3000);
 	ck_assert_int_eq(g_code, ZT_GRPC_UNIMPLEMENTED);
 	c = call("/t.S/Big", 0, 1 << 20);
 	zt_grpc_call_close_send(c);
-	RUN_UNTIL(g_done_seen);
+	RUN_UNTIL(loop, g_done_seen, 3000);
 	ck_assert_int_eq(g_code, ZT_GRPC_OK);
 	ck_assert_uint_eq(g_msgs, 1);
 }
@@ -512,9 +514,9 @@ START_TEST(grpc_calls_end_unavailable_or_cancelled_when_the_connection_drops)
 {
 	start_grpc_pair();
 	call("/t.S/Silent", 0, 1024);
-	RUN_UNTIL(zt_h2_conn_streams(srv) == 1);
+	RUN_UNTIL(loop, zt_h2_conn_streams(srv) == 1, 3000);
 	zt_h2_conn_close(srv, "gone");
-	RUN_UNTIL(g_done_seen);
+	RUN_UNTIL(loop, g_done_seen, 3000);
 	ck_assert(g_code == ZT_GRPC_UNAVAILABLE || g_code == ZT_GRPC_CANCELLED);
 }
 END_TEST
@@ -524,10 +526,10 @@ START_TEST(grpc_call_still_sending_ends_when_the_server_finishes)
 	start_grpc_pair();
 	/* A bidi-style call that never half-closes: the server's status alone ends it. */
 	call("/t.S/Big", 0, 1 << 20);
-	RUN_UNTIL(g_done_seen);
+	RUN_UNTIL(loop, g_done_seen, 3000);
 	ck_assert_int_eq(g_code, ZT_GRPC_OK);
 	ck_assert_uint_eq(g_msgs, 1);
-	RUN_UNTIL(zt_h2_conn_streams(cli) == 0 && zt_h2_conn_streams(srv) == 0);
+	RUN_UNTIL(loop, zt_h2_conn_streams(cli) == 0 && zt_h2_conn_streams(srv) == 0, 3000);
 }
 END_TEST
 
@@ -543,6 +545,7 @@ Suite *h2_suite(void)
 	tcase_add_test(tc, peer_settings_are_reported_with_their_values_in_effect);
 	tcase_add_test(tc, reset_stream_ends_only_that_stream);
 	tcase_add_test(tc, graceful_shutdown_lets_open_streams_finish_then_closes);
+	tcase_add_test(tc, server_shutdown_still_serves_a_request_already_on_its_way);
 	tcase_add_test(tc, peer_that_stops_answering_pings_is_dropped);
 	tcase_add_test(tc, garbage_instead_of_a_preface_closes_the_connection);
 	tcase_add_test(tc, receive_window_is_only_reopened_by_consume);

@@ -16,10 +16,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "loop_fixture.h"
 #include "cert/local.h"
 #include "cert/manager.h"
 #include "config/config.h"
 #include "protocol/ca.h"
+#include "hbone/close.h"
 #include "hbone/hbone.h"
 #include "proxy/inbound.h"
 #include "hbone/pool.h"
@@ -111,14 +113,6 @@ static uint64_t now_ms(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
-
-#define RUN_UNTIL(cond, ms)                                                                        \
-	do {                                                                                       \
-		uint64_t deadline_ = now_ms() + (ms);                                              \
-		while (!(cond) && now_ms() < deadline_)                                            \
-			zt_loop_run_once(T.loop, 10);                                              \
-		ck_assert_msg((cond), "timed out waiting for %s", #cond);                          \
-	} while (0)
 
 static uint16_t free_port(void)
 {
@@ -640,7 +634,7 @@ static void open_echo(struct cli *c)
 	c->out = hello;
 	c->out_len = sizeof(hello);
 	cli_open(c, echo_authority(a, sizeof(a)));
-	RUN_UNTIL(c->in_len == sizeof(hello) || c->closed, 3000);
+	RUN_UNTIL(T.loop, c->in_len == sizeof(hello) || c->closed, 3000);
 	ck_assert_int_eq(c->status, 200);
 	ck_assert_mem_eq(c->in, hello, sizeof(hello));
 }
@@ -661,7 +655,7 @@ START_TEST(hbone_relays_1mib_byte_exact_to_the_workload)
 	c.out_len = len;
 	c.end_after = true;
 	cli_open(&c, echo_authority(a, sizeof(a)));
-	RUN_UNTIL(c.ended || c.closed, 8000);
+	RUN_UNTIL(T.loop, c.ended || c.closed, 8000);
 	ck_assert_int_eq(c.err, 0);
 	ck_assert_int_eq(c.status, 200);
 	ck_assert(c.ended);
@@ -670,7 +664,7 @@ START_TEST(hbone_relays_1mib_byte_exact_to_the_workload)
 	/* The response describes the destination workload. */
 	ck_assert_ptr_nonnull(strstr(c.baggage, "k8s.namespace.name=default"));
 	ck_assert_ptr_nonnull(strstr(c.baggage, "service.name=local"));
-	RUN_UNTIL(zt_inbound_live() == 0, 3000);
+	RUN_UNTIL(T.loop, zt_inbound_live() == 0, 3000);
 
 	line = log_line_with("connection complete", NULL);
 	ck_assert_msg(line, "no access log in:\n%s", T.log);
@@ -719,7 +713,7 @@ START_TEST(hbone_host_authority_resolves_the_service_target_port)
 	c.out = msg;
 	c.out_len = sizeof(msg);
 	cli_open(&c, ECHO_HOST ":80");
-	RUN_UNTIL(c.in_len == sizeof(msg) || c.closed, 3000);
+	RUN_UNTIL(T.loop, c.in_len == sizeof(msg) || c.closed, 3000);
 	ck_assert_int_eq(c.status, 200);
 	ck_assert_mem_eq(c.in, msg, sizeof(msg));
 	cli_clear(&c);
@@ -732,7 +726,7 @@ START_TEST(hbone_unknown_host_or_port_gets_503)
 
 	cli_open(&c, "other.default.svc.cluster.local:80");
 	cli_open(&d, ECHO_HOST ":81");
-	RUN_UNTIL(c.status && d.status, 3000);
+	RUN_UNTIL(T.loop, c.status && d.status, 3000);
 	ck_assert_int_eq(c.status, 503);
 	ck_assert_int_eq(d.status, 503);
 	ck_assert_uint_eq(stats().rejected, 2);
@@ -754,7 +748,7 @@ START_TEST(hbone_non_connect_method_gets_400)
 	};
 
 	cli_open_headers(&c, T.client, h, 4);
-	RUN_UNTIL(c.status, 3000);
+	RUN_UNTIL(T.loop, c.status, 3000);
 	ck_assert_int_eq(c.status, 400);
 	ck_assert_uint_eq(stats().rejected, 1);
 	ck_assert_uint_eq(stats().relayed, 0);
@@ -772,7 +766,7 @@ START_TEST(hbone_authority_without_port_gets_400)
 	};
 
 	cli_open_headers(&c, T.client, h, 2);
-	RUN_UNTIL(c.status, 3000);
+	RUN_UNTIL(T.loop, c.status, 3000);
 	ck_assert_int_eq(c.status, 400);
 	ck_assert_uint_eq(echo_conns(), 0);
 	cli_clear(&c);
@@ -786,7 +780,7 @@ START_TEST(hbone_authority_ip_of_another_pod_gets_400_ip_mismatch)
 
 	snprintf(a, sizeof(a), "127.0.0.5:%u", T.echo.port);
 	cli_open(&c, a);
-	RUN_UNTIL(c.status, 3000);
+	RUN_UNTIL(T.loop, c.status, 3000);
 	ck_assert_int_eq(c.status, 400);
 	ck_assert_ptr_nonnull(
 	        log_line_with("connection failed", "ip mismatch: 127.0.0.5 != 127.0.0.1"));
@@ -803,7 +797,7 @@ START_TEST(hbone_target_on_our_own_ports_gets_503)
 	cli_open(&c, "127.0.0.1:15008");
 	snprintf(a, sizeof(a), "127.0.0.1:%u", T.inbound_port);
 	cli_open(&d, a);
-	RUN_UNTIL(c.status && d.status, 3000);
+	RUN_UNTIL(T.loop, c.status && d.status, 3000);
 	ck_assert_int_eq(c.status, 503);
 	ck_assert_int_eq(d.status, 503);
 	ck_assert_ptr_nonnull(
@@ -822,9 +816,9 @@ START_TEST(hbone_upstream_refusing_gets_503_with_connect_flag)
 
 	snprintf(a, sizeof(a), "127.0.0.1:%u", free_port());
 	cli_open(&c, a);
-	RUN_UNTIL(c.status, 3000);
+	RUN_UNTIL(T.loop, c.status, 3000);
 	ck_assert_int_eq(c.status, 503);
-	RUN_UNTIL(zt_inbound_live() == 0, 3000);
+	RUN_UNTIL(T.loop, zt_inbound_live() == 0, 3000);
 	ck_assert_ptr_nonnull(log_line_with("connection complete", "Connection refused"));
 	m = metric_line("istio_tcp_connections_failed_total", "response_flags=\"CONNECT\"");
 	ck_assert_ptr_nonnull(m);
@@ -842,10 +836,10 @@ START_TEST(hbone_principal_outside_allow_policy_gets_401)
 
 	load_mesh(WITH_LOCAL | ALLOW_OTHER);
 	cli_open(&c, echo_authority(a, sizeof(a)));
-	RUN_UNTIL(c.status, 3000);
+	RUN_UNTIL(T.loop, c.status, 3000);
 	ck_assert_int_eq(c.status, 401);
 	ck_assert_uint_eq(echo_conns(), 0);
-	RUN_UNTIL(zt_inbound_live() == 0, 3000);
+	RUN_UNTIL(T.loop, zt_inbound_live() == 0, 3000);
 	line = log_line_with("connection complete", "error=");
 	ck_assert_msg(line, "%s", T.log);
 	ck_assert_ptr_nonnull(strstr(line, "allow policies exist, but none allowed"));
@@ -887,8 +881,8 @@ START_TEST(hbone_client_from_another_trust_domain_is_refused_at_tls)
 	ck_assert_int_eq(zt_hbone_authority_parse(&t, a, strlen(a)), 0);
 	ck_assert_int_eq(zt_hbone_req_build(&c.hreq, &in), 0);
 	cli_open_headers(&c, foreign, c.hreq.h, c.hreq.n);
-	RUN_UNTIL((c.ready && c.err < 0) || c.closed || stats().tls_failed, 5000);
-	RUN_UNTIL((c.ready && c.err < 0) || c.closed, 5000);
+	RUN_UNTIL(T.loop, (c.ready && c.err < 0) || c.closed || stats().tls_failed, 5000);
+	RUN_UNTIL(T.loop, (c.ready && c.err < 0) || c.closed, 5000);
 	ck_assert_int_ne(c.status, 200);
 	ck_assert_uint_eq(stats().tls_failed, 1);
 	ck_assert_uint_eq(stats().streams, 0);
@@ -906,7 +900,7 @@ START_TEST(hbone_waits_for_the_local_workload_then_503)
 	load_mesh(0);
 	zt_inbound_set_workload_wait(T.p, 100);
 	cli_open(&c, echo_authority(a, sizeof(a)));
-	RUN_UNTIL(c.status, 3000);
+	RUN_UNTIL(T.loop, c.status, 3000);
 	ck_assert_int_eq(c.status, 503);
 	ck_assert_ptr_nonnull(
 	        log_line_with("connection failed", "workload default/local not found"));
@@ -924,13 +918,13 @@ START_TEST(hbone_stream_proceeds_when_the_local_workload_appears)
 	c.out = msg;
 	c.out_len = sizeof(msg);
 	cli_open(&c, echo_authority(a, sizeof(a)));
-	RUN_UNTIL(stats().streams == 1, 3000);
+	RUN_UNTIL(T.loop, stats().streams == 1, 3000);
 	for (int i = 0; i < 5; i++)
 		zt_loop_run_once(T.loop, 5);
 	ck_assert_int_eq(c.status, 0);
 	ck_assert_uint_eq(stats().live, 1);
 	load_mesh(WITH_LOCAL);
-	RUN_UNTIL(c.in_len == sizeof(msg), 3000);
+	RUN_UNTIL(T.loop, c.in_len == sizeof(msg), 3000);
 	ck_assert_int_eq(c.status, 200);
 	ck_assert_mem_eq(c.in, msg, sizeof(msg));
 	cli_clear(&c);
@@ -977,9 +971,9 @@ START_TEST(policy_added_while_open_closes_the_connection)
 	json_decref(dump);
 
 	load_mesh(WITH_LOCAL | DENY_SLEEP);
-	RUN_UNTIL(c.closed, 3000);
+	RUN_UNTIL(T.loop, c.closed, 3000);
 	ck_assert_uint_ne(c.close_code, 0);
-	RUN_UNTIL(zt_inbound_live() == 0 && echo_conns() == 0, 3000);
+	RUN_UNTIL(T.loop, zt_inbound_live() == 0 && echo_conns() == 0, 3000);
 	ck_assert_ptr_nonnull(
 	        log_line_with("connection complete", "connection closed due to policy change"));
 	ck_assert_uint_eq(stats().policy_closed, 1);
@@ -1000,7 +994,7 @@ START_TEST(policy_change_that_still_allows_keeps_the_connection)
 	c.out_len = sizeof(more);
 	c.sent = 0;
 	cli_pump(&c);
-	RUN_UNTIL(c.in_len == before + sizeof(more) || c.closed, 3000);
+	RUN_UNTIL(T.loop, c.in_len == before + sizeof(more) || c.closed, 3000);
 	ck_assert(!c.closed);
 	ck_assert_mem_eq(c.in + before, more, sizeof(more));
 	ck_assert_uint_eq(stats().policy_closed, 0);
@@ -1017,9 +1011,9 @@ START_TEST(proxy_free_closes_live_connections)
 	ck_assert_uint_eq(stats().live, 2);
 	zt_proxy_free(T.p);
 	T.p = NULL;
-	RUN_UNTIL(c.closed && d.closed, 3000);
-	RUN_UNTIL(zt_inbound_live() == 0 && zt_relay_live() == 0 && echo_conns() == 0, 3000);
-	ck_assert_ptr_nonnull(log_line_with("connection complete", ZT_INBOUND_REASON_STOPPED));
+	RUN_UNTIL(T.loop, c.closed && d.closed, 3000);
+	RUN_UNTIL(T.loop, zt_inbound_live() == 0 && zt_relay_live() == 0 && echo_conns() == 0, 3000);
+	ck_assert_ptr_nonnull(log_line_with("connection complete", zt_close_reason(ZT_CLOSE_STOPPED)));
 	cli_clear(&c);
 	cli_clear(&d);
 }
@@ -1036,7 +1030,7 @@ START_TEST(plaintext_to_our_own_port_is_closed)
 	ck_assert_int_ge(fd, 0);
 	ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
 	fcntl(fd, F_SETFL, O_NONBLOCK);
-	RUN_UNTIL((n = read(fd, buf, sizeof(buf))) >= 0 || errno != EAGAIN, 3000);
+	RUN_UNTIL(T.loop, (n = read(fd, buf, sizeof(buf))) >= 0 || errno != EAGAIN, 3000);
 	/* Closed by the proxy: EOF or a reset, never data. */
 	ck_assert(n == 0 || (n < 0 && errno == ECONNRESET));
 	close(fd);
@@ -1119,7 +1113,7 @@ START_TEST(plaintext_relays_to_the_original_destination)
 	back = malloc(len);
 	ck_assert_uint_eq(plain_exchange(msg, len, back, len), len);
 	ck_assert_mem_eq(back, msg, len);
-	RUN_UNTIL(zt_inbound_live() == 0, 3000);
+	RUN_UNTIL(T.loop, zt_inbound_live() == 0, 3000);
 	ck_assert_uint_eq(stats().accepted_plain, 1);
 	ck_assert_uint_eq(stats().relayed, 1);
 	line = log_line_with("connection complete", NULL);
@@ -1149,7 +1143,7 @@ START_TEST(plaintext_denied_by_policy_is_closed)
 	/* An ALLOW policy naming a principal never matches a connection without identity. */
 	load_mesh(WITH_LOCAL | ALLOW_OTHER);
 	ck_assert_uint_eq(plain_exchange((const uint8_t *)"x", 1, back, sizeof(back)), 0);
-	RUN_UNTIL(zt_inbound_live() == 0, 3000);
+	RUN_UNTIL(T.loop, zt_inbound_live() == 0, 3000);
 	ck_assert_uint_eq(stats().denied, 1);
 	ck_assert_uint_eq(echo_conns(), 0);
 	ck_assert_ptr_nonnull(
@@ -1191,8 +1185,8 @@ Suite *inbound_suite(void)
 
 	tcase_add_checked_fixture(n, setup_netns, teardown);
 	tcase_set_timeout(n, 30);
-	tcase_add_test(n, plaintext_relays_to_the_original_destination);
-	tcase_add_test(n, plaintext_denied_by_policy_is_closed);
+	fx_add_root_test(n, "inbound", plaintext_relays_to_the_original_destination);
+	fx_add_root_test(n, "inbound", plaintext_denied_by_policy_is_closed);
 	suite_add_tcase(s, n);
 	return s;
 }

@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "loop_fixture.h"
 #include "cert/local.h"
 #include "cert/manager.h"
 #include "protocol/ca.h"
@@ -962,7 +963,7 @@ START_TEST(concurrent_connections_share_two_pooled_connections_and_stop_closes_t
 	ck_assert_int_eq(atomic_load(&M.closed), MANY);
 	run_ms(50);
 	ck_assert_int_eq(live("proxy_outbound_conn"), 0);
-	ck_assert_int_eq(log_count("error=\"proxy stopped\""), MANY);
+	ck_assert_int_eq(log_count("error=\"connection closed: workload proxy stopped\""), MANY);
 	rig_down();
 }
 END_TEST
@@ -974,19 +975,18 @@ Suite *outbound_suite(void)
 	TCase *tc = tcase_create("outbound");
 
 	tcase_set_timeout(tc, 60);
-	tcase_add_test(tc, passthrough_to_unknown_destination_echoes_one_mib_exactly);
-	tcase_add_test(tc, tunnel_none_workload_gets_plain_tcp_to_the_target_port);
-	tcase_add_test(tc, hbone_connect_carries_authority_forwarded_baggage_and_echoes);
-	tcase_add_test(tc, access_log_of_an_hbone_flow_has_the_reference_fields);
-	tcase_add_test(tc, metrics_count_the_flow_with_source_reporter_and_mutual_tls);
-	tcase_add_test(tc, non_200_closes_the_downstream_and_logs_the_status);
-	tcase_add_test(tc, server_with_the_wrong_identity_fails_with_identity_error);
-	tcase_add_test(tc, loopback_to_an_illegal_port_is_denied);
-	tcase_add_test(tc, refused_plain_connect_closes_with_connect_flag);
-	tcase_add_test(tc, unknown_source_workload_closes_after_five_seconds);
-	tcase_add_test(tc, source_workload_arriving_during_the_wait_is_used);
-	tcase_add_test(tc,
-	               concurrent_connections_share_two_pooled_connections_and_stop_closes_them);
+	fx_add_root_test(tc, "outbound", passthrough_to_unknown_destination_echoes_one_mib_exactly);
+	fx_add_root_test(tc, "outbound", tunnel_none_workload_gets_plain_tcp_to_the_target_port);
+	fx_add_root_test(tc, "outbound", hbone_connect_carries_authority_forwarded_baggage_and_echoes);
+	fx_add_root_test(tc, "outbound", access_log_of_an_hbone_flow_has_the_reference_fields);
+	fx_add_root_test(tc, "outbound", metrics_count_the_flow_with_source_reporter_and_mutual_tls);
+	fx_add_root_test(tc, "outbound", non_200_closes_the_downstream_and_logs_the_status);
+	fx_add_root_test(tc, "outbound", server_with_the_wrong_identity_fails_with_identity_error);
+	fx_add_root_test(tc, "outbound", loopback_to_an_illegal_port_is_denied);
+	fx_add_root_test(tc, "outbound", refused_plain_connect_closes_with_connect_flag);
+	fx_add_root_test(tc, "outbound", unknown_source_workload_closes_after_five_seconds);
+	fx_add_root_test(tc, "outbound", source_workload_arriving_during_the_wait_is_used);
+	fx_add_root_test(tc, "outbound", concurrent_connections_share_two_pooled_connections_and_stop_closes_them);
 	suite_add_tcase(s, tc);
 	return s;
 }

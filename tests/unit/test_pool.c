@@ -12,6 +12,7 @@
 #include "hbone/pool.h"
 #include "runtime/err.h"
 #include "runtime/live.h"
+#include "loop_fixture.h"
 #include "tls_fixture.h"
 
 #define SERVER_ID "spiffe://cluster.local/ns/default/sa/server"
@@ -142,7 +143,7 @@ static void server_start(int backlog, bool accepting)
 struct rec {
 	bool done;
 	int err;
-	enum zt_pool_flag flag;
+	enum zt_close flag;
 	char reason[256];
 	char peer[ZT_SPIFFE_STR_SIZE];
 	bool reused;
@@ -217,32 +218,6 @@ static void request(int i)
 	ck_assert_ptr_nonnull(R[i].req);
 }
 
-static void on_guard(struct zt_timer *t, void *arg)
-{
-	(void)t;
-	(void)arg;
-}
-
-/* Runs the loop until cond holds; fails after ms. */
-#define RUN_UNTIL_MS(cond, ms)                                                                     \
-	do {                                                                                       \
-		struct zt_timer guard_ = {0};                                                      \
-		zt_timer_start(loop, &guard_, (ms), on_guard, NULL);                               \
-		while (!(cond) && zt_timer_active(&guard_))                                        \
-			zt_loop_run_once(loop, 20);                                                \
-		zt_timer_stop(&guard_);                                                            \
-		ck_assert_msg((cond), "timed out waiting for " #cond);                             \
-	} while (0)
-#define RUN_UNTIL(cond) RUN_UNTIL_MS(cond, 10000)
-
-static void run_for(uint64_t ms)
-{
-	uint64_t end = zt_loop_update_time(loop) + ms;
-
-	while (zt_loop_update_time(loop) < end)
-		zt_loop_run_once(loop, (int)(end - zt_loop_now(loop)));
-}
-
 static struct zt_pool_stats stats(void)
 {
 	struct zt_pool_stats st;
@@ -275,13 +250,6 @@ static void setup(void)
 	pool = NULL;
 }
 
-static long live(const char *name)
-{
-	const struct zt_live *l = zt_live_get(name);
-
-	return l ? l->count : 0;
-}
-
 static void teardown(void)
 {
 	zt_pool_free(pool);
@@ -292,12 +260,12 @@ static void teardown(void)
 		zt_sock_close(S.quiet[i]);
 		free(S.quiet[i]);
 	}
-	for (int i = 0; i < 50 && (zt_h2_conn_live() || live("pool_connection")); i++)
+	for (int i = 0; i < 50 && (zt_h2_conn_live() || fx_live("pool_connection")); i++)
 		zt_loop_run_once(loop, 10);
 	ck_assert_uint_eq(zt_h2_conn_live(), 0);
 	ck_assert_uint_eq(zt_h2_stream_live(), 0);
-	ck_assert_int_eq(live("pool_connection"), 0);
-	ck_assert_int_eq(live("pool_request"), 0);
+	ck_assert_int_eq(fx_live("pool_connection"), 0);
+	ck_assert_int_eq(fx_live("pool_request"), 0);
 	zt_io_stop(&S.lio);
 	if (S.lfd >= 0)
 		close(S.lfd);
@@ -335,13 +303,13 @@ START_TEST(concurrent_requests_fill_connections_up_to_max_streams)
 	key_init(SERVER_ID);
 	for (int i = 0; i < 250; i++)
 		request(i);
-	RUN_UNTIL(ndone == 250 && S.requests == 250);
+	RUN_UNTIL(loop, ndone == 250 && S.requests == 250, 10000);
 	for (int i = 0; i < 250; i++) {
 		ck_assert_msg(R[i].err == 0 && R[i].st, "request %d: %s", i, R[i].reason);
 		ck_assert_str_eq(R[i].peer, SERVER_ID);
 		reused += R[i].reused;
 	}
-	RUN_UNTIL(R[249].status == 200);
+	RUN_UNTIL(loop, R[249].status == 200, 10000);
 	ck_assert_int_eq(S.accepts, 3);
 	ck_assert_uint_eq(stats().connects, 3);
 	ck_assert_uint_eq(stats().opened, 3);
@@ -361,9 +329,9 @@ START_TEST(concurrent_requests_fill_connections_up_to_max_streams)
 	json_decref(conns);
 	/* A stream ending frees a slot that the next request takes: no new connection. */
 	zt_h2_stream_reset(R[0].st, 8);
-	RUN_UNTIL(R[0].closed);
+	RUN_UNTIL(loop, R[0].closed, 10000);
 	request(250);
-	RUN_UNTIL(R[250].done);
+	RUN_UNTIL(loop, R[250].done, 10000);
 	ck_assert_int_eq(R[250].err, 0);
 	ck_assert_int_eq(S.accepts, 3);
 }
@@ -377,7 +345,7 @@ START_TEST(peer_max_concurrent_streams_bounds_each_connection)
 	key_init(SERVER_ID);
 	for (int i = 0; i < 25; i++)
 		request(i);
-	RUN_UNTIL(ndone == 25 && S.requests == 25);
+	RUN_UNTIL(loop, ndone == 25 && S.requests == 25, 10000);
 	for (int i = 0; i < 25; i++)
 		ck_assert_int_eq(R[i].err, 0);
 	ck_assert_int_eq(S.accepts, 3);
@@ -397,12 +365,12 @@ START_TEST(requests_arriving_during_the_handshake_wait_for_it)
 	key_init(SERVER_ID);
 	request(0);
 	/* The TCP connection exists, the TLS handshake has not finished. */
-	RUN_UNTIL(S.accepts == 1);
+	RUN_UNTIL(loop, S.accepts == 1, 10000);
 	ck_assert_int_eq(ndone, 0);
 	for (int i = 1; i < 6; i++)
 		request(i);
 	ck_assert_uint_eq(stats().waiting, 6);
-	RUN_UNTIL(ndone == 6);
+	RUN_UNTIL(loop, ndone == 6, 10000);
 	for (int i = 0; i < 6; i++)
 		ck_assert_int_eq(R[i].err, 0);
 	ck_assert_int_eq(S.accepts, 1);
@@ -418,11 +386,11 @@ START_TEST(ready_never_runs_inside_connect_even_with_a_free_connection)
 	pool_start();
 	key_init(SERVER_ID);
 	request(0);
-	RUN_UNTIL(ndone == 1);
-	run_for(50); /* peer SETTINGS in: the connection is ready */
+	RUN_UNTIL(loop, ndone == 1, 10000);
+	fx_run_for(loop, 50); /* peer SETTINGS in: the connection is ready */
 	request(1);
 	ck_assert(!R[1].done);
-	RUN_UNTIL(R[1].done);
+	RUN_UNTIL(loop, R[1].done, 10000);
 	ck_assert(R[1].reused);
 	ck_assert_int_eq(S.accepts, 1);
 }
@@ -436,13 +404,13 @@ START_TEST(goaway_from_server_makes_next_request_open_a_new_connection)
 	pool_start();
 	key_init(SERVER_ID);
 	request(0);
-	RUN_UNTIL(R[0].status == 200);
+	RUN_UNTIL(loop, R[0].status == 200, 10000);
 	first = zt_h2_stream_conn(R[0].st);
 	ck_assert_ptr_nonnull(S.conns[0]);
 	zt_h2_conn_shutdown(S.conns[0]);
-	RUN_UNTIL(!zt_h2_conn_can_open(first));
+	RUN_UNTIL(loop, !zt_h2_conn_can_open(first), 10000);
 	request(1);
-	RUN_UNTIL(R[1].done);
+	RUN_UNTIL(loop, R[1].done, 10000);
 	ck_assert_int_eq(R[1].err, 0);
 	ck_assert_ptr_ne(zt_h2_stream_conn(R[1].st), first);
 	ck_assert(!R[1].reused);
@@ -454,7 +422,7 @@ START_TEST(goaway_from_server_makes_next_request_open_a_new_connection)
 	                 "draining");
 	json_decref(conns);
 	zt_h2_stream_reset(R[0].st, 8);
-	RUN_UNTIL(stats().connections == 1);
+	RUN_UNTIL(loop, stats().connections == 1, 10000);
 }
 END_TEST
 
@@ -465,22 +433,22 @@ START_TEST(server_with_wrong_identity_fails_every_waiting_request)
 	key_init("spiffe://cluster.local/ns/default/sa/expected");
 	for (int i = 0; i < 5; i++)
 		request(i);
-	RUN_UNTIL(ndone == 5);
+	RUN_UNTIL(loop, ndone == 5, 10000);
 	for (int i = 0; i < 5; i++) {
 		ck_assert_ptr_null(R[i].st);
 		ck_assert_int_eq(R[i].err, ZT_E_IDENTITY);
-		ck_assert_int_eq(R[i].flag, ZT_POOL_FLAG_IDENTITY_ERROR);
+		ck_assert_int_eq(R[i].flag, ZT_CLOSE_IDENTITY_ERROR);
 		ck_assert_msg(strstr(R[i].reason, SERVER_ID) != NULL, "%s", R[i].reason);
 	}
-	ck_assert_str_eq(zt_pool_flag_name(R[0].flag), "IDENTITY_ERROR");
+	ck_assert_str_eq(zt_close_flag(R[0].flag), "IDENTITY_ERROR");
 	ck_assert_int_eq(S.accepts, 1);
 	ck_assert_uint_eq(stats().failed, 1);
 	ck_assert_uint_eq(stats().connections, 0);
 	ck_assert_uint_eq(stats().keys, 0);
 	/* The next request tries again (no negative caching) and fails the same way. */
 	request(5);
-	RUN_UNTIL(R[5].done);
-	ck_assert_int_eq(R[5].flag, ZT_POOL_FLAG_IDENTITY_ERROR);
+	RUN_UNTIL(loop, R[5].done, 10000);
+	ck_assert_int_eq(R[5].flag, ZT_CLOSE_IDENTITY_ERROR);
 	ck_assert_int_eq(S.accepts, 2);
 }
 END_TEST
@@ -493,7 +461,7 @@ START_TEST(any_of_several_expected_identities_is_accepted)
 	ck_assert_int_eq(zt_spiffe_parse(&expect_ids[1], SERVER_ID, strlen(SERVER_ID)), 0);
 	key.n_dst_ids = 2;
 	request(0);
-	RUN_UNTIL(R[0].done);
+	RUN_UNTIL(loop, R[0].done, 10000);
 	ck_assert_int_eq(R[0].err, 0);
 	ck_assert_str_eq(R[0].peer, SERVER_ID);
 }
@@ -509,7 +477,7 @@ START_TEST(different_keys_never_share_a_connection)
 	ck_assert_int_eq(zt_spiffe_parse(&expect_ids[1], CLIENT_ID, strlen(CLIENT_ID)), 0);
 	key.n_dst_ids = 2;
 	request(1);
-	RUN_UNTIL(ndone == 2);
+	RUN_UNTIL(loop, ndone == 2, 10000);
 	ck_assert_int_eq(R[0].err, 0);
 	ck_assert_int_eq(R[1].err, 0);
 	ck_assert_int_eq(S.accepts, 2);
@@ -526,14 +494,14 @@ START_TEST(unused_connection_is_released_after_the_timeout)
 	pool_start();
 	key_init(SERVER_ID);
 	request(0);
-	RUN_UNTIL(R[0].status == 200);
+	RUN_UNTIL(loop, R[0].status == 200, 10000);
 	t0 = zt_loop_update_time(loop);
 	zt_h2_stream_reset(R[0].st, 8);
-	RUN_UNTIL(R[0].closed);
-	RUN_UNTIL(stats().connections == 0);
+	RUN_UNTIL(loop, R[0].closed, 10000);
+	RUN_UNTIL(loop, stats().connections == 0, 10000);
 	ck_assert_uint_ge(zt_loop_update_time(loop) - t0, 140);
 	ck_assert_uint_eq(stats().keys, 0);
-	RUN_UNTIL(S.conns[0] == NULL); /* the server saw it close */
+	RUN_UNTIL(loop, S.conns[0] == NULL, 10000); /* the server saw it close */
 }
 END_TEST
 
@@ -544,8 +512,8 @@ START_TEST(evicted_connection_with_streams_closes_when_the_last_one_ends)
 	pool_start();
 	key_init(SERVER_ID);
 	request(0);
-	RUN_UNTIL(R[0].status == 200);
-	run_for(200);
+	RUN_UNTIL(loop, R[0].status == 200, 10000);
+	fx_run_for(loop, 200);
 	/* Out of the pool but still carrying its stream. */
 	ck_assert(!R[0].closed);
 	ck_assert_uint_eq(stats().connections, 1);
@@ -554,10 +522,10 @@ START_TEST(evicted_connection_with_streams_closes_when_the_last_one_ends)
 	                 "draining");
 	json_decref(conns);
 	request(1);
-	RUN_UNTIL(R[1].done);
+	RUN_UNTIL(loop, R[1].done, 10000);
 	ck_assert_int_eq(S.accepts, 2);
 	zt_h2_stream_reset(R[0].st, 8);
-	RUN_UNTIL(stats().connections == 1);
+	RUN_UNTIL(loop, stats().connections == 1, 10000);
 }
 END_TEST
 
@@ -569,15 +537,15 @@ START_TEST(cancelled_request_never_hears_back_and_connection_still_forms)
 	request(0);
 	request(1);
 	zt_pool_req_cancel(R[0].req);
-	RUN_UNTIL(R[1].done);
-	run_for(50);
+	RUN_UNTIL(loop, R[1].done, 10000);
+	fx_run_for(loop, 50);
 	ck_assert(!R[0].done);
 	ck_assert_int_eq(S.requests, 1);
 	/* Cancelling the only request of a fresh key: nothing stays waiting. */
 	request(2);
 	zt_pool_req_cancel(R[2].req);
 	ck_assert_uint_eq(stats().waiting, 0);
-	run_for(50);
+	fx_run_for(loop, 50);
 	ck_assert(!R[2].done);
 	ck_assert_int_eq(S.requests, 1);
 	ck_assert_int_eq(S.accepts, 1);
@@ -593,11 +561,11 @@ START_TEST(refused_tcp_connect_is_a_connect_failure)
 	key_init(SERVER_ID);
 	request(0);
 	request(1);
-	RUN_UNTIL(ndone == 2);
+	RUN_UNTIL(loop, ndone == 2, 10000);
 	ck_assert_int_eq(R[0].err, -ECONNREFUSED);
-	ck_assert_int_eq(R[0].flag, ZT_POOL_FLAG_CONNECT);
-	ck_assert_int_eq(R[1].flag, ZT_POOL_FLAG_CONNECT);
-	ck_assert_str_eq(zt_pool_flag_name(R[1].flag), "CONNECT");
+	ck_assert_int_eq(R[0].flag, ZT_CLOSE_CONNECT);
+	ck_assert_int_eq(R[1].flag, ZT_CLOSE_CONNECT);
+	ck_assert_str_eq(zt_close_flag(R[1].flag), "CONNECT");
 	ck_assert_uint_eq(stats().connects, 1);
 }
 END_TEST
@@ -616,17 +584,17 @@ START_TEST(tcp_connect_timeout_is_a_network_policy_failure)
 		fill[n] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
 		connect(fill[n], (struct sockaddr *)&ss, sl);
 	}
-	run_for(50);
+	fx_run_for(loop, 50);
 	pool_start();
 	key_init(SERVER_ID);
 	request(0);
-	RUN_UNTIL(R[0].done);
+	RUN_UNTIL(loop, R[0].done, 10000);
 	for (int i = 0; i < n; i++)
 		close(fill[i]);
-	ck_assert_msg(R[0].flag == ZT_POOL_FLAG_NETWORK_POLICY, "flag %s: %s",
-	              zt_pool_flag_name(R[0].flag), R[0].reason);
+	ck_assert_msg(R[0].flag == ZT_CLOSE_NETWORK_POLICY, "flag %s: %s",
+	              zt_close_flag(R[0].flag), R[0].reason);
 	ck_assert_int_eq(R[0].err, ZT_E_TIMEOUT);
-	ck_assert_str_eq(zt_pool_flag_name(R[0].flag), "NETWORK_POLICY");
+	ck_assert_str_eq(zt_close_flag(R[0].flag), "NETWORK_POLICY");
 }
 END_TEST
 
@@ -637,8 +605,8 @@ START_TEST(silent_tls_peer_is_a_tls_failure_after_the_timeout)
 	pool_start();
 	key_init(SERVER_ID);
 	request(0);
-	RUN_UNTIL(R[0].done);
-	ck_assert_int_eq(R[0].flag, ZT_POOL_FLAG_TLS_FAILURE);
+	RUN_UNTIL(loop, R[0].done, 10000);
+	ck_assert_int_eq(R[0].flag, ZT_CLOSE_TLS_FAILURE);
 	ck_assert_int_eq(R[0].err, ZT_E_TIMEOUT);
 	ck_assert_msg(strstr(R[0].reason, "TLS handshake timed out") != NULL, "%s", R[0].reason);
 }
@@ -653,16 +621,16 @@ START_TEST(peer_without_http2_settings_is_an_h2_handshake_failure)
 	key_init(SERVER_ID);
 	for (int i = 0; i < 3; i++)
 		request(i);
-	RUN_UNTIL(ndone == 3);
+	RUN_UNTIL(loop, ndone == 3, 10000);
 	/* The first stream went out at once; the others waited for SETTINGS that never came. */
 	ck_assert_int_eq(R[0].err, 0);
 	for (int i = 1; i < 3; i++) {
-		ck_assert_int_eq(R[i].flag, ZT_POOL_FLAG_H2_HANDSHAKE_FAILURE);
+		ck_assert_int_eq(R[i].flag, ZT_CLOSE_H2_HANDSHAKE_FAILURE);
 		ck_assert_int_eq(R[i].err, ZT_E_TIMEOUT);
 	}
-	RUN_UNTIL(R[0].closed);
+	RUN_UNTIL(loop, R[0].closed, 10000);
 	ck_assert_int_eq(S.accepts, 1);
-	ck_assert_str_eq(zt_pool_flag_name(R[1].flag), "H2_HANDSHAKE_FAILURE");
+	ck_assert_str_eq(zt_close_flag(R[1].flag), "H2_HANDSHAKE_FAILURE");
 }
 END_TEST
 
@@ -674,14 +642,14 @@ START_TEST(peer_allowing_no_streams_is_an_h2_handshake_failure)
 	key_init(SERVER_ID);
 	for (int i = 0; i < 4; i++)
 		request(i);
-	RUN_UNTIL(ndone == 4);
+	RUN_UNTIL(loop, ndone == 4, 10000);
 	/* One stream left before the SETTINGS said no; the others fail with the attempt. */
 	for (int i = 1; i < 4; i++) {
-		ck_assert_int_eq(R[i].flag, ZT_POOL_FLAG_H2_HANDSHAKE_FAILURE);
+		ck_assert_int_eq(R[i].flag, ZT_CLOSE_H2_HANDSHAKE_FAILURE);
 		ck_assert_str_eq(R[i].reason, "peer allows no streams");
 	}
 	ck_assert_int_eq(S.accepts, 1);
-	RUN_UNTIL(R[0].closed);
+	RUN_UNTIL(loop, R[0].closed, 10000);
 	ck_assert_int_ne(R[0].status, 200);
 }
 END_TEST
@@ -704,7 +672,7 @@ START_TEST(socket_hook_creates_every_socket)
 	pool_start();
 	key_init(SERVER_ID);
 	request(0);
-	RUN_UNTIL(R[0].status == 200);
+	RUN_UNTIL(loop, R[0].status == 200, 10000);
 	ck_assert_int_eq(hook_calls, 1);
 }
 END_TEST
@@ -723,9 +691,9 @@ START_TEST(socket_hook_failure_is_reported_as_a_connect_failure)
 	pool_start();
 	key_init(SERVER_ID);
 	request(0);
-	RUN_UNTIL(R[0].done);
+	RUN_UNTIL(loop, R[0].done, 10000);
 	ck_assert_int_eq(R[0].err, -EMFILE);
-	ck_assert_int_eq(R[0].flag, ZT_POOL_FLAG_CONNECT);
+	ck_assert_int_eq(R[0].flag, ZT_CLOSE_CONNECT);
 	ck_assert_int_eq(S.accepts, 0);
 }
 END_TEST
@@ -738,11 +706,11 @@ START_TEST(socket_mark_is_applied_or_its_refusal_reported)
 	pool_start();
 	key_init(SERVER_ID);
 	request(0);
-	RUN_UNTIL(R[0].done);
+	RUN_UNTIL(loop, R[0].done, 10000);
 	if (geteuid() == 0) {
 		ck_assert_int_eq(R[0].err, 0);
 	} else {
-		ck_assert_int_eq(R[0].flag, ZT_POOL_FLAG_CONNECT);
+		ck_assert_int_eq(R[0].flag, ZT_CLOSE_CONNECT);
 		ck_assert_msg(strstr(R[0].reason, "SO_MARK") != NULL, "%s", R[0].reason);
 	}
 }
@@ -765,7 +733,7 @@ START_TEST(freeing_the_pool_cancels_waiters_and_closes_connections)
 	pool_start();
 	key_init(SERVER_ID);
 	request(2);
-	RUN_UNTIL(R[2].status == 200);
+	RUN_UNTIL(loop, R[2].status == 200, 10000);
 	/* A ready callback that cancels another waiting request while the pool closes. */
 	ck_assert_int_eq(zt_pool_connect(pool, &key, h, 2, &c_cbs, &R[0], cancel_other, &R[0], &r0),
 	                 0);
@@ -775,8 +743,8 @@ START_TEST(freeing_the_pool_cancels_waiters_and_closes_connections)
 	ck_assert(R[0].done);
 	ck_assert_int_eq(R[0].err, ZT_E_CANCELLED);
 	ck_assert(!R[1].done);
-	RUN_UNTIL(R[2].closed);
-	RUN_UNTIL(live("pool_connection") == 0);
+	RUN_UNTIL(loop, R[2].closed, 10000);
+	RUN_UNTIL(loop, fx_live("pool_connection") == 0, 10000);
 }
 END_TEST
 
@@ -801,10 +769,10 @@ START_TEST(freeing_the_pool_from_a_ready_callback_is_safe)
 	                                 &R[0], &R[0].req),
 	                 0);
 	request(1);
-	RUN_UNTIL(ndone == 2);
+	RUN_UNTIL(loop, ndone == 2, 10000);
 	ck_assert_int_eq(R[0].err, 0);
 	ck_assert_int_eq(R[1].err, ZT_E_CANCELLED);
-	RUN_UNTIL(R[0].closed && live("pool_connection") == 0);
+	RUN_UNTIL(loop, R[0].closed && fx_live("pool_connection") == 0, 10000);
 	/* Failure path: freed while waiters are being failed; each still hears back once. */
 	memset(R, 0, sizeof(R));
 	ndone = 0;
@@ -815,10 +783,10 @@ START_TEST(freeing_the_pool_from_a_ready_callback_is_safe)
 	                 0);
 	request(1);
 	request(2);
-	RUN_UNTIL(ndone == 3);
+	RUN_UNTIL(loop, ndone == 3, 10000);
 	for (int i = 0; i < 3; i++)
-		ck_assert_int_eq(R[i].flag, ZT_POOL_FLAG_IDENTITY_ERROR);
-	RUN_UNTIL(live("pool_connection") == 0);
+		ck_assert_int_eq(R[i].flag, ZT_CLOSE_IDENTITY_ERROR);
+	RUN_UNTIL(loop, fx_live("pool_connection") == 0, 10000);
 }
 END_TEST
 
@@ -846,7 +814,7 @@ START_TEST(connect_rejects_bad_keys_without_a_callback)
 	ck_assert_int_eq(zt_pool_connect(pool, &key, h, 0, NULL, NULL, on_ready, &R[0], &r),
 	                 ZT_E_RANGE);
 	ck_assert_ptr_null(r);
-	run_for(20);
+	fx_run_for(loop, 20);
 	ck_assert(!R[0].done);
 	ck_assert_uint_eq(stats().keys, 0);
 }
@@ -863,7 +831,7 @@ START_TEST(dump_describes_keys_and_connections)
 	ck_assert_int_eq(zt_ip_parse(&key.src_ip, "127.0.0.1", 9), 0);
 	request(0);
 	request(1);
-	RUN_UNTIL(ndone == 2);
+	RUN_UNTIL(loop, ndone == 2, 10000);
 	d = zt_pool_dump(pool);
 	zt_addr_format(&S.addr, dst, sizeof(dst));
 	ck_assert_int_eq(json_integer_value(json_object_get(d, "connects")), 1);

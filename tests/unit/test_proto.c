@@ -24,6 +24,7 @@
 #include "istio/zds/zds.pb-c.h"
 #include "protocol/pb.h"
 #include "runtime/err.h"
+#include "runtime/mem.h"
 
 #define MAX (1u << 20)
 
@@ -359,15 +360,6 @@ static const struct {
 };
 
 /* ---- generic helpers driven by the descriptors -------------------------------------------- */
-
-static void *xcalloc(size_t n, size_t size)
-{
-	void *p = calloc(n ? n : 1, size ? size : 1);
-
-	if (!p)
-		abort();
-	return p;
-}
 
 static size_t slot_size(ProtobufCType t)
 {

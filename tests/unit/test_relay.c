@@ -16,6 +16,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "loop_fixture.h"
 #include "protocol/h2.h"
 #include "hbone/relay.h"
 #include "runtime/err.h"
@@ -23,23 +24,6 @@
 #define MiB (1024u * 1024u)
 
 static struct zt_loop *loop;
-
-static void on_guard(struct zt_timer *t, void *arg)
-{
-	(void)t;
-	(void)arg;
-}
-
-/* Runs the loop until cond holds or 20 s pass. */
-#define RUN_UNTIL(cond)                                                                            \
-	do {                                                                                       \
-		struct zt_timer guard_ = {0};                                                      \
-		zt_timer_start(loop, &guard_, 20000, on_guard, NULL);                              \
-		while (!(cond) && zt_timer_active(&guard_))                                        \
-			zt_loop_run_once(loop, 50);                                                \
-		zt_timer_stop(&guard_);                                                            \
-		ck_assert_msg((cond), "timed out waiting for " #cond);                             \
-	} while (0)
 
 /* This binary's splice(2): the real one unless a test makes it fail with EINVAL, like a pair
  * of files that cannot splice, either reading into the pipe or writing out of it. */
@@ -398,7 +382,7 @@ static void start_h2(void)
 		tcp_pair(&T.rb, &b);
 	T.cst = zt_h2_request(T.cli, hdr, 2, false, &pre, NULL, &err);
 	ck_assert_ptr_nonnull(T.cst);
-	RUN_UNTIL(T.r[0] && (T.hold || T.r[1]));
+	RUN_UNTIL(loop, T.r[0] && (T.hold || T.r[1]), 20000);
 	app_start(&A, a);
 	if (b >= 0)
 		app_start(&B, b);
@@ -431,14 +415,14 @@ static void teardown(void)
 	for (int i = 0; i < 2; i++)
 		if (T.r[i])
 			zt_relay_abort(T.r[i], "test over");
-	RUN_UNTIL(!T.r[0] && !T.r[1]);
+	RUN_UNTIL(loop, !T.r[0] && !T.r[1], 20000);
 	app_close(&A);
 	app_close(&B);
 	if (T.cli)
 		zt_h2_conn_close(T.cli, "test over");
 	if (T.srv)
 		zt_h2_conn_close(T.srv, "test over");
-	RUN_UNTIL(!T.cli && !T.srv);
+	RUN_UNTIL(loop, !T.cli && !T.srv, 20000);
 	if (T.ra >= 0)
 		close(T.ra);
 	if (T.rb >= 0)
@@ -476,7 +460,7 @@ START_TEST(bytes_arrive_intact_both_ways_and_counts_are_exact)
 	start(m);
 	app_send(&A, n, true);
 	app_send(&B, n + 7, true);
-	RUN_UNTIL(A.eof && B.eof && relays_done(m));
+	RUN_UNTIL(loop, A.eof && B.eof && relays_done(m), 20000);
 	ck_assert_uint_eq(B.received, n);
 	ck_assert_uint_eq(B.rx_sum, A.tx_sum);
 	ck_assert_uint_eq(A.received, n + 7);
@@ -500,16 +484,16 @@ START_TEST(half_close_passes_on_while_the_other_direction_keeps_flowing)
 
 	start(m);
 	app_send(first, 1000, true);
-	RUN_UNTIL(second->eof);
+	RUN_UNTIL(loop, second->eof, 20000);
 	ck_assert_uint_eq(second->received, 1000);
 	/* The other direction is still open: bytes sent after the EOF arrive, then its own EOF. */
 	ck_assert_int_eq(T.done[0].count, 0);
 	app_send(second, 3 * MiB, false);
-	RUN_UNTIL(first->received == 3 * MiB);
+	RUN_UNTIL(loop, first->received == 3 * MiB, 20000);
 	ck_assert(!first->eof);
 	ck_assert_int_eq(T.done[0].count, 0);
 	app_send(second, 5, true);
-	RUN_UNTIL(first->eof && relays_done(m));
+	RUN_UNTIL(loop, first->eof && relays_done(m), 20000);
 	ck_assert_uint_eq(first->received, 3 * MiB + 5);
 	ck_assert_uint_eq(first->rx_sum, second->tx_sum);
 	for (int i = 0; i < (m == M_H2 ? 2 : 1); i++) {
@@ -529,18 +513,18 @@ START_TEST(splice_einval_falls_back_to_copying_without_losing_bytes)
 
 	start(M_SPLICE);
 	app_send(&A, 100, false);
-	RUN_UNTIL(B.received == 100);
+	RUN_UNTIL(loop, B.received == 100, 20000);
 	zt_relay_stats(T.r[0], &st);
 	ck_assert_uint_eq(st.alloc, 0); /* spliced so far */
 	splice_mode = _i == 0 ? SPLICE_EINVAL_IN : SPLICE_EINVAL_OUT;
 	app_send(&A, 3 * MiB, false);
 	app_send(&B, 3 * MiB, false);
-	RUN_UNTIL(B.received == 100 + 3 * MiB && A.received == 3 * MiB);
+	RUN_UNTIL(loop, B.received == 100 + 3 * MiB && A.received == 3 * MiB, 20000);
 	zt_relay_stats(T.r[0], &st);
 	ck_assert_uint_gt(st.alloc, 0); /* now copying through buffers */
 	app_send(&A, 0, true);
 	app_send(&B, 0, true);
-	RUN_UNTIL(A.eof && B.eof && relays_done(M_SPLICE));
+	RUN_UNTIL(loop, A.eof && B.eof && relays_done(M_SPLICE), 20000);
 	ck_assert_uint_eq(B.rx_sum, A.tx_sum);
 	ck_assert_uint_eq(A.received, 3 * MiB);
 	ck_assert_uint_eq(A.rx_sum, B.tx_sum);
@@ -598,14 +582,14 @@ START_TEST(tcp_relay_holds_at_most_one_pipe_while_the_reader_is_paused)
 	ck_assert_uint_eq(pk.alloc[0], 0); /* spliced: no user-space buffer at all */
 	/* After 10 MiB the pipe may grow to 1 MiB, and that is the bound from then on. */
 	app_pause(&B, false);
-	RUN_UNTIL(B.received >= 16 * MiB);
+	RUN_UNTIL(loop, B.received >= 16 * MiB, 20000);
 	app_pause(&B, true);
 	run_sampling(400, &pk2);
 	ck_assert_uint_lt(A.sent, 64 * MiB);
 	ck_assert_uint_le(pk2.q[0][0], 1 * MiB);
 	ck_assert_uint_eq(pk2.alloc[0], 0);
 	app_pause(&B, false);
-	RUN_UNTIL(B.eof);
+	RUN_UNTIL(loop, B.eof, 20000);
 	ck_assert_uint_eq(B.received, 64 * MiB);
 	ck_assert_uint_eq(B.rx_sum, A.tx_sum);
 }
@@ -637,7 +621,7 @@ START_TEST(h2_relays_stay_within_window_and_chunk_while_readers_are_paused)
 	ck_assert_uint_le(zt_h2_stream_buffered(T.cst), 2 * T.cset.stream_send_buffer);
 	app_pause(&A, false);
 	app_pause(&B, false);
-	RUN_UNTIL(A.eof && B.eof && relays_done(M_H2));
+	RUN_UNTIL(loop, A.eof && B.eof && relays_done(M_H2), 20000);
 	ck_assert_uint_eq(B.received, 64 * MiB);
 	ck_assert_uint_eq(B.rx_sum, A.tx_sum);
 	ck_assert_uint_eq(A.received, 64 * MiB);
@@ -653,15 +637,15 @@ START_TEST(copy_buffer_grows_1k_16k_256k_with_bytes_moved)
 
 	start(M_COPY);
 	app_send(&A, 1, false);
-	RUN_UNTIL(B.received == 1);
+	RUN_UNTIL(loop, B.received == 1, 20000);
 	zt_relay_stats(T.r[0], &s);
 	ck_assert_uint_eq(s.alloc, 1024);
 	app_send(&A, 200 * 1024, false);
-	RUN_UNTIL(B.received == 1 + 200 * 1024);
+	RUN_UNTIL(loop, B.received == 1 + 200 * 1024, 20000);
 	zt_relay_stats(T.r[0], &s);
 	ck_assert_uint_eq(s.alloc, 16 * 1024);
 	app_send(&A, 11 * MiB, false);
-	RUN_UNTIL(B.received == 1 + 200 * 1024 + 11 * MiB);
+	RUN_UNTIL(loop, B.received == 1 + 200 * 1024 + 11 * MiB, 20000);
 	zt_relay_stats(T.r[0], &s);
 	ck_assert_uint_eq(s.alloc, 256 * 1024);
 	ck_assert_uint_eq(s.bytes_up, B.received);
@@ -680,9 +664,9 @@ START_TEST(tcp_reset_is_propagated_to_the_other_side)
 
 	start(m);
 	app_send(rst, 10, false);
-	RUN_UNTIL(other->received == 10);
+	RUN_UNTIL(loop, other->received == 10, 20000);
 	app_reset(rst);
-	RUN_UNTIL(other->rx_err != 0 && relays_done(m));
+	RUN_UNTIL(loop, other->rx_err != 0 && relays_done(m), 20000);
 	ck_assert_int_eq(other->rx_err, ECONNRESET);
 	ck_assert(!other->eof);
 	if (m != M_H2) {
@@ -706,9 +690,9 @@ START_TEST(stream_reset_with_cancel_is_eof_and_other_codes_reset_tcp)
 	T.hold = true;
 	start(M_H2);
 	ck_assert_int_eq(zt_h2_stream_write(T.sst, "hello", 5), 5);
-	RUN_UNTIL(A.received == 5);
+	RUN_UNTIL(loop, A.received == 5, 20000);
 	zt_h2_stream_reset(T.sst, cancel ? NGHTTP2_CANCEL : NGHTTP2_INTERNAL_ERROR);
-	RUN_UNTIL(T.done[0].count && (A.eof || A.rx_err));
+	RUN_UNTIL(loop, T.done[0].count && (A.eof || A.rx_err), 20000);
 	if (cancel) {
 		ck_assert(A.eof);
 		ck_assert_int_eq(A.rx_err, 0);
@@ -727,12 +711,12 @@ START_TEST(end_stream_on_a_held_stream_half_closes_the_socket)
 	start(M_H2);
 	ck_assert_int_eq(zt_h2_stream_write(T.sst, "bye", 3), 3);
 	ck_assert_int_eq(zt_h2_stream_end(T.sst, NULL, 0), 0);
-	RUN_UNTIL(A.eof);
+	RUN_UNTIL(loop, A.eof, 20000);
 	ck_assert_uint_eq(A.received, 3);
 	ck_assert_int_eq(T.done[0].count, 0);
 	/* A can still answer; its EOF ends the stream and the relay cleanly. */
 	app_send(&A, 4, true);
-	RUN_UNTIL(T.done[0].count && T.held_closed);
+	RUN_UNTIL(loop, T.done[0].count && T.held_closed, 20000);
 	assert_done(0, NULL);
 	ck_assert_uint_eq(T.held_close_code, NGHTTP2_NO_ERROR);
 	ck_assert_uint_eq(T.done[0].res.bytes_up, 4);
@@ -744,9 +728,9 @@ START_TEST(losing_the_http2_connection_resets_both_applications)
 {
 	start(M_H2);
 	app_send(&A, 100, false);
-	RUN_UNTIL(B.received == 100);
+	RUN_UNTIL(loop, B.received == 100, 20000);
 	zt_h2_conn_close(T.srv, "gone");
-	RUN_UNTIL(A.rx_err && B.rx_err && relays_done(M_H2));
+	RUN_UNTIL(loop, A.rx_err && B.rx_err && relays_done(M_H2), 20000);
 	ck_assert_int_eq(A.rx_err, ECONNRESET);
 	ck_assert_int_eq(B.rx_err, ECONNRESET);
 	assert_done(0, "HTTP/2 connection closed");
@@ -761,11 +745,11 @@ START_TEST(abort_reports_the_reason_once_and_resets_the_sockets)
 	start(m);
 	app_send(&A, 3, false);
 	app_send(&B, 4, false);
-	RUN_UNTIL(B.received == 3 && A.received == 4);
+	RUN_UNTIL(loop, B.received == 3 && A.received == 4, 20000);
 	zt_relay_abort(T.r[0], "policy changed");
 	zt_relay_abort(T.r[0], "second reason ignored");
 	ck_assert_int_eq(T.done[0].count, 0); /* reported from the loop, not from abort */
-	RUN_UNTIL(A.rx_err && relays_done(m) && (m != M_H2 ? B.rx_err != 0 : B.eof));
+	RUN_UNTIL(loop, A.rx_err && relays_done(m) && (m != M_H2 ? B.rx_err != 0 : B.eof), 20000);
 	assert_done(0, "policy changed");
 	ck_assert_int_eq(A.rx_err, ECONNRESET);
 	ck_assert_uint_eq(T.done[0].res.bytes_up, 3);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "loop_fixture.h"
 #include "proxy/route.h"
 #include "runtime/err.h"
 #include "runtime/live.h"
@@ -112,15 +113,6 @@ static const char *addr_text(const struct zt_sockaddr *a, char *buf)
 		return "";
 	ck_assert_int_gt(zt_addr_format(a, buf, ZT_ADDR_STRLEN), 0);
 	return buf;
-}
-
-static void assert_no_live_objects(void)
-{
-	static const char *const names[] = {"state_workload", "state_service", "state_store"};
-
-	for (size_t i = 0; i < 3; i++)
-		ck_assert_msg(zt_live_get(names[i])->count == 0, "%s: %ld alive", names[i],
-		              zt_live_get(names[i])->count);
 }
 
 /* ---- the decision table ------------------------------------------------------------------- */
@@ -312,7 +304,7 @@ START_TEST(route_decision_table)
 		zt_route_clear(&got);
 	}
 	zt_store_free(s);
-	assert_no_live_objects();
+	fx_assert_no_live();
 }
 END_TEST
 
@@ -336,7 +328,7 @@ START_TEST(route_hostname_endpoint_completes_once_resolved)
 	ck_assert_str_eq(got.authority, "192.0.2.7:8080");
 	zt_route_clear(&got);
 	zt_store_free(s);
-	assert_no_live_objects();
+	fx_assert_no_live();
 }
 END_TEST
 
@@ -423,7 +415,7 @@ START_TEST(route_keeps_its_objects_after_the_store_changes)
 	zt_route_clear(&out);
 	ck_assert_ptr_null(out.expected);
 	ck_assert_int_eq(out.n_expected, 0);
-	assert_no_live_objects();
+	fx_assert_no_live();
 	zt_route_clear(&out); /* a cleared route may be cleared again */
 }
 END_TEST
@@ -496,7 +488,7 @@ START_TEST(route_spreads_by_capacity_skipping_zero_and_unhealthy)
 	ck_assert_uint_eq(count[3], 0);
 	ck_assert_uint_eq(count[4], 0);
 	zt_store_free(s);
-	assert_no_live_objects();
+	fx_assert_no_live();
 }
 END_TEST
 
@@ -850,7 +842,7 @@ START_TEST(route_is_waypoint_for_workload_and_service_targets)
 	ck_assert(!waypoint_for(s, CLIENT, "10.0.5.1"));
 	ck_assert(!waypoint_for(s, POD("backend"), "10.96.0.20"));
 	zt_store_free(s);
-	assert_no_live_objects();
+	fx_assert_no_live();
 }
 END_TEST
 

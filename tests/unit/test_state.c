@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "loop_fixture.h"
 #include "google/protobuf/empty.pb-c.h"
 #include "google/protobuf/wrappers.pb-c.h"
 #include "istio/security/authorization.pb-c.h"
@@ -18,6 +19,7 @@
 #include "runtime/live.h"
 #include "state/dump.h"
 #include "state/local.h"
+#include "state/service.h"
 #include "state/store.h"
 
 #define EXAMPLE "tests/data/local/ztunnel-local.yaml"
@@ -155,15 +157,6 @@ static void svc_init(struct svc *v, const char *ns, const char *host, const char
 	v->pp[0] = &v->port;
 	v->s.ports = v->pp;
 	v->s.n_ports = 1;
-}
-
-static void assert_no_live_objects(void)
-{
-	static const char *const names[] = {"state_workload", "state_service", "state_policy",
-	                                    "state_store"};
-	for (size_t i = 0; i < 4; i++)
-		ck_assert_msg(zt_live_get(names[i])->count == 0, "%s: %ld alive", names[i],
-		              zt_live_get(names[i])->count);
 }
 
 static struct zt_store_counters counters(const struct zt_store *s)
@@ -310,7 +303,7 @@ START_TEST(state_workload_decodes_every_field)
 	ck_assert_int_eq(zt_workload_ip_rank(got), 3);
 	zt_workload_unref(got);
 	zt_store_free(s);
-	assert_no_live_objects();
+	fx_assert_no_live();
 }
 END_TEST
 
@@ -351,7 +344,7 @@ START_TEST(state_workload_defaults_apply_to_empty_fields)
 	ck_assert_uint_eq(w->capacity, 0);
 	zt_workload_unref(w);
 	zt_store_free(s);
-	assert_no_live_objects();
+	fx_assert_no_live();
 }
 END_TEST
 
@@ -475,7 +468,7 @@ START_TEST(state_service_decodes_every_field)
 	ck_assert_int_eq(got->ip_families, ZT_IP_FAMILIES_AUTOMATIC);
 	zt_service_unref(got);
 	zt_store_free(s);
-	assert_no_live_objects();
+	fx_assert_no_live();
 }
 END_TEST
 
@@ -585,7 +578,7 @@ START_TEST(state_policy_decodes_every_field)
 	ck_assert(!zt_policy_match_is_empty(pm));
 	zt_policy_unref(p);
 	zt_store_free(s);
-	assert_no_live_objects();
+	fx_assert_no_live();
 }
 END_TEST
 
@@ -665,7 +658,7 @@ START_TEST(state_rejects_invalid_workloads_with_reasons)
 	ck_assert_int_eq(w->tunnel_protocol, ZT_TUNNEL_NONE);
 	zt_workload_unref(w);
 	zt_store_free(s);
-	assert_no_live_objects();
+	fx_assert_no_live();
 }
 END_TEST
 
@@ -776,7 +769,7 @@ START_TEST(state_rejects_invalid_services_policies_and_bytes)
 	ck_assert_uint_eq(cn.policies, 1);
 	ck_assert_uint_eq(cn.rejected, 20);
 	zt_store_free(s);
-	assert_no_live_objects();
+	fx_assert_no_live();
 }
 END_TEST
 
@@ -836,7 +829,7 @@ START_TEST(state_indexes_follow_add_update_remove)
 	ck_assert_uint_eq(cn.workloads, 1);
 	ck_assert_uint_eq(cn.removed, 1);
 	zt_store_free(s);
-	assert_no_live_objects();
+	fx_assert_no_live();
 }
 END_TEST
 
@@ -900,7 +893,7 @@ START_TEST(state_endpoints_are_staged_until_their_service_arrives)
 	zt_service_unref(got);
 	ck_assert_uint_eq(counters(s).staged_endpoints, 0);
 	zt_store_free(s);
-	assert_no_live_objects();
+	fx_assert_no_live();
 }
 END_TEST
 
@@ -955,7 +948,7 @@ START_TEST(state_workload_update_replaces_its_endpoints_in_every_service)
 	zt_service_unref(sa);
 	ck_assert_uint_eq(counters(s).endpoints, 3);
 	zt_store_free(s);
-	assert_no_live_objects();
+	fx_assert_no_live();
 }
 END_TEST
 
@@ -1002,7 +995,7 @@ START_TEST(state_service_snapshot_held_by_reader_never_changes)
 	ck_assert_str_eq(old->endpoints[0].workload->ns, "ns");
 	ck_assert_int_eq(zt_live_get("state_workload")->count, 1);
 	zt_service_unref(old);
-	assert_no_live_objects();
+	fx_assert_no_live();
 }
 END_TEST
 
@@ -1048,7 +1041,7 @@ START_TEST(state_ip_sharing_prefers_pod_hbone_then_pod_then_hbone)
 	ck_assert_str_eq(w->name, "updated");
 	zt_workload_unref(w);
 	zt_store_free(s);
-	assert_no_live_objects();
+	fx_assert_no_live();
 }
 END_TEST
 
@@ -1123,7 +1116,7 @@ START_TEST(state_vip_lookup_prefers_caller_namespace_then_canonical)
 	ck_assert_str_eq(got->hostname, "wide.a");
 	zt_service_unref(got);
 	zt_store_free(s);
-	assert_no_live_objects();
+	fx_assert_no_live();
 }
 END_TEST
 
@@ -1184,7 +1177,7 @@ START_TEST(state_policies_are_selected_by_scope)
 	zt_workload_unref(w);
 	ck_assert_uint_eq(counters(s).policies, 4);
 	zt_store_free(s);
-	assert_no_live_objects();
+	fx_assert_no_live();
 }
 END_TEST
 
@@ -1292,7 +1285,7 @@ START_TEST(state_watchers_see_old_and_new_objects)
 	ck_assert_int_eq(zt_store_unwatch(s, on_event, &e), ZT_E_NOTFOUND);
 	events_clear(&e);
 	zt_store_free(s);
-	assert_no_live_objects();
+	fx_assert_no_live();
 }
 END_TEST
 
@@ -1386,7 +1379,7 @@ START_TEST(state_dump_writes_local_config_shapes)
 	free(text);
 	json_decref(d);
 	zt_store_free(s);
-	assert_no_live_objects();
+	fx_assert_no_live();
 }
 END_TEST
 
@@ -1499,7 +1492,7 @@ START_TEST(state_local_example_file_loads_every_field)
 	ck_assert_int_eq(p->scope, ZT_POLICY_GLOBAL);
 	zt_policy_unref(p);
 	zt_store_free(s);
-	assert_no_live_objects();
+	fx_assert_no_live();
 }
 END_TEST
 
@@ -1522,7 +1515,7 @@ START_TEST(state_local_dump_loads_back_to_the_same_state)
 	json_decref(d2);
 	zt_store_free(s);
 	zt_store_free(t);
-	assert_no_live_objects();
+	fx_assert_no_live();
 }
 END_TEST
 
@@ -1576,7 +1569,7 @@ START_TEST(state_local_errors_name_file_line_and_column)
 	}
 	ck_assert_uint_eq(counters(s).workloads, 0);
 	zt_store_free(s);
-	assert_no_live_objects();
+	fx_assert_no_live();
 }
 END_TEST
 
@@ -1642,7 +1635,7 @@ START_TEST(state_local_reload_replaces_the_whole_state)
 	c = counters(s);
 	ck_assert_uint_eq(c.workloads + c.services + c.policies, 0);
 	zt_store_free(s);
-	assert_no_live_objects();
+	fx_assert_no_live();
 }
 END_TEST
 
@@ -1667,7 +1660,30 @@ START_TEST(state_local_broken_reload_keeps_the_previous_state)
 	json_decref(before);
 	json_decref(after);
 	zt_store_free(s);
-	assert_no_live_objects();
+	fx_assert_no_live();
+}
+END_TEST
+
+START_TEST(service_target_port_prefers_the_endpoint_mapping_then_the_service)
+{
+	struct zt_port sports[] = {{.service_port = 80, .target_port = 8080},
+	                           {.service_port = 81, .target_port = 0}};
+	struct zt_port wports[] = {{.service_port = 80, .target_port = 9090},
+	                           {.service_port = 82, .target_port = 0}};
+	struct zt_service svc = {.ports = sports, .n_ports = 2};
+	struct zt_workload_service ws = {.key = "ns/h", .ports = wports, .n_ports = 2};
+	bool known = false;
+
+	ck_assert_uint_eq(zt_service_target_port(&svc, &ws, 80, &known), 9090);
+	ck_assert(known);
+	ck_assert_uint_eq(zt_service_target_port(&svc, NULL, 80, &known), 8080);
+	ck_assert_uint_eq(zt_service_target_port(&svc, &ws, 81, &known), 0); /* named port */
+	ck_assert(known);
+	ck_assert_uint_eq(zt_service_target_port(&svc, &ws, 82, &known), 0);
+	ck_assert(known); /* listed by the endpoint only */
+	ck_assert_uint_eq(zt_service_target_port(&svc, &ws, 83, &known), 0);
+	ck_assert(!known);
+	ck_assert_uint_eq(zt_service_target_port(NULL, &ws, 80, NULL), 9090);
 }
 END_TEST
 
@@ -1696,6 +1712,7 @@ Suite *state_suite(void)
 	tcase_add_test(tc, state_local_errors_name_file_line_and_column);
 	tcase_add_test(tc, state_local_reload_replaces_the_whole_state);
 	tcase_add_test(tc, state_local_broken_reload_keeps_the_previous_state);
+	tcase_add_test(tc, service_target_port_prefers_the_endpoint_mapping_then_the_service);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -24,6 +24,7 @@
 #include "runtime/err.h"
 #include "runtime/log.h"
 #include "runtime/loop.h"
+#include "loop_fixture.h"
 #include "tls_fixture.h"
 #include "xds/client.h"
 
@@ -444,30 +445,6 @@ static struct zt_xds_client *client_new(const struct zt_xds_client_opts *o)
 
 /* ---- loop helpers ------------------------------------------------------------------------ */
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-#define RUN_UNTIL(cond, ms)                                                                        \
-	do {                                                                                       \
-		uint64_t until_ = now_ms() + (ms);                                                 \
-		while (!(cond) && now_ms() < until_)                                               \
-			zt_loop_run_once(loop, 10);                                                \
-		ck_assert_msg((cond), "timed out waiting for " #cond);                             \
-	} while (0)
-
-static void run_for(uint64_t ms)
-{
-	uint64_t until = now_ms() + ms;
-
-	while (now_ms() < until)
-		zt_loop_run_once(loop, 5);
-}
-
 /* Requests received from stream s of type t, in order. */
 static int count_reqs(int s, const char *t)
 {
@@ -507,8 +484,7 @@ static void finish(struct zt_xds_client *c)
 {
 	zt_xds_client_free(c);
 	fake_stop();
-	RUN_UNTIL(zt_h2_conn_live() == 0 && zt_grpc_call_live() == 0 && zt_tls_conn_live() == 0,
-	          3000);
+	RUN_UNTIL(loop, zt_h2_conn_live() == 0 && zt_grpc_call_live() == 0 && zt_tls_conn_live() == 0, 3000);
 }
 
 static void teardown(void)
@@ -538,7 +514,7 @@ START_TEST(xds_client_sends_metadata_and_node_then_acks_every_type)
 	F.addr_res = three;
 	F.n_addr_res = 3;
 	c = client_new(&o);
-	RUN_UNTIL(zt_xds_client_synced(c), 5000);
+	RUN_UNTIL(loop, zt_xds_client_synced(c), 5000);
 	ck_assert_int_eq(synced_calls, 1);
 	ck_assert_int_eq(F.nstreams, 1);
 	ck_assert_str_eq(F.streams[0].authorization, "Bearer tok-1");
@@ -554,7 +530,7 @@ START_TEST(xds_client_sends_metadata_and_node_then_acks_every_type)
 	r = nth_req(0, AUTHZ_URL, 0);
 	ck_assert_str_eq(r->node_id, o.node_id);
 	/* Then an ACK each: the nonce of the response, no node, no error. */
-	RUN_UNTIL(count_reqs(0, ADDR_URL) == 2 && count_reqs(0, AUTHZ_URL) == 2, 2000);
+	RUN_UNTIL(loop, count_reqs(0, ADDR_URL) == 2 && count_reqs(0, AUTHZ_URL) == 2, 2000);
 	r = nth_req(0, ADDR_URL, 1);
 	ck_assert_str_ne(r->nonce, "");
 	ck_assert(!r->has_error);
@@ -578,7 +554,7 @@ START_TEST(xds_client_sends_metadata_and_node_then_acks_every_type)
 	/* A later push is applied and ACKed too; the sync callback does not fire again. */
 	static const struct res upd[] = {{"uid-a", "v2", false, NULL}};
 	fake_send(0, ADDR_URL, upd, 1, NULL, 0);
-	RUN_UNTIL(count_reqs(0, ADDR_URL) == 3, 2000);
+	RUN_UNTIL(loop, count_reqs(0, ADDR_URL) == 3, 2000);
 	ck_assert_str_eq(json_string_value(json_object_get(applied, "uid-a")), "v2");
 	ck_assert_int_eq(synced_calls, 1);
 	finish(c);
@@ -601,7 +577,7 @@ START_TEST(xds_client_nacks_rejected_resources_and_keeps_the_good_ones)
 	F.addr_res = mixed;
 	F.n_addr_res = 4;
 	c = client_new(&o);
-	RUN_UNTIL(count_reqs(0, ADDR_URL) == 2, 5000);
+	RUN_UNTIL(loop, count_reqs(0, ADDR_URL) == 2, 5000);
 	r = nth_req(0, ADDR_URL, 1);
 	ck_assert(r->has_error);
 	ck_assert_str_eq(r->error, "bad-1: refused by policy; junk: cannot decode Address");
@@ -612,14 +588,14 @@ START_TEST(xds_client_nacks_rejected_resources_and_keeps_the_good_ones)
 	ck_assert_ptr_null(zt_xds_client_version(c, ADDR_URL, "bad-1"));
 	ck_assert_ptr_null(zt_xds_client_version(c, ADDR_URL, "junk"));
 	/* A NACK counts as an answer for readiness. */
-	RUN_UNTIL(zt_xds_client_synced(c), 2000);
+	RUN_UNTIL(loop, zt_xds_client_synced(c), 2000);
 	zt_xds_client_stats(c, &st);
 	ck_assert_uint_eq(st.nacks, 1);
 	ck_assert_uint_eq(st.acks, 1);
 	/* A later good version of a rejected one is accepted. */
 	static const struct res fixed[] = {{"junk", "v2", false, NULL}};
 	fake_send(0, ADDR_URL, fixed, 1, NULL, 0);
-	RUN_UNTIL(count_reqs(0, ADDR_URL) == 3, 2000);
+	RUN_UNTIL(loop, count_reqs(0, ADDR_URL) == 3, 2000);
 	ck_assert(!nth_req(0, ADDR_URL, 2)->has_error);
 	ck_assert_str_eq(zt_xds_client_version(c, ADDR_URL, "junk"), "v2");
 	finish(c);
@@ -636,10 +612,10 @@ START_TEST(xds_client_applies_removals_after_updates)
 	F.addr_res = three;
 	F.n_addr_res = 3;
 	c = client_new(&o);
-	RUN_UNTIL(count_reqs(0, ADDR_URL) == 2, 5000);
+	RUN_UNTIL(loop, count_reqs(0, ADDR_URL) == 2, 5000);
 	/* uid-a removed, uid-z (never sent) removed, uid-b updated in the same response. */
 	fake_send(0, ADDR_URL, again, 1, gone, 2);
-	RUN_UNTIL(count_reqs(0, ADDR_URL) == 3, 2000);
+	RUN_UNTIL(loop, count_reqs(0, ADDR_URL) == 3, 2000);
 	ck_assert(!nth_req(0, ADDR_URL, 2)->has_error);
 	ck_assert_int_eq(removes, 2);
 	ck_assert_ptr_null(json_object_get(applied, "uid-a"));
@@ -650,7 +626,7 @@ START_TEST(xds_client_applies_removals_after_updates)
 	static const char *const b[] = {"uid-b"};
 	static const struct res b3[] = {{"uid-b", "v3", false, NULL}};
 	fake_send(0, ADDR_URL, b3, 1, b, 1);
-	RUN_UNTIL(count_reqs(0, ADDR_URL) == 4, 2000);
+	RUN_UNTIL(loop, count_reqs(0, ADDR_URL) == 4, 2000);
 	ck_assert_ptr_null(zt_xds_client_version(c, ADDR_URL, "uid-b"));
 	finish(c);
 }
@@ -672,15 +648,14 @@ START_TEST(xds_client_reconnects_after_restart_announcing_accepted_versions)
 	F.addr_res = mixed;
 	F.n_addr_res = 3;
 	c = client_new(&o);
-	RUN_UNTIL(zt_xds_client_synced(c), 5000);
+	RUN_UNTIL(loop, zt_xds_client_synced(c), 5000);
 	/* istiod goes away and comes back on the same port. */
 	port = F.port;
 	fake_stop();
-	RUN_UNTIL((zt_xds_client_stats(c, &st), !st.connected), 2000);
+	RUN_UNTIL(loop, (zt_xds_client_stats(c, &st), !st.connected), 2000);
 	ck_assert_str_ne(st.last_error, "");
 	fake_listen(port);
-	RUN_UNTIL(F.nstreams == 2 && count_reqs(1, ADDR_URL) >= 1 && count_reqs(1, AUTHZ_URL) >= 1,
-	          5000);
+	RUN_UNTIL(loop, F.nstreams == 2 && count_reqs(1, ADDR_URL) >= 1 && count_reqs(1, AUTHZ_URL) >= 1, 5000);
 	/* The token is read again for the new connection. */
 	ck_assert_str_eq(F.streams[1].authorization, "Bearer tok-2");
 	r = nth_req(1, ADDR_URL, 0);
@@ -692,12 +667,53 @@ START_TEST(xds_client_reconnects_after_restart_announcing_accepted_versions)
 	ck_assert_ptr_null(json_object_get(r->initial, "bad-1"));
 	/* State was kept meanwhile; the server resent only the rejected one. */
 	ck_assert_int_eq(json_object_size(applied), 2);
-	RUN_UNTIL(count_reqs(1, ADDR_URL) == 2, 2000);
+	RUN_UNTIL(loop, count_reqs(1, ADDR_URL) == 2, 2000);
 	ck_assert_str_eq(nth_req(1, ADDR_URL, 1)->error, "bad-1: refused by policy");
 	zt_xds_client_stats(c, &st);
 	ck_assert_uint_eq(st.connects, 2);
 	ck_assert(st.connected);
 	ck_assert_int_eq(synced_calls, 1);
+	finish(c);
+}
+END_TEST
+
+START_TEST(xds_client_keeps_claiming_the_held_version_after_a_nack_and_sees_the_removal)
+{
+	static const struct res v1[] = {{"uid-a", "v1", false, NULL}, {"uid-b", "v1", false, NULL}};
+	static const struct res bad_update[] = {{"uid-a", "v2", true, NULL}};
+	static const char *const gone[] = {"uid-a"};
+	struct zt_xds_client_opts o = opts();
+	struct zt_xds_client_stats st;
+	struct zt_xds_client *c;
+	const struct rec_req *r;
+	uint16_t port;
+
+	F.addr_res = v1;
+	F.n_addr_res = 2;
+	c = client_new(&o);
+	RUN_UNTIL(loop, count_reqs(0, ADDR_URL) == 2, 5000);
+	/* An update of uid-a is rejected: the store keeps v1, and so does the client. */
+	fake_send(0, ADDR_URL, bad_update, 1, NULL, 0);
+	RUN_UNTIL(loop, count_reqs(0, ADDR_URL) == 3, 2000);
+	ck_assert(nth_req(0, ADDR_URL, 2)->has_error);
+	ck_assert_str_eq(json_string_value(json_object_get(applied, "uid-a")), "v1");
+	ck_assert_str_eq(zt_xds_client_version(c, ADDR_URL, "uid-a"), "v1");
+	/* After a reconnect it still claims uid-a at v1 ... */
+	port = F.port;
+	F.n_addr_res = 0;
+	fake_stop();
+	RUN_UNTIL(loop, (zt_xds_client_stats(c, &st), !st.connected), 2000);
+	fake_listen(port);
+	RUN_UNTIL(loop, F.nstreams == 2 && count_reqs(1, ADDR_URL) >= 1, 5000);
+	r = nth_req(1, ADDR_URL, 0);
+	ck_assert_str_eq(json_string_value(json_object_get(r->initial, "uid-a")), "v1");
+	ck_assert_str_eq(json_string_value(json_object_get(r->initial, "uid-b")), "v1");
+	/* ... so the server's removal of it reaches the store. */
+	fake_send(1, ADDR_URL, NULL, 0, gone, 1);
+	RUN_UNTIL(loop, count_reqs(1, ADDR_URL) >= 2, 2000);
+	ck_assert_ptr_null(json_object_get(applied, "uid-a"));
+	ck_assert_ptr_null(zt_xds_client_version(c, ADDR_URL, "uid-a"));
+	ck_assert_str_eq(zt_xds_client_version(c, ADDR_URL, "uid-b"), "v1");
 	finish(c);
 }
 END_TEST
@@ -711,7 +727,7 @@ START_TEST(xds_client_backoff_grows_while_nothing_listens)
 	fake_stop(); /* the port is now closed */
 	c = client_new(&o);
 	/* 10, 20, 40, 80, 160, 200, 200 ms: at least 5 attempts within about 600 ms. */
-	run_for(700);
+	fx_run_for(loop, 700);
 	zt_xds_client_stats(c, &st);
 	ck_assert_uint_ge(st.attempts, 5);
 	ck_assert_uint_le(st.attempts, 9);
@@ -722,7 +738,7 @@ START_TEST(xds_client_backoff_grows_while_nothing_listens)
 	ck_assert_msg(strstr(st.last_error, "refused"), "%s", st.last_error);
 	/* Once istiod is there, a response resets the backoff. */
 	fake_listen(o.port);
-	RUN_UNTIL(zt_xds_client_synced(c), 3000);
+	RUN_UNTIL(loop, zt_xds_client_synced(c), 3000);
 	zt_xds_client_stats(c, &st);
 	ck_assert_uint_eq(st.backoff_ms, 10);
 	finish(c);
@@ -737,7 +753,7 @@ START_TEST(xds_client_checks_the_server_name_and_accepts_the_alternative)
 
 	fake_tls("DNS:istiod.istio-system.svc"); /* no IP SAN: dialling 127.0.0.1 must fail */
 	c = client_new(&o);
-	RUN_UNTIL((zt_xds_client_stats(c, &st), st.attempts >= 2), 3000);
+	RUN_UNTIL(loop, (zt_xds_client_stats(c, &st), st.attempts >= 2), 3000);
 	ck_assert_uint_eq(st.connects, 0);
 	ck_assert_int_eq(F.nstreams, 0);
 	ck_assert_msg(strstr(st.last_error, "TLS"), "%s", st.last_error);
@@ -745,7 +761,7 @@ START_TEST(xds_client_checks_the_server_name_and_accepts_the_alternative)
 
 	o.alt_hostname = "istiod.istio-system.svc";
 	c = client_new(&o);
-	RUN_UNTIL(zt_xds_client_synced(c), 5000);
+	RUN_UNTIL(loop, zt_xds_client_synced(c), 5000);
 	zt_xds_client_free(c);
 
 	/* Another CA's roots are refused even with the right name. */
@@ -754,7 +770,7 @@ START_TEST(xds_client_checks_the_server_name_and_accepts_the_alternative)
 	o.roots_pem = other.root_pem;
 	o.roots_len = strlen(other.root_pem);
 	c = client_new(&o);
-	RUN_UNTIL((zt_xds_client_stats(c, &st), st.attempts >= 2), 3000);
+	RUN_UNTIL(loop, (zt_xds_client_stats(c, &st), st.attempts >= 2), 3000);
 	ck_assert_uint_eq(st.connects, 0);
 	fx_ca_clear(&other);
 	finish(c);
@@ -772,14 +788,14 @@ START_TEST(xds_client_nacks_unknown_type_and_mistyped_resource)
 	const struct rec_req *r;
 
 	c = client_new(&o);
-	RUN_UNTIL(zt_xds_client_synced(c), 5000);
+	RUN_UNTIL(loop, zt_xds_client_synced(c), 5000);
 	fake_send(0, "type.googleapis.com/istio.workload.Workload", three, 1, NULL, 0);
-	RUN_UNTIL(count_reqs(0, "type.googleapis.com/istio.workload.Workload") == 1, 2000);
+	RUN_UNTIL(loop, count_reqs(0, "type.googleapis.com/istio.workload.Workload") == 1, 2000);
 	r = nth_req(0, "type.googleapis.com/istio.workload.Workload", 0);
 	ck_assert(r->has_error);
 	ck_assert_ptr_nonnull(strstr(r->error, "type not subscribed"));
 	fake_send(0, ADDR_URL, mistyped, 2, NULL, 0);
-	RUN_UNTIL(count_reqs(0, ADDR_URL) == 3, 2000);
+	RUN_UNTIL(loop, count_reqs(0, ADDR_URL) == 3, 2000);
 	r = nth_req(0, ADDR_URL, 2);
 	ck_assert_str_eq(r->error, "uid-a: resource of type "
 	                           "type.googleapis.com/istio.workload.Workload in a "
@@ -799,15 +815,15 @@ START_TEST(xds_client_drops_the_stream_on_oversized_or_malformed_response)
 
 	o.max_msg = 1024;
 	c = client_new(&o);
-	RUN_UNTIL(zt_xds_client_synced(c), 5000);
+	RUN_UNTIL(loop, zt_xds_client_synced(c), 5000);
 	ck_assert_int_eq(zt_grpc_call_send(F.streams[0].call, big, sizeof(big)), 0);
-	RUN_UNTIL(F.nstreams == 2, 3000);
+	RUN_UNTIL(loop, F.nstreams == 2, 3000);
 	zt_xds_client_stats(c, &st);
 	ck_assert_msg(strstr(st.last_error, "RESOURCE_EXHAUSTED"), "%s", st.last_error);
 	/* Bytes that are no DeltaDiscoveryResponse end the stream as well. */
-	RUN_UNTIL(F.streams[1].call != NULL && count_reqs(1, ADDR_URL) == 2, 2000);
+	RUN_UNTIL(loop, F.streams[1].call != NULL && count_reqs(1, ADDR_URL) == 2, 2000);
 	ck_assert_int_eq(zt_grpc_call_send(F.streams[1].call, "\xff\xff\xff", 3), 0);
-	RUN_UNTIL(F.nstreams == 3, 3000);
+	RUN_UNTIL(loop, F.nstreams == 3, 3000);
 	zt_xds_client_stats(c, &st);
 	ck_assert_msg(strstr(st.last_error, "malformed"), "%s", st.last_error);
 	finish(c);
@@ -838,19 +854,19 @@ START_TEST(xds_client_benign_end_reconnects_at_once_and_errors_back_off)
 	F.addr_res = three;
 	F.n_addr_res = 3;
 	c = client_new(&o);
-	RUN_UNTIL(zt_xds_client_synced(c), 5000);
+	RUN_UNTIL(loop, zt_xds_client_synced(c), 5000);
 	/* A clean end (grpc-status 0) is benign: no growth. */
 	zt_grpc_call_finish(F.streams[0].call, ZT_GRPC_OK, NULL);
-	RUN_UNTIL(F.nstreams == 2 && count_reqs(1, ADDR_URL) == 2, 3000);
+	RUN_UNTIL(loop, F.nstreams == 2 && count_reqs(1, ADDR_URL) == 2, 3000);
 	zt_xds_client_stats(c, &st);
 	ck_assert_uint_eq(st.backoff_ms, 10);
 	ck_assert_msg(strstr(st.last_error, "OK"), "%s", st.last_error);
 	/* An auth failure is not: the next failure will wait longer. */
 	zt_grpc_call_finish(F.streams[1].call, ZT_GRPC_UNAUTHENTICATED, "bad token");
-	RUN_UNTIL((zt_xds_client_stats(c, &st), !st.connected), 2000);
+	RUN_UNTIL(loop, (zt_xds_client_stats(c, &st), !st.connected), 2000);
 	ck_assert_uint_eq(st.backoff_ms, 20);
 	ck_assert_msg(strstr(st.last_error, "UNAUTHENTICATED: bad token"), "%s", st.last_error);
-	RUN_UNTIL(F.nstreams == 3, 3000);
+	RUN_UNTIL(loop, F.nstreams == 3, 3000);
 	ck_assert_uint_eq(st.connects, 2);
 	/* spec §17: one termination per stream end, by reason; messages and bytes by type URL */
 	text = render(mt);
@@ -877,11 +893,11 @@ START_TEST(xds_client_free_at_any_stage_leaves_nothing_alive)
 	c = client_new(&o);
 	zt_xds_client_free(c);
 	c = client_new(&o);
-	RUN_UNTIL((zt_xds_client_stats(c, &st), st.attempts == 1), 1000);
+	RUN_UNTIL(loop, (zt_xds_client_stats(c, &st), st.attempts == 1), 1000);
 	zt_loop_run_once(loop, 0);
 	zt_xds_client_free(c);
 	c = client_new(&o);
-	RUN_UNTIL(zt_xds_client_synced(c), 5000);
+	RUN_UNTIL(loop, zt_xds_client_synced(c), 5000);
 	/* A DNS name goes through the resolver thread; free while it may still run. */
 	struct zt_xds_client_opts named = o;
 	named.host = "localhost";
@@ -902,7 +918,7 @@ START_TEST(xds_client_resolves_dns_names)
 	        "localhost"; /* may resolve to ::1 first: that attempt is refused, then 127.0.0.1 */
 	o.alt_hostname = "127.0.0.1";
 	c = client_new(&o);
-	RUN_UNTIL(zt_xds_client_synced(c), 5000);
+	RUN_UNTIL(loop, zt_xds_client_synced(c), 5000);
 	finish(c);
 }
 END_TEST
@@ -940,6 +956,7 @@ Suite *xds_client_suite(void)
 	tcase_set_timeout(t, 30);
 	tcase_add_test(t, xds_client_sends_metadata_and_node_then_acks_every_type);
 	tcase_add_test(t, xds_client_nacks_rejected_resources_and_keeps_the_good_ones);
+	tcase_add_test(t, xds_client_keeps_claiming_the_held_version_after_a_nack_and_sees_the_removal);
 	tcase_add_test(t, xds_client_applies_removals_after_updates);
 	tcase_add_test(t, xds_client_reconnects_after_restart_announcing_accepted_versions);
 	tcase_add_test(t, xds_client_backoff_grows_while_nothing_listens);

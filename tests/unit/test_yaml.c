@@ -116,6 +116,32 @@ START_TEST(yaml_rejects_duplicate_keys_and_aliases)
 }
 END_TEST
 
+START_TEST(yaml_finds_duplicate_keys_in_large_and_nested_mappings)
+{
+	struct zt_yaml_docs d;
+	char err[256];
+	size_t cap = 100000 * 16, len = 0;
+	char *text = malloc(cap);
+
+	ck_assert_ptr_nonnull(text);
+	/* 100k distinct keys (the hash index grows many times), then one repeat of key 777. */
+	len += (size_t)snprintf(text + len, cap - len, "outer:\n  inner: {a: 1, b: 2, a: 3}\n");
+	ck_assert_int_eq(zt_yaml_parse("t.yaml", text, len, &d, err, sizeof(err)), ZT_E_PARSE);
+	ck_assert_str_eq(err, "t.yaml:2:23: duplicate key \"a\"");
+	len = 0;
+	for (int i = 0; i < 100000; i++)
+		len += (size_t)snprintf(text + len, cap - len, "k%d: %d\n", i, i);
+	ck_assert_int_eq(zt_yaml_parse("t.yaml", text, len, &d, err, sizeof(err)), 0);
+	ck_assert_uint_eq(d.docs[0]->n, 100000);
+	ck_assert_str_eq(zt_yaml_str(zt_yaml_get(d.docs[0], "k99999")), "99999");
+	zt_yaml_docs_clear(&d);
+	len += (size_t)snprintf(text + len, cap - len, "k777: again\n");
+	ck_assert_int_eq(zt_yaml_parse("t.yaml", text, len, &d, err, sizeof(err)), ZT_E_PARSE);
+	ck_assert_str_eq(err, "t.yaml:100001:1: duplicate key \"k777\"");
+	free(text);
+}
+END_TEST
+
 START_TEST(yaml_bounds_depth_and_size)
 {
 	struct zt_yaml_docs d;
@@ -231,6 +257,7 @@ Suite *yaml_suite(void)
 	tcase_add_test(tc, yaml_empty_documents_are_null);
 	tcase_add_test(tc, yaml_syntax_error_names_file_line_and_column);
 	tcase_add_test(tc, yaml_rejects_duplicate_keys_and_aliases);
+	tcase_add_test(tc, yaml_finds_duplicate_keys_in_large_and_nested_mappings);
 	tcase_add_test(tc, yaml_bounds_depth_and_size);
 	tcase_add_test(tc, yaml_load_file_reads_and_reports_missing_files);
 	tcase_add_test(tc, yaml_reader_names_object_path_and_field_in_errors);

@@ -18,11 +18,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "loop_fixture.h"
 #include "config/config.h"
 #include "inpod/manager.h"
 #include "inpod/zds.h"
 #include "istio/zds/zds.pb-c.h"
 #include "protocol/pb.h"
+#include "protocol/zds_frame.h"
 #include "runtime/buf.h"
 #include "runtime/err.h"
 #include "runtime/live.h"
@@ -236,26 +238,7 @@ static bool cni_no_connection(int ms)
 
 static void cni_send_raw(const void *buf, size_t len, const int *fds, size_t nfds)
 {
-	union {
-		char b[CMSG_SPACE(sizeof(int) * 4)];
-		struct cmsghdr align;
-	} cb;
-	struct iovec iov = {(void *)buf, len};
-	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
-
-	ck_assert_uint_le(nfds, 4);
-	if (nfds) {
-		struct cmsghdr *c;
-		memset(&cb, 0, sizeof(cb));
-		msg.msg_control = cb.b;
-		msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-		c = CMSG_FIRSTHDR(&msg);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-		memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
-	}
-	ck_assert_int_eq(sendmsg(T.cfd, &msg, MSG_NOSIGNAL), (ssize_t)len);
+	ck_assert_int_eq(zt_zds_frame_send_raw(T.cfd, buf, len, fds, nfds, 0), 0);
 }
 
 static void cni_send(const Request *r, const int *fds, size_t nfds)
@@ -795,13 +778,25 @@ START_TEST(zds_add_starts_the_proxy_inside_the_pod_netns)
 	send_snapshot();
 	expect_ack();
 	ck_assert(T.ready);
-	dump = zt_podmgr_dump(T.mgr);
+	dump = zt_podmgr_dump_proxies(T.mgr);
 	e = json_object_get(dump, "uid-a");
 	ck_assert_ptr_nonnull(e);
 	ck_assert_str_eq(json_string_value(json_object_get(e, "state")), "running");
 	ck_assert_str_eq(json_string_value(json_object_get(e, "name")), "pod-a");
 	ck_assert_str_eq(json_string_value(json_object_get(e, "namespace")), "default");
 	ck_assert_str_eq(json_string_value(json_object_get(e, "serviceAccount")), "sleep");
+	json_decref(dump);
+	/* The reference's workloadState shape (spec §17). */
+	dump = zt_podmgr_dump(T.mgr);
+	e = json_object_get(dump, "uid-a");
+	ck_assert_str_eq(json_string_value(json_object_get(e, "state")), "Up");
+	ck_assert_str_eq(
+	        json_string_value(json_object_get(json_object_get(e, "info"), "serviceAccount")),
+	        "sleep");
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(e, "info"), "name")),
+	                 "pod-a");
+	ck_assert(json_is_array(json_object_get(json_object_get(e, "connections"), "inbound")));
+	ck_assert(json_is_array(json_object_get(json_object_get(e, "connections"), "outbound")));
 	json_decref(dump);
 	ck_assert(metrics_have("workload_manager_active_proxy_count 1\n"));
 	ck_assert(metrics_have("workload_manager_pending_proxy_count 0\n"));
@@ -958,13 +953,19 @@ START_TEST(zds_start_failure_nacks_keeps_the_connection_and_retries)
 	ck_assert_uint_eq(mcounts().pending, 1);
 	ck_assert(!T.ready); /* a pod is pending */
 	ck_assert(!zt_podmgr_ready(T.mgr));
-	dump = zt_podmgr_dump(T.mgr);
+	dump = zt_podmgr_dump_proxies(T.mgr);
 	ck_assert_str_eq(
 	        json_string_value(json_object_get(json_object_get(dump, "uid-a"), "state")),
 	        "pending");
 	ck_assert_ptr_nonnull(strstr(
 	        json_string_value(json_object_get(json_object_get(dump, "uid-a"), "lastError")),
 	        "15001"));
+	json_decref(dump);
+	dump = zt_podmgr_dump(T.mgr);
+	ck_assert_str_eq(
+	        json_string_value(json_object_get(json_object_get(dump, "uid-a"), "state")),
+	        "Pending");
+	ck_assert_ptr_null(json_object_get(json_object_get(dump, "uid-a"), "connections"));
 	json_decref(dump);
 	ck_assert(metrics_have("workload_manager_pending_proxy_count 1\n"));
 	run_ms(250); /* retries keep failing while the port is taken */
@@ -1036,13 +1037,13 @@ Suite *zds_suite(void)
 
 	tcase_add_checked_fixture(pods, setup_root, teardown);
 	tcase_set_timeout(pods, 30);
-	tcase_add_test(pods, zds_add_starts_the_proxy_inside_the_pod_netns);
-	tcase_add_test(pods, zds_del_stops_the_proxy);
-	tcase_add_test(pods, zds_add_of_a_running_pod_in_the_same_netns_changes_nothing);
-	tcase_add_test(pods, zds_add_of_a_running_pod_in_another_netns_restarts_it_there);
-	tcase_add_test(pods, zds_snapshot_stops_pods_not_mentioned_since_the_connection_started);
-	tcase_add_test(pods, zds_start_failure_nacks_keeps_the_connection_and_retries);
-	tcase_add_test(pods, podmgr_free_stops_every_proxy);
+	fx_add_root_test(pods, "zds", zds_add_starts_the_proxy_inside_the_pod_netns);
+	fx_add_root_test(pods, "zds", zds_del_stops_the_proxy);
+	fx_add_root_test(pods, "zds", zds_add_of_a_running_pod_in_the_same_netns_changes_nothing);
+	fx_add_root_test(pods, "zds", zds_add_of_a_running_pod_in_another_netns_restarts_it_there);
+	fx_add_root_test(pods, "zds", zds_snapshot_stops_pods_not_mentioned_since_the_connection_started);
+	fx_add_root_test(pods, "zds", zds_start_failure_nacks_keeps_the_connection_and_retries);
+	fx_add_root_test(pods, "zds", podmgr_free_stops_every_proxy);
 	suite_add_tcase(s, pods);
 	return s;
 }

@@ -4,6 +4,7 @@
 #include "admin/admin.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #include "runtime/addr.h"
 #include "runtime/err.h"
 #include "runtime/log.h"
+#include "runtime/mem.h"
 
 ZT_LOG_MODULE("admin");
 
@@ -41,6 +43,7 @@ static const char *const endpoints[] = {
         "/config_dump   GET   effective configuration and state (JSON)",
         "/logging       GET   current log spec; POST ?level=SPEC | ?MODULE=LEVEL | ?reset",
         "/quitquitquit  POST  graceful shutdown",
+        "/debug/heap    GET   allocator summary (glibc mallinfo2, JSON); ?format=xml: malloc_info",
 };
 
 /* ---- /config_dump ------------------------------------------------------------------------ */
@@ -63,7 +66,7 @@ static void on_config_dump(const struct zt_http_request *req, struct zt_http_res
                            void *arg)
 {
 	json_t *o = zt_admin_config_dump(arg);
-	char *text = json_dumps(o, JSON_INDENT(2) | JSON_ENSURE_ASCII);
+	char *text = json_dumps(o, JSON_INDENT(2) | JSON_ENSURE_ASCII | JSON_SORT_KEYS);
 
 	(void)req;
 	json_decref(o);
@@ -183,6 +186,55 @@ static void on_quit(const struct zt_http_request *req, struct zt_http_response *
 		zt_http_printf(resp, "shutdown already in progress\n");
 }
 
+/* In place of the reference's jemalloc/pprof endpoints (spec §8.3): what glibc's allocator
+ * reports, with no profiling. */
+static void on_heap(const struct zt_http_request *req, struct zt_http_response *resp, void *arg)
+{
+	const char *fmt = zt_http_query(req, "format");
+	struct mallinfo2 mi;
+	json_t *o;
+	char *text;
+
+	(void)arg;
+	if (fmt && !strcmp(fmt, "xml")) {
+		char *buf = NULL;
+		size_t len = 0;
+		FILE *f = open_memstream(&buf, &len);
+		if (!f || malloc_info(0, f) < 0) {
+			if (f)
+				fclose(f);
+			free(buf);
+			resp->status = 500;
+			zt_http_printf(resp, "malloc_info failed\n");
+			return;
+		}
+		fclose(f);
+		resp->content_type = "application/xml";
+		zt_http_printf(resp, "%.*s", (int)len, buf);
+		free(buf);
+		return;
+	}
+	if (fmt && *fmt && strcmp(fmt, "json")) {
+		resp->status = 400;
+		zt_http_printf(resp, "format=%s: expected json or xml\n", fmt);
+		return;
+	}
+	mi = mallinfo2();
+	o = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "allocator", "glibc",
+	              "arenaBytes", (json_int_t)mi.arena, "mmappedBytes", (json_int_t)mi.hblkhd,
+	              "mmappedRegions", (json_int_t)mi.hblks, "inUseBytes",
+	              (json_int_t)(mi.uordblks + mi.hblkhd), "freeBytes", (json_int_t)mi.fordblks,
+	              "freeChunks", (json_int_t)mi.ordblks, "releasableBytes",
+	              (json_int_t)mi.keepcost);
+	text = json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS);
+	json_decref(o);
+	if (!text)
+		abort();
+	resp->content_type = "application/json";
+	zt_http_printf(resp, "%s\n", text);
+	free(text);
+}
+
 static void on_index(const struct zt_http_request *req, struct zt_http_response *resp, void *arg)
 {
 	(void)req;
@@ -212,9 +264,7 @@ struct zt_admin *zt_admin_new(struct zt_loop *loop, const char *listen_addr, cha
 		         listen_addr);
 		return NULL;
 	}
-	a = calloc(1, sizeof(*a));
-	if (!a)
-		abort();
+	a = xcalloc(1, sizeof(*a));
 	a->http = zt_http_server_new(loop, listen_addr, err, errlen);
 	if (!a->http) {
 		free(a);
@@ -225,6 +275,7 @@ struct zt_admin *zt_admin_new(struct zt_loop *loop, const char *listen_addr, cha
 	    zt_http_route(a->http, "GET", "/logging", on_logging, a) < 0 ||
 	    zt_http_route(a->http, "POST", "/logging", on_logging, a) < 0 ||
 	    zt_http_route(a->http, "POST", "/quitquitquit", on_quit, a) < 0 ||
+	    zt_http_route(a->http, "GET", "/debug/heap", on_heap, a) < 0 ||
 	    zt_http_route(a->http, "GET", "/", on_index, a) < 0)
 		abort(); /* a fresh server has room for these */
 	return a;
@@ -269,9 +320,7 @@ int zt_admin_add_section(struct zt_admin *a, const char *name, zt_admin_section_
 			return -EEXIST;
 	if (a->nsections == ZT_ADMIN_MAX_SECTIONS)
 		return ZT_E_TOOBIG;
-	a->sections[a->nsections].name = strdup(name);
-	if (!a->sections[a->nsections].name)
-		abort();
+	a->sections[a->nsections].name = xstrdup(name);
 	a->sections[a->nsections].fn = fn;
 	a->sections[a->nsections].arg = arg;
 	a->nsections++;
@@ -288,10 +337,8 @@ void zt_admin_set_stop(struct zt_admin *a, zt_admin_stop_cb cb, void *arg)
 
 struct zt_ready *zt_ready_new(void)
 {
-	struct zt_ready *r = calloc(1, sizeof(*r));
+	struct zt_ready *r = xcalloc(1, sizeof(*r));
 
-	if (!r)
-		abort();
 	return r;
 }
 
@@ -345,9 +392,7 @@ int zt_ready_add(struct zt_ready *r, const char *task)
 			return 0;
 	if (r->ntasks == ZT_READY_MAX_TASKS)
 		return ZT_E_TOOBIG;
-	r->tasks[r->ntasks] = strdup(task);
-	if (!r->tasks[r->ntasks])
-		abort();
+	r->tasks[r->ntasks] = xstrdup(task);
 	r->ntasks++;
 	return 0;
 }

@@ -1,7 +1,8 @@
 /* The admin endpoints (spec §8.3) on a loopback-only HTTP server, and the readiness endpoint
- * on its own server. Admin: /config_dump (JSON assembled from registered sections, in
- * registration order), /logging (show or change the log spec), /quitquitquit (POST: calls the
- * stop callback), / (the list of endpoints). Readiness: /healthz/ready answers 200 "ready"
+ * on its own server. Admin: /config_dump (JSON assembled from registered sections, every
+ * object's keys sorted as the reference's serde_json writes them, spec §17), /logging (show
+ * or change the log spec), /quitquitquit (POST: calls the stop callback), / (the list of
+ * endpoints). Readiness: /healthz/ready answers 200 "ready"
  * once every registered task is done, else 500 naming what is pending. */
 #ifndef ZT_ADMIN_H
 #define ZT_ADMIN_H

@@ -18,6 +18,7 @@
 #include "runtime/addr.h"
 #include "runtime/err.h"
 #include "runtime/log.h"
+#include "runtime/mem.h"
 
 ZT_LOG_MODULE("http");
 
@@ -171,9 +172,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 		char *end = NULL;
 		unsigned long long n;
 
-		rc = calloc(1, sizeof(*rc));
-		if (!rc)
-			abort();
+		rc = xcalloc(1, sizeof(*rc));
 		zt_buf_init(&rc->body, ZT_HTTP_MAX_BODY + 1);
 		*con_cls = rc;
 		/* Refuse a declared oversized body before reading any of it. */
@@ -280,9 +279,7 @@ struct zt_http_server *zt_http_server_new(struct zt_loop *loop, const char *list
 	const union MHD_DaemonInfo *info;
 	int fd;
 
-	srv = calloc(1, sizeof(*srv));
-	if (!srv)
-		abort();
+	srv = xcalloc(1, sizeof(*srv));
 	srv->loop = loop;
 	fd = open_listener(listen_addr, &srv->port, err, errlen);
 	if (fd < 0) {
@@ -354,10 +351,8 @@ int zt_http_route(struct zt_http_server *srv, const char *method, const char *pa
 	if (srv->nroutes == ZT_HTTP_MAX_ROUTES)
 		return ZT_E_TOOBIG;
 	r = &srv->routes[srv->nroutes];
-	r->method = strdup(method);
-	r->path = strdup(path);
-	if (!r->method || !r->path)
-		abort();
+	r->method = xstrdup(method);
+	r->path = xstrdup(path);
 	r->cb = cb;
 	r->arg = arg;
 	srv->nroutes++;

@@ -27,6 +27,8 @@
 #include "runtime/err.h"
 #include "runtime/live.h"
 #include "runtime/log.h"
+#include "runtime/memtrim.h"
+#include "runtime/mem.h"
 #include "runtime/version.h"
 #include "runtime/yaml.h"
 #include "state/dump.h"
@@ -67,6 +69,7 @@ struct zt_app {
 	struct zt_podmgr *pods;     /* PROXY_MODE=shared: one proxy per pod ... */
 	struct zt_zds *zds;         /* ... as the node agent tells over ZDS */
 	struct zt_signal sigterm, sigint;
+	struct zt_memtrim memtrim;   /* idle RSS back near baseline after a spike */
 	struct zt_drain drain;       /* spec §14 */
 	struct zt_timer drain_timer; /* re-checks the open connections while draining */
 	struct zt_defer drain_defer; /* begins the drain outside the trigger's callback */
@@ -130,9 +133,7 @@ static int start_xds(struct zt_app *app, char *err, size_t errlen)
 		snprintf(err, errlen, "XDS_ROOT_CA %s: %s", cfg->xds_root_ca, zt_strerror(rc));
 		return rc;
 	}
-	app->xds_md = calloc(cfg->n_xds_headers + 1, sizeof(*app->xds_md));
-	if (!app->xds_md)
-		abort();
+	app->xds_md = xcalloc(cfg->n_xds_headers + 1, sizeof(*app->xds_md));
 	for (size_t i = 0; i < cfg->n_xds_headers; i++)
 		app->xds_md[i] =
 		        (struct zt_grpc_md){cfg->xds_headers[i].key, cfg->xds_headers[i].value};
@@ -280,9 +281,7 @@ static int start_certs(struct zt_app *app, char *err, size_t errlen)
 			         zt_strerror(rc));
 			return rc;
 		}
-		app->ca_md = calloc(cfg->n_ca_headers + 1, sizeof(*app->ca_md));
-		if (!app->ca_md)
-			abort();
+		app->ca_md = xcalloc(cfg->n_ca_headers + 1, sizeof(*app->ca_md));
 		for (size_t i = 0; i < cfg->n_ca_headers; i++)
 			app->ca_md[i] = (struct zt_grpc_md){cfg->ca_headers[i].key,
 			                                    cfg->ca_headers[i].value};
@@ -356,13 +355,20 @@ static int start_inpod(struct zt_app *app, char *err, size_t errlen)
 
 /* ---- admin sections --------------------------------------------------------------------- */
 
+/* In the reference's shape (spec §17): in-pod proxies only. */
+static json_t *section_workload_state(void *arg)
+{
+	struct zt_app *app = arg;
+	return app->pods ? zt_podmgr_dump(app->pods) : json_object();
+}
+
 static json_t *section_proxies(void *arg)
 {
 	struct zt_app *app = arg;
 	json_t *a;
 
 	if (app->pods)
-		return zt_podmgr_dump(app->pods);
+		return zt_podmgr_dump_proxies(app->pods);
 	a = json_array();
 	if (app->dedicated)
 		json_array_append_new(a, zt_proxy_dump(app->dedicated));
@@ -376,6 +382,11 @@ static json_t *section_zds(void *arg)
 }
 
 static json_t *section_certs(void *arg)
+{
+	return zt_dump_certificates(((struct zt_app *)arg)->certs);
+}
+
+static json_t *section_certmgr(void *arg)
 {
 	struct zt_app *app = arg;
 	return app->certs ? zt_certmgr_dump(app->certs) : json_array();
@@ -590,12 +601,10 @@ static void warn_settings(const struct zt_config *cfg)
 struct zt_app *zt_app_new(struct zt_loop *loop, const struct zt_config *cfg, char *err,
                           size_t errlen)
 {
-	struct zt_app *app = calloc(1, sizeof(*app));
+	struct zt_app *app = xcalloc(1, sizeof(*app));
 	char addr[ZT_ADDR_STRLEN];
 	int rc;
 
-	if (!app)
-		abort();
 	app->loop = loop;
 	app->cfg = cfg;
 	raise_nofile();
@@ -615,7 +624,9 @@ struct zt_app *zt_app_new(struct zt_loop *loop, const struct zt_config *cfg, cha
 	zt_admin_add_section(app->admin, "stateCounts", section_counts, app);
 	zt_admin_add_section(app->admin, "xds", section_xds, app);
 	zt_admin_add_section(app->admin, "certificates", section_certs, app);
-	zt_admin_add_section(app->admin, "workloadState", section_proxies, app);
+	zt_admin_add_section(app->admin, "certificateManager", section_certmgr, app);
+	zt_admin_add_section(app->admin, "workloadState", section_workload_state, app);
+	zt_admin_add_section(app->admin, "workloadProxies", section_proxies, app);
 	zt_admin_add_section(app->admin, "zds", section_zds, app);
 	zt_admin_add_section(app->admin, "live", section_live, app);
 	zt_admin_set_stop(app->admin, on_quit, app);
@@ -658,6 +669,7 @@ struct zt_app *zt_app_new(struct zt_loop *loop, const struct zt_config *cfg, cha
 	zt_drain_init(&app->drain, cfg->termination_deadline_ms);
 	zt_signal_start(loop, &app->sigterm, SIGTERM, on_signal, app);
 	zt_signal_start(loop, &app->sigint, SIGINT, on_signal, app);
+	zt_memtrim_start(&app->memtrim, loop, 0, 0);
 	return app;
 fail:
 	zt_app_free(app);
@@ -694,6 +706,7 @@ void zt_app_free(struct zt_app *app)
 		return;
 	zt_signal_stop(&app->sigterm);
 	zt_signal_stop(&app->sigint);
+	zt_memtrim_stop(&app->memtrim);
 	zt_timer_stop(&app->drain_timer);
 	zt_defer_stop(&app->drain_defer);
 	close_proxies(app);

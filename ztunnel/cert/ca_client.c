@@ -40,7 +40,7 @@ struct ca_conn {
 
 struct call {
 	struct zt_ca_client *cl;
-	struct call *prev, *next;
+	TAILQ_ENTRY(call) link;
 	bool waiting; /* not yet on the wire */
 	uint8_t *body;
 	size_t body_len;
@@ -70,7 +70,7 @@ struct zt_ca_client {
 	struct ca_conn *cur;        /* where new calls go; NULL: none usable */
 	struct zt_h2_connect *setup; /* the connection being set up, for setup_cc */
 	struct ca_conn *setup_cc;
-	struct call *head, *tail;
+	TAILQ_HEAD(calls, call) calls;
 	size_t ncalls;
 	struct zt_timer idle;
 };
@@ -84,9 +84,7 @@ static char *dup_or_null(const char *s)
 
 	if (!s || !s[0])
 		return NULL;
-	d = strdup(s);
-	if (!d)
-		abort();
+	d = xstrdup(s);
 	return d;
 }
 
@@ -96,15 +94,7 @@ static void unlink_call(struct call *c)
 {
 	struct zt_ca_client *cl = c->cl;
 
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		cl->head = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
-	else
-		cl->tail = c->prev;
-	c->prev = c->next = NULL;
+	TAILQ_REMOVE(&cl->calls, c, link);
 	if (--cl->ncalls == 0 && cl->cur)
 		zt_timer_start(cl->loop, &cl->idle, IDLE_CLOSE_MS, on_idle, cl);
 }
@@ -202,13 +192,9 @@ static void on_message(struct zt_grpc_call *gc, const uint8_t *p, size_t len, vo
 		zt_pb_free((ProtobufCMessage *)resp);
 		return;
 	}
-	c->chain = calloc(resp->n_cert_chain, sizeof(*c->chain));
-	if (!c->chain)
-		abort();
+	c->chain = xcalloc(resp->n_cert_chain, sizeof(*c->chain));
 	for (size_t i = 0; i < resp->n_cert_chain; i++) {
-		c->chain[i] = strdup(resp->cert_chain[i]);
-		if (!c->chain[i])
-			abort();
+		c->chain[i] = xstrdup(resp->cert_chain[i]);
 	}
 	c->n = resp->n_cert_chain;
 	zt_pb_free((ProtobufCMessage *)resp);
@@ -334,18 +320,18 @@ static void on_idle(struct zt_timer *t, void *arg)
 /* Fails every call still waiting for a connection. */
 static void fail_waiting(struct zt_ca_client *cl, int err, const char *why)
 {
-	struct call *c, *next, *list = NULL;
+	struct calls failing = TAILQ_HEAD_INITIALIZER(failing);
+	struct call *c, *next;
 
-	for (c = cl->head; c; c = next) {
-		next = c->next;
+	for (c = TAILQ_FIRST(&cl->calls); c; c = next) {
+		next = TAILQ_NEXT(c, link);
 		if (!c->waiting)
 			continue;
 		unlink_call(c);
-		c->next = list;
-		list = c;
+		TAILQ_INSERT_HEAD(&failing, c, link);
 	}
-	while ((c = list)) {
-		list = c->next;
+	while ((c = TAILQ_FIRST(&failing))) {
+		TAILQ_REMOVE(&failing, c, link);
 		finish(c, err, why);
 	}
 }
@@ -437,7 +423,7 @@ static void pump(struct zt_ca_client *cl)
 	struct call *c;
 	int rc = 0;
 
-	for (c = cl->head; c; c = c->next) {
+	TAILQ_FOREACH(c, &cl->calls, link) {
 		if (!c->waiting)
 			continue;
 		if (!cl->cur) {
@@ -493,9 +479,7 @@ static int src_sign(void *src, const char *spiffe_id, const char *csr_pem, int64
 	if (!spiffe_id || !spiffe_id[0] || strlen(spiffe_id) >= ZT_SPIFFE_STR_SIZE || !csr_pem ||
 	    !csr_pem[0] || strlen(csr_pem) > ZT_CSR_MAX_PEM || ttl_s <= 0)
 		return ZT_E_PARSE;
-	c = calloc(1, sizeof(*c));
-	if (!c)
-		abort();
+	c = xcalloc(1, sizeof(*c));
 	if (encode_request(spiffe_id, csr_pem, ttl_s, cl->impersonate, &c->body, &c->body_len) <
 	    0) {
 		free(c);
@@ -507,12 +491,7 @@ static int src_sign(void *src, const char *spiffe_id, const char *csr_pem, int64
 	c->waiting = true;
 	c->deadline_at = zt_loop_now(cl->loop) + cl->timeout_ms;
 	zt_timer_start(cl->loop, &c->timer, cl->timeout_ms, on_call_timer, c);
-	c->prev = cl->tail;
-	if (cl->tail)
-		cl->tail->next = c;
-	else
-		cl->head = c;
-	cl->tail = c;
+	TAILQ_INSERT_TAIL(&cl->calls, c, link);
 	cl->ncalls++;
 	*handle = c;
 	pump(cl);
@@ -577,9 +556,7 @@ int zt_ca_client_new(struct zt_ca_client **out, struct zt_loop *loop,
 		return ZT_E_PARSE;
 	if ((rc = zt_tls_cp_client_new(&tls, o->roots_pem, o->roots_len, o->tls)) < 0)
 		return rc;
-	cl = calloc(1, sizeof(*cl));
-	if (!cl)
-		abort();
+	cl = xcalloc(1, sizeof(*cl));
 	cl->loop = loop;
 	cl->tls = tls;
 	cl->host = dup_or_null(o->host);
@@ -591,15 +568,14 @@ int zt_ca_client_new(struct zt_ca_client **out, struct zt_loop *loop,
 	cl->token = o->token;
 	cl->token_arg = o->token_arg;
 	for (size_t i = 0; i < o->nheaders; i++) {
-		cl->headers[i].key = strdup(o->headers[i].key);
-		cl->headers[i].value = strdup(o->headers[i].value);
-		if (!cl->headers[i].key || !cl->headers[i].value)
-			abort();
+		cl->headers[i].key = xstrdup(o->headers[i].key);
+		cl->headers[i].value = xstrdup(o->headers[i].value);
 	}
 	cl->nheaders = o->nheaders;
 	cl->impersonate = o->impersonate;
 	cl->timeout_ms = o->timeout_ms ? o->timeout_ms : ZT_CA_CLIENT_TIMEOUT_MS;
 	LIST_INIT(&cl->conns);
+	TAILQ_INIT(&cl->calls);
 	*out = cl;
 	return 0;
 }
@@ -608,8 +584,8 @@ void zt_ca_client_free(struct zt_ca_client *cl)
 {
 	if (!cl)
 		return;
-	while (cl->head)
-		cancel_call(cl->head);
+	while (!TAILQ_EMPTY(&cl->calls))
+		cancel_call(TAILQ_FIRST(&cl->calls));
 	zt_timer_stop(&cl->idle);
 	stop_setup(cl);
 	while (!LIST_EMPTY(&cl->conns)) {

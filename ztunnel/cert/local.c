@@ -6,15 +6,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 
 #include "runtime/err.h"
 #include "runtime/log.h"
+#include "runtime/mem.h"
 
 ZT_LOG_MODULE("ca");
 
 struct req {
 	struct zt_cert_local *l;
-	struct req *prev, *next;
+	LIST_ENTRY(req) link;
 	struct zt_defer defer;
 	zt_cert_done_cb done;
 	void *arg;
@@ -28,18 +30,8 @@ struct zt_cert_local {
 	struct zt_loop *loop;
 	struct zt_ca *ca;
 	char td[ZT_SPIFFE_TD_MAX + 1];
-	struct req *reqs;
+	LIST_HEAD(, req) reqs; /* answers waiting for their defer */
 };
-
-static void unlink_req(struct req *r)
-{
-	if (r->prev)
-		r->prev->next = r->next;
-	else
-		r->l->reqs = r->next;
-	if (r->next)
-		r->next->prev = r->prev;
-}
 
 static void on_answer(struct zt_defer *d, void *arg)
 {
@@ -53,7 +45,7 @@ static void on_answer(struct zt_defer *d, void *arg)
 
 	(void)d;
 	memcpy(msg, r->msg, sizeof(msg));
-	unlink_req(r);
+	LIST_REMOVE(r, link);
 	free(r);
 	done(done_arg, err, err ? msg : "", err ? NULL : chain, err ? 0 : n);
 }
@@ -66,9 +58,7 @@ static int local_sign(void *src, const char *spiffe_id, const char *csr_pem, int
 
 	if (!spiffe_id || !csr_pem || !done)
 		return ZT_E_PARSE;
-	r = calloc(1, sizeof(*r));
-	if (!r)
-		abort();
+	r = xcalloc(1, sizeof(*r));
 	r->l = l;
 	r->done = done;
 	r->arg = arg;
@@ -76,10 +66,7 @@ static int local_sign(void *src, const char *spiffe_id, const char *csr_pem, int
 	                        &r->n, NULL, r->msg, sizeof(r->msg));
 	if (r->err < 0)
 		zt_warn("local CA refused to sign for %s: %s", spiffe_id, r->msg);
-	r->next = l->reqs;
-	if (l->reqs)
-		l->reqs->prev = r;
-	l->reqs = r;
+	LIST_INSERT_HEAD(&l->reqs, r, link);
 	zt_defer_start(l->loop, &r->defer, on_answer, r);
 	*handle = r;
 	return 0;
@@ -91,7 +78,7 @@ static void local_cancel(void *src, void *handle)
 
 	(void)src;
 	zt_defer_stop(&r->defer);
-	unlink_req(r);
+	LIST_REMOVE(r, link);
 	zt_ca_chain_free(r->chain, r->n);
 	free(r);
 }
@@ -105,9 +92,7 @@ int zt_cert_local_new(struct zt_cert_local **out, struct zt_loop *loop, struct z
 	*out = NULL;
 	if (len == 0 || len > ZT_SPIFFE_TD_MAX)
 		return ZT_E_RANGE;
-	l = calloc(1, sizeof(*l));
-	if (!l)
-		abort();
+	l = xcalloc(1, sizeof(*l));
 	l->loop = loop;
 	l->ca = ca;
 	memcpy(l->td, trust_domain, len + 1);
@@ -119,8 +104,8 @@ void zt_cert_local_free(struct zt_cert_local *l)
 {
 	if (!l)
 		return;
-	while (l->reqs)
-		local_cancel(l, l->reqs);
+	while (!LIST_EMPTY(&l->reqs))
+		local_cancel(l, LIST_FIRST(&l->reqs));
 	free(l);
 }
 

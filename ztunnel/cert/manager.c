@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
@@ -20,6 +21,7 @@
 #include "runtime/err.h"
 #include "runtime/hmap.h"
 #include "runtime/log.h"
+#include "runtime/mem.h"
 
 ZT_LOG_MODULE("cert");
 
@@ -30,7 +32,7 @@ enum prio { RT, WARMUP, BG, NPRIO };
 
 struct zt_certmgr_fetch {
 	struct entry *e; /* NULL once the outcome is decided */
-	struct zt_certmgr_fetch *prev, *next;
+	LIST_ENTRY(zt_certmgr_fetch) link; /* in e->waiters while e is set */
 	zt_certmgr_fetch_cb cb;
 	void *arg;
 	struct zt_loop *loop;
@@ -41,7 +43,7 @@ struct zt_certmgr_fetch {
 
 struct entry {
 	struct zt_certmgr *m;
-	struct entry *qprev, *qnext;
+	TAILQ_ENTRY(entry) qlink;
 	int qprio; /* -1: not queued */
 	struct zt_spiffe id;
 	char uri[ZT_SPIFFE_STR_SIZE];
@@ -62,14 +64,14 @@ struct entry {
 	int64_t next_at_ms;     /* wall clock of the next refresh or retry; 0: none */
 	struct zt_timer timer;  /* refresh or retry */
 	struct zt_timer expiry; /* notAfter of cert */
-	struct zt_certmgr_fetch *waiters;
+	LIST_HEAD(, zt_certmgr_fetch) waiters;
 };
 
 struct zt_certmgr {
 	struct zt_loop *loop;
 	struct zt_certmgr_opts o;
 	struct zt_hmap entries; /* URI -> struct entry */
-	struct entry *qhead[NPRIO], *qtail[NPRIO];
+	TAILQ_HEAD(, entry) queue[NPRIO];
 	size_t inflight;
 	struct zt_defer dispatch;
 	uint64_t rng;
@@ -169,9 +171,7 @@ static struct entry *lookup(struct zt_certmgr *m, const struct zt_spiffe *id, bo
 	e = zt_hmap_get(&m->entries, uri);
 	if (e || !create)
 		return e;
-	e = calloc(1, sizeof(*e));
-	if (!e)
-		abort();
+	e = xcalloc(1, sizeof(*e));
 	e->m = m;
 	e->id = *id;
 	memcpy(e->uri, uri, sizeof(uri));
@@ -186,15 +186,7 @@ static void q_remove(struct entry *e)
 
 	if (e->qprio < 0)
 		return;
-	if (e->qprev)
-		e->qprev->qnext = e->qnext;
-	else
-		m->qhead[e->qprio] = e->qnext;
-	if (e->qnext)
-		e->qnext->qprev = e->qprev;
-	else
-		m->qtail[e->qprio] = e->qprev;
-	e->qprev = e->qnext = NULL;
+	TAILQ_REMOVE(&m->queue[e->qprio], e, qlink);
 	e->qprio = -1;
 }
 
@@ -203,13 +195,7 @@ static void q_push(struct entry *e, int prio)
 	struct zt_certmgr *m = e->m;
 
 	e->qprio = prio;
-	e->qnext = NULL;
-	e->qprev = m->qtail[prio];
-	if (m->qtail[prio])
-		m->qtail[prio]->qnext = e;
-	else
-		m->qhead[prio] = e;
-	m->qtail[prio] = e;
+	TAILQ_INSERT_TAIL(&m->queue[prio], e, qlink);
 }
 
 static void on_dispatch(struct zt_defer *d, void *arg);
@@ -265,10 +251,9 @@ static void settle_waiters(struct entry *e, int err, struct zt_tls_identity *cer
 {
 	struct zt_certmgr_fetch *f;
 
-	while ((f = e->waiters)) {
-		e->waiters = f->next;
+	while ((f = LIST_FIRST(&e->waiters))) {
+		LIST_REMOVE(f, link);
 		f->e = NULL;
-		f->prev = f->next = NULL;
 		fetch_settle(f, err, cert);
 	}
 }
@@ -305,7 +290,7 @@ static void on_retry(struct zt_timer *t, void *arg)
 	(void)t;
 	e->retrying = false;
 	e->next_at_ms = 0;
-	request(e, valid(e) ? BG : e->waiters ? RT : WARMUP);
+	request(e, valid(e) ? BG : !LIST_EMPTY(&e->waiters) ? RT : WARMUP);
 }
 
 static void on_refresh(struct zt_timer *t, void *arg)
@@ -314,7 +299,7 @@ static void on_refresh(struct zt_timer *t, void *arg)
 
 	(void)t;
 	e->next_at_ms = 0;
-	if (e->refs == 0 && !e->waiters) {
+	if (e->refs == 0 && LIST_EMPTY(&e->waiters)) {
 		entry_remove(e); /* fetched on demand only: not worth keeping fresh */
 		return;
 	}
@@ -428,9 +413,7 @@ static int build(struct entry *e, char **chain, size_t n, struct zt_tls_identity
 		}
 		len += l + 1;
 	}
-	certs = malloc(len + 1);
-	if (!certs)
-		abort();
+	certs = xmalloc(len + 1);
 	for (size_t i = 0; i + 1 < n; i++) {
 		size_t l = strlen(chain[i]);
 
@@ -552,7 +535,7 @@ static void on_dispatch(struct zt_defer *d, void *arg)
 		struct entry *e = NULL;
 
 		for (int p = 0; p < NPRIO && !e; p++)
-			e = m->qhead[p];
+			e = TAILQ_FIRST(&m->queue[p]);
 		if (!e)
 			break;
 		q_remove(e);
@@ -571,10 +554,10 @@ int zt_certmgr_new(struct zt_certmgr **out, struct zt_loop *loop, const struct z
 	    o->backoff_base_ms == 0 || o->backoff_cap_ms < o->backoff_base_ms ||
 	    o->jitter_pct > 100)
 		return ZT_E_RANGE;
-	m = calloc(1, sizeof(*m));
-	if (!m)
-		abort();
+	m = xcalloc(1, sizeof(*m));
 	m->loop = loop;
+	for (int p = 0; p < NPRIO; p++)
+		TAILQ_INIT(&m->queue[p]);
 	m->o = *o;
 	zt_hmap_init(&m->entries);
 	if (getrandom(&m->rng, sizeof(m->rng), GRND_NONBLOCK) != sizeof(m->rng))
@@ -642,9 +625,7 @@ int zt_certmgr_fetch(struct zt_certmgr *m, const struct zt_spiffe *id, zt_certmg
 	*handle = NULL;
 	if (!e)
 		return ZT_E_PARSE;
-	f = calloc(1, sizeof(*f));
-	if (!f)
-		abort();
+	f = xcalloc(1, sizeof(*f));
 	f->cb = cb;
 	f->arg = arg;
 	f->loop = m->loop;
@@ -655,10 +636,7 @@ int zt_certmgr_fetch(struct zt_certmgr *m, const struct zt_spiffe *id, zt_certmg
 		fetch_settle(f, e->last_err, NULL);
 	} else {
 		f->e = e;
-		f->next = e->waiters;
-		if (e->waiters)
-			e->waiters->prev = f;
-		e->waiters = f;
+		LIST_INSERT_HEAD(&e->waiters, f, link);
 		request(e, RT);
 	}
 	return 0;
@@ -670,14 +648,8 @@ void zt_certmgr_fetch_cancel(struct zt_certmgr_fetch *f)
 
 	if (!f)
 		return;
-	if ((e = f->e)) {
-		if (f->prev)
-			f->prev->next = f->next;
-		else
-			e->waiters = f->next;
-		if (f->next)
-			f->next->prev = f->prev;
-	}
+	if ((e = f->e))
+		LIST_REMOVE(f, link);
 	fetch_free(f);
 }
 
@@ -755,12 +727,12 @@ static int by_uri(const void *a, const void *b)
 
 json_t *zt_certmgr_dump(const struct zt_certmgr *m)
 {
-	struct entry **v = calloc(zt_hmap_count(&m->entries) + 1, sizeof(*v));
+	struct entry **v = xcalloc(zt_hmap_count(&m->entries) + 1, sizeof(*v));
 	json_t *arr = json_array();
 	size_t n = 0, pos = 0;
 	void *val;
 
-	if (!v || !arr)
+	if (!arr)
 		abort();
 	while (zt_hmap_next(&m->entries, &pos, NULL, &val))
 		v[n++] = val;

@@ -20,6 +20,7 @@
 #include "runtime/err.h"
 #include "runtime/file.h"
 #include "runtime/log.h"
+#include "runtime/mem.h"
 
 extern char **environ;
 
@@ -234,24 +235,6 @@ static const struct zt_envcfg_var vars[] = {
 #define NVARS (sizeof(vars) / sizeof(vars[0]))
 
 /* ---- helpers ----------------------------------------------------------------------------- */
-
-static char *xstrdup(const char *s)
-{
-	char *d = strdup(s);
-
-	if (!d)
-		abort();
-	return d;
-}
-
-static char *xstrndup(const char *s, size_t n)
-{
-	char *d = strndup(s, n);
-
-	if (!d)
-		abort();
-	return d;
-}
 
 static void replace_str(char **field, const char *value)
 {
@@ -490,9 +473,7 @@ static void collect_headers(char **env, const char *prefix, struct zt_config_hea
 			free(key);
 			continue;
 		}
-		*out = realloc(*out, (*n + 1) * sizeof(**out));
-		if (!*out)
-			abort();
+		*out = xrealloc(*out, (*n + 1) * sizeof(**out));
 		(*out)[*n].key = key;
 		(*out)[*n].value = xstrdup(eq + 1);
 		(*n)++;
@@ -568,9 +549,7 @@ static void build_node_id(struct zt_config *cfg)
 	const char *ns = cfg->pod_namespace ? cfg->pod_namespace : "";
 	int n = snprintf(NULL, 0, "ztunnel~%s~%s.%s~%s.svc.cluster.local", ip, name, ns, ns);
 
-	cfg->node_id = malloc((size_t)n + 1);
-	if (!cfg->node_id)
-		abort();
+	cfg->node_id = xmalloc((size_t)n + 1);
 	snprintf(cfg->node_id, (size_t)n + 1, "ztunnel~%s~%s.%s~%s.svc.cluster.local", ip, name, ns,
 	         ns);
 }

@@ -21,6 +21,7 @@
 #include "runtime/err.h"
 #include "runtime/live.h"
 #include "runtime/log.h"
+#include "runtime/mem.h"
 
 ZT_LOG_MODULE("pool");
 ZT_LIVE_DEFINE(pool_connection);
@@ -73,7 +74,7 @@ struct pconn {
 	struct zt_spiffe peer;
 	bool has_peer;
 	int err; /* establishment failure being reported */
-	enum zt_pool_flag flag;
+	enum zt_close flag;
 	char reason[256];
 };
 
@@ -104,34 +105,6 @@ struct zt_pool {
 	bool closed;
 	bool releasing; /* zt_pool_free is running: do not release from below it */
 };
-
-static void *xcalloc(size_t n, size_t size)
-{
-	void *p = calloc(n, size);
-
-	if (!p)
-		abort();
-	return p;
-}
-
-const char *zt_pool_flag_name(enum zt_pool_flag f)
-{
-	switch (f) {
-	case ZT_POOL_FLAG_CONNECT:
-		return "CONNECT";
-	case ZT_POOL_FLAG_NETWORK_POLICY:
-		return "NETWORK_POLICY";
-	case ZT_POOL_FLAG_TLS_FAILURE:
-		return "TLS_FAILURE";
-	case ZT_POOL_FLAG_IDENTITY_ERROR:
-		return "IDENTITY_ERROR";
-	case ZT_POOL_FLAG_H2_HANDSHAKE_FAILURE:
-		return "H2_HANDSHAKE_FAILURE";
-	case ZT_POOL_FLAG_NONE:
-	default:
-		return "-";
-	}
-}
 
 void zt_pool_opts_default(struct zt_pool_opts *o)
 {
@@ -215,7 +188,7 @@ static void req_finish(struct zt_pool_req *r, struct zt_h2_stream *st,
 }
 
 /* Fails every request waiting on k now; requests added by the callbacks stay queued. */
-static void fail_waiters(struct pkey *k, int err, enum zt_pool_flag flag, const char *reason)
+static void fail_waiters(struct pkey *k, int err, enum zt_close flag, const char *reason)
 {
 	struct zt_pool_result res = {.err = err, .flag = flag, .reason = reason};
 	struct wq local = {0};
@@ -430,7 +403,7 @@ static void on_reap(struct zt_defer *d, void *arg)
 	struct pkey *k = pc->key;
 	char reason[sizeof(pc->reason)];
 	int err = pc->err;
-	enum zt_pool_flag flag = pc->flag;
+	enum zt_close flag = pc->flag;
 
 	(void)d;
 	memcpy(reason, pc->reason, sizeof(reason));
@@ -442,9 +415,9 @@ static void on_reap(struct zt_defer *d, void *arg)
 }
 
 /* Establishment failed before HTTP/2 took the socket: close now, report from the loop. */
-static void fail_early(struct pconn *pc, int err, enum zt_pool_flag flag, const char *fmt, ...)
+static void fail_early(struct pconn *pc, int err, enum zt_close flag, const char *fmt, ...)
         __attribute__((format(printf, 4, 5)));
-static void fail_early(struct pconn *pc, int err, enum zt_pool_flag flag, const char *fmt, ...)
+static void fail_early(struct pconn *pc, int err, enum zt_close flag, const char *fmt, ...)
 {
 	struct zt_pool *p = pc->key->pool;
 	va_list ap;
@@ -454,7 +427,7 @@ static void fail_early(struct pconn *pc, int err, enum zt_pool_flag flag, const 
 	va_end(ap);
 	pc->err = err;
 	pc->flag = flag;
-	zt_debug("connection failed: %s (%s)", pc->reason, zt_pool_flag_name(flag));
+	zt_debug("connection failed: %s (%s)", pc->reason, zt_close_flag(flag));
 	go_state(pc, PC_FAILED);
 	p->stats.failed++;
 	zt_h2_connect_cancel(pc->conn);
@@ -474,12 +447,12 @@ static void on_h2_close(struct zt_h2_conn *c, const char *reason, void *arg)
 		/* Closed before the HTTP/2 handshake completed: the waiters' attempt failed. */
 		if (!pc->err) {
 			pc->err = ZT_E_CLOSED;
-			pc->flag = ZT_POOL_FLAG_H2_HANDSHAKE_FAILURE;
+			pc->flag = ZT_CLOSE_H2_HANDSHAKE_FAILURE;
 			snprintf(pc->reason, sizeof(pc->reason),
 			         "connection closed before HTTP/2 SETTINGS: %s", reason);
 		}
 		p->stats.failed++;
-		zt_debug("connection failed: %s (%s)", pc->reason, zt_pool_flag_name(pc->flag));
+		zt_debug("connection failed: %s (%s)", pc->reason, zt_close_flag(pc->flag));
 		go_state(pc, PC_FAILED);
 		on_reap(&pc->reap, pc);
 		return;
@@ -516,7 +489,7 @@ static void on_h2_settings(struct zt_h2_conn *c, void *arg)
 	if (zt_h2_conn_peer_max_streams(c) == 0) {
 		/* It would never take a stream: fail the attempt rather than open more. */
 		pc->err = ZT_E_PROTO;
-		pc->flag = ZT_POOL_FLAG_H2_HANDSHAKE_FAILURE;
+		pc->flag = ZT_CLOSE_H2_HANDSHAKE_FAILURE;
 		snprintf(pc->reason, sizeof(pc->reason), "peer allows no streams");
 		zt_h2_conn_close(c, "peer allows no streams");
 		return;
@@ -544,7 +517,7 @@ static void on_pc_timer(struct zt_timer *t, void *arg)
 	switch (pc->state) {
 	case PC_STARTING:
 		pc->err = ZT_E_TIMEOUT;
-		pc->flag = ZT_POOL_FLAG_H2_HANDSHAKE_FAILURE;
+		pc->flag = ZT_CLOSE_H2_HANDSHAKE_FAILURE;
 		snprintf(pc->reason, sizeof(pc->reason), "no HTTP/2 SETTINGS from peer in %llu ms",
 		         (unsigned long long)p->opts.handshake_timeout_ms);
 		zt_h2_conn_close(pc->h2, "handshake timeout");
@@ -566,17 +539,17 @@ static void on_pc_timer(struct zt_timer *t, void *arg)
 }
 
 /* The response flag of a failed connection attempt (spec §8.1). */
-static enum zt_pool_flag flag_of(const struct zt_h2_connect_result *r)
+static enum zt_close flag_of(const struct zt_h2_connect_result *r)
 {
 	switch (r->stage) {
 	case ZT_H2_CONNECT_TCP:
-		return r->err == ZT_E_TIMEOUT ? ZT_POOL_FLAG_NETWORK_POLICY : ZT_POOL_FLAG_CONNECT;
+		return r->err == ZT_E_TIMEOUT ? ZT_CLOSE_NETWORK_POLICY : ZT_CLOSE_CONNECT;
 	case ZT_H2_CONNECT_TLS:
-		return r->err == ZT_E_IDENTITY ? ZT_POOL_FLAG_IDENTITY_ERROR
-		                               : ZT_POOL_FLAG_TLS_FAILURE;
+		return r->err == ZT_E_IDENTITY ? ZT_CLOSE_IDENTITY_ERROR
+		                               : ZT_CLOSE_TLS_FAILURE;
 	case ZT_H2_CONNECT_H2:
 	default:
-		return ZT_POOL_FLAG_H2_HANDSHAKE_FAILURE;
+		return ZT_CLOSE_H2_HANDSHAKE_FAILURE;
 	}
 }
 
@@ -679,7 +652,7 @@ static void start_conn(struct pkey *k)
 
 	pc->conn = zt_h2_connect_start(p->loop, &o, on_connect, pc, &err);
 	if (!pc->conn)
-		fail_early(pc, err, ZT_POOL_FLAG_CONNECT, "connect: %s", zt_strerror(err));
+		fail_early(pc, err, ZT_CLOSE_CONNECT, "connect: %s", zt_strerror(err));
 }
 
 /* ---- dispatch ---------------------------------------------------------------------------- */

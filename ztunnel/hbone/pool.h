@@ -16,6 +16,7 @@
 #include "protocol/h2.h"
 #include "protocol/spiffe.h"
 #include "protocol/tls.h"
+#include "hbone/close.h"
 #include "hbone/sockopt.h"
 #include "runtime/addr.h"
 #include "runtime/loop.h"
@@ -66,23 +67,11 @@ struct zt_pool_key {
 	struct zt_ip src_ip;             /* bound as local address when family is set */
 };
 
-/* Response-flag classes of failures (spec §8.1). */
-enum zt_pool_flag {
-	ZT_POOL_FLAG_NONE = 0,            /* "-": success, or a local error (see err) */
-	ZT_POOL_FLAG_CONNECT,             /* TCP connect failed (refused, unreachable, socket) */
-	ZT_POOL_FLAG_NETWORK_POLICY,      /* TCP connect timed out */
-	ZT_POOL_FLAG_TLS_FAILURE,         /* TLS handshake failed or timed out */
-	ZT_POOL_FLAG_IDENTITY_ERROR,      /* the server proved none of the expected identities */
-	ZT_POOL_FLAG_H2_HANDSHAKE_FAILURE /* HTTP/2 could not start (no SETTINGS, closed early) */
-};
-
-/* "-", "CONNECT", "NETWORK_POLICY", "TLS_FAILURE", "IDENTITY_ERROR", "H2_HANDSHAKE_FAILURE". */
-const char *zt_pool_flag_name(enum zt_pool_flag f);
-
 struct zt_pool_result {
 	int err; /* 0, or: -errno (socket/connect), ZT_E_TIMEOUT, ZT_E_TLS,
 	            ZT_E_IDENTITY, ZT_E_CLOSED, ZT_E_PROTO, ZT_E_CANCELLED */
-	enum zt_pool_flag flag;
+	enum zt_close flag; /* ZT_CLOSE_OK (success or a local error: see err), CONNECT,
+	                       NETWORK_POLICY, TLS_FAILURE, IDENTITY_ERROR, H2_HANDSHAKE_FAILURE */
 	const char *reason;           /* "" on success; valid during the callback only */
 	const struct zt_spiffe *peer; /* on success: the identity the server proved */
 	bool reused;                  /* on success: the connection carried streams before */

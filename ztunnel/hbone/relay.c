@@ -19,6 +19,7 @@
 #include "runtime/err.h"
 #include "runtime/live.h"
 #include "runtime/log.h"
+#include "runtime/mem.h"
 
 ZT_LOG_MODULE("relay");
 ZT_LIVE_DEFINE(relay);
@@ -555,9 +556,7 @@ int zt_relay_start(struct zt_relay **out, struct zt_loop *loop, struct zt_relay_
 	for (int i = 0; i < 2; i++)
 		if (ends[i]->fd >= 0 && (err = set_nonblock(ends[i]->fd)) < 0)
 			return err;
-	r = calloc(1, sizeof(*r));
-	if (!r)
-		abort();
+	r = xcalloc(1, sizeof(*r));
 	r->loop = loop;
 	r->cb = cb;
 	r->arg = arg;

@@ -20,6 +20,7 @@
 #include "runtime/hmap.h"
 #include "runtime/live.h"
 #include "runtime/log.h"
+#include "runtime/mem.h"
 
 ZT_LOG_MODULE("inpod");
 ZT_LIVE_DEFINE(inpod_pod);
@@ -201,11 +202,9 @@ static struct zt_metric_child *family(struct zt_metrics *mt, const char *name, c
 
 int zt_podmgr_new(struct zt_podmgr **out, struct zt_proxy_ctx *ctx, const struct zt_podmgr_opts *o)
 {
-	struct zt_podmgr *m = calloc(1, sizeof(*m));
+	struct zt_podmgr *m = xcalloc(1, sizeof(*m));
 	struct zt_metrics *mt = ctx->metrics;
 
-	if (!m)
-		abort();
 	*out = NULL;
 	m->ctx = ctx;
 	if (o)
@@ -313,8 +312,7 @@ int zt_podmgr_add(struct zt_podmgr *m, const struct zt_podmgr_pod *pod, int netn
 		zt_hmap_del(&m->pods, pod->uid);
 		free_pod(m, old);
 	}
-	if (!(p = calloc(1, sizeof(*p))))
-		abort();
+	p = xcalloc(1, sizeof(*p));
 	zt_live_inc(&zt_live_inpod_pod);
 	p->m = m;
 	snprintf(p->uid, sizeof(p->uid), "%s", pod->uid);
@@ -348,9 +346,7 @@ size_t zt_podmgr_retain(struct zt_podmgr *m, zt_podmgr_keep_cb keep, void *arg)
 	char **gone = NULL;
 
 	/* Collect first: the table must not change while iterating. */
-	gone = calloc(zt_hmap_count(&m->pods) + 1, sizeof(*gone));
-	if (!gone)
-		abort();
+	gone = xcalloc(zt_hmap_count(&m->pods) + 1, sizeof(*gone));
 	while (zt_hmap_next(&m->pods, &pos, &uid, NULL))
 		if (!keep(uid, arg))
 			gone[n++] = strdup(uid);
@@ -402,7 +398,7 @@ struct zt_proxy *zt_podmgr_proxy(struct zt_podmgr *m, const char *uid)
 	return p ? p->proxy : NULL;
 }
 
-json_t *zt_podmgr_dump(const struct zt_podmgr *m)
+json_t *zt_podmgr_dump_proxies(const struct zt_podmgr *m)
 {
 	json_t *o = json_object();
 	size_t pos = 0;
@@ -416,6 +412,66 @@ json_t *zt_podmgr_dump(const struct zt_podmgr *m)
 		                      (json_int_t)p->attempts, "lastError",
 		                      p->last_err[0] ? p->last_err : NULL, "proxy",
 		                      p->proxy ? zt_proxy_dump(p->proxy) : json_null());
+		json_object_set_new(o, p->uid, e);
+	}
+	return o;
+}
+
+/* The reference's connection entries from our proxy dump: outbound {src, dst (the original
+ * destination), nextHop, route}; inbound {protocol, src, dst, authority}. */
+static json_t *conns_of(json_t *half, bool inbound)
+{
+	json_t *out = json_array(), *c;
+	size_t i;
+
+	json_array_foreach(json_object_get(half, "connections"), i, c)
+	{
+		json_t *src = json_object_get(c, "src"), *dst = json_object_get(c, "dst");
+		const char *proto;
+		json_t *actual, *orig;
+
+		if (inbound) {
+			bool hbone = !strcmp(
+			        json_string_value(json_object_get(c, "protocol")) ?: "", "hbone");
+			proto = hbone ? "HBONE" : "TCP";
+			/* the pod IP and target port; no forwarded header is kept: null */
+			actual = json_object_get(c, hbone ? "authority" : "dst");
+			orig = json_null();
+		} else {
+			const char *route = json_string_value(json_object_get(c, "route"));
+			proto = route && !strcmp(route, "hbone") ? "HBONE" : "TCP";
+			actual = json_object_get(c, "nextHop");
+			if (!actual)
+				actual = dst;
+			orig = json_incref(dst);
+		}
+		json_array_append_new(out, json_pack("{s:O?, s:o, s:s, s:O?}", "actualDst", actual,
+		                                     "originalDst", orig ? orig : json_null(),
+		                                     "protocol", proto, "src", src));
+	}
+	return out;
+}
+
+json_t *zt_podmgr_dump(const struct zt_podmgr *m)
+{
+	json_t *o = json_object();
+	size_t pos = 0;
+	void *v;
+
+	while (zt_hmap_next(&m->pods, &pos, NULL, &v)) {
+		const struct pod *p = v;
+		json_t *e = json_pack("{s:{s:s, s:s, s:s}, s:s}", "info", "name", p->name,
+		                      "namespace", p->ns, "serviceAccount", p->sa, "state",
+		                      p->proxy ? "Up" : "Pending");
+		if (p->proxy) {
+			json_t *d = zt_proxy_dump(p->proxy);
+			json_object_set_new(
+			        e, "connections",
+			        json_pack("{s:o, s:o}", "inbound",
+			                  conns_of(json_object_get(d, "inbound"), true), "outbound",
+			                  conns_of(json_object_get(d, "outbound"), false)));
+			json_decref(d);
+		}
 		json_object_set_new(o, p->uid, e);
 	}
 	return o;

@@ -88,9 +88,16 @@ void zt_podmgr_counts(const struct zt_podmgr *m, struct zt_podmgr_counts *out);
 /* The running proxy of uid (borrowed, valid until the pod changes) or NULL. */
 struct zt_proxy *zt_podmgr_proxy(struct zt_podmgr *m, const char *uid);
 
-/* /config_dump "workloadState": an object keyed by uid, each {uid, name, namespace,
- * serviceAccount, state ("running" or "pending"), attempts, lastError, proxy}. New
+/* /config_dump "workloadState" in the reference's shape (spec §17): an object keyed by pod
+ * uid, each {"connections": {"inbound": [...], "outbound": [...]}, "info": {"name",
+ * "namespace", "serviceAccount"}, "state": "Up"} for a running proxy, or {"info", "state":
+ * "Pending"} (no "connections") for one whose start is being retried. A connection is
+ * {"actualDst", "originalDst", "protocol" ("HBONE" or "TCP"), "src"}; only open ones. New
  * reference. */
 json_t *zt_podmgr_dump(const struct zt_podmgr *m);
+/* Our own detail per pod ("workloadProxies"): an object keyed by uid, each {uid, name,
+ * namespace, serviceAccount, state ("running" or "pending"), attempts, lastError, proxy}.
+ * New reference. */
+json_t *zt_podmgr_dump_proxies(const struct zt_podmgr *m);
 
 #endif

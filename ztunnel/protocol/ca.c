@@ -22,6 +22,7 @@
 #include "protocol/csr.h"
 #include "runtime/err.h"
 #include "runtime/file.h"
+#include "runtime/mem.h"
 
 struct zt_ca {
 	EVP_PKEY *key;
@@ -63,17 +64,10 @@ static void printable(char *dst, size_t size, const char *s, size_t len)
 /* Copies a memory BIO into a new NUL-terminated string (NULL when empty). */
 static char *bio_string(BIO *bio)
 {
-	char *data, *s;
+	char *data;
 	long n = BIO_get_mem_data(bio, &data);
 
-	if (n <= 0)
-		return NULL;
-	s = malloc((size_t)n + 1);
-	if (!s)
-		abort();
-	memcpy(s, data, (size_t)n);
-	s[n] = '\0';
-	return s;
+	return n > 0 ? xstrndup(data, (size_t)n) : NULL; /* PEM text holds no NUL */
 }
 
 static char *cert_to_pem(X509 *x)
@@ -340,9 +334,10 @@ int zt_ca_open(struct zt_ca **out, const char *dir, bool create, char *err, size
 	int rc, rc_cert, rc_key;
 
 	*out = NULL;
-	if (!ca || asprintf(&cert_path, "%s/%s", dir, ZT_CA_ROOT_CERT) < 0 ||
-	    asprintf(&key_path, "%s/%s", dir, ZT_CA_ROOT_KEY) < 0)
+	if (!ca)
 		abort();
+	cert_path = xasprintf("%s/%s", dir, ZT_CA_ROOT_CERT);
+	key_path = xasprintf("%s/%s", dir, ZT_CA_ROOT_KEY);
 	rc_cert = read_root_file(cert_path, &cert_buf, &cert_len, err, errlen);
 	if (rc_cert < 0 && rc_cert != -ENOENT) {
 		rc = rc_cert;
@@ -541,9 +536,7 @@ int zt_ca_sign_csr(struct zt_ca *ca, const char *csr_pem, size_t len, const char
 		rc = ZT_E_TLS;
 		goto out;
 	}
-	out = calloc(2, sizeof(*out));
-	if (!out)
-		abort();
+	out = xcalloc(2, sizeof(*out));
 	out[0] = cert_to_pem(leaf);
 	out[1] = strdup(ca->root_pem);
 	if (!out[0] || !out[1]) {

@@ -12,22 +12,18 @@
 #include <openssl/x509v3.h>
 
 #include "runtime/err.h"
+#include "runtime/mem.h"
 
 /* Copies a memory BIO's contents into a new NUL-terminated string. */
 static char *bio_string(BIO *bio, size_t *len)
 {
-	char *data, *s;
+	char *data;
 	long n = BIO_get_mem_data(bio, &data);
 
 	if (n <= 0)
 		return NULL;
-	s = malloc((size_t)n + 1);
-	if (!s)
-		abort();
-	memcpy(s, data, (size_t)n);
-	s[n] = '\0';
 	*len = (size_t)n;
-	return s;
+	return xstrndup(data, (size_t)n); /* PEM text holds no NUL */
 }
 
 /* A critical subjectAltName with one URI, as a one-element extension stack. */

@@ -17,6 +17,7 @@
 #include "runtime/addr.h"
 #include "runtime/err.h"
 #include "runtime/log.h"
+#include "runtime/mem.h"
 
 ZT_LOG_MODULE("dial");
 
@@ -184,9 +185,7 @@ static int start_lookup(struct zt_dial *d, const char *host, uint16_t port)
 
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
 		return -errno;
-	l = calloc(1, sizeof(*l));
-	if (!l)
-		abort();
+	l = xcalloc(1, sizeof(*l));
 	snprintf(l->host, sizeof(l->host), "%s", host);
 	snprintf(l->port, sizeof(l->port), "%u", port);
 	l->fd = sv[1];
@@ -221,9 +220,7 @@ struct zt_dial *zt_dial_start(struct zt_loop *loop, const char *host, uint16_t p
 		*err = ZT_E_RANGE;
 		return NULL;
 	}
-	d = calloc(1, sizeof(*d));
-	if (!d)
-		abort();
+	d = xcalloc(1, sizeof(*d));
 	d->loop = loop;
 	d->cb = cb;
 	d->arg = arg;

@@ -13,11 +13,12 @@
 
 #include "runtime/err.h"
 #include "runtime/log.h"
+#include "runtime/mem.h"
 
 ZT_LOG_MODULE("grpc");
 
 #define MAX_MD 32
-#define MAX_MD_BYTES 8192
+#define MAX_MD_BYTES 8192u
 
 struct zt_grpc_call {
 	struct zt_loop *loop;
@@ -303,10 +304,8 @@ static void on_deadline(struct zt_timer *t, void *arg)
 
 static struct zt_grpc_call *call_new(struct zt_loop *loop, bool server, size_t max_msg)
 {
-	struct zt_grpc_call *call = calloc(1, sizeof(*call));
+	struct zt_grpc_call *call = xcalloc(1, sizeof(*call));
 
-	if (!call)
-		abort();
 	call->loop = loop;
 	call->server = server;
 	zt_grpc_reader_init(&call->rd, max_msg);
@@ -621,15 +620,30 @@ void zt_grpc_server_on_request(struct zt_h2_conn *c, struct zt_h2_stream *st,
 		refuse(st, ZT_GRPC_UNIMPLEMENTED, "unknown method");
 		return;
 	}
+	/* Metadata over the bound is refused by name, never cut silently (a call that lost its
+	 * authorization entry would be told it has none). */
+	size_t big = n;
+	for (size_t i = 0; i < n; i++) {
+		if (h[i].name_len == 0 || h[i].name[0] == ':')
+			continue;
+		md_bytes += h[i].name_len + h[i].value_len;
+		if (big == n || h[i].value_len > h[big].value_len)
+			big = i;
+	}
+	if (md_bytes > MAX_MD_BYTES) {
+		char why[160];
+		snprintf(why, sizeof(why), "request metadata larger than %u bytes (%.*s: %zu bytes)",
+		         MAX_MD_BYTES, (int)(h[big].name_len > 64 ? 64 : h[big].name_len), h[big].name,
+		         h[big].value_len);
+		refuse(st, ZT_GRPC_RESOURCE_EXHAUSTED, why);
+		return;
+	}
 	call = call_new(zt_h2_conn_sock(c)->loop, true, srv->max_msg);
 	call->st = st;
 	call->path = strdup(m->path);
 	for (size_t i = 0; i < n && call->nmd < MAX_MD; i++) {
 		if (h[i].name_len == 0 || h[i].name[0] == ':')
 			continue;
-		md_bytes += h[i].name_len + h[i].value_len;
-		if (md_bytes > MAX_MD_BYTES)
-			break;
 		call->md[call->nmd].key = strndup(h[i].name, h[i].name_len);
 		call->md[call->nmd].value = strndup(h[i].value, h[i].value_len);
 		call->nmd++;

@@ -14,6 +14,7 @@
 #include "runtime/buf.h"
 #include "runtime/err.h"
 #include "runtime/log.h"
+#include "runtime/mem.h"
 
 ZT_LOG_MODULE("h2");
 
@@ -60,10 +61,12 @@ struct zt_h2_conn {
 	struct zt_timer goaway_timer; /* server: shutdown notice sent, final GOAWAY pending */
 	uint64_t ping_sent_ms;	   /* 0 when no PING is outstanding */
 	size_t nstreams;
+	uint64_t refused_streams; /* server: refused over the stream limit */
 	struct zt_h2_stream *streams;
 	bool closing;		   /* finish scheduled; no more I/O */
 	bool goaway_recv;
 	bool goaway_sent;
+	bool patch_settings; /* server: our first SETTINGS still to be rewritten (see below) */
 	bool in_recv;
 	const char *reason;
 	struct zt_h2_stream *writable; /* streams owed an on_writable */
@@ -102,10 +105,8 @@ static void fail(struct zt_h2_conn *c, const char *reason);
 
 static struct zt_h2_stream *stream_new(struct zt_h2_conn *c, int32_t id)
 {
-	struct zt_h2_stream *st = calloc(1, sizeof(*st));
+	struct zt_h2_stream *st = xcalloc(1, sizeof(*st));
 
-	if (!st)
-		abort();
 	st->conn = c;
 	st->id = id;
 	zt_buf_init(&st->out, 0); /* bounded softly: see zt_h2_stream_write */
@@ -169,6 +170,16 @@ static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *u
 	if (!st) {
 		if (!c->server)
 			return 0;
+		/* RFC 9113 §5.1.2: a stream over the advertised limit is refused on its own
+		 * (REFUSED_STREAM, safe to retry); the other streams carry on. Its frames are then
+		 * ignored (no stream object). */
+		if (c->nstreams >= c->set.max_streams) {
+			nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, f->hd.stream_id,
+						  NGHTTP2_REFUSED_STREAM);
+			c->refused_streams++;
+			schedule_flush(c);
+			return 0;
+		}
 		st = stream_new(c, f->hd.stream_id);
 		nghttp2_session_set_stream_user_data(ng, f->hd.stream_id, st);
 	}
@@ -383,6 +394,35 @@ static void check_done(struct zt_h2_conn *c)
 		fail(c, c->goaway_sent || c->goaway_recv ? "connection drained" : "peer closed");
 }
 
+/* nghttp2 treats a stream beyond its own acknowledged SETTINGS_MAX_CONCURRENT_STREAMS as a
+ * connection error (GOAWAY PROTOCOL_ERROR: every healthy stream dies). So a server session
+ * is configured with a higher internal limit (STREAM_SLACK more), while the SETTINGS frame the
+ * peer receives advertises set.max_streams: the value is rewritten in our first frame, and
+ * on_begin_headers refuses the streams in between one by one. */
+#define STREAM_SLACK 256
+
+static void patch_settings(struct zt_h2_conn *c)
+{
+	uint8_t *p = (uint8_t *)zt_buf_data(&c->out);
+	size_t have = zt_buf_len(&c->out), len;
+
+	if (have < 9)
+		return;
+	c->patch_settings = false;
+	len = (size_t)p[0] << 16 | (size_t)p[1] << 8 | p[2];
+	if (p[3] != NGHTTP2_SETTINGS || (p[4] & NGHTTP2_FLAG_ACK) || have < 9 + len)
+		return;
+	for (size_t at = 9; at + 6 <= 9 + len; at += 6) {
+		if ((p[at] << 8 | p[at + 1]) != NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS)
+			continue;
+		uint32_t v = c->set.max_streams;
+		p[at + 2] = (uint8_t)(v >> 24);
+		p[at + 3] = (uint8_t)(v >> 16);
+		p[at + 4] = (uint8_t)(v >> 8);
+		p[at + 5] = (uint8_t)v;
+	}
+}
+
 static void do_flush(struct zt_h2_conn *c)
 {
 	for (;;) {
@@ -398,6 +438,8 @@ static void do_flush(struct zt_h2_conn *c)
 				break;
 			if (zt_buf_append(&c->out, p, (size_t)n) < 0)
 				abort();
+			if (c->patch_settings)
+				patch_settings(c);
 		}
 		if (zt_buf_len(&c->out) == 0)
 			break;
@@ -530,6 +572,15 @@ void zt_h2_conn_close(struct zt_h2_conn *c, const char *reason)
 	fail(c, reason);
 }
 
+void zt_h2_conn_terminate(struct zt_h2_conn *c, uint32_t code)
+{
+	if (c->closing || c->goaway_sent)
+		return;
+	c->goaway_sent = true;
+	nghttp2_session_terminate_session(c->ng, code);
+	schedule_flush(c);
+}
+
 static void final_goaway(struct zt_h2_conn *c)
 {
 	c->goaway_sent = true;
@@ -608,8 +659,8 @@ int zt_h2_conn_new(struct zt_h2_conn **out, struct zt_loop *loop, struct zt_sock
 	int rv;
 
 	*out = NULL;
-	c = calloc(1, sizeof(*c));
-	if (!c || nghttp2_session_callbacks_new(&ncb) || nghttp2_option_new(&opt))
+	c = xcalloc(1, sizeof(*c));
+	if (nghttp2_session_callbacks_new(&ncb) || nghttp2_option_new(&opt))
 		abort();
 	c->loop = loop;
 	zt_sock_move(&c->sock, s, on_sock, c);
@@ -641,9 +692,13 @@ int zt_h2_conn_new(struct zt_h2_conn **out, struct zt_loop *loop, struct zt_sock
 	iv[niv++] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_MAX_FRAME_SIZE, set->max_frame};
 	iv[niv++] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE,
 					     set->max_header_list};
-	if (server)
+	if (server) {
 		iv[niv++] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS,
-						     set->max_streams};
+						     set->max_streams < (1u << 30)
+							     ? set->max_streams + STREAM_SLACK
+							     : set->max_streams};
+		c->patch_settings = true;
+	}
 	else
 		iv[niv++] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_ENABLE_PUSH, 0};
 	rv = nghttp2_submit_settings(c->ng, NGHTTP2_FLAG_NONE, iv, niv);
@@ -793,9 +848,7 @@ int zt_h2_stream_end(struct zt_h2_stream *st, const struct zt_h2_header *h, size
 	if (n > MAX_HEADERS)
 		return ZT_E_TOOBIG;
 	if (h && n) {
-		st->trailers = calloc(n, sizeof(*st->trailers));
-		if (!st->trailers)
-			abort();
+		st->trailers = xcalloc(n, sizeof(*st->trailers));
 		for (size_t i = 0; i < n; i++) {
 			st->trailers[i] = h[i];
 			/* Copy names and values: the caller's may not outlive this call. */

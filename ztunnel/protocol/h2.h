@@ -81,6 +81,9 @@ int zt_h2_conn_new(struct zt_h2_conn **out, struct zt_loop *loop, struct zt_sock
  * shutdown notice first and the final GOAWAY ZT_H2_GOAWAY_GRACE_MS later. */
 #define ZT_H2_GOAWAY_GRACE_MS 1000
 void zt_h2_conn_shutdown(struct zt_h2_conn *c);
+/* For an abusive peer: GOAWAY with code (e.g. NGHTTP2_ENHANCE_YOUR_CALM), no new stream is
+ * accepted, and the connection closes once the GOAWAY is written. */
+void zt_h2_conn_terminate(struct zt_h2_conn *c, uint32_t code);
 /* Immediate: every stream gets on_close(CANCEL), then the connection's on_close(reason). */
 void zt_h2_conn_close(struct zt_h2_conn *c, const char *reason);
 /* Streams open now, and whether a new one may be opened (not draining, under the peer's

@@ -10,17 +10,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "runtime/err.h"
 #include "runtime/log.h"
+#include "runtime/mem.h"
 
 ZT_LOG_MODULE("h2listen");
 
 struct entry {
 	struct zt_h2_listener *l;
-	struct entry *prev, *next;
+	LIST_ENTRY(entry) link;
 	struct zt_sock sock;     /* until the handshake completes */
 	struct zt_timer timer;   /* handshake deadline */
 	struct zt_h2_conn *conn; /* once serving */
@@ -32,7 +34,7 @@ struct zt_h2_listener {
 	struct zt_sockaddr addr;
 	struct zt_h2_listener_opts o;
 	struct zt_h2_conn_cbs chained;
-	struct entry *head;
+	LIST_HEAD(, entry) entries;
 	size_t n;
 	bool closing;
 };
@@ -41,12 +43,7 @@ static void unlink_entry(struct entry *e)
 {
 	struct zt_h2_listener *l = e->l;
 
-	if (e->prev)
-		e->prev->next = e->next;
-	else
-		l->head = e->next;
-	if (e->next)
-		e->next->prev = e->prev;
+	LIST_REMOVE(e, link);
 	l->n--;
 	free(e);
 }
@@ -140,9 +137,7 @@ static void on_accept(struct zt_io *io, unsigned events, void *arg)
 			close(fd);
 			continue;
 		}
-		e = calloc(1, sizeof(*e));
-		if (!e)
-			abort();
+		e = xcalloc(1, sizeof(*e));
 		e->l = l;
 		if (zt_sock_start(&e->sock, l->loop, fd, tc, NULL, NULL) < 0) {
 			zt_tls_conn_free(tc);
@@ -150,10 +145,7 @@ static void on_accept(struct zt_io *io, unsigned events, void *arg)
 			free(e);
 			continue;
 		}
-		e->next = l->head;
-		if (l->head)
-			l->head->prev = e;
-		l->head = e;
+		LIST_INSERT_HEAD(&l->entries, e, link);
 		l->n++;
 		zt_timer_start(l->loop, &e->timer, l->o.handshake_timeout_ms, on_timeout, e);
 		zt_sock_handshake(&e->sock, on_handshake, e);
@@ -169,13 +161,10 @@ int zt_h2_listener_new(struct zt_h2_listener **out, struct zt_loop *loop, const 
 	int fd, one = 1, rc;
 
 	*out = NULL;
-	l = calloc(1, sizeof(*l));
-	if (!l)
-		abort();
+	l = xcalloc(1, sizeof(*l));
 	if (zt_addr_parse(&l->addr, addr, strlen(addr), ZT_ADDR_PORT0_OK) < 0) {
-		snprintf(err, errlen, "listen address %s: expected ip:port", addr);
 		free(l);
-		return ZT_E_PARSE;
+		return zt_errf(ZT_E_PARSE, err, errlen, "listen address %s: expected ip:port", addr);
 	}
 	sl = zt_addr_to_sockaddr(&l->addr, &ss);
 	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -183,11 +172,10 @@ int zt_h2_listener_new(struct zt_h2_listener **out, struct zt_loop *loop, const 
 	    bind(fd, (struct sockaddr *)&ss, sl) < 0 || listen(fd, 128) < 0 ||
 	    getsockname(fd, (struct sockaddr *)&bound, &bl) < 0) {
 		rc = -errno;
-		snprintf(err, errlen, "listen on %s: %s", addr, strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		free(l);
-		return rc;
+		return zt_errf(rc, err, errlen, "listen on %s: %s", addr, strerror(-rc));
 	}
 	zt_addr_from_sockaddr(&l->addr, (struct sockaddr *)&bound, bl);
 	l->loop = loop;
@@ -227,7 +215,8 @@ static void stop_accepting(struct zt_h2_listener *l)
 void zt_h2_listener_shutdown(struct zt_h2_listener *l)
 {
 	stop_accepting(l);
-	for (struct entry *e = l->head; e; e = e->next)
+	struct entry *e;
+	LIST_FOREACH(e, &l->entries, link)
 		if (e->conn)
 			zt_h2_conn_shutdown(e->conn);
 }
@@ -237,9 +226,9 @@ void zt_h2_listener_free(struct zt_h2_listener *l)
 	if (!l)
 		return;
 	stop_accepting(l);
-	while (l->head) {
-		struct entry *e = l->head;
-		l->head = e->next;
+	while (!LIST_EMPTY(&l->entries)) {
+		struct entry *e = LIST_FIRST(&l->entries);
+		LIST_REMOVE(e, link);
 		if (e->conn) {
 			/* Its on_close comes from a later loop iteration: detached entries free
 			 * themselves there without calling back into the caller. */

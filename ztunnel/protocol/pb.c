@@ -9,17 +9,9 @@
 #include <string.h>
 
 #include "runtime/err.h"
+#include "runtime/mem.h"
 
 #define MAX_FIELD_NUMBER 0x1fffffffu
-
-static void *xmalloc(size_t n)
-{
-	void *p = malloc(n ? n : 1);
-
-	if (!p)
-		abort();
-	return p;
-}
 
 /* Reads a base-128 varint; returns its length in bytes, 0 if truncated or over 10 bytes. */
 static size_t get_varint(const uint8_t *p, size_t len, uint64_t *v)

@@ -7,17 +7,9 @@
 #include <string.h>
 
 #include "runtime/err.h"
+#include "runtime/mem.h"
 
 #define SCHEME "spiffe://"
-
-static void *xcalloc(size_t n, size_t size)
-{
-	void *p = calloc(n, size);
-
-	if (!p)
-		abort();
-	return p;
-}
 
 static bool td_char(unsigned char c)
 {
@@ -175,9 +167,7 @@ int zt_spiffe_sans_add(struct zt_spiffe_sans *sans, const char *uri, size_t len)
 
 	if (sans->n >= ZT_SPIFFE_MAX_SANS)
 		return ZT_E_TOOBIG;
-	v = realloc(sans->v, (sans->n + 1) * sizeof(*v));
-	if (!v)
-		abort();
+	v = xrealloc(sans->v, (sans->n + 1) * sizeof(*v));
 	sans->v = v;
 	v[sans->n].uri = xcalloc(1, len + 1);
 	memcpy(v[sans->n].uri, uri, len);

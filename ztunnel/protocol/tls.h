@@ -43,6 +43,9 @@ int64_t zt_tls_identity_not_before(const struct zt_tls_identity *id); /* Unix se
 int64_t zt_tls_identity_not_after(const struct zt_tls_identity *id);
 const char *zt_tls_identity_serial(const struct zt_tls_identity *id); /* upper-case hex */
 X509 *zt_tls_identity_leaf(const struct zt_tls_identity *id);         /* borrowed */
+/* The intermediates (leaf excluded) and the trust anchors, borrowed. */
+STACK_OF(X509) * zt_tls_identity_chain(const struct zt_tls_identity *id);
+X509_STORE *zt_tls_identity_roots(const struct zt_tls_identity *id);
 /* Identities alive in the process (for leak checks and /config_dump). */
 size_t zt_tls_identity_live(void);
 

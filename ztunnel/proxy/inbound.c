@@ -12,18 +12,21 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "protocol/h2.h"
 #include "protocol/sock.h"
 #include "protocol/tls.h"
+#include "hbone/close.h"
 #include "hbone/hbone.h"
 #include "hbone/relay.h"
 #include "proxy/route.h"
 #include "runtime/err.h"
 #include "runtime/live.h"
 #include "runtime/log.h"
+#include "runtime/mem.h"
 #include "state/authz.h"
 #include "state/service.h"
 #include "state/workload.h"
@@ -31,23 +34,27 @@
 ZT_LOG_MODULE("inbound");
 ZT_LIVE_DEFINE(inbound_conn);
 
-#define REASON_SELF "attempted recursive call to ourselves"
 
 /* ---- state ------------------------------------------------------------------------------- */
 
-enum hstate { H_HELD, H_HANDSHAKE, H_SERVING };
+enum hstate { H_QUIET, H_HELD, H_HANDSHAKE, H_SERVING };
 
 /* One TCP connection to the HBONE port. */
 struct hconn {
 	struct zt_inbound *in; /* NULL once detached from a stopped proxy (serving only) */
-	struct hconn *prev, *next;
+	LIST_ENTRY(hconn) link;
 	enum hstate state;
-	int fd;                  /* H_HELD: the accepted socket, waiting for a certificate */
+	int fd;                  /* H_QUIET, H_HELD: the accepted socket */
+	struct zt_io io;         /* H_QUIET: until the peer's first bytes (no TLS state yet) */
 	struct zt_sock sock;     /* H_HANDSHAKE */
 	struct zt_timer timer;   /* certificate wait, then handshake deadline */
 	struct zt_h2_conn *conn; /* H_SERVING */
 	struct zt_sockaddr peer, local;
 	struct zt_spiffe peer_id;
+	bool pending; /* on in->pending: not authenticated yet (all but H_SERVING) */
+	uint64_t resets_ms; /* start of the second resets counts in */
+	unsigned resets;    /* streams reset by the client before their response, this second */
+	TAILQ_ENTRY(hconn) pq;
 };
 
 enum cstate { C_NEW, C_WAIT, C_CONNECTING, C_RELAYING };
@@ -56,17 +63,23 @@ enum cstate { C_NEW, C_WAIT, C_CONNECTING, C_RELAYING };
 struct conn {
 	struct zt_inbound *in;    /* NULL once detached from a stopped proxy */
 	struct zt_proxy_ctx *ctx; /* outlives the proxy: what a detached report uses */
-	struct conn *prev, *next;
+	LIST_ENTRY(conn) link;
 	enum cstate state;
 	bool hbone;
 	bool mtls;
 	bool opened;             /* the context is known: reported as "connection complete" */
 	bool aborted;            /* the relay was told to stop */
+	enum zt_close abort_why; /* ... and why */
 	struct zt_h2_stream *st; /* HBONE, until the relay takes it */
 	int down_fd;             /* plaintext client, until the relay takes it */
 	int up_fd;               /* upstream, until the relay takes it */
 	struct zt_io up_io;
 	struct zt_timer timer; /* workload wait, then connect deadline */
+	struct zt_defer go;    /* the upstream connect, after the frames read with the request */
+	/* DATA the client sent before the CONNECT response: kept (its window not reopened, so
+	 * the stream window bounds it) and written upstream once connected. */
+	struct zt_buf early;
+	bool flushing; /* connected, writing early before the relay starts */
 	struct zt_relay *relay;
 	/* src: TCP peer; dst: the local end (pod IP:15008) or the original destination; up: where
 	 * the bytes go. */
@@ -79,6 +92,7 @@ struct conn {
 	struct zt_metric_series *series;
 	uint64_t start_ms;
 	char why[640];
+	struct zt_defer reap;
 };
 
 struct zt_inbound {
@@ -89,14 +103,21 @@ struct zt_inbound {
 	struct zt_tls_identity *served; /* reference to what tls serves */
 	struct zt_certmgr_fetch *fetch; /* in flight for the held connections */
 	struct zt_h2_settings h2;
-	struct hconn *hconns;
-	struct conn *conns;
-	size_t n_hconns;
+	LIST_HEAD(, hconn) hconns;
+	TAILQ_HEAD(, hconn) pending; /* oldest first */
+	LIST_HEAD(, conn) conns;
+	size_t n_hconns;  /* all of them */
+	size_t n_pending; /* of which not authenticated yet */
+	/* Warnings about peers' failures, at most one line a second with a count of the rest. */
+	uint64_t warn_ms;
+	size_t warn_dropped;
 	uint64_t wait_ms;
 	bool watching;
 	bool draining; /* listeners closed; HBONE connections get GOAWAY (spec §14) */
 	struct zt_inbound_stats st; /* counters only; the sizes are computed on demand */
 };
+
+static bool warn_ok(struct zt_inbound *in);
 
 long zt_inbound_live(void)
 {
@@ -192,10 +213,12 @@ static void fill_entry(const struct conn *c, struct zt_access_entry *e, char *si
 
 /* The one close report: metrics and "connection complete" once the context is known, else a
  * "connection failed" line. */
-static void report(struct conn *c, const char *error, const char *flag, uint64_t up, uint64_t down,
-                   uint64_t duration_ms)
+static void report(struct conn *c, enum zt_close why, const char *detail, uint64_t up,
+                   uint64_t down, uint64_t duration_ms)
 {
 	struct zt_metrics *m = c->ctx->metrics;
+	const char *error = detail ? detail : zt_close_reason(why);
+	const char *flag = zt_close_failed(why) ? zt_close_flag(why) : NULL;
 	char sid[ZT_SPIFFE_STR_SIZE], did[ZT_SPIFFE_STR_SIZE];
 	struct zt_access_entry e;
 
@@ -226,24 +249,35 @@ static void conn_unlink(struct conn *c)
 
 	if (!in)
 		return;
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		in->conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
-	c->prev = c->next = NULL;
+	LIST_REMOVE(c, link);
 	c->in = NULL;
 }
 
-/* Reports c and frees it. Whatever c still holds is closed: a stream still ours is reset. */
-static void conn_done(struct conn *c, const char *error, const char *flag, uint64_t up,
+/* The memory of a closed connection goes after the callback stack that closed it unwound,
+ * as the outbound half does it. */
+static void on_reap(struct zt_defer *d, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)d;
+	zt_workload_unref(c->local);
+	zt_workload_unref(c->src_wl);
+	zt_service_unref(c->svc);
+	zt_live_dec(&zt_live_inbound_conn);
+	free(c);
+}
+
+/* Reports c and closes it; its memory goes from a defer (on_reap). Whatever c still holds is
+ * closed: a stream still ours is reset. */
+static void conn_done(struct conn *c, enum zt_close why, const char *detail, uint64_t up,
                       uint64_t down)
 {
-	report(c, error, flag, up, down, zt_loop_now(c->ctx->loop) - c->start_ms);
+	report(c, why, detail, up, down, zt_loop_now(c->ctx->loop) - c->start_ms);
 	conn_unlink(c);
 	zt_timer_stop(&c->timer);
+	zt_defer_stop(&c->go);
 	zt_io_stop(&c->up_io);
+	zt_buf_clear(&c->early);
 	if (c->up_fd >= 0)
 		close(c->up_fd);
 	if (c->down_fd >= 0)
@@ -252,20 +286,18 @@ static void conn_done(struct conn *c, const char *error, const char *flag, uint6
 		zt_h2_stream_set_cbs(c->st, NULL, NULL);
 		zt_h2_stream_reset(c->st, NGHTTP2_CANCEL);
 	}
-	zt_workload_unref(c->local);
-	zt_workload_unref(c->src_wl);
-	zt_service_unref(c->svc);
-	zt_live_dec(&zt_live_inbound_conn);
-	free(c);
+	c->st = NULL;
+	c->up_fd = c->down_fd = -1;
+	zt_defer_start(c->ctx->loop, &c->reap, on_reap, c);
 }
 
 /* Refuses c before relaying: an HBONE stream gets a header-only response with status, a
  * plaintext connection is closed. error is copied for the report. */
-static void fail(struct conn *c, int status, const char *flag, const char *error)
+static void fail(struct conn *c, int status, enum zt_close close, const char *error)
 {
 	char why[sizeof(c->why)];
 
-	snprintf(why, sizeof(why), "%s", error);
+	snprintf(why, sizeof(why), "%s", error ? error : zt_close_reason(close));
 	if (c->in) {
 		c->in->st.rejected++;
 		if (status == 401)
@@ -278,16 +310,14 @@ static void fail(struct conn *c, int status, const char *flag, const char *error
 		zt_h2_stream_respond(st, status, NULL, 0, true);
 	}
 	zt_debug("inbound connection refused (%d): %s", status, why);
-	conn_done(c, why, flag, 0, 0);
+	conn_done(c, close, why, 0, 0);
 }
 
 static struct conn *conn_new(struct zt_inbound *in, bool hbone, const struct zt_sockaddr *src,
                              const struct zt_sockaddr *dst)
 {
-	struct conn *c = calloc(1, sizeof(*c));
+	struct conn *c = xcalloc(1, sizeof(*c));
 
-	if (!c)
-		abort();
 	c->in = in;
 	c->ctx = in->p->ctx;
 	c->hbone = hbone;
@@ -295,10 +325,7 @@ static struct conn *conn_new(struct zt_inbound *in, bool hbone, const struct zt_
 	c->src = *src;
 	c->dst = *dst;
 	c->start_ms = zt_loop_now(loop_of(in));
-	c->next = in->conns;
-	if (in->conns)
-		in->conns->prev = c;
-	in->conns = c;
+	LIST_INSERT_HEAD(&in->conns, c, link);
 	zt_live_inc(&zt_live_inbound_conn);
 	return c;
 }
@@ -309,15 +336,9 @@ static struct conn *conn_new(struct zt_inbound *in, bool hbone, const struct zt_
 static bool serves_port(const struct zt_service *svc, const struct zt_workload_service *ws,
                         uint16_t port)
 {
-	for (size_t i = 0; i < svc->n_ports; i++) {
-		uint16_t target = svc->ports[i].target_port;
-		for (size_t j = 0; j < ws->n_ports; j++)
-			if (ws->ports[j].service_port == svc->ports[i].service_port &&
-			    ws->ports[j].target_port)
-				target = ws->ports[j].target_port;
-		if (target == port)
+	for (size_t i = 0; i < svc->n_ports; i++)
+		if (zt_service_target_port(svc, ws, svc->ports[i].service_port, NULL) == port)
 			return true;
-	}
 	return false;
 }
 
@@ -411,7 +432,8 @@ static void on_relay_done(struct zt_relay *r, const struct zt_relay_result *res,
 
 	(void)r;
 	c->relay = NULL;
-	conn_done(c, res->error, NULL, res->bytes_up, res->bytes_down);
+	conn_done(c, c->aborted ? c->abort_why : res->error ? ZT_CLOSE_ERROR : ZT_CLOSE_OK,
+	          res->error, res->bytes_up, res->bytes_down);
 }
 
 /* Upstream connected: 200 (HBONE, with the destination's baggage) and the relay, started in
@@ -439,7 +461,7 @@ static void start_relay(struct conn *c)
 		if (zt_hbone_baggage_format(&m, bag, sizeof(bag)) > 0)
 			h[nh++] = ZT_H2_HDR("baggage", bag);
 		if (zt_h2_stream_respond(c->st, 200, h, nh, false) < 0) {
-			fail(c, 503, NULL, "cannot answer the CONNECT request");
+			fail(c, 503, ZT_CLOSE_ERROR, "cannot answer the CONNECT request");
 			return;
 		}
 		client = (struct zt_relay_end){.fd = -1, .st = c->st};
@@ -448,7 +470,7 @@ static void start_relay(struct conn *c)
 	if (rc < 0) {
 		snprintf(c->why, sizeof(c->why), "cannot relay: %s", zt_strerror(rc));
 		zt_warn("%s", c->why);
-		conn_done(c, c->why, NULL, 0, 0);
+		conn_done(c, ZT_CLOSE_ERROR, c->why, 0, 0);
 		return;
 	}
 	c->st = NULL;
@@ -456,6 +478,9 @@ static void start_relay(struct conn *c)
 	go_state(c, C_RELAYING);
 	c->in->st.relayed++;
 }
+
+static void flush_early(struct conn *c);
+static void on_connect_timeout(struct zt_timer *t, void *arg);
 
 static void on_connected(struct zt_io *io, unsigned events, void *arg)
 {
@@ -465,15 +490,53 @@ static void on_connected(struct zt_io *io, unsigned events, void *arg)
 
 	(void)io;
 	(void)events;
+	if (c->flushing) {
+		flush_early(c);
+		return;
+	}
 	if (getsockopt(c->up_fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
 		err = errno;
 	if (err) {
 		char a[ZT_ADDR_STRLEN];
 		snprintf(c->why, sizeof(c->why), "connect to %s failed: %s",
 		         addr_str(&c->up, a, sizeof(a)), strerror(err));
-		fail(c, 503, "CONNECT", c->why);
+		fail(c, 503, ZT_CLOSE_CONNECT, c->why);
 		return;
 	}
+	zt_timer_stop(&c->timer);
+	if (!zt_buf_len(&c->early)) {
+		zt_io_stop(&c->up_io);
+		start_relay(c);
+		return;
+	}
+	/* Early bytes go first; the connect deadline covers writing them too. */
+	c->flushing = true;
+	zt_timer_start(loop_of(c->in), &c->timer, ZT_INBOUND_CONNECT_MS, on_connect_timeout, c);
+	flush_early(c);
+}
+
+/* Writes the early bytes upstream, reopening the stream window for each one delivered; the
+ * relay starts once none is left. */
+static void flush_early(struct conn *c)
+{
+	while (zt_buf_len(&c->early)) {
+		ssize_t n = send(c->up_fd, zt_buf_data(&c->early), zt_buf_len(&c->early),
+		                 MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return; /* up_io (writable) calls again */
+		if (n < 0) {
+			char a[ZT_ADDR_STRLEN];
+			snprintf(c->why, sizeof(c->why), "write to %s failed: %s",
+			         addr_str(&c->up, a, sizeof(a)), strerror(errno));
+			fail(c, 503, ZT_CLOSE_CONNECT, c->why);
+			return;
+		}
+		zt_buf_consume(&c->early, (size_t)n);
+		if (c->st)
+			zt_h2_stream_consume(c->st, (size_t)n);
+	}
+	zt_buf_clear(&c->early);
+	c->flushing = false;
 	zt_io_stop(&c->up_io);
 	zt_timer_stop(&c->timer);
 	start_relay(c);
@@ -486,7 +549,7 @@ static void on_connect_timeout(struct zt_timer *t, void *arg)
 
 	(void)t;
 	snprintf(c->why, sizeof(c->why), "connect to %s timed out", addr_str(&c->up, a, sizeof(a)));
-	fail(c, 503, "CONNECT", c->why);
+	fail(c, 503, ZT_CLOSE_CONNECT, c->why);
 }
 
 /* Connects to c->up from inside the workload's network, spoofing the client's address when
@@ -530,17 +593,17 @@ static bool resolve_hbone(struct conn *c)
 	         zt_route_is_waypoint_for(store, c->local, &t->addr.ip))
 		flags |= ZT_HBONE_WAYPOINT;
 	if (zt_hbone_check_target(t, &c->dst.ip, flags, &s) != 200) {
-		fail(c, s.code, NULL, s.reason);
+		fail(c, s.code, ZT_CLOSE_ERROR, s.reason);
 		return false;
 	}
 	if (zt_route_inbound_port(store, c->local, t, &port) < 0) {
 		snprintf(c->why, sizeof(c->why), "no port of %s/%s for %s", c->local->ns,
 		         c->local->name, c->authority);
-		fail(c, 503, NULL, c->why);
+		fail(c, 503, ZT_CLOSE_ERROR, c->why);
 		return false;
 	}
 	if (port_illegal(c->in->p, port)) {
-		fail(c, 503, NULL, REASON_SELF);
+		fail(c, 503, ZT_CLOSE_SELF, NULL);
 		return false;
 	}
 	/* The pod's own address, or the target a waypoint serves; a host name (or an address
@@ -556,7 +619,19 @@ static void on_wait_timeout(struct zt_timer *t, void *arg)
 
 	(void)t;
 	snprintf(c->why, sizeof(c->why), "workload %s/%s not found", c->in->p->ns, c->in->p->name);
-	fail(c, 503, NULL, c->why);
+	fail(c, 503, ZT_CLOSE_ERROR, c->why);
+}
+
+static void on_go(struct zt_defer *d, void *arg)
+{
+	struct conn *c = arg;
+	int rc;
+
+	(void)d;
+	if ((rc = start_connect(c)) < 0) {
+		snprintf(c->why, sizeof(c->why), "cannot connect: %s", zt_strerror(rc));
+		fail(c, 503, ZT_CLOSE_CONNECT, c->why);
+	}
 }
 
 /* Runs c from the local workload lookup to the upstream connect. Called when c is new and
@@ -565,7 +640,6 @@ static void proceed(struct conn *c)
 {
 	struct zt_inbound *in = c->in;
 	char why[ZT_HBONE_REASON_MAX];
-	int rc;
 
 	c->local = zt_proxy_workload(in->p);
 	if (!c->local) {
@@ -584,13 +658,12 @@ static void proceed(struct conn *c)
 		zt_info("connection from %s denied: %s", addr_str(&c->src, a, sizeof(a)), why);
 		snprintf(c->why, sizeof(c->why), "connection closed due to policy rejection: %s",
 		         why);
-		fail(c, 401, "DENY", c->why);
+		fail(c, 401, ZT_CLOSE_DENY, c->why);
 		return;
 	}
-	if ((rc = start_connect(c)) < 0) {
-		snprintf(c->why, sizeof(c->why), "cannot connect: %s", zt_strerror(rc));
-		fail(c, 503, "CONNECT", c->why);
-	}
+	/* After the rest of what was read with the request: a reset among those frames (rapid
+	 * reset) then cancels the stream before any upstream connection is made. */
+	zt_defer_start(loop_of(in), &c->go, on_go, c);
 }
 
 /* ---- HBONE streams ----------------------------------------------------------------------- */
@@ -600,14 +673,13 @@ static void pending_data(struct zt_h2_stream *st, const uint8_t *p, size_t len, 
 {
 	struct conn *c = arg;
 
-	(void)p;
-	zt_h2_stream_consume(st, len);
-	c->st = NULL;
-	zt_h2_stream_set_cbs(st, NULL, NULL);
-	zt_h2_stream_reset(st, NGHTTP2_PROTOCOL_ERROR);
-	if (c->in)
-		c->in->st.rejected++;
-	conn_done(c, "data before the CONNECT response", NULL, 0, 0);
+	(void)st;
+	/* HTTP/2 lets a client send before the response: keep the bytes (bounded by the stream
+	 * window, which is not reopened until they are written upstream). */
+	if (zt_buf_append(&c->early, p, len) < 0)
+		abort();
+	if (c->flushing)
+		flush_early(c);
 }
 
 static void pending_end(struct zt_h2_stream *st, void *arg)
@@ -617,17 +689,35 @@ static void pending_end(struct zt_h2_stream *st, void *arg)
 	c->st = NULL;
 	zt_h2_stream_set_cbs(st, NULL, NULL);
 	zt_h2_stream_reset(st, NGHTTP2_CANCEL);
-	conn_done(c, "stream ended by the client before the CONNECT response", NULL, 0, 0);
+	conn_done(c, ZT_CLOSE_ERROR, "stream ended by the client before the CONNECT response", 0, 0);
 }
 
 static void pending_close(struct zt_h2_stream *st, uint32_t code, void *arg)
 {
 	struct conn *c = arg;
+	struct zt_h2_conn *hc = zt_h2_stream_conn(st);
+	struct hconn *h = hc ? zt_h2_conn_arg(hc) : NULL;
 
-	(void)st;
 	(void)code;
 	c->st = NULL;
-	conn_done(c, "stream closed before the CONNECT response", NULL, 0, 0);
+	/* A client reset, not the connection going away: count it against the rapid-reset
+	 * budget of its connection. */
+	if (h && h->in && !zt_h2_conn_closing(hc)) {
+		uint64_t now = zt_loop_now(loop_of(h->in));
+		if (now - h->resets_ms >= 1000) {
+			h->resets_ms = now;
+			h->resets = 0;
+		}
+		if (++h->resets == ZT_INBOUND_MAX_EARLY_RESETS + 1) {
+			char a[ZT_ADDR_STRLEN];
+			if (warn_ok(h->in))
+				zt_warn("HBONE connection from %s: more than %d streams reset before "
+				        "their response in a second: GOAWAY ENHANCE_YOUR_CALM",
+				        addr_str(&h->peer, a, sizeof(a)), ZT_INBOUND_MAX_EARLY_RESETS);
+			zt_h2_conn_terminate(hc, NGHTTP2_ENHANCE_YOUR_CALM);
+		}
+	}
+	conn_done(c, ZT_CLOSE_ERROR, "stream closed before the CONNECT response", 0, 0);
 }
 
 static const struct zt_h2_stream_cbs pending_cbs = {
@@ -655,12 +745,12 @@ static void on_request(struct zt_h2_conn *hc, struct zt_h2_stream *st, const str
 	c->mtls = true;
 	c->peer_id = hx->peer_id;
 	if (zt_hbone_parse_request(&c->req, h, n, &s) != 200) {
-		fail(c, s.code, NULL, s.reason);
+		fail(c, s.code, ZT_CLOSE_ERROR, s.reason);
 		return;
 	}
 	zt_hbone_authority_format(&c->req.target, c->authority, sizeof(c->authority));
 	if (end) {
-		fail(c, 400, NULL, "CONNECT request ended its stream");
+		fail(c, 400, ZT_CLOSE_ERROR, "CONNECT request ended its stream");
 		return;
 	}
 	zt_h2_stream_set_cbs(st, &pending_cbs, c);
@@ -669,18 +759,23 @@ static void on_request(struct zt_h2_conn *hc, struct zt_h2_stream *st, const str
 
 /* ---- HBONE connections ------------------------------------------------------------------- */
 
+static void pending_leave(struct hconn *h)
+{
+	if (!h->pending || !h->in)
+		return;
+	TAILQ_REMOVE(&h->in->pending, h, pq);
+	h->in->n_pending--;
+	h->pending = false;
+}
+
 static void hconn_unlink(struct hconn *h)
 {
 	struct zt_inbound *in = h->in;
 
 	if (!in)
 		return;
-	if (h->prev)
-		h->prev->next = h->next;
-	else
-		in->hconns = h->next;
-	if (h->next)
-		h->next->prev = h->prev;
+	pending_leave(h);
+	LIST_REMOVE(h, link);
 	in->n_hconns--;
 	h->in = NULL;
 }
@@ -690,7 +785,9 @@ static void hconn_free(struct hconn *h)
 {
 	hconn_unlink(h);
 	zt_timer_stop(&h->timer);
-	if (h->state == H_HELD && h->fd >= 0)
+	if (h->state == H_QUIET)
+		zt_io_stop(&h->io);
+	if ((h->state == H_HELD || h->state == H_QUIET) && h->fd >= 0)
 		close(h->fd);
 	else if (h->state == H_HANDSHAKE)
 		zt_sock_close(&h->sock);
@@ -709,14 +806,33 @@ static void on_h2_close(struct zt_h2_conn *hc, const char *reason, void *arg)
 
 static const struct zt_h2_conn_cbs h2_cbs = {.on_request = on_request, .on_close = on_h2_close};
 
+/* Whether a warning caused by a peer may be logged now (one a second per proxy); the ones
+ * held back are counted and announced with the next. */
+static bool warn_ok(struct zt_inbound *in)
+{
+	uint64_t now = zt_loop_now(loop_of(in));
+
+	if (in->warn_ms && now - in->warn_ms < 1000) {
+		in->warn_dropped++;
+		return false;
+	}
+	in->warn_ms = now;
+	if (in->warn_dropped) {
+		zt_warn("%zu similar HBONE connection warnings were not logged", in->warn_dropped);
+		in->warn_dropped = 0;
+	}
+	return true;
+}
+
 static void tls_failed(struct hconn *h, const char *what, const char *detail)
 {
 	char a[ZT_ADDR_STRLEN];
 
 	if (h->in)
 		h->in->st.tls_failed++;
-	zt_warn("HBONE connection from %s: %s%s%s", addr_str(&h->peer, a, sizeof(a)), what,
-	        detail && *detail ? ": " : "", detail ? detail : "");
+	if (!h->in || warn_ok(h->in))
+		zt_warn("HBONE connection from %s: %s%s%s", addr_str(&h->peer, a, sizeof(a)), what,
+		        detail && *detail ? ": " : "", detail ? detail : "");
 	hconn_free(h);
 }
 
@@ -736,6 +852,11 @@ static void on_handshake(struct zt_sock *s, int err, void *arg)
 		return;
 	}
 	h->peer_id = *peer;
+	if (in->n_hconns - in->n_pending >= ZT_INBOUND_MAX_CONNS) {
+		tls_failed(h, "too many HBONE connections", NULL);
+		return;
+	}
+	pending_leave(h);
 	if (zt_h2_conn_new(&h->conn, loop_of(in), &h->sock, true, &in->h2, &h2_cbs, h) < 0) {
 		/* zt_h2_conn_new closed the socket. */
 		hconn_unlink(h);
@@ -768,6 +889,24 @@ static void start_handshake(struct hconn *h)
 	h->state = H_HANDSHAKE;
 	zt_timer_start(loop_of(in), &h->timer, ZT_INBOUND_HANDSHAKE_MS, on_handshake_timeout, h);
 	zt_sock_handshake(&h->sock, on_handshake, h);
+}
+
+/* The peer's first bytes (its ClientHello): only now is the TLS state allocated, so a silent
+ * connection costs no more than its struct. */
+static void on_first_bytes(struct zt_io *io, unsigned events, void *arg)
+{
+	struct hconn *h = arg;
+
+	(void)events;
+	zt_io_stop(io);
+	zt_timer_stop(&h->timer);
+	start_handshake(h);
+}
+
+static void on_quiet_timeout(struct zt_timer *t, void *arg)
+{
+	(void)t;
+	tls_failed(arg, "no TLS handshake started in time", NULL);
 }
 
 /* The identity served: the workload's as xDS has it, else the one its name implies. */
@@ -820,8 +959,8 @@ static void on_cert(void *arg, int err, struct zt_tls_identity *cert)
 		install(in, cert);
 	else
 		zt_warn("no certificate for %s/%s: %s", in->p->ns, in->p->name, zt_strerror(err));
-	for (struct hconn *h = in->hconns, *next; h; h = next) {
-		next = h->next;
+	for (struct hconn *h = LIST_FIRST(&in->hconns), *next; h; h = next) {
+		next = LIST_NEXT(h, link);
 		if (h->state != H_HELD)
 			continue;
 		zt_timer_stop(&h->timer);
@@ -890,26 +1029,38 @@ static void on_hbone_accept(struct zt_io *io, unsigned events, void *arg)
 		if (fd < 0)
 			continue;
 		in->st.accepted_hbone++;
-		if (in->n_hconns >= ZT_INBOUND_MAX_CONNS ||
+		if (in->n_hconns - in->n_pending >= ZT_INBOUND_MAX_CONNS ||
 		    getsockname(fd, (struct sockaddr *)&ss, &sl) < 0) {
-			zt_warn("refusing an HBONE connection: %zu open", in->n_hconns);
+			if (warn_ok(in))
+				zt_warn("refusing an HBONE connection: %zu open", in->n_hconns);
 			close(fd);
 			continue;
 		}
+		if (in->n_pending >= ZT_INBOUND_MAX_PENDING) {
+			struct hconn *old = TAILQ_FIRST(&in->pending);
+			in->st.tls_failed++;
+			if (warn_ok(in))
+				zt_warn("%zu HBONE connections without a completed handshake: "
+				        "closing the oldest",
+				        in->n_pending);
+			hconn_free(old);
+		}
 		zt_proxy_accepted(in->p, fd);
-		if (!(h = calloc(1, sizeof(*h))))
-			abort();
+		h = xcalloc(1, sizeof(*h));
 		h->in = in;
 		h->fd = fd;
 		h->peer = peer;
 		zt_addr_from_sockaddr(&h->local, (struct sockaddr *)&ss, sl);
-		h->next = in->hconns;
-		if (in->hconns)
-			in->hconns->prev = h;
-		in->hconns = h;
+		LIST_INSERT_HEAD(&in->hconns, h, link);
 		in->n_hconns++;
+		h->pending = true;
+		TAILQ_INSERT_TAIL(&in->pending, h, pq);
+		in->n_pending++;
 		if (current_tls(in)) {
-			start_handshake(h);
+			h->state = H_QUIET;
+			zt_io_start(loop_of(in), &h->io, fd, ZT_IO_READ, on_first_bytes, h);
+			zt_timer_start(loop_of(in), &h->timer, ZT_INBOUND_HANDSHAKE_MS,
+			               on_quiet_timeout, h);
 		} else {
 			h->state = H_HELD;
 			zt_timer_start(loop_of(in), &h->timer, ZT_INBOUND_CERT_WAIT_MS,
@@ -943,7 +1094,7 @@ static void on_plain_accept(struct zt_io *io, unsigned events, void *arg)
 		/* Spec §1.1: the original destination is one of our own ports. */
 		if (port_illegal(in->p, dst.port)) {
 			in->st.rejected++;
-			zt_access_log_failed(&peer, &dst, ZT_DIR_INBOUND, REASON_SELF);
+			zt_access_log_failed(&peer, &dst, ZT_DIR_INBOUND, zt_close_reason(ZT_CLOSE_SELF));
 			close(fd);
 			continue;
 		}
@@ -976,10 +1127,11 @@ static void recheck(struct conn *c, const struct zt_workload *now)
 	zt_info("closing the connection from %s: %s", addr_str(&c->src, a, sizeof(a)), why);
 	if (c->state == C_RELAYING) {
 		c->aborted = true;
+		c->abort_why = ZT_CLOSE_POLICY_CHANGE;
 		c->in->st.policy_closed++;
-		zt_relay_abort(c->relay, ZT_INBOUND_REASON_POLICY);
+		zt_relay_abort(c->relay, zt_close_reason(ZT_CLOSE_POLICY_CHANGE));
 	} else {
-		fail(c, 401, "DENY", ZT_INBOUND_REASON_POLICY);
+		fail(c, 401, ZT_CLOSE_DENY, zt_close_reason(ZT_CLOSE_POLICY_CHANGE));
 	}
 }
 
@@ -992,8 +1144,8 @@ static void on_store(struct zt_store *store, const struct zt_store_event *ev, vo
 	if (ev->kind != ZT_STORE_POLICY_CHANGED && !is_local_event(in->p, ev))
 		return;
 	now = zt_proxy_workload(in->p);
-	for (struct conn *c = in->conns, *next; c; c = next) {
-		next = c->next;
+	for (struct conn *c = LIST_FIRST(&in->conns), *next; c; c = next) {
+		next = LIST_NEXT(c, link);
 		if (c->state == C_WAIT)
 			proceed(c);
 		else if (c->state == C_CONNECTING || c->state == C_RELAYING)
@@ -1016,13 +1168,12 @@ static void stop_listener(struct zt_io *io, int *fd)
 int zt_inbound_start(struct zt_proxy *p, char *err, size_t errlen)
 {
 	const struct zt_proxy_settings *set = &p->ctx->set;
-	struct zt_inbound *in = calloc(1, sizeof(*in));
+	struct zt_inbound *in = xcalloc(1, sizeof(*in));
 	int rc;
 
-	if (!in)
-		abort();
 	in->p = p;
 	in->hbone_fd = in->plain_fd = -1;
+	TAILQ_INIT(&in->pending);
 	in->wait_ms = ZT_INBOUND_WORKLOAD_WAIT_MS;
 	zt_h2_settings_default(&in->h2, true);
 	in->h2.stream_window = set->h2_stream_window;
@@ -1034,7 +1185,7 @@ int zt_inbound_start(struct zt_proxy *p, char *err, size_t errlen)
 	in->plain_fd = rc;
 	if ((rc = zt_io_start(p->ctx->loop, &in->plain_io, in->plain_fd, ZT_IO_READ,
 	                      on_plain_accept, in)) < 0) {
-		snprintf(err, errlen, "inbound listener: %s", zt_strerror(rc));
+		zt_errf(rc, err, errlen, "inbound listener: %s", zt_strerror(rc));
 		goto fail;
 	}
 	/* Without certificates there is no HBONE at all (proxy.h). */
@@ -1044,7 +1195,7 @@ int zt_inbound_start(struct zt_proxy *p, char *err, size_t errlen)
 		in->hbone_fd = rc;
 		if ((rc = zt_io_start(p->ctx->loop, &in->hbone_io, in->hbone_fd, ZT_IO_READ,
 		                      on_hbone_accept, in)) < 0) {
-			snprintf(err, errlen, "HBONE listener: %s", zt_strerror(rc));
+			zt_errf(rc, err, errlen, "HBONE listener: %s", zt_strerror(rc));
 			goto fail;
 		}
 	}
@@ -1071,7 +1222,8 @@ void zt_inbound_drain(struct zt_proxy *p)
 	stop_listener(&in->plain_io, &in->plain_fd);
 	stop_listener(&in->hbone_io, &in->hbone_fd);
 	/* Shutting one down may close it (no streams) from the loop, never from here. */
-	for (struct hconn *h = in->hconns; h; h = h->next)
+	struct hconn *h;
+	LIST_FOREACH(h, &in->hconns, link)
 		if (h->state == H_SERVING)
 			zt_h2_conn_shutdown(h->conn);
 }
@@ -1083,7 +1235,8 @@ size_t zt_inbound_open(const struct zt_proxy *p)
 
 	if (!in)
 		return 0;
-	for (const struct conn *c = in->conns; c; c = c->next)
+	const struct conn *c;
+	LIST_FOREACH(c, &in->conns, link)
 		n++;
 	return n;
 }
@@ -1100,19 +1253,20 @@ void zt_inbound_stop(struct zt_proxy *p)
 	stop_listener(&in->hbone_io, &in->hbone_fd);
 	zt_certmgr_fetch_cancel(in->fetch);
 	in->fetch = NULL;
-	while (in->conns) {
-		struct conn *c = in->conns;
+	while (!LIST_EMPTY(&in->conns)) {
+		struct conn *c = LIST_FIRST(&in->conns);
 		if (c->state == C_RELAYING) {
 			/* Reports from the loop, detached. */
 			conn_unlink(c);
 			c->aborted = true;
-			zt_relay_abort(c->relay, ZT_INBOUND_REASON_STOPPED);
+			c->abort_why = ZT_CLOSE_STOPPED;
+			zt_relay_abort(c->relay, zt_close_reason(ZT_CLOSE_STOPPED));
 		} else {
-			conn_done(c, ZT_INBOUND_REASON_STOPPED, NULL, 0, 0);
+			conn_done(c, ZT_CLOSE_STOPPED, NULL, 0, 0);
 		}
 	}
-	while (in->hconns) {
-		struct hconn *h = in->hconns;
+	while (!LIST_EMPTY(&in->hconns)) {
+		struct hconn *h = LIST_FIRST(&in->hconns);
 		if (h->state == H_SERVING) {
 			/* Its on_close comes from the loop and frees it. Handshakes are over on
 			 * these, so the TLS server below is no longer used by them. */
@@ -1137,9 +1291,11 @@ int zt_inbound_get_stats(const struct zt_proxy *p, struct zt_inbound_stats *out)
 	*out = in->st;
 	out->hbone_conns = in->n_hconns;
 	out->held = out->live = 0;
-	for (const struct hconn *h = in->hconns; h; h = h->next)
+	const struct hconn *h;
+	const struct conn *c;
+	LIST_FOREACH(h, &in->hconns, link)
 		out->held += h->state == H_HELD;
-	for (const struct conn *c = in->conns; c; c = c->next)
+	LIST_FOREACH(c, &in->conns, link)
 		out->live++;
 	return 0;
 }
@@ -1181,7 +1337,8 @@ json_t *zt_inbound_dump(const struct zt_proxy *p)
 		return json_null();
 	zt_inbound_get_stats(p, &s);
 	conns = json_array();
-	for (const struct conn *c = in->conns; c; c = c->next)
+	const struct conn *c;
+	LIST_FOREACH(c, &in->conns, link)
 		json_array_append_new(conns, conn_json(c, zt_loop_now(loop_of(in))));
 	o = json_pack("{s:i, s:i, s:b, s:I, s:I, s:o}", "hbonePort", (int)p->o.hbone_port,
 	              "inboundPort", (int)p->o.inbound_port, "hboneListening", in->hbone_fd >= 0,

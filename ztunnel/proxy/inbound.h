@@ -16,15 +16,19 @@
  * while the workload's certificate is being fetched. */
 #define ZT_INBOUND_WORKLOAD_WAIT_MS 5000
 #define ZT_INBOUND_CERT_WAIT_MS     5000
-/* TLS handshake deadline and upstream connect timeout (spec §1.2). */
-#define ZT_INBOUND_HANDSHAKE_MS 10000
+/* TLS handshake deadline (short: the peer is not authenticated yet) and upstream connect
+ * timeout (spec §1.2). */
+#define ZT_INBOUND_HANDSHAKE_MS 5000
 #define ZT_INBOUND_CONNECT_MS   10000
-/* HBONE connections (held, handshaking, serving) one proxy keeps at once. */
+/* Authenticated HBONE connections one proxy keeps at once. */
 #define ZT_INBOUND_MAX_CONNS 4096
-
-/* Close reasons, exactly as they reach the access log `error=` field. */
-#define ZT_INBOUND_REASON_POLICY  "connection closed due to policy change"
-#define ZT_INBOUND_REASON_STOPPED "connection closed: workload proxy stopped"
+/* Connections not authenticated yet (held for a certificate or in the TLS handshake) have a
+ * budget of their own: when it is full the oldest of them makes room for the newcomer, so
+ * unauthenticated peers can neither refuse an authenticated one nor starve new handshakes. */
+#define ZT_INBOUND_MAX_PENDING 512
+/* Streams a client may reset before their CONNECT response, per HBONE connection and second;
+ * more is a rapid-reset attack and ends the connection with GOAWAY ENHANCE_YOUR_CALM. */
+#define ZT_INBOUND_MAX_EARLY_RESETS 100
 
 /* Opens p's plaintext and (with certificates) HBONE listeners. Returns 0 or -errno with err. */
 int zt_inbound_start(struct zt_proxy *p, char *err, size_t errlen);

@@ -11,16 +11,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "dns/resolver.h"
+#include "hbone/close.h"
 #include "hbone/hbone.h"
 #include "hbone/relay.h"
 #include "proxy/route.h"
 #include "runtime/err.h"
 #include "runtime/live.h"
 #include "runtime/log.h"
+#include "runtime/mem.h"
 #include "state/service.h"
 #include "state/workload.h"
 
@@ -33,8 +36,6 @@ ZT_LIVE_DEFINE(proxy_outbound_conn);
 #define ACCEPT_BATCH       64    /* accepts per wake-up, so a flood cannot starve the loop */
 #define ACCEPT_PAUSE_MS    100   /* listener rest after running out of descriptors */
 
-#define REASON_NO_SOURCE "unknown source workload"
-#define REASON_STOPPED   "proxy stopped"
 
 enum cstate {
 	ST_SOURCE,   /* waiting for the source workload in the store */
@@ -51,7 +52,7 @@ static const char *const state_names[] = {"source", "resolving", "connecting", "
                                           "pool",   "response",  "relaying",   "closed"};
 
 struct conn {
-	struct conn *prev, *next;
+	LIST_ENTRY(conn) link;
 	struct zt_outbound *out; /* NULL once zt_outbound_stop let go of it */
 	struct zt_proxy_ctx *ctx;
 	enum cstate state;
@@ -85,7 +86,7 @@ struct zt_outbound {
 	int lfd;
 	struct zt_io lio;
 	struct zt_timer pause;
-	struct conn *head;
+	LIST_HEAD(, conn) conns;
 	size_t n;
 	struct {
 		uint64_t accepted, hbone, plain, passthrough, denied, failed;
@@ -204,23 +205,19 @@ static void unlink_conn(struct conn *c)
 
 	if (!out)
 		return;
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		out->head = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
-	c->prev = c->next = NULL;
+	LIST_REMOVE(c, link);
 	out->n--;
 	c->out = NULL;
 }
 
-/* Ends c once: error NULL is success; flags is the response flag of a failure ("DENY",
- * "CONNECT", ...; NULL: "-"). A connection that was never opened logs "connection failed",
- * the others "connection complete" (spec §8.2). */
-static void conn_end(struct conn *c, const char *error, const char *flags)
+/* Ends c once, for why (hbone/close.h); detail (NULL: why's reason) is the access log's
+ * error. A connection that was never opened logs "connection failed", the others "connection
+ * complete" (spec §8.2). */
+static void conn_end(struct conn *c, enum zt_close why, const char *detail)
 {
 	struct zt_metrics *m = c->ctx->metrics;
+	const char *error = detail ? detail : zt_close_reason(why);
+	const char *flags = zt_close_failed(why) ? zt_close_flag(why) : NULL;
 
 	if (c->state == ST_CLOSED)
 		return;
@@ -265,7 +262,7 @@ static void on_relay_done(struct zt_relay *r, const struct zt_relay_result *res,
 	c->relay = NULL;
 	c->bytes_up = res->bytes_up;
 	c->bytes_down = res->bytes_down;
-	conn_end(c, res->error, NULL);
+	conn_end(c, res->error ? ZT_CLOSE_ERROR : ZT_CLOSE_OK, res->error);
 }
 
 /* Hands the downstream socket and server to a relay; both are the relay's on success. */
@@ -276,7 +273,7 @@ static void relay(struct conn *c, struct zt_relay_end server)
 
 	if (rc < 0) {
 		snprintf(c->why, sizeof(c->why), "relay: %s", zt_strerror(rc));
-		conn_end(c, c->why, NULL);
+		conn_end(c, ZT_CLOSE_ERROR, c->why);
 		return;
 	}
 	c->fd = -1;
@@ -291,7 +288,7 @@ static void on_connect_timeout(struct zt_timer *t, void *arg)
 	struct conn *c = arg;
 
 	(void)t;
-	conn_end(c, "connect: connection timed out", "CONNECT");
+	conn_end(c, ZT_CLOSE_CONNECT, "connect: connection timed out");
 }
 
 static void on_connected(struct zt_io *io, unsigned events, void *arg)
@@ -306,7 +303,7 @@ static void on_connected(struct zt_io *io, unsigned events, void *arg)
 		soerr = errno;
 	if (soerr) {
 		snprintf(c->why, sizeof(c->why), "connect: %s", strerror(soerr));
-		conn_end(c, c->why, "CONNECT");
+		conn_end(c, ZT_CLOSE_CONNECT, c->why);
 		return;
 	}
 	zt_io_stop(&c->up_io);
@@ -330,7 +327,7 @@ static void tcp_connect(struct conn *c)
 		rc = zt_io_start(c->ctx->loop, &c->up_io, c->up_fd, ZT_IO_WRITE, on_connected, c);
 	if (rc < 0) {
 		snprintf(c->why, sizeof(c->why), "connect: %s", zt_strerror(rc));
-		conn_end(c, c->why, "CONNECT");
+		conn_end(c, ZT_CLOSE_CONNECT, c->why);
 		return;
 	}
 	zt_timer_start(c->ctx->loop, &c->timer, CONNECT_TIMEOUT_MS, on_connect_timeout, c);
@@ -361,7 +358,7 @@ static void on_headers(struct zt_h2_stream *st, const struct zt_h2_header *h, si
 	}
 	/* Spec §2.5: any other status fails the connection, without retry. */
 	snprintf(c->why, sizeof(c->why), "http status: %ld", status);
-	conn_end(c, c->why, "CONNECT");
+	conn_end(c, ZT_CLOSE_CONNECT, c->why);
 }
 
 static void on_stream_close(struct zt_h2_stream *st, uint32_t code, void *arg)
@@ -372,7 +369,7 @@ static void on_stream_close(struct zt_h2_stream *st, uint32_t code, void *arg)
 	c->st = NULL;
 	snprintf(c->why, sizeof(c->why), "stream closed before the response (%s)",
 	         nghttp2_http2_strerror(code));
-	conn_end(c, c->why, "CONNECT");
+	conn_end(c, ZT_CLOSE_CONNECT, c->why);
 }
 
 static const struct zt_h2_stream_cbs stream_cbs = {.on_headers = on_headers,
@@ -386,8 +383,7 @@ static void on_ready(struct zt_h2_stream *st, const struct zt_pool_result *r, vo
 	if (!st) {
 		snprintf(c->why, sizeof(c->why), "%s",
 		         *r->reason ? r->reason : zt_strerror(r->err));
-		conn_end(c, c->why,
-		         r->flag != ZT_POOL_FLAG_NONE ? zt_pool_flag_name(r->flag) : "CONNECT");
+		conn_end(c, r->flag != ZT_CLOSE_OK ? r->flag : ZT_CLOSE_CONNECT, c->why);
 		return;
 	}
 	c->st = st;
@@ -439,7 +435,7 @@ static void open_stream(struct conn *c)
 	if (rc < 0) {
 		c->req = NULL;
 		snprintf(c->why, sizeof(c->why), "CONNECT: %s", zt_strerror(rc));
-		conn_end(c, c->why, "CONNECT");
+		conn_end(c, ZT_CLOSE_CONNECT, c->why);
 		return;
 	}
 	go_state(c, ST_POOL);
@@ -452,7 +448,7 @@ static void on_cert(void *arg, int err, struct zt_tls_identity *cert)
 	c->fetch = NULL;
 	if (err < 0) {
 		snprintf(c->why, sizeof(c->why), "source certificate: %s", zt_strerror(err));
-		conn_end(c, c->why, "IDENTITY_ERROR");
+		conn_end(c, ZT_CLOSE_IDENTITY_ERROR, c->why);
 		return;
 	}
 	c->cert = zt_tls_identity_ref(cert);
@@ -465,7 +461,7 @@ static void hbone_connect(struct conn *c)
 	int rc;
 
 	if (!m) {
-		conn_end(c, "source certificate: no certificate provider", "IDENTITY_ERROR");
+		conn_end(c, ZT_CLOSE_IDENTITY_ERROR, "source certificate: no certificate provider");
 		return;
 	}
 	c->cert = zt_certmgr_get(m, &c->source->identity);
@@ -477,7 +473,7 @@ static void hbone_connect(struct conn *c)
 	if ((rc = zt_certmgr_fetch(m, &c->source->identity, on_cert, c, &c->fetch)) < 0) {
 		c->fetch = NULL;
 		snprintf(c->why, sizeof(c->why), "source certificate: %s", zt_strerror(rc));
-		conn_end(c, c->why, "IDENTITY_ERROR");
+		conn_end(c, ZT_CLOSE_IDENTITY_ERROR, c->why);
 	}
 }
 
@@ -493,7 +489,7 @@ static void on_resolved(void *arg, int err, const struct zt_ip *ips, size_t n)
 	if (err < 0) {
 		snprintf(c->why, sizeof(c->why), "DNS resolution of %s: %s", c->route.resolve_host,
 		         zt_strerror(err));
-		conn_end(c, c->why, "CONNECT");
+		conn_end(c, ZT_CLOSE_CONNECT, c->why);
 		return;
 	}
 	/* A random answer, of the original destination's family when there is one. */
@@ -526,7 +522,7 @@ static void resolve(struct conn *c)
 		c->dns = NULL;
 		snprintf(c->why, sizeof(c->why), "DNS resolution of %s: not possible",
 		         c->route.resolve_host);
-		conn_end(c, c->why, "CONNECT");
+		conn_end(c, ZT_CLOSE_CONNECT, c->why);
 	}
 }
 
@@ -546,7 +542,7 @@ static void route(struct conn *c)
 
 	if ((rc = zt_route_outbound(p->ctx->store, &in, &c->route)) < 0) {
 		snprintf(c->why, sizeof(c->why), "routing: %s", zt_strerror(rc));
-		conn_end(c, c->why, NULL);
+		conn_end(c, ZT_CLOSE_ERROR, c->why);
 		return;
 	}
 	c->routed = true;
@@ -554,7 +550,7 @@ static void route(struct conn *c)
 	switch (c->route.kind) {
 	case ZT_ROUTE_DENY:
 		c->out->count.denied++;
-		conn_end(c, c->route.reason, "DENY");
+		conn_end(c, ZT_CLOSE_DENY, c->route.reason);
 		return;
 	case ZT_ROUTE_HBONE:
 		c->out->count.hbone++;
@@ -593,7 +589,7 @@ static void try_source(struct conn *c)
 		return;
 	}
 	if (zt_loop_now(loop) - c->start_ms >= SOURCE_WAIT_MS) {
-		conn_end(c, REASON_NO_SOURCE, NULL);
+		conn_end(c, ZT_CLOSE_NO_SOURCE, NULL);
 		return;
 	}
 	zt_timer_start(loop, &c->timer, SOURCE_RETRY_MS, on_source_timer, c);
@@ -622,8 +618,7 @@ static void accepted(struct zt_outbound *out, int fd, const struct sockaddr_stor
 		close(fd);
 		return;
 	}
-	if (!(c = calloc(1, sizeof(*c))))
-		abort();
+	c = xcalloc(1, sizeof(*c));
 	zt_live_inc(&zt_live_proxy_outbound_conn);
 	c->out = out;
 	c->ctx = p->ctx;
@@ -632,10 +627,7 @@ static void accepted(struct zt_outbound *out, int fd, const struct sockaddr_stor
 	c->src = src;
 	c->dst = dst;
 	c->start_ms = zt_loop_now(p->ctx->loop);
-	c->next = out->head;
-	if (out->head)
-		out->head->prev = c;
-	out->head = c;
+	LIST_INSERT_HEAD(&out->conns, c, link);
 	out->n++;
 	if (p->ctx->metrics)
 		zt_metrics_socket_opened(p->ctx->metrics, ZT_REPORTER_SOURCE);
@@ -687,11 +679,9 @@ static void on_accept(struct zt_io *io, unsigned events, void *arg)
 
 int zt_outbound_start(struct zt_proxy *p, char *err, size_t errlen)
 {
-	struct zt_outbound *out = calloc(1, sizeof(*out));
+	struct zt_outbound *out = xcalloc(1, sizeof(*out));
 	int rc;
 
-	if (!out)
-		abort();
 	out->p = p;
 	out->lfd = zt_proxy_listen(p, p->o.outbound_port, err, errlen);
 	if (out->lfd < 0) {
@@ -701,7 +691,7 @@ int zt_outbound_start(struct zt_proxy *p, char *err, size_t errlen)
 	}
 	rc = zt_io_start(p->ctx->loop, &out->lio, out->lfd, ZT_IO_READ, on_accept, out);
 	if (rc < 0) {
-		snprintf(err, errlen, "outbound listener: %s", zt_strerror(rc));
+		zt_errf(rc, err, errlen, "outbound listener: %s", zt_strerror(rc));
 		close(out->lfd);
 		free(out);
 		return rc;
@@ -737,15 +727,15 @@ void zt_outbound_stop(struct zt_proxy *p)
 	if (!out)
 		return;
 	zt_outbound_drain(p);
-	while (out->head) {
-		struct conn *c = out->head;
+	while (!LIST_EMPTY(&out->conns)) {
+		struct conn *c = LIST_FIRST(&out->conns);
 
 		unlink_conn(c);
 		/* A relay reports from the loop: c lives on until then, without out. */
 		if (c->relay)
-			zt_relay_abort(c->relay, REASON_STOPPED);
+			zt_relay_abort(c->relay, zt_close_reason(ZT_CLOSE_STOPPED));
 		else
-			conn_end(c, REASON_STOPPED, NULL);
+			conn_end(c, ZT_CLOSE_STOPPED, NULL);
 	}
 	free(out);
 	p->out = NULL;
@@ -793,7 +783,8 @@ json_t *zt_outbound_dump(const struct zt_proxy *p)
 	if (!out)
 		return json_null();
 	conns = json_array();
-	for (const struct conn *c = out->head; c; c = c->next)
+	const struct conn *c;
+	LIST_FOREACH(c, &out->conns, link)
 		json_array_append_new(conns, conn_json(c));
 	return json_pack("{s:i, s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I}}", "port",
 	                 (int)p->o.outbound_port, "connections", conns, "counters", "accepted",

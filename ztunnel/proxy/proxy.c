@@ -134,7 +134,7 @@ int zt_proxy_new(struct zt_proxy **out, struct zt_proxy_ctx *ctx, const char *ns
 		po.socket_arg = p;
 	}
 	if ((rc = zt_pool_new(&p->pool, ctx->loop, &po)) < 0) {
-		snprintf(err, errlen, "HBONE pool: %s", zt_strerror(rc));
+		zt_errf(rc, err, errlen, "HBONE pool: %s", zt_strerror(rc));
 		goto fail;
 	}
 	if ((rc = zt_inbound_start(p, err, errlen)) < 0 ||

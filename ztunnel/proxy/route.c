@@ -12,6 +12,7 @@
 
 #include "runtime/err.h"
 #include "runtime/log.h"
+#include "runtime/mem.h"
 
 ZT_LOG_MODULE("route");
 
@@ -154,9 +155,7 @@ static void set_expected(struct zt_route *out, const struct zt_workload *w,
 	size_t n_sans = svc ? svc->n_subject_alt_names : 0;
 	size_t cap = 1 + n_sans < ZT_ROUTE_MAX_EXPECTED ? 1 + n_sans : ZT_ROUTE_MAX_EXPECTED;
 
-	out->expected = calloc(cap, sizeof(*out->expected));
-	if (!out->expected)
-		abort();
+	out->expected = xcalloc(cap, sizeof(*out->expected));
 	out->n_expected = 0;
 	expect(out, &w->identity);
 	for (size_t i = 0; i < n_sans; i++) {
@@ -182,14 +181,11 @@ static void set_target(struct zt_route *out, const struct zt_sockaddr *target)
 static uint16_t endpoint_port(const struct zt_service *svc, const struct zt_endpoint *ep,
                               uint16_t svc_port, bool waypoint)
 {
-	const struct zt_port *sp = zt_service_port(svc, svc_port);
 	const struct zt_app_tunnel *tun = &ep->workload->application_tunnel;
+	uint16_t port = zt_service_target_port(svc, ep->ports, svc_port, NULL);
 
-	for (size_t i = 0; ep->ports && i < ep->ports->n_ports; i++)
-		if (ep->ports->ports[i].service_port == svc_port && ep->ports->ports[i].target_port)
-			return ep->ports->ports[i].target_port;
-	if (sp && sp->target_port)
-		return sp->target_port;
+	if (port)
+		return port;
 	/* The receiving side delivers to the tunnel port: keep the service port. */
 	if (tun->present && (tun->port || waypoint))
 		return svc_port;
@@ -506,22 +502,9 @@ int zt_route_inbound_port(const struct zt_store *store, const struct zt_workload
 		}
 		if (!ws)
 			return ZT_E_NOTFOUND;
-		p = 0;
-		for (size_t i = 0; i < ws->n_ports; i++) {
-			if (ws->ports[i].service_port == target->port) {
-				known = true;
-				p = ws->ports[i].target_port;
-			}
-		}
-		if (!p) {
-			struct zt_service *svc = zt_store_service_by_key(store, ws->key);
-			const struct zt_port *sp = svc ? zt_service_port(svc, target->port) : NULL;
-			if (sp) {
-				known = true;
-				p = sp->target_port;
-			}
-			zt_service_unref(svc);
-		}
+		struct zt_service *svc = zt_store_service_by_key(store, ws->key);
+		p = zt_service_target_port(svc, ws, target->port, &known);
+		zt_service_unref(svc);
 		if (!known)
 			return ZT_E_NOTFOUND;
 	}

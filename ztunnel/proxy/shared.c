@@ -42,14 +42,12 @@ int zt_proxy_listen(struct zt_proxy *p, uint16_t port, char *err, size_t errlen)
 	int fd, one = 1, zero = 0, rc;
 
 	if (zt_ip_parse(&a.ip, ip, strlen(ip)) < 0) {
-		snprintf(err, errlen, "listener address %s: not an IP", ip);
-		return ZT_E_PARSE;
+		return zt_errf(ZT_E_PARSE, err, errlen, "listener address %s: not an IP", ip);
 	}
 	a.port = port;
 	sl = zt_addr_to_sockaddr(&a, &ss);
 	if ((fd = raw_socket(p, ss.ss_family)) < 0) {
-		snprintf(err, errlen, "listener on port %u: socket: %s", port, strerror(-fd));
-		return fd;
+		return zt_errf(fd, err, errlen, "listener on port %u: socket: %s", port, strerror(-fd));
 	}
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (set->port_reuse)
@@ -57,26 +55,23 @@ int zt_proxy_listen(struct zt_proxy *p, uint16_t port, char *err, size_t errlen)
 	if (ss.ss_family == AF_INET6)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
 	if ((rc = zt_sockopt_mark(&set->sock, fd)) < 0) {
-		snprintf(err, errlen, "listener on port %u: SO_MARK %u: %s (needs CAP_NET_ADMIN)",
-		         port, set->sock.mark, strerror(-rc));
 		close(fd);
-		return rc;
+		return zt_errf(rc, err, errlen, "listener on port %u: SO_MARK %u: %s (needs CAP_NET_ADMIN)",
+		               port, set->sock.mark, strerror(-rc));
 	}
 	if (set->orig_src != ZT_PROXY_ORIG_SRC_OFF) {
 		int ok = (rc = zt_sockopt_transparent(fd, ss.ss_family)) == 0;
 		if (!ok && set->orig_src == ZT_PROXY_ORIG_SRC_ON) {
-			snprintf(err, errlen, "listener on port %u: IP_TRANSPARENT: %s", port,
-			         strerror(-rc));
 			close(fd);
-			return rc;
+			return zt_errf(rc, err, errlen, "listener on port %u: IP_TRANSPARENT: %s", port,
+			               strerror(-rc));
 		}
 		p->transparent = ok;
 	}
 	if (bind(fd, (struct sockaddr *)&ss, sl) < 0 || listen(fd, 128) < 0) {
 		rc = -errno;
-		snprintf(err, errlen, "listener on %s port %u: %s", ip, port, strerror(errno));
 		close(fd);
-		return rc;
+		return zt_errf(rc, err, errlen, "listener on %s port %u: %s", ip, port, strerror(-rc));
 	}
 	return fd;
 }

@@ -1,6 +1,7 @@
 /* Allocation group: a growing array of malloc'd blocks, each released by zt_arena_clear.
  * Every block is a separate allocation so the sanitizers still see per-block bounds. */
 #include "runtime/arena.h"
+#include "runtime/mem.h"
 
 #include <stdarg.h>
 #include <stdint.h>
@@ -27,9 +28,7 @@ static void *keep(struct zt_arena *a, void *p)
 		abort();
 	if (a->n == a->cap) {
 		size_t cap = a->cap ? a->cap * 2 : 16;
-		void **v = realloc(a->blocks, cap * sizeof(*v));
-		if (!v)
-			abort();
+		void **v = xrealloc(a->blocks, cap * sizeof(*v));
 		a->blocks = v;
 		a->cap = cap;
 	}

@@ -11,6 +11,7 @@
 
 #include "runtime/duration.h"
 #include "runtime/err.h"
+#include "runtime/mem.h"
 
 /* How much of a bad value an error message quotes. */
 #define QUOTE_MAX 64
@@ -27,15 +28,6 @@ static const char *process_getenv(const char *name, void *arg)
 {
 	(void)arg;
 	return getenv(name);
-}
-
-static char *xstrdup(const char *s)
-{
-	char *c = strdup(s);
-
-	if (!c)
-		abort();
-	return c;
 }
 
 static void *field(void *cfg, const struct zt_envcfg_var *v)
@@ -372,9 +364,7 @@ void zt_envcfg_dump(const struct zt_envcfg_var *vars, size_t n, const void *cfg,
 		else
 			zt_envcfg_format(v, cfg, val, sizeof(val));
 		esc_len = strlen(s) * 4 + 5;
-		esc = malloc(esc_len);
-		if (!esc)
-			abort();
+		esc = xmalloc(esc_len);
 		escape(s, 0, esc, esc_len);
 		fprintf(out, "%s=%s\n", v->name, esc);
 		free(esc);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "runtime/err.h"
+#include "runtime/mem.h"
 
 int zt_file_read(const char *path, size_t max, char **out, size_t *len)
 {
@@ -38,9 +39,7 @@ int zt_file_read(const char *path, size_t max, char **out, size_t *len)
 		rc = ZT_E_TOOBIG;
 		goto out;
 	}
-	buf = malloc(max + 1);
-	if (!buf)
-		abort();
+	buf = xmalloc(max + 1);
 	/* Read up to max + 1 bytes: a file that grew past the bound since fstat is caught. */
 	for (;;) {
 		ssize_t n = read(fd, buf + have, max + 1 - have);
@@ -89,11 +88,9 @@ static int write_all(int fd, const void *data, size_t len)
 /* Syncs the directory holding path so the rename itself is durable. */
 static int sync_parent(const char *path)
 {
-	char *copy = strdup(path);
+	char *copy = xstrdup(path);
 	int fd, rc = 0;
 
-	if (!copy)
-		abort();
 	fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0 || fsync(fd) < 0)
 		rc = -errno;
@@ -106,11 +103,9 @@ static int sync_parent(const char *path)
 int zt_file_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
 {
 	size_t plen = strlen(path);
-	char *tmp = malloc(plen + sizeof(".tmp.XXXXXX"));
+	char *tmp = xmalloc(plen + sizeof(".tmp.XXXXXX"));
 	int fd, rc;
 
-	if (!tmp)
-		abort();
 	memcpy(tmp, path, plen);
 	memcpy(tmp + plen, ".tmp.XXXXXX", sizeof(".tmp.XXXXXX"));
 	fd = mkostemp(tmp, O_CLOEXEC); /* created with mode 0600 */

@@ -3,6 +3,7 @@
  * lookup stops at the first empty slot and every entry sits between its home slot and the
  * first empty slot after it. */
 #include "runtime/hmap.h"
+#include "runtime/mem.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,16 @@ static uint64_t hash(const char *key)
 	return mix(h ^ seed);
 }
 
+uint64_t zt_hash_bytes(const void *data, size_t len)
+{
+	const unsigned char *p = data;
+	uint64_t h = 0xcbf29ce484222325ull ^ seed;
+
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ p[i]) * 0x100000001b3ull;
+	return mix(h ^ seed);
+}
+
 void zt_hmap_init(struct zt_hmap *m)
 {
 	memset(m, 0, sizeof(*m));
@@ -74,9 +85,7 @@ static void grow(struct zt_hmap *m)
 	size_t old_cap = m->cap;
 
 	m->cap = old_cap ? old_cap * 2 : MIN_CAP;
-	m->slots = calloc(m->cap, sizeof(*m->slots));
-	if (!m->slots)
-		abort();
+	m->slots = xcalloc(m->cap, sizeof(*m->slots));
 	for (size_t i = 0; i < old_cap; i++) {
 		if (!old[i].key)
 			continue;
@@ -108,9 +117,7 @@ void *zt_hmap_put(struct zt_hmap *m, const char *key, void *val)
 		m->slots[i].val = val;
 		return prev;
 	}
-	m->slots[i].key = strdup(key);
-	if (!m->slots[i].key)
-		abort();
+	m->slots[i].key = xstrdup(key);
 	m->slots[i].hash = h;
 	m->slots[i].val = val;
 	m->n++;

@@ -43,4 +43,7 @@ void *zt_hmap_del(struct zt_hmap *m, const char *key);
  * receive the entry, borrowed. The table must not change while iterating. */
 bool zt_hmap_next(const struct zt_hmap *m, size_t *pos, const char **key, void **val);
 
+/* The tables' seeded hash of len bytes, for other tables keyed by binary data. */
+uint64_t zt_hash_bytes(const void *data, size_t len);
+
 #endif

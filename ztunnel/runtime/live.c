@@ -1,4 +1,4 @@
-/* Registry of live-object counters: one singly linked list of static zt_live structs, kept
+/* Registry of live-object counters: one <sys/queue.h> SLIST of static zt_live structs, kept
  * sorted by name so listings are stable whatever the link or constructor order. A counter is
  * in the list at most once and never leaves it. */
 #include "runtime/live.h"
@@ -6,20 +6,26 @@
 #include <assert.h>
 #include <stddef.h>
 #include <string.h>
+#include <sys/queue.h>
 
-static struct zt_live *head;
+static SLIST_HEAD(, zt_live) registry = SLIST_HEAD_INITIALIZER(registry);
 
 void zt_live_register(struct zt_live *l)
 {
-	struct zt_live **pp;
+	struct zt_live *prev = NULL, *it;
 
 	if (l->registered)
 		return;
-	for (pp = &head; *pp && strcmp((*pp)->name, l->name) < 0; pp = &(*pp)->next)
-		;
-	assert(!*pp || strcmp((*pp)->name, l->name) != 0);
-	l->next = *pp;
-	*pp = l;
+	SLIST_FOREACH(it, &registry, link) {
+		if (strcmp(it->name, l->name) >= 0)
+			break;
+		prev = it;
+	}
+	assert(!it || strcmp(it->name, l->name) != 0);
+	if (prev)
+		SLIST_INSERT_AFTER(prev, l, link);
+	else
+		SLIST_INSERT_HEAD(&registry, l, link);
 	l->registered = true;
 }
 
@@ -42,7 +48,7 @@ void zt_live_foreach(zt_live_cb cb, void *arg)
 {
 	const struct zt_live *l;
 
-	for (l = head; l; l = l->next)
+	SLIST_FOREACH(l, &registry, link)
 		cb(l, arg);
 }
 
@@ -50,7 +56,7 @@ const struct zt_live *zt_live_get(const char *name)
 {
 	const struct zt_live *l;
 
-	for (l = head; l; l = l->next)
+	SLIST_FOREACH(l, &registry, link)
 		if (strcmp(l->name, name) == 0)
 			return l;
 	return NULL;
@@ -61,7 +67,7 @@ long zt_live_total(void)
 	const struct zt_live *l;
 	long sum = 0;
 
-	for (l = head; l; l = l->next)
+	SLIST_FOREACH(l, &registry, link)
 		sum += l->count;
 	return sum;
 }

@@ -6,13 +6,14 @@
 #define ZT_LIVE_H
 
 #include <stdbool.h>
+#include <sys/queue.h>
 
 struct zt_live {
 	const char *name; /* static text, unique among registered counters */
 	long count;       /* objects alive now, never negative */
 	long peak;        /* highest count seen */
 	bool registered;
-	struct zt_live *next; /* registry list, sorted by name */
+	SLIST_ENTRY(zt_live) link; /* registry list, sorted by name */
 };
 
 /* Initialiser for a counter that registers itself on its first zt_live_inc(). */

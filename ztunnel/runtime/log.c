@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "runtime/err.h"
+#include "runtime/mem.h"
 
 #define MAX_OVERRIDES 64
 #define NAME_MAX_LEN 63
@@ -319,11 +320,9 @@ static void emit_text(struct zt_log_mod *mod, enum zt_log_level level,
 /* Invalid UTF-8 (a peer's bytes) must not drop the line: non-ASCII becomes '?'. */
 static json_t *ascii_string(const char *s)
 {
-	char *copy = strdup(s);
+	char *copy = xstrdup(s);
 	json_t *v;
 
-	if (!copy)
-		abort();
 	for (char *p = copy; *p; p++)
 		if ((unsigned char)*p >= 0x80)
 			*p = '?';
@@ -367,9 +366,7 @@ static void emit_json(struct zt_log_mod *mod, enum zt_log_level level,
 	if (!s)
 		return;
 	size_t n = strlen(s);
-	s = realloc(s, n + 2);
-	if (!s)
-		abort();
+	s = xrealloc(s, n + 2);
 	s[n] = '\n';
 	s[n + 1] = '\0';
 	write_line(level, s, n + 1);

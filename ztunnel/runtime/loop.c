@@ -2,12 +2,14 @@
  * timer's slot is its heap index + 1; an io watcher stopped mid-iteration has its pending events
  * cleared from the current batch, so a callback never sees a watcher that was stopped. */
 #include "runtime/loop.h"
+#include "runtime/mem.h"
 
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/queue.h>
 #include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -25,12 +27,12 @@ struct zt_loop {
 	struct zt_timer **heap;
 	size_t nheap, heap_cap;
 
-	struct zt_defer *defer_head, *defer_tail;
+	TAILQ_HEAD(, zt_defer) defers; /* in start order */
 
 	int sigfd;
 	sigset_t sigmask;
 	struct zt_io sig_io;
-	struct zt_signal *signals;
+	LIST_HEAD(, zt_signal) signals;
 	unsigned nsignals;
 
 	struct epoll_event events[MAX_EVENTS];
@@ -59,6 +61,8 @@ int zt_loop_new(struct zt_loop **out)
 		return err;
 	}
 	loop->sigfd = -1;
+	TAILQ_INIT(&loop->defers);
+	LIST_INIT(&loop->signals);
 	sigemptyset(&loop->sigmask);
 	loop->now_ms = mono_ms();
 	*out = loop;
@@ -228,9 +232,7 @@ void zt_timer_start(struct zt_loop *loop, struct zt_timer *t, uint64_t after_ms,
 	zt_timer_stop(t);
 	if (loop->nheap == loop->heap_cap) {
 		size_t cap = loop->heap_cap ? loop->heap_cap * 2 : 64;
-		struct zt_timer **h = realloc(loop->heap, cap * sizeof(*h));
-		if (!h)
-			abort();
+		struct zt_timer **h = xrealloc(loop->heap, cap * sizeof(*h));
 		loop->heap = h;
 		loop->heap_cap = cap;
 	}
@@ -272,36 +274,17 @@ void zt_defer_start(struct zt_loop *loop, struct zt_defer *d, zt_defer_cb cb, vo
 	d->loop = loop;
 	d->cb = cb;
 	d->arg = arg;
-	d->next = NULL;
 	d->seq = loop->defer_seq++;
 	d->active = true;
-	if (loop->defer_tail)
-		loop->defer_tail->next = d;
-	else
-		loop->defer_head = d;
-	loop->defer_tail = d;
+	TAILQ_INSERT_TAIL(&loop->defers, d, link);
 }
 
 void zt_defer_stop(struct zt_defer *d)
 {
-	struct zt_loop *loop = d->loop;
-	struct zt_defer *prev = NULL;
-
 	if (!d->active)
 		return;
 	d->active = false;
-	for (struct zt_defer *it = loop->defer_head; it; prev = it, it = it->next) {
-		if (it != d)
-			continue;
-		if (prev)
-			prev->next = d->next;
-		else
-			loop->defer_head = d->next;
-		if (loop->defer_tail == d)
-			loop->defer_tail = prev;
-		break;
-	}
-	d->next = NULL;
+	TAILQ_REMOVE(&d->loop->defers, d, link);
 }
 
 /* Runs the defers queued before this call; ones started by these callbacks wait for the next
@@ -309,14 +292,10 @@ void zt_defer_stop(struct zt_defer *d)
 static void run_defers(struct zt_loop *loop)
 {
 	uint64_t limit = loop->defer_seq;
+	struct zt_defer *d;
 
-	while (loop->defer_head && loop->defer_head->seq < limit) {
-		struct zt_defer *d = loop->defer_head;
-
-		loop->defer_head = d->next;
-		if (!loop->defer_head)
-			loop->defer_tail = NULL;
-		d->next = NULL;
+	while ((d = TAILQ_FIRST(&loop->defers)) && d->seq < limit) {
+		TAILQ_REMOVE(&loop->defers, d, link);
 		d->active = false;
 		d->cb(d, d->arg);
 	}
@@ -332,9 +311,10 @@ static void on_signalfd(struct zt_io *io, unsigned events, void *arg)
 	(void)io;
 	(void)events;
 	while (read(loop->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
-		struct zt_signal *s = loop->signals, *next;
-		for (; s; s = next) {
-			next = s->next;
+		struct zt_signal *s, *next;
+
+		for (s = LIST_FIRST(&loop->signals); s; s = next) {
+			next = LIST_NEXT(s, link);
 			if (s->active && s->signo == (int)si.ssi_signo)
 				s->cb(s, s->signo, s->arg);
 		}
@@ -375,26 +355,18 @@ int zt_signal_start(struct zt_loop *loop, struct zt_signal *s, int signo, zt_sig
 	s->cb = cb;
 	s->arg = arg;
 	s->active = true;
-	s->next = loop->signals;
-	loop->signals = s;
+	LIST_INSERT_HEAD(&loop->signals, s, link);
 	loop->nsignals++;
 	return 0;
 }
 
 void zt_signal_stop(struct zt_signal *s)
 {
-	struct zt_loop *loop = s->loop;
-
 	if (!s->active)
 		return;
 	s->active = false;
-	for (struct zt_signal **pp = &loop->signals; *pp; pp = &(*pp)->next) {
-		if (*pp == s) {
-			*pp = s->next;
-			break;
-		}
-	}
-	loop->nsignals--;
+	LIST_REMOVE(s, link);
+	s->loop->nsignals--;
 }
 
 /* ---- running ----------------------------------------------------------------------------- */
@@ -403,7 +375,7 @@ static int next_timeout(struct zt_loop *loop, int max_ms)
 {
 	uint64_t wait;
 
-	if (loop->defer_head)
+	if (!TAILQ_EMPTY(&loop->defers))
 		return 0;
 	if (loop->nheap == 0)
 		return max_ms;
@@ -451,7 +423,7 @@ int zt_loop_run(struct zt_loop *loop)
 {
 	loop->stopping = false;
 	while (!loop->stopping &&
-	       (loop->nio > 0 || loop->nheap > 0 || loop->defer_head || loop->nsignals > 0)) {
+	       (loop->nio > 0 || loop->nheap > 0 || !TAILQ_EMPTY(&loop->defers) || loop->nsignals > 0)) {
 		int err = zt_loop_run_once(loop, -1);
 		if (err < 0)
 			return err;

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/queue.h>
 
 struct zt_loop;
 struct zt_io;
@@ -50,7 +51,7 @@ struct zt_timer {
 
 struct zt_defer {
 	struct zt_loop *loop;
-	struct zt_defer *next;
+	TAILQ_ENTRY(zt_defer) link; /* in the loop's queue while active */
 	uint64_t seq;
 	bool active;
 	zt_defer_cb cb;
@@ -59,7 +60,7 @@ struct zt_defer {
 
 struct zt_signal {
 	struct zt_loop *loop;
-	struct zt_signal *next;
+	LIST_ENTRY(zt_signal) link; /* in the loop's list while active */
 	int signo;
 	bool active;
 	zt_signal_cb cb;

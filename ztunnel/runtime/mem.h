@@ -4,6 +4,8 @@
 #ifndef ZT_MEM_H
 #define ZT_MEM_H
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -48,6 +50,21 @@ static inline char *xstrndup(const char *s, size_t n)
 	char *p = strndup(s, n);
 
 	if (!p)
+		abort();
+	return p;
+}
+
+static inline char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static inline char *xasprintf(const char *fmt, ...)
+{
+	va_list ap;
+	char *p;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&p, fmt, ap);
+	va_end(ap);
+	if (n < 0)
 		abort();
 	return p;
 }

@@ -1,6 +1,7 @@
 /* YAML trees from libyaml events. A stack of open collections receives each new node; a
- * mapping receives keys and values alternately and refuses a key it already holds. Nodes are
- * counted against ZT_YAML_MAX_NODES and the stack against ZT_YAML_MAX_DEPTH. */
+ * mapping receives keys and values alternately and refuses a key it already holds (a hash
+ * index of its keys once it has more than a few, so the check stays linear overall). Nodes
+ * are counted against ZT_YAML_MAX_NODES and the stack against ZT_YAML_MAX_DEPTH. */
 #include "runtime/yaml.h"
 
 #include <errno.h>
@@ -8,18 +9,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 #include <yaml.h>
 
 #include "runtime/err.h"
 #include "runtime/file.h"
-
-static void *xrealloc(void *p, size_t n)
-{
-	void *q = realloc(p, n ? n : 1);
-	if (!q)
-		abort();
-	return q;
-}
+#include "runtime/mem.h"
 
 static void node_free(struct zt_yaml *n)
 {
@@ -42,6 +38,14 @@ void zt_yaml_docs_clear(struct zt_yaml_docs *d)
 	memset(d, 0, sizeof(*d));
 }
 
+/* Keys of one open mapping, by hash: slot holds a pair index + 1 (0 = empty). */
+struct keyidx {
+	uint32_t *slot;
+	size_t cap; /* 0 or a power of two */
+};
+
+#define KEYIDX_FROM 8 /* pairs scanned linearly before an index is built */
+
 struct builder {
 	const char *name;
 	char *err;
@@ -51,6 +55,7 @@ struct builder {
 	size_t nodes;
 	size_t cap[ZT_YAML_MAX_DEPTH];      /* item capacity of each open collection */
 	bool want_value[ZT_YAML_MAX_DEPTH]; /* an open mapping holds a key without value */
+	struct keyidx idx[ZT_YAML_MAX_DEPTH];
 	struct zt_yaml *root;
 };
 
@@ -66,17 +71,72 @@ __attribute__((format(printf, 4, 5))) static int fail(struct builder *b, const y
 	return code;
 }
 
-static bool key_present(const struct zt_yaml *map, const struct zt_yaml *key)
+static uint64_t key_hash(const char *s, size_t len)
 {
+	static uint64_t seed;
+	uint64_t h;
+
+	if (!seed && getrandom(&seed, sizeof(seed), GRND_NONBLOCK) != sizeof(seed))
+		seed = (uint64_t)time(NULL) * 0x9e3779b97f4a7c15ull;
+	h = 0xcbf29ce484222325ull ^ seed;
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (uint8_t)s[i]) * 0x100000001b3ull;
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdull;
+	return h ^ (h >> 33);
+}
+
+static bool same_key(const struct zt_yaml *a, const struct zt_yaml *b)
+{
+	return a->type == ZT_YAML_SCALAR && a->len == b->len && !memcmp(a->s, b->s, a->len);
+}
+
+/* Puts pair p's key (a scalar) into x unless an equal key is there; returns whether it was. */
+static bool idx_put(struct keyidx *x, struct zt_yaml *const *items, size_t p)
+{
+	const struct zt_yaml *key = items[2 * p];
+	size_t mask = x->cap - 1, i = key_hash(key->s, key->len) & mask;
+
+	for (; x->slot[i]; i = (i + 1) & mask)
+		if (same_key(items[2 * (x->slot[i] - 1)], key))
+			return true;
+	x->slot[i] = (uint32_t)p + 1;
+	return false;
+}
+
+/* Whether the key of pair p (already stored in map->items, not yet counted) repeats an
+ * earlier key of map; records it otherwise. Non-scalar keys are never duplicates. */
+static bool key_repeats(struct keyidx *x, const struct zt_yaml *map, size_t p)
+{
+	const struct zt_yaml *key = map->items[2 * p];
+
 	if (key->type != ZT_YAML_SCALAR)
 		return false;
-	for (size_t i = 0; i < map->n; i++) {
-		const struct zt_yaml *k = map->items[2 * i];
-		if (k->type == ZT_YAML_SCALAR && k->len == key->len &&
-		    !memcmp(k->s, key->s, k->len))
-			return true;
+	if (p < KEYIDX_FROM) {
+		for (size_t i = 0; i < p; i++)
+			if (same_key(map->items[2 * i], key))
+				return true;
+		return false;
 	}
-	return false;
+	if (2 * (p + 1) > x->cap) {
+		/* (Re)build at twice the load: every earlier key was unique. */
+		x->cap = x->cap ? 2 * x->cap : 4 * KEYIDX_FROM;
+		free(x->slot);
+		x->slot = calloc(x->cap, sizeof(*x->slot));
+		if (!x->slot)
+			abort();
+		for (size_t i = 0; i < p; i++)
+			if (map->items[2 * i]->type == ZT_YAML_SCALAR)
+				idx_put(x, map->items, i);
+	}
+	return idx_put(x, map->items, p);
+}
+
+static void idx_clear(struct keyidx *x)
+{
+	free(x->slot);
+	x->slot = NULL;
+	x->cap = 0;
 }
 
 /* Attaches n to the innermost open collection (or makes it the root). Takes ownership. A
@@ -90,19 +150,18 @@ static int attach(struct builder *b, struct zt_yaml *n, const yaml_mark_t *m)
 	size_t d = b->depth - 1;
 	struct zt_yaml *top = b->stack[d];
 	size_t used = top->n;
-	if (top->type == ZT_YAML_MAP) {
+	if (top->type == ZT_YAML_MAP)
 		used = 2 * top->n + b->want_value[d];
-		if (!b->want_value[d] && key_present(top, n)) {
-			int rc = fail(b, m, ZT_E_PARSE, "duplicate key \"%s\"", n->s);
-			node_free(n);
-			return rc;
-		}
-	}
 	if (used == b->cap[d]) {
 		b->cap[d] = b->cap[d] ? 2 * b->cap[d] : 8;
 		top->items = xrealloc(top->items, b->cap[d] * sizeof(*top->items));
 	}
 	top->items[used] = n;
+	if (top->type == ZT_YAML_MAP && !b->want_value[d] && key_repeats(&b->idx[d], top, top->n)) {
+		int rc = fail(b, m, ZT_E_PARSE, "duplicate key \"%s\"", n->s);
+		node_free(n);
+		return rc;
+	}
 	if (top->type == ZT_YAML_SEQ) {
 		top->n++;
 	} else {
@@ -120,9 +179,7 @@ static struct zt_yaml *node_new(struct builder *b, enum zt_yaml_type t, const ya
 		*rc = fail(b, m, ZT_E_TOOBIG, "more than %u nodes", ZT_YAML_MAX_NODES);
 		return NULL;
 	}
-	struct zt_yaml *n = calloc(1, sizeof(*n));
-	if (!n)
-		abort();
+	struct zt_yaml *n = xcalloc(1, sizeof(*n));
 	n->type = t;
 	n->line = (unsigned)m->line + 1;
 	n->col = (unsigned)m->column + 1;
@@ -160,12 +217,13 @@ static int on_event(struct builder *b, const yaml_event_t *ev)
 			return rc;
 		b->cap[b->depth] = 0;
 		b->want_value[b->depth] = false;
+		idx_clear(&b->idx[b->depth]);
 		b->stack[b->depth++] = n;
 		return 0;
 	case YAML_SEQUENCE_END_EVENT:
 	case YAML_MAPPING_END_EVENT:
 		if (b->depth)
-			b->depth--;
+			idx_clear(&b->idx[--b->depth]);
 		return 0;
 	default:
 		return 0;
@@ -186,9 +244,7 @@ int zt_yaml_parse(const char *name, const char *text, size_t len, struct zt_yaml
 		snprintf(err, errlen, "%s: larger than %u bytes", b.name, ZT_YAML_MAX_INPUT);
 		return ZT_E_TOOBIG;
 	}
-	out->name = strdup(b.name);
-	if (!out->name)
-		abort();
+	out->name = xstrdup(b.name);
 
 	yaml_parser_t p;
 	if (!yaml_parser_initialize(&p))
@@ -217,9 +273,7 @@ int zt_yaml_parse(const char *name, const char *text, size_t len, struct zt_yaml
 				if (!b.root)
 					break;
 				b.root->plain = true;
-				b.root->s = strdup("");
-				if (!b.root->s)
-					abort();
+				b.root->s = xstrdup("");
 			}
 			if (out->n == cap) {
 				cap = cap ? 2 * cap : 4;
@@ -235,9 +289,12 @@ int zt_yaml_parse(const char *name, const char *text, size_t len, struct zt_yaml
 		yaml_event_delete(&ev);
 	}
 	yaml_parser_delete(&p);
+	for (size_t i = 0; i < ZT_YAML_MAX_DEPTH; i++)
+		idx_clear(&b.idx[i]);
 	if (rc) {
-		/* Free a partly built document, including keys still waiting for a value. */
-		for (size_t i = 0; i < b.depth; i++) {
+		/* Free a partly built document, including keys still waiting for a value. Deepest
+		 * first: a pending key may itself be the next open collection on the stack. */
+		for (size_t i = b.depth; i-- > 0;) {
 			struct zt_yaml *c = b.stack[i];
 			if (c->type == ZT_YAML_MAP && b.want_value[i])
 				node_free(c->items[2 * c->n]);

@@ -1,6 +1,14 @@
 /* Store to JSON. Each object is written field by field in the order of spec §9.2; optional
  * sub-objects (waypoint, application tunnel, locality, load balancer) only when present. */
 #include "state/dump.h"
+#include "runtime/mem.h"
+
+#include <openssl/bn.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <stdio.h>
+#include <time.h>
 
 #include <stdlib.h>
 #include <string.h>
@@ -357,9 +365,7 @@ static void add(struct items *it, const char *key, const void *obj)
 {
 	if (it->n == it->cap) {
 		it->cap = it->cap ? it->cap * 2 : 16;
-		it->v = realloc(it->v, it->cap * sizeof(*it->v));
-		if (!it->v)
-			abort();
+		it->v = xrealloc(it->v, it->cap * sizeof(*it->v));
 	}
 	it->v[it->n++] = (struct item){key, obj};
 }
@@ -444,4 +450,103 @@ json_t *zt_store_counters_json(const struct zt_store *store)
 	set(o, "rejected", json_integer((json_int_t)c.rejected));
 	set(o, "removed", json_integer((json_int_t)c.removed));
 	return o;
+}
+
+/* ---- certificates (spec §17) ---------------------------------------------------------------- */
+
+static json_t *asn1_time_json(const ASN1_TIME *t)
+{
+	struct tm tm;
+	char buf[32];
+
+	if (!t || !ASN1_TIME_to_tm(t, &tm) ||
+	    !strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm))
+		return json_null();
+	return json_string(buf);
+}
+
+static json_t *cert_json(X509 *x)
+{
+	BIO *bio = BIO_new(BIO_s_mem());
+	BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
+	char *dec = bn ? BN_bn2dec(bn) : NULL, *pem = NULL, *b64 = NULL;
+	long len = 0;
+	json_t *o;
+
+	if (!bio || !PEM_write_bio_X509(bio, x) || (len = BIO_get_mem_data(bio, &pem)) <= 0)
+		len = 0;
+	b64 = calloc(1, 4 * ((size_t)len / 3 + 1) + 1);
+	if (!b64)
+		abort();
+	if (len)
+		EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)pem, (int)len);
+	o = json_pack("{s:o, s:s, s:s, s:o}", "expirationTime",
+	              asn1_time_json(X509_get0_notAfter(x)), "pem", b64, "serialNumber",
+	              dec ? dec : "", "validFrom", asn1_time_json(X509_get0_notBefore(x)));
+	free(b64);
+	OPENSSL_free(dec);
+	BN_free(bn);
+	BIO_free(bio);
+	return o;
+}
+
+static json_t *certs_of(struct zt_tls_identity *id, json_t **roots)
+{
+	STACK_OF(X509) *chain = zt_tls_identity_chain(id);
+	STACK_OF(X509_OBJECT) *objs = X509_STORE_get0_objects(zt_tls_identity_roots(id));
+	json_t *a = json_array();
+
+	json_array_append_new(a, cert_json(zt_tls_identity_leaf(id)));
+	for (int i = 0; chain && i < sk_X509_num(chain); i++)
+		json_array_append_new(a, cert_json(sk_X509_value(chain, i)));
+	*roots = json_array();
+	for (int i = 0; objs && i < sk_X509_OBJECT_num(objs); i++) {
+		X509 *r = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objs, i));
+		if (r)
+			json_array_append_new(*roots, cert_json(r));
+	}
+	return a;
+}
+
+json_t *zt_dump_certificates(struct zt_certmgr *m)
+{
+	json_t *mine = m ? zt_certmgr_dump(m) : json_array(), *out = json_array(), *e;
+	size_t i;
+
+	/* zt_certmgr_dump is sorted by identity already. */
+	json_array_foreach(mine, i, e)
+	{
+		const char *uri = json_string_value(json_object_get(e, "identity"));
+		const char *st = json_string_value(json_object_get(e, "state"));
+		const char *why = json_string_value(json_object_get(e, "lastError"));
+		struct zt_tls_identity *cert = NULL;
+		struct zt_spiffe id;
+		json_t *chain, *roots;
+		char state[512];
+
+		if (!uri)
+			continue;
+		if (zt_spiffe_parse(&id, uri, strlen(uri)) == 0)
+			cert = zt_certmgr_get(m, &id);
+		if (cert) {
+			snprintf(state, sizeof(state), "Available");
+			chain = certs_of(cert, &roots);
+		} else {
+			if (st && !strcmp(st, "initializing"))
+				snprintf(state, sizeof(state), "Initializing");
+			else
+				snprintf(state, sizeof(state), "Unavailable: %s",
+				         why  ? why
+				         : st ? st
+				              : "no certificate");
+			chain = json_array();
+			roots = json_array();
+		}
+		json_array_append_new(out, json_pack("{s:o, s:s, s:o, s:s}", "certChain", chain,
+		                                     "identity", uri, "rootCerts", roots, "state",
+		                                     state));
+		zt_tls_identity_unref(cert);
+	}
+	json_decref(mine);
+	return out;
 }

@@ -6,6 +6,7 @@
 
 #include <jansson.h>
 
+#include "cert/manager.h"
 #include "state/policy.h"
 #include "state/service.h"
 #include "state/store.h"
@@ -19,6 +20,14 @@ json_t *zt_store_dump(const struct zt_store *store);
 /* {"workloads", "services", "policies", "endpoints", "stagedEndpoints", "applied",
  * "rejected", "removed"}: zt_store_get_counters as JSON. A new reference. */
 json_t *zt_store_counters_json(const struct zt_store *store);
+
+/* /config_dump "certificates" in the reference's shape (spec §17): an array sorted by
+ * identity of {"certChain", "identity", "rootCerts", "state"}, state "Initializing",
+ * "Available" or "Unavailable: <error>"; certChain (leaf, then intermediates) and rootCerts
+ * hold {"expirationTime", "pem" (base64 of the PEM text), "serialNumber" (decimal),
+ * "validFrom"} and are empty unless Available. m may be NULL (an empty array). New
+ * reference. */
+json_t *zt_dump_certificates(struct zt_certmgr *m);
 
 /* One object each (new references). */
 json_t *zt_workload_to_json(const struct zt_workload *w);

@@ -5,42 +5,22 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <time.h>
 
+#include "runtime/hmap.h"
 #include "runtime/mem.h"
 
 #define MIN_CAP 8
 
-static uint64_t seed;
-
-static uint64_t mix(uint64_t x)
-{
-	x ^= x >> 30;
-	x *= 0xbf58476d1ce4e5b9ull;
-	x ^= x >> 27;
-	x *= 0x94d049bb133111ebull;
-	return x ^ (x >> 31);
-}
-
-/* Seeded before main(), so lookups from any thread only ever read it. */
-__attribute__((constructor)) static void seed_init(void)
-{
-	if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) != sizeof(seed))
-		seed = mix((uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)&seed);
-}
-
+/* Family, the 16 address bytes and the name, through the seeded hash of runtime/hmap. */
 static uint64_t hash(const char *network, const struct zt_ip *ip)
 {
-	uint64_t a, b, h = seed ^ (uint64_t)ip->family;
+	unsigned char key[1 + sizeof(ip->bytes) + 256];
+	size_t n = strnlen(network, 255);
 
-	memcpy(&a, ip->bytes, 8);
-	memcpy(&b, ip->bytes + 8, 8);
-	h = mix(h ^ a);
-	h = mix(h ^ b);
-	for (const unsigned char *p = (const unsigned char *)network; *p; p++)
-		h = (h ^ *p) * 0x100000001b3ull;
-	return mix(h);
+	key[0] = (unsigned char)ip->family;
+	memcpy(key + 1, ip->bytes, sizeof(ip->bytes));
+	memcpy(key + 1 + sizeof(ip->bytes), network, n);
+	return zt_hash_bytes(key, 1 + sizeof(ip->bytes) + n);
 }
 
 static bool same(const struct zt_ipindex_slot *s, uint64_t h, const char *network,

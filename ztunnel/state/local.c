@@ -321,8 +321,7 @@ static char *seen_key(enum zt_local_kind kind, const char *name)
 {
 	char *key = NULL;
 
-	if (asprintf(&key, "%c:%s", kind == ZT_LOCAL_ADDRESS ? 'a' : 'p', name) < 0)
-		abort();
+	key = xasprintf("%c:%s", kind == ZT_LOCAL_ADDRESS ? 'a' : 'p', name);
 	return key;
 }
 
@@ -338,18 +337,14 @@ static int emit(struct ctx *c, enum zt_local_kind kind, const char *name,
 	free(key);
 	if (dup)
 		return fail(c, where, "duplicate resource \"%s\"", name);
-	r = realloc(o->v, (o->n + 1) * sizeof(*o->v));
-	if (!r)
-		abort();
+	r = xrealloc(o->v, (o->n + 1) * sizeof(*o->v));
 	o->v = r;
 	r = &o->v[o->n];
 	memset(r, 0, sizeof(*r));
 	if (zt_pb_pack(msg, &r->data, &r->len))
 		return fail(c, where, "cannot encode \"%s\"", name);
 	r->kind = kind;
-	r->name = strdup(name);
-	if (!r->name)
-		abort();
+	r->name = xstrdup(name);
 	r->line = where->line;
 	o->n++;
 	zt_arena_clear(&c->a);
@@ -864,9 +859,8 @@ static void stale_add(struct stale *st, const char *name)
 	free(key);
 	if (keep)
 		return;
-	st->names = realloc(st->names, (st->n + 1) * sizeof(*st->names));
-	if (!st->names || !(st->names[st->n] = strdup(name)))
-		abort();
+	st->names = xrealloc(st->names, (st->n + 1) * sizeof(*st->names));
+	st->names[st->n] = xstrdup(name);
 	st->n++;
 }
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "runtime/live.h"
+#include "runtime/mem.h"
 #include "state/reject.h"
 
 ZT_LIVE_DEFINE(state_policy);
@@ -170,11 +171,9 @@ static void policy_free(struct zt_policy *p)
 int zt_policy_decode(const Istio__Security__Authorization *pb, struct zt_policy **out, char *err,
                      size_t errlen)
 {
-	struct zt_policy *p = calloc(1, sizeof(*p));
+	struct zt_policy *p = xcalloc(1, sizeof(*p));
 	int rc;
 
-	if (!p)
-		abort();
 	zt_live_inc(&zt_live_state_policy);
 	atomic_init(&p->refs_, 1);
 	rc = decode(pb, p, err, errlen);

@@ -10,6 +10,7 @@
 
 #include "runtime/err.h"
 #include "runtime/live.h"
+#include "runtime/mem.h"
 #include "state/reject.h"
 
 ZT_LIVE_DEFINE(state_service);
@@ -155,10 +156,8 @@ static int decode(const Istio__Workload__Service *pb, struct zt_service *s, stru
 
 static struct zt_service *service_alloc(struct zt_service_core *core)
 {
-	struct zt_service *s = calloc(1, sizeof(*s));
+	struct zt_service *s = xcalloc(1, sizeof(*s));
 
-	if (!s)
-		abort();
 	atomic_init(&s->refs_, 1);
 	atomic_fetch_add(&core->refs, 1);
 	s->core_ = core;
@@ -203,9 +202,7 @@ struct zt_service *zt_service_with_endpoints(const struct zt_service *svc,
 	struct zt_endpoint *eps = NULL;
 
 	if (n) {
-		eps = calloc(n, sizeof(*eps));
-		if (!eps)
-			abort();
+		eps = xcalloc(n, sizeof(*eps));
 	}
 	for (size_t i = 0; i < n; i++) {
 		eps[i].workload = zt_workload_ref(ws[i]);
@@ -238,6 +235,27 @@ const struct zt_port *zt_service_port(const struct zt_service *svc, uint16_t ser
 		if (svc->ports[i].service_port == service_port)
 			return &svc->ports[i];
 	return NULL;
+}
+
+uint16_t zt_service_target_port(const struct zt_service *svc, const struct zt_workload_service *ws,
+                                uint16_t service_port, bool *known)
+{
+	const struct zt_port *sp = svc ? zt_service_port(svc, service_port) : NULL;
+	bool listed = sp != NULL;
+	uint16_t port = 0;
+
+	for (size_t i = 0; ws && i < ws->n_ports; i++) {
+		if (ws->ports[i].service_port != service_port)
+			continue;
+		listed = true;
+		if (ws->ports[i].target_port)
+			port = ws->ports[i].target_port;
+	}
+	if (!port && sp)
+		port = sp->target_port;
+	if (known)
+		*known = listed;
+	return port;
 }
 
 bool zt_service_endpoint_usable(const struct zt_service *svc, const struct zt_endpoint *ep)

@@ -117,6 +117,13 @@ void zt_service_unref(struct zt_service *svc);
 /* The Port entry for service_port, or NULL. Borrowed from svc. */
 const struct zt_port *zt_service_port(const struct zt_service *svc, uint16_t service_port);
 
+/* The one service-port -> target-port rule (spec §7.1): the port an endpoint receives
+ * service_port on is its own mapping for that port when the mapping names a target (ws, the
+ * workload's entry for svc), else the Service's targetPort; 0 when neither names one. svc and
+ * ws may be NULL. *known (may be NULL) tells whether either lists service_port at all. */
+uint16_t zt_service_target_port(const struct zt_service *svc, const struct zt_workload_service *ws,
+                                uint16_t service_port, bool *known);
+
 /* Spec §3.5: an unhealthy endpoint is usable only under health_policy ALLOW_ALL. */
 bool zt_service_endpoint_usable(const struct zt_service *svc, const struct zt_endpoint *ep);
 

@@ -19,6 +19,7 @@
 #include "runtime/hmap.h"
 #include "runtime/live.h"
 #include "runtime/log.h"
+#include "runtime/mem.h"
 #include "state/ipindex.h"
 #include "state/reject.h"
 
@@ -68,9 +69,7 @@ static void vec_push(struct vec *v, void *p)
 {
 	if (v->n == v->cap) {
 		size_t cap = v->cap ? v->cap * 2 : 4;
-		void **nv = realloc(v->v, cap * sizeof(*nv));
-		if (!nv)
-			abort();
+		void **nv = xrealloc(v->v, cap * sizeof(*nv));
 		v->v = nv;
 		v->cap = cap;
 	}
@@ -104,10 +103,8 @@ static void vec_clear(struct vec *v)
 
 static struct vec *vec_new(void)
 {
-	struct vec *v = calloc(1, sizeof(*v));
+	struct vec *v = xcalloc(1, sizeof(*v));
 
-	if (!v)
-		abort();
 	return v;
 }
 
@@ -189,10 +186,8 @@ static void ip_multi_free_all(struct zt_ipindex *m)
 
 struct zt_store *zt_store_new(void)
 {
-	struct zt_store *s = calloc(1, sizeof(*s));
+	struct zt_store *s = xcalloc(1, sizeof(*s));
 
-	if (!s)
-		abort();
 	zt_live_inc(&zt_live_state_store);
 	return s;
 }
@@ -240,9 +235,7 @@ void zt_store_watch(struct zt_store *s, zt_store_watch_cb cb, void *arg)
 {
 	if (s->n_watchers == s->cap_watchers) {
 		size_t cap = s->cap_watchers ? s->cap_watchers * 2 : 4;
-		struct watcher *w = realloc(s->watchers, cap * sizeof(*w));
-		if (!w)
-			abort();
+		struct watcher *w = xrealloc(s->watchers, cap * sizeof(*w));
 		s->watchers = w;
 		s->cap_watchers = cap;
 	}
@@ -293,9 +286,8 @@ static struct svc_slot *slot_get(struct zt_store *s, const char *key)
 	struct svc_slot *slot = zt_hmap_get(&s->slots, key);
 
 	if (!slot) {
-		slot = calloc(1, sizeof(*slot));
-		if (!slot || !(slot->key = strdup(key)))
-			abort();
+		slot = xcalloc(1, sizeof(*slot));
+		slot->key = xstrdup(key);
 		zt_hmap_put(&s->slots, key, slot);
 	}
 	return slot;
@@ -350,9 +342,7 @@ static void vips_index(struct zt_store *s, struct svc_slot *slot, bool add)
 	for (size_t i = 0; i < svc->n_vips; i++) {
 		if (zt_vip_is_host(&svc->vips[i]))
 			continue;
-		struct cidr_vip *cv = malloc(sizeof(*cv));
-		if (!cv)
-			abort();
+		struct cidr_vip *cv = xmalloc(sizeof(*cv));
 		cv->slot = slot;
 		cv->vip = &svc->vips[i];
 		vec_push(&s->cidr_vips, cv);
@@ -569,12 +559,11 @@ static int unpack(struct zt_store *s, const ProtobufCMessageDescriptor *d, const
 	int rc;
 
 	if (s->dispatching) {
-		snprintf(err, errlen, "store changed from a watcher");
-		return ZT_E_STATE;
+		return zt_errf(ZT_E_STATE, err, errlen, "store changed from a watcher");
 	}
 	rc = zt_pb_unpack(d, data, len, ZT_STORE_MAX_RESOURCE, msg);
 	if (rc)
-		snprintf(err, errlen, "cannot decode %s: %s", d->name, zt_strerror(rc));
+		zt_errf(rc, err, errlen, "cannot decode %s: %s", d->name, zt_strerror(rc));
 	return rc;
 }
 

@@ -10,6 +10,7 @@
 
 #include "runtime/err.h"
 #include "runtime/live.h"
+#include "runtime/mem.h"
 #include "state/reject.h"
 
 ZT_LIVE_DEFINE(state_workload);
@@ -223,11 +224,9 @@ static void workload_free(struct zt_workload *w)
 int zt_workload_decode(const Istio__Workload__Workload *pb, struct zt_workload **out, char *err,
                        size_t errlen)
 {
-	struct zt_workload *w = calloc(1, sizeof(*w));
+	struct zt_workload *w = xcalloc(1, sizeof(*w));
 	int rc;
 
-	if (!w)
-		abort();
 	zt_live_inc(&zt_live_state_workload);
 	atomic_init(&w->refs_, 1);
 	rc = decode(pb, w, err, errlen);

@@ -8,10 +8,12 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/resource.h>
 
 #include "runtime/err.h"
 #include "runtime/log.h"
+#include "runtime/mem.h"
 
 ZT_LOG_MODULE("metrics");
 
@@ -75,7 +77,7 @@ static const char *const reporter_names[2] = {"source", "destination"};
 
 struct node {
 	struct node *chain; /* hash bucket */
-	struct node *next;  /* insertion order */
+	STAILQ_ENTRY(node) order;
 	uint64_t hash;
 	size_t len;
 	char *labels; /* rendered `name="value",...`, owned, NUL-terminated */
@@ -84,7 +86,7 @@ struct node {
 struct table {
 	struct node **buckets;
 	size_t nbuckets, count;
-	struct node *head, **tail;
+	STAILQ_HEAD(, node) nodes; /* in insertion order */
 };
 
 struct zt_metric_series {
@@ -115,7 +117,7 @@ struct zt_metric {
 	struct table t;
 	struct zt_metric_child *overflow;
 	bool warned;
-	struct zt_metric *next;
+	STAILQ_ENTRY(zt_metric) link;
 };
 
 struct zt_metrics {
@@ -126,26 +128,8 @@ struct zt_metrics {
 	bool warned;
 	int64_t sockets[2];
 	bool sockets_touched[2];
-	struct zt_metric *extras, **extras_tail;
+	STAILQ_HEAD(, zt_metric) extras; /* in registration order */
 };
-
-static void *xmalloc(size_t n)
-{
-	void *p = malloc(n);
-
-	if (!p)
-		abort();
-	return p;
-}
-
-static char *xstrdup(const char *s)
-{
-	char *p = strdup(s);
-
-	if (!p)
-		abort();
-	return p;
-}
 
 /* ---- hash table -------------------------------------------------------------------------- */
 
@@ -161,7 +145,7 @@ static uint64_t hash_text(const char *s, size_t len)
 static void table_init(struct table *t)
 {
 	*t = (struct table){0};
-	t->tail = &t->head;
+	STAILQ_INIT(&t->nodes);
 }
 
 static struct node *table_find(const struct table *t, const char *s, size_t len, uint64_t h)
@@ -178,10 +162,10 @@ static void table_insert(struct table *t, struct node *n)
 {
 	if (t->count >= t->nbuckets) {
 		size_t nb = t->nbuckets ? t->nbuckets * 2 : 64;
-		struct node **b = calloc(nb, sizeof(*b));
-		if (!b)
-			abort();
-		for (struct node *x = t->head; x; x = x->next) {
+		struct node **b = xcalloc(nb, sizeof(*b));
+		struct node *x;
+
+		STAILQ_FOREACH(x, &t->nodes, order) {
 			x->chain = b[x->hash & (nb - 1)];
 			b[x->hash & (nb - 1)] = x;
 		}
@@ -191,9 +175,7 @@ static void table_insert(struct table *t, struct node *n)
 	}
 	n->chain = t->buckets[n->hash & (t->nbuckets - 1)];
 	t->buckets[n->hash & (t->nbuckets - 1)] = n;
-	n->next = NULL;
-	*t->tail = n;
-	t->tail = &n->next;
+	STAILQ_INSERT_TAIL(&t->nodes, n, order);
 	t->count++;
 }
 
@@ -209,10 +191,10 @@ static void node_set(struct node *n, const struct zt_buf *text)
 
 static void table_clear(struct table *t)
 {
-	struct node *n = t->head, *next;
+	struct node *n;
 
-	for (; n; n = next) {
-		next = n->next;
+	while ((n = STAILQ_FIRST(&t->nodes))) {
+		STAILQ_REMOVE_HEAD(&t->nodes, order);
 		free(n->labels);
 		free(n); /* the node is the first member of its series or child */
 	}
@@ -273,10 +255,8 @@ static struct zt_metric_series *series_node(struct zt_metrics *m, enum zt_report
                                             const struct zt_buf *text, size_t flags_off,
                                             size_t flags_len, bool overflow)
 {
-	struct zt_metric_series *s = calloc(1, sizeof(*s));
+	struct zt_metric_series *s = xcalloc(1, sizeof(*s));
 
-	if (!s)
-		abort();
 	node_set(&s->n, text);
 	s->reporter = r;
 	s->flags_off = flags_off;
@@ -321,20 +301,18 @@ static struct zt_metric_series *overflow_series(struct zt_metrics *m, enum zt_re
 
 struct zt_metrics *zt_metrics_new(const char *build_tag, size_t max_series)
 {
-	struct zt_metrics *m = calloc(1, sizeof(*m));
+	struct zt_metrics *m = xcalloc(1, sizeof(*m));
 
-	if (!m)
-		abort();
 	m->build_tag = xstrdup(build_tag && *build_tag ? build_tag : "unknown");
 	m->max = max_series ? max_series : ZT_METRICS_MAX_SERIES;
 	table_init(&m->series);
-	m->extras_tail = &m->extras;
+	STAILQ_INIT(&m->extras);
 	return m;
 }
 
 void zt_metrics_free(struct zt_metrics *m)
 {
-	struct zt_metric *f, *next;
+	struct zt_metric *f;
 
 	if (!m)
 		return;
@@ -345,9 +323,11 @@ void zt_metrics_free(struct zt_metrics *m)
 			free(m->overflow[i]);
 		}
 	}
-	for (f = m->extras; f; f = next) {
-		next = f->next;
-		for (struct node *n = f->t.head; n; n = n->next)
+	while ((f = STAILQ_FIRST(&m->extras))) {
+		struct node *n;
+
+		STAILQ_REMOVE_HEAD(&m->extras, link);
+		STAILQ_FOREACH(n, &f->t.nodes, order)
 			free(((struct zt_metric_child *)n)->le);
 		table_clear(&f->t);
 		if (f->overflow) {
@@ -516,6 +496,7 @@ static bool name_taken(const struct zt_metrics *m, const char *name)
 {
 	static const char *const builtin[] = {"istio_tcp_sockets_open", "istio_build",
 	                                      "process_open_fds", "process_max_fds"};
+	const struct zt_metric *f;
 
 	for (size_t i = 0; i < NCOUNTERS; i++)
 		if (strcmp(tcp_families[i].name, name) == 0)
@@ -523,7 +504,7 @@ static bool name_taken(const struct zt_metrics *m, const char *name)
 	for (size_t i = 0; i < sizeof(builtin) / sizeof(builtin[0]); i++)
 		if (strcmp(builtin[i], name) == 0)
 			return true;
-	for (const struct zt_metric *f = m->extras; f; f = f->next)
+	STAILQ_FOREACH(f, &m->extras, link)
 		if (strcmp(f->name, name) == 0)
 			return true;
 	return false;
@@ -545,9 +526,7 @@ int zt_metrics_register(struct zt_metrics *m, struct zt_metric **out, const char
 			return ZT_E_PARSE;
 	if (name_taken(m, name))
 		return ZT_E_STATE;
-	f = calloc(1, sizeof(*f));
-	if (!f)
-		abort();
+	f = xcalloc(1, sizeof(*f));
 	f->m = m;
 	f->name = xstrdup(name);
 	f->help = xstrdup(help ? help : "");
@@ -556,23 +535,18 @@ int zt_metrics_register(struct zt_metrics *m, struct zt_metric **out, const char
 	for (size_t i = 0; i < nlabels; i++)
 		f->labels[i] = xstrdup(label_names[i]);
 	table_init(&f->t);
-	*m->extras_tail = f;
-	m->extras_tail = &f->next;
+	STAILQ_INSERT_TAIL(&m->extras, f, link);
 	*out = f;
 	return 0;
 }
 
 static struct zt_metric_child *child_node(struct zt_metric *f, const struct zt_buf *text)
 {
-	struct zt_metric_child *c = calloc(1, sizeof(*c));
+	struct zt_metric_child *c = xcalloc(1, sizeof(*c));
 
-	if (!c)
-		abort();
 	c->f = f;
 	if (f->type == ZT_METRIC_HISTOGRAM) {
-		c->le = calloc(f->nbounds ? f->nbounds : 1, sizeof(*c->le));
-		if (!c->le)
-			abort();
+		c->le = xcalloc(f->nbounds ? f->nbounds : 1, sizeof(*c->le));
 	}
 	node_set(&c->n, text);
 	return c;
@@ -646,7 +620,9 @@ int zt_metrics_register_histogram(struct zt_metrics *m, struct zt_metric **out, 
 
 struct zt_metric *zt_metrics_find(struct zt_metrics *m, const char *name)
 {
-	for (struct zt_metric *f = m->extras; f; f = f->next)
+	struct zt_metric *f;
+
+	STAILQ_FOREACH(f, &m->extras, link)
 		if (strcmp(f->name, name) == 0)
 			return f;
 	return NULL;
@@ -763,12 +739,14 @@ static long count_open_fds(void)
 int zt_metrics_render(struct zt_metrics *m, struct zt_buf *b)
 {
 	struct out o = {.b = b};
+	struct zt_metric *f;
+	struct node *n;
 	struct rlimit rl;
 	long fds;
 
 	for (int c = 0; c < NCOUNTERS; c++) {
 		header(&o, tcp_families[c].name, tcp_families[c].help, "counter");
-		for (struct node *n = m->series.head; n; n = n->next) {
+		STAILQ_FOREACH(n, &m->series.nodes, order) {
 			struct zt_metric_series *s = (struct zt_metric_series *)n;
 			if (s->touched & (1u << c))
 				sample_u(&o, tcp_families[c].name, n->labels, s->v[c]);
@@ -794,17 +772,17 @@ int zt_metrics_render(struct zt_metrics *m, struct zt_buf *b)
 		    (const char *)zt_buf_data(&tag));
 		zt_buf_clear(&tag);
 	}
-	for (struct zt_metric *f = m->extras; f; f = f->next) {
+	STAILQ_FOREACH(f, &m->extras, link) {
 		if (f->type == ZT_METRIC_HISTOGRAM) {
 			header(&o, f->name, f->help, "histogram");
-			for (struct node *n = f->t.head; n; n = n->next)
+			STAILQ_FOREACH(n, &f->t.nodes, order)
 				histogram(&o, f, (struct zt_metric_child *)n);
 			if (f->overflow)
 				histogram(&o, f, f->overflow);
 			continue;
 		}
 		header(&o, f->name, f->help, f->type == ZT_METRIC_COUNTER ? "counter" : "gauge");
-		for (struct node *n = f->t.head; n; n = n->next)
+		STAILQ_FOREACH(n, &f->t.nodes, order)
 			sample(&o, f->name, n->labels, (long long)((struct zt_metric_child *)n)->v);
 		if (f->overflow)
 			sample(&o, f->name, f->overflow->n.labels, (long long)f->overflow->v);

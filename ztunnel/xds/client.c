@@ -25,6 +25,7 @@
 #include "runtime/buf.h"
 #include "runtime/err.h"
 #include "runtime/log.h"
+#include "runtime/mem.h"
 
 ZT_LOG_MODULE("xds");
 
@@ -88,22 +89,10 @@ struct zt_xds_client {
 	struct zt_metric *m_terms, *m_msgs, *m_bytes; /* spec §17; NULL without metrics */
 };
 
-static char *xstrdup(const char *s)
+/* The control plane's optional strings: NULL is kept as "". */
+static char *dup_or_empty(const char *s)
 {
-	char *d = strdup(s ? s : "");
-
-	if (!d)
-		abort();
-	return d;
-}
-
-static void *xcalloc(size_t n, size_t size)
-{
-	void *p = calloc(n ? n : 1, size);
-
-	if (!p)
-		abort();
-	return p;
+	return xstrdup(s ? s : "");
 }
 
 /* ---- node metadata: JSON -> google.protobuf.Struct ------------------------------------- */
@@ -122,7 +111,7 @@ static Google__Protobuf__Value *value_from_json(const json_t *j, int depth)
 	switch (json_typeof(j)) {
 	case JSON_STRING:
 		v->kind_case = GOOGLE__PROTOBUF__VALUE__KIND_STRING_VALUE;
-		v->string_value = xstrdup(json_string_value(j));
+		v->string_value = dup_or_empty(json_string_value(j));
 		break;
 	case JSON_INTEGER:
 	case JSON_REAL:
@@ -172,7 +161,7 @@ static Google__Protobuf__Struct *struct_from_json(const json_t *obj, int depth)
 		Google__Protobuf__Struct__FieldsEntry *e = xcalloc(1, sizeof(*e));
 
 		google__protobuf__struct__fields_entry__init(e);
-		e->key = xstrdup(key);
+		e->key = dup_or_empty(key);
 		e->value = value_from_json(val, depth);
 		s->fields[s->n_fields++] = e;
 	}
@@ -184,7 +173,7 @@ static Envoy__Config__Core__V3__Node *node_new(const char *id, const json_t *met
 	Envoy__Config__Core__V3__Node *n = xcalloc(1, sizeof(*n));
 
 	envoy__config__core__v3__node__init(n);
-	n->id = xstrdup(id);
+	n->id = dup_or_empty(id);
 	if (meta)
 		n->metadata = struct_from_json(meta, 0);
 	return n;
@@ -400,7 +389,9 @@ static void apply_response(struct xtype *xt, const Response *r, struct zt_buf *n
 			continue;
 		}
 		reason[sizeof(reason) - 1] = '\0';
-		json_object_del(xt->known, name);
+		/* The store keeps what it had, so the version held stays claimed (and is announced
+		 * in initial_resource_versions after a reconnect): forgetting it would hide a
+		 * later removal of that resource from us forever. */
 		nack_add(nack, name, reason);
 	}
 	for (size_t i = 0; i < r->n_removed_resources; i++) {
@@ -668,18 +659,18 @@ struct zt_xds_client *zt_xds_client_new(struct zt_loop *loop, const struct zt_xd
 		return NULL;
 	}
 	c->loop = loop;
-	c->host = xstrdup(o->host);
-	c->alt = o->alt_hostname && o->alt_hostname[0] ? xstrdup(o->alt_hostname) : NULL;
+	c->host = dup_or_empty(o->host);
+	c->alt = o->alt_hostname && o->alt_hostname[0] ? dup_or_empty(o->alt_hostname) : NULL;
 	c->port = o->port;
 	snprintf(auth, sizeof(auth), strchr(o->host, ':') ? "[%s]:%u" : "%s:%u", o->host, o->port);
-	c->authority = xstrdup(auth);
-	c->cluster_id = xstrdup(o->cluster_id);
-	c->node_id = xstrdup(o->node_id);
+	c->authority = dup_or_empty(auth);
+	c->cluster_id = dup_or_empty(o->cluster_id);
+	c->node_id = dup_or_empty(o->node_id);
 	c->node = node_new(c->node_id, o->node_metadata);
 	c->headers = xcalloc(o->nheaders, sizeof(*c->headers));
 	for (size_t i = 0; i < o->nheaders; i++) {
-		c->headers[i].key = xstrdup(o->headers[i].key);
-		c->headers[i].value = xstrdup(o->headers[i].value);
+		c->headers[i].key = dup_or_empty(o->headers[i].key);
+		c->headers[i].value = dup_or_empty(o->headers[i].value);
 	}
 	c->nheaders = o->nheaders;
 	c->token_cb = o->token_cb;
