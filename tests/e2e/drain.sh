@@ -12,6 +12,8 @@
 # Each ztunnel is run by this script (in place of the lab's) so its exit status is known.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+# wait_for (and the defaults of die/fail/nsx, which this script overrides below).
+source "$ROOT/netns-lab/lib.sh"
 BIN=$(cd "${BUILD_DIR:-$ROOT/build}/bin" && pwd)
 LAB=$ROOT/netns-lab/lab
 PACED=$ROOT/tests/e2e/lib/paced.py
@@ -42,7 +44,6 @@ since() { python3 -c "import sys; print('%.2f' % (float(sys.argv[2]) - float(sys
 le() { python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) <= float(sys.argv[2]) else 1)" "$@"; }
 ipof() { awk -v ns="$1" -v p="$2" -F'\t' '$1 == ns && $2 == p {print $4}' "$STATE/pods"; }
 nsx() { ip netns exec "$NAME-n-$1" "${@:2}"; }
-wait_for() { local n=$(($1 * 5)); shift; for _ in $(seq "$n"); do "$@" > /dev/null 2>&1 && return 0; sleep 0.2; done; return 1; }
 ready() { nsx "$1" curl -sf --max-time 2 127.0.0.1:15021/healthz/ready; }
 client() { "$LAB" exec frontend/client --name "$NAME" -- "$BIN/sim-workload" client --timeout 3s "$@"; }
 # paced OUT ADDR SECONDS: a long-lived tunnel from frontend/client, in the background.

@@ -8,6 +8,8 @@
 # process, and ztunnel's logs carry no sanitizer report.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+# wait_for (and the defaults of die/fail/nsx, which this script overrides below).
+source "$ROOT/netns-lab/lib.sh"
 export BUILD_DIR=${BUILD_DIR:-$ROOT/build}
 LAB=$ROOT/netns-lab/lab
 NAME=i$((RANDOM % 100000))
@@ -22,7 +24,6 @@ fail() {
 	done
 	exit 1
 }
-wait_for() { local n=$(($1 * 5)); shift; for _ in $(seq "$n"); do "$@" > /dev/null 2>&1 && return 0; sleep 0.2; done; return 1; }
 
 log "image (built, or reused when its inputs are unchanged)"
 img=$("$ROOT/scripts/image.sh" ztunnel) || fail "scripts/image.sh"

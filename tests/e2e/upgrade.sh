@@ -8,6 +8,8 @@
 # `lab restart` (stop, then start) and its failure count is printed, not judged.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+# wait_for (and the defaults of die/fail/nsx, which this script overrides below).
+source "$ROOT/netns-lab/lib.sh"
 BIN=$(cd "${BUILD_DIR:-$ROOT/build}/bin" && pwd)
 LAB=$ROOT/netns-lab/lab
 PACED=$ROOT/tests/e2e/lib/paced.py
@@ -33,7 +35,6 @@ fail() {
 }
 log() { echo "[$(date +%T)] $*"; }
 ipof() { awk -v ns="$1" -v p="$2" -F'\t' '$1 == ns && $2 == p {print $4}' "$STATE/pods"; }
-wait_for() { local n=$(($1 * 5)); shift; for _ in $(seq "$n"); do "$@" > /dev/null 2>&1 && return 0; sleep 0.2; done; return 1; }
 count() { awk '$1 == "alive" || $1 == "end" {n = $3} END {print n + 0}' "$1"; }
 # at FILE T: round trips the tunnel had made by wall-clock time T.
 at() { awk -v t="$2" '($1 == "alive" || $1 == "end") && $2 <= t {n = $3} END {print n + 0}' "$1"; }
