@@ -220,6 +220,19 @@ static int opt_map(struct ld *l, const struct zt_yaml *map, const char *key,
 	return zt_yaml_rd_map(&l->rd, map, key, out);
 }
 
+/* The document's spec mapping, which must be there: "spec: required" otherwise. */
+static int need_spec(struct ld *l, const struct zt_yaml *doc, const struct zt_yaml **spec)
+{
+	int rc = opt_map(l, doc, "spec", spec);
+
+	if (!rc && !*spec) {
+		size_t mk = zt_yaml_rd_enter(&l->rd, "spec");
+		rc = zt_yaml_rd_fail(&l->rd, doc, ZT_E_PARSE, "required");
+		zt_yaml_rd_leave(&l->rd, mk);
+	}
+	return rc;
+}
+
 static int opt_seq(struct ld *l, const struct zt_yaml *map, const char *key,
                    const struct zt_yaml **out)
 {
@@ -738,13 +751,10 @@ static int parse_gateway(struct ld *l, const struct zt_yaml *doc)
 	const struct zt_yaml *spec;
 	int rc;
 	if ((rc = parse_meta(l, doc, "Gateway", true, false, &g.meta)) ||
-	    (rc = opt_map(l, doc, "spec", &spec)))
+	    (rc = need_spec(l, doc, &spec)))
 		goto out;
 	size_t mk = zt_yaml_rd_enter(&l->rd, "spec");
-	if (spec)
-		rc = get_str(l, spec, "gatewayClassName", true, &g.class_name);
-	else
-		rc = zt_yaml_rd_fail(&l->rd, doc, ZT_E_PARSE, "required");
+	rc = get_str(l, spec, "gatewayClassName", true, &g.class_name);
 	zt_yaml_rd_leave(&l->rd, mk);
 	if (rc)
 		goto out;
@@ -1089,14 +1099,8 @@ static int parse_workload_entry(struct ld *l, const struct zt_yaml *doc)
 	const struct zt_yaml *spec;
 	int rc;
 	if ((rc = parse_meta(l, doc, "WorkloadEntry", true, false, &w.meta)) ||
-	    (rc = opt_map(l, doc, "spec", &spec)))
+	    (rc = need_spec(l, doc, &spec)))
 		goto out;
-	if (!spec) {
-		size_t mk = zt_yaml_rd_enter(&l->rd, "spec");
-		rc = zt_yaml_rd_fail(&l->rd, doc, ZT_E_PARSE, "required");
-		zt_yaml_rd_leave(&l->rd, mk);
-		goto out;
-	}
 	size_t mk = zt_yaml_rd_enter(&l->rd, "spec");
 	rc = parse_entry_spec(l, spec, true, &w);
 	zt_yaml_rd_leave(&l->rd, mk);
@@ -1221,14 +1225,8 @@ static int parse_service_entry(struct ld *l, const struct zt_yaml *doc)
 	const struct zt_yaml *spec;
 	int rc;
 	if ((rc = parse_meta(l, doc, "ServiceEntry", true, false, &e.meta)) ||
-	    (rc = opt_map(l, doc, "spec", &spec)))
+	    (rc = need_spec(l, doc, &spec)))
 		goto out;
-	if (!spec) {
-		size_t mk = zt_yaml_rd_enter(&l->rd, "spec");
-		rc = zt_yaml_rd_fail(&l->rd, doc, ZT_E_PARSE, "required");
-		zt_yaml_rd_leave(&l->rd, mk);
-		goto out;
-	}
 	size_t mk = zt_yaml_rd_enter(&l->rd, "spec");
 	rc = parse_se_spec(l, spec, &e);
 	zt_yaml_rd_leave(&l->rd, mk);
