@@ -1199,7 +1199,7 @@ int zt_inbound_start(struct zt_proxy *p, char *err, size_t errlen)
 			goto fail;
 		}
 	}
-	zt_store_watch(p->ctx->store, on_store, in);
+	zt_proxy_watch(p->ctx, on_store, in);
 	in->watching = true;
 	return 0;
 fail:
@@ -1248,7 +1248,7 @@ void zt_inbound_stop(struct zt_proxy *p)
 	if (!in)
 		return;
 	if (in->watching)
-		zt_store_unwatch(p->ctx->store, on_store, in);
+		zt_proxy_unwatch(p->ctx, on_store, in);
 	stop_listener(&in->plain_io, &in->plain_fd);
 	stop_listener(&in->hbone_io, &in->hbone_fd);
 	zt_certmgr_fetch_cancel(in->fetch);
