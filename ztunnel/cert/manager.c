@@ -655,6 +655,7 @@ static void remote_unref(struct zt_certmgr_fetch *f)
 	if (atomic_fetch_sub(&f->refs, 1) != 1)
 		return;
 	zt_tls_identity_unref(f->cert);
+	zt_loop_unref(f->loop);
 	free(f);
 }
 
@@ -718,11 +719,11 @@ static int remote_fetch(struct zt_certmgr *m, const struct zt_spiffe *id, zt_cer
 	atomic_init(&f->refs, 1);
 	f->cb = cb;
 	f->arg = arg;
-	f->loop = zt_loop_current();
+	f->loop = zt_loop_ref(zt_loop_current()); /* the requester's loop may go first */
 	f->m = m;
 	f->id = *id;
 	if (zt_loop_post(m->loop, remote_start, f) < 0) {
-		free(f);
+		remote_unref(f);
 		return ZT_E_CANCELLED;
 	}
 	*handle = f;

@@ -6,7 +6,8 @@
  * fails; once it expires it is no longer handed out. Identities returned are immutable and
  * shared by reference. Every call on the loop's thread, except zt_certmgr_get,
  * zt_certmgr_fetch and zt_certmgr_fetch_cancel, which other loops' threads may call from their
- * callbacks (a fetch's callback then runs on the requesting loop). */
+ * callbacks (a fetch's callback then runs on the requesting loop); the manager must outlive
+ * those loops' fetches. */
 #ifndef ZT_CERT_MANAGER_H
 #define ZT_CERT_MANAGER_H
 

@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <semaphore.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -44,6 +45,7 @@ struct zt_loop {
 	int nevents, cur;
 
 	pthread_t owner; /* the thread running the loop */
+	atomic_int refs; /* zt_loop_free's and each zt_loop_ref's: the struct stays until 0 */
 	pthread_mutex_t post_lock;
 	STAILQ_HEAD(, post) posts; /* under post_lock */
 	bool posts_closed;         /* under post_lock */
@@ -88,6 +90,7 @@ int zt_loop_new(struct zt_loop **out)
 	sigemptyset(&loop->sigmask);
 	loop->now_ms = mono_ms();
 	loop->owner = pthread_self();
+	atomic_init(&loop->refs, 1);
 	pthread_mutex_init(&loop->post_lock, NULL);
 	STAILQ_INIT(&loop->posts);
 	loop->postfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -106,10 +109,32 @@ int zt_loop_new(struct zt_loop **out)
 	return 0;
 }
 
+struct zt_loop *zt_loop_ref(struct zt_loop *loop)
+{
+	atomic_fetch_add(&loop->refs, 1);
+	return loop;
+}
+
+void zt_loop_unref(struct zt_loop *loop)
+{
+	if (!loop || atomic_fetch_sub(&loop->refs, 1) != 1)
+		return;
+	pthread_mutex_destroy(&loop->post_lock);
+	free(loop);
+}
+
 void zt_loop_free(struct zt_loop *loop)
 {
 	if (!loop)
 		return;
+	pthread_mutex_lock(&loop->post_lock);
+	loop->posts_closed = true;
+	while (!STAILQ_EMPTY(&loop->posts)) {
+		struct post *p = STAILQ_FIRST(&loop->posts);
+		STAILQ_REMOVE_HEAD(&loop->posts, link);
+		free(p);
+	}
+	pthread_mutex_unlock(&loop->post_lock);
 	if (loop->sigfd >= 0) {
 		sigprocmask(SIG_UNBLOCK, &loop->sigmask, NULL);
 		close(loop->sigfd);
@@ -117,15 +142,10 @@ void zt_loop_free(struct zt_loop *loop)
 	for (size_t i = 0; i < loop->nheap; i++)
 		loop->heap[i]->slot = 0;
 	free(loop->heap);
-	while (!STAILQ_EMPTY(&loop->posts)) {
-		struct post *p = STAILQ_FIRST(&loop->posts);
-		STAILQ_REMOVE_HEAD(&loop->posts, link);
-		free(p);
-	}
-	pthread_mutex_destroy(&loop->post_lock);
+	loop->heap = NULL;
 	close(loop->postfd);
 	close(loop->epfd);
-	free(loop);
+	zt_loop_unref(loop);
 }
 
 uint64_t zt_loop_now(const struct zt_loop *loop)

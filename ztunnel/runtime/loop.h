@@ -70,8 +70,14 @@ struct zt_signal {
 
 /* Creates a loop. Returns 0 or -errno. */
 int zt_loop_new(struct zt_loop **out);
-/* Frees the loop; watchers still started are simply forgotten. Accepts NULL. */
+/* Frees the loop; watchers still started are simply forgotten, closures still queued dropped.
+ * A loop kept with zt_loop_ref only refuses posts from then on. Accepts NULL. */
 void zt_loop_free(struct zt_loop *loop);
+/* Keeps the loop's memory for a later zt_loop_post from another thread, which then fails
+ * cleanly (-ESHUTDOWN) if the loop was freed meanwhile. Thread-safe. Returns loop. */
+struct zt_loop *zt_loop_ref(struct zt_loop *loop);
+/* Drops a zt_loop_ref reference. Thread-safe; accepts NULL. */
+void zt_loop_unref(struct zt_loop *loop);
 
 /* Runs until zt_loop_stop() or until no io, timer, defer or signal watcher is active.
  * Returns 0, or -errno if epoll itself fails. */
