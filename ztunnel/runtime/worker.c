@@ -38,6 +38,8 @@ static void *worker_main(void *arg)
 	while (!w->quit)
 		if (zt_loop_run_once(w->loop, -1) < 0)
 			break;
+	for (int i = 0; i < 4; i++) /* what the last closures deferred (closes reporting) */
+		zt_loop_run_once(w->loop, 0);
 	zt_loop_post_close(w->loop);
 	zt_loop_run_once(w->loop, 0); /* what was posted before the close */
 	return NULL;
