@@ -109,6 +109,7 @@ int zt_dataplane_new(struct zt_dataplane **out, const struct zt_proxy_ctx *base,
 		w->ctx.loop = zt_workers_loop(dp->workers, i);
 		w->ctx.metrics = dp->base.metrics ? zt_metrics_new(dp->build_tag, 0) : NULL;
 		w->ctx.watchers = zt_proxy_watchers_new();
+		w->ctx.set.loops = (unsigned)nworkers;
 		if (nworkers > 1)
 			w->ctx.set.port_reuse = true; /* every worker listens on the same ports */
 	}

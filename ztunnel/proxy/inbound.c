@@ -852,7 +852,7 @@ static void on_handshake(struct zt_sock *s, int err, void *arg)
 		return;
 	}
 	h->peer_id = *peer;
-	if (in->n_hconns - in->n_pending >= ZT_INBOUND_MAX_CONNS) {
+	if (in->n_hconns - in->n_pending >= zt_proxy_share(in->p, ZT_INBOUND_MAX_CONNS)) {
 		tls_failed(h, "too many HBONE connections", NULL);
 		return;
 	}
@@ -1029,14 +1029,14 @@ static void on_hbone_accept(struct zt_io *io, unsigned events, void *arg)
 		if (fd < 0)
 			continue;
 		in->st.accepted_hbone++;
-		if (in->n_hconns - in->n_pending >= ZT_INBOUND_MAX_CONNS ||
+		if (in->n_hconns - in->n_pending >= zt_proxy_share(in->p, ZT_INBOUND_MAX_CONNS) ||
 		    getsockname(fd, (struct sockaddr *)&ss, &sl) < 0) {
 			if (warn_ok(in))
 				zt_warn("refusing an HBONE connection: %zu open", in->n_hconns);
 			close(fd);
 			continue;
 		}
-		if (in->n_pending >= ZT_INBOUND_MAX_PENDING) {
+		if (in->n_pending >= zt_proxy_share(in->p, ZT_INBOUND_MAX_PENDING)) {
 			struct hconn *old = TAILQ_FIRST(&in->pending);
 			in->st.tls_failed++;
 			if (warn_ok(in))

@@ -127,6 +127,13 @@ struct zt_workload *zt_proxy_workload(struct zt_proxy *p)
 	return f.found;
 }
 
+size_t zt_proxy_share(const struct zt_proxy *p, size_t bound)
+{
+	size_t n = p->ctx->set.loops > 1 ? p->ctx->set.loops : 1;
+
+	return bound / n > 0 ? bound / n : 1;
+}
+
 /* ---- store events ------------------------------------------------------------------------ */
 
 struct watcher {

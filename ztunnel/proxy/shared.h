@@ -42,6 +42,9 @@ struct zt_proxy_settings {
 	size_t n_dns_addrs;
 	const char *cluster_domain, *preferred_ns; /* CLUSTER_DOMAIN, PREFERED_SERVICE_NAMESPACE */
 	bool dns_search_from_resolv; /* dedicated mode: resolv.conf's search list */
+	/* Loops (worker threads) each running this workload's proxy: the per-proxy bounds on
+	 * what peers can open are split between them. 0 or 1: one. */
+	unsigned loops;
 };
 
 struct zt_proxy_watchers;
@@ -109,6 +112,8 @@ int zt_proxy_listen(struct zt_proxy *p, uint16_t port, char *err, size_t errlen)
  * (spec §1.2); when src is given and the listeners are transparent, bound to it with
  * IP_TRANSPARENT (spoofed source, spec §7.2 step 6). Returns the fd or -errno. */
 int zt_proxy_socket(struct zt_proxy *p, int family, const struct zt_ip *src);
+/* This proxy's share of a bound that holds for the workload across every loop (>= 1). */
+size_t zt_proxy_share(const struct zt_proxy *p, size_t bound);
 /* TCP_NODELAY and keepalive on an accepted socket. */
 void zt_proxy_accepted(struct zt_proxy *p, int fd);
 
