@@ -1,10 +1,12 @@
 /* Worker threads and proxy groups. Invariants: a worker's zt_proxy_ctx (loop, metrics,
  * watchers) and the proxies on it are touched only on that worker's thread, through
  * zt_loop_call from the main thread or zt_loop_post of a store event; a forwarded event holds
- * its own references to the objects it names until the worker has dispatched it. */
+ * its own references to the objects it names until the worker has dispatched it. The group
+ * operations run on every worker at once; the main thread waits for all of them. */
 #include "proxy/dataplane.h"
 
 #include <errno.h>
+#include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -177,6 +179,47 @@ int zt_dataplane_render_metrics(struct zt_dataplane *dp, struct zt_buf *out)
 
 /* ---- groups ------------------------------------------------------------------------------- */
 
+struct task {
+	zt_post_cb cb;
+	void *arg;
+	sem_t *done;
+};
+
+static void run_task(void *arg)
+{
+	struct task *t = arg;
+
+	t->cb(t->arg);
+	sem_post(t->done);
+}
+
+/* Runs cb(args[i]) on every worker i at once and waits until all have returned (a worker
+ * already stopping runs nothing). */
+static void on_every_worker(struct zt_dataplane *dp, zt_post_cb cb, void *const *args)
+{
+	struct task *t;
+	size_t posted = 0;
+	sem_t done;
+
+	if (!dp->workers) {
+		for (size_t i = 0; i < dp->n; i++)
+			cb(args[i]);
+		return;
+	}
+	t = xcalloc(dp->n, sizeof(*t));
+	sem_init(&done, 0, 0);
+	for (size_t i = 0; i < dp->n; i++) {
+		t[i] = (struct task){cb, args[i], &done};
+		if (zt_loop_post(dp->w[i].ctx.loop, run_task, &t[i]) == 0)
+			posted++;
+	}
+	for (; posted > 0; posted--)
+		while (sem_wait(&done) < 0 && errno == EINTR)
+			;
+	sem_destroy(&done);
+	free(t);
+}
+
 struct start {
 	struct worker *w;
 	const char *ns, *name, *sa, *uid;
@@ -196,7 +239,7 @@ static void start_on_worker(void *arg)
 
 static void free_on_worker(void *arg)
 {
-	zt_proxy_free(arg);
+	zt_proxy_free(arg); /* NULL where the start failed */
 }
 
 static void drain_on_worker(void *arg)
@@ -209,26 +252,35 @@ int zt_proxy_group_new(struct zt_proxy_group **out, struct zt_dataplane *dp, con
                        const struct zt_proxy_opts *o, char *err, size_t errlen)
 {
 	struct zt_proxy_group *g = xcalloc(1, sizeof(*g));
+	struct start *s = xcalloc(dp->n, sizeof(*s));
+	void **args = xcalloc(dp->n, sizeof(*args));
+	int rc = 0;
 
 	*out = NULL;
 	g->dp = dp;
 	g->p = xcalloc(dp->n, sizeof(*g->p));
 	for (size_t i = 0; i < dp->n; i++) {
-		struct start s = {.w = &dp->w[i], .ns = ns, .name = name, .sa = sa, .uid = uid,
-		                  .o = o, .rc = -ESHUTDOWN};
-		int rc = zt_loop_call(dp->w[i].ctx.loop, start_on_worker, &s);
-		if (rc == 0)
-			rc = s.rc;
-		if (rc < 0) {
+		s[i] = (struct start){.w = &dp->w[i], .ns = ns, .name = name, .sa = sa, .uid = uid,
+		                      .o = o, .rc = -ESHUTDOWN};
+		args[i] = &s[i];
+	}
+	on_every_worker(dp, start_on_worker, args);
+	for (size_t i = 0; i < dp->n; i++) {
+		g->p[i] = s[i].p;
+		if (s[i].rc < 0 && rc == 0) {
+			rc = s[i].rc;
 			if (dp->workers)
 				zt_errf(rc, err, errlen, "worker %zu: %s", i,
-				        s.err[0] ? s.err : zt_strerror(rc));
+				        s[i].err[0] ? s[i].err : zt_strerror(rc));
 			else
-				zt_errf(rc, err, errlen, "%s", s.err[0] ? s.err : zt_strerror(rc));
-			zt_proxy_group_free(g);
-			return rc;
+				zt_errf(rc, err, errlen, "%s", s[i].err[0] ? s[i].err : zt_strerror(rc));
 		}
-		g->p[i] = s.p;
+	}
+	free(s);
+	free(args);
+	if (rc < 0) {
+		zt_proxy_group_free(g);
+		return rc;
 	}
 	*out = g;
 	return 0;
@@ -238,19 +290,15 @@ void zt_proxy_group_free(struct zt_proxy_group *g)
 {
 	if (!g)
 		return;
-	for (size_t i = 0; i < g->dp->n; i++)
-		if (g->p[i])
-			zt_loop_call(g->dp->w[i].ctx.loop, free_on_worker, g->p[i]);
+	on_every_worker(g->dp, free_on_worker, (void *const *)g->p);
 	free(g->p);
 	free(g);
 }
 
 void zt_proxy_group_drain(struct zt_proxy_group *g)
 {
-	if (!g)
-		return;
-	for (size_t i = 0; i < g->dp->n; i++)
-		zt_loop_call(g->dp->w[i].ctx.loop, drain_on_worker, g->p[i]);
+	if (g)
+		on_every_worker(g->dp, drain_on_worker, (void *const *)g->p);
 }
 
 struct open {
@@ -266,13 +314,19 @@ static void open_on_worker(void *arg)
 
 size_t zt_proxy_group_open(const struct zt_proxy_group *g)
 {
+	struct open *o = xcalloc(g->dp->n, sizeof(*o));
+	void **args = xcalloc(g->dp->n, sizeof(*args));
 	size_t n = 0;
 
 	for (size_t i = 0; i < g->dp->n; i++) {
-		struct open o = {g->p[i], 0};
-		zt_loop_call(g->dp->w[i].ctx.loop, open_on_worker, &o);
-		n += o.n;
+		o[i].p = g->p[i];
+		args[i] = &o[i];
 	}
+	on_every_worker(g->dp, open_on_worker, args);
+	for (size_t i = 0; i < g->dp->n; i++)
+		n += o[i].n;
+	free(o);
+	free(args);
 	return n;
 }
 
@@ -321,25 +375,32 @@ static json_int_t counter(json_t *d, const char *half, const char *name)
 
 json_t *zt_proxy_group_dump(const struct zt_proxy_group *g)
 {
+	struct dump *d = xcalloc(g->dp->n, sizeof(*d));
+	void **args = xcalloc(g->dp->n, sizeof(*args));
 	json_t *all = NULL, *workers = json_array();
 
 	for (size_t i = 0; i < g->dp->n; i++) {
-		struct dump d = {g->p[i], NULL};
-		zt_loop_call(g->dp->w[i].ctx.loop, dump_on_worker, &d);
-		if (!d.j)
+		d[i].p = g->p[i];
+		args[i] = &d[i];
+	}
+	on_every_worker(g->dp, dump_on_worker, args);
+	for (size_t i = 0; i < g->dp->n; i++) {
+		if (!d[i].j)
 			continue;
 		json_array_append_new(
 		        workers, json_pack("{s:I, s:I, s:I}", "outboundAccepted",
-		                           counter(d.j, "outbound", "accepted"), "inboundAccepted",
-		                           counter(d.j, "inbound", "acceptedPlain"), "hboneAccepted",
-		                           counter(d.j, "inbound", "acceptedHbone")));
+		                           counter(d[i].j, "outbound", "accepted"), "inboundAccepted",
+		                           counter(d[i].j, "inbound", "acceptedPlain"),
+		                           "hboneAccepted", counter(d[i].j, "inbound", "acceptedHbone")));
 		if (!all) {
-			all = d.j;
+			all = d[i].j;
 		} else {
-			fold(all, d.j);
-			json_decref(d.j);
+			fold(all, d[i].j);
+			json_decref(d[i].j);
 		}
 	}
+	free(d);
+	free(args);
 	if (!all)
 		all = json_object();
 	json_object_set_new(all, "workers", workers);
