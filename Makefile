@@ -221,8 +221,9 @@ asan:
 
 # Every process of the suite (the unit runner, ztunnel, the tools) reports races and exits 66.
 tsan:
+# Check's per-case timeouts stretch as the fixture's deadlines do (FX_SLOW).
 	@TSAN_OPTIONS="halt_on_error=1 exitcode=66 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp" \
-		$(MAKE) --no-print-directory BUILD=build/tsan SAN=thread test
+		CK_TIMEOUT_MULTIPLIER=8 $(MAKE) --no-print-directory BUILD=build/tsan SAN=thread test
 
 coverage:
 	@find build/cov -name '*.gcda' -delete 2>/dev/null || true
