@@ -40,7 +40,7 @@ struct zt_proxy_group {
 
 struct fwd {
 	struct worker *w;
-	struct zt_store_event ev; /* key points into key_buf */
+	struct zt_store_event ev; /* ev.key points to key */
 	char *key;
 };
 
