@@ -12,7 +12,8 @@
 # DIR/dataplane.json and, with gnuplot, DIR/dataplane-*.png (DIR: build/bench). The peers come
 # from `scripts/deps.sh --bench`; without them their columns say so. Not part of `make test`
 # (tests/e2e/bench_smoke.sh runs --smoke). --perf FILE: `perf record -g` of both ztunnels
-# during the ztunnel bulk echo, written to FILE (read it with `perf report -i FILE`).
+# during the ztunnel bulk echo, written to FILE (read it with `perf report -i FILE`), and their
+# system calls counted by kind into FILE.syscalls.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 export BUILD_DIR=${BUILD_DIR:-$(cd "$here/.." && pwd)/build}
@@ -182,12 +183,16 @@ measure() { # PATH CLIENT_POD TARGET PID...
 	if [ -n "$perf_out" ] && [ "$path" = ztunnel ]; then
 		perf record -q -g -o "$perf_out" -p "$(IFS=,; echo "$*")" 2> "$WORK/perf.err" &
 		perf=$!
+		perf stat -x, -o "$perf_out.syscalls" -p "$(IFS=,; echo "$*")" -e raw_syscalls:sys_enter \
+			$(for s in read write recvfrom sendto splice epoll_wait epoll_ctl mmap munmap madvise brk; do
+				echo "-e syscalls:sys_enter_$s"; done) 2> "$WORK/perf-stat.err" &
+		perf="$perf $!"
 		sleep 1 # perf attaches before the bulk starts
 	fi
 	c0=$(cpu_ticks "$@")
 	j=$(client "$pod" "$target" --bytes "${mib}MiB")
 	c1=$(cpu_ticks "$@")
-	if [ -n "$perf" ]; then kill -INT "$perf"; wait "$perf" || true; fi
+	if [ -n "$perf" ]; then kill -INT $perf; wait $perf || true; fi
 	rec paths "$path" "bulk=$j" "cpu_ticks=$((c1 - c0))" "hz=$(getconf CLK_TCK)"
 	j=$(client "$pod" "$target" --requests "$reqs" --size 64)
 	rec paths "$path" "rr=$j"

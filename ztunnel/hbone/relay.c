@@ -59,6 +59,7 @@ struct dir {
 	int pipe_r, pipe_w;       /* splice mode; -1 otherwise */
 	size_t pipe_cap, in_pipe; /* bytes the pipe holds, not yet delivered */
 	bool pipe_grown;
+	bool wait_room; /* dst is a stream still sending the last chunk: on_writable resumes */
 	bool eof;       /* src has nothing more */
 	bool done;      /* dst was ended (or can take nothing more) */
 	uint64_t bytes; /* delivered to dst */
@@ -283,6 +284,7 @@ static int flush(struct dir *d)
 static ssize_t fill(struct dir *d)
 {
 	int fd = d->src->fd;
+	struct zt_h2_stream *st = d->dst->st;
 	size_t want = chunk_for(d->bytes);
 	uint8_t *p;
 	ssize_t n;
@@ -315,11 +317,31 @@ static ssize_t fill(struct dir *d)
 		if (stop_splicing(d) < 0)
 			return -1;
 	}
-	if (zt_buf_reserve(&d->buf, want, &p) < 0)
+	if (st) {
+		/* Straight into the stream's send buffer, which frames it into the TLS record
+		 * buffer: no copy in between. */
+		n = zt_h2_stream_reserve(st, want, &p);
+		if (n == 0) {
+			d->wait_room = true;
+			return 0;
+		}
+		if (n < 0) {
+			if (zt_h2_conn_closing(zt_h2_stream_conn(st)))
+				return 0; /* the stream's end follows */
+			fail(d->src->r, "HTTP/2 stream refused data", NGHTTP2_INTERNAL_ERROR);
+			return -1;
+		}
+	} else if (zt_buf_reserve(&d->buf, want, &p) < 0) {
 		abort(); /* the buffer is empty and want is at most its limit */
+	}
 	do
 		n = recv(fd, p, want, 0);
 	while (n < 0 && errno == EINTR);
+	if (n > 0 && st) {
+		zt_h2_stream_commit(st, (size_t)n);
+		delivered(d, (size_t)n);
+		return n;
+	}
 	if (n > 0) {
 		zt_buf_commit(&d->buf, (size_t)n);
 		return n;
@@ -381,7 +403,7 @@ static int watch(struct end *e)
 
 	if (e->fd < 0)
 		return 0;
-	if (!out->done && !out->eof && queued(out) == 0)
+	if (!out->done && !out->eof && !out->wait_room && queued(out) == 0)
 		ev |= ZT_IO_READ;
 	if (!in->done && queued(in) > 0)
 		ev |= ZT_IO_WRITE;
@@ -469,6 +491,7 @@ static void st_writable(struct zt_h2_stream *st, void *arg)
 	struct end *e = arg;
 
 	(void)st;
+	e->r->dir[!e->side].wait_room = false;
 	pump(&e->r->dir[!e->side]);
 	settle(e->r);
 }

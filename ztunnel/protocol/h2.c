@@ -38,6 +38,8 @@ struct zt_h2_stream {
 	bool end_queued;	   /* END_STREAM after st->out drains */
 	bool local_closed;	   /* END_STREAM or trailers handed to nghttp2 */
 	bool want_writable;	   /* a write was refused: tell the owner when there is room */
+	bool want_empty;	   /* a reserve was refused: tell the owner when out is empty */
+	bool in_writable;	   /* on conn->writable */
 	bool hdr_overflow;
 	struct zt_h2_header *trailers;
 	size_t ntrailers;
@@ -323,27 +325,24 @@ static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t code, void 
 	return 0;
 }
 
+/* DATA frames are not copied by nghttp2 (NGHTTP2_DATA_FLAG_NO_COPY): read_body only sizes the
+ * frame, and send_data writes its header and payload from st->out straight into conn->out, the
+ * buffer handed to TLS, so a body byte is copied once in user space. nghttp2 calls send_data
+ * right after read_body within the same mem_send, so st is alive and st->out unchanged at its
+ * front in between. */
 static ssize_t read_body(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t len,
 			 uint32_t *flags, nghttp2_data_source *src, void *user)
 {
 	struct zt_h2_stream *st = src->ptr;
-	struct zt_h2_conn *c = user;
-	size_t n = zt_buf_len(&st->out);
+	size_t have = zt_buf_len(&st->out), n = have < len ? have : len;
 
 	(void)ng;
 	(void)id;
-	if (n > len)
-		n = len;
-	if (n) {
-		memcpy(buf, zt_buf_data(&st->out), n);
-		zt_buf_consume(&st->out, n);
-	}
-	if (st->want_writable && zt_buf_len(&st->out) <= c->set.stream_send_buffer / 2) {
-		st->want_writable = false;
-		st->next_writable = c->writable;
-		c->writable = st;
-	}
-	if (zt_buf_len(&st->out) == 0 && st->end_queued) {
+	(void)buf;
+	(void)user;
+	if (n)
+		*flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+	if (n == have && st->end_queued) {
 		*flags |= NGHTTP2_DATA_FLAG_EOF;
 		st->local_closed = true;
 		if (st->trailers) {
@@ -365,6 +364,50 @@ static ssize_t read_body(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
 	return (ssize_t)n;
 }
 
+/* Owed an on_writable: a refused write once the buffer is half empty, a refused reserve once
+ * it is empty. */
+static void note_drained(struct zt_h2_conn *c, struct zt_h2_stream *st)
+{
+	size_t left = zt_buf_len(&st->out);
+
+	if ((st->want_writable && left <= c->set.stream_send_buffer / 2) ||
+	    (st->want_empty && left == 0)) {
+		st->want_writable = false;
+		st->want_empty = false;
+		if (!st->in_writable) {
+			st->in_writable = true;
+			st->next_writable = c->writable;
+			c->writable = st;
+		}
+	}
+}
+
+static int send_data(nghttp2_session *ng, nghttp2_frame *f, const uint8_t *hd, size_t len,
+		     nghttp2_data_source *src, void *user)
+{
+	struct zt_h2_stream *st = src->ptr;
+	struct zt_h2_conn *c = user;
+	size_t pad = f->data.padlen;
+	uint8_t *p;
+
+	(void)ng;
+	/* The whole frame goes at once (a frame cut short could not be resumed), so conn->out
+	 * may pass OUT_HIGH by one frame; then the send loop pauses. */
+	if (len > zt_buf_len(&st->out) || zt_buf_reserve(&c->out, 9 + pad + len, &p) < 0)
+		return NGHTTP2_ERR_CALLBACK_FAILURE;
+	memcpy(p, hd, 9);
+	p += 9;
+	if (pad)
+		*p++ = (uint8_t)(pad - 1);
+	memcpy(p, zt_buf_data(&st->out), len);
+	if (pad > 1)
+		memset(p + len, 0, pad - 1);
+	zt_buf_commit(&c->out, 9 + pad + len);
+	zt_buf_consume(&st->out, len);
+	note_drained(c, st);
+	return zt_buf_len(&c->out) >= OUT_HIGH ? NGHTTP2_ERR_PAUSE : 0;
+}
+
 static int on_invalid_frame(nghttp2_session *ng, const nghttp2_frame *f, int err, void *user)
 {
 	(void)ng;
@@ -382,6 +425,7 @@ static void run_writable(struct zt_h2_conn *c)
 		struct zt_h2_stream *st = c->writable;
 		c->writable = st->next_writable;
 		st->next_writable = NULL;
+		st->in_writable = false;
 		if (st->cb.on_writable)
 			st->cb.on_writable(st, st->arg);
 	}
@@ -423,24 +467,34 @@ static void patch_settings(struct zt_h2_conn *c)
 	}
 }
 
+/* Frames are taken from nghttp2 only once conn->out is empty, so the buffer never compacts
+ * (consuming everything rewinds it) and each turn hands TLS up to OUT_HIGH at a time, which
+ * it cuts into full 16 KiB records. */
+static int pull_frames(struct zt_h2_conn *c)
+{
+	while (zt_buf_len(&c->out) < OUT_HIGH) {
+		const uint8_t *p;
+		ssize_t n = nghttp2_session_mem_send(c->ng, &p);
+		if (n < 0) {
+			zt_debug("mem_send: %s", nghttp2_strerror((int)n));
+			fail(c, "protocol error");
+			return -1;
+		}
+		if (n == 0)
+			break;
+		if (zt_buf_append(&c->out, p, (size_t)n) < 0)
+			abort();
+		if (c->patch_settings)
+			patch_settings(c);
+	}
+	return 0;
+}
+
 static void do_flush(struct zt_h2_conn *c)
 {
 	for (;;) {
-		while (zt_buf_len(&c->out) < OUT_HIGH) {
-			const uint8_t *p;
-			ssize_t n = nghttp2_session_mem_send(c->ng, &p);
-			if (n < 0) {
-				zt_debug("mem_send: %s", nghttp2_strerror((int)n));
-				fail(c, "protocol error");
-				return;
-			}
-			if (n == 0)
-				break;
-			if (zt_buf_append(&c->out, p, (size_t)n) < 0)
-				abort();
-			if (c->patch_settings)
-				patch_settings(c);
-		}
+		if (zt_buf_len(&c->out) == 0 && pull_frames(c) < 0)
+			return;
 		if (zt_buf_len(&c->out) == 0)
 			break;
 		ssize_t w = zt_sock_write(&c->sock, zt_buf_data(&c->out), zt_buf_len(&c->out));
@@ -678,6 +732,7 @@ int zt_h2_conn_new(struct zt_h2_conn **out, struct zt_loop *loop, struct zt_sock
 	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(ncb, on_data_chunk);
 	nghttp2_session_callbacks_set_on_stream_close_callback(ncb, on_stream_close);
 	nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(ncb, on_invalid_frame);
+	nghttp2_session_callbacks_set_send_data_callback(ncb, send_data);
 	nghttp2_option_set_no_auto_window_update(opt, 1);
 	nghttp2_option_set_max_send_header_block_length(opt, 64 * 1024);
 	nghttp2_option_set_peer_max_concurrent_streams(opt, server ? 100 : 1000);
@@ -797,6 +852,31 @@ static void queue_out(struct zt_h2_stream *st, const void *p, size_t len)
 {
 	if (zt_buf_append(&st->out, p, len) < 0)
 		abort();
+	if (st->data_deferred) {
+		st->data_deferred = false;
+		nghttp2_session_resume_data(st->conn->ng, st->id);
+	}
+	schedule_flush(st->conn);
+}
+
+ssize_t zt_h2_stream_reserve(struct zt_h2_stream *st, size_t len, uint8_t **p)
+{
+	if (st->end_queued || st->local_closed || st->conn->closing)
+		return ZT_E_STATE;
+	if (len == 0 || zt_buf_len(&st->out) > 0) {
+		st->want_empty = true;
+		return 0;
+	}
+	if (zt_buf_reserve(&st->out, len, p) < 0)
+		abort(); /* the buffer has no limit */
+	return (ssize_t)len;
+}
+
+void zt_h2_stream_commit(struct zt_h2_stream *st, size_t n)
+{
+	if (n == 0)
+		return;
+	zt_buf_commit(&st->out, n);
 	if (st->data_deferred) {
 		st->data_deferred = false;
 		nghttp2_session_resume_data(st->conn->ng, st->id);
