@@ -12,8 +12,8 @@
 # DIR/dataplane.json and, with gnuplot, DIR/dataplane-*.png (DIR: build/bench). The peers come
 # from `scripts/deps.sh --bench`; without them their columns say so. Not part of `make test`
 # (tests/e2e/bench_smoke.sh runs --smoke). --perf FILE: `perf record -g` of both ztunnels
-# during the ztunnel bulk echo, written to FILE (read it with `perf report -i FILE`), and their
-# system calls counted by kind into FILE.syscalls.
+# during the ztunnel bulk echo, written to FILE (read it with `perf report -i FILE`), and the
+# system calls of each proxy pair during its bulk echo counted by kind into FILE.PATH.syscalls.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 export BUILD_DIR=${BUILD_DIR:-$(cd "$here/.." && pwd)/build}
@@ -180,11 +180,13 @@ fi
 # ---- paths: direct, stunnel, haproxy, ztunnel ------------------------------------------------
 measure() { # PATH CLIENT_POD TARGET PID...
 	local path=$1 pod=$2 target=$3 c0 c1 j perf=; shift 3
-	if [ -n "$perf_out" ] && [ "$path" = ztunnel ]; then
-		perf record -q -g -o "$perf_out" -p "$(IFS=,; echo "$*")" 2> "$WORK/perf.err" &
-		perf=$!
-		perf stat -x, -o "$perf_out.syscalls" -p "$(IFS=,; echo "$*")" -e raw_syscalls:sys_enter \
-			$(for s in read write recvfrom sendto splice epoll_wait epoll_ctl mmap munmap madvise brk; do
+	if [ -n "$perf_out" ] && [ $# -gt 0 ]; then
+		if [ "$path" = ztunnel ]; then
+			perf record -q -g -o "$perf_out" -p "$(IFS=,; echo "$*")" 2> "$WORK/perf.err" &
+			perf=$!
+		fi
+		perf stat -x, -o "$perf_out.$path.syscalls" -p "$(IFS=,; echo "$*")" -e raw_syscalls:sys_enter \
+			$(for s in read write recvfrom sendto splice epoll_wait epoll_ctl setsockopt mmap munmap brk; do
 				echo "-e syscalls:sys_enter_$s"; done) 2> "$WORK/perf-stat.err" &
 		perf="$perf $!"
 		sleep 1 # perf attaches before the bulk starts
