@@ -1,6 +1,9 @@
 /* Relay: two ends, two directions. Invariants: a direction reads from its source only while
  * nothing it read is still queued (so it holds at most one pipe or one buffer chunk from TCP;
- * from HTTP/2 at most the unconsumed receive window, consumed as bytes reach the socket); a
+ * from HTTP/2 at most the unconsumed receive window, consumed as bytes reach the socket);
+ * TCP to a stream reads straight into the stream's send buffer, only into room that needs no
+ * bytes moved (zt_h2_stream_reserve), so at most one chunk waits there and is copied once,
+ * framed, into the TLS buffer; a
  * socket is watched for exactly what its directions wait for (no watcher at all when
  * nothing, so a hang-up cannot spin the loop); the first failure or completion closes both
  * ends and schedules the one report. */
@@ -331,6 +334,7 @@ static ssize_t fill(struct dir *d)
 			fail(d->src->r, "HTTP/2 stream refused data", NGHTTP2_INTERNAL_ERROR);
 			return -1;
 		}
+		want = (size_t)n; /* room after bytes still queued may be less */
 	} else if (zt_buf_reserve(&d->buf, want, &p) < 0) {
 		abort(); /* the buffer is empty and want is at most its limit */
 	}

@@ -20,6 +20,7 @@ ZT_LOG_MODULE("h2");
 
 #define READ_BATCH (256 * 1024)  /* decrypted bytes parsed at once */
 #define MIN_ROOM   (16 * 1024)   /* one TLS record's plaintext; the default DATA frame */
+#define RESERVE_MIN 512          /* least room worth offering after queued bytes */
 #define DATA_FRAME (64 * 1024)   /* largest DATA payload we send (within the peer's limit) */
 #define OUT_HIGH (256 * 1024) /* stop pulling frames from nghttp2 above this */
 #define MAX_HEADERS 64
@@ -908,7 +909,18 @@ ssize_t zt_h2_stream_reserve(struct zt_h2_stream *st, size_t len, uint8_t **p)
 {
 	if (st->end_queued || st->local_closed || st->conn->closing)
 		return ZT_E_STATE;
-	if (len == 0 || zt_buf_len(&st->out) > 0) {
+	if (zt_buf_len(&st->out) > 0) {
+		/* Only the space after the queued bytes: they must not move. */
+		size_t tail = st->out.cap - st->out.wr;
+		if (tail >= len || tail >= RESERVE_MIN) {
+			len = tail < len ? tail : len;
+			*p = st->out.data + st->out.wr;
+			return (ssize_t)len;
+		}
+		st->want_empty = true;
+		return 0;
+	}
+	if (len == 0) {
 		st->want_empty = true;
 		return 0;
 	}
