@@ -13,7 +13,8 @@
 # from `scripts/deps.sh --bench`; without them their columns say so. Not part of `make test`
 # (tests/e2e/bench_smoke.sh runs --smoke). --perf FILE: `perf record -g` of both ztunnels
 # during the ztunnel bulk echo, written to FILE (read it with `perf report -i FILE`), and the
-# system calls of each proxy pair during its bulk echo counted by kind into FILE.PATH.syscalls.
+# system calls of each proxy pair during its bulk echo counted by kind into FILE.PATH.syscalls
+# (PERF_RECORD_ARGS replaces -g, e.g. "--call-graph dwarf").
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 export BUILD_DIR=${BUILD_DIR:-$(cd "$here/.." && pwd)/build}
@@ -182,7 +183,7 @@ measure() { # PATH CLIENT_POD TARGET PID...
 	local path=$1 pod=$2 target=$3 c0 c1 j perf=; shift 3
 	if [ -n "$perf_out" ] && [ $# -gt 0 ]; then
 		if [ "$path" = ztunnel ]; then
-			perf record -q -g -o "$perf_out" -p "$(IFS=,; echo "$*")" 2> "$WORK/perf.err" &
+			perf record -q ${PERF_RECORD_ARGS:--g} -o "$perf_out" -p "$(IFS=,; echo "$*")" 2> "$WORK/perf.err" &
 			perf=$!
 		fi
 		perf stat -x, -o "$perf_out.$path.syscalls" -p "$(IFS=,; echo "$*")" -e raw_syscalls:sys_enter \

@@ -31,7 +31,6 @@
 	"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256:"                             \
 	"ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256"
 #define ALPN_H2 "\x02h2"
-#define READ_BUFFER (64u << 10) /* ciphertext read at once (about four full records) */
 
 struct zt_tls_identity {
 	atomic_uint refs;
@@ -494,11 +493,12 @@ static int ctx_new(SSL_CTX **out, bool server, const struct zt_tls_opts *opts)
 	 * record buffers, about 34 KiB less each. */
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
 	                              SSL_MODE_RELEASE_BUFFERS);
-	/* Read ahead: one read(2) takes in up to READ_BUFFER of records instead of a header and
-	 * then a body per 16 KiB record. The bytes it holds beyond the record being returned are
-	 * not announced by readiness: readers loop until -EAGAIN (zt_sock_pending says so). */
+	/* Read ahead: one read(2) per record instead of a header and then a body. The buffer
+	 * stays at its default (one full record and a little): OpenSSL moves what follows a
+	 * record to the front of the buffer before the next one, so a larger buffer would cost
+	 * more copying than the reads it saves. The bytes it holds beyond the record being
+	 * returned are not announced by readiness: readers loop until -EAGAIN (zt_sock_pending). */
 	SSL_CTX_set_read_ahead(ctx, 1);
-	SSL_CTX_set_default_read_buffer_len(ctx, READ_BUFFER);
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | (server ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0),
 	                   NULL);
 	SSL_CTX_set_cert_verify_callback(ctx, verify_cb, NULL);
