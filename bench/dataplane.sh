@@ -4,18 +4,22 @@
 # pair (TCP mode, TLS 1.3, client certificate required and verified both ways; one proxy in
 # the client pod, one in the server pod), and the ztunnel pair (ztunnel -> HBONE -> ztunnel).
 #   bench/dataplane.sh [--quick|--smoke] [--mib N] [--out DIR] [--no-scaling] [--no-idle]
+#                      [--perf FILE]
 # Prints the paths table (bulk echo MB/s, proxy CPU s per GiB, 64 B round trip p50/p99 and
 # the latency added to direct TCP, short connections/s) with ztunnel / best peer, then the
 # scaling table (ZTUNNEL_WORKER_THREADS 1, 2, 4 x 1, 4, 16 parallel bulk connections), 1,000
 # concurrent request/response tunnels, and RSS per idle tunneled connection at 10,000. Writes
 # DIR/dataplane.json and, with gnuplot, DIR/dataplane-*.png (DIR: build/bench). The peers come
 # from `scripts/deps.sh --bench`; without them their columns say so. Not part of `make test`
-# (tests/e2e/bench_smoke.sh runs --smoke).
+# (tests/e2e/bench_smoke.sh runs --smoke). --perf FILE: `perf record -g` of both ztunnels
+# during the ztunnel bulk echo, written to FILE (read it with `perf report -i FILE`), and the
+# system calls of each proxy pair during its bulk echo counted by kind into FILE.PATH.syscalls
+# (PERF_RECORD_ARGS replaces -g, e.g. "--call-graph dwarf").
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 export BUILD_DIR=${BUILD_DIR:-$(cd "$here/.." && pwd)/build}
 
-quick= scaling=1 idle=1 out=$BUILD_DIR/bench mib=256 mib_set=
+quick= scaling=1 idle=1 out=$BUILD_DIR/bench mib=256 mib_set= perf_out=
 while [ $# -gt 0 ]; do
 	case $1 in
 	--quick) quick=1 ;;
@@ -24,7 +28,8 @@ while [ $# -gt 0 ]; do
 	--out) out=$2; shift ;;
 	--no-scaling) scaling= ;;
 	--no-idle) idle= ;;
-	-h | --help) sed -n '2,13p' "$0"; exit 0 ;;
+	--perf) perf_out=$(realpath -m "$2"); shift ;;
+	-h | --help) sed -n '2,17p' "$0"; exit 0 ;;
 	*) echo "dataplane.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
 	esac
 	shift
@@ -175,10 +180,22 @@ fi
 
 # ---- paths: direct, stunnel, haproxy, ztunnel ------------------------------------------------
 measure() { # PATH CLIENT_POD TARGET PID...
-	local path=$1 pod=$2 target=$3 c0 c1 j; shift 3
+	local path=$1 pod=$2 target=$3 c0 c1 j perf=; shift 3
+	if [ -n "$perf_out" ] && [ $# -gt 0 ]; then
+		if [ "$path" = ztunnel ]; then
+			perf record -q ${PERF_RECORD_ARGS:--g} -o "$perf_out" -p "$(IFS=,; echo "$*")" 2> "$WORK/perf.err" &
+			perf=$!
+		fi
+		perf stat -x, -o "$perf_out.$path.syscalls" -p "$(IFS=,; echo "$*")" -e raw_syscalls:sys_enter \
+			$(for s in read write recvfrom sendto splice epoll_wait epoll_ctl setsockopt mmap munmap brk; do
+				echo "-e syscalls:sys_enter_$s"; done) 2> "$WORK/perf-stat.err" &
+		perf="$perf $!"
+		sleep 1 # perf attaches before the bulk starts
+	fi
 	c0=$(cpu_ticks "$@")
 	j=$(client "$pod" "$target" --bytes "${mib}MiB")
 	c1=$(cpu_ticks "$@")
+	if [ -n "$perf" ]; then kill -INT $perf; wait $perf || true; fi
 	rec paths "$path" "bulk=$j" "cpu_ticks=$((c1 - c0))" "hz=$(getconf CLK_TCK)"
 	j=$(client "$pod" "$target" --requests "$reqs" --size 64)
 	rec paths "$path" "rr=$j"

@@ -1,5 +1,5 @@
 /* HTTP/2 and gRPC behaviour between our own client and server over a socketpair (plain
- * sockets: TLS is covered by test_tls and the integration tests). */
+ * sockets, and TLS for the zero-copy body path under partial writes). */
 #include <check.h>
 #include <errno.h>
 #include <nghttp2/nghttp2.h>
@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "loop_fixture.h"
+#include "tls_fixture.h"
 #include "protocol/grpc.h"
 #include "protocol/h2.h"
 #include "runtime/err.h"
@@ -403,6 +404,301 @@ START_TEST(receive_window_is_only_reopened_by_consume)
 }
 END_TEST
 
+
+/* ---- zero-copy bodies: zt_h2_stream_reserve / commit ---- */
+
+/* Sends total bytes of a pattern (byte i is i % 251) through reserve/commit, committing less
+ * than reserved now and then, and ends the stream; on_writable drives it. */
+struct sender {
+	size_t total, sent, refused, writable_calls;
+	bool ended;
+};
+
+static uint8_t pattern(size_t i)
+{
+	return (uint8_t)(i % 251);
+}
+
+static void sender_fill(struct zt_h2_stream *st, struct sender *s)
+{
+	while (s->sent < s->total) {
+		size_t want = s->total - s->sent < 70000 ? s->total - s->sent : 70000;
+		uint8_t *p = NULL;
+		ssize_t n = zt_h2_stream_reserve(st, want, &p);
+		ck_assert_int_ge(n, 0);
+		if (n == 0) {
+			s->refused++;
+			return;
+		}
+		ck_assert_uint_le((size_t)n, want);
+		size_t k = (s->sent / 7) % 3 == 0 && n > 1 ? (size_t)n / 2 : (size_t)n;
+		for (size_t i = 0; i < k; i++)
+			p[i] = pattern(s->sent + i);
+		zt_h2_stream_commit(st, k);
+		s->sent += k;
+	}
+	if (!s->ended) {
+		s->ended = true;
+		ck_assert_int_eq(zt_h2_stream_end(st, NULL, 0), 0);
+	}
+}
+
+static void sender_writable(struct zt_h2_stream *st, void *arg)
+{
+	struct sender *s = arg;
+
+	s->writable_calls++;
+	sender_fill(st, s);
+}
+
+static void sender_close(struct zt_h2_stream *st, uint32_t code, void *arg)
+{
+	(void)st;
+	(void)arg;
+	R[3].closed = true;
+	R[3].code = code;
+}
+
+static void sender_headers(struct zt_h2_stream *st, const struct zt_h2_header *h, size_t n,
+			   bool end, void *arg)
+{
+	(void)arg;
+	r_headers(st, h, n, end, &R[3]);
+}
+
+static const struct zt_h2_stream_cbs sender_cbs = {
+	.on_headers = sender_headers, .on_writable = sender_writable, .on_close = sender_close};
+
+/* The server side checks the pattern and consumes only while told to. */
+static struct {
+	size_t got, unconsumed;
+	bool consume, ended, bad;
+} rx;
+
+static void rx_data(struct zt_h2_stream *st, const uint8_t *p, size_t len, void *arg)
+{
+	(void)arg;
+	for (size_t i = 0; i < len; i++)
+		if (p[i] != pattern(rx.got + i))
+			rx.bad = true;
+	rx.got += len;
+	if (rx.consume)
+		zt_h2_stream_consume(st, len);
+	else
+		rx.unconsumed += len;
+}
+
+static void rx_end(struct zt_h2_stream *st, void *arg)
+{
+	(void)st;
+	(void)arg;
+	rx.ended = true;
+}
+
+static void rx_request(struct zt_h2_conn *c, struct zt_h2_stream *st, const struct zt_h2_header *h,
+		       size_t n, bool end, void *arg)
+{
+	static const struct zt_h2_stream_cbs cbs = {.on_data = rx_data, .on_end = rx_end};
+
+	hold(c, st, h, n, end, arg);
+	zt_h2_stream_set_cbs(st, &cbs, NULL);
+}
+
+static struct zt_h2_stream *sender_req(struct sender *s)
+{
+	struct zt_h2_header h[] = {ZT_H2_HDR(":method", "CONNECT"),
+				   ZT_H2_HDR(":authority", "10.0.0.1:1")};
+	int err = 0;
+	struct zt_h2_stream *st = zt_h2_request(cli, h, 2, false, &sender_cbs, s, &err);
+
+	ck_assert_ptr_nonnull(st);
+	return st;
+}
+
+START_TEST(reserved_bytes_go_out_framed_in_order_and_reserve_waits_for_an_empty_buffer)
+{
+	static struct sender s = {.total = 5u << 20};
+	struct zt_h2_stream *st;
+	uint8_t *p;
+
+	s = (struct sender){.total = 5u << 20};
+	memset(&rx, 0, sizeof(rx));
+	rx.consume = true;
+	server_cbs.on_request = rx_request;
+	nheld = 0;
+	start_pair();
+	st = sender_req(&s);
+	/* Room after queued bytes is offered in place; once it runs out, none until the buffer
+	 * is empty, and then on_writable says so. */
+	ck_assert_int_eq(zt_h2_stream_reserve(st, 1000, &p), 1000);
+	for (int i = 0; i < 400; i++)
+		p[i] = pattern((size_t)i);
+	zt_h2_stream_commit(st, 400);
+	ck_assert_int_eq(zt_h2_stream_reserve(st, 2000, &p), 1024 - 400);
+	for (int i = 0; i < 1024 - 400; i++)
+		p[i] = pattern((size_t)(400 + i));
+	zt_h2_stream_commit(st, 1024 - 400);
+	s.sent = 1024;
+	ck_assert_int_eq(zt_h2_stream_reserve(st, 100, &p), 0);
+	ck_assert_uint_eq(zt_h2_stream_buffered(st), 1024);
+	RUN_UNTIL(loop, s.writable_calls > 0, 3000);
+	RUN_UNTIL(loop, rx.ended, 10000);
+	ck_assert(!rx.bad);
+	ck_assert_uint_eq(rx.got, s.total);
+	ck_assert_uint_gt(s.refused, 0);
+	/* Ended: no more room. */
+	ck_assert_int_eq(zt_h2_stream_reserve(st, 1, &p), ZT_E_STATE);
+}
+END_TEST
+
+START_TEST(reserved_bytes_wait_out_a_closed_window_and_flow_once_it_reopens)
+{
+	static struct sender s;
+	struct zt_h2_stream *st;
+
+	s = (struct sender){.total = 1u << 20};
+	memset(&rx, 0, sizeof(rx));
+	sset.stream_window = 65535;
+	server_cbs.on_request = rx_request;
+	nheld = 0;
+	start_pair();
+	st = sender_req(&s);
+	sender_fill(st, &s);
+	/* The receiver consumes nothing: exactly one window arrives, the rest waits queued. */
+	RUN_UNTIL(loop, rx.got == sset.stream_window, 3000);
+	for (int i = 0; i < 20; i++)
+		zt_loop_run_once(loop, 5);
+	ck_assert_uint_eq(rx.got, sset.stream_window);
+	ck_assert_uint_gt(zt_h2_stream_buffered(st), 0);
+	ck_assert(!rx.ended);
+	rx.consume = true;
+	ck_assert_int_eq(nheld, 1);
+	zt_h2_stream_consume(held[0], rx.unconsumed);
+	RUN_UNTIL(loop, rx.ended, 10000);
+	ck_assert(!rx.bad);
+	ck_assert_uint_eq(rx.got, s.total);
+}
+END_TEST
+
+/* A TLS pair on a socketpair with small kernel buffers, so TLS writes block part way. */
+static struct fx_ca tls_ca;
+static struct zt_tls_server *tls_srv;
+static struct zt_tls_client *tls_cli;
+static int hs_done, hs_err;
+
+static bool hs_write_hello; /* the client writes at once when its handshake is done */
+
+static void on_hs(struct zt_sock *s, int err, void *arg)
+{
+	hs_done++;
+	if (err)
+		hs_err = err;
+	if (!err && hs_write_hello && arg == (void *)&hs_write_hello)
+		ck_assert_int_eq(zt_sock_write(s, "hello", 5), 5);
+}
+
+static void tls_socks(struct zt_sock *a, struct zt_sock *b)
+{
+	struct zt_tls_identity *sid, *cid;
+	struct zt_tls_conn *tc, *ts;
+	struct zt_spiffe want;
+	const char *suri = "spiffe://td/ns/a/sa/srv";
+	int sv[2], small = 4096;
+
+	fx_ca_init(&tls_ca, "h2 test root", NULL);
+	sid = fx_identity(&tls_ca, suri);
+	cid = fx_identity(&tls_ca, "spiffe://td/ns/a/sa/cli");
+	ck_assert_int_eq(zt_spiffe_parse(&want, suri, strlen(suri)), 0);
+	ck_assert_int_eq(zt_tls_server_new(&tls_srv, sid, NULL), 0);
+	ck_assert_int_eq(zt_tls_client_new(&tls_cli, NULL), 0);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+	for (int i = 0; i < 2; i++) {
+		setsockopt(sv[i], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+		setsockopt(sv[i], SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+	}
+	ck_assert_int_eq(zt_tls_conn_client_new(&tc, tls_cli, sv[0], cid, &want, 1), 0);
+	ck_assert_int_eq(zt_tls_conn_server_new(&ts, tls_srv, sv[1]), 0);
+	zt_tls_identity_unref(sid);
+	zt_tls_identity_unref(cid);
+	ck_assert_int_eq(zt_sock_start(a, loop, sv[0], tc, NULL, NULL), 0);
+	ck_assert_int_eq(zt_sock_start(b, loop, sv[1], ts, NULL, NULL), 0);
+	hs_done = hs_err = 0;
+	zt_sock_handshake(a, on_hs, &hs_write_hello);
+	zt_sock_handshake(b, on_hs, NULL);
+	RUN_UNTIL(loop, hs_done == 2, 5000);
+	ck_assert_int_eq(hs_err, 0);
+}
+
+static void tls_teardown(void)
+{
+	teardown();
+	hs_write_hello = false;
+	zt_tls_server_free(tls_srv);
+	zt_tls_client_unref(tls_cli);
+	fx_ca_clear(&tls_ca);
+	tls_srv = NULL;
+	tls_cli = NULL;
+}
+
+START_TEST(tls_peer_that_stops_reading_gets_every_byte_once_it_reads_again)
+{
+	static struct sender s;
+	struct zt_sock a, b;
+	struct zt_h2_stream *st;
+
+	s = (struct sender){.total = 3u << 20};
+	memset(&rx, 0, sizeof(rx));
+	rx.consume = true;
+	server_cbs.on_request = rx_request;
+	nheld = 0;
+	tls_socks(&a, &b);
+	/* Only the client speaks HTTP/2 at first: the server reads nothing, so the client's TLS
+	 * writes stop part way (-EAGAIN) with frames half written. */
+	ck_assert_int_eq(zt_h2_conn_new(&cli, loop, &a, false, &cset, &client_cbs, NULL), 0);
+	st = sender_req(&s);
+	sender_fill(st, &s);
+	for (int i = 0; i < 50; i++)
+		zt_loop_run_once(loop, 2);
+	ck_assert_uint_eq(rx.got, 0);
+	ck_assert_int_eq(zt_h2_conn_new(&srv, loop, &b, true, &sset, &server_cbs, NULL), 0);
+	RUN_UNTIL(loop, rx.ended, 20000);
+	ck_assert(!rx.bad);
+	ck_assert_uint_eq(rx.got, s.total);
+	RUN_UNTIL(loop, R[3].status == 200, 3000);
+}
+END_TEST
+
+static unsigned hello_events;
+
+static void hello_cb(struct zt_sock *s, unsigned events, void *arg)
+{
+	(void)s;
+	(void)arg;
+	hello_events |= events;
+}
+
+START_TEST(tls_bytes_read_ahead_with_the_handshake_are_reported_readable)
+{
+	struct zt_sock a, b;
+	char buf[16];
+
+	hs_write_hello = true;
+	hello_events = 0;
+	tls_socks(&a, &b);
+	/* The server's last handshake read took the client's first record along: the socket
+	 * has nothing left to announce, the TLS layer holds it. */
+	ck_assert(zt_sock_pending(&b));
+	zt_sock_set_cb(&b, hello_cb, NULL);
+	zt_sock_want(&b, ZT_IO_READ);
+	RUN_UNTIL(loop, hello_events & ZT_IO_READ, 3000);
+	ck_assert_int_eq(zt_sock_read(&b, buf, sizeof(buf)), 5);
+	ck_assert_int_eq(memcmp(buf, "hello", 5), 0);
+	ck_assert_int_eq(zt_sock_read(&b, buf, sizeof(buf)), -EAGAIN);
+	zt_sock_close(&a);
+	zt_sock_close(&b);
+}
+END_TEST
+
 /* ---- gRPC ---- */
 
 static int g_code;
@@ -538,6 +834,7 @@ Suite *h2_suite(void)
 {
 	Suite *s = suite_create("h2");
 	TCase *tc = tcase_create("h2"), *g = tcase_create("grpc_calls");
+	TCase *t = tcase_create("tls");
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, oversized_request_headers_get_431_and_the_connection_survives);
@@ -549,7 +846,13 @@ Suite *h2_suite(void)
 	tcase_add_test(tc, peer_that_stops_answering_pings_is_dropped);
 	tcase_add_test(tc, garbage_instead_of_a_preface_closes_the_connection);
 	tcase_add_test(tc, receive_window_is_only_reopened_by_consume);
+	tcase_add_test(tc, reserved_bytes_go_out_framed_in_order_and_reserve_waits_for_an_empty_buffer);
+	tcase_add_test(tc, reserved_bytes_wait_out_a_closed_window_and_flow_once_it_reopens);
 	suite_add_tcase(s, tc);
+	tcase_add_checked_fixture(t, setup, tls_teardown);
+	tcase_add_test(t, tls_peer_that_stops_reading_gets_every_byte_once_it_reads_again);
+	tcase_add_test(t, tls_bytes_read_ahead_with_the_handshake_are_reported_readable);
+	suite_add_tcase(s, t);
 	tcase_add_checked_fixture(g, setup, teardown);
 	tcase_add_test(g, grpc_call_past_its_deadline_ends_deadline_exceeded);
 	tcase_add_test(g, grpc_message_over_the_limit_ends_resource_exhausted);

@@ -619,6 +619,9 @@ START_TEST(h2_relays_stay_within_window_and_chunk_while_readers_are_paused)
 	ck_assert_uint_le(pk.alloc[0], 2 * 256 * 1024);
 	ck_assert_uint_le(pk.alloc[1], 2 * 256 * 1024);
 	ck_assert_uint_le(zt_h2_stream_buffered(T.cst), 2 * T.cset.stream_send_buffer);
+	/* TCP to stream reads into the stream's buffer in place: one chunk at most waits there. */
+	ck_assert_uint_le(zt_h2_stream_buffered(T.cst), 256 * 1024);
+	ck_assert_uint_le(zt_h2_stream_buffered(T.sst), 256 * 1024);
 	app_pause(&A, false);
 	app_pause(&B, false);
 	RUN_UNTIL(loop, A.eof && B.eof && relays_done(M_H2), 20000);

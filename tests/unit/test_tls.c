@@ -374,6 +374,31 @@ START_TEST(handshake_succeeds_with_tls13_h2_and_verified_identities)
 }
 END_TEST
 
+START_TEST(quiet_connection_releases_record_buffers_busy_one_keeps_them)
+{
+	struct env e;
+	struct pair p;
+	const char *exp[] = {SRV_URI};
+
+	env_open(&e, fx_identity(&root, SRV_URI), fx_identity(&root, CLI_URI));
+	pair_open(&p, e.cli, e.srv, e.cli_id, exp, 1);
+	pair_handshake(&p);
+	ck_assert(p.crc == 0 && p.src == 0);
+	write_all(p.cli, "ping");
+	expect_read(p.srv, p.fds[1], "ping");
+	ck_assert(SSL_get_mode(zt_tls_conn_ssl(p.cli)) & SSL_MODE_RELEASE_BUFFERS);
+	ck_assert(SSL_get_mode(zt_tls_conn_ssl(p.srv)) & SSL_MODE_RELEASE_BUFFERS);
+	/* Whole records both ways: no malloc and free per record from then on. */
+	transfer(p.cli, p.fds[0], p.srv, p.fds[1], 1u << 20);
+	ck_assert(!(SSL_get_mode(zt_tls_conn_ssl(p.cli)) & SSL_MODE_RELEASE_BUFFERS));
+	ck_assert(!(SSL_get_mode(zt_tls_conn_ssl(p.srv)) & SSL_MODE_RELEASE_BUFFERS));
+	write_all(p.srv, "pong");
+	expect_read(p.cli, p.fds[0], "pong");
+	pair_close(&p);
+	env_close(&e);
+}
+END_TEST
+
 START_TEST(data_flows_both_ways_and_close_notify_gives_eof)
 {
 	struct env e;
@@ -1159,6 +1184,7 @@ Suite *tls_suite(void)
 	tcase_add_checked_fixture(hs, setup, teardown);
 	tcase_add_test(hs, handshake_succeeds_with_tls13_h2_and_verified_identities);
 	tcase_add_test(hs, data_flows_both_ways_and_close_notify_gives_eof);
+	tcase_add_test(hs, quiet_connection_releases_record_buffers_busy_one_keeps_them);
 	tcase_add_test(hs, io_before_handshake_is_a_state_error);
 	tcase_add_test(hs, peer_closing_tcp_without_close_notify_is_reported);
 	tcase_add_test(hs, client_accepts_server_matching_any_expected_identity);

@@ -1,6 +1,9 @@
 /* Relay: two ends, two directions. Invariants: a direction reads from its source only while
  * nothing it read is still queued (so it holds at most one pipe or one buffer chunk from TCP;
- * from HTTP/2 at most the unconsumed receive window, consumed as bytes reach the socket); a
+ * from HTTP/2 at most the unconsumed receive window, consumed as bytes reach the socket);
+ * TCP to a stream reads straight into the stream's send buffer, only into room that needs no
+ * bytes moved (zt_h2_stream_reserve), so at most one chunk waits there and is copied once,
+ * framed, into the TLS buffer; a
  * socket is watched for exactly what its directions wait for (no watcher at all when
  * nothing, so a hang-up cannot spin the loop); the first failure or completion closes both
  * ends and schedules the one report. */
@@ -59,6 +62,7 @@ struct dir {
 	int pipe_r, pipe_w;       /* splice mode; -1 otherwise */
 	size_t pipe_cap, in_pipe; /* bytes the pipe holds, not yet delivered */
 	bool pipe_grown;
+	bool wait_room; /* dst is a stream still sending the last chunk: on_writable resumes */
 	bool eof;       /* src has nothing more */
 	bool done;      /* dst was ended (or can take nothing more) */
 	uint64_t bytes; /* delivered to dst */
@@ -283,6 +287,7 @@ static int flush(struct dir *d)
 static ssize_t fill(struct dir *d)
 {
 	int fd = d->src->fd;
+	struct zt_h2_stream *st = d->dst->st;
 	size_t want = chunk_for(d->bytes);
 	uint8_t *p;
 	ssize_t n;
@@ -315,11 +320,32 @@ static ssize_t fill(struct dir *d)
 		if (stop_splicing(d) < 0)
 			return -1;
 	}
-	if (zt_buf_reserve(&d->buf, want, &p) < 0)
+	if (st) {
+		/* Straight into the stream's send buffer, which frames it into the TLS record
+		 * buffer: no copy in between. */
+		n = zt_h2_stream_reserve(st, want, &p);
+		if (n == 0) {
+			d->wait_room = true;
+			return 0;
+		}
+		if (n < 0) {
+			if (zt_h2_conn_closing(zt_h2_stream_conn(st)))
+				return 0; /* the stream's end follows */
+			fail(d->src->r, "HTTP/2 stream refused data", NGHTTP2_INTERNAL_ERROR);
+			return -1;
+		}
+		want = (size_t)n; /* room after bytes still queued may be less */
+	} else if (zt_buf_reserve(&d->buf, want, &p) < 0) {
 		abort(); /* the buffer is empty and want is at most its limit */
+	}
 	do
 		n = recv(fd, p, want, 0);
 	while (n < 0 && errno == EINTR);
+	if (n > 0 && st) {
+		zt_h2_stream_commit(st, (size_t)n);
+		delivered(d, (size_t)n);
+		return n;
+	}
 	if (n > 0) {
 		zt_buf_commit(&d->buf, (size_t)n);
 		return n;
@@ -381,7 +407,7 @@ static int watch(struct end *e)
 
 	if (e->fd < 0)
 		return 0;
-	if (!out->done && !out->eof && queued(out) == 0)
+	if (!out->done && !out->eof && !out->wait_room && queued(out) == 0)
 		ev |= ZT_IO_READ;
 	if (!in->done && queued(in) > 0)
 		ev |= ZT_IO_WRITE;
@@ -469,6 +495,7 @@ static void st_writable(struct zt_h2_stream *st, void *arg)
 	struct end *e = arg;
 
 	(void)st;
+	e->r->dir[!e->side].wait_room = false;
 	pump(&e->r->dir[!e->side]);
 	settle(e->r);
 }

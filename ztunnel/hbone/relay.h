@@ -50,8 +50,10 @@ struct zt_relay_stats {
 
 /* Starts relaying between client and server.
  * - TCP<->TCP: splice(2) through a pipe per direction (64 KiB, 1 MiB after 10 MiB), or
- *   read/write where splice says EINVAL. TCP<->HTTP/2 stream: a buffer per direction sized by
- *   the bytes moved (1 KiB, 16 KiB after 128 KiB, 256 KiB after 10 MiB; spec §2.6).
+ *   read/write where splice says EINVAL. TCP<->HTTP/2 stream: reads sized by the bytes moved
+ *   (1 KiB, 16 KiB after 128 KiB, 256 KiB after 10 MiB; spec §2.6), from TCP straight into
+ *   the stream's send buffer (zt_h2_stream_reserve); to TCP straight from the received DATA,
+ *   through a buffer only for what the socket does not take at once.
  * - Half-close: EOF on one side becomes shutdown(SHUT_WR) or END_STREAM on the other;
  *   END_STREAM, and RST_STREAM with NO_ERROR or CANCEL, count as EOF.
  * - Resets: a TCP reset (or I/O error) resets the other side, RST_STREAM(CONNECT_ERROR) or a TCP

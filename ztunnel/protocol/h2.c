@@ -19,7 +19,10 @@
 
 ZT_LOG_MODULE("h2");
 
-#define READ_CHUNK (64 * 1024)
+#define READ_BATCH (256 * 1024)  /* decrypted bytes parsed at once */
+#define MIN_ROOM   (16 * 1024)   /* one TLS record's plaintext; the default DATA frame */
+#define RESERVE_MIN 512          /* least room worth offering after queued bytes */
+#define DATA_FRAME (64 * 1024)   /* largest DATA payload we send (within the peer's limit) */
 #define OUT_HIGH (256 * 1024) /* stop pulling frames from nghttp2 above this */
 #define MAX_HEADERS 64
 
@@ -39,6 +42,8 @@ struct zt_h2_stream {
 	bool end_queued;	   /* END_STREAM after st->out drains */
 	bool local_closed;	   /* END_STREAM or trailers handed to nghttp2 */
 	bool want_writable;	   /* a write was refused: tell the owner when there is room */
+	bool want_empty;	   /* a reserve was refused: tell the owner when out is empty */
+	bool in_writable;	   /* on conn->writable */
 	bool hdr_overflow;
 	struct zt_h2_header *trailers;
 	size_t ntrailers;
@@ -324,27 +329,24 @@ static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t code, void 
 	return 0;
 }
 
+/* DATA frames are not copied by nghttp2 (NGHTTP2_DATA_FLAG_NO_COPY): read_body only sizes the
+ * frame, and send_data writes its header and payload from st->out straight into conn->out, the
+ * buffer handed to TLS, so a body byte is copied once in user space. nghttp2 calls send_data
+ * right after read_body within the same mem_send, so st is alive and st->out unchanged at its
+ * front in between. */
 static ssize_t read_body(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t len,
 			 uint32_t *flags, nghttp2_data_source *src, void *user)
 {
 	struct zt_h2_stream *st = src->ptr;
-	struct zt_h2_conn *c = user;
-	size_t n = zt_buf_len(&st->out);
+	size_t have = zt_buf_len(&st->out), n = have < len ? have : len;
 
 	(void)ng;
 	(void)id;
-	if (n > len)
-		n = len;
-	if (n) {
-		memcpy(buf, zt_buf_data(&st->out), n);
-		zt_buf_consume(&st->out, n);
-	}
-	if (st->want_writable && zt_buf_len(&st->out) <= c->set.stream_send_buffer / 2) {
-		st->want_writable = false;
-		st->next_writable = c->writable;
-		c->writable = st;
-	}
-	if (zt_buf_len(&st->out) == 0 && st->end_queued) {
+	(void)buf;
+	(void)user;
+	if (n)
+		*flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+	if (n == have && st->end_queued) {
 		*flags |= NGHTTP2_DATA_FLAG_EOF;
 		st->local_closed = true;
 		if (st->trailers) {
@@ -366,6 +368,71 @@ static ssize_t read_body(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
 	return (ssize_t)n;
 }
 
+/* DATA frames as large as the bytes queued, up to DATA_FRAME and the peer's SETTINGS_MAX_FRAME_SIZE
+ * (nghttp2 then applies the flow-control windows): a bulk stream's frames span several TLS
+ * records, so the receiver hands them on in fewer, larger writes. Below 16 KiB nghttp2's
+ * default applies (its frame buffer only grows for bulk streams). */
+static ssize_t data_frame_len(nghttp2_session *ng, uint8_t type, int32_t id, int32_t conn_win,
+			      int32_t stream_win, uint32_t peer_max, void *user)
+{
+	struct zt_h2_stream *st = nghttp2_session_get_stream_user_data(ng, id);
+	size_t n = st ? zt_buf_len(&st->out) : 0;
+
+	(void)type;
+	(void)conn_win;
+	(void)stream_win;
+	(void)user;
+	if (n > DATA_FRAME)
+		n = DATA_FRAME;
+	if (n > peer_max)
+		n = peer_max;
+	return (ssize_t)(n > MIN_ROOM ? n : MIN_ROOM);
+}
+
+/* Owed an on_writable: a refused write once the buffer is half empty, a refused reserve once
+ * it is empty. */
+static void note_drained(struct zt_h2_conn *c, struct zt_h2_stream *st)
+{
+	size_t left = zt_buf_len(&st->out);
+
+	if ((st->want_writable && left <= c->set.stream_send_buffer / 2) ||
+	    (st->want_empty && left == 0)) {
+		st->want_writable = false;
+		st->want_empty = false;
+		if (!st->in_writable) {
+			st->in_writable = true;
+			st->next_writable = c->writable;
+			c->writable = st;
+		}
+	}
+}
+
+static int send_data(nghttp2_session *ng, nghttp2_frame *f, const uint8_t *hd, size_t len,
+		     nghttp2_data_source *src, void *user)
+{
+	struct zt_h2_stream *st = src->ptr;
+	struct zt_h2_conn *c = user;
+	size_t pad = f->data.padlen;
+	uint8_t *p;
+
+	(void)ng;
+	/* The whole frame goes at once (a frame cut short could not be resumed), so conn->out
+	 * may pass OUT_HIGH by one frame; then the send loop pauses. */
+	if (len > zt_buf_len(&st->out) || zt_buf_reserve(&c->out, 9 + pad + len, &p) < 0)
+		return NGHTTP2_ERR_CALLBACK_FAILURE;
+	memcpy(p, hd, 9);
+	p += 9;
+	if (pad)
+		*p++ = (uint8_t)(pad - 1);
+	memcpy(p, zt_buf_data(&st->out), len);
+	if (pad > 1)
+		memset(p + len, 0, pad - 1);
+	zt_buf_commit(&c->out, 9 + pad + len);
+	zt_buf_consume(&st->out, len);
+	note_drained(c, st);
+	return zt_buf_len(&c->out) >= OUT_HIGH ? NGHTTP2_ERR_PAUSE : 0;
+}
+
 static int on_invalid_frame(nghttp2_session *ng, const nghttp2_frame *f, int err, void *user)
 {
 	(void)ng;
@@ -383,6 +450,7 @@ static void run_writable(struct zt_h2_conn *c)
 		struct zt_h2_stream *st = c->writable;
 		c->writable = st->next_writable;
 		st->next_writable = NULL;
+		st->in_writable = false;
 		if (st->cb.on_writable)
 			st->cb.on_writable(st, st->arg);
 	}
@@ -424,24 +492,34 @@ static void patch_settings(struct zt_h2_conn *c)
 	}
 }
 
+/* Frames are taken from nghttp2 only once conn->out is empty, so the buffer never compacts
+ * (consuming everything rewinds it) and each turn hands TLS up to OUT_HIGH at a time, which
+ * it cuts into full 16 KiB records. */
+static int pull_frames(struct zt_h2_conn *c)
+{
+	while (zt_buf_len(&c->out) < OUT_HIGH) {
+		const uint8_t *p;
+		ssize_t n = nghttp2_session_mem_send(c->ng, &p);
+		if (n < 0) {
+			zt_debug("mem_send: %s", nghttp2_strerror((int)n));
+			fail(c, "protocol error");
+			return -1;
+		}
+		if (n == 0)
+			break;
+		if (zt_buf_append(&c->out, p, (size_t)n) < 0)
+			abort();
+		if (c->patch_settings)
+			patch_settings(c);
+	}
+	return 0;
+}
+
 static void do_flush(struct zt_h2_conn *c)
 {
 	for (;;) {
-		while (zt_buf_len(&c->out) < OUT_HIGH) {
-			const uint8_t *p;
-			ssize_t n = nghttp2_session_mem_send(c->ng, &p);
-			if (n < 0) {
-				zt_debug("mem_send: %s", nghttp2_strerror((int)n));
-				fail(c, "protocol error");
-				return;
-			}
-			if (n == 0)
-				break;
-			if (zt_buf_append(&c->out, p, (size_t)n) < 0)
-				abort();
-			if (c->patch_settings)
-				patch_settings(c);
-		}
+		if (zt_buf_len(&c->out) == 0 && pull_frames(c) < 0)
+			return;
 		if (zt_buf_len(&c->out) == 0)
 			break;
 		ssize_t w = zt_sock_write(&c->sock, zt_buf_data(&c->out), zt_buf_len(&c->out));
@@ -472,32 +550,53 @@ static void schedule_flush(struct zt_h2_conn *c)
 		zt_defer_start(c->loop, &c->flush, on_flush, c);
 }
 
+/* Several TLS records are decrypted into one buffer before nghttp2 parses them, so a DATA
+ * frame reaches on_data whole (up to the buffer's size) rather than cut at every 16 KiB
+ * record: fewer, larger writes downstream, with no copy added. The buffer is per thread;
+ * a read nested in another's callbacks (not expected) uses a smaller one on the stack. */
+static _Thread_local uint8_t read_buf[READ_BATCH];
+static _Thread_local bool read_buf_busy;
+
 static void do_read(struct zt_h2_conn *c)
 {
-	uint8_t buf[READ_CHUNK];
+	uint8_t small[MIN_ROOM];
+	bool own = !read_buf_busy;
+	uint8_t *buf = own ? read_buf : small;
+	size_t cap = own ? sizeof(read_buf) : sizeof(small);
+	ssize_t n;
 
-	for (;;) {
-		ssize_t n = zt_sock_read(&c->sock, buf, sizeof(buf));
-		if (n == -EAGAIN)
-			break;
-		if (n <= 0) {
+	read_buf_busy = true;
+	do {
+		size_t have = 0;
+		/* Until the room left might not take a whole record, or the socket is dry. */
+		while ((n = zt_sock_read(&c->sock, buf + have, cap - have)) > 0) {
+			have += (size_t)n;
+			if (cap - have < MIN_ROOM)
+				break;
+		}
+		/* Bytes before an EOF or error are still the peer's: parse them first. */
+		if (have) {
+			c->in_recv = true;
+			ssize_t r = nghttp2_session_mem_recv(c->ng, buf, have);
+			c->in_recv = false;
+			if (c->closing)
+				break;
+			if (r < 0) {
+				zt_debug("mem_recv: %s", nghttp2_strerror((int)r));
+				fail(c, "protocol error");
+				break;
+			}
+		}
+		if (n == -EAGAIN) {
+			schedule_flush(c);
+		} else if (n <= 0) {
 			if (n < 0)
 				zt_debug("read: %s %s", zt_strerror((int)n), zt_sock_error(&c->sock));
 			fail(c, n == 0 ? "peer closed" : "read failed");
-			return;
 		}
-		c->in_recv = true;
-		ssize_t r = nghttp2_session_mem_recv(c->ng, buf, (size_t)n);
-		c->in_recv = false;
-		if (c->closing)
-			return;
-		if (r < 0) {
-			zt_debug("mem_recv: %s", nghttp2_strerror((int)r));
-			fail(c, "protocol error");
-			return;
-		}
-	}
-	schedule_flush(c);
+	} while (n > 0);
+	if (own)
+		read_buf_busy = false;
 }
 
 static void on_sock(struct zt_sock *s, unsigned events, void *arg)
@@ -679,6 +778,8 @@ int zt_h2_conn_new(struct zt_h2_conn **out, struct zt_loop *loop, struct zt_sock
 	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(ncb, on_data_chunk);
 	nghttp2_session_callbacks_set_on_stream_close_callback(ncb, on_stream_close);
 	nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(ncb, on_invalid_frame);
+	nghttp2_session_callbacks_set_send_data_callback(ncb, send_data);
+	nghttp2_session_callbacks_set_data_source_read_length_callback(ncb, data_frame_len);
 	nghttp2_option_set_no_auto_window_update(opt, 1);
 	nghttp2_option_set_max_send_header_block_length(opt, 64 * 1024);
 	nghttp2_option_set_peer_max_concurrent_streams(opt, server ? 100 : 1000);
@@ -798,6 +899,42 @@ static void queue_out(struct zt_h2_stream *st, const void *p, size_t len)
 {
 	if (zt_buf_append(&st->out, p, len) < 0)
 		abort();
+	if (st->data_deferred) {
+		st->data_deferred = false;
+		nghttp2_session_resume_data(st->conn->ng, st->id);
+	}
+	schedule_flush(st->conn);
+}
+
+ssize_t zt_h2_stream_reserve(struct zt_h2_stream *st, size_t len, uint8_t **p)
+{
+	if (st->end_queued || st->local_closed || st->conn->closing)
+		return ZT_E_STATE;
+	if (zt_buf_len(&st->out) > 0) {
+		/* Only the space after the queued bytes: they must not move. */
+		size_t tail = st->out.cap - st->out.wr;
+		if (tail >= len || tail >= RESERVE_MIN) {
+			len = tail < len ? tail : len;
+			*p = st->out.data + st->out.wr;
+			return (ssize_t)len;
+		}
+		st->want_empty = true;
+		return 0;
+	}
+	if (len == 0) {
+		st->want_empty = true;
+		return 0;
+	}
+	if (zt_buf_reserve(&st->out, len, p) < 0)
+		abort(); /* the buffer has no limit */
+	return (ssize_t)len;
+}
+
+void zt_h2_stream_commit(struct zt_h2_stream *st, size_t n)
+{
+	if (n == 0)
+		return;
+	zt_buf_commit(&st->out, n);
 	if (st->data_deferred) {
 		st->data_deferred = false;
 		nghttp2_session_resume_data(st->conn->ng, st->id);

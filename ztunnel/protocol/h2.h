@@ -117,6 +117,16 @@ int zt_h2_stream_respond(struct zt_h2_stream *st, int status, const struct zt_h2
 /* Queues body bytes; returns how many were accepted (0 when the buffer is full: wait for
  * on_writable), or an error if the stream is no longer writable. */
 ssize_t zt_h2_stream_write(struct zt_h2_stream *st, const void *p, size_t len);
+/* Zero-copy variant of zt_h2_stream_write for a reader that fills the send buffer in place
+ * (e.g. recv() from a socket): makes up to len writable bytes available at *p and returns how
+ * many; the caller writes up to that many there and queues them with zt_h2_stream_commit()
+ * before any other call on the stream. When nothing is queued that is len (the buffer grows to
+ * fit); else only the room already allocated after the queued bytes, which never move. Returns
+ * 0 when that room is too small (on_writable follows once the buffer is empty), or ZT_E_STATE
+ * when the stream is no longer writable. So the buffer holds at most one reader's chunk, and
+ * its bytes go from it straight into the TLS record buffer, framed (one user-space copy). */
+ssize_t zt_h2_stream_reserve(struct zt_h2_stream *st, size_t len, uint8_t **p);
+void zt_h2_stream_commit(struct zt_h2_stream *st, size_t n);
 /* Queues all of len regardless of the bound (for framed messages that must go whole, whose
  * size the caller bounds); on_writable fires once the buffer drains if this overfilled it. */
 int zt_h2_stream_write_all(struct zt_h2_stream *st, const void *p, size_t len);

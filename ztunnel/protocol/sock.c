@@ -38,6 +38,7 @@ static void finish_handshake(struct zt_sock *s, int err)
 	zt_sock_done_cb cb = s->hs_cb;
 
 	s->hs_cb = NULL;
+	s->check_buffered = err == 0 && s->tls;
 	update_interest(s);
 	cb(s, err, s->hs_arg);
 }
@@ -103,7 +104,9 @@ void zt_sock_move(struct zt_sock *dst, struct zt_sock *src, zt_sock_cb cb, void 
 
 	/* epoll holds the watcher's address: re-register it at the new place. */
 	zt_io_stop(&src->io);
+	zt_defer_stop(&src->buffered);
 	*dst = *src;
+	dst->buffered = (struct zt_defer){0};
 	dst->cb = cb;
 	dst->arg = arg;
 	dst->want = 0;
@@ -114,10 +117,26 @@ void zt_sock_move(struct zt_sock *dst, struct zt_sock *src, zt_sock_cb cb, void 
 	src->tls = NULL;
 }
 
+static void on_buffered(struct zt_defer *d, void *arg)
+{
+	struct zt_sock *s = arg;
+
+	(void)d;
+	if (s->fd >= 0 && !s->hs_cb && (s->want & ZT_IO_READ))
+		s->cb(s, ZT_IO_READ, s->arg);
+}
+
 void zt_sock_want(struct zt_sock *s, unsigned events)
 {
 	s->want = events & (ZT_IO_READ | ZT_IO_WRITE);
 	update_interest(s);
+	/* Only once, after the handshake: later reads run until -EAGAIN, after which what TLS
+	 * holds is at most part of a record, which readiness does announce the rest of. */
+	if ((s->want & ZT_IO_READ) && s->check_buffered && !s->hs_cb) {
+		s->check_buffered = false;
+		if (zt_sock_pending(s))
+			zt_defer_start(s->loop, &s->buffered, on_buffered, s);
+	}
 }
 
 void zt_sock_handshake(struct zt_sock *s, zt_sock_done_cb done, void *arg)
@@ -189,7 +208,7 @@ int zt_sock_shutdown_write(struct zt_sock *s)
 
 bool zt_sock_pending(const struct zt_sock *s)
 {
-	return s->tls && SSL_pending(zt_tls_conn_ssl(s->tls)) > 0;
+	return s->tls && SSL_has_pending(zt_tls_conn_ssl(s->tls));
 }
 
 const char *zt_sock_error(const struct zt_sock *s)
@@ -202,6 +221,7 @@ void zt_sock_close(struct zt_sock *s)
 	if (s->fd < 0)
 		return;
 	zt_io_stop(&s->io);
+	zt_defer_stop(&s->buffered);
 	zt_tls_conn_free(s->tls);
 	s->tls = NULL;
 	close(s->fd);

@@ -28,6 +28,8 @@ struct zt_sock {
 	void *arg;
 	zt_sock_done_cb hs_cb; /* pending handshake completion */
 	void *hs_arg;
+	struct zt_defer buffered; /* reports records TLS read ahead, which epoll cannot see */
+	bool check_buffered;      /* handshake done, the owner has not been told of them yet */
 };
 
 /* Takes ownership of fd (non-blocking, connected) and of tls (may be NULL for plain TCP).
@@ -54,7 +56,11 @@ ssize_t zt_sock_read(struct zt_sock *s, void *buf, size_t len);
 ssize_t zt_sock_write(struct zt_sock *s, const void *buf, size_t len);
 /* Half-close the sending side (TLS close_notify, then TCP FIN). 0, -EAGAIN or an error. */
 int zt_sock_shutdown_write(struct zt_sock *s);
-/* Whether decrypted bytes are buffered that readiness will not announce. */
+/* Whether TLS holds bytes (decrypted, or read ahead and not yet decrypted) that readiness will
+ * not announce. TLS reads ahead, so an owner must read until -EAGAIN on each ZT_IO_READ (what
+ * is left then is part of a record, whose rest readiness announces). Bytes that came with the
+ * peer's last handshake message are reported as ZT_IO_READ from the loop once the owner first
+ * wants ZT_IO_READ. */
 bool zt_sock_pending(const struct zt_sock *s);
 /* Why the socket failed, for logs ("" when unknown). */
 const char *zt_sock_error(const struct zt_sock *s);

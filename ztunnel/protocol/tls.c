@@ -67,6 +67,7 @@ struct zt_tls_conn {
 	bool eof, closed;           /* peer's close_notify seen; ours sent */
 	bool peer_ok;               /* the verify hook accepted the peer */
 	bool identity_rejected;     /* the verify hook refused the peer's SPIFFE identity */
+	bool bulk;                  /* moved a bulk record: keeps its record buffers */
 	struct zt_tls_identity *id; /* ours; server: chosen at ClientHello */
 	struct zt_spiffe *expected; /* client only */
 	size_t n_expected;
@@ -493,6 +494,12 @@ static int ctx_new(SSL_CTX **out, bool server, const struct zt_tls_opts *opts)
 	 * record buffers, about 34 KiB less each. */
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
 	                              SSL_MODE_RELEASE_BUFFERS);
+	/* Read ahead: one read(2) per record instead of a header and then a body. The buffer
+	 * stays at its default (one full record and a little): OpenSSL moves what follows a
+	 * record to the front of the buffer before the next one, so a larger buffer would cost
+	 * more copying than the reads it saves. The bytes it holds beyond the record being
+	 * returned are not announced by readiness: readers loop until -EAGAIN (zt_sock_pending). */
+	SSL_CTX_set_read_ahead(ctx, 1);
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | (server ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0),
 	                   NULL);
 	SSL_CTX_set_cert_verify_callback(ctx, verify_cb, NULL);
@@ -712,6 +719,20 @@ int zt_tls_conn_handshake(struct zt_tls_conn *c)
 	return 0;
 }
 
+/* SSL_MODE_RELEASE_BUFFERS frees a connection's record buffers whenever they run empty: right
+ * for the many quiet connections, but on a busy one that is a malloc and a free per record. A
+ * connection that once moved a record of BULK_RECORD bytes or more keeps its buffers (about
+ * 34 KiB) for good. */
+#define BULK_RECORD (8u << 10)
+
+static void note_bulk(struct zt_tls_conn *c, size_t n)
+{
+	if (n >= BULK_RECORD && !c->bulk) {
+		c->bulk = true;
+		SSL_clear_mode(c->ssl, SSL_MODE_RELEASE_BUFFERS);
+	}
+}
+
 ssize_t zt_tls_conn_read(struct zt_tls_conn *c, void *buf, size_t len)
 {
 	int ret, saved_errno, rc;
@@ -729,8 +750,10 @@ ssize_t zt_tls_conn_read(struct zt_tls_conn *c, void *buf, size_t len)
 	errno = 0;
 	ret = SSL_read(c->ssl, buf, len > INT_MAX ? INT_MAX : (int)len);
 	saved_errno = errno;
-	if (ret > 0)
+	if (ret > 0) {
+		note_bulk(c, (size_t)ret);
 		return ret;
+	}
 	rc = io_result(c, ret, saved_errno);
 	if (rc == 1) {
 		c->eof = true;
@@ -749,6 +772,7 @@ ssize_t zt_tls_conn_write(struct zt_tls_conn *c, const void *buf, size_t len)
 		return ZT_E_STATE;
 	if (len == 0)
 		return 0;
+	note_bulk(c, len);
 	c->want = 0;
 	ERR_clear_error();
 	errno = 0;
