@@ -12,7 +12,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include <openssl/evp.h>
 
 #include "google/protobuf/empty.pb-c.h"
 #include "google/protobuf/wrappers.pb-c.h"
@@ -117,26 +116,16 @@ static const char *ns_label(const struct conv *c, const char *ns, const char *ke
  * SHA-256 of the bytes. */
 static int emit(struct conv *c, struct out *o, const char *name, const ProtobufCMessage *msg)
 {
-	uint8_t *data;
-	size_t len;
-	int rc = zt_pb_pack(msg, &data, &len);
-	if (rc) {
-		snprintf(c->err, c->errlen, "%s: cannot encode %s", name, msg->descriptor->name);
-		return rc;
-	}
-	unsigned char h[EVP_MAX_MD_SIZE];
-	unsigned hl = 0;
-	if (!EVP_Digest(data, len, h, &hl, EVP_sha256(), NULL))
-		abort();
-	char *version = xmalloc(17), *nm = xstrdup(name);
-	for (int i = 0; i < 8; i++)
-		snprintf(version + 2 * i, 3, "%02x", h[i]);
 	if (o->n == o->cap) {
 		o->cap = o->cap ? 2 * o->cap : 16;
 		o->v = xrealloc(o->v, o->cap * sizeof(*o->v));
 	}
-	o->v[o->n++] =
-	        (struct fi_resource){.name = nm, .version = version, .data = data, .len = len};
+	int rc = fi_resource_pack(&o->v[o->n], name, msg);
+	if (rc) {
+		snprintf(c->err, c->errlen, "%s: cannot encode %s", name, msg->descriptor->name);
+		return rc;
+	}
+	o->n++;
 	return 0;
 }
 

@@ -62,6 +62,8 @@ struct opts {
 	const char *format;
 	const char *node, *ns, *sa;
 	uint64_t cert_ttl_ms, min_cert_ttl_ms, token_ttl_ms;
+	uint64_t max_yaml_bytes;
+	size_t max_yaml_nodes;
 };
 
 static void usage(FILE *f)
@@ -73,8 +75,10 @@ static void usage(FILE *f)
 	           "                    [--cluster-id ID] [--root-namespace NS]\n"
 	           "                    [--trusted-account NS/SA[,NS/SA]] [--san NAME|IP]...\n"
 	           "                    [--fault bad-resource=NAME] [--log SPEC] [--log-format F]\n"
+	           "                    [--max-yaml-bytes SIZE] [--max-yaml-nodes N]\n"
 	           "  fake-istiod check --config FILE... [--addresses FILE] [--trust-domain TD]\n"
-	           "                    [--format json|yaml]\n"
+	           "                    [--format json|yaml] [--max-yaml-bytes SIZE]\n"
+	           "                    [--max-yaml-nodes N]\n"
 	           "  fake-istiod token --ca-dir DIR --node NODE --namespace NS\n"
 	           "                    --service-account SA [--ttl DUR]\n"
 	           "  fake-istiod generate [--pods N] [--namespaces N] ... (generate --help)\n"
@@ -85,7 +89,12 @@ static void usage(FILE *f)
 	           "re-read when they change or on SIGHUP; only what changed is pushed.\n"
 	           "--addresses names a file of \"namespace/pod IP[,IP]\" lines for pods without\n"
 	           "status.podIP. --cert-ttl caps issued lifetimes (24h), --min-cert-ttl raises\n"
-	           "shorter requests (10m). Durations: 30s, 10m, 24h.\n");
+	           "shorter requests (10m). Durations: 30s, 10m, 24h.\n"
+	           "Input bounds: --max-yaml-bytes caps each --config file and the --addresses\n"
+	           "file (default 1GiB, 1KiB..64GiB; e.g. 512MiB, 2GiB); --max-yaml-nodes caps\n"
+	           "the YAML nodes of one document (default 1000000, 16..1000000000). Files are\n"
+	           "read one document at a time, so a mesh of 1,000,000 pods (about 270 MB, one\n"
+	           "document per object) fits the defaults; a \"kind: List\" is one document.\n");
 }
 
 __attribute__((format(printf, 1, 2))) static int die_usage(const char *fmt, ...)
@@ -103,23 +112,37 @@ __attribute__((format(printf, 1, 2))) static int die_usage(const char *fmt, ...)
 
 /* ---- shared pieces ---------------------------------------------------------------------- */
 
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 static int load(const struct opts *o, struct fi_mesh *mesh, struct fi_resources *res, char *err,
                 size_t errlen)
 {
-	struct fi_mesh_opts mo = {.addresses_file = o->addresses};
+	struct fi_mesh_opts mo = {.addresses_file = o->addresses,
+	                          .max_yaml_bytes = o->max_yaml_bytes,
+	                          .max_yaml_nodes = o->max_yaml_nodes};
 	struct fi_convert_opts co = {.trust_domain = o->trust_domain,
 	                             .cluster_id = o->cluster_id,
 	                             .root_namespace = o->root_ns};
 	int rc;
 
+	double t0 = now_s(), t1;
+
 	memset(mesh, 0, sizeof(*mesh));
 	memset(res, 0, sizeof(*res));
 	if ((rc = fi_mesh_load(mesh, o->files, o->nfiles, &mo, err, errlen)) < 0)
 		return rc;
+	t1 = now_s();
 	if ((rc = fi_convert(mesh, &co, res, err, errlen)) < 0) {
 		fi_mesh_clear(mesh);
 		return rc;
 	}
+	zt_info("loaded %zu pods and %zu services from %zu files in %.3f s, converted in %.3f s",
+	        mesh->n_pods, mesh->n_services, mesh->n_files, t1 - t0, now_s() - t1);
 	return 0;
 }
 
@@ -498,7 +521,9 @@ static int check(const struct opts *o)
 static int inventory(const struct opts *o)
 {
 	struct fi_mesh mesh;
-	struct fi_mesh_opts mo = {.addresses_file = o->addresses};
+	struct fi_mesh_opts mo = {.addresses_file = o->addresses,
+	                          .max_yaml_bytes = o->max_yaml_bytes,
+	                          .max_yaml_nodes = o->max_yaml_nodes};
 	char err[512];
 
 	if (fi_mesh_load(&mesh, o->files, o->nfiles, &mo, err, sizeof(err)) < 0) {
@@ -559,6 +584,8 @@ enum {
 	O_NS,
 	O_SA,
 	O_TTL,
+	O_MAX_YAML_BYTES,
+	O_MAX_YAML_NODES,
 	O_HELP
 };
 
@@ -582,6 +609,8 @@ static const struct option longopts[] = {
         {"namespace", required_argument, NULL, O_NS},
         {"service-account", required_argument, NULL, O_SA},
         {"ttl", required_argument, NULL, O_TTL},
+        {"max-yaml-bytes", required_argument, NULL, O_MAX_YAML_BYTES},
+        {"max-yaml-nodes", required_argument, NULL, O_MAX_YAML_NODES},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
 };
@@ -643,6 +672,25 @@ int main(int argc, char **argv)
 				return die_usage("--ttl %s: expected a duration of 1s or more",
 				                 optarg);
 			break;
+		case O_MAX_YAML_BYTES:
+			if (zt_size_parse(optarg, &o.max_yaml_bytes) < 0 ||
+			    o.max_yaml_bytes < FI_MESH_MIN_MAX_YAML_BYTES ||
+			    o.max_yaml_bytes > FI_MESH_MAX_MAX_YAML_BYTES)
+				return die_usage("--max-yaml-bytes %s: expected a size from 1KiB to 64GiB",
+				                 optarg);
+			break;
+		case O_MAX_YAML_NODES: {
+			char *end;
+			errno = 0;
+			unsigned long long v = strtoull(optarg, &end, 10);
+			if (errno || end == optarg || *end || optarg[0] == '-' ||
+			    v < FI_MESH_MIN_MAX_YAML_NODES || v > FI_MESH_MAX_MAX_YAML_NODES)
+				return die_usage("--max-yaml-nodes %s: expected a number from 16 to "
+				                 "1000000000",
+				                 optarg);
+			o.max_yaml_nodes = (size_t)v;
+			break;
+		}
 		case O_TD:
 			o.trust_domain = optarg;
 			break;

@@ -1,17 +1,19 @@
-/* Kubernetes-style YAML to fake-istiod's mesh model. Each document is checked as it is read
- * and the first problem ends the load with "file:line: Kind ns/name: field.path: what"; only
- * after every file has loaded are kinds sorted, duplicates refused and the address file
- * applied, so objects may reference each other across documents and files. */
+/* Kubernetes-style YAML to fake-istiod's mesh model. Files are streamed: each document is
+ * parsed, checked and converted into the model, then its tree is freed, so at most one
+ * document's tree is held. The first problem ends the load with "file:line: Kind ns/name:
+ * field.path: what" and the whole load is dropped; only after every file has loaded are
+ * kinds sorted, duplicates refused and the address file applied, so objects may reference
+ * each other across documents and files. */
 #include "fake-istiod/mesh.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/evp.h>
-
+#include "fake-istiod/resource.h"
 #include "runtime/err.h"
 #include "runtime/log.h"
 #include "runtime/mem.h"
@@ -201,6 +203,7 @@ void fi_mesh_clear(struct fi_mesh *m)
 
 struct ld {
 	struct fi_mesh *m;
+	struct zt_yaml_limits lim;
 	struct zt_yaml_rd rd; /* obj: "Pod default/web", "" before the kind is known */
 	unsigned seq;
 };
@@ -485,22 +488,24 @@ static int parse_service_account(struct ld *l, const struct zt_yaml *doc)
 static char *derived_uid(const char *kind, const char *ns, const char *name)
 {
 	char in[600];
-	unsigned char h[EVP_MAX_MD_SIZE];
-	unsigned hl = 0;
+	unsigned char h[32];
 	int n = snprintf(in, sizeof(in), "%s/%s/%s", kind, ns, name);
-	if (n < 0 || !EVP_Digest(in, strlen(in), h, &hl, EVP_sha256(), NULL))
+	if (n < 0)
 		abort();
+	fi_sha256(in, strlen(in), h);
 	h[6] = (unsigned char)((h[6] & 0x0f) | 0x50); /* name-based, like a UUIDv5 */
 	h[8] = (unsigned char)((h[8] & 0x3f) | 0x80);
 	char *out = xrealloc(NULL, 37);
-	size_t o = 0;
-	for (int i = 0; i < 16; i++) {
-		if (i == 4 || i == 6 || i == 8 || i == 10)
-			out[o++] = '-';
-		snprintf(out + o, 3, "%02x", h[i]);
-		o += 2;
-	}
-	out[o] = '\0';
+	/* 8-4-4-4-12 hex digits */
+	fi_hex(h, 4, out);
+	out[8] = '-';
+	fi_hex(h + 4, 2, out + 9);
+	out[13] = '-';
+	fi_hex(h + 6, 2, out + 14);
+	out[18] = '-';
+	fi_hex(h + 8, 2, out + 19);
+	out[23] = '-';
+	fi_hex(h + 10, 6, out + 24);
 	return out;
 }
 
@@ -1318,20 +1323,21 @@ out:
 	return rc;
 }
 
+static int on_doc(void *arg, const struct zt_yaml *doc, size_t index)
+{
+	(void)index;
+	return parse_doc(arg, doc, false);
+}
+
+/* Streams path: each document is converted into the model as soon as it is parsed and its
+ * tree freed, so only one document's tree is ever held. */
 static int load_file(struct ld *l, const char *path)
 {
-	struct zt_yaml_docs docs;
-	int rc = zt_yaml_load_file(path, &docs, l->rd.err, l->rd.errlen);
-	if (rc)
-		return rc;
 	struct fi_mesh *m = l->m;
 	m->files = xrealloc(m->files, (m->n_files + 1) * sizeof(*m->files));
 	m->files[m->n_files] = xstrdup(path);
 	l->rd.file = m->files[m->n_files++];
-	for (size_t i = 0; !rc && i < docs.n; i++)
-		rc = parse_doc(l, docs.docs[i], false);
-	zt_yaml_docs_clear(&docs);
-	return rc;
+	return zt_yaml_stream_file(path, &l->lim, on_doc, l, l->rd.err, l->rd.errlen);
 }
 
 /* ---- lookups ------------------------------------------------------------------------------- */
@@ -1529,7 +1535,8 @@ static int address_line(struct fi_mesh *m, const char *path, unsigned lineno, ch
 	return 0;
 }
 
-static int load_addresses(struct fi_mesh *m, const char *path, char *err, size_t errlen)
+static int load_addresses(struct fi_mesh *m, const char *path, uint64_t max_bytes, char *err,
+                          size_t errlen)
 {
 	FILE *f = fopen(path, "re");
 	if (!f) {
@@ -1541,16 +1548,22 @@ static int load_addresses(struct fi_mesh *m, const char *path, char *err, size_t
 	memset(seen, 0, (m->n_pods ? m->n_pods : 1) * sizeof(*seen));
 	char line[FI_ADDR_FILE_MAX_LINE + 2];
 	unsigned lineno = 0;
-	size_t total = 0;
+	uint64_t total = 0;
 	int rc = 0;
 	while (!rc && fgets(line, sizeof(line), f)) {
 		size_t len = strlen(line);
 		lineno++;
 		total += len;
-		if ((len == sizeof(line) - 1 && line[len - 1] != '\n') ||
-		    total > ZT_YAML_MAX_INPUT) {
-			snprintf(err, errlen, "%s:%u: line longer than %d bytes or file too large",
-			         path, lineno, FI_ADDR_FILE_MAX_LINE);
+		if (len == sizeof(line) - 1 && line[len - 1] != '\n') {
+			snprintf(err, errlen, "%s:%u: line longer than %d bytes", path, lineno,
+			         FI_ADDR_FILE_MAX_LINE);
+			rc = ZT_E_TOOBIG;
+			break;
+		}
+		if (total > max_bytes) {
+			snprintf(err, errlen,
+			         "%s:%u: larger than %" PRIu64 " bytes (raise with --max-yaml-bytes)",
+			         path, lineno, max_bytes);
 			rc = ZT_E_TOOBIG;
 			break;
 		}
@@ -1576,7 +1589,13 @@ static int load_addresses(struct fi_mesh *m, const char *path, char *err, size_t
 int fi_mesh_load(struct fi_mesh *m, const char *const *files, size_t n,
                  const struct fi_mesh_opts *o, char *err, size_t errlen)
 {
-	struct ld l = {.m = m};
+	struct ld l = {.m = m,
+	               .lim = {.max_bytes = o && o->max_yaml_bytes ? o->max_yaml_bytes
+	                                                         : FI_MESH_DEFAULT_MAX_YAML_BYTES,
+	                       .max_nodes = o && o->max_yaml_nodes ? o->max_yaml_nodes
+	                                                         : FI_MESH_DEFAULT_MAX_YAML_NODES,
+	                       .bytes_hint = " (raise with --max-yaml-bytes)",
+	                       .nodes_hint = " in one document (raise with --max-yaml-nodes)"}};
 	int rc = 0;
 
 	zt_yaml_rd_init(&l.rd, NULL, err, errlen, false);
@@ -1588,7 +1607,7 @@ int fi_mesh_load(struct fi_mesh *m, const char *const *files, size_t n,
 	if (!rc)
 		rc = sort_all(m, err, errlen);
 	if (!rc && o && o->addresses_file)
-		rc = load_addresses(m, o->addresses_file, err, errlen);
+		rc = load_addresses(m, o->addresses_file, l.lim.max_bytes, err, errlen);
 	if (rc)
 		fi_mesh_clear(m);
 	return rc;
