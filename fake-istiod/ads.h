@@ -34,6 +34,7 @@ struct fi_ads_stats {
 	uint64_t nacks;
 	uint64_t stale;    /* requests whose response_nonce was not outstanding (ignored) */
 	uint64_t rejected; /* streams ended for a bad or oversized request */
+	uint64_t from_base; /* pushes computed from the set a synced client holds */
 };
 
 struct fi_ads;

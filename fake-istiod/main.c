@@ -38,6 +38,7 @@
 #include "runtime/err.h"
 #include "runtime/log.h"
 #include "runtime/mem.h"
+#include "runtime/memtrim.h"
 
 ZT_LOG_MODULE("istiod");
 
@@ -163,6 +164,7 @@ struct server {
 	struct zt_signal sighup, sigterm, sigint;
 	struct zt_io inotify;
 	struct zt_timer reload_timer;
+	struct zt_memtrim trim; /* the old mesh and resources freed after a reload go back */
 	unsigned generation;
 	/* The reload in progress: job is written by the thread only until it signals done. */
 	struct {
@@ -276,6 +278,7 @@ static void on_reload_done(struct zt_io *io, unsigned events, void *arg)
 	}
 	if (s->job.rc >= 0)
 		fi_resources_clear(&s->job.res);
+	zt_memtrim_check(&s->trim);
 	if (s->job.again) {
 		s->job.again = false;
 		reload(s, "a change during the last reload");
@@ -451,6 +454,8 @@ static int serve(const struct opts *o)
 		goto out;
 	}
 	zt_io_start(s.loop, &s.job.done, s.job.done_fd, ZT_IO_READ, on_reload_done, &s);
+	zt_memtrim_start(&s.trim, s.loop, 0, 0);
+	zt_memtrim_check(&s.trim);
 	zt_signal_start(s.loop, &s.sighup, SIGHUP, on_signal, &s);
 	zt_signal_start(s.loop, &s.sigterm, SIGTERM, on_signal, &s);
 	zt_signal_start(s.loop, &s.sigint, SIGINT, on_signal, &s);
@@ -470,6 +475,7 @@ out:
 		close(ifd);
 	}
 	zt_timer_stop(&s.reload_timer);
+	zt_memtrim_stop(&s.trim);
 	if (s.job.running) {
 		pthread_join(s.job.thread, NULL);
 		if (s.job.rc >= 0) {
