@@ -15,6 +15,7 @@
 
 #include "fake-istiod/resource.h"
 #include "runtime/err.h"
+#include "runtime/hmap.h"
 #include "runtime/log.h"
 #include "runtime/mem.h"
 #include "runtime/yaml.h"
@@ -66,19 +67,72 @@ static void strs_clear(struct fi_strs *s)
 	memset(s, 0, sizeof(*s));
 }
 
+/* ---- interned strings: an open-addressing set of owned copies ------------------------------ */
+
+struct fi_strpool {
+	char **slot; /* NULL = empty */
+	size_t cap;  /* a power of two */
+	size_t n;
+};
+
+static void pool_put(struct fi_strpool *p, char *s)
+{
+	size_t mask = p->cap - 1, i = zt_hash_bytes(s, strlen(s)) & mask;
+	while (p->slot[i])
+		i = (i + 1) & mask;
+	p->slot[i] = s;
+	p->n++;
+}
+
+/* The mesh's copy of s, which it takes (freed when already held). NULL stays NULL. */
+static char *intern(struct fi_mesh *m, char *s)
+{
+	struct fi_strpool *p = m->strings;
+	if (!s)
+		return NULL;
+	if (!p)
+		p = m->strings = xcalloc(1, sizeof(*p));
+	if (p->cap) {
+		size_t mask = p->cap - 1, i = zt_hash_bytes(s, strlen(s)) & mask;
+		for (; p->slot[i]; i = (i + 1) & mask)
+			if (!strcmp(p->slot[i], s)) {
+				free(s);
+				return p->slot[i];
+			}
+	}
+	if (2 * (p->n + 1) > p->cap) {
+		struct fi_strpool old = *p;
+		p->cap = old.cap ? 2 * old.cap : 64;
+		p->slot = xcalloc(p->cap, sizeof(*p->slot));
+		p->n = 0;
+		for (size_t i = 0; i < old.cap; i++)
+			if (old.slot[i])
+				pool_put(p, old.slot[i]);
+		free(old.slot);
+	}
+	pool_put(p, s);
+	return s;
+}
+
+static void pool_free(struct fi_strpool *p)
+{
+	if (!p)
+		return;
+	for (size_t i = 0; i < p->cap; i++)
+		free(p->slot[i]);
+	free(p->slot);
+	free(p);
+}
+
+/* Keys and values are interned: only the array is the labels' own. */
 static void labels_clear(struct fi_labels *l)
 {
-	for (size_t i = 0; i < l->n; i++) {
-		free(l->v[i].key);
-		free(l->v[i].value);
-	}
 	free(l->v);
 	memset(l, 0, sizeof(*l));
 }
 
 static void meta_clear(struct fi_meta *m)
 {
-	free(m->ns);
 	free(m->name);
 	free(m->uid);
 	labels_clear(&m->labels);
@@ -88,13 +142,8 @@ static void meta_clear(struct fi_meta *m)
 static void pod_clear(struct fi_pod *p)
 {
 	meta_clear(&p->meta);
-	free(p->node);
-	free(p->service_account);
-	for (size_t i = 0; i < p->n_ports; i++)
-		free(p->ports[i].name);
 	free(p->ports);
 	free(p->ips);
-	free(p->owner_kind);
 	free(p->owner_name);
 }
 
@@ -196,6 +245,7 @@ void fi_mesh_clear(struct fi_mesh *m)
 	for (size_t i = 0; i < m->n_files; i++)
 		free(m->files[i]);
 	free(m->files);
+	pool_free(m->strings);
 	memset(m, 0, sizeof(*m));
 }
 
@@ -381,8 +431,8 @@ static int get_labels(struct ld *l, const struct zt_yaml *map, const char *key,
 			goto out;
 		}
 		struct fi_label *e = GROW(out->v, out->n);
-		e->key = xstrdup(ks);
-		e->value = xstrdup(zt_yaml_is_null(v) ? "" : v->s);
+		e->key = intern(l->m, xstrdup(ks));
+		e->value = intern(l->m, xstrdup(zt_yaml_is_null(v) ? "" : v->s));
 	}
 	if (out->n)
 		qsort(out->v, out->n, sizeof(*out->v), label_cmp);
@@ -434,10 +484,11 @@ static int parse_meta(struct ld *l, const struct zt_yaml *doc, const char *kind,
 	if ((rc = get_name(l, md, "name", true, label_name, &meta->name)))
 		goto out;
 	if (namespaced) {
-		if ((rc = get_name(l, md, "namespace", false, true, &meta->ns)))
+		char *ns = NULL;
+		rc = get_name(l, md, "namespace", false, true, &ns);
+		meta->ns = intern(l->m, rc || ns ? ns : xstrdup("default"));
+		if (rc)
 			goto out;
-		if (!meta->ns)
-			meta->ns = xstrdup("default");
 		snprintf(l->rd.obj, sizeof(l->rd.obj), "%s %s/%s", kind, meta->ns, meta->name);
 	} else {
 		snprintf(l->rd.obj, sizeof(l->rd.obj), "%s %s", kind, meta->name);
@@ -531,10 +582,12 @@ static int parse_pod_ports(struct ld *l, const struct zt_yaml *spec, struct fi_p
 				        &l->rd, zt_yaml_get(pt, "name"), "name", ZT_E_PARSE,
 				        "expected a port name (up to 15 of a-z, 0-9, '-'), got %s",
 				        GOT(zt_yaml_get(pt, "name")));
-			if (rc)
+			if (rc) {
 				free(cp.name);
-			else
+			} else {
+				cp.name = intern(l->m, cp.name);
 				*GROW(p->ports, p->n_ports) = cp;
+			}
 			zt_yaml_rd_leave(&l->rd, mk2);
 		}
 		zt_yaml_rd_leave(&l->rd, mk);
@@ -616,7 +669,7 @@ static int parse_owner(struct ld *l, const struct zt_yaml *doc, struct fi_pod *p
 		    !(rc = get_str(l, r, "kind", true, &kind)))
 			rc = get_str(l, r, "name", true, &name);
 		if (!rc && controller && !p->owner_kind) {
-			p->owner_kind = kind;
+			p->owner_kind = intern(l->m, kind);
 			p->owner_name = name;
 		} else {
 			free(kind);
@@ -639,10 +692,13 @@ static int parse_pod(struct ld *l, const struct zt_yaml *doc)
 		goto out;
 	if (spec) {
 		size_t mk = zt_yaml_rd_enter(&l->rd, "spec");
-		if (!(rc = get_name(l, spec, "nodeName", false, false, &p.node)) &&
-		    !(rc = get_name(l, spec, "serviceAccountName", false, false,
-		                    &p.service_account)) &&
-		    !(rc = zt_yaml_rd_bool(&l->rd, spec, "hostNetwork", &p.host_network)))
+		rc = get_name(l, spec, "nodeName", false, false, &p.node);
+		p.node = intern(l->m, p.node);
+		if (!rc)
+			rc = get_name(l, spec, "serviceAccountName", false, false,
+			              &p.service_account);
+		p.service_account = intern(l->m, p.service_account);
+		if (!rc && !(rc = zt_yaml_rd_bool(&l->rd, spec, "hostNetwork", &p.host_network)))
 			rc = parse_pod_ports(l, spec, &p);
 		zt_yaml_rd_leave(&l->rd, mk);
 		if (rc)
@@ -656,7 +712,7 @@ static int parse_pod(struct ld *l, const struct zt_yaml *doc)
 			goto out;
 	}
 	if (!p.service_account)
-		p.service_account = xstrdup("default");
+		p.service_account = intern(l->m, xstrdup("default"));
 	if (!p.meta.uid)
 		p.meta.uid = derived_uid("Pod", p.meta.ns, p.meta.name);
 	*GROW(l->m->pods, l->m->n_pods) = p;

@@ -231,8 +231,14 @@ struct fi_service_entry {
 	struct fi_strs subject_alt_names;
 };
 
-/* Each array is sorted by (namespace, name). */
+/* Strings that repeat across objects, kept once per mesh (mesh.c). */
+struct fi_strpool;
+
+/* Each array is sorted by (namespace, name). Namespaces (fi_meta.ns), label and annotation
+ * keys and values (every struct fi_labels), and a pod's node, service account, owner kind
+ * and port names are interned: equal strings are one copy, owned by strings. */
 struct fi_mesh {
+	struct fi_strpool *strings;
 	char **files; /* every file loaded, for fi_meta.file */
 	size_t n_files;
 	struct fi_namespace *namespaces;

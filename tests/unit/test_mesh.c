@@ -537,6 +537,44 @@ START_TEST(mesh_error_in_a_later_document_names_its_line_and_keeps_nothing)
 }
 END_TEST
 
+/* Strings that repeat across objects are held once: two pods of one namespace, node, service
+ * account and labels share those strings; different values stay different. */
+START_TEST(mesh_repeated_strings_are_interned)
+{
+	const char *text =
+	        POD_DOC("a") POD_DOC("b")
+	        "---\napiVersion: v1\nkind: Pod\nmetadata: {name: c, namespace: other, labels: "
+	        "{app: x}}\nspec: {nodeName: node-2, serviceAccountName: sa2}\n"
+	        "---\napiVersion: v1\nkind: Service\nmetadata: {name: s, namespace: other}\n"
+	        "spec: {selector: {app: x}, ports: [{port: 80}]}\n";
+	struct fi_mesh m;
+	char err[512] = "";
+	ck_assert_msg(fx_mesh_load(&m, &text, 1, NULL, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_uint_eq(m.n_pods, 3);
+	const struct fi_pod *a = fi_mesh_find_pod(&m, "app", "a"), *b = fi_mesh_find_pod(&m, "app", "b");
+	const struct fi_pod *c = fi_mesh_find_pod(&m, "other", "c");
+	const struct fi_service *s = fi_mesh_find_service(&m, "other", "s");
+	ck_assert(a && b && c && s);
+	ck_assert_ptr_eq(a->meta.ns, b->meta.ns);
+	ck_assert_ptr_eq(a->node, b->node);
+	ck_assert_ptr_eq(a->service_account, b->service_account);
+	ck_assert_ptr_ne(a->meta.ns, c->meta.ns);
+	ck_assert_ptr_ne(a->node, c->node);
+	ck_assert_str_eq(a->service_account, "default");
+	ck_assert_str_eq(c->service_account, "sa2");
+	ck_assert_ptr_eq(c->meta.ns, s->meta.ns);
+	ck_assert_uint_eq(c->meta.labels.n, 1);
+	ck_assert_ptr_eq(c->meta.labels.v[0].key, s->selector.v[0].key);
+	ck_assert_ptr_eq(c->meta.labels.v[0].value, s->selector.v[0].value);
+	ck_assert(fi_labels_match(&s->selector, &c->meta.labels));
+	ck_assert_str_eq(c->meta.name, "c");
+	/* Names are each object's own. */
+	ck_assert_ptr_ne(a->meta.name, b->meta.name);
+	fi_mesh_clear(&m);
+	ck_assert_ptr_null(m.strings);
+}
+END_TEST
+
 /* The node bound is per document: many small documents pass where their total would not,
  * one document over it fails naming the flag that raises it; the byte bound is per file. */
 START_TEST(mesh_yaml_bounds_are_options_and_errors_name_the_flag)
@@ -619,6 +657,7 @@ Suite *mesh_suite(void)
 	tcase_add_test(tc, mesh_address_file_rejects_overlong_lines);
 	tcase_add_test(tc, mesh_error_in_a_later_document_names_its_line_and_keeps_nothing);
 	tcase_add_test(tc, mesh_yaml_bounds_are_options_and_errors_name_the_flag);
+	tcase_add_test(tc, mesh_repeated_strings_are_interned);
 	tcase_add_test(tc, mesh_labels_lookup_and_selectors);
 	suite_add_tcase(s, tc);
 	return s;
