@@ -1027,6 +1027,12 @@ int fi_ads_set(struct fi_ads *ads, const char *type_url, const struct fi_resourc
 	return changed > INT_MAX ? INT_MAX : (int)changed;
 }
 
+void fi_ads_push_now(struct fi_ads *ads)
+{
+	zt_defer_stop(&ads->push);
+	on_push(&ads->push, ads);
+}
+
 size_t fi_ads_count(const struct fi_ads *ads, const char *type_url)
 {
 	const struct rtype *t = find_type(ads, type_url);

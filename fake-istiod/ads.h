@@ -79,6 +79,10 @@ void fi_ads_set_max_msg(struct fi_ads *ads, size_t max_msg);
  * on error nothing changes. */
 int fi_ads_set(struct fi_ads *ads, const char *type_url, const struct fi_resource *res, size_t n);
 
+/* Sends what fi_ads_set left pending to every stream now instead of on the next loop turn,
+ * so a caller about to do slow work (freeing the previous state) does not delay the push. */
+void fi_ads_push_now(struct fi_ads *ads);
+
 /* Resources in the current set of type_url (0 if never set). */
 size_t fi_ads_count(const struct fi_ads *ads, const char *type_url);
 

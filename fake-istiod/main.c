@@ -177,6 +177,11 @@ struct server {
 		struct fi_resources res;
 		char err[512];
 		int rc;
+		/* After a reload, the previous mesh and the job's resources are freed on a
+		 * defer that runs once the push has been written to the sockets. */
+		bool cleaning;
+		struct zt_defer cleanup;
+		struct fi_mesh old;
 	} job;
 };
 
@@ -237,7 +242,7 @@ static void reload(struct server *s, const char *why)
 {
 	int rc;
 
-	if (s->job.running) {
+	if (s->job.running || s->job.cleaning) {
 		s->job.again = true;
 		return;
 	}
@@ -248,6 +253,27 @@ static void reload(struct server *s, const char *why)
 		return;
 	}
 	s->job.running = true;
+}
+
+static void reload_cleanup(struct server *s)
+{
+	fi_mesh_clear(&s->job.old);
+	if (s->job.rc >= 0)
+		fi_resources_clear(&s->job.res);
+	s->job.cleaning = false;
+}
+
+static void on_reload_cleanup(struct zt_defer *d, void *arg)
+{
+	struct server *s = arg;
+
+	(void)d;
+	reload_cleanup(s);
+	zt_memtrim_check(&s->trim);
+	if (s->job.again) {
+		s->job.again = false;
+		reload(s, "a change during the last reload");
+	}
 }
 
 static void on_reload_done(struct zt_io *io, unsigned events, void *arg)
@@ -270,19 +296,18 @@ static void on_reload_done(struct zt_io *io, unsigned events, void *arg)
 		         zt_strerror(rc));
 		fi_mesh_clear(&s->job.mesh);
 	} else {
-		fi_mesh_clear(&s->mesh);
+		/* Push first: freeing the previous mesh and resources takes longer than the
+		 * difference does to send, so that waits for a defer started after the
+		 * connections' flushes. */
+		s->job.old = s->mesh;
 		s->mesh = s->job.mesh;
 		memset(&s->job.mesh, 0, sizeof(s->job.mesh));
 		s->generation++;
 		zt_info("reloaded after %s (generation %u)", why, s->generation);
+		fi_ads_push_now(s->ads);
 	}
-	if (s->job.rc >= 0)
-		fi_resources_clear(&s->job.res);
-	zt_memtrim_check(&s->trim);
-	if (s->job.again) {
-		s->job.again = false;
-		reload(s, "a change during the last reload");
-	}
+	s->job.cleaning = true;
+	zt_defer_start(s->loop, &s->job.cleanup, on_reload_cleanup, s);
 }
 
 static void on_reload_timer(struct zt_timer *t, void *arg)
@@ -476,6 +501,9 @@ out:
 	}
 	zt_timer_stop(&s.reload_timer);
 	zt_memtrim_stop(&s.trim);
+	zt_defer_stop(&s.job.cleanup);
+	if (s.job.cleaning)
+		reload_cleanup(&s);
 	if (s.job.running) {
 		pthread_join(s.job.thread, NULL);
 		if (s.job.rc >= 0) {
