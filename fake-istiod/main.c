@@ -12,6 +12,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -120,12 +121,13 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static int load(const struct opts *o, struct fi_mesh *mesh, struct fi_resources *res, char *err,
-                size_t errlen)
+static int load(const struct opts *o, struct fi_mesh *mesh, struct fi_resources *res,
+                const atomic_bool *cancel, char *err, size_t errlen)
 {
 	struct fi_mesh_opts mo = {.addresses_file = o->addresses,
 	                          .max_yaml_bytes = o->max_yaml_bytes,
-	                          .max_yaml_nodes = o->max_yaml_nodes};
+	                          .max_yaml_nodes = o->max_yaml_nodes,
+	                          .cancel = cancel};
 	struct fi_convert_opts co = {.trust_domain = o->trust_domain,
 	                             .cluster_id = o->cluster_id,
 	                             .root_namespace = o->root_ns};
@@ -182,6 +184,7 @@ struct server {
 		bool cleaning;
 		struct zt_defer cleanup;
 		struct fi_mesh old;
+		atomic_bool cancel; /* set at shutdown: the loader stops at its next document */
 	} job;
 };
 
@@ -231,7 +234,8 @@ static void *reload_thread(void *arg)
 	struct server *s = arg;
 	uint64_t one = 1;
 
-	s->job.rc = load(s->o, &s->job.mesh, &s->job.res, s->job.err, sizeof(s->job.err));
+	s->job.rc = load(s->o, &s->job.mesh, &s->job.res, &s->job.cancel, s->job.err,
+	                 sizeof(s->job.err));
 	if (write(s->job.done_fd, &one, sizeof(one)) != sizeof(one))
 		abort();
 	return NULL;
@@ -438,7 +442,7 @@ static int serve(const struct opts *o)
 	if ((rc = zt_ca_open(&s.ca, o->ca_dir, true, err, sizeof(err))) < 0 ||
 	    (rc = fi_token_key_open(&s.key, o->ca_dir, err, sizeof(err))) < 0 ||
 	    (rc = serving_tls(&s, err, sizeof(err))) < 0 ||
-	    (rc = load(o, &s.mesh, &res, err, sizeof(err))) < 0) {
+	    (rc = load(o, &s.mesh, &res, NULL, err, sizeof(err))) < 0) {
 		fprintf(stderr, "fake-istiod: %s\n", err);
 		goto out;
 	}
@@ -505,6 +509,7 @@ out:
 	if (s.job.cleaning)
 		reload_cleanup(&s);
 	if (s.job.running) {
+		atomic_store(&s.job.cancel, true);
 		pthread_join(s.job.thread, NULL);
 		if (s.job.rc >= 0) {
 			fi_mesh_clear(&s.job.mesh);
@@ -539,7 +544,7 @@ static int check(const struct opts *o)
 	char err[512];
 	int rc;
 
-	if (load(o, &mesh, &res, err, sizeof(err)) < 0) {
+	if (load(o, &mesh, &res, NULL, err, sizeof(err)) < 0) {
 		fprintf(stderr, "fake-istiod: %s\n", err);
 		return 1;
 	}

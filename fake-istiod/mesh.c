@@ -254,6 +254,7 @@ void fi_mesh_clear(struct fi_mesh *m)
 struct ld {
 	struct fi_mesh *m;
 	struct zt_yaml_limits lim;
+	const atomic_bool *cancel;
 	struct zt_yaml_rd rd; /* obj: "Pod default/web", "" before the kind is known */
 	unsigned seq;
 };
@@ -1381,8 +1382,13 @@ out:
 
 static int on_doc(void *arg, const struct zt_yaml *doc, size_t index)
 {
+	struct ld *l = arg;
 	(void)index;
-	return parse_doc(arg, doc, false);
+	if (l->cancel && atomic_load(l->cancel)) {
+		snprintf(l->rd.err, l->rd.errlen, "%s: load cancelled", l->rd.file);
+		return ZT_E_CANCELLED;
+	}
+	return parse_doc(l, doc, false);
 }
 
 /* Streams path: each document is converted into the model as soon as it is parsed and its
@@ -1651,7 +1657,8 @@ int fi_mesh_load(struct fi_mesh *m, const char *const *files, size_t n,
 	                       .max_nodes = o && o->max_yaml_nodes ? o->max_yaml_nodes
 	                                                         : FI_MESH_DEFAULT_MAX_YAML_NODES,
 	                       .bytes_hint = " (raise with --max-yaml-bytes)",
-	                       .nodes_hint = " in one document (raise with --max-yaml-nodes)"}};
+	                       .nodes_hint = " in one document (raise with --max-yaml-nodes)"},
+	               .cancel = o ? o->cancel : NULL};
 	int rc = 0;
 
 	zt_yaml_rd_init(&l.rd, NULL, err, errlen, false);

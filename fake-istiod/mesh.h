@@ -6,6 +6,7 @@
 #ifndef FI_MESH_H
 #define FI_MESH_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -272,6 +273,9 @@ struct fi_mesh_opts {
 	 * tree held at once; a "kind: List" is one document). */
 	uint64_t max_yaml_bytes;
 	size_t max_yaml_nodes;
+	/* When not NULL and set (by another thread), the load stops at the next document with
+	 * ZT_E_CANCELLED: a server shutting down does not wait for a large reload. */
+	const atomic_bool *cancel;
 };
 
 /* Defaults that fit a mesh of 1,000,000 pods in one file (about 270 MB, one document per

@@ -537,6 +537,26 @@ START_TEST(mesh_error_in_a_later_document_names_its_line_and_keeps_nothing)
 }
 END_TEST
 
+/* A load asked to stop (a server shutting down) stops at the next document and keeps
+ * nothing. */
+START_TEST(mesh_cancelled_load_stops_and_keeps_nothing)
+{
+	const char *text = NS_DOC("app") POD_DOC("a") POD_DOC("b");
+	atomic_bool cancel = true;
+	struct fi_mesh_opts o = {.cancel = &cancel};
+	struct fi_mesh m;
+	char err[512] = "";
+	ck_assert_int_eq(fx_mesh_load_opts(&m, &text, 1, NULL, &o, err, sizeof(err)),
+	                 ZT_E_CANCELLED);
+	ck_assert_str_eq(err, "m.yaml: load cancelled");
+	ck_assert_uint_eq(m.n_pods + m.n_namespaces + m.n_files, 0);
+	atomic_store(&cancel, false);
+	ck_assert_msg(fx_mesh_load_opts(&m, &text, 1, NULL, &o, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_uint_eq(m.n_pods, 2);
+	fi_mesh_clear(&m);
+}
+END_TEST
+
 /* Strings that repeat across objects are held once: two pods of one namespace, node, service
  * account and labels share those strings; different values stay different. */
 START_TEST(mesh_repeated_strings_are_interned)
@@ -658,6 +678,7 @@ Suite *mesh_suite(void)
 	tcase_add_test(tc, mesh_error_in_a_later_document_names_its_line_and_keeps_nothing);
 	tcase_add_test(tc, mesh_yaml_bounds_are_options_and_errors_name_the_flag);
 	tcase_add_test(tc, mesh_repeated_strings_are_interned);
+	tcase_add_test(tc, mesh_cancelled_load_stops_and_keeps_nothing);
 	tcase_add_test(tc, mesh_labels_lookup_and_selectors);
 	suite_add_tcase(s, tc);
 	return s;
