@@ -1,8 +1,11 @@
-/* Delta ADS server (spec §3). Resources are immutable and refcounted: a type's set holds one
- * reference to each, and every stream holds one to each resource its client is known to have
- * (sub->known, sorted by name), so a resource unchanged across sets and streams exists once.
- * A push is always "current set minus known", computed when the stream can take more bytes;
- * several changes before that coalesce into one response. */
+/* Delta ADS server (spec §3). Resources are immutable and refcounted: a type's set is an
+ * immutable snapshot holding one reference to each, and a stream knows what its client has
+ * either as that (sub->known, sorted by name, one reference each) or, once a wildcard client
+ * holds exactly a published set, as one reference to that snapshot (sub->base). So a resource
+ * unchanged across sets and streams exists once, and a synced stream costs no memory per
+ * resource. A push is always "current set minus known", computed when the stream can take
+ * more bytes; several changes before that coalesce into one response. From a base snapshot
+ * it is a walk over two pointer arrays that skips equal pointers without touching them. */
 #include "fake-istiod/ads.h"
 
 #include <errno.h>
@@ -35,11 +38,17 @@ struct res {
 	Envoy__Service__Discovery__V3__Resource msg; /* owns name and version */
 };
 
+/* One published set: sorted by name, one reference to each resource. Never changes. */
+struct snap {
+	unsigned refs;
+	struct res **set;
+	size_t n;
+};
+
 struct rtype {
 	SLIST_ENTRY(rtype) link;
 	char *url;
-	struct res **set; /* sorted by name, one reference each */
-	size_t n;
+	struct snap *cur; /* never NULL */
 	uint64_t version; /* bumped by every set that changes something */
 	char version_text[24];
 };
@@ -53,7 +62,8 @@ struct sub {
 	bool must_answer; /* send a response even if it is empty (first request) */
 	char **names;     /* explicit subscriptions, sorted, unique, owned */
 	size_t nnames;
-	struct res **known; /* what the client has, sorted by name, one reference each */
+	struct snap *base;  /* when not NULL: the client has exactly base's set (known empty) */
+	struct res **known; /* else what the client has, sorted by name, one reference each */
 	size_t nknown;
 	char **gone; /* names to report removed although not in known: owned, sorted, unique */
 	size_t ngone;
@@ -202,6 +212,33 @@ static struct res *res_new(struct rtype *t, const struct fi_resource *in)
 	return r;
 }
 
+/* Takes over set[0..n) and the references it holds. */
+static struct snap *snap_new(struct res **set, size_t n)
+{
+	struct snap *sn = xcalloc(1, sizeof(*sn));
+
+	sn->refs = 1;
+	sn->set = set;
+	sn->n = n;
+	return sn;
+}
+
+static struct snap *snap_ref(struct snap *sn)
+{
+	sn->refs++;
+	return sn;
+}
+
+static void snap_unref(struct snap *sn)
+{
+	if (!sn || --sn->refs > 0)
+		return;
+	for (size_t i = 0; i < sn->n; i++)
+		res_unref(sn->set[i]);
+	free(sn->set);
+	free(sn);
+}
+
 static struct rtype *find_type(const struct fi_ads *ads, const char *url)
 {
 	struct rtype *t;
@@ -214,9 +251,7 @@ static struct rtype *find_type(const struct fi_ads *ads, const char *url)
 
 static void type_free(struct rtype *t)
 {
-	for (size_t i = 0; i < t->n; i++)
-		res_unref(t->set[i]);
-	free(t->set);
+	snap_unref(t->cur);
 	free(t->url);
 	free(t);
 }
@@ -249,8 +284,42 @@ static struct sub *sub_new(struct stream *s, const char *url)
 	return sub;
 }
 
+/* Turns a base snapshot back into a known array, for the general path. */
+static void materialize(struct sub *sub)
+{
+	struct snap *b = sub->base;
+
+	if (!b)
+		return;
+	free(sub->known);
+	sub->known = xcalloc(b->n ? b->n : 1, sizeof(*sub->known));
+	for (size_t i = 0; i < b->n; i++)
+		sub->known[i] = res_ref(b->set[i]);
+	sub->nknown = b->n;
+	sub->base = NULL;
+	snap_unref(b);
+}
+
+/* When the client holds exactly the current set of a wildcard subscription, keeps one
+ * reference to that snapshot instead of one per resource. */
+static void rebase(struct sub *sub, struct snap *cur)
+{
+	if (!sub->wildcard || sub->ngone || sub->nknown != cur->n)
+		return;
+	for (size_t i = 0; i < cur->n; i++)
+		if (sub->known[i] != cur->set[i])
+			return;
+	for (size_t i = 0; i < sub->nknown; i++)
+		res_unref(sub->known[i]);
+	free(sub->known);
+	sub->known = NULL;
+	sub->nknown = 0;
+	sub->base = snap_ref(cur);
+}
+
 static void sub_free(struct sub *sub)
 {
+	snap_unref(sub->base);
 	for (size_t i = 0; i < sub->nnames; i++)
 		free(sub->names[i]);
 	for (size_t i = 0; i < sub->nknown; i++)
@@ -337,6 +406,8 @@ static int update_subscription(struct sub *sub,
 	size_t old = sub->nnames, k;
 	char **v;
 
+	if (rq->n_resource_names_subscribe || rq->n_resource_names_unsubscribe)
+		materialize(sub);
 	if (first && rq->n_resource_names_subscribe == 0)
 		sub->wildcard = true;
 	if (sub->nnames + rq->n_resource_names_subscribe > FI_ADS_MAX_NAMES)
@@ -407,7 +478,7 @@ static void seed_known(struct stream *s, struct sub *sub,
 
 		if (!name || !name[0] || !version || !wanted(sub, name))
 			continue;
-		r = t ? find_res(t->set, t->n, name) : NULL;
+		r = t ? find_res(t->cur->set, t->cur->n, name) : NULL;
 		if (r && strcmp(r->msg.version, version) == 0)
 			sub->known[k++] = res_ref(r);
 		else if (!r)
@@ -429,14 +500,107 @@ static void seed_known(struct stream *s, struct sub *sub,
 
 enum { GONE_KEEP, GONE_DROP, GONE_REPORT };
 
+/* Sends one DeltaDiscoveryResponse on s (marks the stream ended if that fails). */
+static void send_response(struct stream *s, struct sub *sub, const struct rtype *t,
+                          Envoy__Service__Discovery__V3__Resource **adds, size_t nadd,
+                          char **removed, size_t nrm)
+{
+	Envoy__Service__Discovery__V3__DeltaDiscoveryResponse resp;
+	char nonce[sizeof(sub->nonce_prefix) + 24];
+	uint8_t *buf = NULL;
+	size_t len = 0;
+
+	envoy__service__discovery__v3__delta_discovery_response__init(&resp);
+	snprintf(nonce, sizeof(nonce), "%s%" PRIu64, sub->nonce_prefix, ++sub->sent_seq);
+	resp.system_version_info = t ? (char *)t->version_text : "0";
+	resp.type_url = sub->url;
+	resp.nonce = nonce;
+	resp.n_resources = nadd;
+	resp.resources = adds;
+	resp.n_removed_resources = nrm;
+	resp.removed_resources = removed;
+	if (zt_pb_pack(&resp.base, &buf, &len) < 0 || zt_grpc_call_send(s->call, buf, len) < 0)
+		s->ended = true;
+	else
+		s->ads->st.responses++;
+	zt_debug("stream %" PRIu64 " (node %s): %s nonce %s: %zu resources, %zu removed", s->id,
+	         node_of(s), sub->url, nonce, nadd, nrm);
+	free(buf);
+	sub->must_answer = false;
+}
+
+/* The push from a base snapshot to the current one, for a wildcard subscription with no
+ * names pending: equal pointers are skipped without reading the resources, so the cost is
+ * the size of the change plus one pass over two pointer arrays. Returns false, having sent
+ * nothing, when the change does not fit in one response (the general path splits it). */
+static bool respond_from_base(struct stream *s, struct sub *sub, const struct rtype *t)
+{
+	struct snap *old = sub->base, *cur = t->cur;
+	size_t i = 0, j = 0, nadd = 0, nrm = 0, cap = 0, used = 0;
+	size_t budget = s->ads->max_msg - HEADER_COST(strlen(sub->url));
+	Envoy__Service__Discovery__V3__Resource **adds = NULL;
+	char **removed = NULL;
+	bool fits = true;
+
+	while (old != cur && fits && (i < cur->n || j < old->n)) {
+		if (i < cur->n && j < old->n && cur->set[i] == old->set[j]) {
+			i++, j++;
+			continue;
+		}
+		int cmp = i == cur->n ? 1 : j == old->n ? -1 : cmp_res(&cur->set[i], &old->set[j]);
+		struct res *add = NULL;
+		const char *gone = NULL;
+		if (cmp == 0 && strcmp(cur->set[i]->msg.version, old->set[j]->msg.version) != 0)
+			add = cur->set[i];
+		else if (cmp < 0)
+			add = cur->set[i];
+		else if (cmp > 0)
+			gone = old->set[j]->msg.name;
+		i += cmp <= 0;
+		j += cmp >= 0;
+		if (!add && !gone)
+			continue;
+		used += add ? add->cost : name_cost(gone);
+		if (used > budget && nadd + nrm > 0) {
+			fits = false;
+			break;
+		}
+		if (nadd + nrm == cap) {
+			cap = cap ? 2 * cap : 16;
+			adds = xrealloc(adds, cap * sizeof(*adds));
+			removed = xrealloc(removed, cap * sizeof(*removed));
+		}
+		if (add)
+			adds[nadd++] = &add->msg;
+		else
+			removed[nrm++] = (char *)gone;
+	}
+	if (fits) {
+		if (nadd || nrm || sub->must_answer)
+			send_response(s, sub, t, adds, nadd, removed, nrm);
+		s->ads->st.from_base++;
+		sub->base = snap_ref(cur);
+		snap_unref(old);
+		sub->dirty = false;
+	}
+	free(adds);
+	free(removed);
+	return fits;
+}
+
 /* Sends one response with as much of "set minus known" as fits in max_msg (at least one
  * entry), and records it as known. Clears sub->dirty once nothing is left. */
 static void respond(struct stream *s, struct sub *sub)
 {
 	struct fi_ads *ads = s->ads;
 	const struct rtype *t = find_type(ads, sub->url);
-	struct res *const *set = t ? t->set : NULL;
-	size_t n = t ? t->n : 0, i = 0, j = 0, nk = 0, nadd = 0, nrm = 0, used = 0;
+
+	if (t && sub->base && sub->wildcard && !sub->ngone && respond_from_base(s, sub, t))
+		return;
+	materialize(sub);
+
+	struct res *const *set = t ? t->cur->set : NULL;
+	size_t n = t ? t->cur->n : 0, i = 0, j = 0, nk = 0, nadd = 0, nrm = 0, used = 0;
 	size_t budget = ads->max_msg - HEADER_COST(strlen(sub->url));
 	struct res **known = xcalloc(n + sub->nknown, sizeof(*known));
 	Envoy__Service__Discovery__V3__Resource **adds = xcalloc(n, sizeof(*adds));
@@ -489,31 +653,8 @@ static void respond(struct stream *s, struct sub *sub)
 		}
 	}
 
-	if (nadd || nrm || sub->must_answer) {
-		Envoy__Service__Discovery__V3__DeltaDiscoveryResponse resp;
-		char nonce[sizeof(sub->nonce_prefix) + 24];
-		uint8_t *buf = NULL;
-		size_t len = 0;
-
-		envoy__service__discovery__v3__delta_discovery_response__init(&resp);
-		snprintf(nonce, sizeof(nonce), "%s%" PRIu64, sub->nonce_prefix, ++sub->sent_seq);
-		resp.system_version_info = t ? (char *)t->version_text : "0";
-		resp.type_url = sub->url;
-		resp.nonce = nonce;
-		resp.n_resources = nadd;
-		resp.resources = adds;
-		resp.n_removed_resources = nrm;
-		resp.removed_resources = removed;
-		if (zt_pb_pack(&resp.base, &buf, &len) < 0 ||
-		    zt_grpc_call_send(s->call, buf, len) < 0)
-			s->ended = true;
-		else
-			ads->st.responses++;
-		zt_debug("stream %" PRIu64 " (node %s): %s nonce %s: %zu resources, %zu removed",
-		         s->id, node_of(s), sub->url, nonce, nadd, nrm);
-		free(buf);
-		sub->must_answer = false;
-	}
+	if (nadd || nrm || sub->must_answer)
+		send_response(s, sub, t, adds, nadd, removed, nrm);
 
 	/* Commit: the new known replaces the old, reported or obsolete gone names go. */
 	for (size_t x = 0; x < sub->nknown; x++)
@@ -530,6 +671,8 @@ static void respond(struct stream *s, struct sub *sub)
 	}
 	sub->ngone = j;
 	sub->dirty = full;
+	if (!full && t)
+		rebase(sub, t->cur);
 	free(gone_act);
 	free(removed);
 	free(adds);
@@ -807,13 +950,28 @@ int fi_ads_set(struct fi_ads *ads, const char *type_url, const struct fi_resourc
 	if (!t) {
 		t = xcalloc(1, sizeof(*t));
 		t->url = xstrdup(type_url);
+		t->cur = snap_new(NULL, 0);
 		snprintf(t->version_text, sizeof(t->version_text), "0");
 		created = true;
 	}
-	set = xcalloc(n, sizeof(*set));
-	for (size_t k = 0; k < n; k++) {
-		struct res *old = find_res(t->set, t->n, res[k].name);
+	/* Input sorted by name (as the converter makes it) is matched against the held set in
+	 * one merge; anything else is looked up and sorted. */
+	bool sorted = true;
+	for (size_t k = 1; sorted && k < n; k++)
+		sorted = strcmp(res[k - 1].name, res[k].name) < 0;
+	const struct snap *held = t->cur;
+	set = xcalloc(n ? n : 1, sizeof(*set));
+	for (size_t k = 0, h = 0; k < n; k++) {
+		struct res *old = NULL;
 
+		if (sorted) {
+			int c = 1;
+			while (h < held->n && (c = strcmp(held->set[h]->msg.name, res[k].name)) < 0)
+				h++;
+			old = h < held->n && c == 0 ? held->set[h] : NULL;
+		} else {
+			old = find_res(held->set, held->n, res[k].name);
+		}
 		if (old && strcmp(old->msg.version, res[k].version) == 0)
 			set[k] = res_ref(old);
 		else
@@ -821,7 +979,8 @@ int fi_ads_set(struct fi_ads *ads, const char *type_url, const struct fi_resourc
 		if (set[k]->cost + HEADER_COST(url_len) > ads->max_msg)
 			err = ZT_E_TOOBIG;
 	}
-	sort(set, n, sizeof(*set), cmp_res);
+	if (!sorted)
+		sort(set, n, sizeof(*set), cmp_res);
 	for (size_t k = 1; k < n; k++)
 		if (strcmp(set[k - 1]->msg.name, set[k]->msg.name) == 0)
 			err = -EINVAL;
@@ -835,19 +994,19 @@ int fi_ads_set(struct fi_ads *ads, const char *type_url, const struct fi_resourc
 	}
 
 	/* Kept resources are the same objects, so pointer inequality is a change. */
-	while (i < n || j < t->n) {
-		int cmp = i == n ? 1 : j == t->n ? -1 : cmp_res(&set[i], &t->set[j]);
+	while (i < n || j < held->n) {
+		if (i < n && j < held->n && set[i] == held->set[j]) {
+			i++, j++;
+			continue;
+		}
+		int cmp = i == n ? 1 : j == held->n ? -1 : cmp_res(&set[i], &held->set[j]);
 
-		if (cmp != 0 || set[i] != t->set[j])
-			changed++;
+		changed++;
 		i += cmp <= 0;
 		j += cmp >= 0;
 	}
-	for (size_t k = 0; k < t->n; k++)
-		res_unref(t->set[k]);
-	free(t->set);
-	t->set = set;
-	t->n = n;
+	snap_unref(t->cur);
+	t->cur = snap_new(set, n);
 	if (created) {
 		SLIST_INSERT_HEAD(&ads->types, t, link);
 	}
@@ -868,11 +1027,17 @@ int fi_ads_set(struct fi_ads *ads, const char *type_url, const struct fi_resourc
 	return changed > INT_MAX ? INT_MAX : (int)changed;
 }
 
+void fi_ads_push_now(struct fi_ads *ads)
+{
+	zt_defer_stop(&ads->push);
+	on_push(&ads->push, ads);
+}
+
 size_t fi_ads_count(const struct fi_ads *ads, const char *type_url)
 {
 	const struct rtype *t = find_type(ads, type_url);
 
-	return t ? t->n : 0;
+	return t ? t->cur->n : 0;
 }
 
 void fi_ads_stats(const struct fi_ads *ads, struct fi_ads_stats *out)

@@ -34,6 +34,7 @@ struct fi_ads_stats {
 	uint64_t nacks;
 	uint64_t stale;    /* requests whose response_nonce was not outstanding (ignored) */
 	uint64_t rejected; /* streams ended for a bad or oversized request */
+	uint64_t from_base; /* pushes computed from the set a synced client holds */
 };
 
 struct fi_ads;
@@ -77,6 +78,10 @@ void fi_ads_set_max_msg(struct fi_ads *ads, size_t max_msg);
  * with len > 0, a name given twice) or ZT_E_TOOBIG (a resource cannot fit in one response);
  * on error nothing changes. */
 int fi_ads_set(struct fi_ads *ads, const char *type_url, const struct fi_resource *res, size_t n);
+
+/* Sends what fi_ads_set left pending to every stream now instead of on the next loop turn,
+ * so a caller about to do slow work (freeing the previous state) does not delay the push. */
+void fi_ads_push_now(struct fi_ads *ads);
 
 /* Resources in the current set of type_url (0 if never set). */
 size_t fi_ads_count(const struct fi_ads *ads, const char *type_url);

@@ -12,7 +12,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include <openssl/evp.h>
 
 #include "google/protobuf/empty.pb-c.h"
 #include "google/protobuf/wrappers.pb-c.h"
@@ -20,6 +19,7 @@
 #include "istio/workload/workload.pb-c.h"
 #include "protocol/pb.h"
 #include "runtime/arena.h"
+#include "runtime/hmap.h"
 #include "runtime/log.h"
 #include "runtime/mem.h"
 
@@ -53,16 +53,53 @@ struct out {
 	size_t n, cap;
 };
 
+/* Indexes of m->services whose selector's first pair (labels are sorted by key) is one
+ * (namespace, key, value): a pod's candidate Services are the lists under its own labels. */
+struct idxlist {
+	size_t *v;
+	size_t n;
+};
+
 struct conv {
 	const struct fi_mesh *m;
 	struct fi_convert_opts o;
-	struct zt_arena a;
-	bool *pod_sent;   /* per m->pods index */
-	uint32_t *se_vip; /* auto-allocated VIP per (ServiceEntry, host), host order */
+	struct zt_arena a; /* what one resource is built from; cleared after each */
+	bool *pod_sent;    /* per m->pods index */
+	bool *svc_sent;    /* per m->services index: selects a sent pod */
+	struct zt_hmap svc_by_pair; /* "ns\1key\1value" -> struct idxlist */
+	size_t se_keys;    /* (ServiceEntry, host) pairs */
+	uint32_t *se_vip;  /* auto-allocated VIP per (ServiceEntry, host), host order */
 	struct out addrs, authz;
 	char *err;
 	size_t errlen;
 };
+
+/* [*lo, *hi): the elements of arr (n of size bytes, each starting with a struct fi_meta,
+ * sorted by namespace then name) in namespace ns. */
+static void ns_range(const void *arr, size_t n, size_t size, const char *ns, size_t *lo,
+                     size_t *hi)
+{
+	size_t a = 0, b = n;
+	while (a < b) {
+		size_t mid = a + (b - a) / 2;
+		const struct fi_meta *m = (const void *)((const char *)arr + mid * size);
+		if (strcmp(m->ns ? m->ns : "", ns) < 0)
+			a = mid + 1;
+		else
+			b = mid;
+	}
+	*lo = a;
+	b = n;
+	while (a < b) {
+		size_t mid = a + (b - a) / 2;
+		const struct fi_meta *m = (const void *)((const char *)arr + mid * size);
+		if (strcmp(m->ns ? m->ns : "", ns) <= 0)
+			a = mid + 1;
+		else
+			b = mid;
+	}
+	*hi = a;
+}
 
 static const char *label(const struct fi_meta *m, const char *key)
 {
@@ -79,26 +116,16 @@ static const char *ns_label(const struct conv *c, const char *ns, const char *ke
  * SHA-256 of the bytes. */
 static int emit(struct conv *c, struct out *o, const char *name, const ProtobufCMessage *msg)
 {
-	uint8_t *data;
-	size_t len;
-	int rc = zt_pb_pack(msg, &data, &len);
-	if (rc) {
-		snprintf(c->err, c->errlen, "%s: cannot encode %s", name, msg->descriptor->name);
-		return rc;
-	}
-	unsigned char h[EVP_MAX_MD_SIZE];
-	unsigned hl = 0;
-	if (!EVP_Digest(data, len, h, &hl, EVP_sha256(), NULL))
-		abort();
-	char *version = xmalloc(17), *nm = xstrdup(name);
-	for (int i = 0; i < 8; i++)
-		snprintf(version + 2 * i, 3, "%02x", h[i]);
 	if (o->n == o->cap) {
 		o->cap = o->cap ? 2 * o->cap : 16;
 		o->v = xrealloc(o->v, o->cap * sizeof(*o->v));
 	}
-	o->v[o->n++] =
-	        (struct fi_resource){.name = nm, .version = version, .data = data, .len = len};
+	int rc = fi_resource_pack(&o->v[o->n], name, msg);
+	if (rc) {
+		snprintf(c->err, c->errlen, "%s: cannot encode %s", name, msg->descriptor->name);
+		return rc;
+	}
+	o->n++;
 	return 0;
 }
 
@@ -639,15 +666,86 @@ static bool service_selects(const struct fi_service *s, const struct fi_pod *p)
 	       fi_labels_match(&s->selector, &p->meta.labels);
 }
 
+/* c->svc_sent is complete once every pod has been converted. */
 static bool service_sent(const struct conv *c, const struct fi_service *s)
 {
 	const char *mode = ns_label(c, s->meta.ns, "istio.io/dataplane-mode");
-	if ((mode && !strcmp(mode, "ambient")) || waypoint_service(c, s))
-		return true;
-	for (size_t i = 0; i < c->m->n_pods; i++)
-		if (c->pod_sent[i] && service_selects(s, &c->m->pods[i]))
-			return true;
-	return false;
+	return (mode && !strcmp(mode, "ambient")) || waypoint_service(c, s) ||
+	       c->svc_sent[s - c->m->services];
+}
+
+static char *pair_key(struct zt_arena *a, const char *ns, const struct fi_label *l)
+{
+	return zt_arena_printf(a, "%s\1%s\1%s", ns, l->key, l->value);
+}
+
+static void index_services(struct conv *c)
+{
+	for (size_t i = 0; i < c->m->n_services; i++) {
+		const struct fi_service *s = &c->m->services[i];
+		if (!s->selector.n)
+			continue;
+		char *key = pair_key(&c->a, s->meta.ns, &s->selector.v[0]);
+		struct idxlist *l = zt_hmap_get(&c->svc_by_pair, key);
+		if (!l) {
+			l = xcalloc(1, sizeof(*l));
+			zt_hmap_put(&c->svc_by_pair, key, l);
+		}
+		if ((l->n & (l->n - 1)) == 0)
+			l->v = xrealloc(l->v, (l->n ? 2 * l->n : 1) * sizeof(*l->v));
+		l->v[l->n++] = i;
+	}
+	zt_arena_clear(&c->a);
+}
+
+static void index_clear(struct conv *c)
+{
+	size_t pos = 0;
+	void *val;
+	while (zt_hmap_next(&c->svc_by_pair, &pos, NULL, &val)) {
+		struct idxlist *l = val;
+		free(l->v);
+		free(l);
+	}
+	zt_hmap_clear(&c->svc_by_pair);
+}
+
+static int size_cmp(const void *a, const void *b)
+{
+	size_t x = *(const size_t *)a, y = *(const size_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Indexes of the Services that may select p (same namespace, first selector pair among its
+ * labels), ascending; an arena array of *n. */
+static size_t *service_candidates(struct conv *c, const struct fi_pod *p, size_t *n)
+{
+	const struct fi_labels *lb = &p->meta.labels;
+	const struct idxlist *hit[64];
+	size_t nhit = 0, total = 0;
+	for (size_t i = 0; i < lb->n && nhit < sizeof(hit) / sizeof(hit[0]); i++) {
+		const struct idxlist *l = zt_hmap_get(&c->svc_by_pair, pair_key(&c->a, p->meta.ns, &lb->v[i]));
+		if (l) {
+			hit[nhit++] = l;
+			total += l->n;
+		}
+	}
+	/* More labels than looked up: fall back to every Service. */
+	if (lb->n > sizeof(hit) / sizeof(hit[0])) {
+		size_t *all = amem(&c->a, (c->m->n_services + 1) * sizeof(*all));
+		for (size_t i = 0; i < c->m->n_services; i++)
+			all[i] = i;
+		*n = c->m->n_services;
+		return all;
+	}
+	size_t *v = amem(&c->a, (total + 1) * sizeof(*v)), k = 0;
+	for (size_t i = 0; i < nhit; i++)
+		for (size_t j = 0; j < hit[i]->n; j++)
+			v[k++] = hit[i]->v[j];
+	if (k > 1)
+		qsort(v, k, sizeof(*v), size_cmp);
+	*n = k;
+	return v;
 }
 
 static int add_service(struct conv *c, const struct fi_service *s)
@@ -771,39 +869,52 @@ static Istio__Workload__PortList *port_list(struct conv *c, const struct fi_serv
 static void selected_by_entries(struct conv *c, Istio__Workload__Workload *w, const char *ns,
                                 const struct fi_labels *labels, const struct fi_labels *ports,
                                 size_t cap);
-static size_t se_keys_total(const struct fi_mesh *m);
 
 static void workload_services(struct conv *c, const struct fi_pod *p, Istio__Workload__Workload *w)
 {
-	w->services = aptrs(&c->a, c->m->n_services + se_keys_total(c->m));
-	for (size_t i = 0; i < c->m->n_services; i++) {
-		const struct fi_service *s = &c->m->services[i];
+	size_t ncand;
+	const size_t *cand = service_candidates(c, p, &ncand);
+	w->services = aptrs(&c->a, ncand + c->se_keys);
+	for (size_t k = 0; k < ncand; k++) {
+		const struct fi_service *s = &c->m->services[cand[k]];
 		if (!service_selects(s, p))
 			continue;
+		c->svc_sent[cand[k]] = true;
 		Istio__Workload__Workload__ServicesEntry *e =
 		        anew(&c->a, &istio__workload__workload__services_entry__descriptor);
 		e->key = zt_arena_printf(&c->a, "%s/%s", s->meta.ns, hostname(c, s->meta.ns, s->meta.name));
 		e->value = port_list(c, s, p);
 		w->services[w->n_services++] = e;
 	}
-	selected_by_entries(c, w, p->meta.ns, &p->meta.labels, NULL,
-	                    c->m->n_services + se_keys_total(c->m));
+	selected_by_entries(c, w, p->meta.ns, &p->meta.labels, NULL, ncand + c->se_keys);
 }
 
 /* Keys of the selector policies that select p, then its PeerAuthentication policy if any. */
 static void workload_policies(struct conv *c, const struct fi_pod *p, Istio__Workload__Workload *w)
 {
 	const struct fi_mesh *m = c->m;
-	w->authorization_policies = aptrs(&c->a, m->n_authz_policies + 1);
-	for (size_t i = 0; i < m->n_authz_policies; i++) {
-		const struct fi_authz_policy *ap = &m->authz_policies[i];
-		if (policy_sent(ap) && ap->selector.n &&
-		    (!strcmp(ap->meta.ns, p->meta.ns) ||
-		     !strcmp(ap->meta.ns, c->o.root_namespace)) &&
-		    fi_labels_match(&ap->selector, &p->meta.labels))
-			w->authorization_policies[w->n_authorization_policies++] =
-			        zt_arena_printf(&c->a, "%s/%s", ap->meta.ns, ap->meta.name);
+	size_t lo[2], hi[2];
+	/* Policies are sorted by namespace: the pod's and the root's are two runs, taken in
+	 * array order. */
+	ns_range(m->authz_policies, m->n_authz_policies, sizeof(*m->authz_policies), p->meta.ns,
+	         &lo[0], &hi[0]);
+	ns_range(m->authz_policies, m->n_authz_policies, sizeof(*m->authz_policies),
+	         c->o.root_namespace, &lo[1], &hi[1]);
+	if (lo[1] == lo[0])
+		hi[1] = lo[1];
+	else if (lo[1] < lo[0]) {
+		size_t tl = lo[0], th = hi[0];
+		lo[0] = lo[1], hi[0] = hi[1], lo[1] = tl, hi[1] = th;
 	}
+	w->authorization_policies = aptrs(&c->a, (hi[0] - lo[0]) + (hi[1] - lo[1]) + 1);
+	for (int r = 0; r < 2; r++)
+		for (size_t i = lo[r]; i < hi[r]; i++) {
+			const struct fi_authz_policy *ap = &m->authz_policies[i];
+			if (policy_sent(ap) && ap->selector.n &&
+			    fi_labels_match(&ap->selector, &p->meta.labels))
+				w->authorization_policies[w->n_authorization_policies++] =
+				        zt_arena_printf(&c->a, "%s/%s", ap->meta.ns, ap->meta.name);
+		}
 	const struct fi_peer_authn *pa = workload_pa(c, p);
 	uint32_t *over;
 	char *key = NULL;
@@ -882,7 +993,7 @@ static void se_allocate(struct conv *c)
 	size_t k = 0, total = 0;
 	for (size_t i = 0; i < m->n_service_entries; i++)
 		total += m->service_entries[i].hosts.n;
-	c->se_vip = amem(&c->a, (total ? total : 1) * sizeof(*c->se_vip));
+	c->se_vip = xcalloc(total ? total : 1, sizeof(*c->se_vip));
 	uint8_t *used = amem(&c->a, 1u << 16);
 	for (size_t i = 0; i < m->n_service_entries; i++) {
 		const struct fi_service_entry *e = &m->service_entries[i];
@@ -1129,7 +1240,7 @@ static int add_workload_entry(struct conv *c, const struct fi_workload_entry *we
 	char *uid = zt_arena_printf(&c->a, "%s/networking.istio.io/WorkloadEntry/%s/%s", c->o.cluster_id,
 	                 we->meta.ns, we->meta.name);
 	Istio__Workload__Workload *w = entry_workload(c, uid, &we->meta, we);
-	size_t cap = m->n_services + se_keys_total(m);
+	size_t cap = m->n_services + c->se_keys;
 	w->services = aptrs(&c->a, cap);
 	for (size_t i = 0; i < m->n_services; i++) {
 		const struct fi_service *s = &m->services[i];
@@ -1203,20 +1314,29 @@ static int convert_all(struct conv *c)
 		c->pod_sent[i] =
 		        p->n_ips && (fi_mesh_pod_in_mesh(m, p) || fi_mesh_pod_waypoint(m, p));
 	}
-	for (size_t i = 0; !rc && i < m->n_pods; i++)
+	index_services(c);
+	for (size_t i = 0; !rc && i < m->n_pods; i++) {
 		if (c->pod_sent[i])
 			rc = add_workload(c, &m->pods[i]);
-	for (size_t i = 0; !rc && i < m->n_services; i++)
+		zt_arena_clear(&c->a);
+	}
+	for (size_t i = 0; !rc && i < m->n_services; i++) {
 		rc = add_service(c, &m->services[i]);
+		zt_arena_clear(&c->a);
+	}
 	if (!rc)
 		rc = convert_entries(c);
-	for (size_t i = 0; !rc && i < m->n_authz_policies; i++)
+	zt_arena_clear(&c->a);
+	for (size_t i = 0; !rc && i < m->n_authz_policies; i++) {
 		rc = add_policy(c, &m->authz_policies[i]);
+		zt_arena_clear(&c->a);
+	}
 	bool strict = false;
 	for (size_t i = 0; !rc && i < m->n_peer_authns; i++) {
 		strict |= m->peer_authns[i].mode == FI_MTLS_STRICT;
 		if (m->peer_authns[i].selector.n)
 			rc = add_converted_pa(c, &m->peer_authns[i]);
+		zt_arena_clear(&c->a);
 	}
 	if (!rc && strict)
 		rc = add_static_strict(c);
@@ -1241,8 +1361,13 @@ int fi_convert(const struct fi_mesh *m, const struct fi_convert_opts *o, struct 
 	};
 	memset(out, 0, sizeof(*out));
 	c.pod_sent = xcalloc(m->n_pods ? m->n_pods : 1, sizeof(*c.pod_sent));
+	c.svc_sent = xcalloc(m->n_services ? m->n_services : 1, sizeof(*c.svc_sent));
+	c.se_keys = se_keys_total(m);
 	int rc = convert_all(&c);
 	free(c.pod_sent);
+	free(c.svc_sent);
+	free(c.se_vip);
+	index_clear(&c);
 	zt_arena_clear(&c.a);
 	if (rc) {
 		out_clear(&c.addrs);

@@ -22,7 +22,6 @@
 #define MAX_POLICIES  10000u   /* per namespace */
 #define MAX_RULES     1000u
 #define MAX_CHURN     10000u
-#define DEFAULT_SPLIT 20000u /* pods per file: ~7 MB and ~850k YAML nodes */
 
 struct change {
 	uint32_t pod, step;
@@ -377,9 +376,10 @@ static void usage(FILE *f)
 	        "mesh after steps 1..S. With --split N, DIR gets mesh-NNN.yaml, "
 	        "services-NNN.yaml,\n"
 	        "policies-NNN.yaml and pods-NNN.yaml files, each no bigger than N pods would\n"
-	        "make (%u keeps every file within fake-istiod's per-file YAML bounds); their\n"
-	        "paths are printed one per line.\n",
-	        20000u, DEFAULT_SPLIT);
+	        "make (a change then rewrites fewer bytes); their paths are printed one per\n"
+	        "line. One file of any size fits fake-istiod's default bounds up to 1GiB\n"
+	        "(--max-yaml-bytes); a mesh of 1,000,000 pods is about 270 MB.\n",
+	        20000u);
 }
 
 static int num(const char *flag, const char *v, uint32_t *out)

@@ -12,6 +12,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +39,7 @@
 #include "runtime/err.h"
 #include "runtime/log.h"
 #include "runtime/mem.h"
+#include "runtime/memtrim.h"
 
 ZT_LOG_MODULE("istiod");
 
@@ -62,6 +64,8 @@ struct opts {
 	const char *format;
 	const char *node, *ns, *sa;
 	uint64_t cert_ttl_ms, min_cert_ttl_ms, token_ttl_ms;
+	uint64_t max_yaml_bytes;
+	size_t max_yaml_nodes;
 };
 
 static void usage(FILE *f)
@@ -73,8 +77,10 @@ static void usage(FILE *f)
 	           "                    [--cluster-id ID] [--root-namespace NS]\n"
 	           "                    [--trusted-account NS/SA[,NS/SA]] [--san NAME|IP]...\n"
 	           "                    [--fault bad-resource=NAME] [--log SPEC] [--log-format F]\n"
+	           "                    [--max-yaml-bytes SIZE] [--max-yaml-nodes N]\n"
 	           "  fake-istiod check --config FILE... [--addresses FILE] [--trust-domain TD]\n"
-	           "                    [--format json|yaml]\n"
+	           "                    [--format json|yaml] [--max-yaml-bytes SIZE]\n"
+	           "                    [--max-yaml-nodes N]\n"
 	           "  fake-istiod token --ca-dir DIR --node NODE --namespace NS\n"
 	           "                    --service-account SA [--ttl DUR]\n"
 	           "  fake-istiod generate [--pods N] [--namespaces N] ... (generate --help)\n"
@@ -85,7 +91,12 @@ static void usage(FILE *f)
 	           "re-read when they change or on SIGHUP; only what changed is pushed.\n"
 	           "--addresses names a file of \"namespace/pod IP[,IP]\" lines for pods without\n"
 	           "status.podIP. --cert-ttl caps issued lifetimes (24h), --min-cert-ttl raises\n"
-	           "shorter requests (10m). Durations: 30s, 10m, 24h.\n");
+	           "shorter requests (10m). Durations: 30s, 10m, 24h.\n"
+	           "Input bounds: --max-yaml-bytes caps each --config file and the --addresses\n"
+	           "file (default 1GiB, 1KiB..64GiB; e.g. 512MiB, 2GiB); --max-yaml-nodes caps\n"
+	           "the YAML nodes of one document (default 1000000, 16..1000000000). Files are\n"
+	           "read one document at a time, so a mesh of 1,000,000 pods (about 270 MB, one\n"
+	           "document per object) fits the defaults; a \"kind: List\" is one document.\n");
 }
 
 __attribute__((format(printf, 1, 2))) static int die_usage(const char *fmt, ...)
@@ -103,23 +114,38 @@ __attribute__((format(printf, 1, 2))) static int die_usage(const char *fmt, ...)
 
 /* ---- shared pieces ---------------------------------------------------------------------- */
 
-static int load(const struct opts *o, struct fi_mesh *mesh, struct fi_resources *res, char *err,
-                size_t errlen)
+static double now_s(void)
 {
-	struct fi_mesh_opts mo = {.addresses_file = o->addresses};
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int load(const struct opts *o, struct fi_mesh *mesh, struct fi_resources *res,
+                const atomic_bool *cancel, char *err, size_t errlen)
+{
+	struct fi_mesh_opts mo = {.addresses_file = o->addresses,
+	                          .max_yaml_bytes = o->max_yaml_bytes,
+	                          .max_yaml_nodes = o->max_yaml_nodes,
+	                          .cancel = cancel};
 	struct fi_convert_opts co = {.trust_domain = o->trust_domain,
 	                             .cluster_id = o->cluster_id,
 	                             .root_namespace = o->root_ns};
 	int rc;
 
+	double t0 = now_s(), t1;
+
 	memset(mesh, 0, sizeof(*mesh));
 	memset(res, 0, sizeof(*res));
 	if ((rc = fi_mesh_load(mesh, o->files, o->nfiles, &mo, err, errlen)) < 0)
 		return rc;
+	t1 = now_s();
 	if ((rc = fi_convert(mesh, &co, res, err, errlen)) < 0) {
 		fi_mesh_clear(mesh);
 		return rc;
 	}
+	zt_info("loaded %zu pods and %zu services from %zu files in %.3f s, converted in %.3f s",
+	        mesh->n_pods, mesh->n_services, mesh->n_files, t1 - t0, now_s() - t1);
 	return 0;
 }
 
@@ -140,6 +166,7 @@ struct server {
 	struct zt_signal sighup, sigterm, sigint;
 	struct zt_io inotify;
 	struct zt_timer reload_timer;
+	struct zt_memtrim trim; /* the old mesh and resources freed after a reload go back */
 	unsigned generation;
 	/* The reload in progress: job is written by the thread only until it signals done. */
 	struct {
@@ -152,6 +179,12 @@ struct server {
 		struct fi_resources res;
 		char err[512];
 		int rc;
+		/* After a reload, the previous mesh and the job's resources are freed on a
+		 * defer that runs once the push has been written to the sockets. */
+		bool cleaning;
+		struct zt_defer cleanup;
+		struct fi_mesh old;
+		atomic_bool cancel; /* set at shutdown: the loader stops at its next document */
 	} job;
 };
 
@@ -201,7 +234,8 @@ static void *reload_thread(void *arg)
 	struct server *s = arg;
 	uint64_t one = 1;
 
-	s->job.rc = load(s->o, &s->job.mesh, &s->job.res, s->job.err, sizeof(s->job.err));
+	s->job.rc = load(s->o, &s->job.mesh, &s->job.res, &s->job.cancel, s->job.err,
+	                 sizeof(s->job.err));
 	if (write(s->job.done_fd, &one, sizeof(one)) != sizeof(one))
 		abort();
 	return NULL;
@@ -212,7 +246,7 @@ static void reload(struct server *s, const char *why)
 {
 	int rc;
 
-	if (s->job.running) {
+	if (s->job.running || s->job.cleaning) {
 		s->job.again = true;
 		return;
 	}
@@ -223,6 +257,27 @@ static void reload(struct server *s, const char *why)
 		return;
 	}
 	s->job.running = true;
+}
+
+static void reload_cleanup(struct server *s)
+{
+	fi_mesh_clear(&s->job.old);
+	if (s->job.rc >= 0)
+		fi_resources_clear(&s->job.res);
+	s->job.cleaning = false;
+}
+
+static void on_reload_cleanup(struct zt_defer *d, void *arg)
+{
+	struct server *s = arg;
+
+	(void)d;
+	reload_cleanup(s);
+	zt_memtrim_check(&s->trim);
+	if (s->job.again) {
+		s->job.again = false;
+		reload(s, "a change during the last reload");
+	}
 }
 
 static void on_reload_done(struct zt_io *io, unsigned events, void *arg)
@@ -245,18 +300,18 @@ static void on_reload_done(struct zt_io *io, unsigned events, void *arg)
 		         zt_strerror(rc));
 		fi_mesh_clear(&s->job.mesh);
 	} else {
-		fi_mesh_clear(&s->mesh);
+		/* Push first: freeing the previous mesh and resources takes longer than the
+		 * difference does to send, so that waits for a defer started after the
+		 * connections' flushes. */
+		s->job.old = s->mesh;
 		s->mesh = s->job.mesh;
 		memset(&s->job.mesh, 0, sizeof(s->job.mesh));
 		s->generation++;
 		zt_info("reloaded after %s (generation %u)", why, s->generation);
+		fi_ads_push_now(s->ads);
 	}
-	if (s->job.rc >= 0)
-		fi_resources_clear(&s->job.res);
-	if (s->job.again) {
-		s->job.again = false;
-		reload(s, "a change during the last reload");
-	}
+	s->job.cleaning = true;
+	zt_defer_start(s->loop, &s->job.cleanup, on_reload_cleanup, s);
 }
 
 static void on_reload_timer(struct zt_timer *t, void *arg)
@@ -387,7 +442,7 @@ static int serve(const struct opts *o)
 	if ((rc = zt_ca_open(&s.ca, o->ca_dir, true, err, sizeof(err))) < 0 ||
 	    (rc = fi_token_key_open(&s.key, o->ca_dir, err, sizeof(err))) < 0 ||
 	    (rc = serving_tls(&s, err, sizeof(err))) < 0 ||
-	    (rc = load(o, &s.mesh, &res, err, sizeof(err))) < 0) {
+	    (rc = load(o, &s.mesh, &res, NULL, err, sizeof(err))) < 0) {
 		fprintf(stderr, "fake-istiod: %s\n", err);
 		goto out;
 	}
@@ -428,6 +483,8 @@ static int serve(const struct opts *o)
 		goto out;
 	}
 	zt_io_start(s.loop, &s.job.done, s.job.done_fd, ZT_IO_READ, on_reload_done, &s);
+	zt_memtrim_start(&s.trim, s.loop, 0, 0);
+	zt_memtrim_check(&s.trim);
 	zt_signal_start(s.loop, &s.sighup, SIGHUP, on_signal, &s);
 	zt_signal_start(s.loop, &s.sigterm, SIGTERM, on_signal, &s);
 	zt_signal_start(s.loop, &s.sigint, SIGINT, on_signal, &s);
@@ -447,7 +504,12 @@ out:
 		close(ifd);
 	}
 	zt_timer_stop(&s.reload_timer);
+	zt_memtrim_stop(&s.trim);
+	zt_defer_stop(&s.job.cleanup);
+	if (s.job.cleaning)
+		reload_cleanup(&s);
 	if (s.job.running) {
+		atomic_store(&s.job.cancel, true);
 		pthread_join(s.job.thread, NULL);
 		if (s.job.rc >= 0) {
 			fi_mesh_clear(&s.job.mesh);
@@ -482,7 +544,7 @@ static int check(const struct opts *o)
 	char err[512];
 	int rc;
 
-	if (load(o, &mesh, &res, err, sizeof(err)) < 0) {
+	if (load(o, &mesh, &res, NULL, err, sizeof(err)) < 0) {
 		fprintf(stderr, "fake-istiod: %s\n", err);
 		return 1;
 	}
@@ -498,7 +560,9 @@ static int check(const struct opts *o)
 static int inventory(const struct opts *o)
 {
 	struct fi_mesh mesh;
-	struct fi_mesh_opts mo = {.addresses_file = o->addresses};
+	struct fi_mesh_opts mo = {.addresses_file = o->addresses,
+	                          .max_yaml_bytes = o->max_yaml_bytes,
+	                          .max_yaml_nodes = o->max_yaml_nodes};
 	char err[512];
 
 	if (fi_mesh_load(&mesh, o->files, o->nfiles, &mo, err, sizeof(err)) < 0) {
@@ -559,6 +623,8 @@ enum {
 	O_NS,
 	O_SA,
 	O_TTL,
+	O_MAX_YAML_BYTES,
+	O_MAX_YAML_NODES,
 	O_HELP
 };
 
@@ -582,6 +648,8 @@ static const struct option longopts[] = {
         {"namespace", required_argument, NULL, O_NS},
         {"service-account", required_argument, NULL, O_SA},
         {"ttl", required_argument, NULL, O_TTL},
+        {"max-yaml-bytes", required_argument, NULL, O_MAX_YAML_BYTES},
+        {"max-yaml-nodes", required_argument, NULL, O_MAX_YAML_NODES},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
 };
@@ -643,6 +711,25 @@ int main(int argc, char **argv)
 				return die_usage("--ttl %s: expected a duration of 1s or more",
 				                 optarg);
 			break;
+		case O_MAX_YAML_BYTES:
+			if (zt_size_parse(optarg, &o.max_yaml_bytes) < 0 ||
+			    o.max_yaml_bytes < FI_MESH_MIN_MAX_YAML_BYTES ||
+			    o.max_yaml_bytes > FI_MESH_MAX_MAX_YAML_BYTES)
+				return die_usage("--max-yaml-bytes %s: expected a size from 1KiB to 64GiB",
+				                 optarg);
+			break;
+		case O_MAX_YAML_NODES: {
+			char *end;
+			errno = 0;
+			unsigned long long v = strtoull(optarg, &end, 10);
+			if (errno || end == optarg || *end || optarg[0] == '-' ||
+			    v < FI_MESH_MIN_MAX_YAML_NODES || v > FI_MESH_MAX_MAX_YAML_NODES)
+				return die_usage("--max-yaml-nodes %s: expected a number from 16 to "
+				                 "1000000000",
+				                 optarg);
+			o.max_yaml_nodes = (size_t)v;
+			break;
+		}
 		case O_TD:
 			o.trust_domain = optarg;
 			break;

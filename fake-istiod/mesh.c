@@ -1,18 +1,21 @@
-/* Kubernetes-style YAML to fake-istiod's mesh model. Each document is checked as it is read
- * and the first problem ends the load with "file:line: Kind ns/name: field.path: what"; only
- * after every file has loaded are kinds sorted, duplicates refused and the address file
- * applied, so objects may reference each other across documents and files. */
+/* Kubernetes-style YAML to fake-istiod's mesh model. Files are streamed: each document is
+ * parsed, checked and converted into the model, then its tree is freed, so at most one
+ * document's tree is held. The first problem ends the load with "file:line: Kind ns/name:
+ * field.path: what" and the whole load is dropped; only after every file has loaded are
+ * kinds sorted, duplicates refused and the address file applied, so objects may reference
+ * each other across documents and files. */
 #include "fake-istiod/mesh.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/evp.h>
-
+#include "fake-istiod/resource.h"
 #include "runtime/err.h"
+#include "runtime/hmap.h"
 #include "runtime/log.h"
 #include "runtime/mem.h"
 #include "runtime/yaml.h"
@@ -64,19 +67,72 @@ static void strs_clear(struct fi_strs *s)
 	memset(s, 0, sizeof(*s));
 }
 
+/* ---- interned strings: an open-addressing set of owned copies ------------------------------ */
+
+struct fi_strpool {
+	char **slot; /* NULL = empty */
+	size_t cap;  /* a power of two */
+	size_t n;
+};
+
+static void pool_put(struct fi_strpool *p, char *s)
+{
+	size_t mask = p->cap - 1, i = zt_hash_bytes(s, strlen(s)) & mask;
+	while (p->slot[i])
+		i = (i + 1) & mask;
+	p->slot[i] = s;
+	p->n++;
+}
+
+/* The mesh's copy of s, which it takes (freed when already held). NULL stays NULL. */
+static char *intern(struct fi_mesh *m, char *s)
+{
+	struct fi_strpool *p = m->strings;
+	if (!s)
+		return NULL;
+	if (!p)
+		p = m->strings = xcalloc(1, sizeof(*p));
+	if (p->cap) {
+		size_t mask = p->cap - 1, i = zt_hash_bytes(s, strlen(s)) & mask;
+		for (; p->slot[i]; i = (i + 1) & mask)
+			if (!strcmp(p->slot[i], s)) {
+				free(s);
+				return p->slot[i];
+			}
+	}
+	if (2 * (p->n + 1) > p->cap) {
+		struct fi_strpool old = *p;
+		p->cap = old.cap ? 2 * old.cap : 64;
+		p->slot = xcalloc(p->cap, sizeof(*p->slot));
+		p->n = 0;
+		for (size_t i = 0; i < old.cap; i++)
+			if (old.slot[i])
+				pool_put(p, old.slot[i]);
+		free(old.slot);
+	}
+	pool_put(p, s);
+	return s;
+}
+
+static void pool_free(struct fi_strpool *p)
+{
+	if (!p)
+		return;
+	for (size_t i = 0; i < p->cap; i++)
+		free(p->slot[i]);
+	free(p->slot);
+	free(p);
+}
+
+/* Keys and values are interned: only the array is the labels' own. */
 static void labels_clear(struct fi_labels *l)
 {
-	for (size_t i = 0; i < l->n; i++) {
-		free(l->v[i].key);
-		free(l->v[i].value);
-	}
 	free(l->v);
 	memset(l, 0, sizeof(*l));
 }
 
 static void meta_clear(struct fi_meta *m)
 {
-	free(m->ns);
 	free(m->name);
 	free(m->uid);
 	labels_clear(&m->labels);
@@ -86,13 +142,8 @@ static void meta_clear(struct fi_meta *m)
 static void pod_clear(struct fi_pod *p)
 {
 	meta_clear(&p->meta);
-	free(p->node);
-	free(p->service_account);
-	for (size_t i = 0; i < p->n_ports; i++)
-		free(p->ports[i].name);
 	free(p->ports);
 	free(p->ips);
-	free(p->owner_kind);
 	free(p->owner_name);
 }
 
@@ -194,6 +245,7 @@ void fi_mesh_clear(struct fi_mesh *m)
 	for (size_t i = 0; i < m->n_files; i++)
 		free(m->files[i]);
 	free(m->files);
+	pool_free(m->strings);
 	memset(m, 0, sizeof(*m));
 }
 
@@ -201,6 +253,8 @@ void fi_mesh_clear(struct fi_mesh *m)
 
 struct ld {
 	struct fi_mesh *m;
+	struct zt_yaml_limits lim;
+	const atomic_bool *cancel;
 	struct zt_yaml_rd rd; /* obj: "Pod default/web", "" before the kind is known */
 	unsigned seq;
 };
@@ -378,8 +432,8 @@ static int get_labels(struct ld *l, const struct zt_yaml *map, const char *key,
 			goto out;
 		}
 		struct fi_label *e = GROW(out->v, out->n);
-		e->key = xstrdup(ks);
-		e->value = xstrdup(zt_yaml_is_null(v) ? "" : v->s);
+		e->key = intern(l->m, xstrdup(ks));
+		e->value = intern(l->m, xstrdup(zt_yaml_is_null(v) ? "" : v->s));
 	}
 	if (out->n)
 		qsort(out->v, out->n, sizeof(*out->v), label_cmp);
@@ -431,10 +485,11 @@ static int parse_meta(struct ld *l, const struct zt_yaml *doc, const char *kind,
 	if ((rc = get_name(l, md, "name", true, label_name, &meta->name)))
 		goto out;
 	if (namespaced) {
-		if ((rc = get_name(l, md, "namespace", false, true, &meta->ns)))
+		char *ns = NULL;
+		rc = get_name(l, md, "namespace", false, true, &ns);
+		meta->ns = intern(l->m, rc || ns ? ns : xstrdup("default"));
+		if (rc)
 			goto out;
-		if (!meta->ns)
-			meta->ns = xstrdup("default");
 		snprintf(l->rd.obj, sizeof(l->rd.obj), "%s %s/%s", kind, meta->ns, meta->name);
 	} else {
 		snprintf(l->rd.obj, sizeof(l->rd.obj), "%s %s", kind, meta->name);
@@ -485,22 +540,24 @@ static int parse_service_account(struct ld *l, const struct zt_yaml *doc)
 static char *derived_uid(const char *kind, const char *ns, const char *name)
 {
 	char in[600];
-	unsigned char h[EVP_MAX_MD_SIZE];
-	unsigned hl = 0;
+	unsigned char h[32];
 	int n = snprintf(in, sizeof(in), "%s/%s/%s", kind, ns, name);
-	if (n < 0 || !EVP_Digest(in, strlen(in), h, &hl, EVP_sha256(), NULL))
+	if (n < 0)
 		abort();
+	fi_sha256(in, strlen(in), h);
 	h[6] = (unsigned char)((h[6] & 0x0f) | 0x50); /* name-based, like a UUIDv5 */
 	h[8] = (unsigned char)((h[8] & 0x3f) | 0x80);
 	char *out = xrealloc(NULL, 37);
-	size_t o = 0;
-	for (int i = 0; i < 16; i++) {
-		if (i == 4 || i == 6 || i == 8 || i == 10)
-			out[o++] = '-';
-		snprintf(out + o, 3, "%02x", h[i]);
-		o += 2;
-	}
-	out[o] = '\0';
+	/* 8-4-4-4-12 hex digits */
+	fi_hex(h, 4, out);
+	out[8] = '-';
+	fi_hex(h + 4, 2, out + 9);
+	out[13] = '-';
+	fi_hex(h + 6, 2, out + 14);
+	out[18] = '-';
+	fi_hex(h + 8, 2, out + 19);
+	out[23] = '-';
+	fi_hex(h + 10, 6, out + 24);
 	return out;
 }
 
@@ -526,10 +583,12 @@ static int parse_pod_ports(struct ld *l, const struct zt_yaml *spec, struct fi_p
 				        &l->rd, zt_yaml_get(pt, "name"), "name", ZT_E_PARSE,
 				        "expected a port name (up to 15 of a-z, 0-9, '-'), got %s",
 				        GOT(zt_yaml_get(pt, "name")));
-			if (rc)
+			if (rc) {
 				free(cp.name);
-			else
+			} else {
+				cp.name = intern(l->m, cp.name);
 				*GROW(p->ports, p->n_ports) = cp;
+			}
 			zt_yaml_rd_leave(&l->rd, mk2);
 		}
 		zt_yaml_rd_leave(&l->rd, mk);
@@ -611,7 +670,7 @@ static int parse_owner(struct ld *l, const struct zt_yaml *doc, struct fi_pod *p
 		    !(rc = get_str(l, r, "kind", true, &kind)))
 			rc = get_str(l, r, "name", true, &name);
 		if (!rc && controller && !p->owner_kind) {
-			p->owner_kind = kind;
+			p->owner_kind = intern(l->m, kind);
 			p->owner_name = name;
 		} else {
 			free(kind);
@@ -634,10 +693,13 @@ static int parse_pod(struct ld *l, const struct zt_yaml *doc)
 		goto out;
 	if (spec) {
 		size_t mk = zt_yaml_rd_enter(&l->rd, "spec");
-		if (!(rc = get_name(l, spec, "nodeName", false, false, &p.node)) &&
-		    !(rc = get_name(l, spec, "serviceAccountName", false, false,
-		                    &p.service_account)) &&
-		    !(rc = zt_yaml_rd_bool(&l->rd, spec, "hostNetwork", &p.host_network)))
+		rc = get_name(l, spec, "nodeName", false, false, &p.node);
+		p.node = intern(l->m, p.node);
+		if (!rc)
+			rc = get_name(l, spec, "serviceAccountName", false, false,
+			              &p.service_account);
+		p.service_account = intern(l->m, p.service_account);
+		if (!rc && !(rc = zt_yaml_rd_bool(&l->rd, spec, "hostNetwork", &p.host_network)))
 			rc = parse_pod_ports(l, spec, &p);
 		zt_yaml_rd_leave(&l->rd, mk);
 		if (rc)
@@ -651,7 +713,7 @@ static int parse_pod(struct ld *l, const struct zt_yaml *doc)
 			goto out;
 	}
 	if (!p.service_account)
-		p.service_account = xstrdup("default");
+		p.service_account = intern(l->m, xstrdup("default"));
 	if (!p.meta.uid)
 		p.meta.uid = derived_uid("Pod", p.meta.ns, p.meta.name);
 	*GROW(l->m->pods, l->m->n_pods) = p;
@@ -1318,20 +1380,26 @@ out:
 	return rc;
 }
 
+static int on_doc(void *arg, const struct zt_yaml *doc, size_t index)
+{
+	struct ld *l = arg;
+	(void)index;
+	if (l->cancel && atomic_load(l->cancel)) {
+		snprintf(l->rd.err, l->rd.errlen, "%s: load cancelled", l->rd.file);
+		return ZT_E_CANCELLED;
+	}
+	return parse_doc(l, doc, false);
+}
+
+/* Streams path: each document is converted into the model as soon as it is parsed and its
+ * tree freed, so only one document's tree is ever held. */
 static int load_file(struct ld *l, const char *path)
 {
-	struct zt_yaml_docs docs;
-	int rc = zt_yaml_load_file(path, &docs, l->rd.err, l->rd.errlen);
-	if (rc)
-		return rc;
 	struct fi_mesh *m = l->m;
 	m->files = xrealloc(m->files, (m->n_files + 1) * sizeof(*m->files));
 	m->files[m->n_files] = xstrdup(path);
 	l->rd.file = m->files[m->n_files++];
-	for (size_t i = 0; !rc && i < docs.n; i++)
-		rc = parse_doc(l, docs.docs[i], false);
-	zt_yaml_docs_clear(&docs);
-	return rc;
+	return zt_yaml_stream_file(path, &l->lim, on_doc, l, l->rd.err, l->rd.errlen);
 }
 
 /* ---- lookups ------------------------------------------------------------------------------- */
@@ -1529,7 +1597,8 @@ static int address_line(struct fi_mesh *m, const char *path, unsigned lineno, ch
 	return 0;
 }
 
-static int load_addresses(struct fi_mesh *m, const char *path, char *err, size_t errlen)
+static int load_addresses(struct fi_mesh *m, const char *path, uint64_t max_bytes, char *err,
+                          size_t errlen)
 {
 	FILE *f = fopen(path, "re");
 	if (!f) {
@@ -1541,16 +1610,22 @@ static int load_addresses(struct fi_mesh *m, const char *path, char *err, size_t
 	memset(seen, 0, (m->n_pods ? m->n_pods : 1) * sizeof(*seen));
 	char line[FI_ADDR_FILE_MAX_LINE + 2];
 	unsigned lineno = 0;
-	size_t total = 0;
+	uint64_t total = 0;
 	int rc = 0;
 	while (!rc && fgets(line, sizeof(line), f)) {
 		size_t len = strlen(line);
 		lineno++;
 		total += len;
-		if ((len == sizeof(line) - 1 && line[len - 1] != '\n') ||
-		    total > ZT_YAML_MAX_INPUT) {
-			snprintf(err, errlen, "%s:%u: line longer than %d bytes or file too large",
-			         path, lineno, FI_ADDR_FILE_MAX_LINE);
+		if (len == sizeof(line) - 1 && line[len - 1] != '\n') {
+			snprintf(err, errlen, "%s:%u: line longer than %d bytes", path, lineno,
+			         FI_ADDR_FILE_MAX_LINE);
+			rc = ZT_E_TOOBIG;
+			break;
+		}
+		if (total > max_bytes) {
+			snprintf(err, errlen,
+			         "%s:%u: larger than %" PRIu64 " bytes (raise with --max-yaml-bytes)",
+			         path, lineno, max_bytes);
 			rc = ZT_E_TOOBIG;
 			break;
 		}
@@ -1576,7 +1651,14 @@ static int load_addresses(struct fi_mesh *m, const char *path, char *err, size_t
 int fi_mesh_load(struct fi_mesh *m, const char *const *files, size_t n,
                  const struct fi_mesh_opts *o, char *err, size_t errlen)
 {
-	struct ld l = {.m = m};
+	struct ld l = {.m = m,
+	               .lim = {.max_bytes = o && o->max_yaml_bytes ? o->max_yaml_bytes
+	                                                         : FI_MESH_DEFAULT_MAX_YAML_BYTES,
+	                       .max_nodes = o && o->max_yaml_nodes ? o->max_yaml_nodes
+	                                                         : FI_MESH_DEFAULT_MAX_YAML_NODES,
+	                       .bytes_hint = " (raise with --max-yaml-bytes)",
+	                       .nodes_hint = " in one document (raise with --max-yaml-nodes)"},
+	               .cancel = o ? o->cancel : NULL};
 	int rc = 0;
 
 	zt_yaml_rd_init(&l.rd, NULL, err, errlen, false);
@@ -1588,7 +1670,7 @@ int fi_mesh_load(struct fi_mesh *m, const char *const *files, size_t n,
 	if (!rc)
 		rc = sort_all(m, err, errlen);
 	if (!rc && o && o->addresses_file)
-		rc = load_addresses(m, o->addresses_file, err, errlen);
+		rc = load_addresses(m, o->addresses_file, l.lim.max_bytes, err, errlen);
 	if (rc)
 		fi_mesh_clear(m);
 	return rc;

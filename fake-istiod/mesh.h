@@ -6,6 +6,7 @@
 #ifndef FI_MESH_H
 #define FI_MESH_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -231,8 +232,14 @@ struct fi_service_entry {
 	struct fi_strs subject_alt_names;
 };
 
-/* Each array is sorted by (namespace, name). */
+/* Strings that repeat across objects, kept once per mesh (mesh.c). */
+struct fi_strpool;
+
+/* Each array is sorted by (namespace, name). Namespaces (fi_meta.ns), label and annotation
+ * keys and values (every struct fi_labels), and a pod's node, service account, owner kind
+ * and port names are interned: equal strings are one copy, owned by strings. */
 struct fi_mesh {
+	struct fi_strpool *strings;
 	char **files; /* every file loaded, for fi_meta.file */
 	size_t n_files;
 	struct fi_namespace *namespaces;
@@ -261,7 +268,24 @@ struct fi_mesh_opts {
 	/* Optional file of lines "namespace/pod IP[,IP]" ('#' starts a comment). An entry
 	 * overrides the pod's status IPs; an entry for an unknown pod is a warning. */
 	const char *addresses_file;
+	/* Bounds on the input (0: the defaults below). Bytes: each YAML file and the address
+	 * file. Nodes: one YAML document (documents are read one at a time, so this bounds the
+	 * tree held at once; a "kind: List" is one document). */
+	uint64_t max_yaml_bytes;
+	size_t max_yaml_nodes;
+	/* When not NULL and set (by another thread), the load stops at the next document with
+	 * ZT_E_CANCELLED: a server shutting down does not wait for a large reload. */
+	const atomic_bool *cancel;
 };
+
+/* Defaults that fit a mesh of 1,000,000 pods in one file (about 270 MB, one document per
+ * object), and the bounds the flags may be set within. */
+#define FI_MESH_DEFAULT_MAX_YAML_BYTES (1ull << 30)
+#define FI_MESH_DEFAULT_MAX_YAML_NODES 1000000u
+#define FI_MESH_MIN_MAX_YAML_BYTES     1024ull
+#define FI_MESH_MAX_MAX_YAML_BYTES     (64ull << 30)
+#define FI_MESH_MIN_MAX_YAML_NODES     16u
+#define FI_MESH_MAX_MAX_YAML_NODES     1000000000u
 
 /* Limits on the address file. */
 #define FI_ADDR_FILE_MAX_LINE 4096
@@ -269,8 +293,10 @@ struct fi_mesh_opts {
 
 /* Loads n YAML files (each may hold many documents, and "kind: List" items) into m, which
  * must be zeroed or cleared. Supported kinds are listed at the top of this file; any other
- * kind (or apiVersion group) is skipped with a warning. o may be NULL.
- * On error m is left empty and err holds one line such as
+ * kind (or apiVersion group) is skipped with a warning. o may be NULL. Documents are read
+ * one at a time (bounded by o's max_yaml_nodes each, files by max_yaml_bytes).
+ * On error in any document of any file, m is left empty (nothing of the load is kept, not
+ * even the documents before it) and err holds one line such as
  *   demo.yaml:14: Pod default/web: spec.containers[0].ports[1].containerPort: expected an
  *   integer 1..65535, got "http"
  * Returns 0, -errno for an unreadable file, ZT_E_PARSE for malformed or duplicate objects,

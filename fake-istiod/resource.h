@@ -20,6 +20,12 @@ struct ProtobufCMessage;
  * SHA-256 of the bytes. Returns 0 or -EINVAL (the message does not encode). */
 int fi_resource_pack(struct fi_resource *r, const char *name, const struct ProtobufCMessage *msg);
 
+/* SHA-256 of data[0..len) into out (32 bytes); the digest is fetched once per process, so
+ * this is cheap enough to call per object. Thread-safe. */
+void fi_sha256(const void *data, size_t len, unsigned char out[32]);
+/* n bytes as 2n lowercase hex digits and a NUL into out. */
+void fi_hex(const unsigned char *in, size_t n, char *out);
+
 /* Frees the fields of r and zeroes it. Accepts NULL and a zeroed resource. */
 void fi_resource_clear(struct fi_resource *r);
 

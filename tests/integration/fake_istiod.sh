@@ -32,6 +32,27 @@ out=$("$bin/fake-istiod" check --config "$dir/bad.yaml" 2>&1) && fail "bad manif
 grep -q "bad.yaml:.*Pod default/x: spec.containers\[0\].ports\[0\].containerPort" <<<"$out" ||
 	fail "bad manifest message: $out"
 
+echo "== input bounds are flags, listed by --help, named when exceeded"
+help=$("$bin/fake-istiod" --help)
+grep -q -- "--max-yaml-bytes SIZE" <<<"$help" && grep -q -- "--max-yaml-nodes N" <<<"$help" ||
+	fail "--help does not list the YAML bounds: $help"
+out=$("$bin/fake-istiod" check --config "$dir/mesh.yaml" --max-yaml-bytes 10 2>&1) &&
+	fail "--max-yaml-bytes 10 accepted"
+grep -q -- "--max-yaml-bytes 10: expected a size from 1KiB to 64GiB" <<<"$out" || fail "bytes flag: $out"
+out=$("$bin/fake-istiod" check --config "$dir/mesh.yaml" --max-yaml-nodes 12abc 2>&1) &&
+	fail "--max-yaml-nodes 12abc accepted"
+grep -q -- "--max-yaml-nodes 12abc: expected a number" <<<"$out" || fail "nodes flag: $out"
+out=$("$bin/fake-istiod" check --config "$dir/mesh.yaml" --max-yaml-bytes 4KiB 2>&1) &&
+	fail "a manifest over --max-yaml-bytes accepted"
+grep -q "mesh.yaml: larger than 4096 bytes (raise with --max-yaml-bytes)" <<<"$out" ||
+	fail "over --max-yaml-bytes: $out"
+out=$("$bin/fake-istiod" check --config "$dir/mesh.yaml" --max-yaml-nodes 40 2>&1) &&
+	fail "a document over --max-yaml-nodes accepted"
+grep -q "mesh.yaml:[0-9]*:[0-9]*: more than 40 nodes in one document (raise with --max-yaml-nodes)" <<<"$out" ||
+	fail "over --max-yaml-nodes: $out"
+"$bin/fake-istiod" check --config "$dir/mesh.yaml" --addresses "$dir/mesh.addrs" \
+	--max-yaml-bytes 1MiB --max-yaml-nodes 2000 > /dev/null 2>&1 || fail "raised bounds refused"
+
 echo "== check prints what would be served"
 "$bin/fake-istiod" check --config "$dir/mesh.yaml" --addresses "$dir/mesh.addrs" --format json \
 	> "$dir/check.json" 2>/dev/null

@@ -29,6 +29,12 @@ static void strip_dir(char *err, const char *dir)
 int fx_mesh_load(struct fi_mesh *m, const char *const *texts, size_t n, const char *addrs,
                  char *err, size_t errlen)
 {
+	return fx_mesh_load_opts(m, texts, n, addrs, NULL, err, errlen);
+}
+
+int fx_mesh_load_opts(struct fi_mesh *m, const char *const *texts, size_t n, const char *addrs,
+                      const struct fi_mesh_opts *base, char *err, size_t errlen)
+{
 	char dir[] = "/tmp/fimesh-XXXXXX";
 	ck_assert_ptr_nonnull(mkdtemp(dir));
 	char **paths = calloc(n + 1, sizeof(*paths));
@@ -39,7 +45,8 @@ int fx_mesh_load(struct fi_mesh *m, const char *const *texts, size_t n, const ch
 		paths[i] = write_file(dir, name, texts[i]);
 	}
 	char *apath = addrs ? write_file(dir, "addrs", addrs) : NULL;
-	struct fi_mesh_opts o = {.addresses_file = apath};
+	struct fi_mesh_opts o = base ? *base : (struct fi_mesh_opts){0};
+	o.addresses_file = apath;
 	int rc = fi_mesh_load(m, (const char *const *)paths, n, &o, err, errlen);
 	strip_dir(err, dir);
 	for (size_t i = 0; i < n; i++) {

@@ -12,6 +12,9 @@
 /* Loads n texts (addrs may be NULL) into m; returns what fi_mesh_load returns. */
 int fx_mesh_load(struct fi_mesh *m, const char *const *texts, size_t n, const char *addrs,
                  char *err, size_t errlen);
+/* fx_mesh_load with the bounds of base (may be NULL; its addresses_file is ignored). */
+int fx_mesh_load_opts(struct fi_mesh *m, const char *const *texts, size_t n, const char *addrs,
+                      const struct fi_mesh_opts *base, char *err, size_t errlen);
 /* Loads one text and converts it with default options; any error fails the test. */
 void fx_mesh_convert(const char *yaml, struct fi_mesh *m, struct fi_resources *r);
 

@@ -1010,6 +1010,85 @@ START_TEST(ads_large_push_is_split_into_responses_under_max_msg)
 }
 END_TEST
 
+/* Reads responses until the names r00..r(n-1) have all arrived once each at version v. */
+static size_t read_all_at(struct dc *d, int n, const char *v, size_t max_msg)
+{
+	bool got[32] = {false};
+	int seen = 0;
+	size_t responses = 0;
+
+	while (seen < n) {
+		Envoy__Service__Discovery__V3__DeltaDiscoveryResponse *r = dc_next(d);
+
+		responses++;
+		ck_assert_uint_le(protobuf_c_message_get_packed_size(&r->base), max_msg);
+		ck_assert_uint_eq(r->n_removed_resources, 0);
+		summary(r);
+		for (size_t i = 0; i < r->n_resources; i++) {
+			const char *name = r->resources[i]->name;
+			char *end = NULL;
+			long k = name[0] == 'r' ? strtol(name + 1, &end, 10) : -1;
+
+			ck_assert(k >= 0 && k < n && *end == '\0' && !got[k]);
+			ck_assert_str_eq(r->resources[i]->version, v);
+			got[k] = true;
+			seen++;
+		}
+		dc_ack(d, r);
+	}
+	return responses;
+}
+
+/* A synced wildcard stream keeps one reference to the set it holds; the next push is the
+ * difference from it, split when it does not fit one response, and a later explicit name
+ * still works on top of it. */
+START_TEST(ads_synced_stream_gets_differences_from_the_set_it_holds)
+{
+	struct zt_h2_conn *c = connect_conn(0);
+	struct dc *d = &D[0];
+	char spec[1024];
+	size_t o = 0;
+
+	fi_ads_set_max_msg(ads, 4096);
+	for (int i = 0; i < 20; i++)
+		o += (size_t)snprintf(spec + o, sizeof(spec) - o, "r%02d@1 ", i);
+	ck_assert_int_eq(set_pad(ADDR, spec, 1000), 20);
+	dc_open(d, c);
+	dc_send(d, &(struct rq){.type = ADDR});
+	ck_assert_uint_ge(read_all_at(d, 20, "1", 4096), 7);
+	uint64_t base0 = stats().from_base;
+	/* Every resource changed: more than one response can hold, so it is split again. */
+	o = 0;
+	for (int i = 0; i < 20; i++)
+		o += (size_t)snprintf(spec + o, sizeof(spec) - o, "r%02d@2 ", i);
+	ck_assert_int_eq(set_pad(ADDR, spec, 1000), 20);
+	ck_assert_uint_ge(read_all_at(d, 20, "2", 4096), 7);
+	dc_expect_quiet(d);
+	/* One changed, one removed, one added: exactly that, in one response. */
+	ck_assert_int_eq(set_pad(ADDR, "r00@2 r01@2 r02@3 r04@2 r05@2 r06@2 r07@2 r08@2 r09@2 "
+	                                "r10@2 r11@2 r12@2 r13@2 r14@2 r15@2 r16@2 r17@2 r18@2 "
+	                                "r19@2 r20@1",
+	                         1000),
+	                 3);
+	Envoy__Service__Discovery__V3__DeltaDiscoveryResponse *r = dc_next(d);
+	ck_assert_str_eq(summary(r), "+r02@3 +r20@1 -r03");
+	ck_assert_uint_eq(stats().from_base, base0 + 1);
+	dc_ack(d, r);
+	dc_expect_quiet(d);
+	/* An explicit name for something absent is answered as removed; pushes go on. */
+	dc_send(d, &(struct rq){.type = ADDR, .sub = (const char *const[]){"zz", NULL}});
+	ck_assert_str_eq(summary(dc_next(d)), "-zz");
+	ck_assert_int_eq(set_pad(ADDR, "r00@2 r01@2 r02@3 r04@2 r05@2 r06@2 r07@2 r08@2 r09@2 "
+	                                "r10@2 r11@2 r12@2 r13@2 r14@2 r15@2 r16@2 r17@2 r18@2 "
+	                                "r19@2 r20@2",
+	                         1000),
+	                 1);
+	ck_assert_str_eq(summary(dc_next(d)), "+r20@2");
+	dc_expect_quiet(d);
+	dc_clear(d);
+}
+END_TEST
+
 static void lazy_data(struct zt_h2_stream *st, const uint8_t *p, size_t len, void *arg)
 {
 	struct lazy *l = arg;
@@ -1169,6 +1248,7 @@ Suite *ads_suite(void)
 	tcase_add_test(tc, ads_free_with_open_streams_cancels_them);
 	tcase_add_test(tc, ads_set_refuses_bad_input_and_changes_nothing);
 	tcase_add_test(tc, ads_large_push_is_split_into_responses_under_max_msg);
+	tcase_add_test(tc, ads_synced_stream_gets_differences_from_the_set_it_holds);
 	tcase_add_test(tc, ads_client_that_stops_reading_gets_the_latest_state_coalesced);
 	suite_add_tcase(s, tc);
 	return s;

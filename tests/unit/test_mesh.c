@@ -499,8 +499,138 @@ START_TEST(mesh_address_file_rejects_overlong_lines)
 	struct fi_mesh m;
 	char err[256];
 	ck_assert_int_eq(fx_mesh_load(&m, &y, 1, addrs, err, sizeof(err)), ZT_E_TOOBIG);
-	ck_assert_str_eq(err, "addrs:1: line longer than 4096 bytes or file too large");
+	ck_assert_str_eq(err, "addrs:1: line longer than 4096 bytes");
 	free(addrs);
+}
+END_TEST
+
+/* ---- streaming and bounds ----------------------------------------------------------------- */
+
+#define NS_DOC(n) "---\napiVersion: v1\nkind: Namespace\nmetadata: {name: " n "}\n"
+#define POD_DOC(n)                                                                                 \
+	"---\napiVersion: v1\nkind: Pod\nmetadata: {name: " n ", namespace: app}\n"              \
+	"spec: {nodeName: node-1, containers: [{name: c, ports: [{containerPort: 80}]}]}\n"      \
+	"status: {podIP: 10.0.0.1}\n"
+
+/* Documents are converted one by one as they are read; an error in a later document names
+ * its own file and line, and the load keeps nothing, neither the earlier documents of that
+ * file nor earlier files (the server then goes on with its last good state). */
+START_TEST(mesh_error_in_a_later_document_names_its_line_and_keeps_nothing)
+{
+	const char *texts[] = {NS_DOC("app") POD_DOC("a"),
+	                       POD_DOC("b") POD_DOC("c") /* the port at line 17: */
+	                       "---\napiVersion: v1\nkind: Pod\nmetadata: {name: d, namespace: app}\n"
+	                       "spec: {containers: [{ports: [{containerPort: 0}]}]}\n" POD_DOC("e")};
+	struct fi_mesh m;
+	char err[512] = "";
+	ck_assert_int_eq(fx_mesh_load(&m, texts, 2, NULL, err, sizeof(err)), ZT_E_RANGE);
+	ck_assert_str_eq(err, "m2.yaml:17: Pod app/d: spec.containers[0].ports[0].containerPort: "
+	                      "expected an integer 1..65535, got \"0\"");
+	ck_assert_uint_eq(m.n_pods + m.n_namespaces + m.n_files, 0);
+	/* The same files without the bad document load whole. */
+	texts[1] = POD_DOC("b") POD_DOC("c") POD_DOC("e");
+	ck_assert_msg(fx_mesh_load(&m, texts, 2, NULL, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_uint_eq(m.n_pods, 4);
+	ck_assert_uint_eq(m.n_namespaces, 1);
+	ck_assert_uint_eq(m.n_files, 2);
+	fi_mesh_clear(&m);
+}
+END_TEST
+
+/* A load asked to stop (a server shutting down) stops at the next document and keeps
+ * nothing. */
+START_TEST(mesh_cancelled_load_stops_and_keeps_nothing)
+{
+	const char *text = NS_DOC("app") POD_DOC("a") POD_DOC("b");
+	atomic_bool cancel = true;
+	struct fi_mesh_opts o = {.cancel = &cancel};
+	struct fi_mesh m;
+	char err[512] = "";
+	ck_assert_int_eq(fx_mesh_load_opts(&m, &text, 1, NULL, &o, err, sizeof(err)),
+	                 ZT_E_CANCELLED);
+	ck_assert_str_eq(err, "m.yaml: load cancelled");
+	ck_assert_uint_eq(m.n_pods + m.n_namespaces + m.n_files, 0);
+	atomic_store(&cancel, false);
+	ck_assert_msg(fx_mesh_load_opts(&m, &text, 1, NULL, &o, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_uint_eq(m.n_pods, 2);
+	fi_mesh_clear(&m);
+}
+END_TEST
+
+/* Strings that repeat across objects are held once: two pods of one namespace, node, service
+ * account and labels share those strings; different values stay different. */
+START_TEST(mesh_repeated_strings_are_interned)
+{
+	const char *text =
+	        POD_DOC("a") POD_DOC("b")
+	        "---\napiVersion: v1\nkind: Pod\nmetadata: {name: c, namespace: other, labels: "
+	        "{app: x}}\nspec: {nodeName: node-2, serviceAccountName: sa2}\n"
+	        "---\napiVersion: v1\nkind: Service\nmetadata: {name: s, namespace: other}\n"
+	        "spec: {selector: {app: x}, ports: [{port: 80}]}\n";
+	struct fi_mesh m;
+	char err[512] = "";
+	ck_assert_msg(fx_mesh_load(&m, &text, 1, NULL, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_uint_eq(m.n_pods, 3);
+	const struct fi_pod *a = fi_mesh_find_pod(&m, "app", "a"), *b = fi_mesh_find_pod(&m, "app", "b");
+	const struct fi_pod *c = fi_mesh_find_pod(&m, "other", "c");
+	const struct fi_service *s = fi_mesh_find_service(&m, "other", "s");
+	ck_assert(a && b && c && s);
+	ck_assert_ptr_eq(a->meta.ns, b->meta.ns);
+	ck_assert_ptr_eq(a->node, b->node);
+	ck_assert_ptr_eq(a->service_account, b->service_account);
+	ck_assert_ptr_ne(a->meta.ns, c->meta.ns);
+	ck_assert_ptr_ne(a->node, c->node);
+	ck_assert_str_eq(a->service_account, "default");
+	ck_assert_str_eq(c->service_account, "sa2");
+	ck_assert_ptr_eq(c->meta.ns, s->meta.ns);
+	ck_assert_uint_eq(c->meta.labels.n, 1);
+	ck_assert_ptr_eq(c->meta.labels.v[0].key, s->selector.v[0].key);
+	ck_assert_ptr_eq(c->meta.labels.v[0].value, s->selector.v[0].value);
+	ck_assert(fi_labels_match(&s->selector, &c->meta.labels));
+	ck_assert_str_eq(c->meta.name, "c");
+	/* Names are each object's own. */
+	ck_assert_ptr_ne(a->meta.name, b->meta.name);
+	fi_mesh_clear(&m);
+	ck_assert_ptr_null(m.strings);
+}
+END_TEST
+
+/* The node bound is per document: many small documents pass where their total would not,
+ * one document over it fails naming the flag that raises it; the byte bound is per file. */
+START_TEST(mesh_yaml_bounds_are_options_and_errors_name_the_flag)
+{
+	const char *many = NS_DOC("app") POD_DOC("a") POD_DOC("b") POD_DOC("c") POD_DOC("d");
+	struct fi_mesh_opts o = {.max_yaml_nodes = 40};
+	struct fi_mesh m;
+	char err[512] = "";
+	ck_assert_msg(fx_mesh_load_opts(&m, &many, 1, NULL, &o, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_uint_eq(m.n_pods, 4);
+	fi_mesh_clear(&m);
+
+	o.max_yaml_nodes = 20;
+	ck_assert_int_eq(fx_mesh_load_opts(&m, &many, 1, NULL, &o, err, sizeof(err)), ZT_E_TOOBIG);
+	ck_assert_msg(strstr(err, "m.yaml:") == err && strstr(err, ": more than 20 nodes in one "
+	                                                           "document (raise with "
+	                                                           "--max-yaml-nodes)"),
+	              "%s", err);
+	ck_assert_uint_eq(m.n_pods + m.n_namespaces, 0);
+
+	o = (struct fi_mesh_opts){.max_yaml_bytes = 200};
+	ck_assert_int_eq(fx_mesh_load_opts(&m, &many, 1, NULL, &o, err, sizeof(err)), ZT_E_TOOBIG);
+	ck_assert_str_eq(err, "m.yaml: larger than 200 bytes (raise with --max-yaml-bytes)");
+	ck_assert_uint_eq(m.n_pods + m.n_namespaces, 0);
+
+	/* The address file is held to the byte bound too. */
+	o.max_yaml_bytes = 1024;
+	const char *one = POD_DOC("a");
+	char addrs[2048];
+	size_t off = 0;
+	for (int i = 0; i < 100; i++)
+		off += (size_t)snprintf(addrs + off, sizeof(addrs) - off, "# a comment line\n");
+	ck_assert_int_eq(fx_mesh_load_opts(&m, &one, 1, addrs, &o, err, sizeof(err)), ZT_E_TOOBIG);
+	ck_assert_msg(strstr(err, "addrs:") == err &&
+	                      strstr(err, "larger than 1024 bytes (raise with --max-yaml-bytes)"),
+	              "%s", err);
 }
 END_TEST
 
@@ -545,6 +675,10 @@ Suite *mesh_suite(void)
 	tcase_add_loop_test(tc, mesh_bad_input_gives_one_clear_error, 0,
 	                    (int)(sizeof(bad_cases) / sizeof(bad_cases[0])));
 	tcase_add_test(tc, mesh_address_file_rejects_overlong_lines);
+	tcase_add_test(tc, mesh_error_in_a_later_document_names_its_line_and_keeps_nothing);
+	tcase_add_test(tc, mesh_yaml_bounds_are_options_and_errors_name_the_flag);
+	tcase_add_test(tc, mesh_repeated_strings_are_interned);
+	tcase_add_test(tc, mesh_cancelled_load_stops_and_keeps_nothing);
 	tcase_add_test(tc, mesh_labels_lookup_and_selectors);
 	suite_add_tcase(s, tc);
 	return s;

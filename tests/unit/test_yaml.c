@@ -1,5 +1,7 @@
 /* YAML trees: shapes, positions, bounds and the errors that name a place. */
 #include <check.h>
+#include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -247,6 +249,90 @@ START_TEST(yaml_reader_refuses_a_string_with_a_nul_byte)
 }
 END_TEST
 
+/* ---- streaming ---------------------------------------------------------------------------- */
+
+static char *temp_yaml(const char *text)
+{
+	char *path = strdup("/tmp/zt-yaml-stream-XXXXXX");
+	ck_assert_ptr_nonnull(path);
+	int fd = mkstemp(path);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, text, strlen(text)), (int)strlen(text));
+	close(fd);
+	return path;
+}
+
+struct seen {
+	size_t n;
+	char names[8][16];
+	size_t stop_at; /* return ZT_E_RANGE for this index (SIZE_MAX: never) */
+};
+
+static int on_doc(void *arg, const struct zt_yaml *doc, size_t index)
+{
+	struct seen *s = arg;
+	ck_assert_uint_eq(index, s->n);
+	const char *name = zt_yaml_str(zt_yaml_get(doc, "name"));
+	snprintf(s->names[s->n++ % 8], 16, "%s", name ? name : "-");
+	return index == s->stop_at ? ZT_E_RANGE : 0;
+}
+
+START_TEST(yaml_stream_hands_over_each_document_in_turn)
+{
+	char *path = temp_yaml("name: a\n---\n---\nname: b\nlist: [1, 2, 3]\n---\nname: c\n");
+	struct zt_yaml_limits lim = {.max_bytes = 1024, .max_nodes = 9};
+	struct seen s = {.stop_at = SIZE_MAX};
+	char err[256] = "";
+	/* 4 documents of at most 9 nodes each, 17 in all: the node bound is per document. */
+	ck_assert_msg(zt_yaml_stream_file(path, &lim, on_doc, &s, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_uint_eq(s.n, 4);
+	ck_assert_str_eq(s.names[0], "a");
+	ck_assert_str_eq(s.names[1], "-"); /* an empty document: a null scalar */
+	ck_assert_str_eq(s.names[2], "b");
+	ck_assert_str_eq(s.names[3], "c");
+	/* A callback's error stops the stream and is returned. */
+	s = (struct seen){.stop_at = 2};
+	ck_assert_int_eq(zt_yaml_stream_file(path, &lim, on_doc, &s, err, sizeof(err)), ZT_E_RANGE);
+	ck_assert_uint_eq(s.n, 3);
+	unlink(path);
+	free(path);
+}
+END_TEST
+
+START_TEST(yaml_stream_errors_name_file_line_and_the_bound)
+{
+	char *path = temp_yaml("name: a\n---\nname: b\nlist: [1, 2, 3, 4, 5, 6, 7, 8]\n---\nname: [\n");
+	struct zt_yaml_limits lim = {.max_bytes = 1024, .max_nodes = 100};
+	struct seen s = {.stop_at = SIZE_MAX};
+	char err[256] = "", want[512];
+	/* A syntax error in the third document: the first two were handed over already. */
+	ck_assert_int_eq(zt_yaml_stream_file(path, &lim, on_doc, &s, err, sizeof(err)), ZT_E_PARSE);
+	ck_assert_uint_eq(s.n, 2);
+	snprintf(want, sizeof(want), "%s:7:1:", path);
+	ck_assert_msg(!strncmp(err, want, strlen(want)), "%s", err);
+	/* Too many nodes in the second document, with the caller's hint. */
+	lim = (struct zt_yaml_limits){.max_bytes = 1024, .max_nodes = 8, .nodes_hint = " (hint)"};
+	s = (struct seen){.stop_at = SIZE_MAX};
+	ck_assert_int_eq(zt_yaml_stream_file(path, &lim, on_doc, &s, err, sizeof(err)), ZT_E_TOOBIG);
+	ck_assert_uint_eq(s.n, 1);
+	snprintf(want, sizeof(want), "%s:4:", path);
+	ck_assert_msg(!strncmp(err, want, strlen(want)) && strstr(err, ": more than 8 nodes (hint)"),
+	              "%s", err);
+	/* A file over the byte bound is refused before parsing. */
+	lim = (struct zt_yaml_limits){.max_bytes = 16, .max_nodes = 100, .bytes_hint = " (b)"};
+	s = (struct seen){.stop_at = SIZE_MAX};
+	ck_assert_int_eq(zt_yaml_stream_file(path, &lim, on_doc, &s, err, sizeof(err)), ZT_E_TOOBIG);
+	ck_assert_uint_eq(s.n, 0);
+	snprintf(want, sizeof(want), "%s: larger than 16 bytes (b)", path);
+	ck_assert_str_eq(err, want);
+	unlink(path);
+	ck_assert_int_eq(zt_yaml_stream_file(path, &lim, on_doc, &s, err, sizeof(err)), -ENOENT);
+	ck_assert_int_eq(zt_yaml_stream_file("/tmp", &lim, on_doc, &s, err, sizeof(err)), ZT_E_PARSE);
+	ck_assert_str_eq(err, "/tmp: not a regular file");
+	free(path);
+}
+END_TEST
+
 Suite *yaml_suite(void);
 Suite *yaml_suite(void)
 {
@@ -262,6 +348,8 @@ Suite *yaml_suite(void)
 	tcase_add_test(tc, yaml_load_file_reads_and_reports_missing_files);
 	tcase_add_test(tc, yaml_reader_names_object_path_and_field_in_errors);
 	tcase_add_test(tc, yaml_reader_refuses_a_string_with_a_nul_byte);
+	tcase_add_test(tc, yaml_stream_hands_over_each_document_in_turn);
+	tcase_add_test(tc, yaml_stream_errors_name_file_line_and_the_bound);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -1,16 +1,21 @@
 /* YAML trees from libyaml events. A stack of open collections receives each new node; a
  * mapping receives keys and values alternately and refuses a key it already holds (a hash
  * index of its keys once it has more than a few, so the check stays linear overall). Nodes
- * are counted against ZT_YAML_MAX_NODES and the stack against ZT_YAML_MAX_DEPTH. */
+ * are counted against a bound (ZT_YAML_MAX_NODES per input, or the caller's per document
+ * when streaming) and the stack against ZT_YAML_MAX_DEPTH. */
 #include "runtime/yaml.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 #include <yaml.h>
 
 #include "runtime/err.h"
@@ -52,7 +57,8 @@ struct builder {
 	size_t errlen;
 	struct zt_yaml *stack[ZT_YAML_MAX_DEPTH];
 	size_t depth;
-	size_t nodes;
+	size_t nodes, max_nodes;
+	const char *nodes_hint; /* appended to the node-count message, e.g. " (--max-nodes)" */
 	size_t cap[ZT_YAML_MAX_DEPTH];      /* item capacity of each open collection */
 	bool want_value[ZT_YAML_MAX_DEPTH]; /* an open mapping holds a key without value */
 	struct keyidx idx[ZT_YAML_MAX_DEPTH];
@@ -175,8 +181,8 @@ static int attach(struct builder *b, struct zt_yaml *n, const yaml_mark_t *m)
 static struct zt_yaml *node_new(struct builder *b, enum zt_yaml_type t, const yaml_mark_t *m,
                                 int *rc)
 {
-	if (++b->nodes > ZT_YAML_MAX_NODES) {
-		*rc = fail(b, m, ZT_E_TOOBIG, "more than %u nodes", ZT_YAML_MAX_NODES);
+	if (++b->nodes > b->max_nodes) {
+		*rc = fail(b, m, ZT_E_TOOBIG, "more than %zu nodes%s", b->max_nodes, b->nodes_hint);
 		return NULL;
 	}
 	struct zt_yaml *n = xcalloc(1, sizeof(*n));
@@ -230,6 +236,25 @@ static int on_event(struct builder *b, const yaml_event_t *ev)
 	}
 }
 
+/* Frees the key indexes and, after a failure, a partly built document, including keys still
+ * waiting for a value. Deepest first: a pending key may itself be the next open collection
+ * on the stack. */
+static void builder_clear(struct builder *b, bool partial)
+{
+	for (size_t i = 0; i < ZT_YAML_MAX_DEPTH; i++)
+		idx_clear(&b->idx[i]);
+	if (!partial)
+		return;
+	for (size_t i = b->depth; i-- > 0;) {
+		struct zt_yaml *c = b->stack[i];
+		if (c->type == ZT_YAML_MAP && b->want_value[i])
+			node_free(c->items[2 * c->n]);
+	}
+	node_free(b->root);
+	b->root = NULL;
+	b->depth = 0;
+}
+
 static const char *problem(const yaml_parser_t *p)
 {
 	return p->problem ? p->problem : "invalid YAML";
@@ -239,7 +264,11 @@ int zt_yaml_parse(const char *name, const char *text, size_t len, struct zt_yaml
                   char *err, size_t errlen)
 {
 	memset(out, 0, sizeof(*out));
-	struct builder b = {.name = name ? name : "<input>", .err = err, .errlen = errlen};
+	struct builder b = {.name = name ? name : "<input>",
+	                    .err = err,
+	                    .errlen = errlen,
+	                    .max_nodes = ZT_YAML_MAX_NODES,
+	                    .nodes_hint = ""};
 	if (len > ZT_YAML_MAX_INPUT) {
 		snprintf(err, errlen, "%s: larger than %u bytes", b.name, ZT_YAML_MAX_INPUT);
 		return ZT_E_TOOBIG;
@@ -289,17 +318,8 @@ int zt_yaml_parse(const char *name, const char *text, size_t len, struct zt_yaml
 		yaml_event_delete(&ev);
 	}
 	yaml_parser_delete(&p);
-	for (size_t i = 0; i < ZT_YAML_MAX_DEPTH; i++)
-		idx_clear(&b.idx[i]);
+	builder_clear(&b, rc != 0);
 	if (rc) {
-		/* Free a partly built document, including keys still waiting for a value. Deepest
-		 * first: a pending key may itself be the next open collection on the stack. */
-		for (size_t i = b.depth; i-- > 0;) {
-			struct zt_yaml *c = b.stack[i];
-			if (c->type == ZT_YAML_MAP && b.want_value[i])
-				node_free(c->items[2 * c->n]);
-		}
-		node_free(b.root);
 		zt_yaml_docs_clear(out);
 		return rc;
 	}
@@ -324,6 +344,114 @@ int zt_yaml_load_file(const char *path, struct zt_yaml_docs *out, char *err, siz
 	}
 	rc = zt_yaml_parse(path, text, len, out, err, errlen);
 	free(text);
+	return rc;
+}
+
+/* ---- streaming ---------------------------------------------------------------------------- */
+
+struct src {
+	int fd;
+	uint64_t read, max;
+	bool over; /* more than max bytes */
+	int err;   /* errno of a failed read */
+};
+
+static int src_read(void *arg, unsigned char *buf, size_t size, size_t *got)
+{
+	struct src *s = arg;
+	ssize_t n;
+
+	do
+		n = read(s->fd, buf, size);
+	while (n < 0 && errno == EINTR);
+	if (n < 0) {
+		s->err = errno;
+		return 0;
+	}
+	s->read += (uint64_t)n;
+	if (s->read > s->max) {
+		s->over = true;
+		return 0;
+	}
+	*got = (size_t)n;
+	return 1;
+}
+
+int zt_yaml_stream_file(const char *path, const struct zt_yaml_limits *lim, zt_yaml_doc_cb cb,
+                        void *arg, char *err, size_t errlen)
+{
+	const char *bh = lim->bytes_hint ? lim->bytes_hint : "";
+	struct builder b = {.name = path,
+	                    .err = err,
+	                    .errlen = errlen,
+	                    .max_nodes = lim->max_nodes,
+	                    .nodes_hint = lim->nodes_hint ? lim->nodes_hint : ""};
+	struct src in = {.fd = open(path, O_RDONLY | O_CLOEXEC), .max = lim->max_bytes};
+	struct stat st;
+	yaml_parser_t p;
+	size_t index = 0;
+	int rc = 0;
+
+	if (in.fd < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "%s: %s", path, strerror(-rc));
+		return rc;
+	}
+	if (fstat(in.fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "%s: not a regular file", path);
+		close(in.fd);
+		return ZT_E_PARSE;
+	}
+	if ((uint64_t)st.st_size > lim->max_bytes) {
+		snprintf(err, errlen, "%s: larger than %" PRIu64 " bytes%s", path, lim->max_bytes, bh);
+		close(in.fd);
+		return ZT_E_TOOBIG;
+	}
+	if (!yaml_parser_initialize(&p))
+		abort();
+	yaml_parser_set_input(&p, src_read, &in);
+	for (bool done = false; !done && !rc;) {
+		yaml_event_t ev;
+		if (!yaml_parser_parse(&p, &ev)) {
+			if (in.over)
+				rc = fail(&b, &p.problem_mark, ZT_E_TOOBIG,
+				          "larger than %" PRIu64 " bytes%s", lim->max_bytes, bh);
+			else if (in.err)
+				rc = fail(&b, &p.problem_mark, -in.err, "%s", strerror(in.err));
+			else
+				rc = fail(&b, &p.problem_mark, ZT_E_PARSE, "%s", problem(&p));
+			break;
+		}
+		switch (ev.type) {
+		case YAML_STREAM_END_EVENT:
+			done = true;
+			break;
+		case YAML_DOCUMENT_START_EVENT:
+			b.root = NULL;
+			b.depth = 0;
+			b.nodes = 0;
+			break;
+		case YAML_DOCUMENT_END_EVENT:
+			if (!b.root) {
+				b.root = node_new(&b, ZT_YAML_SCALAR, &ev.start_mark, &rc);
+				if (!b.root)
+					break;
+				b.root->plain = true;
+				b.root->s = xstrdup("");
+			}
+			rc = cb(arg, b.root, index++);
+			node_free(b.root);
+			b.root = NULL;
+			break;
+		default:
+			rc = on_event(&b, &ev);
+			break;
+		}
+		yaml_event_delete(&ev);
+	}
+	yaml_parser_delete(&p);
+	builder_clear(&b, rc != 0);
+	close(in.fd);
 	return rc;
 }
 

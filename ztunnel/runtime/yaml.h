@@ -40,6 +40,26 @@ int zt_yaml_parse(const char *name, const char *text, size_t len, struct zt_yaml
 int zt_yaml_load_file(const char *path, struct zt_yaml_docs *out, char *err, size_t errlen);
 void zt_yaml_docs_clear(struct zt_yaml_docs *d);
 
+/* Bounds for zt_yaml_stream_file. The hints (may be NULL) end the matching messages, e.g.
+ * " (raise with --max-yaml-bytes)". */
+struct zt_yaml_limits {
+	uint64_t max_bytes; /* the whole file */
+	size_t max_nodes;   /* per document: the most held at once */
+	const char *bytes_hint, *nodes_hint;
+};
+
+/* Called with each document of a stream in turn (index from 0); the tree is borrowed and
+ * freed when cb returns. A non-zero return stops the stream and is returned by it. */
+typedef int (*zt_yaml_doc_cb)(void *arg, const struct zt_yaml *doc, size_t index);
+
+/* Parses path one document at a time: only the document being read is held in memory. The
+ * file must be a regular file of at most lim->max_bytes (checked before and while reading).
+ * Returns 0, cb's first non-zero return, -errno (unreadable), ZT_E_PARSE (malformed YAML, not
+ * a regular file) or ZT_E_TOOBIG ("name:line:col: what" in err, hint appended). Documents
+ * before a failure have been handed to cb already: undoing them is the caller's choice. */
+int zt_yaml_stream_file(const char *path, const struct zt_yaml_limits *lim, zt_yaml_doc_cb cb,
+                        void *arg, char *err, size_t errlen);
+
 /* Accessors; all accept NULL and return NULL/false when the shape does not fit. */
 const struct zt_yaml *zt_yaml_get(const struct zt_yaml *map, const char *key);
 const struct zt_yaml *zt_yaml_at(const struct zt_yaml *seq, size_t i);
