@@ -17,14 +17,14 @@
 
 ZT_LOG_MODULE("grpc");
 
-#define MAX_MD       32
+#define MAX_MD 32
 #define MAX_MD_BYTES 8192u
 
 struct zt_grpc_call {
 	struct zt_loop *loop;
 	struct zt_h2_stream *st; /* NULL once the stream closed */
 	bool server;
-	bool headers_sent; /* server: response headers out */
+	bool headers_sent;	 /* server: response headers out */
 	bool send_closed;
 	bool status_set;
 	int code;
@@ -49,23 +49,11 @@ size_t zt_grpc_call_live(void)
 const char *zt_grpc_code_name(int code)
 {
 	static const char *const names[] = {
-	        "OK",
-	        "CANCELLED",
-	        "UNKNOWN",
-	        "INVALID_ARGUMENT",
-	        "DEADLINE_EXCEEDED",
-	        "NOT_FOUND",
-	        "ALREADY_EXISTS",
-	        "PERMISSION_DENIED",
-	        "RESOURCE_EXHAUSTED",
-	        "FAILED_PRECONDITION",
-	        "ABORTED",
-	        "OUT_OF_RANGE",
-	        "UNIMPLEMENTED",
-	        "INTERNAL",
-	        "UNAVAILABLE",
-	        "DATA_LOSS",
-	        "UNAUTHENTICATED",
+		"OK",		     "CANCELLED",	"UNKNOWN",	    "INVALID_ARGUMENT",
+		"DEADLINE_EXCEEDED", "NOT_FOUND",	"ALREADY_EXISTS",   "PERMISSION_DENIED",
+		"RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED",	    "OUT_OF_RANGE",
+		"UNIMPLEMENTED",     "INTERNAL",	"UNAVAILABLE",	    "DATA_LOSS",
+		"UNAUTHENTICATED",
 	};
 	if (code >= 0 && (size_t)code < sizeof(names) / sizeof(names[0]))
 		return names[code];
@@ -100,8 +88,8 @@ bool zt_grpc_reader_partial(const struct zt_grpc_reader *r)
 	return r->have_prefix > 0 || r->in_body;
 }
 
-int zt_grpc_reader_feed(struct zt_grpc_reader *r, const uint8_t *p, size_t len, zt_grpc_msg_cb cb,
-                        void *arg)
+int zt_grpc_reader_feed(struct zt_grpc_reader *r, const uint8_t *p, size_t len,
+			zt_grpc_msg_cb cb, void *arg)
 {
 	while (len > 0) {
 		if (!r->in_body) {
@@ -119,7 +107,7 @@ int zt_grpc_reader_feed(struct zt_grpc_reader *r, const uint8_t *p, size_t len, 
 			if (r->prefix[0] != 0)
 				return ZT_E_PROTO;
 			r->need = (uint32_t)r->prefix[1] << 24 | (uint32_t)r->prefix[2] << 16 |
-			          (uint32_t)r->prefix[3] << 8 | r->prefix[4];
+				  (uint32_t)r->prefix[3] << 8 | r->prefix[4];
 			if (r->need > r->max_msg)
 				return ZT_E_TOOBIG;
 			r->have_prefix = 0;
@@ -448,8 +436,8 @@ static void read_status(struct zt_grpc_call *call, const struct zt_h2_header *h,
 	set_status(call, code, text);
 }
 
-static void cl_on_headers(struct zt_h2_stream *st, const struct zt_h2_header *h, size_t n, bool end,
-                          void *arg)
+static void cl_on_headers(struct zt_h2_stream *st, const struct zt_h2_header *h, size_t n,
+			  bool end, void *arg)
 {
 	struct zt_grpc_call *call = arg;
 	int status = 0;
@@ -485,17 +473,17 @@ static void cl_on_end(struct zt_h2_stream *st, void *arg)
 }
 
 static const struct zt_h2_stream_cbs client_stream_cbs = {
-        .on_headers = cl_on_headers,
-        .on_data = st_on_data,
-        .on_end = cl_on_end,
-        .on_writable = st_on_writable,
-        .on_close = st_on_close,
+	.on_headers = cl_on_headers,
+	.on_data = st_on_data,
+	.on_end = cl_on_end,
+	.on_writable = st_on_writable,
+	.on_close = st_on_close,
 };
 
 struct zt_grpc_call *zt_grpc_call_start(struct zt_h2_conn *c, const char *authority,
-                                        const char *path, const struct zt_grpc_md *md, size_t nmd,
-                                        uint64_t deadline_ms, size_t max_msg,
-                                        const struct zt_grpc_call_cbs *cbs, void *arg, int *err)
+					const char *path, const struct zt_grpc_md *md, size_t nmd,
+					uint64_t deadline_ms, size_t max_msg,
+					const struct zt_grpc_call_cbs *cbs, void *arg, int *err)
 {
 	struct zt_h2_header h[8 + MAX_MD];
 	char timeout[16];
@@ -516,16 +504,15 @@ struct zt_grpc_call *zt_grpc_call_start(struct zt_h2_conn *c, const char *author
 	if (deadline_ms) {
 		/* At most 8 digits: switch to seconds for long deadlines. */
 		if (deadline_ms < 100000000)
-			snprintf(timeout, sizeof(timeout), "%llum",
-			         (unsigned long long)deadline_ms);
+			snprintf(timeout, sizeof(timeout), "%llum", (unsigned long long)deadline_ms);
 		else
 			snprintf(timeout, sizeof(timeout), "%lluS",
-			         (unsigned long long)(deadline_ms / 1000 % 100000000));
+				 (unsigned long long)(deadline_ms / 1000 % 100000000));
 		h[n++] = (struct zt_h2_header){"grpc-timeout", 12, timeout, strlen(timeout)};
 	}
 	for (size_t i = 0; i < nmd; i++)
 		h[n++] = (struct zt_h2_header){md[i].key, strlen(md[i].key), md[i].value,
-		                               strlen(md[i].value)};
+					       strlen(md[i].value)};
 	call = call_new(loop, false, max_msg);
 	call->cb = *cbs;
 	call->arg = arg;
@@ -564,10 +551,10 @@ static void sv_on_end(struct zt_h2_stream *st, void *arg)
 }
 
 static const struct zt_h2_stream_cbs server_stream_cbs = {
-        .on_data = st_on_data,
-        .on_end = sv_on_end,
-        .on_writable = st_on_writable,
-        .on_close = st_on_close,
+	.on_data = st_on_data,
+	.on_end = sv_on_end,
+	.on_writable = st_on_writable,
+	.on_close = st_on_close,
 };
 
 int zt_grpc_call_finish(struct zt_grpc_call *call, int code, const char *message)
@@ -601,9 +588,9 @@ static void refuse(struct zt_h2_stream *st, int code, const char *msg)
 {
 	char scode[8];
 	struct zt_h2_header h[] = {
-	        ZT_H2_HDR("content-type", "application/grpc"),
-	        {"grpc-status", 11, scode, 0},
-	        ZT_H2_HDR("grpc-message", msg),
+		ZT_H2_HDR("content-type", "application/grpc"),
+		{"grpc-status", 11, scode, 0},
+		ZT_H2_HDR("grpc-message", msg),
 	};
 
 	snprintf(scode, sizeof(scode), "%d", code);
@@ -613,7 +600,7 @@ static void refuse(struct zt_h2_stream *st, int code, const char *msg)
 }
 
 void zt_grpc_server_on_request(struct zt_h2_conn *c, struct zt_h2_stream *st,
-                               const struct zt_h2_header *h, size_t n, bool end, void *arg)
+			       const struct zt_h2_header *h, size_t n, bool end, void *arg)
 {
 	const struct zt_grpc_server *srv = arg;
 	const struct zt_h2_header *method = NULL, *path = NULL, *ctype = NULL, *timeout = NULL;
@@ -662,9 +649,8 @@ void zt_grpc_server_on_request(struct zt_h2_conn *c, struct zt_h2_stream *st,
 	}
 	if (md_bytes > MAX_MD_BYTES) {
 		char why[160];
-		snprintf(why, sizeof(why),
-		         "request metadata larger than %u bytes (%.*s: %zu bytes)", MAX_MD_BYTES,
-		         (int)(h[big].name_len > 64 ? 64 : h[big].name_len), h[big].name,
+		snprintf(why, sizeof(why), "request metadata larger than %u bytes (%.*s: %zu bytes)",
+		         MAX_MD_BYTES, (int)(h[big].name_len > 64 ? 64 : h[big].name_len), h[big].name,
 		         h[big].value_len);
 		refuse(st, ZT_GRPC_RESOURCE_EXHAUSTED, why);
 		return;
@@ -683,8 +669,7 @@ void zt_grpc_server_on_request(struct zt_h2_conn *c, struct zt_h2_stream *st,
 	if (timeout) {
 		int64_t ms = zt_grpc_timeout_parse(timeout->value, timeout->value_len);
 		if (ms >= 0)
-			zt_timer_start(call->loop, &call->deadline, (uint64_t)ms, on_deadline,
-			               call);
+			zt_timer_start(call->loop, &call->deadline, (uint64_t)ms, on_deadline, call);
 	}
 	m->handler(call, m->arg);
 	if (end && call->st && call->cb.on_half_close)
