@@ -192,3 +192,46 @@ put("xds_response", "duplicate", grpc(response(ADDR, [resource("a0", "1", ADDR, 
 put("xds_response", "nameless-bodiless", grpc(response(ADDR, [ld(1, "1"), ld(3, "x")])))
 put("xds_response", "unsubscribed", grpc(response("type.googleapis.com/envoy.config.cluster.v3.Cluster")))
 put("xds_response", "empty-and-split", grpc(b"") + grpc(response(AUTHZ, removed=["p0"]))[:7])
+
+
+# ---- waypoint policies -----------------------------------------------------------------------
+def vi(field, n):
+    return varint(field << 3) + varint(n)
+
+
+def policy(name, action=0, dry_run=False, services=(), rules=()):
+    b = ld(1, "demo") + ld(2, name) + (vi(3, action) if action else b"") + (vi(4, 1) if dry_run else b"")
+    return b + b"".join(ld(6, s) for s in services) + b"".join(ld(7, r) for r in rules)
+
+
+def rule(frm=(), to=(), when=(), unevaluable=None):
+    b = b"".join(ld(1, x) for x in frm) + b"".join(ld(2, x) for x in to) + b"".join(ld(3, x) for x in when)
+    return b + (ld(4, unevaluable) if unevaluable else b"")
+
+
+def rep(field, vals):
+    return b"".join(ld(field, v) for v in vals)
+
+
+def waypoint(*policies):
+    return ld(1, "demo") + ld(2, "waypoint") + ld(3, "waypoint") + b"".join(ld(4, p) for p in policies)
+
+
+put("waypoint_authz", "deny-admin-allow-api", waypoint(
+    policy("no-admin", 1, rules=[rule(to=[rep(7, ["/admin*"]) + rep(5, ["DELETE"])])]),
+    policy("api", 0, rules=[rule(frm=[rep(1, ["cluster.local/ns/demo/sa/*"])],
+                                 to=[rep(7, ["/api/*"]) + rep(1, ["web*"])],
+                                 when=[ld(1, "request.headers[x-ok]") + rep(2, ["yes"])])])))
+put("waypoint_authz", "ip-blocks", waypoint(
+    policy("nets", 0, rules=[rule(frm=[rep(5, ["10.244.0.0/16", "fd00::/8"]) + rep(6, ["10.244.9.0/24"]) +
+                                       rep(7, ["10.0.0.0/8"]) + rep(8, ["10.0.0.9/32", "bad/99"])])])))
+put("waypoint_authz", "audit-dry-run", waypoint(
+    policy("audit", 2, rules=[rule(to=[rep(3, ["80", "8080"]) + rep(4, ["22"])])]),
+    policy("dry", 1, dry_run=True, services=["demo/web.demo.svc.cluster.local"],
+           rules=[rule(frm=[rep(3, ["demo"]) + rep(4, ["other"]) + rep(9, ["demo/sleep"]) + rep(10, ["demo/x"])])])))
+put("waypoint_authz", "not-fields", waypoint(
+    policy("nots", 0, rules=[rule(to=[rep(2, ["*.evil.com"]) + rep(6, ["POST", "PUT"]) + rep(8, ["*secret*", "/x*"])],
+                                  when=[ld(1, "source.ip") + rep(3, ["10.0.0.1"]),
+                                        ld(1, "request.auth.claims[iss]") + rep(2, ["x"])]),
+                             rule(unevaluable="request.auth.principals")])))
+put("waypoint_authz", "empty-rules", waypoint(policy("allow-nothing", 0), policy("deny-all", 1, rules=[rule()])))
