@@ -23,10 +23,15 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	(void)argv;
 	zt_log_set_spec("off", NULL, 0);
 	reqs[0] = (struct wp_request){.principal = "cluster.local/ns/demo/sa/sleep",
-	                              .src_ns = "demo", .src_sa = "sleep", .dst_port = 80,
-	                              .service = "demo/web.demo.svc.cluster.local", .http = true,
-	                              .method = "GET", .path = "/api/v1/items?x=1",
-	                              .host = "web.demo.svc.cluster.local:80", .headers = hdrs,
+	                              .src_ns = "demo",
+	                              .src_sa = "sleep",
+	                              .dst_port = 80,
+	                              .service = "demo/web.demo.svc.cluster.local",
+	                              .http = true,
+	                              .method = "GET",
+	                              .path = "/api/v1/items?x=1",
+	                              .host = "web.demo.svc.cluster.local:80",
+	                              .headers = hdrs,
 	                              .n_headers = 3};
 	reqs[1] = reqs[0];
 	reqs[1].http = false;

@@ -82,7 +82,8 @@ static void zds_seeds(void)
 static void ca_seed(const char *name, char caller, const char *id, int64_t validity,
                     const char *impersonate)
 {
-	Istio__V1__Auth__IstioCertificateRequest req = ISTIO__V1__AUTH__ISTIO_CERTIFICATE_REQUEST__INIT;
+	Istio__V1__Auth__IstioCertificateRequest req =
+	        ISTIO__V1__AUTH__ISTIO_CERTIFICATE_REQUEST__INIT;
 	Google__Protobuf__Struct md = GOOGLE__PROTOBUF__STRUCT__INIT;
 	Google__Protobuf__Struct__FieldsEntry entry = GOOGLE__PROTOBUF__STRUCT__FIELDS_ENTRY__INIT;
 	Google__Protobuf__Struct__FieldsEntry *entries[] = {&entry};
