@@ -20,7 +20,7 @@ fi
 mkdir -p "$build/crashes" "$build/logs"
 max_len() {
 	case $1 in
-	mesh) echo 4096 ;;
+	mesh|admin_http) echo 4096 ;;
 	local_config|proxy_config|ca_request|jwt) echo 8192 ;;
 	yaml) echo 16384 ;;
 	*) echo 65536 ;;
