@@ -198,6 +198,8 @@ $(BUILD)/fuzz/waypoint_h2 $(BUILD)/tests/fuzz/replay_waypoint_h2: \
 	$(BUILD)/obj/sim/sim-waypoint/h2l7.o $(BUILD)/obj/sim/sim-waypoint/authz.o
 $(BUILD)/fuzz/waypoint_authz $(BUILD)/tests/fuzz/replay_waypoint_authz: \
 	$(BUILD)/obj/sim/sim-waypoint/authz.o
+$(BUILD)/fuzz/waypoint_http1 $(BUILD)/tests/fuzz/replay_waypoint_http1: \
+	$(BUILD)/obj/sim/sim-waypoint/h1head.o $(BUILD)/obj/sim/sim-waypoint/authz.o
 
 # The seed writer for the binary corpora (tests/fuzz/mkseeds.c), built with the rest.
 $(BUILD)/tests/fuzz/mkseeds: $(BUILD)/obj/tests/fuzz/mkseeds.o $(TEST_LIBS)
