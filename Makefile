@@ -186,7 +186,7 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/integration/%.o $(TEST_LIBS)
 $(BUILD)/tests/fuzz/replay_%: $(BUILD)/obj/tests/fuzz/fuzz_%.o $(BUILD)/obj/tests/fuzz/replay.o $(TEST_LIBS)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS) -lpthread
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $(filter %.o,$^) $(filter %.a,$^) $(PKG_LIBS) -lpthread
 
 $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(TEST_LIBS)
 	@mkdir -p $(@D)
@@ -196,7 +196,14 @@ $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(TEST_LIBS)
 $(BUILD)/fuzz/%: $(BUILD)/obj/tests/fuzz/fuzz_%.o $(TEST_LIBS)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS_ALL) -fsanitize=fuzzer -o $@ $^ $(PKG_LIBS) -lpthread
+	$(Q)$(CC) $(LDFLAGS_ALL) -fsanitize=fuzzer -o $@ $(filter %.o,$^) $(filter %.a,$^) $(PKG_LIBS) -lpthread
+# Targets over sim-waypoint's pure modules link those objects too.
+$(BUILD)/fuzz/waypoint_h2 $(BUILD)/tests/fuzz/replay_waypoint_h2: \
+	$(BUILD)/obj/sim/sim-waypoint/h2l7.o $(BUILD)/obj/sim/sim-waypoint/authz.o
+$(BUILD)/fuzz/waypoint_authz $(BUILD)/tests/fuzz/replay_waypoint_authz: \
+	$(BUILD)/obj/sim/sim-waypoint/authz.o
+$(BUILD)/fuzz/waypoint_http1 $(BUILD)/tests/fuzz/replay_waypoint_http1: \
+	$(BUILD)/obj/sim/sim-waypoint/h1head.o $(BUILD)/obj/sim/sim-waypoint/authz.o
 
 # The seed writer for the binary corpora (tests/fuzz/mkseeds.c), built with the rest.
 $(BUILD)/tests/fuzz/mkseeds: $(BUILD)/obj/tests/fuzz/mkseeds.o $(TEST_LIBS)

@@ -331,8 +331,14 @@ static int u_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *n
 	(void)flags, (void)ud;
 	if (!p || f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_RESPONSE)
 		return 0;
-	if (nl == 7 && !memcmp(name, ":status", 7) && vl >= 1 && value[0] == '1')
-		return 0; /* interim */
+	if (nl == 7 && !memcmp(name, ":status", 7)) {
+		/* nghttp2 checks for three digits only: "001" would go downstream as it is. An
+		 * invalid status resets the stream (503 downstream, as any upstream reset). */
+		if (vl != 3 || value[0] < '1' || value[0] > '5')
+			return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+		if (value[0] == '1')
+			return 0; /* interim */
+	}
 	if (add_hdr(&p->rb, p->rnames, p->rlens, p->rvalues, p->rvlens, &p->nrh, name, nl, value,
 	            vl))
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;

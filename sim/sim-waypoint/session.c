@@ -35,10 +35,6 @@ ZT_LOG_MODULE("session");
 enum mode { SNIFF, HTTP1, H2, TCP };
 enum rstate { R_IDLE, R_HEAD, R_BODY, R_WAIT }; /* request side of HTTP1 */
 
-struct hdr {
-	size_t name, value; /* offsets into hbuf */
-};
-
 struct sess {
 	struct wp *wp;
 	struct zt_h2_stream *in, *up;
@@ -61,13 +57,9 @@ struct sess {
 	/* HTTP1 request side */
 	http_parser rp;
 	enum rstate rs;
-	struct zt_buf inbuf; /* received from downstream, not parsed yet */
-	struct zt_buf hbuf;  /* url and header text of the current request */
-	size_t url_off, url_len;
-	struct hdr hdrs[WP_MAX_HEADER_COUNT];
-	size_t nh;
-	bool last_value;
-	bool allowed, chunked, close_after, head_req, too_big;
+	struct zt_buf inbuf;    /* received from downstream, not parsed yet */
+	struct wp_h1_head head; /* url and headers of the current request */
+	bool allowed, chunked, close_after, head_req;
 	struct wp_decision dec;
 	char method[24], path[1024];
 	uint64_t started;
@@ -100,7 +92,7 @@ static void on_reap(struct zt_defer *d, void *arg)
 	zt_workload_unref(s->dst);
 	wp_h2l7_free(s->h2);
 	zt_buf_clear(&s->inbuf);
-	zt_buf_clear(&s->hbuf);
+	wp_h1_head_clear(&s->head);
 	zt_buf_clear(&s->upq);
 	free(s);
 	live--;
@@ -457,62 +449,26 @@ static int on_msg_begin(http_parser *p)
 	struct sess *s = of(p);
 
 	s->rs = R_HEAD;
-	zt_buf_consume(&s->hbuf, zt_buf_len(&s->hbuf));
-	s->url_off = s->url_len = 0;
-	s->nh = 0;
-	s->last_value = false;
+	wp_h1_head_reset(&s->head);
 	s->started = zt_loop_now(s->wp->loop);
 	s->method[0] = s->path[0] = '\0';
 	memset(&s->dec, 0, sizeof(s->dec));
 	return 0;
 }
 
-static int hadd(struct sess *s, const char *at, size_t len)
-{
-	if (zt_buf_len(&s->hbuf) + len + 1 > WP_MAX_HEADERS) {
-		s->too_big = true;
-		return -1;
-	}
-	return zt_buf_append(&s->hbuf, at, len);
-}
-
 static int on_url(http_parser *p, const char *at, size_t len)
 {
-	struct sess *s = of(p);
-	if (s->url_len == 0)
-		s->url_off = zt_buf_len(&s->hbuf);
-	s->url_len += len;
-	return hadd(s, at, len) < 0 ? -1 : 0;
+	return wp_h1_head_url(&of(p)->head, at, len);
 }
 
 static int on_hfield(http_parser *p, const char *at, size_t len)
 {
-	struct sess *s = of(p);
-	if (s->nh == 0 || s->last_value) {
-		if (s->nh == WP_MAX_HEADER_COUNT) {
-			s->too_big = true;
-			return -1;
-		}
-		if (hadd(s, "", 1) < 0)
-			return -1;
-		s->hdrs[s->nh].name = zt_buf_len(&s->hbuf);
-		s->hdrs[s->nh].value = SIZE_MAX;
-		s->nh++;
-		s->last_value = false;
-	}
-	return hadd(s, at, len) < 0 ? -1 : 0;
+	return wp_h1_head_field(&of(p)->head, at, len);
 }
 
 static int on_hvalue(http_parser *p, const char *at, size_t len)
 {
-	struct sess *s = of(p);
-	if (!s->last_value) {
-		if (hadd(s, "", 1) < 0)
-			return -1;
-		s->hdrs[s->nh - 1].value = zt_buf_len(&s->hbuf);
-		s->last_value = true;
-	}
-	return hadd(s, at, len) < 0 ? -1 : 0;
+	return wp_h1_head_value(&of(p)->head, at, len);
 }
 
 static int on_headers_done(http_parser *p)
@@ -520,26 +476,12 @@ static int on_headers_done(http_parser *p)
 	struct sess *s = of(p);
 	struct wp_header hs[WP_MAX_HEADER_COUNT];
 	struct zt_buf out;
-	const char *host = NULL;
+	const char *url, *host;
 
-	if (hadd(s, "", 1) < 0)
+	if (wp_h1_head_finish(&s->head, hs, &url, &host) < 0)
 		return -1;
-	/* Everything is NUL-separated in hbuf now; it does not move until the next message. */
-	const char *base = (const char *)zt_buf_data(&s->hbuf);
-	/* The URL is followed by the NUL hadd() put before the first header (or just now). */
-	const char *url = s->url_len ? base + s->url_off : "/";
 	snprintf(s->method, sizeof(s->method), "%s", http_method_str(p->method));
 	snprintf(s->path, sizeof(s->path), "%.1000s", url);
-	for (size_t i = 0; i < s->nh; i++) {
-		char *name = (char *)base + s->hdrs[i].name;
-		for (char *c = name; *c; c++)
-			if (*c >= 'A' && *c <= 'Z')
-				*c = (char)(*c - 'A' + 'a');
-		hs[i].name = name;
-		hs[i].value = s->hdrs[i].value == SIZE_MAX ? "" : base + s->hdrs[i].value;
-		if (!strcmp(name, "host"))
-			host = hs[i].value;
-	}
 	struct wp_request rq = {
 	        .principal = s->principal[0] ? s->principal + strlen("spiffe://") : NULL,
 	        .src_ns = s->has_peer ? s->peer.ns : NULL,
@@ -553,7 +495,7 @@ static int on_headers_done(http_parser *p)
 	        .path = url,
 	        .host = host,
 	        .headers = hs,
-	        .n_headers = s->nh,
+	        .n_headers = s->head.nh,
 	};
 	s->allowed = wp_authz_check(s->wp->cfg, &rq, &s->dec);
 	s->chunked = (p->flags & F_CHUNKED) != 0;
@@ -567,10 +509,7 @@ static int on_headers_done(http_parser *p)
 	s->resp_done = false;
 	/* Rebuild the head for upstream. */
 	zt_buf_init(&out, 0);
-	zt_buf_appendf(&out, "%s %s HTTP/1.1\r\n", s->method, url);
-	for (size_t i = 0; i < s->nh; i++)
-		zt_buf_appendf(&out, "%s: %s\r\n", hs[i].name, hs[i].value);
-	zt_buf_appendf(&out, "\r\n");
+	wp_h1_head_format(&out, s->method, url, hs, s->head.nh);
 	if (!s->up && !s->req && open_upstream(s) < 0) {
 		zt_buf_clear(&out);
 		s->allowed = false;
@@ -679,7 +618,7 @@ static void pump_requests(struct sess *s)
 			}
 			continue;
 		}
-		bool big = s->too_big || e == HPE_HEADER_OVERFLOW;
+		bool big = s->head.too_big || e == HPE_HEADER_OVERFLOW;
 		zt_warn("bad request from %s: %s", s->principal[0] ? s->principal : "-",
 		        big ? "headers too large" : http_errno_description(e));
 		if (!s->method[0])
@@ -1022,7 +961,7 @@ void wp_session_on_request(struct wp *wp, struct zt_h2_conn *c, struct zt_h2_str
 	s->wp = wp;
 	s->in = st;
 	zt_buf_init(&s->inbuf, 0);
-	zt_buf_init(&s->hbuf, 0);
+	wp_h1_head_init(&s->head);
 	zt_buf_init(&s->upq, 0);
 	zt_h2_stream_set_cbs(st, &in_cbs, s);
 	s->started = zt_loop_now(wp->loop);

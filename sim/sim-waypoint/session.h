@@ -12,10 +12,8 @@
 #include <stddef.h>
 
 #include "protocol/h2.h"
+#include "sim/sim-waypoint/h1head.h" /* WP_MAX_HEADERS, WP_MAX_HEADER_COUNT */
 #include "sim/sim-waypoint/wp.h"
-
-#define WP_MAX_HEADERS      (60 * 1024) /* request header bytes (Envoy's default 60 KiB) */
-#define WP_MAX_HEADER_COUNT 100
 
 /* Handles a new request on the HBONE listener (h2 on_request): validates the CONNECT,
  * answers an error itself, or answers 200 and runs a session until the stream ends. */

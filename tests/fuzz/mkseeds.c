@@ -7,12 +7,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "fake-istiod/ca_service.h"
 #include "fake-istiod/convert.h"
 #include "fake-istiod/mesh.h"
 #include "istio/ca/ca.pb-c.h"
 #include "istio/zds/zds.pb-c.h"
+#include "protocol/ca.h"
 #include "protocol/csr.h"
 #include "protocol/pb.h"
 #include "protocol/spiffe.h"
@@ -80,7 +82,8 @@ static void zds_seeds(void)
 static void ca_seed(const char *name, char caller, const char *id, int64_t validity,
                     const char *impersonate)
 {
-	Istio__V1__Auth__IstioCertificateRequest req = ISTIO__V1__AUTH__ISTIO_CERTIFICATE_REQUEST__INIT;
+	Istio__V1__Auth__IstioCertificateRequest req =
+	        ISTIO__V1__AUTH__ISTIO_CERTIFICATE_REQUEST__INIT;
 	Google__Protobuf__Struct md = GOOGLE__PROTOBUF__STRUCT__INIT;
 	Google__Protobuf__Struct__FieldsEntry entry = GOOGLE__PROTOBUF__STRUCT__FIELDS_ENTRY__INIT;
 	Google__Protobuf__Struct__FieldsEntry *entries[] = {&entry};
@@ -104,6 +107,64 @@ static void ca_seed(const char *name, char caller, const char *id, int64_t valid
 	}
 	put_msg("ca_request", name, &req.base, pre, sizeof(pre));
 	zt_csr_clear(&csr);
+}
+
+/* A key and the chain a CA signed for its CSR (key PEM, NUL, IstioCertificateResponse); with
+ * extra, an intermediate-looking copy of the leaf and a second root in the bundle. */
+static void ca_response_seed(struct zt_ca *ca, const char *name, const char *id, bool extra,
+                             bool wrong_key)
+{
+	Istio__V1__Auth__IstioCertificateResponse resp =
+	        ISTIO__V1__AUTH__ISTIO_CERTIFICATE_RESPONSE__INIT;
+	struct zt_spiffe sid;
+	struct zt_csr csr = {0}, other = {0};
+	char **chain = NULL, *items[6], err[256], *bundle = NULL;
+	size_t n = 0, k = 0;
+
+	if (zt_spiffe_parse(&sid, id, strlen(id)) < 0 || zt_csr_generate(&csr, &sid) < 0 ||
+	    zt_csr_generate(&other, &sid) < 0 ||
+	    zt_ca_sign_csr(ca, csr.csr_pem, csr.csr_len, "cluster.local", NULL, 3600, &chain, &n,
+	                   NULL, err, sizeof(err)) < 0) {
+		fprintf(stderr, "mkseeds: %s\n", err);
+		exit(1);
+	}
+	for (size_t i = 0; i < n && k < 4; i++)
+		items[k++] = chain[i];
+	if (extra) {
+		size_t l = strlen(chain[n - 1]);
+		bundle = malloc(2 * l + 1);
+		memcpy(bundle, chain[n - 1], l);
+		memcpy(bundle + l, chain[n - 1], l + 1);
+		items[k - 1] = bundle;
+	}
+	resp.cert_chain = items;
+	resp.n_cert_chain = k;
+	const char *key = wrong_key ? other.key_pem : csr.key_pem;
+	put_msg("ca_response", name, &resp.base, key, strlen(key) + 1);
+	free(bundle);
+	zt_ca_chain_free(chain, n);
+	zt_csr_clear(&csr);
+	zt_csr_clear(&other);
+}
+
+static void ca_response_seeds(void)
+{
+	char dir[] = "/tmp/mkseeds-ca.XXXXXX", err[256], path[600];
+	struct zt_ca *ca = NULL;
+
+	if (!mkdtemp(dir) || zt_ca_open(&ca, dir, true, err, sizeof(err)) < 0) {
+		fprintf(stderr, "mkseeds: CA: %s\n", err);
+		exit(1);
+	}
+	ca_response_seed(ca, "leaf-root", "spiffe://cluster.local/ns/demo/sa/sleep", false, false);
+	ca_response_seed(ca, "two-roots", "spiffe://cluster.local/ns/default/sa/web", true, false);
+	ca_response_seed(ca, "wrong-key", "spiffe://cluster.local/ns/demo/sa/sleep", false, true);
+	zt_ca_free(ca);
+	for (const char *f = "root-cert.pem\0root-key.pem\0"; *f; f += strlen(f) + 1) {
+		snprintf(path, sizeof(path), "%s/%s", dir, f);
+		remove(path);
+	}
+	rmdir(dir);
 }
 
 int main(int argc, char **argv)
@@ -133,9 +194,14 @@ int main(int argc, char **argv)
 		put("xds_authorization", name, r.authorizations[i].data, r.authorizations[i].len,
 		    "", 0);
 	}
+	for (size_t i = 0; i < r.n_waypoints; i++) {
+		snprintf(name, sizeof(name), "waypoint-%02zu", i);
+		put("waypoint_authz", name, r.waypoints[i].data, r.waypoints[i].len, "", 0);
+	}
 	fi_resources_clear(&r);
 	fi_mesh_clear(&m);
 	zds_seeds();
+	ca_response_seeds();
 	ca_seed("own-identity", 1, "spiffe://cluster.local/ns/demo/sa/sleep", 0, NULL);
 	ca_seed("impersonated", 0, "spiffe://cluster.local/ns/demo/sa/sleep", 3600,
 	        "spiffe://cluster.local/ns/demo/sa/sleep");

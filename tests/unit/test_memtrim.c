@@ -69,6 +69,39 @@ START_TEST(memtrim_returns_freed_spike_memory_to_the_system)
 	zt_loop_free(loop);
 }
 END_TEST
+
+/* A trim while half the spike is still in use; the rest freed later is trimmed at the next
+ * check, though RSS did not grow since the first trim. */
+START_TEST(memtrim_trims_memory_freed_after_a_trim)
+{
+	enum { N = 60000, SIZE = 1000 };
+	struct zt_loop *loop;
+	struct zt_memtrim m;
+	char **v = calloc(N, sizeof(*v));
+	long before, after;
+
+	ck_assert_int_eq(zt_loop_new(&loop), 0);
+	zt_memtrim_start(&m, loop, 0, 0);
+	for (int i = 0; i < N; i++) {
+		v[i] = malloc(SIZE);
+		memset(v[i], 1, SIZE);
+	}
+	for (int i = 0; i < N / 2; i++)
+		free(v[i]);
+	ck_assert_int_eq(zt_memtrim_check(&m), 1);
+	for (int i = N / 2; i < N - 1; i++)
+		free(v[i]);
+	before = rss_kib();
+	ck_assert_int_eq(zt_memtrim_check(&m), 1);
+	after = rss_kib();
+	ck_assert_msg(before - after > 20 * 1024, "RSS %ld KiB -> %ld KiB", before, after);
+	ck_assert_int_eq(zt_memtrim_check(&m), 0);
+	free(v[N - 1]);
+	free(v);
+	zt_memtrim_stop(&m);
+	zt_loop_free(loop);
+}
+END_TEST
 #endif
 
 Suite *memtrim_suite(void);
@@ -78,10 +111,11 @@ Suite *memtrim_suite(void)
 	TCase *tc = tcase_create("core");
 
 #if defined(OTHER_MALLOC)
-	fprintf(stderr, "memtrim: SKIP memtrim_returns_freed_spike_memory_to_the_system "
-	                "(the sanitizer replaces malloc)\n");
+	fprintf(stderr, "memtrim: SKIP memtrim_returns_freed_spike_memory_to_the_system, "
+	                "memtrim_trims_memory_freed_after_a_trim (the sanitizer replaces malloc)\n");
 #else
 	tcase_add_test(tc, memtrim_returns_freed_spike_memory_to_the_system);
+	tcase_add_test(tc, memtrim_trims_memory_freed_after_a_trim);
 #endif
 	suite_add_tcase(s, tc);
 	return s;

@@ -806,6 +806,28 @@ START_TEST(xds_client_nacks_unknown_type_and_mistyped_resource)
 }
 END_TEST
 
+START_TEST(xds_client_nacks_a_duplicate_name_and_keeps_the_first_copy)
+{
+	static const struct res dup[] = {
+	        {"uid-d", "v1", false, NULL},
+	        {"uid-d", "v2", false, NULL},
+	};
+	struct zt_xds_client_opts o = opts();
+	struct zt_xds_client *c;
+	const struct rec_req *r;
+
+	c = client_new(&o);
+	RUN_UNTIL(loop, zt_xds_client_synced(c), 5000);
+	fake_send(0, ADDR_URL, dup, 2, NULL, 0);
+	RUN_UNTIL(loop, count_reqs(0, ADDR_URL) == 3, 2000);
+	r = nth_req(0, ADDR_URL, 2);
+	ck_assert(r->has_error);
+	ck_assert_str_eq(r->error, "uid-d: duplicate resource in one response");
+	ck_assert_str_eq(zt_xds_client_version(c, ADDR_URL, "uid-d"), "v1");
+	finish(c);
+}
+END_TEST
+
 START_TEST(xds_client_drops_the_stream_on_oversized_or_malformed_response)
 {
 	struct zt_xds_client_opts o = opts();
@@ -962,6 +984,7 @@ Suite *xds_client_suite(void)
 	tcase_add_test(t, xds_client_backoff_grows_while_nothing_listens);
 	tcase_add_test(t, xds_client_checks_the_server_name_and_accepts_the_alternative);
 	tcase_add_test(t, xds_client_nacks_unknown_type_and_mistyped_resource);
+	tcase_add_test(t, xds_client_nacks_a_duplicate_name_and_keeps_the_first_copy);
 	tcase_add_test(t, xds_client_drops_the_stream_on_oversized_or_malformed_response);
 	tcase_add_test(t, xds_client_benign_end_reconnects_at_once_and_errors_back_off);
 	tcase_add_test(t, xds_client_free_at_any_stage_leaves_nothing_alive);

@@ -222,6 +222,9 @@ static int query_wire(ldns_rdf *name, uint16_t qtype, uint16_t qclass, uint16_t 
 
 	if (!p)
 		return -1;
+	/* ldns_pkt_query_new makes type 0 an A and class 0 IN: ask exactly what was asked. */
+	ldns_rr_set_type(ldns_rr_list_rr(ldns_pkt_question(p), 0), (ldns_rr_type)qtype);
+	ldns_rr_set_class(ldns_rr_list_rr(ldns_pkt_question(p), 0), (ldns_rr_class)qclass);
 	ldns_pkt_set_id(p, id);
 	ldns_pkt_set_edns_udp_size(p, UPSTREAM_UDP_SIZE);
 	return finish(p, ZT_DNS_MSG_MAX, out, outlen);

@@ -395,29 +395,46 @@ static int status_from_http(int http)
 	}
 }
 
-static void read_status(struct zt_grpc_call *call, const struct zt_h2_header *h, size_t n)
+int zt_grpc_status_parse(const struct zt_h2_header *h, size_t n, char *msg, size_t msglen)
 {
-	const struct zt_h2_header *code = NULL, *msg = NULL;
-	char text[256] = "";
+	const struct zt_h2_header *code = NULL, *text = NULL;
+	long v = 0;
 
+	if (msglen)
+		msg[0] = '\0';
 	for (size_t i = 0; i < n; i++) {
 		if (hdr_is(&h[i], "grpc-status"))
 			code = &h[i];
 		else if (hdr_is(&h[i], "grpc-message"))
-			msg = &h[i];
+			text = &h[i];
 	}
 	if (!code) {
-		set_status(call, ZT_GRPC_INTERNAL, "response ended without grpc-status");
-		return;
+		snprintf(msg, msglen, "response ended without grpc-status");
+		return ZT_GRPC_INTERNAL;
 	}
-	if (msg)
-		pct_decode(msg->value, msg->value_len, text, sizeof(text));
-	char *end;
-	long v = strtol(code->value, &end, 10);
-	if (end == code->value || *end || v < 0 || v > 16)
-		set_status(call, ZT_GRPC_INTERNAL, "malformed grpc-status");
-	else
-		set_status(call, (int)v, text);
+	/* Bounded by value_len: at most two digits, 0..16. */
+	for (size_t i = 0; i < code->value_len; i++) {
+		if (i == 2 || code->value[i] < '0' || code->value[i] > '9') {
+			v = -1;
+			break;
+		}
+		v = v * 10 + (code->value[i] - '0');
+	}
+	if (code->value_len == 0 || v < 0 || v > 16) {
+		snprintf(msg, msglen, "malformed grpc-status");
+		return ZT_GRPC_INTERNAL;
+	}
+	if (text && msglen)
+		pct_decode(text->value, text->value_len, msg, msglen);
+	return (int)v;
+}
+
+static void read_status(struct zt_grpc_call *call, const struct zt_h2_header *h, size_t n)
+{
+	char text[256];
+	int code = zt_grpc_status_parse(h, n, text, sizeof(text));
+
+	set_status(call, code, text);
 }
 
 static void cl_on_headers(struct zt_h2_stream *st, const struct zt_h2_header *h, size_t n,

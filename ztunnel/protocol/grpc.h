@@ -62,6 +62,11 @@ int zt_grpc_reader_feed(struct zt_grpc_reader *r, const uint8_t *p, size_t len,
 /* Whether a message is partially received (an END_STREAM now would cut it). */
 bool zt_grpc_reader_partial(const struct zt_grpc_reader *r);
 
+/* A call's status from its trailers (or a trailers-only response): grpc-status (0..16) and
+ * the percent-decoded grpc-message into msg (msglen > 0). Returns the code, or
+ * ZT_GRPC_INTERNAL with msg naming what was wrong (grpc-status missing or malformed). */
+int zt_grpc_status_parse(const struct zt_h2_header *h, size_t n, char *msg, size_t msglen);
+
 /* Parses a grpc-timeout value ("100m", "5S", at most 8 digits). Returns ms or ZT_E_PARSE. */
 int64_t zt_grpc_timeout_parse(const char *s, size_t len);
 

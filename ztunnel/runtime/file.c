@@ -19,7 +19,7 @@ int zt_file_read(const char *path, size_t max, char **out, size_t *len)
 {
 	struct stat st;
 	char *buf = NULL;
-	size_t have = 0;
+	size_t have = 0, cap;
 	int fd, rc = 0;
 
 	*out = NULL;
@@ -39,10 +39,16 @@ int zt_file_read(const char *path, size_t max, char **out, size_t *len)
 		rc = ZT_E_TOOBIG;
 		goto out;
 	}
-	buf = xmalloc(max + 1);
-	/* Read up to max + 1 bytes: a file that grew past the bound since fstat is caught. */
+	/* Sized by fstat, grown while the file grows; reading up to max + 1 bytes catches a
+	 * file that grew past the bound since fstat. */
+	cap = (size_t)st.st_size + 1;
+	buf = xmalloc(cap);
 	for (;;) {
-		ssize_t n = read(fd, buf + have, max + 1 - have);
+		if (have == cap) {
+			cap = cap > max / 2 ? max + 1 : cap * 2;
+			buf = xrealloc(buf, cap);
+		}
+		ssize_t n = read(fd, buf + have, cap - have);
 
 		if (n < 0 && errno == EINTR)
 			continue;

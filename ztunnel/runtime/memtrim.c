@@ -39,13 +39,16 @@ int zt_memtrim_check(struct zt_memtrim *m)
 	size_t rss = rss_bytes();
 
 	/* Free chunks stay counted after a trim, so also require that RSS grew since the last
-	 * one: pages were touched again, and some of them are free now. */
-	if (held < m->threshold || (m->trims && rss < m->rss_after + m->threshold))
+	 * one (pages were touched again, and some of them are free now) or that malloc holds
+	 * more free than right after it (memory in use at that trim was freed since). */
+	if (held < m->threshold ||
+	    (m->trims && rss < m->rss_after + m->threshold && held < m->held_after + m->threshold))
 		return 0;
 	malloc_trim(0);
 	m->trims++;
 	m->last_release = held;
 	m->rss_after = rss_bytes();
+	m->held_after = mallinfo2().fordblks;
 	zt_debug("trimmed the heap: %zu bytes were free, RSS %zu -> %zu KiB", held, rss >> 10,
 	         m->rss_after >> 10);
 	return 1;

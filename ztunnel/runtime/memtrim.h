@@ -22,6 +22,7 @@ struct zt_memtrim {
 	uint64_t trims;      /* trims done */
 	size_t last_release; /* bytes malloc held free before the last trim */
 	size_t rss_after;    /* RSS right after the last trim */
+	size_t held_after;   /* bytes malloc held free right after the last trim */
 };
 
 /* Fixes glibc's mmap threshold (large buffers go straight back to the system when freed) and

@@ -24,6 +24,7 @@
 #include "protocol/tls.h"
 #include "runtime/buf.h"
 #include "runtime/err.h"
+#include "runtime/hmap.h"
 #include "runtime/log.h"
 #include "runtime/mem.h"
 
@@ -361,6 +362,7 @@ static void check_synced(struct zt_xds_client *c)
 /* Applies one response (spec §3.3 step 2) and collects the rejections into nack. */
 static void apply_response(struct xtype *xt, const Response *r, struct zt_buf *nack)
 {
+	struct zt_hmap seen = {0};
 	char reason[512];
 
 	for (size_t i = 0; i < r->n_resources; i++) {
@@ -371,6 +373,11 @@ static void apply_response(struct xtype *xt, const Response *r, struct zt_buf *n
 		reason[0] = '\0';
 		if (!name[0]) {
 			nack_add(nack, name, "resource without a name");
+			continue;
+		}
+		/* As Envoy: a name twice in one response is an error; the first copy stands. */
+		if (zt_hmap_put(&seen, name, (void *)1)) {
+			nack_add(nack, name, "duplicate resource in one response");
 			continue;
 		}
 		if (!res->resource) {
@@ -401,6 +408,7 @@ static void apply_response(struct xtype *xt, const Response *r, struct zt_buf *n
 			zt_debug("xds: removing %s %s: not present", xt->t.type_url, name);
 		json_object_del(xt->known, name);
 	}
+	zt_hmap_clear(&seen);
 }
 
 static void handle_response(struct zt_xds_client *c, struct session *s, const Response *r)

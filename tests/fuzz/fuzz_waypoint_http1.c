@@ -1,0 +1,189 @@
+/* Fuzz target: the waypoint's HTTP/1.1 request path (sim/sim-waypoint/session.c with
+ * h1head.h): a downstream client's bytes through libhttp-parser with the session's callbacks,
+ * each request head collected within its bounds, decided by wp_authz_check (policies on paths,
+ * methods, hosts and a header condition), and the head rebuilt for upstream. The rebuilt head
+ * must parse again into the same request target and the same headers (no header or request
+ * smuggled in by what the client sent). Pipelined requests are parsed one after the other.
+ * Input: the downstream bytes. */
+#include <http_parser.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/log.h"
+#include "sim/sim-waypoint/h1head.h"
+#include "tests/fuzz/fuzz.h"
+
+static Ztunnel__Waypoint__Waypoint wp = ZTUNNEL__WAYPOINT__WAYPOINT__INIT;
+static Ztunnel__Waypoint__Policy deny = ZTUNNEL__WAYPOINT__POLICY__INIT,
+                                 allow = ZTUNNEL__WAYPOINT__POLICY__INIT;
+static Ztunnel__Waypoint__Policy *policies[] = {&deny, &allow};
+static Ztunnel__Waypoint__Rule deny_rule = ZTUNNEL__WAYPOINT__RULE__INIT,
+                               allow_rule = ZTUNNEL__WAYPOINT__RULE__INIT;
+static Ztunnel__Waypoint__Rule *deny_rules[] = {&deny_rule}, *allow_rules[] = {&allow_rule};
+static Ztunnel__Waypoint__Operation deny_op = ZTUNNEL__WAYPOINT__OPERATION__INIT,
+                                    allow_op = ZTUNNEL__WAYPOINT__OPERATION__INIT;
+static Ztunnel__Waypoint__Operation *deny_ops[] = {&deny_op}, *allow_ops[] = {&allow_op};
+static Ztunnel__Waypoint__Condition cond = ZTUNNEL__WAYPOINT__CONDITION__INIT;
+static Ztunnel__Waypoint__Condition *conds[] = {&cond};
+static char *deny_paths[] = {"/admin*"}, *deny_methods[] = {"DELETE"};
+static char *allow_paths[] = {"/api/*", "/"}, *allow_hosts[] = {"web*", "*.svc.cluster.local"};
+static char *cond_values[] = {"yes"};
+
+/* One parse: the session's request side, or the check of a rebuilt head. */
+struct req_side {
+	struct wp_h1_head head;
+	struct wp_header hs[WP_MAX_HEADER_COUNT];
+	const char *url, *host;
+	struct zt_buf up; /* what would go upstream */
+	bool done_head, check;
+	size_t heads;
+};
+
+static int on_begin(http_parser *p)
+{
+	struct req_side *r = p->data;
+	wp_h1_head_reset(&r->head);
+	r->done_head = false;
+	return 0;
+}
+
+static int on_url(http_parser *p, const char *at, size_t len)
+{
+	return wp_h1_head_url(&((struct req_side *)p->data)->head, at, len);
+}
+
+static int on_field(http_parser *p, const char *at, size_t len)
+{
+	return wp_h1_head_field(&((struct req_side *)p->data)->head, at, len);
+}
+
+static int on_value(http_parser *p, const char *at, size_t len)
+{
+	return wp_h1_head_value(&((struct req_side *)p->data)->head, at, len);
+}
+
+static void check_rebuilt(const char *method, const struct req_side *orig);
+
+static int on_headers(http_parser *p)
+{
+	struct req_side *r = p->data;
+	struct wp_decision d;
+	const char *method = http_method_str(p->method);
+
+	if (wp_h1_head_finish(&r->head, r->hs, &r->url, &r->host) < 0)
+		return -1;
+	r->done_head = true;
+	r->heads++;
+	if (r->check)
+		return 1; /* a rebuilt head: no body follows in it */
+	struct wp_request rq = {.principal = "cluster.local/ns/demo/sa/sleep",
+	                        .src_ns = "demo",
+	                        .src_sa = "sleep",
+	                        .dst_port = 80,
+	                        .service = "demo/web.demo.svc.cluster.local",
+	                        .http = true,
+	                        .method = method,
+	                        .path = r->url,
+	                        .host = r->host,
+	                        .headers = r->hs,
+	                        .n_headers = r->head.nh};
+	if (wp_authz_check(&wp, &rq, &d)) {
+		zt_buf_consume(&r->up, zt_buf_len(&r->up));
+		wp_h1_head_format(&r->up, method, r->url, r->hs, r->head.nh);
+		check_rebuilt(method, r);
+	}
+	return 0;
+}
+
+static const http_parser_settings settings = {
+        .on_message_begin = on_begin,
+        .on_url = on_url,
+        .on_header_field = on_field,
+        .on_header_value = on_value,
+        .on_headers_complete = on_headers,
+};
+
+/* The head sent upstream parses into the same method, target and headers. */
+static void check_rebuilt(const char *method, const struct req_side *orig)
+{
+	struct req_side r = {.check = true};
+	http_parser p;
+	size_t len = zt_buf_len(&orig->up);
+
+	wp_h1_head_init(&r.head);
+	http_parser_init(&p, HTTP_REQUEST);
+	p.data = &r;
+	size_t used = http_parser_execute(&p, &settings, (const char *)zt_buf_data(&orig->up), len);
+	if (HTTP_PARSER_ERRNO(&p) != HPE_OK || !r.done_head || r.heads != 1 || used != len ||
+	    strcmp(http_method_str(p.method), method) != 0 || strcmp(r.url, orig->url) != 0 ||
+	    r.head.nh != orig->head.nh)
+		__builtin_trap();
+	for (size_t i = 0; i < r.head.nh; i++)
+		if (strcmp(r.hs[i].name, orig->hs[i].name) != 0 ||
+		    strcmp(r.hs[i].value, orig->hs[i].value) != 0)
+			__builtin_trap();
+	wp_h1_head_clear(&r.head);
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	(void)argc;
+	(void)argv;
+	zt_log_set_spec("off", NULL, 0);
+	deny.namespace_ = "demo";
+	deny.name = "no-admin";
+	deny.action = ZTUNNEL__WAYPOINT__ACTION__DENY;
+	deny.n_rules = 1;
+	deny.rules = deny_rules;
+	deny_rule.n_to = 1;
+	deny_rule.to = deny_ops;
+	deny_op.n_paths = 1;
+	deny_op.paths = deny_paths;
+	deny_op.n_methods = 1;
+	deny_op.methods = deny_methods;
+	allow.namespace_ = "demo";
+	allow.name = "api";
+	allow.action = ZTUNNEL__WAYPOINT__ACTION__ALLOW;
+	allow.n_rules = 1;
+	allow.rules = allow_rules;
+	allow_rule.n_to = 1;
+	allow_rule.to = allow_ops;
+	allow_rule.n_when = 1;
+	allow_rule.when = conds;
+	allow_op.n_paths = 2;
+	allow_op.paths = allow_paths;
+	allow_op.n_hosts = 2;
+	allow_op.hosts = allow_hosts;
+	cond.key = "request.headers[x-ok]";
+	cond.n_values = 1;
+	cond.values = cond_values;
+	wp.namespace_ = "demo";
+	wp.name = "waypoint";
+	wp.n_policies = 2;
+	wp.policies = policies;
+	return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct req_side r = {0};
+	http_parser p;
+	const char *at = (const char *)data;
+
+	wp_h1_head_init(&r.head);
+	zt_buf_init(&r.up, 0);
+	http_parser_init(&p, HTTP_REQUEST);
+	p.data = &r;
+	/* As the session's pump: parse, and go on after each request until an error or the end
+	 * (an upgrade is refused there). */
+	while (size) {
+		size_t used = http_parser_execute(&p, &settings, at, size);
+		if (HTTP_PARSER_ERRNO(&p) != HPE_OK || p.upgrade || used == 0)
+			break;
+		at += used;
+		size -= used;
+	}
+	wp_h1_head_clear(&r.head);
+	zt_buf_clear(&r.up);
+	return 0;
+}
