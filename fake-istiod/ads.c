@@ -497,7 +497,12 @@ static void respond(struct stream *s, struct sub *sub)
 
 		envoy__service__discovery__v3__delta_discovery_response__init(&resp);
 		snprintf(nonce, sizeof(nonce), "%s%" PRIu64, sub->nonce_prefix, ++sub->sent_seq);
-		resp.system_version_info = t ? (char *)t->version_text : "0";
+		/* A state split over several responses: every part but the last says so, and
+		 * ztunnel counts itself synced only after the last (ZT_XDS_MORE_SUFFIX). */
+		char sysver[sizeof(t->version_text) + sizeof(";more")];
+		snprintf(sysver, sizeof(sysver), "%s%s", t ? t->version_text : "0",
+		         full ? ";more" : "");
+		resp.system_version_info = sysver;
 		resp.type_url = sub->url;
 		resp.nonce = nonce;
 		resp.n_resources = nadd;

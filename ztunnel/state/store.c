@@ -180,29 +180,94 @@ static void multi_free_all(struct zt_hmap *m)
 	zt_hmap_clear(m);
 }
 
-/* The same over an address index, keyed by (network, ip). */
-static void ip_multi_add(struct zt_ipindex *m, const char *network, const struct zt_ip *ip, void *p)
+/* The same over an address index, keyed by (network, ip). Most addresses have one owner:
+ * the entry is then the pointer itself; a shared address holds a vec, tagged by bit 0. */
+#define IP_VEC_TAG ((uintptr_t)1)
+
+static struct vec *ip_vec(void *v)
 {
-	struct vec *v = zt_ipindex_get(m, network, ip);
+	return ((uintptr_t)v & IP_VEC_TAG) ? (struct vec *)((uintptr_t)v & ~IP_VEC_TAG) : NULL;
+}
+
+/* The owners of (network, ip): *items points at n pointers (one may be stored in *one). */
+static size_t ip_multi_items(const struct zt_ipindex *m, const char *network,
+                             const struct zt_ip *ip, void **one, void *const **items)
+{
+	void *v = zt_ipindex_get(m, network, ip);
+	struct vec *vec = v ? ip_vec(v) : NULL;
+
+	if (!v)
+		return 0;
+	if (vec) {
+		*items = vec->v;
+		return vec->n;
+	}
+	*one = v;
+	*items = one;
+	return 1;
+}
+
+static void ip_multi_add(struct zt_ipindex *m, const char *network, const struct zt_ip *ip,
+                         void *p)
+{
+	void *v = zt_ipindex_get(m, network, ip);
+	struct vec *vec;
 
 	if (!v) {
-		v = vec_new();
-		zt_ipindex_put(m, network, ip, v);
+		zt_ipindex_put(m, network, ip, p);
+		return;
 	}
-	if (vec_find(v, p) < 0)
-		vec_push(v, p);
+	if (!(vec = ip_vec(v))) {
+		if (v == p)
+			return;
+		vec = vec_new();
+		vec_push(vec, v);
+		zt_ipindex_put(m, network, ip, (void *)((uintptr_t)vec | IP_VEC_TAG));
+	}
+	if (vec_find(vec, p) < 0)
+		vec_push(vec, p);
 }
 
 static void ip_multi_del(struct zt_ipindex *m, const char *network, const struct zt_ip *ip,
                          const void *p)
 {
-	struct vec *v = zt_ipindex_get(m, network, ip);
+	void *v = zt_ipindex_get(m, network, ip);
+	struct vec *vec;
 
-	if (v && vec_remove(v, p) && v->n == 0) {
-		zt_ipindex_del(m, network, ip);
-		vec_clear(v);
-		free(v);
+	if (!v)
+		return;
+	if (!(vec = ip_vec(v))) {
+		if (v == p)
+			zt_ipindex_del(m, network, ip);
+		return;
 	}
+	if (vec_remove(vec, p) && vec->n == 1) {
+		zt_ipindex_put(m, network, ip, vec->v[0]);
+		vec_clear(vec);
+		free(vec);
+	}
+}
+
+/* Puts neu in old's place among the owners of (network, ip); false when old is not one. */
+static bool ip_multi_replace(struct zt_ipindex *m, const char *network, const struct zt_ip *ip,
+                             const void *old, void *neu)
+{
+	void *v = zt_ipindex_get(m, network, ip);
+	struct vec *vec;
+	ssize_t at;
+
+	if (!v)
+		return false;
+	if (!(vec = ip_vec(v))) {
+		if (v != old)
+			return false;
+		zt_ipindex_put(m, network, ip, neu);
+		return true;
+	}
+	if ((at = vec_find(vec, old)) < 0 || vec_find(vec, neu) >= 0)
+		return false;
+	vec->v[at] = neu;
+	return true;
 }
 
 static void ip_multi_free_all(struct zt_ipindex *m)
@@ -211,8 +276,11 @@ static void ip_multi_free_all(struct zt_ipindex *m)
 	void *v;
 
 	while (zt_ipindex_next(m, &pos, &v)) {
-		vec_clear(v);
-		free(v);
+		struct vec *vec = ip_vec(v);
+		if (vec) {
+			vec_clear(vec);
+			free(vec);
+		}
 	}
 	zt_ipindex_clear(m);
 }
@@ -628,17 +696,12 @@ static void ips_reindex(struct zt_store *s, struct zt_workload *old, struct zt_w
 		return;
 	if (ip_indexed(old)) {
 		for (size_t i = 0; i < old->n_ips; i++) {
-			struct vec *v;
-			ssize_t at;
-			v = zt_ipindex_get(&s->wl_by_ip, old->network, &old->ips[i]);
-			at = v ? vec_find(v, old) : -1;
-			if (at < 0)
-				continue;
+			const struct zt_ip *ip = &old->ips[i];
 			if (ip_indexed(neu) && strcmp(neu->network, old->network) == 0 &&
-			    zt_workload_has_ip(neu, &old->ips[i]) && vec_find(v, neu) < 0)
-				v->v[at] = neu;
-			else
-				ip_multi_del(&s->wl_by_ip, old->network, &old->ips[i], old);
+			    zt_workload_has_ip(neu, ip) &&
+			    ip_multi_replace(&s->wl_by_ip, old->network, ip, old, neu))
+				continue;
+			ip_multi_del(&s->wl_by_ip, old->network, ip, old);
 		}
 	}
 	if (ip_indexed(neu))
@@ -884,13 +947,12 @@ struct zt_workload *zt_store_workload_by_ip(const struct zt_store *s, const char
                                             const struct zt_ip *ip)
 {
 	struct zt_workload *best = NULL;
-	const struct vec *v;
+	void *one, *const *v;
+	size_t n = ip_multi_items(&s->wl_by_ip, network, ip, &one, &v);
 
-	if (!(v = zt_ipindex_get(&s->wl_by_ip, network, ip)))
-		return NULL;
-	for (size_t i = 0; i < v->n; i++)
-		if (!best || zt_workload_ip_rank(v->v[i]) > zt_workload_ip_rank(best))
-			best = v->v[i];
+	for (size_t i = 0; i < n; i++)
+		if (!best || zt_workload_ip_rank(v[i]) > zt_workload_ip_rank(best))
+			best = v[i];
 	return zt_workload_ref(best);
 }
 
@@ -922,16 +984,17 @@ static bool same_ns(const struct zt_service *svc, const char *caller_ns)
 struct zt_service *zt_store_service_by_vip(const struct zt_store *s, const char *network,
                                            const struct zt_ip *ip, const char *caller_ns)
 {
-	const struct vec *v;
+	void *one, *const *v;
+	size_t n;
 	struct zt_service *best = NULL;
 	int best_score = -1;
 	const struct zt_vip *best_vip = NULL;
 
 	if (!network)
 		network = "";
-	if ((v = zt_ipindex_get(&s->svc_by_vip, network, ip))) {
-		for (size_t i = 0; i < v->n; i++) {
-			struct zt_service *svc = ((struct svc_slot *)v->v[i])->svc;
+	if ((n = ip_multi_items(&s->svc_by_vip, network, ip, &one, &v))) {
+		for (size_t i = 0; i < n; i++) {
+			struct zt_service *svc = ((struct svc_slot *)v[i])->svc;
 			int score = same_ns(svc, caller_ns) * 2 + svc->canonical;
 			if (zt_service_visible_to(svc, caller_ns) && score > best_score) {
 				best = svc;

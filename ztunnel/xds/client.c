@@ -52,6 +52,7 @@ struct xtype {
 	struct zt_xds_type t;
 	json_t *known; /* accepted: name -> version string */
 	bool answered; /* ACKed or NACKed since start */
+	bool complete; /* answered a response ending a state (not marked ZT_XDS_MORE_SUFFIX) */
 	uint64_t acks, nacks;
 };
 
@@ -350,7 +351,7 @@ static void check_synced(struct zt_xds_client *c)
 	if (c->st.synced)
 		return;
 	for (size_t i = 0; i < c->ntypes; i++)
-		if (!c->types[i].answered)
+		if (!c->types[i].complete)
 			return;
 	c->st.synced = true;
 	zt_info("xds: synced (%zu types)", c->ntypes);
@@ -403,6 +404,15 @@ static void apply_response(struct xtype *xt, const Response *r, struct zt_buf *n
 	}
 }
 
+/* Whether r is a part of a split state with more parts to come (ZT_XDS_MORE_SUFFIX). */
+static bool more_follows(const Response *r)
+{
+	const char *v = r->system_version_info ? r->system_version_info : "";
+	size_t n = strlen(v), k = strlen(ZT_XDS_MORE_SUFFIX);
+
+	return n >= k && memcmp(v + n - k, ZT_XDS_MORE_SUFFIX, k) == 0;
+}
+
 static void handle_response(struct zt_xds_client *c, struct session *s, const Response *r)
 {
 	const char *url = r->type_url ? r->type_url : "";
@@ -442,6 +452,7 @@ static void handle_response(struct zt_xds_client *c, struct session *s, const Re
 	zt_buf_clear(&nack);
 	if (xt) {
 		xt->answered = true;
+		xt->complete = xt->complete || !more_follows(r);
 		check_synced(c);
 	}
 }
@@ -788,11 +799,12 @@ json_t *zt_xds_client_json(const struct zt_xds_client *c)
 
 	for (size_t i = 0; i < c->ntypes; i++)
 		json_object_set_new(types, c->types[i].t.type_url,
-		                    json_pack("{s:I, s:I, s:I, s:b}", "resources",
+		                    json_pack("{s:I, s:I, s:I, s:b, s:b}", "resources",
 		                              (json_int_t)json_object_size(c->types[i].known),
 		                              "acks", (json_int_t)c->types[i].acks, "nacks",
 		                              (json_int_t)c->types[i].nacks, "answered",
-		                              c->types[i].answered));
+		                              c->types[i].answered, "complete",
+		                              c->types[i].complete));
 	return json_pack("{s:s, s:b, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:s, s:o}", "address",
 	                 c->authority, "connected", c->st.connected, "synced", c->st.synced,
 	                 "attempts", (json_int_t)c->st.attempts, "connects",
