@@ -2,6 +2,7 @@
 #   make            build everything into build/bin/
 #   make test       build, then run the whole suite (unit, integration, e2e when root)
 #   make asan       the same suite built with -fsanitize=address,undefined (build/asan/)
+#   make tsan       the same suite built with -fsanitize=thread (build/tsan/; tests/tsan.supp)
 #   make coverage   the suite built with --coverage; gcovr report under build/coverage/
 #   make format     clang-format every C source in place
 #   make fuzz       every libFuzzer target (clang) for FUZZ_SECONDS each (tests/fuzz/README.md)
@@ -27,6 +28,9 @@ ifeq ($(SAN),fuzz)
 CFLAGS_ALL += -O1 -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer \
 	-fno-sanitize-recover=all
 LDFLAGS_ALL += -fsanitize=address,undefined
+else ifeq ($(SAN),thread)
+CFLAGS_ALL += -O1 -fsanitize=thread -fno-omit-frame-pointer
+LDFLAGS_ALL += -fsanitize=thread
 else ifneq ($(SAN),)
 CFLAGS_ALL += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDFLAGS_ALL += -fsanitize=address,undefined
@@ -123,7 +127,7 @@ REPLAY_BINS := $(patsubst %,$(BUILD)/tests/fuzz/replay_%,$(FUZZ_NAMES))
 FUZZ_BINS   := $(patsubst %,$(BUILD)/fuzz/%,$(FUZZ_NAMES))
 FUZZ_SECONDS ?= 60
 
-.PHONY: all test asan coverage format clean demo layers image plots fuzz fuzz-bins
+.PHONY: all test asan tsan coverage format clean demo layers image plots fuzz fuzz-bins
 all: $(BINS) $(UNIT_BIN) $(ITEST_BINS) $(BENCH_BINS) $(REPLAY_BINS) $(BUILD)/tests/fuzz/mkseeds
 
 $(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: ztunnel/proto/%.proto | $(DEPS_MK)
@@ -214,6 +218,12 @@ layers:
 
 asan:
 	@$(MAKE) --no-print-directory BUILD=build/asan SAN=1 test
+
+# Every process of the suite (the unit runner, ztunnel, the tools) reports races and exits 66.
+tsan:
+# Check's per-case timeouts stretch as the fixture's deadlines do (FX_SLOW).
+	@TSAN_OPTIONS="halt_on_error=1 exitcode=66 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp" \
+		CK_TIMEOUT_MULTIPLIER=8 $(MAKE) --no-print-directory BUILD=build/tsan SAN=thread test
 
 coverage:
 	@find build/cov -name '*.gcda' -delete 2>/dev/null || true

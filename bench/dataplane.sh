@@ -15,12 +15,12 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 export BUILD_DIR=${BUILD_DIR:-$(cd "$here/.." && pwd)/build}
 
-quick= scaling=1 idle=1 out=$BUILD_DIR/bench mib=256
+quick= scaling=1 idle=1 out=$BUILD_DIR/bench mib=256 mib_set=
 while [ $# -gt 0 ]; do
 	case $1 in
 	--quick) quick=1 ;;
 	--smoke) quick=smoke ;;
-	--mib) mib=$2; shift ;;
+	--mib) mib=$2; mib_set=$2; shift ;;
 	--out) out=$2; shift ;;
 	--no-scaling) scaling= ;;
 	--no-idle) idle= ;;
@@ -33,7 +33,7 @@ done
 if [ "$quick" = smoke ]; then # every step once, smallest sizes (tests/e2e/bench_smoke.sh)
 	mib=2 reqs=50 shorts=20 many=10 many_reqs=2 idle_n=20 threads=(1) pars=(1 2)
 elif [ -n "$quick" ]; then
-	mib=8 reqs=300 shorts=100 many=50 many_reqs=5 idle_n=200 threads=(1 2) pars=(1 4)
+	mib=${mib_set:-8} reqs=300 shorts=100 many=50 many_reqs=5 idle_n=200 threads=(1 2) pars=(1 4 16)
 else
 	reqs=5000 shorts=500 many=1000 many_reqs=20 idle_n=10000 threads=(1 2 4) pars=(1 4 16)
 fi

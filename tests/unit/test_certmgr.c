@@ -4,6 +4,8 @@
  * fetch semantics and the change callback. */
 #include <check.h>
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +17,7 @@
 #include "protocol/csr.h"
 #include "runtime/err.h"
 #include "runtime/log.h"
+#include "runtime/worker.h"
 
 #define TD "cluster.local"
 
@@ -812,6 +815,113 @@ START_TEST(options_out_of_range_are_refused)
 }
 END_TEST
 
+/* ---- fetches from a worker thread ---------------------------------------------------------- */
+
+struct rgot {
+	atomic_bool done; /* set last, by the worker */
+	int err;
+	char serial[80];
+	pthread_t thread;
+	struct zt_certmgr_fetch *f;
+	struct zt_spiffe id;
+	bool cancel; /* cancel right after the fetch, on the worker */
+};
+
+static void on_remote(void *arg, int err, struct zt_tls_identity *cert)
+{
+	struct rgot *g = arg;
+
+	ck_assert(!atomic_load(&g->done));
+	g->err = err;
+	g->thread = pthread_self();
+	if (cert)
+		snprintf(g->serial, sizeof(g->serial), "%s", zt_tls_identity_serial(cert));
+	atomic_store(&g->done, true);
+}
+
+static void fetch_on_worker(void *arg)
+{
+	struct rgot *g = arg;
+	struct zt_tls_identity *c = zt_certmgr_get(mgr, &g->id);
+
+	ck_assert_ptr_null(c); /* the cases below ask before anything is there */
+	ck_assert_int_eq(zt_certmgr_fetch(mgr, &g->id, on_remote, g, &g->f), 0);
+	if (g->cancel)
+		zt_certmgr_fetch_cancel(g->f);
+}
+
+static void get_on_worker(void *arg)
+{
+	struct rgot *g = arg;
+	struct zt_tls_identity *c = zt_certmgr_get(mgr, &g->id);
+
+	if (c)
+		snprintf(g->serial, sizeof(g->serial), "%s", zt_tls_identity_serial(c));
+	zt_tls_identity_unref(c);
+}
+
+START_TEST(fetch_from_a_worker_is_answered_on_the_worker)
+{
+	struct zt_certmgr_opts o = opts();
+	struct zt_workers *ws;
+	struct rgot g = {.id = sp("app", "web")}, h = {.id = sp("app", "web")};
+	struct zt_tls_identity *c;
+
+	start_mgr(&o);
+	ck_assert_int_eq(zt_workers_new(&ws, 1, "test"), 0);
+	ck_assert_int_eq(zt_loop_call(zt_workers_loop(ws, 0), fetch_on_worker, &g), 0);
+	RUN_UNTIL(loop, atomic_load(&g.done), 3000);
+	ck_assert_int_eq(g.err, 0);
+	ck_assert(!pthread_equal(g.thread, pthread_self()));
+	c = zt_certmgr_get(mgr, &g.id);
+	ck_assert_ptr_nonnull(c);
+	ck_assert_str_eq(g.serial, zt_tls_identity_serial(c));
+	/* The worker's get sees the same certificate. */
+	ck_assert_int_eq(zt_loop_call(zt_workers_loop(ws, 0), get_on_worker, &h), 0);
+	ck_assert_str_eq(h.serial, zt_tls_identity_serial(c));
+	zt_tls_identity_unref(c);
+	zt_workers_free(ws);
+}
+END_TEST
+
+START_TEST(fetch_cancelled_on_the_worker_never_calls_back_and_drops_its_request)
+{
+	struct zt_certmgr_opts o = opts();
+	struct zt_workers *ws;
+	struct rgot g = {.id = sp("app", "web"), .cancel = true};
+
+	S.mode = T_HANG;
+	start_mgr(&o);
+	ck_assert_int_eq(zt_workers_new(&ws, 1, "test"), 0);
+	ck_assert_int_eq(zt_loop_call(zt_workers_loop(ws, 0), fetch_on_worker, &g), 0);
+	RUN_UNTIL(loop, S.calls == 1 && zt_certmgr_entries(mgr) == 1, 3000);
+	fx_run_for(loop, 50);
+	ck_assert(!atomic_load(&g.done));
+	zt_workers_free(ws);
+	/* The request the worker gave up on still runs for the entry; the manager's free
+	 * cancels it (teardown checks nothing is left in flight). */
+}
+END_TEST
+
+START_TEST(fetch_in_flight_when_the_worker_stops_is_freed_by_the_manager)
+{
+	struct zt_certmgr_opts o = opts();
+	struct zt_workers *ws;
+	struct rgot g = {.id = sp("app", "web")};
+
+	S.mode = T_HANG;
+	start_mgr(&o);
+	ck_assert_int_eq(zt_workers_new(&ws, 1, "test"), 0);
+	ck_assert_int_eq(zt_loop_call(zt_workers_loop(ws, 0), fetch_on_worker, &g), 0);
+	RUN_UNTIL(loop, S.calls == 1, 3000);
+	zt_workers_free(ws); /* its loop refuses the answer from now on */
+	zt_certmgr_free(mgr);
+	mgr = NULL;
+	fx_run_for(loop, 50);
+	ck_assert(!atomic_load(&g.done));
+}
+END_TEST
+
 Suite *certmgr_suite(void);
 Suite *certmgr_suite(void)
 {
@@ -837,6 +947,9 @@ Suite *certmgr_suite(void)
 	tcase_add_test(tc, change_callback_may_forget_its_own_identity);
 	tcase_add_test(tc, pending_lists_prefetched_identities_without_valid_certificate);
 	tcase_add_test(tc, options_out_of_range_are_refused);
+	tcase_add_test(tc, fetch_from_a_worker_is_answered_on_the_worker);
+	tcase_add_test(tc, fetch_cancelled_on_the_worker_never_calls_back_and_drops_its_request);
+	tcase_add_test(tc, fetch_in_flight_when_the_worker_stops_is_freed_by_the_manager);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -402,6 +402,68 @@ START_TEST(render_into_a_bounded_buffer_reports_too_big)
 }
 END_TEST
 
+/* Two registries counting halves of the same traffic render, once merged, exactly what one
+ * registry counting all of it renders (process_open_fds aside, which is read at render). */
+static void count_half(struct zt_metrics *r, int which)
+{
+	struct zt_metric_labels l = flow();
+	struct zt_metric_series *s = zt_metrics_series(r, &l);
+	static const char *const names[] = {"kind"};
+	static const double bounds[] = {0.5, 2};
+	struct zt_metric *f, *h;
+
+	zt_metrics_conn_opened(s);
+	zt_metrics_conn_closed(s, 100 + (uint64_t)which, 7);
+	if (which) {
+		zt_metrics_conn_failed(zt_metrics_series_with_flags(r, s, "DENY"));
+		zt_metrics_socket_opened(r, ZT_REPORTER_DESTINATION);
+	}
+	zt_metrics_socket_opened(r, ZT_REPORTER_SOURCE);
+	if (!(f = zt_metrics_find(r, "extra_total")))
+		ck_assert_int_eq(zt_metrics_register(r, &f, "extra_total", "Extra", ZT_METRIC_COUNTER,
+		                                     names, 1), 0);
+	zt_metric_add(zt_metric_child(f, (const char *const[]){which ? "b" : "a"}), 3);
+	if (!(h = zt_metrics_find(r, "lat_seconds")))
+		ck_assert_int_eq(zt_metrics_register_histogram(r, &h, "lat_seconds", "Latency",
+		                                               NULL, 0, bounds, 2), 0);
+	zt_metric_observe(zt_metric_child(h, NULL), which ? 1.0 : 0.25);
+}
+
+static char *cut_fds(const char *text)
+{
+	char *copy = strdup(text), *p = strstr(copy, "# HELP process_open_fds");
+	if (p)
+		*p = '\0';
+	return copy;
+}
+
+START_TEST(merged_registries_render_as_one_registry_would)
+{
+	struct zt_metrics *a = zt_metrics_new("1.24.0", 0), *b = zt_metrics_new("1.24.0", 0);
+	struct zt_metrics *sum = zt_metrics_new("1.24.0", 0);
+	char *want, *got;
+
+	count_half(m, 0);
+	count_half(m, 1);
+	want = cut_fds(render());
+	count_half(a, 0);
+	count_half(b, 1);
+	zt_metrics_merge(sum, a);
+	zt_metrics_merge(sum, b);
+	zt_buf_consume(&out, zt_buf_len(&out));
+	ck_assert_int_eq(zt_metrics_render(sum, &out), 0);
+	got = cut_fds((const char *)zt_buf_data(&out));
+	ck_assert_str_eq(got, want);
+	ck_assert_ptr_nonnull(strstr(got, "istio_tcp_received_bytes_total{reporter=\"source\""));
+	ck_assert_ptr_nonnull(strstr(got, "lat_seconds_count 2\n"));
+	free(want);
+	free(got);
+	zt_metrics_free(a);
+	zt_metrics_free(b);
+	zt_metrics_free(sum);
+}
+END_TEST
+
 Suite *metrics_suite(void);
 Suite *metrics_suite(void)
 {
@@ -421,6 +483,7 @@ Suite *metrics_suite(void)
 	tcase_add_test(tc, extra_family_children_fold_into_overflow_past_the_bound);
 	tcase_add_test(tc, long_values_are_cut_at_a_utf8_boundary);
 	tcase_add_test(tc, render_into_a_bounded_buffer_reports_too_big);
+	tcase_add_test(tc, merged_registries_render_as_one_registry_would);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -43,6 +43,7 @@ static struct {
 	struct zt_store *store;
 	struct zt_metrics *metrics;
 	struct zt_proxy_ctx ctx;
+	struct zt_dataplane *dp;
 	struct zt_podmgr *mgr;
 	struct zt_zds *zds;
 	int ready_calls;
@@ -110,7 +111,8 @@ static void setup_common(void)
 	T.ctx = (struct zt_proxy_ctx){
 	        .loop = T.loop, .store = T.store, .metrics = T.metrics};
 	zt_proxy_settings_from_config(&T.ctx.set, &T.cfg);
-	ck_assert_int_eq(zt_podmgr_new(&T.mgr, &T.ctx, &mo), 0);
+	ck_assert_int_eq(zt_dataplane_new(&T.dp, &T.ctx, 0, "test"), 0);
+	ck_assert_int_eq(zt_podmgr_new(&T.mgr, T.dp, &mo), 0);
 }
 
 static void setup(void)
@@ -161,6 +163,7 @@ static void teardown(void)
 		return;
 	zt_zds_free(T.zds);
 	zt_podmgr_free(T.mgr);
+	zt_dataplane_free(T.dp);
 	for (int i = 0; i < 4; i++)
 		zt_loop_run_once(T.loop, 0);
 	ck_assert_int_eq(zt_live_get("inpod_pod")->count, 0);
@@ -836,7 +839,7 @@ END_TEST
 
 START_TEST(zds_add_of_a_running_pod_in_the_same_netns_changes_nothing)
 {
-	struct zt_proxy *p;
+	struct zt_proxy_group *p;
 	int a;
 
 	if (T.skip)

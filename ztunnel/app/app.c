@@ -1,6 +1,7 @@
 /* Daemon wiring. Order of construction: store → admin and readiness → certificates → state
- * source (local file or xDS client) → workload proxies (dedicated: one; shared: the in-pod
- * manager fed by the ZDS client) → signals. Readiness tasks: "state manager" until the first
+ * source (local file or xDS client) → data-plane worker threads → workload proxies (dedicated:
+ * one group, a proxy per worker; shared: the in-pod manager fed by the ZDS client, a group per
+ * pod) → signals. The control plane (xDS, certificates, ZDS, admin) stays on the main loop. Readiness tasks: "state manager" until the first
  * xDS sync (or the local file loaded), "certificate <id>" per pending local identity,
  * "workload proxy manager" in shared mode until the node agent's snapshot is applied with no
  * pod pending. Nothing here decides policy; each part owns its own logic. */
@@ -23,6 +24,7 @@
 #include "inpod/manager.h"
 #include "inpod/zds.h"
 #include "protocol/ca.h"
+#include "proxy/dataplane.h"
 #include "proxy/proxy.h"
 #include "runtime/err.h"
 #include "runtime/live.h"
@@ -65,7 +67,8 @@ struct zt_app {
 	struct zt_metrics *metrics;
 	struct zt_http_server *stats;
 	struct zt_proxy_ctx proxy_ctx;
-	struct zt_proxy *dedicated; /* PROXY_MODE=dedicated: the one workload proxied */
+	struct zt_dataplane *dp;          /* ZTUNNEL_WORKER_THREADS worker loops */
+	struct zt_proxy_group *dedicated; /* PROXY_MODE=dedicated: the one workload proxied */
 	struct zt_podmgr *pods;     /* PROXY_MODE=shared: one proxy per pod ... */
 	struct zt_zds *zds;         /* ... as the node agent tells over ZDS */
 	struct zt_signal sigterm, sigint;
@@ -339,7 +342,7 @@ static int start_inpod(struct zt_app *app, char *err, size_t errlen)
 	int rc;
 
 	zt_ready_add(app->ready, TASK_PODS);
-	if ((rc = zt_podmgr_new(&app->pods, &app->proxy_ctx, &po)) < 0) {
+	if ((rc = zt_podmgr_new(&app->pods, app->dp, &po)) < 0) {
 		snprintf(err, errlen, "workload proxy manager: %s", zt_strerror(rc));
 		return rc;
 	}
@@ -371,7 +374,7 @@ static json_t *section_proxies(void *arg)
 		return zt_podmgr_dump_proxies(app->pods);
 	a = json_array();
 	if (app->dedicated)
-		json_array_append_new(a, zt_proxy_dump(app->dedicated));
+		json_array_append_new(a, zt_proxy_group_dump(app->dedicated));
 	return a;
 }
 
@@ -459,7 +462,8 @@ static void on_metrics(const struct zt_http_request *req, struct zt_http_respons
 
 	(void)req;
 	resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
-	if (zt_metrics_render(app->metrics, &resp->body) < 0)
+	if ((app->dp ? zt_dataplane_render_metrics(app->dp, &resp->body)
+	             : zt_metrics_render(app->metrics, &resp->body)) < 0)
 		resp->status = 500;
 }
 
@@ -470,7 +474,7 @@ static size_t open_conns(const struct zt_app *app)
 {
 	if (app->pods)
 		return zt_podmgr_open(app->pods);
-	return app->dedicated ? zt_proxy_open(app->dedicated) : 0;
+	return app->dedicated ? zt_proxy_group_open(app->dedicated) : 0;
 }
 
 static void drain_check(struct zt_timer *t, void *arg)
@@ -506,7 +510,7 @@ static void drain_begin(struct zt_defer *d, void *arg)
 	app->zds = NULL;
 	if (app->pods)
 		zt_podmgr_drain(app->pods);
-	zt_proxy_drain(app->dedicated);
+	zt_proxy_group_drain(app->dedicated);
 	drain_check(NULL, app);
 }
 
@@ -552,8 +556,10 @@ static void close_proxies(struct zt_app *app)
 	app->zds = NULL;
 	zt_podmgr_free(app->pods);
 	app->pods = NULL;
-	zt_proxy_free(app->dedicated);
+	zt_proxy_group_free(app->dedicated);
 	app->dedicated = NULL;
+	zt_dataplane_free(app->dp); /* workers joined: what they posted here runs below */
+	app->dp = NULL;
 	for (int i = 0; i < 4; i++) /* let aborted relays report their close */
 		zt_loop_run_once(app->loop, 0);
 }
@@ -591,9 +597,11 @@ static void warn_settings(const struct zt_config *cfg)
 
 	if (zt_config_unsupported(cfg, names, sizeof(names), NULL))
 		zt_warn("settings not supported by this ztunnel, ignored: %s", names);
-	if (cfg->worker_threads_set && cfg->worker_threads > 1)
-		zt_warn("ZTUNNEL_WORKER_THREADS=%lld: the data plane currently runs on one thread",
-		        (long long)cfg->worker_threads);
+}
+
+static const char *build_tag(const struct zt_config *cfg)
+{
+	return cfg->istio_version && *cfg->istio_version ? cfg->istio_version : ZT_VERSION;
 }
 
 /* ---- lifecycle -------------------------------------------------------------------------- */
@@ -630,8 +638,7 @@ struct zt_app *zt_app_new(struct zt_loop *loop, const struct zt_config *cfg, cha
 	zt_admin_add_section(app->admin, "zds", section_zds, app);
 	zt_admin_add_section(app->admin, "live", section_live, app);
 	zt_admin_set_stop(app->admin, on_quit, app);
-	app->metrics = zt_metrics_new(
-	        cfg->istio_version && *cfg->istio_version ? cfg->istio_version : ZT_VERSION, 0);
+	app->metrics = zt_metrics_new(build_tag(cfg), 0);
 	zt_addr_format(&cfg->stats, addr, sizeof(addr));
 	if (!(app->stats = zt_http_server_new(loop, addr, err, errlen)))
 		goto fail;
@@ -658,10 +665,16 @@ struct zt_app *zt_app_new(struct zt_loop *loop, const struct zt_config *cfg, cha
 	app->proxy_ctx = (struct zt_proxy_ctx){.loop = loop, .store = app->store, .certs = app->certs,
 	                                       .metrics = app->metrics};
 	zt_proxy_settings_from_config(&app->proxy_ctx.set, cfg);
+	if ((rc = zt_dataplane_new(&app->dp, &app->proxy_ctx, (size_t)cfg->worker_threads,
+	                           build_tag(cfg))) < 0) {
+		snprintf(err, errlen, "ZTUNNEL_WORKER_THREADS=%lld: cannot start the workers: %s",
+		         (long long)cfg->worker_threads, zt_strerror(rc));
+		goto fail;
+	}
 	if (cfg->proxy_mode == ZT_PROXY_DEDICATED) {
-		if ((rc = zt_proxy_new(&app->dedicated, &app->proxy_ctx, cfg->workload_info.ns,
-		                       cfg->workload_info.name, cfg->workload_info.sa, NULL, NULL,
-		                       err, errlen)) < 0)
+		if ((rc = zt_proxy_group_new(&app->dedicated, app->dp, cfg->workload_info.ns,
+		                             cfg->workload_info.name, cfg->workload_info.sa, NULL,
+		                             NULL, err, errlen)) < 0)
 			goto fail;
 	} else if ((rc = start_inpod(app, err, errlen)) < 0) {
 		goto fail;

@@ -2,11 +2,18 @@
  * in flight, backing off}; m->inflight counts entries in flight and never exceeds
  * max_inflight; waiters are attached only while the entry has no valid certificate and every
  * waiter callback runs from its own defer, so no user callback runs inside an API call. An
- * entry removed while one of its callbacks runs (pinned) is freed when the callback returns. */
+ * entry removed while one of its callbacks runs (pinned) is freed when the callback returns.
+ * Threads: everything runs on the manager's loop except zt_certmgr_get and the fetch calls
+ * made from another loop's thread. Such a get reads the table under m->lock, which the
+ * manager's thread holds whenever it adds or removes an entry or swaps a certificate; such a
+ * fetch is a "remote" handle: posted to the manager's loop, which runs an ordinary fetch and
+ * posts the outcome back to the requester's loop, where it is delivered unless cancelled. */
 #include "cert/manager.h"
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,10 +42,17 @@ struct zt_certmgr_fetch {
 	LIST_ENTRY(zt_certmgr_fetch) link; /* in e->waiters while e is set */
 	zt_certmgr_fetch_cb cb;
 	void *arg;
-	struct zt_loop *loop;
+	struct zt_loop *loop; /* where cb runs */
 	struct zt_defer defer;
 	int err;
 	struct zt_tls_identity *cert;
+	/* A remote fetch (requested from another loop's thread). */
+	bool remote;
+	atomic_int refs;                /* the delivery's, and a cancel's in flight */
+	bool cancelled;                 /* requester's thread only */
+	struct zt_certmgr *m;           /* manager's thread only from here down */
+	struct zt_spiffe id;
+	struct zt_certmgr_fetch *inner; /* the fetch run for it, until it settles */
 };
 
 struct entry {
@@ -75,6 +89,7 @@ struct zt_certmgr {
 	size_t inflight;
 	struct zt_defer dispatch;
 	uint64_t rng;
+	pthread_mutex_t lock; /* entries' membership and certificates, for other threads */
 };
 
 const char *zt_cert_state_name(enum zt_cert_state s)
@@ -176,7 +191,9 @@ static struct entry *lookup(struct zt_certmgr *m, const struct zt_spiffe *id, bo
 	e->id = *id;
 	memcpy(e->uri, uri, sizeof(uri));
 	e->qprio = -1;
+	pthread_mutex_lock(&m->lock);
 	zt_hmap_put(&m->entries, uri, e);
+	pthread_mutex_unlock(&m->lock);
 	return e;
 }
 
@@ -264,7 +281,9 @@ static void entry_remove(struct entry *e)
 {
 	struct zt_certmgr *m = e->m;
 
+	pthread_mutex_lock(&m->lock);
 	zt_hmap_del(&m->entries, e->uri);
+	pthread_mutex_unlock(&m->lock);
 	q_remove(e);
 	if (e->inflight) {
 		if (!e->in_sign)
@@ -351,8 +370,10 @@ static void installed(struct entry *e, struct zt_tls_identity *id, size_t chain_
 	        na = zt_tls_identity_not_after(id) * 1000;
 	int64_t now = wall_ms(), refresh = nb + (na - nb) / 2, delay = refresh - now;
 
+	pthread_mutex_lock(&m->lock);
 	zt_tls_identity_unref(e->cert);
 	e->cert = id;
+	pthread_mutex_unlock(&m->lock);
 	e->chain_len = chain_len;
 	e->failures = 0;
 	e->last_err = 0;
@@ -556,6 +577,7 @@ int zt_certmgr_new(struct zt_certmgr **out, struct zt_loop *loop, const struct z
 		return ZT_E_RANGE;
 	m = xcalloc(1, sizeof(*m));
 	m->loop = loop;
+	pthread_mutex_init(&m->lock, NULL);
 	for (int p = 0; p < NPRIO; p++)
 		TAILQ_INIT(&m->queue[p]);
 	m->o = *o;
@@ -581,6 +603,7 @@ void zt_certmgr_free(struct zt_certmgr *m)
 	}
 	zt_defer_stop(&m->dispatch);
 	zt_hmap_clear(&m->entries);
+	pthread_mutex_destroy(&m->lock);
 	free(m);
 }
 
@@ -611,19 +634,112 @@ int zt_certmgr_forget(struct zt_certmgr *m, const struct zt_spiffe *id)
 
 struct zt_tls_identity *zt_certmgr_get(struct zt_certmgr *m, const struct zt_spiffe *id)
 {
-	struct entry *e = lookup(m, id, false);
+	struct zt_tls_identity *cert;
+	struct entry *e;
 
-	return e && valid(e) ? zt_tls_identity_ref(e->cert) : NULL;
+	if (zt_loop_on_thread(m->loop)) {
+		e = lookup(m, id, false);
+		return e && valid(e) ? zt_tls_identity_ref(e->cert) : NULL;
+	}
+	pthread_mutex_lock(&m->lock);
+	e = lookup(m, id, false);
+	cert = e && valid(e) ? zt_tls_identity_ref(e->cert) : NULL;
+	pthread_mutex_unlock(&m->lock);
+	return cert;
+}
+
+/* ---- fetches from another thread ---------------------------------------------------------- */
+
+static void remote_unref(struct zt_certmgr_fetch *f)
+{
+	if (atomic_fetch_sub(&f->refs, 1) != 1)
+		return;
+	zt_tls_identity_unref(f->cert);
+	zt_loop_unref(f->loop);
+	free(f);
+}
+
+/* Requester's loop: the outcome, unless cancelled meanwhile. */
+static void remote_deliver(void *arg)
+{
+	struct zt_certmgr_fetch *f = arg;
+
+	if (!f->cancelled)
+		f->cb(f->arg, f->err, f->cert);
+	remote_unref(f);
+}
+
+/* Manager's loop: hands the outcome to the requester's loop; if that loop is gone, nobody
+ * waits for it any more. */
+static void remote_settled(struct zt_certmgr_fetch *f, int err, struct zt_tls_identity *cert)
+{
+	f->inner = NULL;
+	f->err = err;
+	f->cert = cert ? zt_tls_identity_ref(cert) : NULL;
+	if (zt_loop_post(f->loop, remote_deliver, f) < 0)
+		remote_unref(f);
+}
+
+static void on_remote_done(void *arg, int err, struct zt_tls_identity *cert)
+{
+	remote_settled(arg, err, cert);
+}
+
+static void remote_start(void *arg)
+{
+	struct zt_certmgr_fetch *f = arg;
+	int rc = zt_certmgr_fetch(f->m, &f->id, on_remote_done, f, &f->inner);
+
+	if (rc < 0)
+		remote_settled(f, rc, NULL);
+}
+
+/* Manager's loop, after remote_start (posts keep their order): the requester gave up. */
+static void remote_cancel(void *arg)
+{
+	struct zt_certmgr_fetch *f = arg;
+
+	if (f->inner) { /* else already settled: the delivery is on its way */
+		zt_certmgr_fetch_cancel(f->inner);
+		remote_settled(f, ZT_E_CANCELLED, NULL);
+	}
+	remote_unref(f);
+}
+
+static int remote_fetch(struct zt_certmgr *m, const struct zt_spiffe *id, zt_certmgr_fetch_cb cb,
+                        void *arg, struct zt_certmgr_fetch **handle)
+{
+	char uri[ZT_SPIFFE_STR_SIZE];
+	struct zt_certmgr_fetch *f;
+
+	if (zt_spiffe_format(id, uri, sizeof(uri)) < 0)
+		return ZT_E_PARSE;
+	f = xcalloc(1, sizeof(*f));
+	f->remote = true;
+	atomic_init(&f->refs, 1);
+	f->cb = cb;
+	f->arg = arg;
+	f->loop = zt_loop_ref(zt_loop_current()); /* the requester's loop may go first */
+	f->m = m;
+	f->id = *id;
+	if (zt_loop_post(m->loop, remote_start, f) < 0) {
+		remote_unref(f);
+		return ZT_E_CANCELLED;
+	}
+	*handle = f;
+	return 0;
 }
 
 int zt_certmgr_fetch(struct zt_certmgr *m, const struct zt_spiffe *id, zt_certmgr_fetch_cb cb,
                      void *arg, struct zt_certmgr_fetch **handle)
 {
-	struct entry *e = lookup(m, id, true);
+	struct entry *e;
 	struct zt_certmgr_fetch *f;
 
 	*handle = NULL;
-	if (!e)
+	if (!zt_loop_on_thread(m->loop) && zt_loop_current())
+		return remote_fetch(m, id, cb, arg, handle);
+	if (!(e = lookup(m, id, true)))
 		return ZT_E_PARSE;
 	f = xcalloc(1, sizeof(*f));
 	f->cb = cb;
@@ -648,6 +764,15 @@ void zt_certmgr_fetch_cancel(struct zt_certmgr_fetch *f)
 
 	if (!f)
 		return;
+	if (f->remote) {
+		/* Freed by its delivery, which now calls nothing; the manager's loop drops the
+		 * request it runs for f sooner. */
+		f->cancelled = true;
+		atomic_fetch_add(&f->refs, 1);
+		if (zt_loop_post(f->m->loop, remote_cancel, f) < 0)
+			remote_unref(f);
+		return;
+	}
 	if ((e = f->e))
 		LIST_REMOVE(f, link);
 	fetch_free(f);

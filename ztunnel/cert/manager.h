@@ -4,7 +4,10 @@
  * requests run at once, served by priority: RealTime (a connection waits) > Warmup (prefetch)
  * > Background (rotation). A still-valid certificate keeps being served while its refresh
  * fails; once it expires it is no longer handed out. Identities returned are immutable and
- * shared by reference. Single-threaded: every call on the loop's thread. */
+ * shared by reference. Every call on the loop's thread, except zt_certmgr_get,
+ * zt_certmgr_fetch and zt_certmgr_fetch_cancel, which other loops' threads may call from their
+ * callbacks (a fetch's callback then runs on the requesting loop); the manager must outlive
+ * those loops' fetches. */
 #ifndef ZT_CERT_MANAGER_H
 #define ZT_CERT_MANAGER_H
 

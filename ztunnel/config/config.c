@@ -174,8 +174,8 @@ static const struct zt_envcfg_var vars[] = {
          .def = "2",
          .min = 1,
          .max = 1024,
-         .help = "Data-plane worker threads; accepted and checked, but the data plane "
-                 "currently runs on one thread"},
+         .help = "Data-plane worker threads: each runs its own event loop with its own "
+                 "listeners (SO_REUSEPORT), connections and HBONE pool"},
         {.name = "ZTUNNEL_CPU_LIMIT",
          F(cpu_limit, STRING),
          .help = "CPU limit of the pod (Kubernetes quantity), for worker sizing"},

@@ -71,7 +71,7 @@ struct zt_config {
 	int log_format;  /* enum zt_config_log_format */
 	char *log_level; /* log spec (runtime/log.h); RUST_LOG when ZTUNNEL_LOG_LEVEL unset */
 	char *admin_addr, *readiness_addr, *stats_addr;
-	int64_t worker_threads; /* checked; the data plane runs on one thread */
+	int64_t worker_threads; /* data-plane worker loops (proxy/dataplane.h) */
 	bool worker_threads_set; /* derived: given (env, PROXY_CONFIG concurrency) */
 	char *cpu_limit, *resource_cpu_limit, *resource_cpu_request; /* checked quantities */
 	char *proxy_config;                                          /* as given */

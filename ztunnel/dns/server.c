@@ -337,7 +337,7 @@ out:
 
 static void on_udp(struct zt_io *io, unsigned events, void *arg)
 {
-	static uint8_t buf[ZT_DNS_MSG_MAX];
+	static __thread uint8_t buf[ZT_DNS_MSG_MAX]; /* one per worker thread */
 	struct listener *l = arg;
 
 	(void)io;
@@ -494,7 +494,7 @@ static void on_accept(struct zt_io *io, unsigned events, void *arg)
 
 		if (fd < 0)
 			return;
-		if (s->n_conns >= ZT_DNS_TCP_MAX_CONN) {
+		if (s->n_conns >= (s->o.tcp_max_conn ? s->o.tcp_max_conn : ZT_DNS_TCP_MAX_CONN)) {
 			s->count.dropped++;
 			close(fd);
 			continue;

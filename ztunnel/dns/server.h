@@ -45,6 +45,7 @@ struct zt_dns_server_opts {
 	/* Search domains: resolv.conf's (dedicated mode) instead of the pod's namespace ones. */
 	bool search_from_resolv;
 	uint32_t upstream_timeout_ms; /* 0: ZT_DNS_UPSTREAM_TIMEOUT */
+	size_t tcp_max_conn;          /* open TCP connections; 0: ZT_DNS_TCP_MAX_CONN */
 };
 
 struct zt_dns_server;

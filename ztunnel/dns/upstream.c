@@ -264,7 +264,7 @@ static void got(struct zt_dns_upstream_req *r, const uint8_t *buf, size_t n)
 
 static void on_udp(struct zt_dns_upstream_req *r)
 {
-	static uint8_t buf[ZT_DNS_MSG_MAX];
+	static __thread uint8_t buf[ZT_DNS_MSG_MAX]; /* one per worker thread */
 
 	for (int i = 0; i < 8 && r->state == R_UDP; i++) {
 		ssize_t n = recv(r->fd, buf, sizeof(buf), 0);

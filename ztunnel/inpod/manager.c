@@ -34,13 +34,14 @@ struct pod {
 	int netns;
 	dev_t dev;
 	ino_t ino;
-	struct zt_proxy *proxy; /* NULL: pending */
+	struct zt_proxy_group *proxy; /* NULL: pending */
 	unsigned attempts;
 	char last_err[256];
 };
 
 struct zt_podmgr {
-	struct zt_proxy_ctx *ctx;
+	struct zt_dataplane *dp;
+	struct zt_proxy_ctx *ctx; /* the main thread's */
 	struct zt_podmgr_opts o;
 	int self_ns; /* ztunnel's own network namespace */
 	struct zt_hmap pods;
@@ -143,7 +144,7 @@ static int start_pod(struct zt_podmgr *m, struct pod *p, char *err, size_t errle
 	o.socket_arg = p;
 	p->attempts++;
 	err[0] = '\0';
-	rc = zt_proxy_new(&p->proxy, m->ctx, p->ns, p->name, p->sa, NULL, &o, err, errlen);
+	rc = zt_proxy_group_new(&p->proxy, m->dp, p->ns, p->name, p->sa, NULL, &o, err, errlen);
 	if (rc < 0) {
 		if (!err[0])
 			snprintf(err, errlen, "%s", zt_strerror(rc));
@@ -163,7 +164,7 @@ static int start_pod(struct zt_podmgr *m, struct pod *p, char *err, size_t errle
 static void free_pod(struct zt_podmgr *m, struct pod *p)
 {
 	if (p->proxy) {
-		zt_proxy_free(p->proxy);
+		zt_proxy_group_free(p->proxy);
 		m->stopped++;
 		if (m->m_stopped)
 			zt_metric_add(m->m_stopped, 1);
@@ -200,12 +201,14 @@ static struct zt_metric_child *family(struct zt_metrics *mt, const char *name, c
 	return zt_metric_child(f, NULL);
 }
 
-int zt_podmgr_new(struct zt_podmgr **out, struct zt_proxy_ctx *ctx, const struct zt_podmgr_opts *o)
+int zt_podmgr_new(struct zt_podmgr **out, struct zt_dataplane *dp, const struct zt_podmgr_opts *o)
 {
 	struct zt_podmgr *m = xcalloc(1, sizeof(*m));
+	struct zt_proxy_ctx *ctx = zt_dataplane_ctx(dp);
 	struct zt_metrics *mt = ctx->metrics;
 
 	*out = NULL;
+	m->dp = dp;
 	m->ctx = ctx;
 	if (o)
 		m->o = *o;
@@ -258,7 +261,7 @@ void zt_podmgr_drain(struct zt_podmgr *m)
 	while (zt_hmap_next(&m->pods, &pos, NULL, &v)) {
 		struct pod *p = v;
 		if (p->proxy)
-			zt_proxy_drain(p->proxy);
+			zt_proxy_group_drain(p->proxy);
 	}
 }
 
@@ -270,7 +273,7 @@ size_t zt_podmgr_open(const struct zt_podmgr *m)
 	while (zt_hmap_next(&m->pods, &pos, NULL, &v)) {
 		const struct pod *p = v;
 		if (p->proxy)
-			n += zt_proxy_open(p->proxy);
+			n += zt_proxy_group_open(p->proxy);
 	}
 	return n;
 }
@@ -392,7 +395,7 @@ void zt_podmgr_counts(const struct zt_podmgr *m, struct zt_podmgr_counts *out)
 	out->stopped = m->stopped;
 }
 
-struct zt_proxy *zt_podmgr_proxy(struct zt_podmgr *m, const char *uid)
+struct zt_proxy_group *zt_podmgr_proxy(struct zt_podmgr *m, const char *uid)
 {
 	struct pod *p = zt_hmap_get(&m->pods, uid);
 	return p ? p->proxy : NULL;
@@ -411,7 +414,7 @@ json_t *zt_podmgr_dump_proxies(const struct zt_podmgr *m)
 		                      "state", p->proxy ? "running" : "pending", "attempts",
 		                      (json_int_t)p->attempts, "lastError",
 		                      p->last_err[0] ? p->last_err : NULL, "proxy",
-		                      p->proxy ? zt_proxy_dump(p->proxy) : json_null());
+		                      p->proxy ? zt_proxy_group_dump(p->proxy) : json_null());
 		json_object_set_new(o, p->uid, e);
 	}
 	return o;
@@ -464,7 +467,7 @@ json_t *zt_podmgr_dump(const struct zt_podmgr *m)
 		                      "namespace", p->ns, "serviceAccount", p->sa, "state",
 		                      p->proxy ? "Up" : "Pending");
 		if (p->proxy) {
-			json_t *d = zt_proxy_dump(p->proxy);
+			json_t *d = zt_proxy_group_dump(p->proxy);
 			json_object_set_new(
 			        e, "connections",
 			        json_pack("{s:o, s:o}", "inbound",

@@ -13,7 +13,7 @@
 
 #include <jansson.h>
 
-#include "proxy/proxy.h"
+#include "proxy/dataplane.h"
 
 #define ZT_PODMGR_RETRY_MS 5000
 #define ZT_PODMGR_UID_MAX  256 /* bytes of a pod uid, NUL included */
@@ -39,11 +39,13 @@ struct zt_podmgr_pod {
 	const char *uid, *name, *ns, *sa;
 };
 
-/* Creates a manager proxying through ctx (borrowed; outlives the manager). Keeps an fd of
- * the caller's network namespace (/proc/self/ns/net) to come back to after each socket made
- * in a pod. With ctx->metrics, registers the workload_manager_* metrics (spec §8.1). Starts
- * not ready. Returns 0 or -errno. */
-int zt_podmgr_new(struct zt_podmgr **out, struct zt_proxy_ctx *ctx, const struct zt_podmgr_opts *o);
+/* Creates a manager proxying through dp (borrowed; outlives the manager): one proxy group
+ * per pod, so one proxy per worker thread, each making its sockets in the pod's namespace
+ * from its own thread. Keeps an fd of the caller's network namespace (which the workers
+ * share) to come back to after each socket made in a pod (setns is per thread). With the
+ * main context's metrics, registers the workload_manager_* metrics (spec §8.1). Starts not
+ * ready. Returns 0 or -errno. */
+int zt_podmgr_new(struct zt_podmgr **out, struct zt_dataplane *dp, const struct zt_podmgr_opts *o);
 /* Stops every proxy (closing its connections) and closes every netns fd. Never calls
  * on_ready. Accepts NULL. */
 void zt_podmgr_free(struct zt_podmgr *m);
@@ -85,8 +87,8 @@ struct zt_podmgr_counts {
 };
 void zt_podmgr_counts(const struct zt_podmgr *m, struct zt_podmgr_counts *out);
 
-/* The running proxy of uid (borrowed, valid until the pod changes) or NULL. */
-struct zt_proxy *zt_podmgr_proxy(struct zt_podmgr *m, const char *uid);
+/* The running proxy group of uid (borrowed, valid until the pod changes) or NULL. */
+struct zt_proxy_group *zt_podmgr_proxy(struct zt_podmgr *m, const char *uid);
 
 /* /config_dump "workloadState" in the reference's shape (spec §17): an object keyed by pod
  * uid, each {"connections": {"inbound": [...], "outbound": [...]}, "info": {"name",

@@ -7,6 +7,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <nghttp2/nghttp2.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,7 +40,7 @@ struct zt_grpc_call {
 	size_t nmd;
 };
 
-static size_t live_calls;
+static atomic_size_t live_calls; /* all threads */
 
 size_t zt_grpc_call_live(void)
 {

@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <nghttp2/nghttp2.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,7 +73,7 @@ struct zt_h2_conn {
 	struct zt_h2_stream *writable; /* streams owed an on_writable */
 };
 
-static size_t live_conns, live_streams;
+static atomic_size_t live_conns, live_streams; /* all threads */
 
 size_t zt_h2_conn_live(void)
 {

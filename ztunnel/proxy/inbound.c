@@ -852,7 +852,7 @@ static void on_handshake(struct zt_sock *s, int err, void *arg)
 		return;
 	}
 	h->peer_id = *peer;
-	if (in->n_hconns - in->n_pending >= ZT_INBOUND_MAX_CONNS) {
+	if (in->n_hconns - in->n_pending >= zt_proxy_share(in->p, ZT_INBOUND_MAX_CONNS)) {
 		tls_failed(h, "too many HBONE connections", NULL);
 		return;
 	}
@@ -1029,14 +1029,14 @@ static void on_hbone_accept(struct zt_io *io, unsigned events, void *arg)
 		if (fd < 0)
 			continue;
 		in->st.accepted_hbone++;
-		if (in->n_hconns - in->n_pending >= ZT_INBOUND_MAX_CONNS ||
+		if (in->n_hconns - in->n_pending >= zt_proxy_share(in->p, ZT_INBOUND_MAX_CONNS) ||
 		    getsockname(fd, (struct sockaddr *)&ss, &sl) < 0) {
 			if (warn_ok(in))
 				zt_warn("refusing an HBONE connection: %zu open", in->n_hconns);
 			close(fd);
 			continue;
 		}
-		if (in->n_pending >= ZT_INBOUND_MAX_PENDING) {
+		if (in->n_pending >= zt_proxy_share(in->p, ZT_INBOUND_MAX_PENDING)) {
 			struct hconn *old = TAILQ_FIRST(&in->pending);
 			in->st.tls_failed++;
 			if (warn_ok(in))
@@ -1199,7 +1199,7 @@ int zt_inbound_start(struct zt_proxy *p, char *err, size_t errlen)
 			goto fail;
 		}
 	}
-	zt_store_watch(p->ctx->store, on_store, in);
+	zt_proxy_watch(p->ctx, on_store, in);
 	in->watching = true;
 	return 0;
 fail:
@@ -1248,7 +1248,7 @@ void zt_inbound_stop(struct zt_proxy *p)
 	if (!in)
 		return;
 	if (in->watching)
-		zt_store_unwatch(p->ctx->store, on_store, in);
+		zt_proxy_unwatch(p->ctx, on_store, in);
 	stop_listener(&in->plain_io, &in->plain_fd);
 	stop_listener(&in->hbone_io, &in->hbone_fd);
 	zt_certmgr_fetch_cancel(in->fetch);

@@ -82,6 +82,7 @@ static int dns_start(struct zt_proxy *p, char *err, size_t errlen)
 	        .mark_set = set->sock.mark_set,
 	        .mark = set->sock.mark,
 	        .search_from_resolv = set->dns_search_from_resolv,
+	        .tcp_max_conn = zt_proxy_share(p, ZT_DNS_TCP_MAX_CONN),
 	};
 	struct zt_dns_resolv rc;
 	struct zt_dns_upstream_opts uo = {.resolv = &rc};

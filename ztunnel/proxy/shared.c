@@ -12,6 +12,7 @@
 
 #include "runtime/err.h"
 #include "runtime/log.h"
+#include "runtime/mem.h"
 #include "state/service.h"
 #include "state/workload.h"
 
@@ -124,6 +125,96 @@ struct zt_workload *zt_proxy_workload(struct zt_proxy *p)
 	if (f.found && !p->uid[0])
 		snprintf(p->uid, sizeof(p->uid), "%s", f.found->uid);
 	return f.found;
+}
+
+size_t zt_proxy_share(const struct zt_proxy *p, size_t bound)
+{
+	size_t n = p->ctx->set.loops > 1 ? p->ctx->set.loops : 1;
+
+	return bound / n > 0 ? bound / n : 1;
+}
+
+/* ---- store events ------------------------------------------------------------------------ */
+
+struct watcher {
+	zt_store_watch_cb cb;
+	void *arg;
+	bool dead;
+};
+
+struct zt_proxy_watchers {
+	struct watcher *w;
+	size_t n, cap;
+	unsigned emitting;
+};
+
+struct zt_proxy_watchers *zt_proxy_watchers_new(void)
+{
+	return xcalloc(1, sizeof(struct zt_proxy_watchers));
+}
+
+void zt_proxy_watchers_free(struct zt_proxy_watchers *ws)
+{
+	if (!ws)
+		return;
+	free(ws->w);
+	free(ws);
+}
+
+static void reap(struct zt_proxy_watchers *ws)
+{
+	size_t j = 0;
+
+	for (size_t i = 0; i < ws->n; i++)
+		if (!ws->w[i].dead)
+			ws->w[j++] = ws->w[i];
+	ws->n = j;
+}
+
+void zt_proxy_watchers_emit(struct zt_proxy_watchers *ws, struct zt_store *store,
+                            const struct zt_store_event *ev)
+{
+	size_t n = ws->n; /* watchers added meanwhile wait for the next event */
+
+	ws->emitting++;
+	for (size_t i = 0; i < n; i++)
+		if (!ws->w[i].dead)
+			ws->w[i].cb(store, ev, ws->w[i].arg);
+	if (--ws->emitting == 0)
+		reap(ws);
+}
+
+void zt_proxy_watch(struct zt_proxy_ctx *ctx, zt_store_watch_cb cb, void *arg)
+{
+	struct zt_proxy_watchers *ws = ctx->watchers;
+
+	if (!ws) {
+		zt_store_watch(ctx->store, cb, arg);
+		return;
+	}
+	if (ws->n == ws->cap) {
+		ws->cap = ws->cap ? ws->cap * 2 : 8;
+		ws->w = xrealloc(ws->w, ws->cap * sizeof(*ws->w));
+	}
+	ws->w[ws->n++] = (struct watcher){.cb = cb, .arg = arg};
+}
+
+void zt_proxy_unwatch(struct zt_proxy_ctx *ctx, zt_store_watch_cb cb, void *arg)
+{
+	struct zt_proxy_watchers *ws = ctx->watchers;
+
+	if (!ws) {
+		zt_store_unwatch(ctx->store, cb, arg);
+		return;
+	}
+	for (size_t i = 0; i < ws->n; i++) {
+		if (!ws->w[i].dead && ws->w[i].cb == cb && ws->w[i].arg == arg) {
+			ws->w[i].dead = true;
+			if (!ws->emitting)
+				reap(ws);
+			return;
+		}
+	}
 }
 
 /* ---- telemetry -------------------------------------------------------------------------- */

@@ -42,16 +42,35 @@ struct zt_proxy_settings {
 	size_t n_dns_addrs;
 	const char *cluster_domain, *preferred_ns; /* CLUSTER_DOMAIN, PREFERED_SERVICE_NAMESPACE */
 	bool dns_search_from_resolv; /* dedicated mode: resolv.conf's search list */
+	/* Loops (worker threads) each running this workload's proxy: the per-proxy bounds on
+	 * what peers can open are split between them. 0 or 1: one. */
+	unsigned loops;
 };
 
-/* Process-wide services every workload proxy uses (borrowed; outlive the proxies). */
+struct zt_proxy_watchers;
+
+/* What the workload proxies of one loop use (borrowed; outlive the proxies). store and certs
+ * are shared by every thread (both thread-safe for what a proxy calls); loop, metrics and
+ * watchers belong to the loop's thread. */
 struct zt_proxy_ctx {
 	struct zt_loop *loop;
 	struct zt_proxy_settings set;
 	struct zt_store *store;
 	struct zt_certmgr *certs;   /* NULL: no certificates, so no HBONE either way */
 	struct zt_metrics *metrics; /* may be NULL */
+	/* Store events for proxies on a worker thread, forwarded by proxy/dataplane.c; NULL:
+	 * the store's own watchers (the proxies run on the store's thread). */
+	struct zt_proxy_watchers *watchers;
 };
+
+/* Calls cb for every store change (zt_store_watch_cb), on the proxy's own loop. */
+void zt_proxy_watch(struct zt_proxy_ctx *ctx, zt_store_watch_cb cb, void *arg);
+void zt_proxy_unwatch(struct zt_proxy_ctx *ctx, zt_store_watch_cb cb, void *arg);
+/* A worker's watcher list (its thread only); emit calls each watcher added before the call. */
+struct zt_proxy_watchers *zt_proxy_watchers_new(void);
+void zt_proxy_watchers_free(struct zt_proxy_watchers *ws);
+void zt_proxy_watchers_emit(struct zt_proxy_watchers *ws, struct zt_store *store,
+                            const struct zt_store_event *ev);
 
 /* Creates a socket of family and type (SOCK_STREAM) where the workload lives; -errno. */
 typedef int (*zt_proxy_socket_cb)(int family, int type, void *arg);
@@ -93,6 +112,8 @@ int zt_proxy_listen(struct zt_proxy *p, uint16_t port, char *err, size_t errlen)
  * (spec §1.2); when src is given and the listeners are transparent, bound to it with
  * IP_TRANSPARENT (spoofed source, spec §7.2 step 6). Returns the fd or -errno. */
 int zt_proxy_socket(struct zt_proxy *p, int family, const struct zt_ip *src);
+/* This proxy's share of a bound that holds for the workload across every loop (>= 1). */
+size_t zt_proxy_share(const struct zt_proxy *p, size_t bound);
 /* TCP_NODELAY and keepalive on an accepted socket. */
 void zt_proxy_accepted(struct zt_proxy *p, int fd);
 

@@ -1,18 +1,19 @@
 /* Live-object counters per type, for leak checks in tests and for /config_dump. A module
  * defines one counter per object type and bumps it in its _new/_free; every counter that was
  * defined with ZT_LIVE_DEFINE or ever incremented is listed, even when back at zero.
- * Single-threaded: counters and the registry are plain, unlocked globals. */
+ * Thread-safe: counts are atomic; the registry only grows, under a lock. */
 #ifndef ZT_LIVE_H
 #define ZT_LIVE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <sys/queue.h>
 
 struct zt_live {
 	const char *name; /* static text, unique among registered counters */
-	long count;       /* objects alive now, never negative */
-	long peak;        /* highest count seen */
-	bool registered;
+	atomic_long count; /* objects alive now, never negative */
+	atomic_long peak;  /* highest count seen */
+	atomic_bool registered;
 	SLIST_ENTRY(zt_live) link; /* registry list, sorted by name */
 };
 

@@ -4,6 +4,7 @@
 #include "runtime/log.h"
 
 #include <ctype.h>
+#include <pthread.h>
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -28,12 +29,14 @@ static struct {
 	int level;
 	struct override ov[MAX_OVERRIDES];
 	size_t nov;
-	enum zt_log_format format;
+	_Atomic enum zt_log_format format;
 	zt_log_sink_cb sink;
 	void *sink_arg;
 } g = {.level = ZT_LOG_INFO};
 
-unsigned zt_log_gen_ = 1;
+atomic_uint zt_log_gen_ = 1;
+/* Guards g's spec and sink, and keeps lines whole: one writer at a time. */
+static pthread_mutex_t lock = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP; /* a sink may log */
 
 static const char *const level_names[] = {"off", "error", "warn", "info", "debug", "trace"};
 
@@ -56,12 +59,19 @@ int zt_log_level_parse(const char *name)
 
 int zt_log_refresh_(struct zt_log_mod *mod)
 {
-	mod->level = g.level;
+	int level;
+	unsigned gen;
+
+	pthread_mutex_lock(&lock);
+	gen = atomic_load(&zt_log_gen_);
+	level = g.level;
 	for (size_t i = 0; i < g.nov; i++)
 		if (strcmp(g.ov[i].name, mod->name) == 0)
-			mod->level = g.ov[i].level;
-	mod->gen = zt_log_gen_;
-	return mod->level;
+			level = g.ov[i].level;
+	atomic_store_explicit(&mod->level, level, memory_order_relaxed);
+	atomic_store_explicit(&mod->gen, gen, memory_order_release);
+	pthread_mutex_unlock(&lock);
+	return level;
 }
 
 static void trim(const char **s, size_t *len)
@@ -150,10 +160,12 @@ int zt_log_set_spec(const char *spec, char *err, size_t errlen)
 		return ZT_E_PARSE;
 	}
 	(void)have_default;
+	pthread_mutex_lock(&lock);
 	g.level = level;
 	memcpy(g.ov, ov, nov * sizeof(ov[0]));
 	g.nov = nov;
-	zt_log_gen_++;
+	atomic_fetch_add(&zt_log_gen_, 1);
+	pthread_mutex_unlock(&lock);
 	return 0;
 }
 
@@ -164,6 +176,7 @@ void zt_log_get_spec(char *buf, size_t len)
 
 	if (len == 0)
 		return;
+	pthread_mutex_lock(&lock);
 	n = snprintf(buf, len, "%s", zt_log_level_name(g.level));
 	off = n < 0 ? 0 : (size_t)n;
 	for (size_t i = 0; i < g.nov && off < len; i++) {
@@ -173,16 +186,17 @@ void zt_log_get_spec(char *buf, size_t len)
 			break;
 		off += (size_t)n;
 	}
+	pthread_mutex_unlock(&lock);
 }
 
 void zt_log_set_format(enum zt_log_format fmt)
 {
-	g.format = fmt;
+	atomic_store_explicit(&g.format, fmt, memory_order_relaxed);
 }
 
 enum zt_log_format zt_log_get_format(void)
 {
-	return g.format;
+	return atomic_load_explicit(&g.format, memory_order_relaxed);
 }
 
 int zt_log_format_parse(const char *s, enum zt_log_format *out)
@@ -198,23 +212,27 @@ int zt_log_format_parse(const char *s, enum zt_log_format *out)
 
 void zt_log_set_sink(zt_log_sink_cb cb, void *arg)
 {
+	pthread_mutex_lock(&lock);
 	g.sink = cb;
 	g.sink_arg = arg;
+	pthread_mutex_unlock(&lock);
 }
 
 static void write_line(enum zt_log_level level, const char *line, size_t len)
 {
+	pthread_mutex_lock(&lock);
 	if (g.sink) {
 		g.sink(level, line, len, g.sink_arg);
-		return;
+		len = 0;
 	}
 	while (len > 0) {
 		ssize_t n = write(STDERR_FILENO, line, len);
 		if (n <= 0)
-			return;
+			break;
 		line += n;
 		len -= (size_t)n;
 	}
+	pthread_mutex_unlock(&lock);
 }
 
 static void timestamp(char *buf, size_t len)
@@ -379,7 +397,7 @@ void zt_log_vemit(struct zt_log_mod *mod, enum zt_log_level level, const struct 
 	char msg[4096];
 
 	vsnprintf(msg, sizeof(msg), fmt, ap);
-	if (g.format == ZT_LOG_JSON)
+	if (zt_log_get_format() == ZT_LOG_JSON)
 		emit_json(mod, level, f, nf, msg);
 	else
 		emit_text(mod, level, f, nf, msg);

@@ -3,11 +3,13 @@
  * key=value fields (used by the access log). A disabled level costs one compare.
  *
  * Each .c file names its module once with ZT_LOG_MODULE("name") and then logs with
- * zt_error/zt_warn/zt_info/zt_debug/zt_trace(fmt, ...). Single-threaded for now. */
+ * zt_error/zt_warn/zt_info/zt_debug/zt_trace(fmt, ...). Thread-safe: a line is written whole,
+ * with one write, never interleaved with another thread's. */
 #ifndef ZT_LOG_H
 #define ZT_LOG_H
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -26,8 +28,8 @@ enum zt_log_format { ZT_LOG_TEXT, ZT_LOG_JSON };
 /* One per module; the effective level is cached and refreshed when the spec changes. */
 struct zt_log_mod {
 	const char *name;
-	unsigned gen;
-	int level;
+	atomic_uint gen; /* written after level (release), read before it (acquire) */
+	atomic_int level;
 };
 
 enum zt_log_ftype { ZT_LF_STR, ZT_LF_INT, ZT_LF_UINT };
@@ -84,15 +86,16 @@ typedef void (*zt_log_sink_cb)(enum zt_log_level level, const char *line, size_t
 void zt_log_set_sink(zt_log_sink_cb cb, void *arg);
 
 /* Internal: bumped by every spec change; recomputes a module's cached level. */
-extern unsigned zt_log_gen_;
+extern atomic_uint zt_log_gen_;
 int zt_log_refresh_(struct zt_log_mod *mod);
 
 /* Whether a message at level from mod would be written. */
 static inline int zt_log_enabled(struct zt_log_mod *mod, enum zt_log_level level)
 {
-	if (mod->gen != zt_log_gen_)
-		zt_log_refresh_(mod);
-	return (int)level <= mod->level;
+	if (atomic_load_explicit(&mod->gen, memory_order_acquire) !=
+	    atomic_load_explicit(&zt_log_gen_, memory_order_acquire))
+		return (int)level <= zt_log_refresh_(mod);
+	return (int)level <= atomic_load_explicit(&mod->level, memory_order_relaxed);
 }
 
 /* Writes one line: timestamp, level, module, message, then fields. Text form:

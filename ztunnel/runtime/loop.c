@@ -1,14 +1,20 @@
 /* epoll event loop. Invariants: the timer heap is a min-heap on (due_ms, seq) and every armed
  * timer's slot is its heap index + 1; an io watcher stopped mid-iteration has its pending events
- * cleared from the current batch, so a callback never sees a watcher that was stopped. */
+ * cleared from the current batch, so a callback never sees a watcher that was stopped. The
+ * post queue is the only state shared between threads: it and its closed flag are touched
+ * under post_lock only, and the eventfd is written whenever the queue turns non-empty. */
 #include "runtime/loop.h"
 #include "runtime/mem.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <semaphore.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/queue.h>
 #include <sys/signalfd.h>
 #include <time.h>
@@ -37,7 +43,25 @@ struct zt_loop {
 
 	struct epoll_event events[MAX_EVENTS];
 	int nevents, cur;
+
+	pthread_t owner; /* the thread running the loop */
+	atomic_int refs; /* zt_loop_free's and each zt_loop_ref's: the struct stays until 0 */
+	pthread_mutex_t post_lock;
+	STAILQ_HEAD(, post) posts; /* under post_lock */
+	bool posts_closed;         /* under post_lock */
+	int postfd;                /* eventfd: readable while posts may be queued */
+	struct zt_io post_io;
 };
+
+struct post {
+	STAILQ_ENTRY(post) link;
+	zt_post_cb cb;
+	void *arg;
+};
+
+static __thread struct zt_loop *running; /* the loop this thread is in a callback of */
+
+static void on_posts(struct zt_io *io, unsigned events, void *arg);
 
 static uint64_t mono_ms(void)
 {
@@ -65,14 +89,52 @@ int zt_loop_new(struct zt_loop **out)
 	LIST_INIT(&loop->signals);
 	sigemptyset(&loop->sigmask);
 	loop->now_ms = mono_ms();
+	loop->owner = pthread_self();
+	atomic_init(&loop->refs, 1);
+	pthread_mutex_init(&loop->post_lock, NULL);
+	STAILQ_INIT(&loop->posts);
+	loop->postfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (loop->postfd < 0 ||
+	    zt_io_start(loop, &loop->post_io, loop->postfd, ZT_IO_READ, on_posts, loop) < 0) {
+		int err = -errno;
+		if (loop->postfd >= 0)
+			close(loop->postfd);
+		close(loop->epfd);
+		pthread_mutex_destroy(&loop->post_lock);
+		free(loop);
+		return err;
+	}
+	loop->nio--; /* the post watcher alone must not keep zt_loop_run() going */
 	*out = loop;
 	return 0;
+}
+
+struct zt_loop *zt_loop_ref(struct zt_loop *loop)
+{
+	atomic_fetch_add(&loop->refs, 1);
+	return loop;
+}
+
+void zt_loop_unref(struct zt_loop *loop)
+{
+	if (!loop || atomic_fetch_sub(&loop->refs, 1) != 1)
+		return;
+	pthread_mutex_destroy(&loop->post_lock);
+	free(loop);
 }
 
 void zt_loop_free(struct zt_loop *loop)
 {
 	if (!loop)
 		return;
+	pthread_mutex_lock(&loop->post_lock);
+	loop->posts_closed = true;
+	while (!STAILQ_EMPTY(&loop->posts)) {
+		struct post *p = STAILQ_FIRST(&loop->posts);
+		STAILQ_REMOVE_HEAD(&loop->posts, link);
+		free(p);
+	}
+	pthread_mutex_unlock(&loop->post_lock);
 	if (loop->sigfd >= 0) {
 		sigprocmask(SIG_UNBLOCK, &loop->sigmask, NULL);
 		close(loop->sigfd);
@@ -80,8 +142,10 @@ void zt_loop_free(struct zt_loop *loop)
 	for (size_t i = 0; i < loop->nheap; i++)
 		loop->heap[i]->slot = 0;
 	free(loop->heap);
+	loop->heap = NULL;
+	close(loop->postfd);
 	close(loop->epfd);
-	free(loop);
+	zt_loop_unref(loop);
 }
 
 uint64_t zt_loop_now(const struct zt_loop *loop)
@@ -369,6 +433,109 @@ void zt_signal_stop(struct zt_signal *s)
 	s->loop->nsignals--;
 }
 
+/* ---- posts from other threads ------------------------------------------------------------ */
+
+int zt_loop_post(struct zt_loop *loop, zt_post_cb cb, void *arg)
+{
+	struct post *p = xmalloc(sizeof(*p));
+	bool wake;
+
+	p->cb = cb;
+	p->arg = arg;
+	pthread_mutex_lock(&loop->post_lock);
+	if (loop->posts_closed) {
+		pthread_mutex_unlock(&loop->post_lock);
+		free(p);
+		return -ESHUTDOWN;
+	}
+	wake = STAILQ_EMPTY(&loop->posts);
+	STAILQ_INSERT_TAIL(&loop->posts, p, link);
+	pthread_mutex_unlock(&loop->post_lock);
+	if (wake) {
+		uint64_t one = 1;
+		/* Only EAGAIN (counter full) can fail here, and then it is readable anyway. */
+		if (write(loop->postfd, &one, sizeof(one)) < 0) {
+		}
+	}
+	return 0;
+}
+
+void zt_loop_post_close(struct zt_loop *loop)
+{
+	pthread_mutex_lock(&loop->post_lock);
+	loop->posts_closed = true;
+	pthread_mutex_unlock(&loop->post_lock);
+}
+
+/* Runs the closures queued when the batch is taken; later ones wake the loop again. */
+static void on_posts(struct zt_io *io, unsigned events, void *arg)
+{
+	struct zt_loop *loop = arg;
+	STAILQ_HEAD(, post) batch = STAILQ_HEAD_INITIALIZER(batch);
+	uint64_t n;
+	struct post *p;
+
+	(void)io;
+	(void)events;
+	if (read(loop->postfd, &n, sizeof(n)) < 0) {
+		/* EAGAIN: a previous round took the batch this wake-up was for. */
+	}
+	pthread_mutex_lock(&loop->post_lock);
+	STAILQ_CONCAT(&batch, &loop->posts);
+	pthread_mutex_unlock(&loop->post_lock);
+	while ((p = STAILQ_FIRST(&batch))) {
+		STAILQ_REMOVE_HEAD(&batch, link);
+		p->cb(p->arg);
+		free(p);
+	}
+}
+
+struct call {
+	zt_post_cb cb;
+	void *arg;
+	sem_t done;
+};
+
+static void run_call(void *arg)
+{
+	struct call *c = arg;
+
+	c->cb(c->arg);
+	sem_post(&c->done);
+}
+
+int zt_loop_call(struct zt_loop *loop, zt_post_cb cb, void *arg)
+{
+	struct call c = {.cb = cb, .arg = arg};
+	int rc;
+
+	if (zt_loop_on_thread(loop)) {
+		cb(arg);
+		return 0;
+	}
+	sem_init(&c.done, 0, 0);
+	if ((rc = zt_loop_post(loop, run_call, &c)) == 0)
+		while (sem_wait(&c.done) < 0 && errno == EINTR)
+			;
+	sem_destroy(&c.done);
+	return rc;
+}
+
+void zt_loop_bind_thread(struct zt_loop *loop)
+{
+	loop->owner = pthread_self();
+}
+
+struct zt_loop *zt_loop_current(void)
+{
+	return running;
+}
+
+bool zt_loop_on_thread(const struct zt_loop *loop)
+{
+	return pthread_equal(loop->owner, pthread_self());
+}
+
 /* ---- running ----------------------------------------------------------------------------- */
 
 static int next_timeout(struct zt_loop *loop, int max_ms)
@@ -389,11 +556,13 @@ static int next_timeout(struct zt_loop *loop, int max_ms)
 
 int zt_loop_run_once(struct zt_loop *loop, int timeout_ms)
 {
+	struct zt_loop *outer = running;
 	int n;
 
 	n = epoll_wait(loop->epfd, loop->events, MAX_EVENTS, next_timeout(loop, timeout_ms));
 	if (n < 0 && errno != EINTR)
 		return -errno;
+	running = loop;
 	zt_loop_update_time(loop);
 	loop->nevents = n > 0 ? n : 0;
 	for (loop->cur = 0; loop->cur < loop->nevents;) {
@@ -416,6 +585,7 @@ int zt_loop_run_once(struct zt_loop *loop, int timeout_ms)
 	loop->nevents = loop->cur = 0;
 	run_timers(loop);
 	run_defers(loop);
+	running = outer;
 	return 0;
 }
 

@@ -1,6 +1,7 @@
-/* A small single-threaded epoll event loop: io watchers, one-shot timers on a binary heap
- * (start/stop are O(log n), so many thousands are cheap), deferred callbacks that run at the
- * end of the current iteration, and signals delivered through a signalfd.
+/* A small epoll event loop: io watchers, one-shot timers on a binary heap (start/stop are
+ * O(log n), so many thousands are cheap), deferred callbacks that run at the end of the
+ * current iteration, signals delivered through a signalfd, and closures posted from any
+ * thread. Everything but zt_loop_post and zt_loop_call belongs to the thread running the loop.
  *
  * Watchers are embedded in the caller's structs (no allocation). A started timer or defer
  * fires exactly once unless stopped first; stop is idempotent and safe from any callback,
@@ -69,8 +70,14 @@ struct zt_signal {
 
 /* Creates a loop. Returns 0 or -errno. */
 int zt_loop_new(struct zt_loop **out);
-/* Frees the loop; watchers still started are simply forgotten. Accepts NULL. */
+/* Frees the loop; watchers still started are simply forgotten, closures still queued dropped.
+ * A loop kept with zt_loop_ref only refuses posts from then on. Accepts NULL. */
 void zt_loop_free(struct zt_loop *loop);
+/* Keeps the loop's memory for a later zt_loop_post from another thread, which then fails
+ * cleanly (-ESHUTDOWN) if the loop was freed meanwhile. Thread-safe. Returns loop. */
+struct zt_loop *zt_loop_ref(struct zt_loop *loop);
+/* Drops a zt_loop_ref reference. Thread-safe; accepts NULL. */
+void zt_loop_unref(struct zt_loop *loop);
 
 /* Runs until zt_loop_stop() or until no io, timer, defer or signal watcher is active.
  * Returns 0, or -errno if epoll itself fails. */
@@ -117,5 +124,31 @@ void zt_defer_stop(struct zt_defer *d);
 int zt_signal_start(struct zt_loop *loop, struct zt_signal *s, int signo, zt_signal_cb cb,
 		    void *arg);
 void zt_signal_stop(struct zt_signal *s);
+
+/* ---- other threads ------------------------------------------------------------------------
+ * A loop is run by one thread; other threads reach it only through posted closures. The main
+ * thread may wait for a worker's loop (zt_loop_call) but a worker never waits for another
+ * loop, so no cycle of waits, hence no deadlock, can form. */
+typedef void (*zt_post_cb)(void *arg);
+
+/* Queues cb(arg) to run on loop's thread, in post order, after the io callbacks of an
+ * iteration (a post from the loop's own thread runs in the next iteration, never inside this
+ * call). Callable from any thread. Returns 0, or -ESHUTDOWN once zt_loop_post_close was called
+ * (cb will never run; arg stays the caller's). Aborts on OOM. */
+int zt_loop_post(struct zt_loop *loop, zt_post_cb cb, void *arg);
+/* Refuses later posts; closures already queued still run at the loop's next iteration (run
+ * one with zt_loop_run_once to flush them). Idempotent; callable from any thread. */
+void zt_loop_post_close(struct zt_loop *loop);
+/* Runs cb(arg) on loop's thread and waits for it: directly when called from that thread,
+ * else posted. For control operations from the main
+ * thread only; never call it from a worker's callback. Returns 0, or -ESHUTDOWN (cb never
+ * ran). */
+int zt_loop_call(struct zt_loop *loop, zt_post_cb cb, void *arg);
+/* Marks the calling thread as the one running loop (zt_loop_new marks its creator). */
+void zt_loop_bind_thread(struct zt_loop *loop);
+/* The loop whose callbacks the calling thread is running now, or NULL outside any. */
+struct zt_loop *zt_loop_current(void);
+/* Whether the calling thread is the one running loop. */
+bool zt_loop_on_thread(const struct zt_loop *loop);
 
 #endif

@@ -14,6 +14,7 @@
 #include "state/store.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,7 +98,25 @@ struct zt_store {
 	size_t n_watchers, cap_watchers;
 	unsigned dispatching;
 	uint64_t applied, rejected, removed;
+	/* Readers (lookups, iteration) on any thread; the one writer (apply and remove, on the
+	 * main thread) holds it exclusively, and never while watchers run. */
+	pthread_rwlock_t lock;
 };
+
+static void rd_lock(const struct zt_store *s)
+{
+	pthread_rwlock_rdlock((pthread_rwlock_t *)&s->lock);
+}
+
+static void unlock(const struct zt_store *s)
+{
+	pthread_rwlock_unlock((pthread_rwlock_t *)&s->lock);
+}
+
+static void wr_lock(struct zt_store *s)
+{
+	pthread_rwlock_wrlock(&s->lock);
+}
 
 /* ---- small vectors of pointers, order-preserving ------------------------------------------ */
 
@@ -368,6 +387,7 @@ struct zt_store *zt_store_new(void)
 {
 	struct zt_store *s = xcalloc(1, sizeof(*s));
 
+	pthread_rwlock_init(&s->lock, NULL);
 	zt_live_inc(&zt_live_state_store);
 	return s;
 }
@@ -523,6 +543,7 @@ void zt_store_free(struct zt_store *s)
 	multi_free_all(&s->sets_by_key);
 	free(s->wl_sets.slots);
 	free(s->watchers);
+	pthread_rwlock_destroy(&s->lock);
 	free(s);
 	zt_live_dec(&zt_live_state_store);
 }
@@ -652,6 +673,7 @@ int zt_store_put_service(struct zt_store *s, struct zt_service *svc)
 
 	if (s->dispatching)
 		return ZT_E_STATE;
+	wr_lock(s);
 	slot = slot_get(s, svc->key);
 	old = slot->svc;
 	if (old)
@@ -663,21 +685,27 @@ int zt_store_put_service(struct zt_store *s, struct zt_service *svc)
 	s->applied++;
 	zt_debug("service %s %s (%zu endpoints)", svc->key, old ? "updated" : "added",
 	         slot->members.n);
+	unlock(s);
 	return 0;
 }
 
 static int remove_service(struct zt_store *s, const char *key)
 {
-	struct svc_slot *slot = zt_hmap_get(&s->slots, key);
+	struct svc_slot *slot;
 
-	if (!slot || !slot->svc)
+	wr_lock(s);
+	slot = zt_hmap_get(&s->slots, key);
+	if (!slot || !slot->svc) {
+		unlock(s);
 		return ZT_E_NOTFOUND;
+	}
 	vips_index(s, slot, false);
 	zt_service_unref(slot->svc);
 	slot->svc = NULL;
 	s->removed++;
 	zt_debug("service %s removed (%zu endpoints staged)", key, slot->members.n);
 	slot_gc(s, slot);
+	unlock(s);
 	return 0;
 }
 
@@ -747,11 +775,13 @@ int zt_store_put_workload(struct zt_store *s, struct zt_workload *w)
 	if (s->dispatching)
 		return ZT_E_STATE;
 	zt_workload_ref(w);
+	wr_lock(s);
 	old = zt_hmap_put(&s->workloads, w->uid, w);
 	ips_reindex(s, old, w);
 	members_reindex(s, old, w);
 	pol_sets_reindex(s, old, w);
 	s->applied++;
+	unlock(s);
 	zt_debug("workload %s %s", w->uid, old ? "updated" : "added");
 	ev.kind = old ? ZT_STORE_WORKLOAD_CHANGED : ZT_STORE_WORKLOAD_ADDED;
 	ev.key = w->uid;
@@ -764,15 +794,19 @@ int zt_store_put_workload(struct zt_store *s, struct zt_workload *w)
 
 static int remove_workload(struct zt_store *s, const char *uid)
 {
-	struct zt_workload *old = zt_hmap_del(&s->workloads, uid);
+	struct zt_workload *old;
 	struct zt_store_event ev = {0};
 
-	if (!old)
+	wr_lock(s);
+	if (!(old = zt_hmap_del(&s->workloads, uid))) {
+		unlock(s);
 		return ZT_E_NOTFOUND;
+	}
 	ips_reindex(s, old, NULL);
 	members_reindex(s, old, NULL);
 	pol_sets_reindex(s, old, NULL);
 	s->removed++;
+	unlock(s);
 	zt_debug("workload %s removed", old->uid);
 	ev.kind = ZT_STORE_WORKLOAD_REMOVED;
 	ev.key = old->uid;
@@ -807,12 +841,14 @@ int zt_store_put_policy(struct zt_store *s, struct zt_policy *p)
 	if (s->dispatching)
 		return ZT_E_STATE;
 	zt_policy_ref(p);
+	wr_lock(s);
 	old = zt_hmap_put(&s->policies, p->key, p);
 	if (old)
 		policy_index(s, old, false);
 	policy_index(s, p, true);
 	pol_sets_resolve(s, p->key, p);
 	s->applied++;
+	unlock(s);
 	zt_debug("policy %s %s", p->key, old ? "updated" : "added");
 	ev.kind = ZT_STORE_POLICY_CHANGED;
 	ev.key = p->key;
@@ -831,12 +867,15 @@ int zt_store_remove_authorization(void *arg, const char *name)
 
 	if (s->dispatching)
 		return ZT_E_STATE;
-	old = zt_hmap_del(&s->policies, name);
-	if (!old)
+	wr_lock(s);
+	if (!(old = zt_hmap_del(&s->policies, name))) {
+		unlock(s);
 		return ZT_E_NOTFOUND;
+	}
 	policy_index(s, old, false);
 	pol_sets_resolve(s, old->key, NULL);
 	s->removed++;
+	unlock(s);
 	zt_debug("policy %s removed", old->key);
 	ev.kind = ZT_STORE_POLICY_CHANGED;
 	ev.key = old->key;
@@ -940,7 +979,12 @@ int zt_store_remove_address(void *arg, const char *name)
 
 struct zt_workload *zt_store_workload_by_uid(const struct zt_store *s, const char *uid)
 {
-	return zt_workload_ref(zt_hmap_get(&s->workloads, uid));
+	struct zt_workload *w;
+
+	rd_lock(s);
+	w = zt_workload_ref(zt_hmap_get(&s->workloads, uid));
+	unlock(s);
+	return w;
 }
 
 struct zt_workload *zt_store_workload_by_ip(const struct zt_store *s, const char *network,
@@ -948,19 +992,28 @@ struct zt_workload *zt_store_workload_by_ip(const struct zt_store *s, const char
 {
 	struct zt_workload *best = NULL;
 	void *one, *const *v;
-	size_t n = ip_multi_items(&s->wl_by_ip, network, ip, &one, &v);
+	size_t n;
 
+	rd_lock(s);
+	n = ip_multi_items(&s->wl_by_ip, network, ip, &one, &v);
 	for (size_t i = 0; i < n; i++)
 		if (!best || zt_workload_ip_rank(v[i]) > zt_workload_ip_rank(best))
 			best = v[i];
-	return zt_workload_ref(best);
+	best = zt_workload_ref(best);
+	unlock(s);
+	return best;
 }
 
 struct zt_service *zt_store_service_by_key(const struct zt_store *s, const char *key)
 {
-	struct svc_slot *slot = zt_hmap_get(&s->slots, key);
+	struct svc_slot *slot;
+	struct zt_service *svc;
 
-	return slot ? zt_service_ref(slot->svc) : NULL;
+	rd_lock(s);
+	slot = zt_hmap_get(&s->slots, key);
+	svc = slot ? zt_service_ref(slot->svc) : NULL;
+	unlock(s);
+	return svc;
 }
 
 struct zt_service *zt_store_service_by_host(const struct zt_store *s, const char *ns,
@@ -981,8 +1034,8 @@ static bool same_ns(const struct zt_service *svc, const char *caller_ns)
 	return caller_ns && strcmp(svc->ns, caller_ns) == 0;
 }
 
-struct zt_service *zt_store_service_by_vip(const struct zt_store *s, const char *network,
-                                           const struct zt_ip *ip, const char *caller_ns)
+static struct zt_service *service_by_vip(const struct zt_store *s, const char *network,
+                                         const struct zt_ip *ip, const char *caller_ns)
 {
 	void *one, *const *v;
 	size_t n;
@@ -1027,14 +1080,30 @@ struct zt_service *zt_store_service_by_vip(const struct zt_store *s, const char 
 	return zt_service_ref(best);
 }
 
+struct zt_service *zt_store_service_by_vip(const struct zt_store *s, const char *network,
+                                           const struct zt_ip *ip, const char *caller_ns)
+{
+	struct zt_service *svc;
+
+	rd_lock(s);
+	svc = service_by_vip(s, network, ip, caller_ns);
+	unlock(s);
+	return svc;
+}
+
 struct zt_policy *zt_store_policy_by_key(const struct zt_store *s, const char *key)
 {
-	return zt_policy_ref(zt_hmap_get(&s->policies, key));
+	struct zt_policy *p;
+
+	rd_lock(s);
+	p = zt_policy_ref(zt_hmap_get(&s->policies, key));
+	unlock(s);
+	return p;
 }
 
 /* ---- iteration ---------------------------------------------------------------------------- */
 
-int zt_store_foreach_workload(const struct zt_store *s, zt_store_workload_cb cb, void *arg)
+static int foreach_workload(const struct zt_store *s, zt_store_workload_cb cb, void *arg)
 {
 	size_t pos = 0;
 	void *v;
@@ -1046,7 +1115,7 @@ int zt_store_foreach_workload(const struct zt_store *s, zt_store_workload_cb cb,
 	return 0;
 }
 
-int zt_store_foreach_service(const struct zt_store *s, zt_store_service_cb cb, void *arg)
+static int foreach_service(const struct zt_store *s, zt_store_service_cb cb, void *arg)
 {
 	size_t pos = 0;
 	void *v;
@@ -1060,7 +1129,7 @@ int zt_store_foreach_service(const struct zt_store *s, zt_store_service_cb cb, v
 	return 0;
 }
 
-int zt_store_foreach_policy(const struct zt_store *s, zt_store_policy_cb cb, void *arg)
+static int foreach_policy(const struct zt_store *s, zt_store_policy_cb cb, void *arg)
 {
 	size_t pos = 0;
 	void *v;
@@ -1072,7 +1141,7 @@ int zt_store_foreach_policy(const struct zt_store *s, zt_store_policy_cb cb, voi
 	return 0;
 }
 
-/* One pass of zt_store_foreach_policy_for: the policies with first_pass() == first. */
+/* One pass of foreach_policy_for: the policies with first_pass() == first. */
 static int walk(const struct zt_store *s, const struct zt_workload *w, bool first,
                 zt_store_policy_cb cb, void *arg)
 {
@@ -1124,12 +1193,55 @@ static int walk(const struct zt_store *s, const struct zt_workload *w, bool firs
 	return 0;
 }
 
-int zt_store_foreach_policy_for(const struct zt_store *s, const struct zt_workload *w,
-                                zt_store_policy_cb cb, void *arg)
+static int foreach_policy_for(const struct zt_store *s, const struct zt_workload *w,
+                              zt_store_policy_cb cb, void *arg)
 {
 	int rc = walk(s, w, true, cb, arg);
 
 	return rc ? rc : walk(s, w, false, cb, arg);
+}
+
+int zt_store_foreach_workload(const struct zt_store *s, zt_store_workload_cb cb, void *arg)
+{
+	int rc;
+
+	rd_lock(s);
+	rc = foreach_workload(s, cb, arg);
+	unlock(s);
+	return rc;
+}
+
+int zt_store_foreach_service(const struct zt_store *s, zt_store_service_cb cb, void *arg)
+{
+	int rc;
+
+	rd_lock(s);
+	rc = foreach_service(s, cb, arg);
+	unlock(s);
+	return rc;
+}
+
+int zt_store_foreach_policy(const struct zt_store *s, zt_store_policy_cb cb, void *arg)
+{
+	int rc;
+
+	rd_lock(s);
+	rc = foreach_policy(s, cb, arg);
+	unlock(s);
+	return rc;
+}
+
+/* Callbacks run under the read lock: they may look up (glibc's rwlock lets a reader take it
+ * again), never change the store. */
+int zt_store_foreach_policy_for(const struct zt_store *s, const struct zt_workload *w,
+                                zt_store_policy_cb cb, void *arg)
+{
+	int rc;
+
+	rd_lock(s);
+	rc = foreach_policy_for(s, w, cb, arg);
+	unlock(s);
+	return rc;
 }
 
 void zt_store_get_counters(const struct zt_store *s, struct zt_store_counters *out)
@@ -1138,6 +1250,7 @@ void zt_store_get_counters(const struct zt_store *s, struct zt_store_counters *o
 	void *v;
 
 	memset(out, 0, sizeof(*out));
+	rd_lock(s);
 	out->workloads = zt_hmap_count(&s->workloads);
 	out->policies = zt_hmap_count(&s->policies);
 	while (zt_hmap_next(&s->slots, &pos, NULL, &v)) {
@@ -1152,4 +1265,5 @@ void zt_store_get_counters(const struct zt_store *s, struct zt_store_counters *o
 	out->applied = s->applied;
 	out->rejected = s->rejected;
 	out->removed = s->removed;
+	unlock(s);
 }

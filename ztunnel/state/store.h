@@ -4,7 +4,8 @@
  * counted; an update builds a new object and swaps it in, so a reader keeps a consistent
  * view for as long as it holds a reference. Lookups return NEW references: the caller
  * releases them with zt_workload_unref / zt_service_unref / zt_policy_unref.
- * Single-threaded: apply, remove and lookups run on one thread. */
+ * Apply and remove run on one thread (the main one), as do watchers; lookups and iteration
+ * may run on any thread (a read-write lock; a callback must not change the store). */
 #ifndef ZT_STATE_STORE_H
 #define ZT_STATE_STORE_H
 

@@ -653,6 +653,105 @@ int64_t zt_metric_value(const struct zt_metric_child *c)
 	return c->v;
 }
 
+/* ---- merging per-thread registries --------------------------------------------------------- */
+
+static struct zt_metric_series *merge_series(struct zt_metrics *dst,
+                                             const struct zt_metric_series *s)
+{
+	struct zt_metric_series *d;
+	struct zt_buf b;
+
+	if (s->overflow)
+		return overflow_series(dst, s->reporter);
+	zt_buf_init(&b, 0);
+	if (zt_buf_append(&b, s->n.labels, s->n.len) < 0)
+		abort();
+	d = intern(dst, s->reporter, &b, s->flags_off, s->flags_len);
+	zt_buf_clear(&b);
+	return d;
+}
+
+static void add_series(struct zt_metric_series *d, const struct zt_metric_series *s)
+{
+	for (int c = 0; c < NCOUNTERS; c++)
+		d->v[c] += s->v[c];
+	d->touched |= s->touched;
+}
+
+static void add_child(struct zt_metric_child *d, const struct zt_metric_child *s)
+{
+	d->v += s->v;
+	d->sum += s->sum;
+	for (size_t i = 0; d->le && s->le && i < d->f->nbounds && i < s->f->nbounds; i++)
+		d->le[i] += s->le[i];
+}
+
+static struct zt_metric *merge_family(struct zt_metrics *dst, const struct zt_metric *f)
+{
+	struct zt_metric *d = zt_metrics_find(dst, f->name);
+
+	if (d)
+		return d->type == f->type && d->nlabels == f->nlabels ? d : NULL;
+	if (f->type == ZT_METRIC_HISTOGRAM)
+		zt_metrics_register_histogram(dst, &d, f->name, f->help,
+		                              (const char *const *)f->labels, f->nlabels, f->bounds,
+		                              f->nbounds);
+	else
+		zt_metrics_register(dst, &d, f->name, f->help, f->type,
+		                    (const char *const *)f->labels, f->nlabels);
+	return d;
+}
+
+void zt_metrics_merge(struct zt_metrics *dst, const struct zt_metrics *src)
+{
+	const struct zt_metric *f;
+	const struct node *n;
+
+	STAILQ_FOREACH(n, &src->series.nodes, order) {
+		const struct zt_metric_series *s = (const struct zt_metric_series *)n;
+		add_series(merge_series(dst, s), s);
+	}
+	for (int r = 0; r < 2; r++) {
+		if (src->overflow[r])
+			add_series(merge_series(dst, src->overflow[r]), src->overflow[r]);
+		dst->sockets[r] += src->sockets[r];
+		dst->sockets_touched[r] |= src->sockets_touched[r];
+	}
+	STAILQ_FOREACH(f, &src->extras, link) {
+		struct zt_metric *d = merge_family(dst, f);
+		if (!d)
+			continue; /* the same name with another shape: not ours to sum */
+		STAILQ_FOREACH(n, &f->t.nodes, order) {
+			const struct zt_metric_child *c = (const struct zt_metric_child *)n;
+			struct node *dn = table_find(&d->t, c->n.labels, c->n.len, c->n.hash);
+			struct zt_metric_child *dc;
+			if (dn) {
+				dc = (struct zt_metric_child *)dn;
+			} else {
+				struct zt_buf b;
+				zt_buf_init(&b, 0);
+				if (zt_buf_append(&b, c->n.labels, c->n.len) < 0)
+					abort();
+				dc = child_node(d, &b);
+				table_insert(&d->t, &dc->n);
+				zt_buf_clear(&b);
+			}
+			add_child(dc, c);
+		}
+		if (f->overflow) {
+			if (!d->overflow) {
+				struct zt_buf b;
+				zt_buf_init(&b, 0);
+				if (zt_buf_append(&b, f->overflow->n.labels, f->overflow->n.len) < 0)
+					abort();
+				d->overflow = child_node(d, &b);
+				zt_buf_clear(&b);
+			}
+			add_child(d->overflow, f->overflow);
+		}
+	}
+}
+
 /* ---- rendering --------------------------------------------------------------------------- */
 
 struct out {

@@ -3,7 +3,8 @@
  * counters and gauges registered by name (xDS, workload manager). Invariant: a label set is
  * interned once (hash-consed on its rendered, escaped text) into a series handle that lives as
  * long as the registry, so per-connection updates are O(1); the number of series is bounded
- * and anything past the bound is counted under one "overflow" series. Single-threaded. */
+ * and anything past the bound is counted under one "overflow" series. A registry belongs to one
+ * thread (each worker has its own); zt_metrics_merge sums them for a scrape. */
 #ifndef ZT_METRICS_H
 #define ZT_METRICS_H
 
@@ -128,6 +129,13 @@ void zt_metric_observe(struct zt_metric_child *c, double v);
  * registration; samples by creation). A traffic family lists the series that counter was
  * updated for. Returns 0, or ZT_E_TOOBIG if out's limit was hit (out then holds a prefix). */
 int zt_metrics_render(struct zt_metrics *m, struct zt_buf *out);
+
+/* Adds src's counts into dst: each traffic series, socket gauge and family child of src is
+ * added to the one with the same labels in dst (created there, after dst's own, when
+ * missing; a family missing in dst is registered as src has it). Rendering the sum of the
+ * per-thread registries this way gives what one registry would have counted. Run it where
+ * src is not being changed (on src's thread). */
+void zt_metrics_merge(struct zt_metrics *dst, const struct zt_metrics *src);
 
 /* Appends s to out as a Prometheus label value: backslash, double quote and newline escaped.
  * Returns 0 or ZT_E_TOOBIG. */
