@@ -1,16 +1,20 @@
 /* The L4 authorization decision at scale (spec §6): a mesh from fake-istiod's generator
  * (namespaces x policies x rules) converted to xDS resources and applied to a ztunnel store
- * as the xDS client does, then zt_authz_check timed on connections spread over the pods.
- * Invariant: every timed decision is also checked (an allowed connection must be ALLOW, an
- * unmatched one DENY), so a fast wrong answer fails the run instead of being reported.
+ * as the xDS client does, then zt_authz_check (scoped lookup, port-indexed rules) timed on
+ * connections spread over the pods, and in the same run the reference scan of every policy
+ * (authz_ref.h) on the same connections. Invariant: every timed decision is also checked (an
+ * allowed connection must be ALLOW, an unmatched one DENY), so a fast wrong answer fails the
+ * run instead of being reported.
  *   authz_bench [NAMESPACES] [POLICIES_PER_NAMESPACE] [RULES] [PODS_PER_NAMESPACE] [ITERS]
- * Prints one JSON line: policies, rules, workloads, CPU ns per decision (allow, deny). */
+ * Prints one JSON line: policies, rules, workloads, CPU ns per decision (allow, deny) for
+ * zt_authz_check and for the scan (scan_allow_ns, scan_deny_ns; ITERS/100 decisions). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "bench/authz_ref.h"
 #include "fake-istiod/convert.h"
 #include "fake-istiod/generate.h"
 #include "fake-istiod/mesh.h"
@@ -49,8 +53,16 @@ struct probe {
 	struct zt_spiffe id;
 };
 
-/* Times iters decisions over the sample with dst_port; fails on a verdict other than want. */
-static double run(const struct zt_store *st, struct probe *p, size_t n, unsigned long iters,
+static enum zt_authz_verdict indexed(const struct zt_store *st, const struct zt_authz_conn *c)
+{
+	return zt_authz_check(st, c, NULL, 0);
+}
+
+/* Times iters decisions of check over the sample with dst_port; fails on a verdict other
+ * than want. */
+static double run(enum zt_authz_verdict (*check)(const struct zt_store *,
+                                                 const struct zt_authz_conn *),
+                  const struct zt_store *st, struct probe *p, size_t n, unsigned long iters,
                   uint16_t port, enum zt_authz_verdict want)
 {
 	struct zt_authz_conn c = {.dst_port = port};
@@ -60,7 +72,7 @@ static double run(const struct zt_store *st, struct probe *p, size_t n, unsigned
 		c.dst = x->w;
 		c.src_id = &x->id;
 		c.dst_ip = x->w->ips[0];
-		if (zt_authz_check(st, &c, NULL, 0) != want) {
+		if (check(st, &c) != want) {
 			char why[256];
 			zt_authz_check(st, &c, why, sizeof(why));
 			fprintf(stderr, "authz_bench: %s port %u: wrong verdict: %s\n", x->w->uid,
@@ -150,13 +162,18 @@ int main(int argc, char **argv)
 	/* Allowed by the last rule of every policy (the most rules evaluated before a match),
 	 * denied by a port no rule names (every rule of every policy evaluated). */
 	uint16_t allow_port = (uint16_t)(8000 + s.rules_per_policy - 1);
-	run(st, probes, n, iters / 10 + 1, allow_port, ZT_AUTHZ_ALLOW); /* warm-up */
-	double allow = run(st, probes, n, iters, allow_port, ZT_AUTHZ_ALLOW);
-	double deny = run(st, probes, n, iters, 7999, ZT_AUTHZ_DENY);
+	run(indexed, st, probes, n, iters / 10 + 1, allow_port, ZT_AUTHZ_ALLOW); /* warm-up */
+	double allow = run(indexed, st, probes, n, iters, allow_port, ZT_AUTHZ_ALLOW);
+	double deny = run(indexed, st, probes, n, iters, 7999, ZT_AUTHZ_DENY);
+	unsigned long scan_iters = iters / 100 + 1;
+	double scan_allow =
+	        run(authz_ref_check, st, probes, n, scan_iters, allow_port, ZT_AUTHZ_ALLOW);
+	double scan_deny = run(authz_ref_check, st, probes, n, scan_iters, 7999, ZT_AUTHZ_DENY);
 	printf("{\"policies\":%lu,\"rules_per_policy\":%u,\"policies_per_workload\":%u,"
-	       "\"workloads\":%u,\"load_ms\":%.0f,\"allow_ns\":%.1f,\"deny_ns\":%.1f}\n",
+	       "\"workloads\":%u,\"load_ms\":%.0f,\"allow_ns\":%.1f,\"deny_ns\":%.1f,"
+	       "\"scan_allow_ns\":%.1f,\"scan_deny_ns\":%.1f,\"target_ns\":1000}\n",
 	       (unsigned long)s.namespaces * s.policies_per_namespace, s.rules_per_policy,
-	       s.policies_per_namespace, s.pods, t_load, allow, deny);
+	       s.policies_per_namespace, s.pods, t_load, allow, deny, scan_allow, scan_deny);
 	for (size_t i = 0; i < n; i++)
 		zt_workload_unref(probes[i].w);
 	free(probes);

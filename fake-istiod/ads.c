@@ -503,16 +503,20 @@ enum { GONE_KEEP, GONE_DROP, GONE_REPORT };
 /* Sends one DeltaDiscoveryResponse on s (marks the stream ended if that fails). */
 static void send_response(struct stream *s, struct sub *sub, const struct rtype *t,
                           Envoy__Service__Discovery__V3__Resource **adds, size_t nadd,
-                          char **removed, size_t nrm)
+                          char **removed, size_t nrm, bool more)
 {
 	Envoy__Service__Discovery__V3__DeltaDiscoveryResponse resp;
 	char nonce[sizeof(sub->nonce_prefix) + 24];
+	/* A state split over several responses: every part but the last says so (more), and
+	 * ztunnel counts itself synced only after the last (ZT_XDS_MORE_SUFFIX). */
+	char sysver[sizeof(t->version_text) + sizeof(";more")];
 	uint8_t *buf = NULL;
 	size_t len = 0;
 
 	envoy__service__discovery__v3__delta_discovery_response__init(&resp);
 	snprintf(nonce, sizeof(nonce), "%s%" PRIu64, sub->nonce_prefix, ++sub->sent_seq);
-	resp.system_version_info = t ? (char *)t->version_text : "0";
+	snprintf(sysver, sizeof(sysver), "%s%s", t ? t->version_text : "0", more ? ";more" : "");
+	resp.system_version_info = sysver;
 	resp.type_url = sub->url;
 	resp.nonce = nonce;
 	resp.n_resources = nadd;
@@ -577,7 +581,7 @@ static bool respond_from_base(struct stream *s, struct sub *sub, const struct rt
 	}
 	if (fits) {
 		if (nadd || nrm || sub->must_answer)
-			send_response(s, sub, t, adds, nadd, removed, nrm);
+			send_response(s, sub, t, adds, nadd, removed, nrm, false);
 		s->ads->st.from_base++;
 		sub->base = snap_ref(cur);
 		snap_unref(old);
@@ -654,7 +658,7 @@ static void respond(struct stream *s, struct sub *sub)
 	}
 
 	if (nadd || nrm || sub->must_answer)
-		send_response(s, sub, t, adds, nadd, removed, nrm);
+		send_response(s, sub, t, adds, nadd, removed, nrm, full);
 
 	/* Commit: the new known replaces the old, reported or obsolete gone names go. */
 	for (size_t x = 0; x < sub->nknown; x++)

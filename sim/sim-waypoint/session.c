@@ -429,7 +429,7 @@ static int open_upstream(struct sess *s)
 		return rc;
 	memset(&key, 0, sizeof(key));
 	key.identity = s->wp->id;
-	key.dst_ids = &s->dst->identity;
+	key.dst_ids = s->dst->identity;
 	key.n_dst_ids = 1;
 	key.dst.ip = s->dst->ips[0];
 	key.dst.port = 15008;

@@ -298,7 +298,7 @@ START_TEST(state_workload_decodes_every_field)
 	ck_assert_str_eq(got->locality.subzone, "sz");
 	ck_assert_int_eq(got->network_mode, ZT_NETWORK_STANDARD);
 	ck_assert_uint_eq(got->capacity, 7);
-	zt_spiffe_format(&got->identity, why, sizeof(why));
+	zt_spiffe_format(got->identity, why, sizeof(why));
 	ck_assert_str_eq(why, "spiffe://td.example/ns/ns1/sa/sa1");
 	ck_assert_int_eq(zt_workload_ip_rank(got), 3);
 	zt_workload_unref(got);
@@ -332,7 +332,7 @@ START_TEST(state_workload_defaults_apply_to_empty_fields)
 	ck_assert_int_eq(w->network_gateway.kind, ZT_GATEWAY_UNSET);
 	ck_assert(!w->application_tunnel.present);
 	ck_assert_ptr_null(w->services);
-	zt_spiffe_format(&w->identity, id, sizeof(id));
+	zt_spiffe_format(w->identity, id, sizeof(id));
 	ck_assert_str_eq(id, "spiffe://cluster.local/ns/ns/sa/default");
 	ck_assert_int_eq(zt_workload_ip_rank(w), 0);
 	zt_workload_unref(w);

@@ -80,6 +80,7 @@ static struct {
 	bool auto_reply; /* answer each initial Address request with addr_res */
 	const struct res *addr_res;
 	size_t n_addr_res;
+	const char *sysver; /* system_version_info of the responses sent; NULL: "" */
 } F;
 
 static void rec_stream_clear(void)
@@ -132,6 +133,7 @@ static void fake_send(int s, const char *type_url, const struct res *rs, size_t 
 		ptrs[i] = &res[i];
 	}
 	snprintf(nonce, sizeof(nonce), "n%d", ++F.nonce);
+	r.system_version_info = (char *)(F.sysver ? F.sysver : "");
 	r.type_url = (char *)type_url;
 	r.nonce = nonce;
 	r.n_resources = n;
@@ -202,7 +204,10 @@ static void fake_on_message(struct zt_grpc_call *call, const uint8_t *p, size_t 
 		}
 		fake_send(s, ADDR_URL, send, n, NULL, 0);
 	} else if (F.auto_reply && !r->nonce[0]) {
+		const char *v = F.sysver; /* other types: one unmarked (empty) response */
+		F.sysver = NULL;
 		fake_send(s, r->type_url, NULL, 0, NULL, 0);
+		F.sysver = v;
 	}
 	zt_pb_free(m);
 }
@@ -556,6 +561,45 @@ START_TEST(xds_client_sends_metadata_and_node_then_acks_every_type)
 	fake_send(0, ADDR_URL, upd, 1, NULL, 0);
 	RUN_UNTIL(loop, count_reqs(0, ADDR_URL) == 3, 2000);
 	ck_assert_str_eq(json_string_value(json_object_get(applied, "uid-a")), "v2");
+	ck_assert_int_eq(synced_calls, 1);
+	finish(c);
+}
+END_TEST
+
+
+START_TEST(xds_client_is_synced_only_after_the_last_part_of_a_split_initial_state)
+{
+	struct zt_xds_client_opts o = opts();
+	struct zt_xds_client *c;
+	static const struct res rest[] = {{"uid-d", "v1", false, NULL}};
+
+	/* The server answers the initial Address request with a part marked "more follows";
+	 * authorization's (empty) answer is unmarked. */
+	F.addr_res = three;
+	F.n_addr_res = 3;
+	F.sysver = "7" ZT_XDS_MORE_SUFFIX;
+	c = client_new(&o);
+	RUN_UNTIL(loop, count_reqs(0, ADDR_URL) == 2 && count_reqs(0, AUTHZ_URL) == 2, 5000);
+	/* Both parts so far applied and ACKed, Authorization complete, Address not. */
+	ck_assert_uint_eq(zt_xds_client_count(c, ADDR_URL), 3);
+	ck_assert(!nth_req(0, ADDR_URL, 1)->has_error);
+	ck_assert(!zt_xds_client_synced(c));
+	ck_assert_int_eq(synced_calls, 0);
+	/* A second marked part still does not complete it... */
+	fake_send(0, ADDR_URL, rest, 1, NULL, 0);
+	RUN_UNTIL(loop, count_reqs(0, ADDR_URL) == 3, 2000);
+	ck_assert_uint_eq(zt_xds_client_count(c, ADDR_URL), 4);
+	ck_assert(!zt_xds_client_synced(c));
+	/* ...the last part (unmarked, here with nothing left to add) does. */
+	F.sysver = "7";
+	fake_send(0, ADDR_URL, NULL, 0, NULL, 0);
+	RUN_UNTIL(loop, zt_xds_client_synced(c), 2000);
+	ck_assert_int_eq(synced_calls, 1);
+	/* A marked push after sync changes nothing about it. */
+	F.sysver = "8" ZT_XDS_MORE_SUFFIX;
+	fake_send(0, ADDR_URL, rest, 1, NULL, 0);
+	RUN_UNTIL(loop, count_reqs(0, ADDR_URL) == 5, 2000);
+	ck_assert(zt_xds_client_synced(c));
 	ck_assert_int_eq(synced_calls, 1);
 	finish(c);
 }
@@ -977,6 +1021,7 @@ Suite *xds_client_suite(void)
 	tcase_add_checked_fixture(t, setup, teardown);
 	tcase_set_timeout(t, 30);
 	tcase_add_test(t, xds_client_sends_metadata_and_node_then_acks_every_type);
+	tcase_add_test(t, xds_client_is_synced_only_after_the_last_part_of_a_split_initial_state);
 	tcase_add_test(t, xds_client_nacks_rejected_resources_and_keeps_the_good_ones);
 	tcase_add_test(t, xds_client_keeps_claiming_the_held_version_after_a_nack_and_sees_the_removal);
 	tcase_add_test(t, xds_client_applies_removals_after_updates);

@@ -229,7 +229,7 @@ static void on_store_event(struct zt_store *store, const struct zt_store_event *
 	/* Take the new reference before dropping the old one, so an unchanged identity is never
 	 * forgotten in between. */
 	if (local_hbone(app, ev->new_workload)) {
-		const struct zt_spiffe *id = &ev->new_workload->identity;
+		const struct zt_spiffe *id = ev->new_workload->identity;
 		zt_certmgr_prefetch(app->certs, id);
 		if (!(have = zt_certmgr_get(app->certs, id))) {
 			cert_task(id, task, sizeof(task));
@@ -238,7 +238,7 @@ static void on_store_event(struct zt_store *store, const struct zt_store_event *
 		zt_tls_identity_unref(have);
 	}
 	if (local_hbone(app, ev->old_workload)) {
-		const struct zt_spiffe *id = &ev->old_workload->identity;
+		const struct zt_spiffe *id = ev->old_workload->identity;
 		zt_certmgr_forget(app->certs, id);
 		if (zt_certmgr_state(app->certs, id) < 0) {
 			cert_task(id, task, sizeof(task));

@@ -291,7 +291,7 @@ void zt_dns_count_on_demand(struct zt_metrics *m, const struct zt_workload *src,
 	                        ZT_METRIC_COUNTER, names, 9) < 0)
 		return;
 	if (src)
-		zt_spiffe_format(&src->identity, principal, sizeof(principal));
+		zt_spiffe_format(src->identity, principal, sizeof(principal));
 	const char *v[9] = {src ? src->workload_name : NULL,
 	                    src ? src->canonical_name : NULL,
 	                    src ? src->canonical_revision : NULL,

@@ -184,7 +184,7 @@ static void fill_entry(const struct conn *c, struct zt_access_entry *e, char *si
 	if (c->mtls)
 		zt_spiffe_format(&c->peer_id, sid, ZT_SPIFFE_STR_SIZE);
 	if (c->local)
-		zt_spiffe_format(&c->local->identity, did, ZT_SPIFFE_STR_SIZE);
+		zt_spiffe_format(c->local->identity, did, ZT_SPIFFE_STR_SIZE);
 	e->src_addr = c->src;
 	if (c->src_wl) {
 		e->src_workload = c->src_wl->name;
@@ -395,7 +395,7 @@ static void conn_open(struct conn *c)
 		c->src_wl = zt_store_workload_by_ip(c->ctx->store, net, &c->src.ip);
 	c->svc = pick_service(c);
 	zt_proxy_labels_fill(&pl, ZT_REPORTER_DESTINATION, c->src_wl, c->mtls ? &c->peer_id : NULL,
-	                     c->local, &c->local->identity, c->svc, c->mtls);
+	                     c->local, c->local->identity, c->svc, c->mtls);
 	if (!c->src_wl && c->hbone && c->req.has_baggage)
 		baggage_labels(&pl.l, &c->req.baggage);
 	if (m) {
@@ -916,7 +916,7 @@ static void local_identity(struct zt_inbound *in, struct zt_spiffe *id)
 	const char *td = in->p->ctx->set.trust_domain;
 
 	if (w) {
-		*id = w->identity;
+		*id = *w->identity;
 		zt_workload_unref(w);
 		return;
 	}

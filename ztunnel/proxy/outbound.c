@@ -128,7 +128,7 @@ static struct zt_metric_series *series_for(const struct conn *c, const struct zt
 
 	if (!c->ctx->metrics)
 		return NULL;
-	zt_proxy_labels_fill(&l, ZT_REPORTER_SOURCE, c->source, &c->source->identity,
+	zt_proxy_labels_fill(&l, ZT_REPORTER_SOURCE, c->source, c->source->identity,
 	                     dst_workload(c), dst_id, c->route.service,
 	                     c->route.kind == ZT_ROUTE_HBONE);
 	return zt_metrics_series(c->ctx->metrics, &l.l);
@@ -156,7 +156,7 @@ static void entry_fill(const struct conn *c, struct zt_access_entry *e, char *sr
 	        .bytes_down = c->bytes_down,
 	        .duration_ms = zt_loop_now(c->ctx->loop) - c->start_ms,
 	};
-	if (zt_spiffe_format(&c->source->identity, src_id, ZT_SPIFFE_STR_SIZE) > 0)
+	if (zt_spiffe_format(c->source->identity, src_id, ZT_SPIFFE_STR_SIZE) > 0)
 		e->src_identity = src_id;
 	if (did && zt_spiffe_format(did, dst_id, ZT_SPIFFE_STR_SIZE) > 0)
 		e->dst_identity = dst_id;
@@ -464,13 +464,13 @@ static void hbone_connect(struct conn *c)
 		conn_end(c, ZT_CLOSE_IDENTITY_ERROR, "source certificate: no certificate provider");
 		return;
 	}
-	c->cert = zt_certmgr_get(m, &c->source->identity);
+	c->cert = zt_certmgr_get(m, c->source->identity);
 	if (c->cert) {
 		open_stream(c);
 		return;
 	}
 	go_state(c, ST_CERT);
-	if ((rc = zt_certmgr_fetch(m, &c->source->identity, on_cert, c, &c->fetch)) < 0) {
+	if ((rc = zt_certmgr_fetch(m, c->source->identity, on_cert, c, &c->fetch)) < 0) {
 		c->fetch = NULL;
 		snprintf(c->why, sizeof(c->why), "source certificate: %s", zt_strerror(rc));
 		conn_end(c, ZT_CLOSE_IDENTITY_ERROR, c->why);

@@ -157,7 +157,7 @@ static void set_expected(struct zt_route *out, const struct zt_workload *w,
 
 	out->expected = xcalloc(cap, sizeof(*out->expected));
 	out->n_expected = 0;
-	expect(out, &w->identity);
+	expect(out, w->identity);
 	for (size_t i = 0; i < n_sans; i++) {
 		const char *san = svc->subject_alt_names[i];
 		struct zt_spiffe id;

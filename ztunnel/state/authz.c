@@ -1,7 +1,10 @@
 /* Spec §6 evaluation. Identity-derived attributes are computed once per connection: the
  * principal is the peer SPIFFE ID without "spiffe://", the namespace is the peer's (empty
  * without identity). Without identity no positive principal or service account matches,
- * not even presence, so their not_ forms always hold. */
+ * not even presence, so their not_ forms always hold. A decision evaluates only the rules a
+ * policy's port index leaves for the destination port, and stops at the first enforced
+ * ALLOW policy that matches (DENY policies are walked first), which gives the same verdict
+ * and reason as evaluating every rule of every selected policy in order. */
 #include "state/authz.h"
 
 #include <stdio.h>
@@ -11,22 +14,21 @@
 
 ZT_LOG_MODULE("authz");
 
-#define SPIFFE_SCHEME "spiffe://"
-
 struct peer {
 	const struct zt_authz_conn *c;
 	const char *principal; /* NULL without identity */
 	const char *ns;        /* "" without identity */
+	size_t principal_len, ns_len;
 	char buf[ZT_SPIFFE_STR_SIZE];
 };
 
-static bool str_matches(const struct zt_string_match *m, const char *s)
+static bool str_matches(const struct zt_string_match *m, const char *s, size_t n)
 {
-	size_t n = strlen(s), k = strlen(m->value);
+	size_t k = m->len;
 
 	switch (m->kind) {
 	case ZT_MATCH_EXACT:
-		return strcmp(s, m->value) == 0;
+		return n == k && memcmp(s, m->value, k) == 0;
 	case ZT_MATCH_PREFIX:
 		return n >= k && memcmp(s, m->value, k) == 0;
 	case ZT_MATCH_SUFFIX:
@@ -37,10 +39,10 @@ static bool str_matches(const struct zt_string_match *m, const char *s)
 	return false;
 }
 
-static bool any_str(const struct zt_string_match *v, size_t n, const char *s)
+static bool any_str(const struct zt_string_match *v, size_t n, const char *s, size_t len)
 {
 	for (size_t i = 0; s && i < n; i++)
-		if (str_matches(&v[i], s))
+		if (str_matches(&v[i], s, len))
 			return true;
 	return false;
 }
@@ -79,10 +81,12 @@ static bool match_holds(const struct zt_policy_match *m, const struct peer *p)
 
 	if (zt_policy_match_is_empty(m))
 		return false;
-	return POS(m->n_namespaces, any_str(m->namespaces, m->n_namespaces, p->ns)) &&
-	       NEG(any_str(m->not_namespaces, m->n_not_namespaces, p->ns)) &&
-	       POS(m->n_principals, any_str(m->principals, m->n_principals, p->principal)) &&
-	       NEG(any_str(m->not_principals, m->n_not_principals, p->principal)) &&
+	return POS(m->n_namespaces, any_str(m->namespaces, m->n_namespaces, p->ns, p->ns_len)) &&
+	       NEG(any_str(m->not_namespaces, m->n_not_namespaces, p->ns, p->ns_len)) &&
+	       POS(m->n_principals,
+	           any_str(m->principals, m->n_principals, p->principal, p->principal_len)) &&
+	       NEG(any_str(m->not_principals, m->n_not_principals, p->principal,
+	                   p->principal_len)) &&
 	       POS(m->n_source_ips, any_cidr(m->source_ips, m->n_source_ips, &c->src_ip)) &&
 	       NEG(any_cidr(m->not_source_ips, m->n_not_source_ips, &c->src_ip)) &&
 	       POS(m->n_destination_ips,
@@ -96,32 +100,83 @@ static bool match_holds(const struct zt_policy_match *m, const struct peer *p)
 	       NEG(any_sa(m->not_service_accounts, m->n_not_service_accounts, c->src_id));
 }
 
-static bool policy_matches(const struct zt_policy *pol, const struct peer *p)
+static bool rule_matches(const struct zt_policy_rule *rule, const struct peer *p)
 {
-	for (size_t r = 0; r < pol->n_rules; r++) {
-		const struct zt_policy_rule *rule = &pol->rules[r];
-		bool all = true;
-		for (size_t i = 0; all && i < rule->n_clauses; i++) {
-			const struct zt_policy_clause *cl = &rule->clauses[i];
-			bool any = cl->n_matches == 0;
-			for (size_t j = 0; !any && j < cl->n_matches; j++)
-				any = match_holds(&cl->matches[j], p);
-			all = any;
-		}
-		if (all)
-			return true;
+	for (size_t i = 0; i < rule->n_clauses; i++) {
+		const struct zt_policy_clause *cl = &rule->clauses[i];
+		bool any = cl->n_matches == 0;
+		for (size_t j = 0; !any && j < cl->n_matches; j++)
+			any = match_holds(&cl->matches[j], p);
+		if (!any)
+			return false;
 	}
+	return true;
+}
+
+/* Every rule, in order: the definition the port index must agree with. */
+static bool policy_matches_all(const struct zt_policy *pol, const struct peer *p)
+{
+	for (size_t r = 0; r < pol->n_rules; r++)
+		if (rule_matches(&pol->rules[r], p))
+			return true;
 	return false;
 }
 
+/* Only the rules that can hold on the destination port (policy.h: the port index). */
+static bool policy_matches(const struct zt_policy *pol, const struct peer *p)
+{
+	const struct zt_policy_port_rule *v = pol->port_rules_;
+	size_t lo = 0, hi = pol->n_port_rules_;
+	uint32_t port = p->c->dst_port;
+
+	/* Most policies are decided here without reading their rules. */
+	if (!pol->n_any_rules_ && !(pol->port_bits_ & (1ull << (port % 64))))
+		return false;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (v[mid].port < port)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (; lo < pol->n_port_rules_ && v[lo].port == port; lo++)
+		if (rule_matches(&pol->rules[v[lo].rule], p))
+			return true;
+	for (size_t i = 0; i < pol->n_any_rules_; i++)
+		if (rule_matches(&pol->rules[pol->any_rules_[i]], p))
+			return true;
+	return false;
+}
+
+/* principal = "td/ns/NS/sa/SA": the SPIFFE ID without its scheme. */
 static void peer_init(struct peer *p, const struct zt_authz_conn *c)
 {
+	const struct zt_spiffe *id = c->src_id;
+
 	p->c = c;
 	p->principal = NULL;
+	p->principal_len = 0;
 	p->ns = "";
-	if (c->src_id && zt_spiffe_format(c->src_id, p->buf, sizeof(p->buf)) > 0) {
-		p->principal = p->buf + strlen(SPIFFE_SCHEME);
-		p->ns = c->src_id->ns;
+	p->ns_len = 0;
+	if (id) {
+		size_t td = strlen(id->td), ns = strlen(id->ns), sa = strlen(id->sa), n = 0;
+		if (td + ns + sa + 8 > sizeof(p->buf))
+			return;
+		memcpy(p->buf, id->td, td);
+		n += td;
+		memcpy(p->buf + n, "/ns/", 4);
+		n += 4;
+		memcpy(p->buf + n, id->ns, ns);
+		n += ns;
+		memcpy(p->buf + n, "/sa/", 4);
+		n += 4;
+		memcpy(p->buf + n, id->sa, sa);
+		n += sa;
+		p->buf[n] = '\0';
+		p->principal = p->buf;
+		p->principal_len = n;
+		p->ns = id->ns;
+		p->ns_len = ns;
 	}
 }
 
@@ -130,7 +185,7 @@ bool zt_authz_policy_matches(const struct zt_policy *pol, const struct zt_authz_
 	struct peer p;
 
 	peer_init(&p, c);
-	return policy_matches(pol, &p);
+	return policy_matches_all(pol, &p);
 }
 
 struct eval {
@@ -142,9 +197,9 @@ struct eval {
 static int visit(struct zt_policy *pol, void *arg)
 {
 	struct eval *e = arg;
-	bool m = policy_matches(pol, &e->peer);
 
 	if (pol->dry_run) {
+		bool m = policy_matches(pol, &e->peer);
 		if (pol->action == ZT_POLICY_DENY && m)
 			zt_info("dry-run: connection to %s would be denied by %s",
 			        e->peer.c->dst->uid, pol->key);
@@ -153,13 +208,20 @@ static int visit(struct zt_policy *pol, void *arg)
 			        m ? "matches" : "does not match", e->peer.c->dst->uid);
 		return 0;
 	}
+	/* DENY and dry-run policies come first (zt_store_foreach_policy_for): once denied,
+	 * only dry-run policies still need evaluating; once an enforced ALLOW is reached, the
+	 * first that matches decides, and its mere presence decides a denied connection. */
 	if (pol->action == ZT_POLICY_DENY) {
-		if (m && !e->deny)
+		if (!e->deny && policy_matches(pol, &e->peer))
 			e->deny = pol;
-	} else {
-		e->have_allow = true;
-		if (m && !e->allow)
-			e->allow = pol;
+		return 0;
+	}
+	e->have_allow = true;
+	if (e->deny)
+		return 1;
+	if (policy_matches(pol, &e->peer)) {
+		e->allow = pol;
+		return 1;
 	}
 	return 0;
 }
@@ -169,26 +231,25 @@ enum zt_authz_verdict zt_authz_check(const struct zt_store *store, const struct 
 {
 	struct eval e = {0};
 	enum zt_authz_verdict v;
-	char tmp[8];
 
-	if (!why || whylen == 0) {
-		why = tmp;
-		whylen = sizeof(tmp);
-	}
 	peer_init(&e.peer, conn);
 	zt_store_foreach_policy_for(store, conn->dst, visit, &e);
 	if (e.deny) {
-		snprintf(why, whylen, "explicitly denied by: %s", e.deny->key);
 		v = ZT_AUTHZ_DENY;
+		if (why && whylen)
+			snprintf(why, whylen, "explicitly denied by: %s", e.deny->key);
 	} else if (!e.have_allow) {
-		snprintf(why, whylen, "no allow policies");
 		v = ZT_AUTHZ_ALLOW;
+		if (why && whylen)
+			snprintf(why, whylen, "no allow policies");
 	} else if (e.allow) {
-		snprintf(why, whylen, "allowed by: %s", e.allow->key);
 		v = ZT_AUTHZ_ALLOW;
+		if (why && whylen)
+			snprintf(why, whylen, "allowed by: %s", e.allow->key);
 	} else {
-		snprintf(why, whylen, "allow policies exist, but none allowed");
 		v = ZT_AUTHZ_DENY;
+		if (why && whylen)
+			snprintf(why, whylen, "allow policies exist, but none allowed");
 	}
 	return v;
 }

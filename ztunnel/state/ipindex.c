@@ -8,6 +8,7 @@
 
 #include "runtime/hmap.h"
 #include "runtime/mem.h"
+#include "state/intern.h"
 
 #define MIN_CAP 8
 
@@ -45,7 +46,7 @@ void zt_ipindex_clear(struct zt_ipindex *m)
 {
 	for (size_t i = 0; i < m->cap; i++)
 		if (m->slots[i].val)
-			free(m->slots[i].network);
+			zt_intern_release(m->slots[i].network);
 	free(m->slots);
 	memset(m, 0, sizeof(*m));
 }
@@ -92,7 +93,7 @@ void *zt_ipindex_put(struct zt_ipindex *m, const char *network, const struct zt_
 		memset(&s->ip, 0, sizeof(s->ip));
 		s->ip.family = ip->family;
 		memcpy(s->ip.bytes, ip->bytes, sizeof(ip->bytes));
-		s->network = xstrdup(network);
+		s->network = zt_intern(network);
 		m->n++;
 	}
 	m->slots[i].val = val;
@@ -112,7 +113,7 @@ void *zt_ipindex_del(struct zt_ipindex *m, const char *network, const struct zt_
 	i = find(m, hash(network, ip), network, ip);
 	if (!(prev = m->slots[i].val))
 		return NULL;
-	free(m->slots[i].network);
+	zt_intern_release(m->slots[i].network);
 	m->slots[i].val = NULL;
 	m->n--;
 	/* Backward shift: move later entries of the run into the hole when their home slot

@@ -16,7 +16,7 @@ struct zt_ipindex_slot {
 	void *val; /* NULL = empty slot */
 	uint64_t hash;
 	struct zt_ip ip;
-	char *network; /* "" for the default network */
+	const char *network; /* interned (state/intern.h); "" for the default network */
 };
 
 struct zt_ipindex {

@@ -41,6 +41,7 @@ static int strings(Istio__Security__StringMatch *const *pb, size_t n, struct zt_
 			return reject(err, errlen, "string match without a value");
 		}
 		v[i].kind = (enum zt_string_match_kind)pb[i]->match_type_case;
+		v[i].len = strlen(v[i].value);
 	}
 	*out = v;
 	return 0;
@@ -117,6 +118,70 @@ static int match(const Istio__Security__Match *pb, struct zt_arena *a, struct zt
 	return 0;
 }
 
+/* The clause of rule r restricting it to destination ports: one whose matches all name
+ * ports (and has at least one match). NULL when the rule holds on any port. */
+static const struct zt_policy_clause *port_clause(const struct zt_policy_rule *r)
+{
+	for (size_t i = 0; i < r->n_clauses; i++) {
+		const struct zt_policy_clause *cl = &r->clauses[i];
+		bool all = cl->n_matches > 0;
+		for (size_t j = 0; all && j < cl->n_matches; j++)
+			all = cl->matches[j].n_destination_ports > 0;
+		if (all)
+			return cl;
+	}
+	return NULL;
+}
+
+static int cmp_port_rule(const void *a, const void *b)
+{
+	const struct zt_policy_port_rule *x = a, *y = b;
+
+	if (x->port != y->port)
+		return x->port < y->port ? -1 : 1;
+	return x->rule < y->rule ? -1 : x->rule > y->rule;
+}
+
+/* Builds p's port index (see policy.h). Duplicate (port, rule) pairs are dropped. */
+static void index_ports(struct zt_policy *p)
+{
+	size_t n = 0, k = 0, nany = 0;
+	struct zt_policy_port_rule *v;
+	uint32_t *any;
+
+	for (size_t r = 0; r < p->n_rules; r++) {
+		const struct zt_policy_clause *cl = port_clause(&p->rules[r]);
+		for (size_t j = 0; cl && j < cl->n_matches; j++)
+			n += cl->matches[j].n_destination_ports;
+		nany += !cl;
+	}
+	v = zt_arena_calloc(&p->arena_, n, sizeof(*v));
+	any = zt_arena_calloc(&p->arena_, nany, sizeof(*any));
+	nany = 0;
+	for (size_t r = 0; r < p->n_rules; r++) {
+		const struct zt_policy_clause *cl = port_clause(&p->rules[r]);
+		if (!cl)
+			any[nany++] = (uint32_t)r;
+		for (size_t j = 0; cl && j < cl->n_matches; j++)
+			for (size_t i = 0; i < cl->matches[j].n_destination_ports; i++)
+				v[k++] = (struct zt_policy_port_rule){
+				        .port = cl->matches[j].destination_ports[i],
+				        .rule = (uint32_t)r};
+	}
+	if (n > 1)
+		qsort(v, n, sizeof(*v), cmp_port_rule);
+	k = 0;
+	for (size_t i = 0; i < n; i++)
+		if (k == 0 || cmp_port_rule(&v[k - 1], &v[i]) != 0)
+			v[k++] = v[i];
+	for (size_t i = 0; i < k; i++)
+		p->port_bits_ |= 1ull << (v[i].port % 64);
+	p->port_rules_ = v;
+	p->n_port_rules_ = k;
+	p->any_rules_ = any;
+	p->n_any_rules_ = nany;
+}
+
 static int decode(const Istio__Security__Authorization *pb, struct zt_policy *p, char *err,
                   size_t errlen)
 {
@@ -154,8 +219,11 @@ static int decode(const Istio__Security__Authorization *pb, struct zt_policy *p,
 		rules[i].clauses = cl;
 		rules[i].n_clauses = r->n_clauses;
 	}
+	if (pb->n_rules > UINT32_MAX)
+		return reject(err, errlen, "too many rules");
 	p->rules = rules;
 	p->n_rules = pb->n_rules;
+	index_ports(p);
 	return 0;
 }
 
@@ -171,8 +239,13 @@ static void policy_free(struct zt_policy *p)
 int zt_policy_decode(const Istio__Security__Authorization *pb, struct zt_policy **out, char *err,
                      size_t errlen)
 {
-	struct zt_policy *p = xcalloc(1, sizeof(*p));
+	/* Cache-line aligned: see the field order in policy.h. */
+	struct zt_policy *p = aligned_alloc(64, sizeof(*p));
 	int rc;
+
+	if (!p)
+		abort();
+	memset(p, 0, sizeof(*p));
 
 	zt_live_inc(&zt_live_state_policy);
 	atomic_init(&p->refs_, 1);

@@ -30,6 +30,7 @@ enum zt_string_match_kind {
 struct zt_string_match {
 	enum zt_string_match_kind kind;
 	const char *value; /* "" for PRESENCE */
+	size_t len;        /* strlen(value) */
 };
 
 struct zt_sa_match {
@@ -63,20 +64,35 @@ struct zt_policy_rule {
 	size_t n_clauses;
 };
 
+/* One entry of a policy's port index: rule `rule` can only match connections to `port`. */
+struct zt_policy_port_rule {
+	uint32_t port;
+	uint32_t rule;
+};
+
 struct zt_policy {
-	const char *name; /* non-empty */
-	const char *ns;
-	const char *key; /* "ns/name": resource name and store key */
+	/* First, in one cache line with the port index summary: what a decision reads of
+	 * every selected policy. */
 	enum zt_policy_scope scope;
 	enum zt_policy_action action;
 	bool dry_run;
-	const struct zt_policy_rule *rules;
 	size_t n_rules;
+	const struct zt_policy_rule *rules;
+	const char *name; /* non-empty */
+	const char *ns;
+	const char *key; /* "ns/name": resource name and store key */
 
-	/* private */
+	/* private: the rules by destination port, built at decode time. A rule with a clause
+	 * whose every match names destination ports can only hold on one of those ports: it is
+	 * listed under each (sorted by port, then rule); every other rule is in any_rules_. */
+	uint64_t port_bits_; /* bit (port % 64) set for every port in port_rules_ */
+	size_t n_any_rules_;
+	const struct zt_policy_port_rule *port_rules_;
+	size_t n_port_rules_;
+	const uint32_t *any_rules_;
 	atomic_uint refs_;
 	struct zt_arena arena_;
-};
+} __attribute__((aligned(64)));
 
 /* Decodes pb (borrowed) into a new policy with one reference. Rejects with a reason: empty
  * name, unknown scope or action, a StringMatch with no value, an address that is not 4 or 16

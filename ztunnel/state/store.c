@@ -2,6 +2,11 @@
  *   workloads  uid -> workload (reference)          wl_by_ip  (network, ip) -> vec of workloads
  *   slots      "ns/hostname" -> svc_slot            svc_by_vip (network, ip) -> vec of slots
  *   policies   key -> policy (reference)            pol_by_ns, pol_global: NAMESPACE / GLOBAL
+ *   pol_sets   (ns, keys) -> pol_set                wl_sets   workload pointer -> its pol_set
+ *   sets_by_key  policy key -> vec of pol_sets naming it
+ * A pol_set is the resolved authorization_policies list shared by every stored workload with
+ * the same namespace and list: a decision finds it with one pointer-keyed lookup instead of
+ * one string lookup per key, and a policy change re-resolves the sets naming its key.
  * A service slot exists while its service is known or some workload lists it: its member
  * list (workloads naming the service, in first-listed order) is the source of the service's
  * endpoint snapshot, so endpoints for an unknown service are simply "staged" members. Every
@@ -43,6 +48,34 @@ struct cidr_vip {
 	const struct zt_vip *vip; /* borrowed from slot->svc */
 };
 
+/* A named policy as the walk reads it, without touching the policy unless it is visited. */
+struct pol_ent {
+	struct zt_policy *p; /* borrowed; NULL while unknown */
+	bool skip;           /* GLOBAL, or NAMESPACE in the set's namespace: visited as such */
+	bool first;          /* DENY or dry-run: the first pass of the walk */
+};
+
+/* A workload's authorization_policies, resolved (see the header comment). */
+struct pol_set {
+	char *id; /* length-prefixed ns and keys: the pol_sets key */
+	char *ns;
+	char **keys;          /* unique, in the order first listed */
+	struct pol_ent *pols; /* pols[i]: policy keys[i] */
+	size_t n;
+	size_t users; /* stored workloads pointing at it */
+};
+
+/* Pointer-keyed open-addressing table (workload -> pol_set), linear probing with
+ * backward-shift deletion like zt_hmap. */
+struct ptr_slot {
+	const void *key; /* NULL = empty */
+	void *val;
+};
+struct ptrmap {
+	struct ptr_slot *slots;
+	size_t cap, n;
+};
+
 struct watcher {
 	zt_store_watch_cb cb;
 	void *arg;
@@ -58,6 +91,9 @@ struct zt_store {
 	struct zt_hmap policies;
 	struct zt_hmap pol_by_ns; /* ns -> struct vec * of NAMESPACE-scoped policies */
 	struct vec pol_global;
+	struct zt_hmap pol_sets;    /* id -> struct pol_set * */
+	struct zt_hmap sets_by_key; /* policy key -> struct vec * of pol_sets */
+	struct ptrmap wl_sets;      /* struct zt_workload * -> struct pol_set * */
 	struct watcher *watchers;
 	size_t n_watchers, cap_watchers;
 	unsigned dispatching;
@@ -163,30 +199,94 @@ static void multi_free_all(struct zt_hmap *m)
 	zt_hmap_clear(m);
 }
 
-/* The same over an address index, keyed by (network, ip). */
+/* The same over an address index, keyed by (network, ip). Most addresses have one owner:
+ * the entry is then the pointer itself; a shared address holds a vec, tagged by bit 0. */
+#define IP_VEC_TAG ((uintptr_t)1)
+
+static struct vec *ip_vec(void *v)
+{
+	return ((uintptr_t)v & IP_VEC_TAG) ? (struct vec *)((uintptr_t)v & ~IP_VEC_TAG) : NULL;
+}
+
+/* The owners of (network, ip): *items points at n pointers (one may be stored in *one). */
+static size_t ip_multi_items(const struct zt_ipindex *m, const char *network,
+                             const struct zt_ip *ip, void **one, void *const **items)
+{
+	void *v = zt_ipindex_get(m, network, ip);
+	struct vec *vec = v ? ip_vec(v) : NULL;
+
+	if (!v)
+		return 0;
+	if (vec) {
+		*items = vec->v;
+		return vec->n;
+	}
+	*one = v;
+	*items = one;
+	return 1;
+}
+
 static void ip_multi_add(struct zt_ipindex *m, const char *network, const struct zt_ip *ip,
                          void *p)
 {
-	struct vec *v = zt_ipindex_get(m, network, ip);
+	void *v = zt_ipindex_get(m, network, ip);
+	struct vec *vec;
 
 	if (!v) {
-		v = vec_new();
-		zt_ipindex_put(m, network, ip, v);
+		zt_ipindex_put(m, network, ip, p);
+		return;
 	}
-	if (vec_find(v, p) < 0)
-		vec_push(v, p);
+	if (!(vec = ip_vec(v))) {
+		if (v == p)
+			return;
+		vec = vec_new();
+		vec_push(vec, v);
+		zt_ipindex_put(m, network, ip, (void *)((uintptr_t)vec | IP_VEC_TAG));
+	}
+	if (vec_find(vec, p) < 0)
+		vec_push(vec, p);
 }
 
 static void ip_multi_del(struct zt_ipindex *m, const char *network, const struct zt_ip *ip,
                          const void *p)
 {
-	struct vec *v = zt_ipindex_get(m, network, ip);
+	void *v = zt_ipindex_get(m, network, ip);
+	struct vec *vec;
 
-	if (v && vec_remove(v, p) && v->n == 0) {
-		zt_ipindex_del(m, network, ip);
-		vec_clear(v);
-		free(v);
+	if (!v)
+		return;
+	if (!(vec = ip_vec(v))) {
+		if (v == p)
+			zt_ipindex_del(m, network, ip);
+		return;
 	}
+	if (vec_remove(vec, p) && vec->n == 1) {
+		zt_ipindex_put(m, network, ip, vec->v[0]);
+		vec_clear(vec);
+		free(vec);
+	}
+}
+
+/* Puts neu in old's place among the owners of (network, ip); false when old is not one. */
+static bool ip_multi_replace(struct zt_ipindex *m, const char *network, const struct zt_ip *ip,
+                             const void *old, void *neu)
+{
+	void *v = zt_ipindex_get(m, network, ip);
+	struct vec *vec;
+	ssize_t at;
+
+	if (!v)
+		return false;
+	if (!(vec = ip_vec(v))) {
+		if (v != old)
+			return false;
+		zt_ipindex_put(m, network, ip, neu);
+		return true;
+	}
+	if ((at = vec_find(vec, old)) < 0 || vec_find(vec, neu) >= 0)
+		return false;
+	vec->v[at] = neu;
+	return true;
 }
 
 static void ip_multi_free_all(struct zt_ipindex *m)
@@ -195,10 +295,90 @@ static void ip_multi_free_all(struct zt_ipindex *m)
 	void *v;
 
 	while (zt_ipindex_next(m, &pos, &v)) {
-		vec_clear(v);
-		free(v);
+		struct vec *vec = ip_vec(v);
+		if (vec) {
+			vec_clear(vec);
+			free(vec);
+		}
 	}
 	zt_ipindex_clear(m);
+}
+
+/* ---- pointer map --------------------------------------------------------------------------- */
+
+static size_t ptr_home(const struct ptrmap *m, const void *key)
+{
+	uint64_t x = (uint64_t)(uintptr_t)key;
+
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdull;
+	x ^= x >> 33;
+	return (size_t)x & (m->cap - 1);
+}
+
+static void *ptr_get(const struct ptrmap *m, const void *key)
+{
+	if (!m->n)
+		return NULL;
+	for (size_t i = ptr_home(m, key);; i = (i + 1) & (m->cap - 1)) {
+		if (m->slots[i].key == key)
+			return m->slots[i].val;
+		if (!m->slots[i].key)
+			return NULL;
+	}
+}
+
+static void ptr_put(struct ptrmap *m, const void *key, void *val);
+
+static void ptr_grow(struct ptrmap *m)
+{
+	struct ptrmap old = *m;
+
+	m->cap = old.cap ? old.cap * 2 : 16;
+	m->slots = xcalloc(m->cap, sizeof(*m->slots));
+	m->n = 0;
+	for (size_t i = 0; i < old.cap; i++)
+		if (old.slots[i].key)
+			ptr_put(m, old.slots[i].key, old.slots[i].val);
+	free(old.slots);
+}
+
+/* key must not be present. */
+static void ptr_put(struct ptrmap *m, const void *key, void *val)
+{
+	size_t i;
+
+	if ((m->n + 1) * 4 > m->cap * 3)
+		ptr_grow(m);
+	for (i = ptr_home(m, key); m->slots[i].key; i = (i + 1) & (m->cap - 1))
+		;
+	m->slots[i] = (struct ptr_slot){.key = key, .val = val};
+	m->n++;
+}
+
+static void *ptr_del(struct ptrmap *m, const void *key)
+{
+	size_t mask = m->cap - 1, i, j;
+	void *val;
+
+	if (!m->n)
+		return NULL;
+	for (i = ptr_home(m, key); m->slots[i].key != key; i = (i + 1) & mask)
+		if (!m->slots[i].key)
+			return NULL;
+	val = m->slots[i].val;
+	/* Backward shift: move later entries of the probe run into the hole when their home
+	 * slot does not lie cyclically in (hole, their position]. */
+	for (j = (i + 1) & mask; m->slots[j].key; j = (j + 1) & mask) {
+		size_t h = ptr_home(m, m->slots[j].key);
+		if ((j > i && (h <= i || h > j)) || (j < i && (h <= i && h > j))) {
+			m->slots[i] = m->slots[j];
+			i = j;
+		}
+	}
+	m->slots[i] = (struct ptr_slot){0};
+	m->n--;
+	return val;
 }
 
 /* ---- lifecycle and events ----------------------------------------------------------------- */
@@ -210,6 +390,116 @@ struct zt_store *zt_store_new(void)
 	pthread_rwlock_init(&s->lock, NULL);
 	zt_live_inc(&zt_live_state_store);
 	return s;
+}
+
+/* ---- policy sets ---------------------------------------------------------------------------- */
+
+static void pol_set_free(struct pol_set *set)
+{
+	for (size_t i = 0; i < set->n; i++)
+		free(set->keys[i]);
+	free(set->keys);
+	free(set->pols);
+	free(set->ns);
+	free(set->id);
+	free(set);
+}
+
+/* The id of w's set: each string as "<length>:<bytes>", so no two lists share one. */
+static char *pol_set_id(const struct zt_workload *w)
+{
+	char *id = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&id, &len);
+
+	if (!f)
+		abort();
+	fprintf(f, "%zu:%s", strlen(w->ns), w->ns);
+	for (size_t i = 0; i < w->n_authorization_policies; i++)
+		fprintf(f, "%zu:%s", strlen(w->authorization_policies[i]),
+		        w->authorization_policies[i]);
+	if (fclose(f))
+		abort();
+	return id;
+}
+
+static bool first_pass(const struct zt_policy *p)
+{
+	return p->dry_run || p->action == ZT_POLICY_DENY;
+}
+
+static void pol_ent_set(struct pol_ent *e, const struct pol_set *set, struct zt_policy *p)
+{
+	e->p = p;
+	e->skip = p && (p->scope == ZT_POLICY_GLOBAL ||
+	                (p->scope == ZT_POLICY_NAMESPACE && strcmp(p->ns, set->ns) == 0));
+	e->first = p && first_pass(p);
+}
+
+/* The set for w (created and resolved if new) with one more user. */
+static struct pol_set *pol_set_acquire(struct zt_store *s, const struct zt_workload *w)
+{
+	char *id = pol_set_id(w);
+	struct pol_set *set = zt_hmap_get(&s->pol_sets, id);
+
+	if (set) {
+		free(id);
+		set->users++;
+		return set;
+	}
+	set = xcalloc(1, sizeof(*set));
+	set->id = id;
+	set->ns = xstrdup(w->ns);
+	set->keys = xcalloc(w->n_authorization_policies, sizeof(*set->keys));
+	set->pols = xcalloc(w->n_authorization_policies, sizeof(*set->pols));
+	for (size_t i = 0; i < w->n_authorization_policies; i++) {
+		const char *key = w->authorization_policies[i];
+		bool dup = false;
+		for (size_t j = 0; !dup && j < set->n; j++)
+			dup = strcmp(set->keys[j], key) == 0;
+		if (dup)
+			continue;
+		set->keys[set->n] = xstrdup(key);
+		pol_ent_set(&set->pols[set->n], set, zt_hmap_get(&s->policies, key));
+		multi_add(&s->sets_by_key, key, set);
+		set->n++;
+	}
+	set->users = 1;
+	zt_hmap_put(&s->pol_sets, id, set);
+	return set;
+}
+
+static void pol_set_release(struct zt_store *s, struct pol_set *set)
+{
+	if (!set || --set->users)
+		return;
+	for (size_t i = 0; i < set->n; i++)
+		multi_del(&s->sets_by_key, set->keys[i], set);
+	zt_hmap_del(&s->pol_sets, set->id);
+	pol_set_free(set);
+}
+
+/* Points every set naming key at p (NULL: the policy is gone). */
+static void pol_sets_resolve(struct zt_store *s, const char *key, struct zt_policy *p)
+{
+	const struct vec *v = zt_hmap_get(&s->sets_by_key, key);
+
+	for (size_t i = 0; v && i < v->n; i++) {
+		struct pol_set *set = v->v[i];
+		for (size_t j = 0; j < set->n; j++)
+			if (strcmp(set->keys[j], key) == 0)
+				pol_ent_set(&set->pols[j], set, p);
+	}
+}
+
+/* Moves w's place in the policy sets from old to neu (either may be NULL). */
+static void pol_sets_reindex(struct zt_store *s, struct zt_workload *old, struct zt_workload *neu)
+{
+	struct pol_set *set = old ? ptr_del(&s->wl_sets, old) : NULL;
+
+	if (neu && neu->n_authorization_policies)
+		ptr_put(&s->wl_sets, neu, pol_set_acquire(s, neu));
+	pol_set_release(s, set);
 }
 
 static void slot_free(struct svc_slot *slot)
@@ -246,6 +536,12 @@ void zt_store_free(struct zt_store *s)
 		free(s->cidr_vips.v[i]);
 	vec_clear(&s->cidr_vips);
 	vec_clear(&s->pol_global);
+	pos = 0;
+	while (zt_hmap_next(&s->pol_sets, &pos, NULL, &v))
+		pol_set_free(v);
+	zt_hmap_clear(&s->pol_sets);
+	multi_free_all(&s->sets_by_key);
+	free(s->wl_sets.slots);
 	free(s->watchers);
 	pthread_rwlock_destroy(&s->lock);
 	free(s);
@@ -428,17 +724,12 @@ static void ips_reindex(struct zt_store *s, struct zt_workload *old, struct zt_w
 		return;
 	if (ip_indexed(old)) {
 		for (size_t i = 0; i < old->n_ips; i++) {
-			struct vec *v;
-			ssize_t at;
-			v = zt_ipindex_get(&s->wl_by_ip, old->network, &old->ips[i]);
-			at = v ? vec_find(v, old) : -1;
-			if (at < 0)
-				continue;
+			const struct zt_ip *ip = &old->ips[i];
 			if (ip_indexed(neu) && strcmp(neu->network, old->network) == 0 &&
-			    zt_workload_has_ip(neu, &old->ips[i]) && vec_find(v, neu) < 0)
-				v->v[at] = neu;
-			else
-				ip_multi_del(&s->wl_by_ip, old->network, &old->ips[i], old);
+			    zt_workload_has_ip(neu, ip) &&
+			    ip_multi_replace(&s->wl_by_ip, old->network, ip, old, neu))
+				continue;
+			ip_multi_del(&s->wl_by_ip, old->network, ip, old);
 		}
 	}
 	if (ip_indexed(neu))
@@ -488,6 +779,7 @@ int zt_store_put_workload(struct zt_store *s, struct zt_workload *w)
 	old = zt_hmap_put(&s->workloads, w->uid, w);
 	ips_reindex(s, old, w);
 	members_reindex(s, old, w);
+	pol_sets_reindex(s, old, w);
 	s->applied++;
 	unlock(s);
 	zt_debug("workload %s %s", w->uid, old ? "updated" : "added");
@@ -512,6 +804,7 @@ static int remove_workload(struct zt_store *s, const char *uid)
 	}
 	ips_reindex(s, old, NULL);
 	members_reindex(s, old, NULL);
+	pol_sets_reindex(s, old, NULL);
 	s->removed++;
 	unlock(s);
 	zt_debug("workload %s removed", old->uid);
@@ -553,6 +846,7 @@ int zt_store_put_policy(struct zt_store *s, struct zt_policy *p)
 	if (old)
 		policy_index(s, old, false);
 	policy_index(s, p, true);
+	pol_sets_resolve(s, p->key, p);
 	s->applied++;
 	unlock(s);
 	zt_debug("policy %s %s", p->key, old ? "updated" : "added");
@@ -579,6 +873,7 @@ int zt_store_remove_authorization(void *arg, const char *name)
 		return ZT_E_NOTFOUND;
 	}
 	policy_index(s, old, false);
+	pol_sets_resolve(s, old->key, NULL);
 	s->removed++;
 	unlock(s);
 	zt_debug("policy %s removed", old->key);
@@ -696,13 +991,14 @@ struct zt_workload *zt_store_workload_by_ip(const struct zt_store *s, const char
                                             const struct zt_ip *ip)
 {
 	struct zt_workload *best = NULL;
-	const struct vec *v;
+	void *one, *const *v;
+	size_t n;
 
 	rd_lock(s);
-	if ((v = zt_ipindex_get(&s->wl_by_ip, network, ip)))
-		for (size_t i = 0; i < v->n; i++)
-			if (!best || zt_workload_ip_rank(v->v[i]) > zt_workload_ip_rank(best))
-				best = v->v[i];
+	n = ip_multi_items(&s->wl_by_ip, network, ip, &one, &v);
+	for (size_t i = 0; i < n; i++)
+		if (!best || zt_workload_ip_rank(v[i]) > zt_workload_ip_rank(best))
+			best = v[i];
 	best = zt_workload_ref(best);
 	unlock(s);
 	return best;
@@ -741,16 +1037,17 @@ static bool same_ns(const struct zt_service *svc, const char *caller_ns)
 static struct zt_service *service_by_vip(const struct zt_store *s, const char *network,
                                          const struct zt_ip *ip, const char *caller_ns)
 {
-	const struct vec *v;
+	void *one, *const *v;
+	size_t n;
 	struct zt_service *best = NULL;
 	int best_score = -1;
 	const struct zt_vip *best_vip = NULL;
 
 	if (!network)
 		network = "";
-	if ((v = zt_ipindex_get(&s->svc_by_vip, network, ip))) {
-		for (size_t i = 0; i < v->n; i++) {
-			struct zt_service *svc = ((struct svc_slot *)v->v[i])->svc;
+	if ((n = ip_multi_items(&s->svc_by_vip, network, ip, &one, &v))) {
+		for (size_t i = 0; i < n; i++) {
+			struct zt_service *svc = ((struct svc_slot *)v[i])->svc;
 			int score = same_ns(svc, caller_ns) * 2 + svc->canonical;
 			if (zt_service_visible_to(svc, caller_ns) && score > best_score) {
 				best = svc;
@@ -844,36 +1141,64 @@ static int foreach_policy(const struct zt_store *s, zt_store_policy_cb cb, void 
 	return 0;
 }
 
-static int foreach_policy_for(const struct zt_store *s, const struct zt_workload *w,
-                              zt_store_policy_cb cb, void *arg)
+/* One pass of foreach_policy_for: the policies with first_pass() == first. */
+static int walk(const struct zt_store *s, const struct zt_workload *w, bool first,
+                zt_store_policy_cb cb, void *arg)
 {
 	const struct vec *ns = zt_hmap_get(&s->pol_by_ns, w->ns);
+	const struct pol_set *set;
 	int rc;
 
 	for (size_t i = 0; i < s->pol_global.n; i++)
-		if ((rc = cb(s->pol_global.v[i], arg)))
+		if (first_pass(s->pol_global.v[i]) == first && (rc = cb(s->pol_global.v[i], arg)))
 			return rc;
 	for (size_t i = 0; ns && i < ns->n; i++)
-		if ((rc = cb(ns->v[i], arg)))
+		if (first_pass(ns->v[i]) == first && (rc = cb(ns->v[i], arg)))
 			return rc;
+	if (!w->n_authorization_policies)
+		return 0;
+	if ((set = ptr_get(&s->wl_sets, w))) {
+		for (size_t i = 0; i < set->n; i++) {
+			const struct pol_ent *e = &set->pols[i];
+			if (!e->p) {
+				if (first)
+					zt_warn("workload %s names unknown policy %s", w->uid,
+					        set->keys[i]);
+				continue;
+			}
+			if (!e->skip && e->first == first && (rc = cb(e->p, arg)))
+				return rc;
+		}
+		return 0;
+	}
+	/* A workload not (or no longer) in the store: its keys looked up one by one. */
 	for (size_t i = 0; i < w->n_authorization_policies; i++) {
 		const char *key = w->authorization_policies[i];
 		struct zt_policy *p = zt_hmap_get(&s->policies, key);
 		bool dup = false;
 		if (!p) {
-			zt_warn("workload %s names unknown policy %s", w->uid, key);
+			if (first)
+				zt_warn("workload %s names unknown policy %s", w->uid, key);
 			continue;
 		}
 		/* Already selected above, or listed twice on the workload. */
-		if (p->scope == ZT_POLICY_GLOBAL ||
+		if (first_pass(p) != first || p->scope == ZT_POLICY_GLOBAL ||
 		    (p->scope == ZT_POLICY_NAMESPACE && strcmp(p->ns, w->ns) == 0))
 			continue;
-		for (size_t j = 0; j < i; j++)
-			dup = dup || strcmp(w->authorization_policies[j], key) == 0;
+		for (size_t j = 0; j < i && !dup; j++)
+			dup = strcmp(w->authorization_policies[j], key) == 0;
 		if (!dup && (rc = cb(p, arg)))
 			return rc;
 	}
 	return 0;
+}
+
+static int foreach_policy_for(const struct zt_store *s, const struct zt_workload *w,
+                              zt_store_policy_cb cb, void *arg)
+{
+	int rc = walk(s, w, true, cb, arg);
+
+	return rc ? rc : walk(s, w, false, cb, arg);
 }
 
 int zt_store_foreach_workload(const struct zt_store *s, zt_store_workload_cb cb, void *arg)

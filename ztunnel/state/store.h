@@ -86,7 +86,11 @@ int zt_store_foreach_service(const struct zt_store *store, zt_store_service_cb c
 int zt_store_foreach_policy(const struct zt_store *store, zt_store_policy_cb cb, void *arg);
 /* The policies that apply to workload w (spec §6), each once: every GLOBAL policy and every
  * NAMESPACE policy of w's namespace, in the order received, then the policy named by each key
- * in w->authorization_policies (unknown keys are logged and skipped). */
+ * in w->authorization_policies (unknown keys are logged and skipped); in two passes, first
+ * the DENY and dry-run policies, then the enforced ALLOW ones, so a decision can stop at the
+ * first ALLOW that matches. A workload held by the store finds its named policies with one
+ * pointer lookup (their resolved list is shared by workloads with the same namespace and
+ * list); another one by key. */
 int zt_store_foreach_policy_for(const struct zt_store *store, const struct zt_workload *w,
                                 zt_store_policy_cb cb, void *arg);
 

@@ -1,6 +1,6 @@
-/* Workload decoding and lifetime. Every string and array of a workload lives in its own
- * arena, so the object is built in one pass and freed in one call; nothing is shared with
- * the protobuf it came from. */
+/* Workload decoding and lifetime. A workload is one allocation: the struct, then its arrays
+ * and unique strings (uid, name, hostname), sized from the protobuf before copying; every
+ * other string is interned. Nothing is shared with the protobuf it came from. */
 #include "state/workload.h"
 
 #include <assert.h>
@@ -11,6 +11,7 @@
 #include "runtime/err.h"
 #include "runtime/live.h"
 #include "runtime/mem.h"
+#include "state/intern.h"
 #include "state/reject.h"
 
 ZT_LIVE_DEFINE(state_workload);
@@ -24,13 +25,14 @@ static_assert((int)ZT_APP_TUNNEL_PROXY == (int)ISTIO__WORKLOAD__APPLICATION_TUNN
               "enum");
 static_assert((int)ZT_APP_PROTOCOL_TLS == (int)ISTIO__WORKLOAD__APP_PROTOCOL__TLS, "enum");
 
-static const char *str_or(struct zt_arena *a, const char *s, const char *def)
+/* Copies s into arena, or interns it without one. */
+static const char *keep_str(struct zt_arena *arena, const char *s)
 {
-	return zt_arena_strdup(a, s && *s ? s : def);
+	return arena ? zt_arena_strdup(arena, s) : zt_intern(s);
 }
 
-int zt_gateway_decode(const Istio__Workload__GatewayAddress *pb, struct zt_arena *arena,
-                      struct zt_gateway *out, const char *what, char *err, size_t errlen)
+static int gateway_decode(const Istio__Workload__GatewayAddress *pb, struct zt_arena *arena,
+                          struct zt_gateway *out, const char *what, char *err, size_t errlen)
 {
 	memset(out, 0, sizeof(*out));
 	out->ns = out->hostname = out->network = "";
@@ -45,8 +47,8 @@ int zt_gateway_decode(const Istio__Workload__GatewayAddress *pb, struct zt_arena
 		if (!pb->hostname || !pb->hostname->hostname || !*pb->hostname->hostname)
 			return reject(err, errlen, "%s: empty hostname", what);
 		out->kind = ZT_GATEWAY_HOSTNAME;
-		out->ns = zt_arena_strdup(arena, pb->hostname->namespace_);
-		out->hostname = zt_arena_strdup(arena, pb->hostname->hostname);
+		out->ns = keep_str(arena, pb->hostname->namespace_);
+		out->hostname = keep_str(arena, pb->hostname->hostname);
 		return 0;
 	case ISTIO__WORKLOAD__GATEWAY_ADDRESS__DESTINATION_ADDRESS:
 		if (!pb->address ||
@@ -59,18 +61,33 @@ int zt_gateway_decode(const Istio__Workload__GatewayAddress *pb, struct zt_arena
 		if (pb->address->network && strlen(pb->address->network) > ZT_NETWORK_MAX)
 			return reject(err, errlen, "%s: network name too long", what);
 		out->kind = ZT_GATEWAY_ADDRESS;
-		out->network = zt_arena_strdup(arena, pb->address->network);
+		out->network = keep_str(arena, pb->address->network);
 		return 0;
 	default:
 		return reject(err, errlen, "%s: gateway address without destination", what);
 	}
 }
 
-int zt_ports_decode(Istio__Workload__Port *const *pb, size_t n, struct zt_arena *arena,
-                    struct zt_port **out, char *err, size_t errlen)
+int zt_gateway_decode(const Istio__Workload__GatewayAddress *pb, struct zt_arena *arena,
+                      struct zt_gateway *out, const char *what, char *err, size_t errlen)
 {
-	struct zt_port *v = zt_arena_calloc(arena, n, sizeof(*v));
+	return gateway_decode(pb, arena, out, what, err, errlen);
+}
 
+/* Releases the strings of an interned gateway ("" literals are not interned). */
+static void gateway_release(struct zt_gateway *g)
+{
+	if (g->kind == ZT_GATEWAY_HOSTNAME) {
+		zt_intern_release(g->ns);
+		zt_intern_release(g->hostname);
+	} else if (g->kind == ZT_GATEWAY_ADDRESS) {
+		zt_intern_release(g->network);
+	}
+}
+
+static int ports_fill(Istio__Workload__Port *const *pb, size_t n, struct zt_port *v, char *err,
+                      size_t errlen)
+{
 	for (size_t i = 0; i < n; i++) {
 		if (pb[i]->service_port == 0 || pb[i]->service_port > 65535)
 			return reject(err, errlen, "service port %u out of range",
@@ -82,22 +99,78 @@ int zt_ports_decode(Istio__Workload__Port *const *pb, size_t n, struct zt_arena 
 		v[i].target_port = (uint16_t)pb[i]->target_port;
 		v[i].app_protocol = (enum zt_app_protocol)pb[i]->app_protocol;
 	}
-	*out = v;
 	return 0;
 }
 
-/* Workload.services is a proto map: a key sent twice keeps its last value. */
-static int decode_services(const Istio__Workload__Workload *pb, struct zt_workload *w, char *err,
-                           size_t errlen)
+int zt_ports_decode(Istio__Workload__Port *const *pb, size_t n, struct zt_arena *arena,
+                    struct zt_port **out, char *err, size_t errlen)
 {
-	struct zt_workload_service *v = zt_arena_calloc(&w->arena_, pb->n_services, sizeof(*v));
+	struct zt_port *v = zt_arena_calloc(arena, n, sizeof(*v));
+
+	*out = v;
+	return ports_fill(pb, n, v, err, errlen);
+}
+
+/* The block after the struct: arrays first (aligned), then strings. */
+struct bump {
+	char *p, *end;
+};
+
+static void *take(struct bump *b, size_t size)
+{
+	void *p = b->p;
+
+	size = (size + 7) & ~(size_t)7;
+	assert((size_t)(b->end - b->p) >= size);
+	b->p += size;
+	return size ? p : NULL;
+}
+
+static const char *take_str(struct bump *b, const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+	char *p = take(b, n + 1);
+
+	if (n)
+		memcpy(p, s, n);
+	p[n] = '\0';
+	return p;
+}
+
+static size_t str_size(const char *s)
+{
+	return ((s ? strlen(s) : 0) + 1 + 7) & ~(size_t)7;
+}
+
+/* Bytes the block needs for pb (an upper bound: map keys sent twice count twice). */
+static size_t block_size(const Istio__Workload__Workload *pb)
+{
+	size_t n = str_size(pb->uid) + str_size(pb->name) + str_size(pb->hostname);
+
+	n += ((pb->n_addresses * sizeof(struct zt_ip)) + 7) & ~(size_t)7;
+	n += pb->n_services * sizeof(struct zt_workload_service);
+	for (size_t i = 0; i < pb->n_services; i++)
+		if (pb->services[i]->value)
+			n += ((pb->services[i]->value->n_ports * sizeof(struct zt_port)) + 7) &
+			     ~(size_t)7;
+	n += pb->n_authorization_policies * sizeof(char *);
+	return n;
+}
+
+/* Workload.services is a proto map: a key sent twice keeps its last value. */
+static int decode_services(const Istio__Workload__Workload *pb, struct zt_workload *w,
+                           struct bump *b, char *err, size_t errlen)
+{
+	struct zt_workload_service *v = take(b, pb->n_services * sizeof(*v));
 	size_t n = 0;
 
+	w->services = v;
 	for (size_t i = 0; i < pb->n_services; i++) {
 		const Istio__Workload__Workload__ServicesEntry *e = pb->services[i];
 		const char *key = e->key ? e->key : "";
 		struct zt_workload_service *s = NULL;
 		struct zt_port *ports = NULL;
+		size_t np = e->value ? e->value->n_ports : 0;
 		int rc;
 
 		if (!*key)
@@ -107,46 +180,43 @@ static int decode_services(const Istio__Workload__Workload *pb, struct zt_worklo
 				s = &v[j];
 		if (!s) {
 			s = &v[n++];
-			s->key = zt_arena_strdup(&w->arena_, key);
+			s->key = zt_intern(key);
+			w->n_services = n;
 		}
-		if (e->value) {
-			rc = zt_ports_decode(e->value->ports, e->value->n_ports, &w->arena_, &ports,
-			                     err, errlen);
-			if (rc)
-				return rc;
-		}
+		ports = take(b, np * sizeof(*ports));
+		if (np && (rc = ports_fill(e->value->ports, np, ports, err, errlen)))
+			return rc;
 		s->ports = ports;
-		s->n_ports = e->value ? e->value->n_ports : 0;
+		s->n_ports = np;
 	}
-	w->services = n ? v : NULL;
-	w->n_services = n;
+	if (!n)
+		w->services = NULL;
 	return 0;
 }
 
-static int decode(const Istio__Workload__Workload *pb, struct zt_workload *w, char *err,
-                  size_t errlen)
+static const char *intern_or(const char *s, const char *def)
 {
-	struct zt_arena *a = &w->arena_;
+	return zt_intern(s && *s ? s : def);
+}
+
+static int decode(const Istio__Workload__Workload *pb, struct zt_workload *w, struct bump *b,
+                  char *err, size_t errlen)
+{
 	struct zt_ip *ips;
 	const char **keys;
 	int rc;
 
 	if (!pb->uid || !*pb->uid)
 		return reject(err, errlen, "workload has an empty uid");
-	w->uid = zt_arena_strdup(a, pb->uid);
-	w->name = zt_arena_strdup(a, pb->name);
-	w->ns = zt_arena_strdup(a, pb->namespace_);
-	ips = zt_arena_calloc(a, pb->n_addresses, sizeof(*ips));
+	ips = take(b, pb->n_addresses * sizeof(*ips));
 	for (size_t i = 0; i < pb->n_addresses; i++)
 		if (zt_ip_from_bytes(&ips[i], pb->addresses[i].data, pb->addresses[i].len))
 			return reject(err, errlen, "address %zu is %zu bytes, not 4 or 16", i,
 			              pb->addresses[i].len);
 	w->ips = ips;
 	w->n_ips = pb->n_addresses;
-	w->hostname = zt_arena_strdup(a, pb->hostname);
 	if (pb->network && strlen(pb->network) > ZT_NETWORK_MAX)
 		return reject(err, errlen, "network name longer than %d bytes", ZT_NETWORK_MAX);
-	w->network = zt_arena_strdup(a, pb->network);
 	switch (pb->tunnel_protocol) {
 	case ISTIO__WORKLOAD__TUNNEL_PROTOCOL__NONE:
 	case ISTIO__WORKLOAD__TUNNEL_PROTOCOL__HBONE:
@@ -157,20 +227,14 @@ static int decode(const Istio__Workload__Workload *pb, struct zt_workload *w, ch
 	default:
 		return reject(err, errlen, "unknown tunnel protocol %d", (int)pb->tunnel_protocol);
 	}
-	w->trust_domain = str_or(a, pb->trust_domain, ZT_SPIFFE_DEFAULT_TD);
-	w->service_account = str_or(a, pb->service_account, ZT_SPIFFE_DEFAULT_SA);
-	rc = zt_gateway_decode(pb->waypoint, a, &w->waypoint, "waypoint", err, errlen);
+	rc = gateway_decode(pb->waypoint, NULL, &w->waypoint, "waypoint", err, errlen);
 	if (rc)
 		return rc;
-	rc = zt_gateway_decode(pb->network_gateway, a, &w->network_gateway, "network_gateway", err,
-	                       errlen);
+	rc = gateway_decode(pb->network_gateway, NULL, &w->network_gateway, "network_gateway",
+	                    err, errlen);
 	if (rc)
 		return rc;
-	w->node = zt_arena_strdup(a, pb->node);
-	w->canonical_name = zt_arena_strdup(a, pb->canonical_name);
-	w->canonical_revision = zt_arena_strdup(a, pb->canonical_revision);
 	w->workload_type = (enum zt_workload_type)pb->workload_type;
-	w->workload_name = zt_arena_strdup(a, pb->workload_name);
 	w->native_tunnel = pb->native_tunnel;
 	if (pb->application_tunnel) {
 		const Istio__Workload__ApplicationTunnel *t = pb->application_tunnel;
@@ -185,26 +249,38 @@ static int decode(const Istio__Workload__Workload *pb, struct zt_workload *w, ch
 		w->application_tunnel.protocol = (enum zt_app_tunnel_protocol)t->protocol;
 		w->application_tunnel.port = (uint16_t)t->port;
 	}
-	rc = decode_services(pb, w, err, errlen);
+	rc = decode_services(pb, w, b, err, errlen);
 	if (rc)
 		return rc;
-	keys = zt_arena_calloc(a, pb->n_authorization_policies, sizeof(*keys));
-	for (size_t i = 0; i < pb->n_authorization_policies; i++)
-		keys[i] = zt_arena_strdup(a, pb->authorization_policies[i]);
+	keys = take(b, pb->n_authorization_policies * sizeof(*keys));
+	for (size_t i = 0; i < pb->n_authorization_policies; i++) {
+		keys[i] = zt_intern(pb->authorization_policies[i]);
+		w->n_authorization_policies = i + 1;
+	}
 	w->authorization_policies = keys;
-	w->n_authorization_policies = pb->n_authorization_policies;
 	w->status = (enum zt_workload_status)pb->status;
-	w->cluster_id = str_or(a, pb->cluster_id, ZT_WORKLOAD_DEFAULT_CLUSTER_ID);
-	w->locality.region = zt_arena_strdup(a, pb->locality ? pb->locality->region : NULL);
-	w->locality.zone = zt_arena_strdup(a, pb->locality ? pb->locality->zone : NULL);
-	w->locality.subzone = zt_arena_strdup(a, pb->locality ? pb->locality->subzone : NULL);
 	if (pb->network_mode != ISTIO__WORKLOAD__NETWORK_MODE__STANDARD &&
 	    pb->network_mode != ISTIO__WORKLOAD__NETWORK_MODE__HOST_NETWORK)
 		return reject(err, errlen, "unknown network mode %d", (int)pb->network_mode);
 	w->network_mode = (enum zt_network_mode)pb->network_mode;
 	w->capacity = pb->capacity ? pb->capacity->value : 1;
-	rc = zt_spiffe_set(&w->identity, w->trust_domain, w->ns, w->service_account);
-	if (rc)
+	w->uid = take_str(b, pb->uid);
+	w->name = take_str(b, pb->name);
+	w->hostname = take_str(b, pb->hostname);
+	w->ns = zt_intern(pb->namespace_);
+	w->network = zt_intern(pb->network);
+	w->trust_domain = intern_or(pb->trust_domain, ZT_SPIFFE_DEFAULT_TD);
+	w->service_account = intern_or(pb->service_account, ZT_SPIFFE_DEFAULT_SA);
+	w->node = zt_intern(pb->node);
+	w->canonical_name = zt_intern(pb->canonical_name);
+	w->canonical_revision = zt_intern(pb->canonical_revision);
+	w->workload_name = zt_intern(pb->workload_name);
+	w->cluster_id = intern_or(pb->cluster_id, ZT_WORKLOAD_DEFAULT_CLUSTER_ID);
+	w->locality.region = zt_intern(pb->locality ? pb->locality->region : NULL);
+	w->locality.zone = zt_intern(pb->locality ? pb->locality->zone : NULL);
+	w->locality.subzone = zt_intern(pb->locality ? pb->locality->subzone : NULL);
+	w->identity = zt_intern_spiffe(w->trust_domain, w->ns, w->service_account, &rc);
+	if (!w->identity)
 		return reject(err, errlen,
 		              "no valid identity from trust domain \"%.64s\", namespace "
 		              "\"%.64s\", service account \"%.64s\"",
@@ -212,11 +288,24 @@ static int decode(const Istio__Workload__Workload *pb, struct zt_workload *w, ch
 	return 0;
 }
 
+/* Releases what decode() interned; fields it did not reach are NULL. */
 static void workload_free(struct zt_workload *w)
 {
-	struct zt_arena a = w->arena_;
+	const char *const interned[] = {
+	        w->ns,           w->network,        w->trust_domain,       w->service_account,
+	        w->node,         w->canonical_name, w->canonical_revision, w->workload_name,
+	        w->cluster_id,   w->locality.region, w->locality.zone,     w->locality.subzone,
+	};
 
-	zt_arena_clear(&a);
+	for (size_t i = 0; i < sizeof(interned) / sizeof(interned[0]); i++)
+		zt_intern_release(interned[i]);
+	zt_intern_release(w->identity);
+	gateway_release(&w->waypoint);
+	gateway_release(&w->network_gateway);
+	for (size_t i = 0; i < w->n_services; i++)
+		zt_intern_release(w->services[i].key);
+	for (size_t i = 0; i < w->n_authorization_policies; i++)
+		zt_intern_release(w->authorization_policies[i]);
 	free(w);
 	zt_live_dec(&zt_live_state_workload);
 }
@@ -224,12 +313,14 @@ static void workload_free(struct zt_workload *w)
 int zt_workload_decode(const Istio__Workload__Workload *pb, struct zt_workload **out, char *err,
                        size_t errlen)
 {
-	struct zt_workload *w = xcalloc(1, sizeof(*w));
+	size_t extra = block_size(pb);
+	struct zt_workload *w = xcalloc(1, sizeof(*w) + extra);
+	struct bump b = {.p = (char *)(w + 1), .end = (char *)(w + 1) + extra};
 	int rc;
 
 	zt_live_inc(&zt_live_state_workload);
 	atomic_init(&w->refs_, 1);
-	rc = decode(pb, w, err, errlen);
+	rc = decode(pb, w, &b, err, errlen);
 	if (rc) {
 		workload_free(w);
 		w = NULL;

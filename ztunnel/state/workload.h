@@ -80,7 +80,10 @@ struct zt_app_tunnel {
 	uint16_t port; /* 0 = keep the original port */
 };
 
-/* Every string is non-NULL ("" when unset, or the default). Arrays are NULL when empty. */
+/* Every string is non-NULL ("" when unset, or the default). Arrays are NULL when empty.
+ * Memory (issue: ≤ 1 KiB per workload at 100,000 pods): uid, name, hostname and the arrays
+ * live in one block with the struct; every other string, the service and policy keys and
+ * the identity are interned (state/intern.h), shared with every workload naming them. */
 struct zt_workload {
 	const char *uid; /* non-empty */
 	const char *name;
@@ -109,12 +112,11 @@ struct zt_workload {
 	const char *cluster_id;         /* default Kubernetes */
 	struct zt_locality locality;
 	enum zt_network_mode network_mode;
-	uint32_t capacity;         /* default 1 when the wrapper is absent */
-	struct zt_spiffe identity; /* spiffe://trust_domain/ns/ns/sa/service_account */
+	uint32_t capacity;                /* default 1 when the wrapper is absent */
+	const struct zt_spiffe *identity; /* spiffe://trust_domain/ns/ns/sa/service_account */
 
 	/* private */
 	atomic_uint refs_;
-	struct zt_arena arena_;
 };
 
 /* Decodes pb (borrowed) into a new workload with one reference (*out). Rejects, with a

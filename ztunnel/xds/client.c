@@ -51,8 +51,9 @@ typedef Envoy__Service__Discovery__V3__DeltaDiscoveryRequest__InitialResourceVer
 
 struct xtype {
 	struct zt_xds_type t;
-	json_t *known; /* accepted: name -> version string */
+	struct zt_hmap known; /* accepted: name -> version (char *, owned) */
 	bool answered; /* ACKed or NACKed since start */
+	bool complete; /* answered a response ending a state (not marked ZT_XDS_MORE_SUFFIX) */
 	uint64_t acks, nacks;
 };
 
@@ -201,19 +202,18 @@ static int send_request(struct session *s, const Request *req)
 static int send_initial(struct zt_xds_client *c, struct session *s, struct xtype *xt)
 {
 	Request req = ENVOY__SERVICE__DISCOVERY__V3__DELTA_DISCOVERY_REQUEST__INIT;
-	size_t n = json_object_size(xt->known), i = 0;
+	size_t n = zt_hmap_count(&xt->known), i = 0, pos = 0;
 	VersionEntry *entries = xcalloc(n, sizeof(*entries));
 	VersionEntry **ptrs = xcalloc(n, sizeof(*ptrs));
 	const char *name;
-	json_t *ver;
+	void *ver;
 	int rc;
 
-	json_object_foreach(xt->known, name, ver)
-	{
+	while (zt_hmap_next(&xt->known, &pos, &name, &ver)) {
 		envoy__service__discovery__v3__delta_discovery_request__initial_resource_versions_entry__init(
 		        &entries[i]);
 		entries[i].key = (char *)name;
-		entries[i].value = (char *)json_string_value(ver);
+		entries[i].value = ver;
 		ptrs[i] = &entries[i];
 		i++;
 	}
@@ -351,7 +351,7 @@ static void check_synced(struct zt_xds_client *c)
 	if (c->st.synced)
 		return;
 	for (size_t i = 0; i < c->ntypes; i++)
-		if (!c->types[i].answered)
+		if (!c->types[i].complete)
 			return;
 	c->st.synced = true;
 	zt_info("xds: synced (%zu types)", c->ntypes);
@@ -392,7 +392,7 @@ static void apply_response(struct xtype *xt, const Response *r, struct zt_buf *n
 			if (!reason[0])
 				snprintf(reason, sizeof(reason), "rejected");
 		} else {
-			json_object_set_new_nocheck(xt->known, name, json_string_nocheck(version));
+			free(zt_hmap_put(&xt->known, name, xstrdup(version)));
 			continue;
 		}
 		reason[sizeof(reason) - 1] = '\0';
@@ -406,9 +406,18 @@ static void apply_response(struct xtype *xt, const Response *r, struct zt_buf *n
 
 		if (xt->t.remove && xt->t.remove(xt->t.arg, name) != 0)
 			zt_debug("xds: removing %s %s: not present", xt->t.type_url, name);
-		json_object_del(xt->known, name);
+		free(zt_hmap_del(&xt->known, name));
 	}
 	zt_hmap_clear(&seen);
+}
+
+/* Whether r is a part of a split state with more parts to come (ZT_XDS_MORE_SUFFIX). */
+static bool more_follows(const Response *r)
+{
+	const char *v = r->system_version_info ? r->system_version_info : "";
+	size_t n = strlen(v), k = strlen(ZT_XDS_MORE_SUFFIX);
+
+	return n >= k && memcmp(v + n - k, ZT_XDS_MORE_SUFFIX, k) == 0;
 }
 
 static void handle_response(struct zt_xds_client *c, struct session *s, const Response *r)
@@ -450,6 +459,7 @@ static void handle_response(struct zt_xds_client *c, struct session *s, const Re
 	zt_buf_clear(&nack);
 	if (xt) {
 		xt->answered = true;
+		xt->complete = xt->complete || !more_follows(r);
 		check_synced(c);
 	}
 }
@@ -712,9 +722,7 @@ struct zt_xds_client *zt_xds_client_new(struct zt_loop *loop, const struct zt_xd
 	c->types = xcalloc(n, sizeof(*c->types));
 	for (size_t i = 0; i < n; i++) {
 		c->types[i].t = types[i];
-		c->types[i].known = json_object();
-		if (!c->types[i].known)
-			abort();
+		zt_hmap_init(&c->types[i].known);
 	}
 	c->ntypes = n;
 	return c;
@@ -747,8 +755,13 @@ void zt_xds_client_free(struct zt_xds_client *c)
 		if (s->refs == 0)
 			free(s);
 	}
-	for (size_t i = 0; i < c->ntypes; i++)
-		json_decref(c->types[i].known);
+	for (size_t i = 0; i < c->ntypes; i++) {
+		size_t pos = 0;
+		void *ver;
+		while (zt_hmap_next(&c->types[i].known, &pos, NULL, &ver))
+			free(ver);
+		zt_hmap_clear(&c->types[i].known);
+	}
 	free(c->types);
 	for (size_t i = 0; i < c->nheaders; i++) {
 		free((char *)c->headers[i].key);
@@ -780,14 +793,14 @@ const char *zt_xds_client_version(const struct zt_xds_client *c, const char *typ
 {
 	struct xtype *xt = find_type((struct zt_xds_client *)c, type_url);
 
-	return xt ? json_string_value(json_object_get(xt->known, name)) : NULL;
+	return xt ? zt_hmap_get(&xt->known, name) : NULL;
 }
 
 size_t zt_xds_client_count(const struct zt_xds_client *c, const char *type_url)
 {
 	struct xtype *xt = find_type((struct zt_xds_client *)c, type_url);
 
-	return xt ? json_object_size(xt->known) : 0;
+	return xt ? zt_hmap_count(&xt->known) : 0;
 }
 
 json_t *zt_xds_client_json(const struct zt_xds_client *c)
@@ -796,11 +809,12 @@ json_t *zt_xds_client_json(const struct zt_xds_client *c)
 
 	for (size_t i = 0; i < c->ntypes; i++)
 		json_object_set_new(types, c->types[i].t.type_url,
-		                    json_pack("{s:I, s:I, s:I, s:b}", "resources",
-		                              (json_int_t)json_object_size(c->types[i].known),
+		                    json_pack("{s:I, s:I, s:I, s:b, s:b}", "resources",
+		                              (json_int_t)zt_hmap_count(&c->types[i].known),
 		                              "acks", (json_int_t)c->types[i].acks, "nacks",
 		                              (json_int_t)c->types[i].nacks, "answered",
-		                              c->types[i].answered));
+		                              c->types[i].answered, "complete",
+		                              c->types[i].complete));
 	return json_pack("{s:s, s:b, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:s, s:o}", "address",
 	                 c->authority, "connected", c->st.connected, "synced", c->st.synced,
 	                 "attempts", (json_int_t)c->st.attempts, "connects",

@@ -38,7 +38,14 @@ struct zt_xds_type {
 
 /* Writes the bearer token (NUL-terminated, "" for none) into out; 0 or a negative error. */
 typedef int (*zt_xds_token_cb)(void *arg, char *out, size_t len);
-/* Every type has been answered (ACK or NACK) at least once since start. */
+/* Marks a response that is one part of a state the server split over several responses:
+ * its system_version_info ends with this, and only the last part's does not. Istio's istiod
+ * sends the whole state of a type in one response and never marks; fake-istiod splits a
+ * state larger than its message bound and marks every part but the last. */
+#define ZT_XDS_MORE_SUFFIX ";more"
+
+/* The whole initial state of every type has arrived and been answered (ACK or NACK): for
+ * each type, a response without ZT_XDS_MORE_SUFFIX has been applied since start. */
 typedef void (*zt_xds_synced_cb)(struct zt_xds_client *c, void *arg);
 
 struct zt_xds_client_opts {
