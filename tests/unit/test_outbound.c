@@ -961,8 +961,7 @@ START_TEST(concurrent_connections_share_two_pooled_connections_and_stop_closes_t
 		zt_loop_run_once(T.loop, 5);
 	pthread_join(th, NULL);
 	ck_assert_int_eq(atomic_load(&M.closed), MANY);
-	run_ms(50);
-	ck_assert_int_eq(live("proxy_outbound_conn"), 0);
+	RUN_UNTIL(T.loop, live("proxy_outbound_conn") == 0, 5000);
 	ck_assert_int_eq(log_count("error=\"connection closed: workload proxy stopped\""), MANY);
 	rig_down();
 }
