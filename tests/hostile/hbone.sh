@@ -12,9 +12,10 @@ PY=/usr/bin/python3
 REPORT=${HOSTILE_REPORT:-}
 SRV=10.77.0.21
 bad=()
-# Sanitizer builds keep freed memory in quarantine: the bounds are wider there, not absent.
+# Sanitizer builds (ASan, TSan) keep shadow memory and freed memory in quarantine: the bounds
+# are wider there, not absent.
 RSS_BOUND=32768
-if grep -q __asan_init "$BIN/ztunnel" 2>/dev/null; then RSS_BOUND=524288; fi
+if grep -qE "__asan_init|__tsan_init" "$BIN/ztunnel" 2>/dev/null; then RSS_BOUND=524288; fi
 
 lab_log "topology"
 lab_underlay

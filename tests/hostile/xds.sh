@@ -11,7 +11,7 @@ PY=/usr/bin/python3
 # RSS_BOUND: growth allowed at any check; RSS_SETTLE: after a spike of 20000 workloads is
 # removed (the heap is trimmed). Sanitizer builds keep freed memory in quarantine.
 RSS_BOUND=65536 RSS_SETTLE=16384
-if grep -q __asan_init "$BIN/ztunnel" 2>/dev/null; then RSS_BOUND=524288 RSS_SETTLE=524288; fi
+if grep -qE "__asan_init|__tsan_init" "$BIN/ztunnel" 2>/dev/null; then RSS_BOUND=524288 RSS_SETTLE=524288; fi
 
 lab_log "certificates"
 c=$WORK/xds
