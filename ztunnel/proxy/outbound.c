@@ -59,6 +59,7 @@ struct conn {
 	bool routed;  /* route holds a decision */
 	bool opened;  /* counted as opened: ends with "connection complete" */
 	bool relayed; /* a relay ran: any error after that is not a setup failure */
+	bool reopened; /* the CONNECT stream was refused unprocessed once and opened again */
 	int fd;       /* downstream, until the relay takes it */
 	int up_fd;    /* plain upstream while connecting */
 	struct zt_io up_io;
@@ -361,12 +362,23 @@ static void on_headers(struct zt_h2_stream *st, const struct zt_h2_header *h, si
 	conn_end(c, ZT_CLOSE_CONNECT, c->why);
 }
 
+static void open_stream(struct conn *c);
+
 static void on_stream_close(struct zt_h2_stream *st, uint32_t code, void *arg)
 {
 	struct conn *c = arg;
 
 	(void)st;
 	c->st = NULL;
+	/* REFUSED_STREAM before any response: the peer never processed the CONNECT (RFC 9113
+	 * §8.7), e.g. it was above a draining peer's GOAWAY last-stream-id while that GOAWAY was
+	 * in flight. Safe to open once more: the pool no longer hands out that connection. */
+	if (code == NGHTTP2_REFUSED_STREAM && !c->reopened) {
+		c->reopened = true;
+		zt_debug("CONNECT stream refused unprocessed: opening it again");
+		open_stream(c);
+		return;
+	}
 	snprintf(c->why, sizeof(c->why), "stream closed before the response (%s)",
 	         nghttp2_http2_strerror(code));
 	conn_end(c, ZT_CLOSE_CONNECT, c->why);
