@@ -74,9 +74,13 @@ int zt_gateway_decode(const Istio__Workload__GatewayAddress *pb, struct zt_arena
 	return gateway_decode(pb, arena, out, what, err, errlen);
 }
 
+const struct zt_gateway zt_gateway_unset = {.ns = "", .hostname = "", .network = ""};
+
 /* Releases the strings of an interned gateway ("" literals are not interned). */
-static void gateway_release(struct zt_gateway *g)
+static void gateway_release(const struct zt_gateway *g)
 {
+	if (!g)
+		return;
 	if (g->kind == ZT_GATEWAY_HOSTNAME) {
 		zt_intern_release(g->ns);
 		zt_intern_release(g->hostname);
@@ -154,6 +158,8 @@ static size_t block_size(const Istio__Workload__Workload *pb)
 			n += ((pb->services[i]->value->n_ports * sizeof(struct zt_port)) + 7) &
 			     ~(size_t)7;
 	n += pb->n_authorization_policies * sizeof(char *);
+	n += ((pb->waypoint != NULL) + (pb->network_gateway != NULL)) *
+	     ((sizeof(struct zt_gateway) + 7) & ~(size_t)7);
 	return n;
 }
 
@@ -227,13 +233,20 @@ static int decode(const Istio__Workload__Workload *pb, struct zt_workload *w, st
 	default:
 		return reject(err, errlen, "unknown tunnel protocol %d", (int)pb->tunnel_protocol);
 	}
-	rc = gateway_decode(pb->waypoint, NULL, &w->waypoint, "waypoint", err, errlen);
-	if (rc)
-		return rc;
-	rc = gateway_decode(pb->network_gateway, NULL, &w->network_gateway, "network_gateway",
-	                    err, errlen);
-	if (rc)
-		return rc;
+	w->waypoint = w->network_gateway = &zt_gateway_unset;
+	if (pb->waypoint) {
+		struct zt_gateway *g = take(b, sizeof(*g));
+		w->waypoint = g;
+		if ((rc = gateway_decode(pb->waypoint, NULL, g, "waypoint", err, errlen)))
+			return rc;
+	}
+	if (pb->network_gateway) {
+		struct zt_gateway *g = take(b, sizeof(*g));
+		w->network_gateway = g;
+		if ((rc = gateway_decode(pb->network_gateway, NULL, g, "network_gateway", err,
+		                         errlen)))
+			return rc;
+	}
 	w->workload_type = (enum zt_workload_type)pb->workload_type;
 	w->native_tunnel = pb->native_tunnel;
 	if (pb->application_tunnel) {
@@ -300,8 +313,8 @@ static void workload_free(struct zt_workload *w)
 	for (size_t i = 0; i < sizeof(interned) / sizeof(interned[0]); i++)
 		zt_intern_release(interned[i]);
 	zt_intern_release(w->identity);
-	gateway_release(&w->waypoint);
-	gateway_release(&w->network_gateway);
+	gateway_release(w->waypoint);
+	gateway_release(w->network_gateway);
 	for (size_t i = 0; i < w->n_services; i++)
 		zt_intern_release(w->services[i].key);
 	for (size_t i = 0; i < w->n_authorization_policies; i++)
