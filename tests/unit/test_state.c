@@ -348,6 +348,33 @@ START_TEST(state_workload_defaults_apply_to_empty_fields)
 }
 END_TEST
 
+START_TEST(state_workload_name_same_as_the_name_is_the_name)
+{
+	struct zt_store *s = zt_store_new();
+	struct pod p;
+
+	pod_init(&p, "u1", "ns", NULL);
+	p.w.workload_name = (char *)"pod";
+	ck_assert_msg(apply_wl(s, &p.w) == 0, "%s", err);
+	struct zt_workload *w = zt_store_workload_by_uid(s, "u1");
+	ck_assert_ptr_eq(w->workload_name, w->name);
+	zt_workload_unref(w);
+	/* An owner's name is interned: two pods of one deployment share it. */
+	p.w.workload_name = (char *)"shop";
+	ck_assert_msg(apply_wl(s, &p.w) == 0, "%s", err);
+	pod_init(&p, "u2", "ns", NULL);
+	p.w.workload_name = (char *)"shop";
+	ck_assert_msg(apply_wl(s, &p.w) == 0, "%s", err);
+	struct zt_workload *w1 = zt_store_workload_by_uid(s, "u1");
+	struct zt_workload *w2 = zt_store_workload_by_uid(s, "u2");
+	ck_assert_str_eq(w1->workload_name, "shop");
+	ck_assert_ptr_eq(w1->workload_name, w2->workload_name);
+	zt_workload_unref(w1);
+	zt_workload_unref(w2);
+	zt_store_free(s);
+}
+END_TEST
+
 START_TEST(state_service_decodes_every_field)
 {
 	struct zt_store *s = zt_store_new();
@@ -1694,6 +1721,7 @@ Suite *state_suite(void)
 	TCase *tc = tcase_create("core");
 	tcase_add_test(tc, state_workload_decodes_every_field);
 	tcase_add_test(tc, state_workload_defaults_apply_to_empty_fields);
+	tcase_add_test(tc, state_workload_name_same_as_the_name_is_the_name);
 	tcase_add_test(tc, state_service_decodes_every_field);
 	tcase_add_test(tc, state_policy_decodes_every_field);
 	tcase_add_test(tc, state_rejects_invalid_workloads_with_reasons);

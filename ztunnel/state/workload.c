@@ -1,6 +1,7 @@
 /* Workload decoding and lifetime. A workload is one allocation: the struct, then its arrays
  * and unique strings (uid, name, hostname), sized from the protobuf before copying; every
- * other string is interned. Nothing is shared with the protobuf it came from. */
+ * other string is interned, except a workload_name equal to the name (every pod without an
+ * owner), which is the name itself. Nothing is shared with the protobuf it came from. */
 #include "state/workload.h"
 
 #include <assert.h>
@@ -287,7 +288,9 @@ static int decode(const Istio__Workload__Workload *pb, struct zt_workload *w, st
 	w->node = zt_intern(pb->node);
 	w->canonical_name = zt_intern(pb->canonical_name);
 	w->canonical_revision = zt_intern(pb->canonical_revision);
-	w->workload_name = zt_intern(pb->workload_name);
+	w->workload_name = strcmp(w->name, pb->workload_name ? pb->workload_name : "") == 0
+	                           ? w->name
+	                           : zt_intern(pb->workload_name);
 	w->cluster_id = intern_or(pb->cluster_id, ZT_WORKLOAD_DEFAULT_CLUSTER_ID);
 	w->locality.region = zt_intern(pb->locality ? pb->locality->region : NULL);
 	w->locality.zone = zt_intern(pb->locality ? pb->locality->zone : NULL);
@@ -306,7 +309,8 @@ static void workload_free(struct zt_workload *w)
 {
 	const char *const interned[] = {
 	        w->ns,           w->network,        w->trust_domain,       w->service_account,
-	        w->node,         w->canonical_name, w->canonical_revision, w->workload_name,
+	        w->node,         w->canonical_name, w->canonical_revision,
+	        w->workload_name != w->name ? w->workload_name : NULL,
 	        w->cluster_id,   w->locality.region, w->locality.zone,     w->locality.subzone,
 	};
 
