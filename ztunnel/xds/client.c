@@ -51,7 +51,7 @@ typedef Envoy__Service__Discovery__V3__DeltaDiscoveryRequest__InitialResourceVer
 
 struct xtype {
 	struct zt_xds_type t;
-	struct zt_hmap known; /* accepted: name -> "name\0version" (owned; the key borrows it) */
+	struct zt_hmap known; /* accepted: name -> struct known (owned; the key borrows k->nv) */
 	bool answered; /* ACKed or NACKed since start */
 	bool complete; /* answered a response ending a state (not marked ZT_XDS_MORE_SUFFIX) */
 	uint64_t acks, nacks;
@@ -198,20 +198,27 @@ static int send_request(struct session *s, const Request *req)
 	return rc;
 }
 
-/* A known entry: the name and its version in one allocation. */
-static char *known_entry(const char *name, const char *version)
+/* An accepted resource: its name and version in one allocation, and the response that named
+ * it last (to find a name sent twice in one response without a table of its own). */
+struct known {
+	uint64_t response;
+	char nv[]; /* "name\0version" */
+};
+
+static struct known *known_new(const char *name, const char *version, uint64_t response)
 {
 	size_t ln = strlen(name) + 1, lv = strlen(version) + 1;
-	char *e = xmalloc(ln + lv);
+	struct known *k = xmalloc(sizeof(*k) + ln + lv);
 
-	memcpy(e, name, ln);
-	memcpy(e + ln, version, lv);
-	return e;
+	k->response = response;
+	memcpy(k->nv, name, ln);
+	memcpy(k->nv + ln, version, lv);
+	return k;
 }
 
-static const char *known_version(const char *e)
+static const char *known_version(const struct known *k)
 {
-	return e ? e + strlen(e) + 1 : NULL;
+	return k ? k->nv + strlen(k->nv) + 1 : NULL;
 }
 
 /* The first request of a type on a new stream (spec §3.3 step 1). */
@@ -397,20 +404,21 @@ static const char *pool_str(struct pool *pl, struct zt_delta_str s)
 	return d;
 }
 
-/* Applies one response (spec §3.3 step 2) and collects the rejections into nack. Each body
- * is decoded by the type's apply, one at a time. */
-static void apply_response(struct xtype *xt, const struct zt_delta *d, struct pool *pl,
-                           struct zt_buf *nack)
+/* Applies one response (spec §3.3 step 2), numbered response, and collects the rejections
+ * into nack. Each body is decoded by the type's apply, one at a time. */
+static void apply_response(struct xtype *xt, const struct zt_delta *d, uint64_t response,
+                           struct pool *pl, struct zt_buf *nack)
 {
 	struct zt_delta_resource res;
 	struct zt_delta_str gone;
-	struct zt_hmap seen;
+	struct zt_hmap refused; /* names of this response not accepted (names live in pl) */
 	char reason[512];
 	size_t pos = 0;
 
-	zt_hmap_init_borrowed(&seen); /* names live in pl */
+	zt_hmap_init_borrowed(&refused);
 	while (zt_delta_next_resource(d, &pos, &res)) {
 		const char *name = pool_str(pl, res.name);
+		struct known *k;
 
 		reason[0] = '\0';
 		if (!name[0]) {
@@ -418,7 +426,8 @@ static void apply_response(struct xtype *xt, const struct zt_delta *d, struct po
 			continue;
 		}
 		/* As Envoy: a name twice in one response is an error; the first copy stands. */
-		if (zt_hmap_put(&seen, name, (void *)1)) {
+		k = zt_hmap_get(&xt->known, name);
+		if ((k && k->response == response) || zt_hmap_get(&refused, name)) {
 			nack_add(nack, name, "duplicate resource in one response");
 			continue;
 		}
@@ -431,13 +440,14 @@ static void apply_response(struct xtype *xt, const struct zt_delta *d, struct po
 			const char *version = pool_str(pl, res.version);
 			if (xt->t.apply(xt->t.arg, name, version, res.body, res.body_len, reason,
 			                sizeof(reason)) == 0) {
-				char *e = known_entry(name, version);
-				free(zt_hmap_put(&xt->known, e, e));
+				k = known_new(name, version, response);
+				free(zt_hmap_put(&xt->known, k->nv, k));
 				continue;
 			}
 			if (!reason[0])
 				snprintf(reason, sizeof(reason), "rejected");
 		}
+		zt_hmap_put(&refused, name, (void *)1);
 		reason[sizeof(reason) - 1] = '\0';
 		/* The store keeps what it had, so the version held stays claimed (and is announced
 		 * in initial_resource_versions after a reconnect): forgetting it would hide a
@@ -452,7 +462,7 @@ static void apply_response(struct xtype *xt, const struct zt_delta *d, struct po
 			zt_debug("xds: removing %s %s: not present", xt->t.type_url, name);
 		free(zt_hmap_del(&xt->known, name));
 	}
-	zt_hmap_clear(&seen);
+	zt_hmap_clear(&refused);
 }
 
 /* Whether d is a part of a split state with more parts to come (ZT_XDS_MORE_SUFFIX). */
@@ -478,7 +488,7 @@ static void handle_response(struct zt_xds_client *c, struct session *s, const st
 	} else {
 		zt_debug("xds: %s response: %zu resources, %zu removed, nonce %s", url,
 		         d->n_resources, d->n_removed, nonce);
-		apply_response(xt, d, pl, &nack);
+		apply_response(xt, d, c->st.responses, pl, &nack);
 	}
 	if (zt_buf_len(&nack) && zt_buf_append(&nack, "", 1) < 0)
 		abort();
