@@ -137,10 +137,10 @@ START_TEST(delta_last_occurrence_wins_and_unknown_fields_are_skipped)
 {
 	/* type_url "a", an unknown varint field 9, type_url "bc", a resource with two names and
 	 * its Any sent in two parts (type URL, then value), an unknown fixed32 field. */
-	static const uint8_t msg[] = {
-	        0x22, 1, 'a', 0x48, 0x96, 0x01, 0x22, 2, 'b', 'c',
-	        0x12, 16, 0x1a, 1, 'x', 0x1a, 1, 'y', 0x12, 3, 0x0a, 1, 't', 0x12, 3, 0x12, 1, 'v',
-	        0x3d, 1, 2, 3, 4};
+	static const uint8_t msg[] = {0x22, 1,    'a',  0x48, 0x96, 0x01, 0x22, 2,    'b',
+	                              'c',  0x12, 16,   0x1a, 1,    'x',  0x1a, 1,    'y',
+	                              0x12, 3,    0x0a, 1,    't',  0x12, 3,    0x12, 1,
+	                              'v',  0x3d, 1,    2,    3,    4};
 	struct zt_delta d;
 	struct zt_delta_resource r;
 	size_t pos = 0;
@@ -174,13 +174,19 @@ START_TEST(delta_refuses_malformed_responses)
 	        {"NUL in the nonce", {0x2a, 2, 'a', 0}, 4, "nonce is not a string"},
 	        {"resource as a varint", {0x10, 1}, 2, "a resource that is not a message"},
 	        {"NUL in a name", {0x12, 3, 0x1a, 1, 0}, 5, "a resource name that is not a string"},
-	        {"version as fixed32", {0x12, 5, 0x0d, 1, 2, 3, 4}, 7,
+	        {"version as fixed32",
+	         {0x12, 5, 0x0d, 1, 2, 3, 4},
+	         7,
 	         "a resource version that is not a string"},
-	        {"Any value as a varint", {0x12, 4, 0x12, 2, 0x10, 1}, 6,
+	        {"Any value as a varint",
+	         {0x12, 4, 0x12, 2, 0x10, 1},
+	         6,
 	         "a malformed resource body (Any)"},
 	        {"truncated inside a resource", {0x12, 2, 0x1a, 5}, 4, "a malformed resource"},
 	        {"ttl as a varint", {0x12, 2, 0x30, 1}, 4, "a malformed resource field"},
-	        {"NUL in a removed name", {0x32, 1, 0}, 3,
+	        {"NUL in a removed name",
+	         {0x32, 1, 0},
+	         3,
 	         "a removed resource name that is not a string"},
 	};
 

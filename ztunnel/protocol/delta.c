@@ -49,8 +49,8 @@ static int parse_any(const uint8_t *p, size_t len, struct zt_delta_resource *r)
 	return rc;
 }
 
-static int parse_resource(const uint8_t *p, size_t len, struct zt_delta_resource *r,
-                          char *err, size_t errlen)
+static int parse_resource(const uint8_t *p, size_t len, struct zt_delta_resource *r, char *err,
+                          size_t errlen)
 {
 	struct zt_pb_field f;
 	size_t pos = 0;
@@ -127,7 +127,8 @@ int zt_delta_parse(const uint8_t *p, size_t len, struct zt_delta *d, char *err, 
 			break;
 		case 6:
 			if (get_str(&f, &s) < 0)
-				return fail(err, errlen, "a removed resource name that is not a string");
+				return fail(err, errlen,
+				            "a removed resource name that is not a string");
 			d->n_removed++;
 			break;
 		default:
