@@ -34,10 +34,15 @@ END_TEST
 
 START_TEST(intern_distinct_values_and_null_as_empty)
 {
+	size_t base = zt_intern_count();
 	const char *e1 = zt_intern(NULL), *e2 = zt_intern(""), *p = zt_intern("p"), *q;
 
 	ck_assert_ptr_eq(e1, e2);
+	ck_assert_ptr_eq(zt_intern_n("x", 0), e1);
 	ck_assert_str_eq(e1, "");
+	ck_assert_uint_eq(zt_intern_count(), base + 1); /* "p"; "" is not in the table */
+	ck_assert_ptr_eq(zt_intern_ref(e1), e1);
+	zt_intern_release(e1);
 	q = zt_intern("q");
 	ck_assert_ptr_ne(p, q);
 	ck_assert_str_eq(q, "q");

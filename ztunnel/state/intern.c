@@ -31,6 +31,9 @@ struct entry {
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+/* "" is the most repeated value (unset network, locality, ...): one static copy, never in the
+ * table, its references not counted. */
+static const char empty[1];
 static struct entry **slots;
 static size_t cap, count;
 
@@ -112,7 +115,9 @@ const char *zt_intern_n(const char *s, size_t len)
 {
 	if (len > UINT32_MAX)
 		abort();
-	return get(STR, s ? s : "", s ? len : 0, make_str, NULL)->data;
+	if (!s || len == 0)
+		return empty;
+	return get(STR, s, len, make_str, NULL)->data;
 }
 
 const char *zt_intern(const char *s)
@@ -163,7 +168,7 @@ const struct zt_spiffe *zt_intern_spiffe(const char *td, const char *ns, const c
 
 const void *zt_intern_ref(const void *p)
 {
-	if (p)
+	if (p && p != (const void *)empty)
 		atomic_fetch_add(&entry_of(p)->refs, 1);
 	return p;
 }
@@ -173,7 +178,7 @@ void zt_intern_release(const void *p)
 	struct entry *e;
 	size_t i, j, mask;
 
-	if (!p)
+	if (!p || p == (const void *)empty)
 		return;
 	e = entry_of(p);
 	pthread_mutex_lock(&lock);

@@ -22,7 +22,7 @@ const void *zt_intern_ref(const void *p);
 /* Drops a reference taken by any function above; the value is freed with the last one.
  * NULL ok. Passing anything else is undefined. */
 void zt_intern_release(const void *p);
-/* Distinct values currently interned (for tests and /debug). */
+/* Distinct values currently interned, "" aside (for tests and /debug). */
 size_t zt_intern_count(void);
 
 #endif
