@@ -121,13 +121,15 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static int load(const struct opts *o, struct fi_mesh *mesh, struct fi_resources *res,
-                const atomic_bool *cancel, char *err, size_t errlen)
+static int load(const struct opts *o, struct fi_mesh_cache *cache, struct fi_mesh *mesh,
+                struct fi_resources *res, const atomic_bool *cancel, char *err, size_t errlen)
 {
 	struct fi_mesh_opts mo = {.addresses_file = o->addresses,
 	                          .max_yaml_bytes = o->max_yaml_bytes,
 	                          .max_yaml_nodes = o->max_yaml_nodes,
-	                          .cancel = cancel};
+	                          .cancel = cancel,
+	                          .cache = cache};
+	size_t parsed, reused;
 	struct fi_convert_opts co = {.trust_domain = o->trust_domain,
 	                             .cluster_id = o->cluster_id,
 	                             .root_namespace = o->root_ns};
@@ -144,8 +146,11 @@ static int load(const struct opts *o, struct fi_mesh *mesh, struct fi_resources 
 		fi_mesh_clear(mesh);
 		return rc;
 	}
-	zt_info("loaded %zu pods and %zu services from %zu files in %.3f s, converted in %.3f s",
-	        mesh->n_pods, mesh->n_services, mesh->n_files, t1 - t0, now_s() - t1);
+	fi_mesh_cache_stats(cache, &parsed, &reused);
+	zt_info("loaded %zu pods and %zu services from %zu files (%zu read, %zu unchanged) in "
+	        "%.3f s, converted in %.3f s",
+	        mesh->n_pods, mesh->n_services, mesh->n_files, cache ? parsed : mesh->n_files,
+	        reused, t1 - t0, now_s() - t1);
 	return 0;
 }
 
@@ -155,6 +160,7 @@ struct server {
 	const struct opts *o;
 	struct zt_loop *loop;
 	struct fi_mesh mesh; /* the last good one, used by the CA's node checks */
+	struct fi_mesh_cache *cache; /* files as parsed, used by the reload thread only */
 	struct fi_ads *ads;
 	struct zt_ca *ca;
 	struct fi_token_key *key;
@@ -234,7 +240,7 @@ static void *reload_thread(void *arg)
 	struct server *s = arg;
 	uint64_t one = 1;
 
-	s->job.rc = load(s->o, &s->job.mesh, &s->job.res, &s->job.cancel, s->job.err,
+	s->job.rc = load(s->o, s->cache, &s->job.mesh, &s->job.res, &s->job.cancel, s->job.err,
 	                 sizeof(s->job.err));
 	if (write(s->job.done_fd, &one, sizeof(one)) != sizeof(one))
 		abort();
@@ -442,7 +448,8 @@ static int serve(const struct opts *o)
 	if ((rc = zt_ca_open(&s.ca, o->ca_dir, true, err, sizeof(err))) < 0 ||
 	    (rc = fi_token_key_open(&s.key, o->ca_dir, err, sizeof(err))) < 0 ||
 	    (rc = serving_tls(&s, err, sizeof(err))) < 0 ||
-	    (rc = load(o, &s.mesh, &res, NULL, err, sizeof(err))) < 0) {
+	    (rc = load(o, s.cache = fi_mesh_cache_new(), &s.mesh, &res, NULL, err,
+	               sizeof(err))) < 0) {
 		fprintf(stderr, "fake-istiod: %s\n", err);
 		goto out;
 	}
@@ -531,6 +538,7 @@ out:
 	fi_token_key_free(s.key);
 	zt_ca_free(s.ca);
 	fi_mesh_clear(&s.mesh);
+	fi_mesh_cache_free(s.cache);
 	zt_loop_free(s.loop);
 	return rc < 0 ? 1 : 0;
 }
@@ -544,7 +552,7 @@ static int check(const struct opts *o)
 	char err[512];
 	int rc;
 
-	if (load(o, &mesh, &res, NULL, err, sizeof(err)) < 0) {
+	if (load(o, NULL, &mesh, &res, NULL, err, sizeof(err)) < 0) {
 		fprintf(stderr, "fake-istiod: %s\n", err);
 		return 1;
 	}
