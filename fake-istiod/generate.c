@@ -3,7 +3,9 @@
  *   namespace ns-N (ambient), node node-N, pod p-I in ns-(I % namespaces) on
  *   node-(I % nodes), IP 10.128.0.0 + I + 1; Service svc-K of a namespace selects app=svc-K,
  *   clusterIP 10.96.0.0 + global index + 1; policy allow-P of a namespace; churn pod churn-J
- *   at 10.112.0.0 + J. Invariant: output depends on the flags alone (see generate.h). */
+ *   in ns-(J % namespaces) at 10.112.0.0 + J. Namespaced objects are written namespace by
+ *   namespace in name order (ns-0, ns-1, ns-10, ...), a namespace's pods (churn pods last)
+ *   in one file. Invariant: output depends on the flags alone (see generate.h). */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -34,6 +36,7 @@ struct out {
 	const char *dir, *section;
 	unsigned file_no;
 	uint64_t nodes, budget; /* budget 0: a single stream */
+	bool hold;              /* within a group: no new file until out_group again */
 	FILE *list;
 	char path[PATH_MAX];
 	int rc;
@@ -46,6 +49,7 @@ struct gen {
 	uint32_t *svc_base;                  /* per namespace: global index of its first Service */
 	struct change *removed, *relabelled; /* sorted by pod, latest step wins */
 	size_t n_removed, n_relabelled;
+	uint32_t *ns_order; /* namespace indexes by name (strcmp of "ns-N") */
 };
 
 static uint32_t pods_in_ns(const struct fi_gen_shape *s, uint32_t ns)
@@ -128,7 +132,7 @@ static FILE *out_next(struct out *o, uint64_t nodes)
 		return NULL;
 	if (!o->budget)
 		return o->f;
-	if (o->f && o->nodes + nodes > o->budget)
+	if (o->f && !o->hold && o->nodes + nodes > o->budget)
 		out_close(o);
 	if (!o->f) {
 		snprintf(o->path, sizeof(o->path), "%s/%s-%03u.yaml", o->dir, o->section,
@@ -142,6 +146,25 @@ static FILE *out_next(struct out *o, uint64_t nodes)
 	}
 	o->nodes += nodes;
 	return o->f;
+}
+
+/* The next objects, about nodes YAML nodes together, go to one file: a new one when they
+ * would overflow the current one (which may hold nothing yet). */
+static void out_group(struct out *o, uint64_t nodes)
+{
+	o->hold = false;
+	if (o->budget && o->f && o->nodes && o->nodes + nodes > o->budget)
+		out_close(o);
+	out_next(o, 0);
+	o->hold = true;
+}
+
+static int ns_name_cmp(const void *a, const void *b)
+{
+	char x[16], y[16];
+	snprintf(x, sizeof(x), "%u", *(const uint32_t *)a);
+	snprintf(y, sizeof(y), "%u", *(const uint32_t *)b);
+	return strcmp(x, y);
 }
 
 static void write_namespaces(struct gen *g, struct out *o)
@@ -167,8 +190,8 @@ static void write_services(struct gen *g, struct out *o)
 {
 	const struct fi_gen_shape *s = g->s;
 	FILE *f;
-	for (uint32_t n = 0; n < s->namespaces; n++) {
-		uint32_t k = services_in_ns(s, n);
+	for (uint32_t x = 0; x < s->namespaces; x++) {
+		uint32_t n = g->ns_order[x], k = services_in_ns(s, n);
 		for (uint32_t i = 0; i < k; i++) {
 			if (!(f = out_next(o, 32)))
 				return;
@@ -206,8 +229,8 @@ static void write_policies(struct gen *g, struct out *o)
 {
 	const struct fi_gen_shape *s = g->s;
 	FILE *f;
-	for (uint32_t n = 0; n < s->namespaces; n++) {
-		uint32_t k = services_in_ns(s, n);
+	for (uint32_t x = 0; x < s->namespaces; x++) {
+		uint32_t n = g->ns_order[x], k = services_in_ns(s, n);
 		for (uint32_t p = 0; p < s->policies_per_namespace; p++) {
 			if (!(f = out_next(
 			              o, 30 + 18ull * s->rules_per_policy +
@@ -252,33 +275,46 @@ static void write_pod(struct out *o, const char *name, uint32_t ns, uint32_t nod
 	fputs("}\n", f);
 }
 
+/* Namespace by namespace in name order, each namespace's pods (then its churn pods) in one
+ * file: a churn step, which stays in one namespace, rewrites one pods file. */
 static void write_pods(struct gen *g, struct out *o)
 {
 	const struct fi_gen_shape *s = g->s;
 	char name[32], version[32];
-	for (uint32_t i = 0; i < s->pods && !o->rc; i++) {
-		if (changed_at(g->removed, g->n_removed, i))
-			continue;
-		uint32_t step = changed_at(g->relabelled, g->n_relabelled, i);
-		uint32_t ns = i % s->namespaces, li = i / s->namespaces;
-		snprintf(name, sizeof(name), "p-%u", i);
-		if (step)
-			snprintf(version, sizeof(version), "c%u", step);
-		else
-			snprintf(version, sizeof(version), "v1");
-		write_pod(o, name, ns, i % s->nodes,
-		          s->pods_per_service ? li / s->pods_per_service : 0, version, 0x0a800000u,
-		          i + 1);
+	for (uint32_t x = 0; x < s->namespaces && !o->rc; x++) {
+		uint32_t ns = g->ns_order[x], n = pods_in_ns(s, ns);
+		uint32_t churn = s->churn / s->namespaces + (ns && ns <= s->churn % s->namespaces);
+		out_group(o, 45ull * (n + churn));
+		for (uint32_t li = 0; li < n && !o->rc; li++) {
+			uint32_t i = ns + li * s->namespaces;
+			if (changed_at(g->removed, g->n_removed, i))
+				continue;
+			uint32_t step = changed_at(g->relabelled, g->n_relabelled, i);
+			snprintf(name, sizeof(name), "p-%u", i);
+			if (step)
+				snprintf(version, sizeof(version), "c%u", step);
+			else
+				snprintf(version, sizeof(version), "v1");
+			write_pod(o, name, ns, i % s->nodes,
+			          s->pods_per_service ? li / s->pods_per_service : 0, version,
+			          0x0a800000u, i + 1);
+		}
+		for (uint32_t j = ns ? ns : s->namespaces; j <= s->churn && !o->rc; j += s->namespaces) {
+			snprintf(name, sizeof(name), "churn-%u", j);
+			write_pod(o, name, ns, j % s->nodes, 0, "v1", 0x0a700000u, j);
+		}
 	}
+	o->hold = false;
 }
 
-static void write_churn_pods(struct gen *g, struct out *o)
+/* The pod step j removes (salt 7919) or relabels (salt 104729, +1): one of the generated pods
+ * of ns-(j % namespaces), or of any namespace when that one has none. */
+static uint32_t churn_pod(const struct fi_gen_shape *s, uint32_t j, uint64_t salt, uint32_t add)
 {
-	char name[32];
-	for (uint32_t j = 1; j <= g->s->churn; j++) {
-		snprintf(name, sizeof(name), "churn-%u", j);
-		write_pod(o, name, j % g->s->namespaces, j % g->s->nodes, 0, "v1", 0x0a700000u, j);
-	}
+	uint32_t ns = j % s->namespaces, n = pods_in_ns(s, ns);
+	if (!n)
+		return (uint32_t)((j * salt + add) % s->pods);
+	return ns + (uint32_t)((j * salt + add) % n) * s->namespaces;
 }
 
 static int check_shape(const struct fi_gen_shape *s, char *err, size_t errlen)
@@ -331,16 +367,18 @@ int fi_generate_write(const struct fi_gen_shape *s, FILE *f, const char *dir,
 	g.removed = xcalloc(s->churn, sizeof(*g.removed));
 	g.relabelled = xcalloc(s->churn, sizeof(*g.relabelled));
 	for (uint32_t j = 1; j <= s->churn; j++) {
-		g.removed[g.n_removed++] = (struct change){(uint32_t)((j * 7919ull) % s->pods), j};
-		g.relabelled[g.n_relabelled++] =
-		        (struct change){(uint32_t)((j * 104729ull + 1) % s->pods), j};
+		g.removed[g.n_removed++] = (struct change){churn_pod(s, j, 7919, 0), j};
+		g.relabelled[g.n_relabelled++] = (struct change){churn_pod(s, j, 104729, 1), j};
 	}
+	g.ns_order = xcalloc(s->namespaces, sizeof(*g.ns_order));
+	for (uint32_t n = 0; n < s->namespaces; n++)
+		g.ns_order[n] = n;
+	qsort(g.ns_order, s->namespaces, sizeof(*g.ns_order), ns_name_cmp);
 	qsort(g.removed, g.n_removed, sizeof(*g.removed), change_cmp);
 	qsort(g.relabelled, g.n_relabelled, sizeof(*g.relabelled), change_cmp);
 
 	out_section(&o, "mesh");
 	write_namespaces(&g, &o);
-	write_churn_pods(&g, &o);
 	out_section(&o, "services");
 	write_services(&g, &o);
 	out_section(&o, "policies");
@@ -356,6 +394,7 @@ int fi_generate_write(const struct fi_gen_shape *s, FILE *f, const char *dir,
 	free(g.svc_base);
 	free(g.removed);
 	free(g.relabelled);
+	free(g.ns_order);
 	return rc;
 }
 
@@ -370,13 +409,13 @@ static void usage(FILE *f)
 	        "           [--out FILE | --out DIR --split PODS_PER_FILE]\n"
 	        "Writes a synthetic mesh as YAML (stdout by default). Defaults: 50 nodes, 100\n"
 	        "namespaces, 10000 pods, a Service per 10 pods, 1 policy per namespace with 1\n"
-	        "rule, no waypoints, no churn. Churn step J adds pod churn-J, removes pod\n"
-	        "p-(J*7919 %% pods), relabels pod p-((J*104729+1) %% pods) with version: cJ and\n"
-	        "adds port %u+J to policy allow-0 of ns-(J %% namespaces); --churn S writes the\n"
-	        "mesh after steps 1..S. With --split N, DIR gets mesh-NNN.yaml, "
-	        "services-NNN.yaml,\n"
-	        "policies-NNN.yaml and pods-NNN.yaml files, each no bigger than N pods would\n"
-	        "make (a change then rewrites fewer bytes); their paths are printed one per\n"
+	        "rule, no waypoints, no churn. Churn step J works in ns-(J %% namespaces): it\n"
+	        "adds pod churn-J, removes pod number (J*7919 %% n) of the namespace's n pods,\n"
+	        "relabels number ((J*104729+1) %% n) with version: cJ and adds port %u+J to\n"
+	        "its policy allow-0; --churn S writes the mesh after steps 1..S. With --split N,\n"
+	        "DIR gets mesh-NNN.yaml, services-NNN.yaml, policies-NNN.yaml and pods-NNN.yaml\n"
+	        "files, each about as big as N pods make, a namespace's pods in one file (a\n"
+	        "churn step then rewrites one pods file); their paths are printed one per\n"
 	        "line. One file of any size fits fake-istiod's default bounds up to 1GiB\n"
 	        "(--max-yaml-bytes); a mesh of 1,000,000 pods is about 270 MB.\n",
 	        20000u);

@@ -45,7 +45,7 @@ ZT_LOG_MODULE("istiod");
 
 #define TYPE_ADDRESS       "type.googleapis.com/istio.workload.Address"
 #define TYPE_AUTHORIZATION "type.googleapis.com/istio.security.Authorization"
-#define MAX_FILES          64
+#define MAX_FILES          4096
 #define MAX_SANS           16
 
 struct opts {
@@ -692,7 +692,8 @@ int main(int argc, char **argv)
 		switch (c) {
 		case O_CONFIG:
 			if (o.nfiles == MAX_FILES)
-				return die_usage("more than 64 --config files (%s)", optarg);
+				return die_usage("more than %d --config files (%s)", MAX_FILES,
+				                 optarg);
 			o.files[o.nfiles++] = optarg;
 			break;
 		case O_ADDRESSES:
