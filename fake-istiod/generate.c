@@ -36,7 +36,7 @@ struct out {
 	const char *dir, *section;
 	unsigned file_no;
 	uint64_t nodes, budget; /* budget 0: a single stream */
-	bool hold;              /* within a group: no new file until out_group again */
+	bool hold;              /* pods section: files switched by out_file only */
 	FILE *list;
 	char path[PATH_MAX];
 	int rc;
@@ -50,6 +50,7 @@ struct gen {
 	struct change *removed, *relabelled; /* sorted by pod, latest step wins */
 	size_t n_removed, n_relabelled;
 	uint32_t *ns_order; /* namespace indexes by name (strcmp of "ns-N") */
+	uint32_t **first, *n_first; /* per namespace, once churn needs it: see churn_pod */
 };
 
 static uint32_t pods_in_ns(const struct fi_gen_shape *s, uint32_t ns)
@@ -146,17 +147,6 @@ static FILE *out_next(struct out *o, uint64_t nodes)
 	}
 	o->nodes += nodes;
 	return o->f;
-}
-
-/* The next objects, about nodes YAML nodes together, go to one file: a new one when they
- * would overflow the current one (which may hold nothing yet). */
-static void out_group(struct out *o, uint64_t nodes)
-{
-	o->hold = false;
-	if (o->budget && o->f && o->nodes && o->nodes + nodes > o->budget)
-		out_close(o);
-	out_next(o, 0);
-	o->hold = true;
 }
 
 static int ns_name_cmp(const void *a, const void *b)
@@ -275,18 +265,80 @@ static void write_pod(struct out *o, const char *name, uint32_t ns, uint32_t nod
 	fputs("}\n", f);
 }
 
-/* Namespace by namespace in name order, each namespace's pods (then its churn pods) in one
- * file: a churn step, which stays in one namespace, rewrites one pods file. */
-static void write_pods(struct gen *g, struct out *o)
+/* Whether the decimal text of a sorts before that of b (pod names p-I, churn-J). */
+static bool dec_before(uint64_t a, uint64_t b)
+{
+	uint64_t pa = 1, pb = 1;
+	for (uint64_t x = a; x >= 10; x /= 10)
+		pa *= 10;
+	for (uint64_t x = b; x >= 10; x /= 10)
+		pb *= 10;
+	/* Both scaled to the same number of digits: a prefix sorts first. */
+	uint64_t sa = a * (pa < pb ? pb / pa : 1), sb = b * (pb < pa ? pa / pb : 1);
+	return sa != sb ? sa < sb : pa < pb;
+}
+
+static int dec_cmp(const void *x, const void *y)
+{
+	uint32_t a = *(const uint32_t *)x, b = *(const uint32_t *)y;
+	return a == b ? 0 : dec_before(a, b) ? -1 : 1;
+}
+
+/* Switches the pods section to file number no (files are written in increasing order). */
+static FILE *out_file(struct out *o, unsigned no)
+{
+	if (!o->budget)
+		return o->rc ? NULL : o->f;
+	if (o->f && o->file_no - 1 != no)
+		out_close(o);
+	if (!o->f) {
+		o->file_no = no;
+		o->hold = false;
+		o->nodes = 0;
+		FILE *f = out_next(o, 0);
+		o->hold = true;
+		return f;
+	}
+	return o->rc ? NULL : o->f;
+}
+
+/* Namespace by namespace in name order, each namespace's pods in name order (churn pods
+ * first: "churn-" sorts before "p-"). Which file a pod goes to depends on the shape alone,
+ * not on what churn removed or added: namespaces of at most N pods (per_file) share files
+ * whole, a bigger one gets files of its own, N name slots each (its churn pods in the first).
+ * So a churn step, which stays in one namespace, rewrites one pods file. */
+static void write_pods(struct gen *g, struct out *o, uint32_t per_file)
 {
 	const struct fi_gen_shape *s = g->s;
 	char name[32], version[32];
+	unsigned file = 0;
+	uint64_t fill = 0;
+	uint32_t *order = xcalloc(s->pods / s->namespaces + 2, sizeof(*order));
+	uint32_t *churn = xcalloc(s->churn / s->namespaces + 2, sizeof(*churn));
+	if (!per_file)
+		per_file = UINT32_MAX;
 	for (uint32_t x = 0; x < s->namespaces && !o->rc; x++) {
-		uint32_t ns = g->ns_order[x], n = pods_in_ns(s, ns);
-		uint32_t churn = s->churn / s->namespaces + (ns && ns <= s->churn % s->namespaces);
-		out_group(o, 45ull * (n + churn));
-		for (uint32_t li = 0; li < n && !o->rc; li++) {
-			uint32_t i = ns + li * s->namespaces;
+		uint32_t ns = g->ns_order[x], n = pods_in_ns(s, ns), nc = 0;
+		if (n > per_file || (fill && fill + n > per_file)) {
+			file += fill ? 1 : 0;
+			fill = 0;
+		}
+		for (uint32_t li = 0; li < n; li++)
+			order[li] = ns + li * s->namespaces;
+		qsort(order, n, sizeof(*order), dec_cmp);
+		for (uint32_t j = ns ? ns : s->namespaces; j <= s->churn; j += s->namespaces)
+			churn[nc++] = j;
+		qsort(churn, nc, sizeof(*churn), dec_cmp);
+		FILE *f = out_file(o, file);
+		for (uint32_t k = 0; k < nc && f; k++) {
+			uint32_t j = churn[k];
+			snprintf(name, sizeof(name), "churn-%u", j);
+			write_pod(o, name, ns, j % s->nodes, 0, "v1", 0x0a700000u, j);
+		}
+		for (uint32_t k = 0; k < n && !o->rc; k++) {
+			uint32_t i = order[k], li = i / s->namespaces;
+			if (n > per_file && k && k % per_file == 0 && !out_file(o, ++file))
+				break;
 			if (changed_at(g->removed, g->n_removed, i))
 				continue;
 			uint32_t step = changed_at(g->relabelled, g->n_relabelled, i);
@@ -299,22 +351,53 @@ static void write_pods(struct gen *g, struct out *o)
 			          s->pods_per_service ? li / s->pods_per_service : 0, version,
 			          0x0a800000u, i + 1);
 		}
-		for (uint32_t j = ns ? ns : s->namespaces; j <= s->churn && !o->rc; j += s->namespaces) {
-			snprintf(name, sizeof(name), "churn-%u", j);
-			write_pod(o, name, ns, j % s->nodes, 0, "v1", 0x0a700000u, j);
+		fill = n > per_file ? per_file : fill + n;
+		if (n > per_file) {
+			file++;
+			fill = 0;
 		}
 	}
 	o->hold = false;
+	free(order);
+	free(churn);
 }
 
-/* The pod step j removes (salt 7919) or relabels (salt 104729, +1): one of the generated pods
- * of ns-(j % namespaces), or of any namespace when that one has none. */
-static uint32_t churn_pod(const struct fi_gen_shape *s, uint32_t j, uint64_t salt, uint32_t add)
+/* The CHURN_SPAN first pod names of ns (in name order), or fewer when it has fewer pods:
+ * where churn happens, so that it stays within one file of the namespace (a rollout replaces
+ * the pods of one workload; here, of one range of names). */
+#define CHURN_SPAN 64u
+
+static uint32_t first_names(const struct fi_gen_shape *s, uint32_t ns, uint32_t *out)
 {
-	uint32_t ns = j % s->namespaces, n = pods_in_ns(s, ns);
-	if (!n)
+	uint32_t n = pods_in_ns(s, ns), k = 0;
+	for (uint32_t li = 0; li < n; li++) {
+		uint32_t i = ns + li * s->namespaces, at = k;
+		/* Insertion into the sorted CHURN_SPAN smallest seen so far. */
+		while (at && dec_before(i, out[at - 1]))
+			at--;
+		if (at == CHURN_SPAN)
+			continue;
+		if (k < CHURN_SPAN)
+			k++;
+		memmove(out + at + 1, out + at, (k - 1 - at) * sizeof(*out));
+		out[at] = i;
+	}
+	return k;
+}
+
+/* The pod step j removes (salt 7919) or relabels (salt 104729, +1): one of the first
+ * CHURN_SPAN names of ns-(j % namespaces), or any pod when that namespace has none. */
+static uint32_t churn_pod(struct gen *g, uint32_t j, uint64_t salt, uint32_t add)
+{
+	const struct fi_gen_shape *s = g->s;
+	uint32_t ns = j % s->namespaces;
+	if (!g->first[ns]) {
+		g->first[ns] = xcalloc(CHURN_SPAN + 1, sizeof(**g->first));
+		g->n_first[ns] = first_names(s, ns, g->first[ns]);
+	}
+	if (!g->n_first[ns])
 		return (uint32_t)((j * salt + add) % s->pods);
-	return ns + (uint32_t)((j * salt + add) % n) * s->namespaces;
+	return g->first[ns][(j * salt + add) % g->n_first[ns]];
 }
 
 static int check_shape(const struct fi_gen_shape *s, char *err, size_t errlen)
@@ -366,9 +449,11 @@ int fi_generate_write(const struct fi_gen_shape *s, FILE *f, const char *dir,
 		g.svc_base[n] = g.svc_base[n - 1] + services_in_ns(s, n - 1);
 	g.removed = xcalloc(s->churn, sizeof(*g.removed));
 	g.relabelled = xcalloc(s->churn, sizeof(*g.relabelled));
+	g.first = xcalloc(s->namespaces, sizeof(*g.first));
+	g.n_first = xcalloc(s->namespaces, sizeof(*g.n_first));
 	for (uint32_t j = 1; j <= s->churn; j++) {
-		g.removed[g.n_removed++] = (struct change){churn_pod(s, j, 7919, 0), j};
-		g.relabelled[g.n_relabelled++] = (struct change){churn_pod(s, j, 104729, 1), j};
+		g.removed[g.n_removed++] = (struct change){churn_pod(&g, j, 7919, 0), j};
+		g.relabelled[g.n_relabelled++] = (struct change){churn_pod(&g, j, 104729, 1), j};
 	}
 	g.ns_order = xcalloc(s->namespaces, sizeof(*g.ns_order));
 	for (uint32_t n = 0; n < s->namespaces; n++)
@@ -384,7 +469,7 @@ int fi_generate_write(const struct fi_gen_shape *s, FILE *f, const char *dir,
 	out_section(&o, "policies");
 	write_policies(&g, &o);
 	out_section(&o, "pods");
-	write_pods(&g, &o);
+	write_pods(&g, &o, dir ? pods_per_file : 0);
 	out_close(&o);
 	rc = o.rc;
 	if (!rc && !o.budget && (fflush(f) != 0 || ferror(f))) {
@@ -395,6 +480,10 @@ int fi_generate_write(const struct fi_gen_shape *s, FILE *f, const char *dir,
 	free(g.removed);
 	free(g.relabelled);
 	free(g.ns_order);
+	for (uint32_t n = 0; n < s->namespaces; n++)
+		free(g.first[n]);
+	free(g.first);
+	free(g.n_first);
 	return rc;
 }
 
@@ -410,13 +499,15 @@ static void usage(FILE *f)
 	        "Writes a synthetic mesh as YAML (stdout by default). Defaults: 50 nodes, 100\n"
 	        "namespaces, 10000 pods, a Service per 10 pods, 1 policy per namespace with 1\n"
 	        "rule, no waypoints, no churn. Churn step J works in ns-(J %% namespaces): it\n"
-	        "adds pod churn-J, removes pod number (J*7919 %% n) of the namespace's n pods,\n"
-	        "relabels number ((J*104729+1) %% n) with version: cJ and adds port %u+J to\n"
-	        "its policy allow-0; --churn S writes the mesh after steps 1..S. With --split N,\n"
-	        "DIR gets mesh-NNN.yaml, services-NNN.yaml, policies-NNN.yaml and pods-NNN.yaml\n"
-	        "files, each about as big as N pods make, a namespace's pods in one file (a\n"
-	        "churn step then rewrites one pods file); their paths are printed one per\n"
-	        "line. One file of any size fits fake-istiod's default bounds up to 1GiB\n"
+	        "adds pod churn-J, removes pod number (J*7919 %% n) of the namespace's first\n"
+	        "n <= 64 pod names (in name order), relabels number ((J*104729+1) %% n) with\n"
+	        "version: cJ and adds port %u+J to its policy allow-0; --churn S writes the\n"
+	        "mesh after steps 1..S. With --split N, DIR gets mesh-NNN.yaml,\n"
+	        "services-NNN.yaml, policies-NNN.yaml and pods-NNN.yaml files, each about as\n"
+	        "big as N pods make; pods go namespace by namespace in name order, small\n"
+	        "namespaces whole, a bigger one N names per file, so a churn step rewrites\n"
+	        "one pods file (N >= 64) and the policies file; their paths are printed one\n"
+	        "per line. One file of any size fits fake-istiod's default bounds up to 1GiB\n"
 	        "(--max-yaml-bytes); a mesh of 1,000,000 pods is about 270 MB.\n",
 	        20000u);
 }
