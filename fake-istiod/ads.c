@@ -985,7 +985,8 @@ int fi_ads_set(struct fi_ads *ads, const char *type_url, const struct fi_resourc
 	}
 	if (!sorted)
 		sort(set, n, sizeof(*set), cmp_res);
-	for (size_t k = 1; k < n; k++)
+	/* Input found strictly sorted has no duplicate names. */
+	for (size_t k = 1; !sorted && k < n; k++)
 		if (strcmp(set[k - 1]->msg.name, set[k]->msg.name) == 0)
 			err = -EINVAL;
 	if (err < 0) {

@@ -7,6 +7,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,6 +69,7 @@ struct conv {
 	bool *pod_sent;    /* per m->pods index */
 	bool *svc_sent;    /* per m->services index: selects a sent pod */
 	struct zt_hmap svc_by_pair; /* "ns\1key\1value" -> struct idxlist */
+	bool no_index;     /* few pods to convert: candidates are their namespace's Services */
 	size_t se_keys;    /* (ServiceEntry, host) pairs */
 	uint32_t *se_vip;  /* auto-allocated VIP per (ServiceEntry, host), host order */
 	struct out addrs, authz;
@@ -722,6 +724,16 @@ static int size_cmp(const void *a, const void *b)
 static size_t *service_candidates(struct conv *c, const struct fi_pod *p, size_t *n)
 {
 	const struct fi_labels *lb = &p->meta.labels;
+	if (c->no_index) {
+		size_t lo, hi;
+		ns_range(c->m->services, c->m->n_services, sizeof(*c->m->services), p->meta.ns,
+		         &lo, &hi);
+		size_t *v = amem(&c->a, (hi - lo + 1) * sizeof(*v));
+		for (size_t i = lo; i < hi; i++)
+			v[i - lo] = i;
+		*n = hi - lo;
+		return v;
+	}
 	const struct idxlist *hit[64];
 	size_t nhit = 0, total = 0;
 	for (size_t i = 0; i < lb->n && nhit < sizeof(hit) / sizeof(hit[0]); i++) {
@@ -1409,15 +1421,10 @@ int fi_convert(const struct fi_mesh *m, const struct fi_convert_opts *o, struct 
  * parsed file compares equal; one parsed again does not (its strings moved): conservative. */
 static bool same_objects(const void *a, const void *b, size_t n, size_t size)
 {
-	char x[512], y[512];
-	if (size > sizeof(x))
-		return false;
+	const size_t at = offsetof(struct fi_meta, seq), after = at + sizeof(unsigned);
 	for (size_t i = 0; i < n; i++) {
-		memcpy(x, (const char *)a + i * size, size);
-		memcpy(y, (const char *)b + i * size, size);
-		((struct fi_meta *)(void *)x)->seq = 0;
-		((struct fi_meta *)(void *)y)->seq = 0;
-		if (memcmp(x, y, size))
+		const char *x = (const char *)a + i * size, *y = (const char *)b + i * size;
+		if (memcmp(x, y, at) || memcmp(x + after, y + after, size - after))
 			return false;
 	}
 	return true;
@@ -1550,13 +1557,15 @@ static int convert_update(struct conv *c, const struct fi_mesh *pm, struct edit 
 	bool *affected = xcalloc(m->n_services + 1, sizeof(*affected));
 	int rc = 0;
 
-	index_services(c);
+	/* Building the index of every Service costs more than the few pods it would serve. */
+	c->no_index = true;
 	/* Pods: both arrays sorted by (namespace, name); a pod unchanged keeps its bytes. */
 	while (!rc && (i < m->n_pods || j < pm->n_pods)) {
 		const struct fi_pod *p = i < m->n_pods ? &m->pods[i] : NULL;
 		const struct fi_pod *q = j < pm->n_pods ? &pm->pods[j] : NULL;
-		int cmp = !p ? 1 : !q ? -1 : strcmp(p->meta.ns, q->meta.ns);
-		if (p && q && !cmp)
+		/* The same name string: the same object of one parsed file (the common case). */
+		int cmp = !p ? 1 : !q ? -1 : p->meta.name == q->meta.name ? 0 : strcmp(p->meta.ns, q->meta.ns);
+		if (p && q && !cmp && p->meta.name != q->meta.name)
 			cmp = strcmp(p->meta.name, q->meta.name);
 		if (!cmp && same_objects(p, q, 1, sizeof(*p))) {
 			i++, j++;
