@@ -149,6 +149,36 @@ static FILE *out_next(struct out *o, uint64_t nodes)
 	return o->f;
 }
 
+/* Whether the decimal text of a sorts before that of b (pod names p-I, churn-J). */
+static bool dec_before(uint64_t a, uint64_t b)
+{
+	uint64_t pa = 1, pb = 1;
+	for (uint64_t x = a; x >= 10; x /= 10)
+		pa *= 10;
+	for (uint64_t x = b; x >= 10; x /= 10)
+		pb *= 10;
+	/* Both scaled to the same number of digits: a prefix sorts first. */
+	uint64_t sa = a * (pa < pb ? pb / pa : 1), sb = b * (pb < pa ? pa / pb : 1);
+	return sa != sb ? sa < sb : pa < pb;
+}
+
+static int dec_cmp(const void *x, const void *y)
+{
+	uint32_t a = *(const uint32_t *)x, b = *(const uint32_t *)y;
+	return a == b ? 0 : dec_before(a, b) ? -1 : 1;
+}
+
+/* 0..n-1 in the order of their decimal text (names svc-K, allow-P): files of one kind then
+ * hold disjoint name ranges, which the loader joins without sorting. */
+static uint32_t *name_order(uint32_t n)
+{
+	uint32_t *v = xcalloc(n + 1, sizeof(*v));
+	for (uint32_t i = 0; i < n; i++)
+		v[i] = i;
+	qsort(v, n, sizeof(*v), dec_cmp);
+	return v;
+}
+
 static int ns_name_cmp(const void *a, const void *b)
 {
 	char x[16], y[16];
@@ -182,9 +212,13 @@ static void write_services(struct gen *g, struct out *o)
 	FILE *f;
 	for (uint32_t x = 0; x < s->namespaces; x++) {
 		uint32_t n = g->ns_order[x], k = services_in_ns(s, n);
-		for (uint32_t i = 0; i < k; i++) {
-			if (!(f = out_next(o, 32)))
+		uint32_t *order = name_order(k);
+		for (uint32_t x2 = 0; x2 < k; x2++) {
+			uint32_t i = order[x2];
+			if (!(f = out_next(o, 32))) {
+				free(order);
 				return;
+			}
 			fprintf(f,
 			        "---\napiVersion: v1\nkind: Service\nmetadata: {name: svc-%u, "
 			        "namespace: ns-%u}\nspec:\n  clusterIP: ",
@@ -195,6 +229,7 @@ static void write_services(struct gen *g, struct out *o)
 			        "targetPort: 8080}]\n",
 			        i);
 		}
+		free(order);
 	}
 	for (uint32_t n = 0; n < s->waypoints; n++) {
 		if (!(f = out_next(o, 60)))
@@ -221,11 +256,15 @@ static void write_policies(struct gen *g, struct out *o)
 	FILE *f;
 	for (uint32_t x = 0; x < s->namespaces; x++) {
 		uint32_t n = g->ns_order[x], k = services_in_ns(s, n);
-		for (uint32_t p = 0; p < s->policies_per_namespace; p++) {
+		uint32_t *order = name_order(s->policies_per_namespace);
+		for (uint32_t x2 = 0; x2 < s->policies_per_namespace; x2++) {
+			uint32_t p = order[x2];
 			if (!(f = out_next(
 			              o, 30 + 18ull * s->rules_per_policy +
-			                         (p ? 0 : 12ull * s->churn / s->namespaces + 12))))
+			                         (p ? 0 : 12ull * s->churn / s->namespaces + 12)))) {
+				free(order);
 				return;
+			}
 			fprintf(f,
 			        "---\napiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\n"
 			        "metadata: {name: allow-%u, namespace: ns-%u}\nspec:\n",
@@ -246,6 +285,7 @@ static void write_policies(struct gen *g, struct out *o)
 					fprintf(f, "  - to: [{operation: {ports: [\"%u\"]}}]\n",
 					        20000 + j);
 		}
+		free(order);
 	}
 }
 
@@ -263,25 +303,6 @@ static void write_pod(struct out *o, const char *name, uint32_t ns, uint32_t nod
 	        name, ns, app, version, node, app);
 	ip4(f, ip_base, ip_off);
 	fputs("}\n", f);
-}
-
-/* Whether the decimal text of a sorts before that of b (pod names p-I, churn-J). */
-static bool dec_before(uint64_t a, uint64_t b)
-{
-	uint64_t pa = 1, pb = 1;
-	for (uint64_t x = a; x >= 10; x /= 10)
-		pa *= 10;
-	for (uint64_t x = b; x >= 10; x /= 10)
-		pb *= 10;
-	/* Both scaled to the same number of digits: a prefix sorts first. */
-	uint64_t sa = a * (pa < pb ? pb / pa : 1), sb = b * (pb < pa ? pa / pb : 1);
-	return sa != sb ? sa < sb : pa < pb;
-}
-
-static int dec_cmp(const void *x, const void *y)
-{
-	uint32_t a = *(const uint32_t *)x, b = *(const uint32_t *)y;
-	return a == b ? 0 : dec_before(a, b) ? -1 : 1;
 }
 
 /* Switches the pods section to file number no (files are written in increasing order). */

@@ -226,18 +226,22 @@ static void add_fault(const struct opts *o, struct fi_resource **v, size_t *n)
  * hints that let the next publish skip comparing what did not change. */
 static int publish(struct server *s, struct fi_resources *res)
 {
-	struct fi_resource *addrs = xmalloc((res->n_addresses + 1) * sizeof(*addrs));
+	struct fi_resource *addrs = res->addresses;
 	const void **held = xmalloc((res->n_addresses + 1) * sizeof(*held));
 	size_t n = res->n_addresses;
 	int a, z;
 
-	memcpy(addrs, res->addresses, n * sizeof(*addrs));
-	add_fault(s->o, &addrs, &n);
+	if (s->o->bad_resource) {
+		addrs = xmalloc((n + 1) * sizeof(*addrs));
+		memcpy(addrs, res->addresses, n * sizeof(*addrs));
+		add_fault(s->o, &addrs, &n);
+	}
 	a = fi_ads_set_hinted(s->ads, TYPE_ADDRESS, addrs, n, held);
 	for (size_t k = 0; a >= 0 && k < res->n_addresses; k++)
 		res->addresses[k].held = held[k];
 	free(held);
-	free(addrs);
+	if (addrs != res->addresses)
+		free(addrs);
 	if (a < 0)
 		return a;
 	z = fi_ads_set(s->ads, TYPE_AUTHORIZATION, res->authorizations, res->n_authorizations);
