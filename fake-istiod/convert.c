@@ -1512,31 +1512,46 @@ static size_t lower_bound(const struct fi_resource *v, size_t lo, size_t n, cons
 	return lo;
 }
 
-/* prev's address set with edits applied (sorted, a name at most once as an upsert): what is
- * kept moves from prev into the result (zeroed in prev), what is dropped stays in prev. */
+/* prev's address set with edits applied (sorted; a name's removal before its upsert), in
+ * prev's own array, so the 100,000 kept entries are neither copied to a new array nor
+ * compared: a forward pass takes out every entry an edit names (prev keeps them), a backward
+ * pass over the grown array puts the upserts in. Returns the array, n_out its length. */
 static struct fi_resource *apply_edits(struct fi_resources *prev, struct edit *e, size_t ne,
                                        size_t *n_out)
 {
-	size_t n = prev->n_addresses, i = 0, k = 0;
+	size_t n = prev->n_addresses, nup = 0, r = 0, w = 0, d = 0;
 	struct fi_resource *pv = prev->addresses;
-	struct fi_resource *out = xmalloc((n + ne + 1) * sizeof(*out));
+	struct fi_resource *dropped = xmalloc((ne + 1) * sizeof(*dropped));
 
 	for (size_t j = 0; j < ne; j++) {
-		size_t pos = lower_bound(pv, i, n, e[j].name);
-		memcpy(out + k, pv + i, (pos - i) * sizeof(*pv));
-		memset(pv + i, 0, (pos - i) * sizeof(*pv));
-		k += pos - i;
-		i = pos;
-		if (i < n && !strcmp(pv[i].name, e[j].name))
-			i++; /* dropped: stays in prev */
-		if (e[j].res)
-			out[k++] = *e[j].res;
+		nup += e[j].res != NULL;
+		if (j && !strcmp(e[j - 1].name, e[j].name))
+			continue;
+		size_t pos = lower_bound(pv, r, n, e[j].name);
+		memmove(pv + w, pv + r, (pos - r) * sizeof(*pv));
+		w += pos - r;
+		r = pos;
+		if (r < n && !strcmp(pv[r].name, e[j].name))
+			dropped[d++] = pv[r++];
 	}
-	memcpy(out + k, pv + i, (n - i) * sizeof(*pv));
-	memset(pv + i, 0, (n - i) * sizeof(*pv));
-	k += n - i;
-	*n_out = k;
-	return out;
+	memmove(pv + w, pv + r, (n - r) * sizeof(*pv));
+	w += n - r;
+	pv = xrealloc(pv, (w + nup + 1) * sizeof(*pv));
+	size_t i = w;
+	w += nup;
+	for (size_t j = ne; j-- > 0;) {
+		if (!e[j].res)
+			continue;
+		size_t pos = lower_bound(pv, 0, i, e[j].name), cnt = i - pos;
+		w -= cnt;
+		memmove(pv + w, pv + pos, cnt * sizeof(*pv));
+		pv[--w] = *e[j].res;
+		i = pos;
+	}
+	*n_out = n - d + nup;
+	prev->addresses = dropped;
+	prev->n_addresses = d;
+	return pv;
 }
 
 /* Services whose selector picks p (by the index of c->m's Services, which pm shares). */

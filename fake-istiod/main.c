@@ -287,7 +287,7 @@ static void reload(struct server *s, const char *why)
 
 static void reload_cleanup(struct server *s)
 {
-	fi_mesh_clear(&s->job.old);
+	fi_mesh_recycle(&s->job.old, s->cache);
 	fi_resources_clear(&s->job.old_res);
 	fi_resources_clear(&s->job.res);
 	fi_resources_strip(&s->res);

@@ -300,6 +300,9 @@ struct fi_mesh_cache;
 #define FI_MESH_RACY_NS 100000000ll /* 100 ms; 2 s on file systems with whole seconds */
 struct fi_mesh_cache *fi_mesh_cache_new(void);
 void fi_mesh_cache_free(struct fi_mesh_cache *c);
+/* fi_mesh_clear(m), keeping m's arrays in c for the next load through c to fill (m must
+ * have been loaded; not while a load through c runs). */
+void fi_mesh_recycle(struct fi_mesh *m, struct fi_mesh_cache *c);
 /* Files the last load through c read (parsed) and reused. */
 void fi_mesh_cache_stats(const struct fi_mesh_cache *c, size_t *parsed, size_t *reused);
 
