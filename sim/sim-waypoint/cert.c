@@ -82,8 +82,8 @@ static void on_signed(void *arg, int err, const char *msg, char **chain, size_t 
 		certs[len++] = '\n';
 	}
 	certs[len] = '\0';
-	rc = zt_tls_identity_new(&id, certs, len, C.csr.key_pem, C.csr.key_len, chain[n - 1],
-	                         strlen(chain[n - 1]));
+	rc = zt_tls_identity_new_pkey(&id, certs, len, C.csr.key, chain[n - 1],
+	                              strlen(chain[n - 1]));
 	free(certs);
 	zt_cert_chain_free(chain, n);
 	zt_csr_clear(&C.csr);

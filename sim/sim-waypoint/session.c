@@ -936,7 +936,7 @@ static int resolve(struct sess *s, char *why, size_t whylen)
 		return 200;
 	}
 	s->dst = zt_store_workload_by_ip(wp->store, "", &t->addr.ip);
-	if (!s->dst || !is_us(wp, &s->dst->waypoint)) {
+	if (!s->dst || !is_us(wp, s->dst->waypoint)) {
 		snprintf(why, whylen, "%s is not a service or workload using this waypoint",
 		         s->dst ? s->dst->name : "the destination");
 		return 503;

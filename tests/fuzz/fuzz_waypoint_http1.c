@@ -12,22 +12,11 @@
 #include "runtime/log.h"
 #include "sim/sim-waypoint/h1head.h"
 #include "tests/fuzz/fuzz.h"
+#include "tests/fuzz/waypoint_fixture.h"
 
-static Ztunnel__Waypoint__Waypoint wp = ZTUNNEL__WAYPOINT__WAYPOINT__INIT;
-static Ztunnel__Waypoint__Policy deny = ZTUNNEL__WAYPOINT__POLICY__INIT,
-                                 allow = ZTUNNEL__WAYPOINT__POLICY__INIT;
-static Ztunnel__Waypoint__Policy *policies[] = {&deny, &allow};
-static Ztunnel__Waypoint__Rule deny_rule = ZTUNNEL__WAYPOINT__RULE__INIT,
-                               allow_rule = ZTUNNEL__WAYPOINT__RULE__INIT;
-static Ztunnel__Waypoint__Rule *deny_rules[] = {&deny_rule}, *allow_rules[] = {&allow_rule};
-static Ztunnel__Waypoint__Operation deny_op = ZTUNNEL__WAYPOINT__OPERATION__INIT,
-                                    allow_op = ZTUNNEL__WAYPOINT__OPERATION__INIT;
-static Ztunnel__Waypoint__Operation *deny_ops[] = {&deny_op}, *allow_ops[] = {&allow_op};
-static Ztunnel__Waypoint__Condition cond = ZTUNNEL__WAYPOINT__CONDITION__INIT;
-static Ztunnel__Waypoint__Condition *conds[] = {&cond};
-static char *deny_paths[] = {"/admin*"}, *deny_methods[] = {"DELETE"};
+/* The ALLOW policy's paths and hosts (tests/fuzz/waypoint_fixture.h has the rest). */
 static char *allow_paths[] = {"/api/*", "/"}, *allow_hosts[] = {"web*", "*.svc.cluster.local"};
-static char *cond_values[] = {"yes"};
+static struct fuzz_waypoint fx;
 
 /* One parse: the session's request side, or the check of a rebuilt head. */
 struct req_side {
@@ -76,18 +65,14 @@ static int on_headers(http_parser *p)
 	r->heads++;
 	if (r->check)
 		return 1; /* a rebuilt head: no body follows in it */
-	struct wp_request rq = {.principal = "cluster.local/ns/demo/sa/sleep",
-	                        .src_ns = "demo",
-	                        .src_sa = "sleep",
-	                        .dst_port = 80,
-	                        .service = "demo/web.demo.svc.cluster.local",
-	                        .http = true,
+	struct wp_request rq = {.http = true,
 	                        .method = method,
 	                        .path = r->url,
 	                        .host = r->host,
 	                        .headers = r->hs,
 	                        .n_headers = r->head.nh};
-	if (wp_authz_check(&wp, &rq, &d)) {
+	fuzz_waypoint_caller(&rq);
+	if (wp_authz_check(&fx.wp, &rq, &d)) {
 		zt_buf_consume(&r->up, zt_buf_len(&r->up));
 		wp_h1_head_format(&r->up, method, r->url, r->hs, r->head.nh);
 		check_rebuilt(method, r);
@@ -130,37 +115,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	(void)argc;
 	(void)argv;
 	zt_log_set_spec("off", NULL, 0);
-	deny.namespace_ = "demo";
-	deny.name = "no-admin";
-	deny.action = ZTUNNEL__WAYPOINT__ACTION__DENY;
-	deny.n_rules = 1;
-	deny.rules = deny_rules;
-	deny_rule.n_to = 1;
-	deny_rule.to = deny_ops;
-	deny_op.n_paths = 1;
-	deny_op.paths = deny_paths;
-	deny_op.n_methods = 1;
-	deny_op.methods = deny_methods;
-	allow.namespace_ = "demo";
-	allow.name = "api";
-	allow.action = ZTUNNEL__WAYPOINT__ACTION__ALLOW;
-	allow.n_rules = 1;
-	allow.rules = allow_rules;
-	allow_rule.n_to = 1;
-	allow_rule.to = allow_ops;
-	allow_rule.n_when = 1;
-	allow_rule.when = conds;
-	allow_op.n_paths = 2;
-	allow_op.paths = allow_paths;
-	allow_op.n_hosts = 2;
-	allow_op.hosts = allow_hosts;
-	cond.key = "request.headers[x-ok]";
-	cond.n_values = 1;
-	cond.values = cond_values;
-	wp.namespace_ = "demo";
-	wp.name = "waypoint";
-	wp.n_policies = 2;
-	wp.policies = policies;
+	fuzz_waypoint_init(&fx, allow_paths, allow_hosts);
 	return 0;
 }
 

@@ -1,22 +1,20 @@
 /* Fuzz target: the delta-xDS response stream as the xDS client reads it (xds/client.c): gRPC
- * length-prefixed messages cut by zt_grpc_reader_feed, each decoded by zt_pb_unpack as a
- * DeltaDiscoveryResponse with the client's bound, then, per resource of the subscribed type
- * named by the envelope, the Any checked for that type and its body applied to one store
- * (Address or Authorization), and the removed names removed; a resource of another type, a
- * nameless or bodiless one is rejected as the client NACKs it. Responses in one input update
- * the same store. Input: the gRPC stream (zero-length messages included). */
+ * length-prefixed messages cut by zt_grpc_reader_feed, each read by zt_delta_parse as a
+ * DeltaDiscoveryResponse (protocol/delta.c, views into the message), then, per resource of
+ * the subscribed type named by the envelope, the Any checked for that type and its body
+ * applied to one store (Address or Authorization), and the removed names removed; a resource
+ * of another type, a nameless or bodiless one is rejected as the client NACKs it. Responses
+ * in one input update the same store. Checks that the walks see as many resources and removed
+ * names as the parse counted. Input: the gRPC stream (zero-length messages included). */
 #include <stdlib.h>
 #include <string.h>
 
-#include "envoy/service/discovery/v3/discovery.pb-c.h"
+#include "protocol/delta.h"
 #include "protocol/grpc.h"
-#include "protocol/pb.h"
 #include "runtime/log.h"
 #include "state/store.h"
 #include "tests/fuzz/fuzz.h"
 #include "xds/client.h"
-
-typedef Envoy__Service__Discovery__V3__DeltaDiscoveryResponse Response;
 
 #define MAX_MSG (1u << 20) /* the client's is ZT_XDS_MAX_MSG; inputs never reach either */
 
@@ -25,56 +23,77 @@ struct ctx {
 	size_t applied, rejected;
 };
 
+static char *cstr(struct zt_delta_str s)
+{
+	char *c = malloc(s.len + 1);
+
+	if (!c)
+		abort();
+	memcpy(c, s.p, s.len);
+	c[s.len] = '\0';
+	return c;
+}
+
 static int on_msg(const uint8_t *p, size_t len, void *arg)
 {
 	struct ctx *c = arg;
-	ProtobufCMessage *m = NULL;
-	const Response *r;
+	struct zt_delta d;
+	struct zt_delta_resource res;
+	struct zt_delta_str gone;
+	size_t pos = 0, n = 0;
 	char err[512];
 	bool addr;
 
-	if (zt_pb_unpack(&envoy__service__discovery__v3__delta_discovery_response__descriptor, p,
-	                 len, MAX_MSG, &m) < 0)
+	if (zt_delta_parse(p, len, &d, err, sizeof(err)) < 0) {
+		if (!err[0])
+			__builtin_trap(); /* a refusal always says why */
 		return -1; /* the client ends the session */
-	r = (const Response *)m;
-	if (!r->type_url || (strcmp(r->type_url, ZT_XDS_TYPE_ADDRESS) != 0 &&
-	                     strcmp(r->type_url, ZT_XDS_TYPE_AUTHORIZATION) != 0)) {
-		zt_pb_free(m);
-		return 0; /* "type not subscribed" */
 	}
-	addr = strcmp(r->type_url, ZT_XDS_TYPE_ADDRESS) == 0;
-	for (size_t i = 0; i < r->n_resources; i++) {
-		const Envoy__Service__Discovery__V3__Resource *res = r->resources[i];
-		const char *name = res->name ? res->name : "";
-		const char *version = res->version ? res->version : "";
+	if (!zt_delta_str_eq(d.type_url, ZT_XDS_TYPE_ADDRESS) &&
+	    !zt_delta_str_eq(d.type_url, ZT_XDS_TYPE_AUTHORIZATION))
+		return 0; /* "type not subscribed" */
+	addr = zt_delta_str_eq(d.type_url, ZT_XDS_TYPE_ADDRESS);
+	while (zt_delta_next_resource(&d, &pos, &res)) {
+		char *name, *version;
 		int rc;
 
-		if (!name[0] || !res->resource || !res->resource->type_url ||
-		    strcmp(res->resource->type_url, r->type_url) != 0) {
+		n++;
+		if (!res.name.len || !res.has_body || !zt_delta_str_eq(res.type, addr
+		                                                          ? ZT_XDS_TYPE_ADDRESS
+		                                                          : ZT_XDS_TYPE_AUTHORIZATION)) {
 			c->rejected++;
 			continue;
 		}
+		name = cstr(res.name);
+		version = cstr(res.version);
 		err[0] = '\0';
-		rc = addr ? zt_store_apply_address(c->store, name, version,
-		                                   res->resource->value.data,
-		                                   res->resource->value.len, err, sizeof(err))
-		          : zt_store_apply_authorization(
-		                    c->store, name, version, res->resource->value.data,
-		                    res->resource->value.len, err, sizeof(err));
+		rc = addr ? zt_store_apply_address(c->store, name, version, res.body, res.body_len,
+		                                   err, sizeof(err))
+		          : zt_store_apply_authorization(c->store, name, version, res.body,
+		                                         res.body_len, err, sizeof(err));
 		if (rc != 0 && !err[0])
 			__builtin_trap(); /* a rejection always says why */
 		if (rc == 0)
 			c->applied++;
 		else
 			c->rejected++;
+		free(name);
+		free(version);
 	}
-	for (size_t i = 0; i < r->n_removed_resources; i++) {
+	if (n != d.n_resources)
+		__builtin_trap();
+	pos = n = 0;
+	while (zt_delta_next_removed(&d, &pos, &gone)) {
+		char *name = cstr(gone);
 		if (addr)
-			zt_store_remove_address(c->store, r->removed_resources[i]);
+			zt_store_remove_address(c->store, name);
 		else
-			zt_store_remove_authorization(c->store, r->removed_resources[i]);
+			zt_store_remove_authorization(c->store, name);
+		free(name);
+		n++;
 	}
-	zt_pb_free(m);
+	if (n != d.n_removed)
+		__builtin_trap();
 	return 0;
 }
 

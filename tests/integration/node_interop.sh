@@ -56,8 +56,17 @@ expect_fail() {
 	echo "$out"
 	grep -q -- "$want" <<<"$out" || { echo "FAIL: missing '$want' in output"; exit 1; }
 }
+# The peer logs a line when it sees the tunnel close, which can come after our side is done:
+# wait for it (10 s) before calling it missing.
 expect_log() {
-	grep -q -- "$2" "$dir/$1" || { echo "FAIL: '$2' not in $1:"; cat "$dir/$1"; exit 1; }
+	local i
+	for i in $(seq 100); do
+		grep -q -- "$2" "$dir/$1" && return 0
+		sleep 0.1
+	done
+	echo "FAIL: '$2' not in $1:"
+	cat "$dir/$1"
+	exit 1
 }
 
 start_server zt "$peer" serve 127.0.0.1:0 "$dir" server

@@ -503,6 +503,93 @@ START_TEST(http_server_answers_many_requests_on_one_connection)
 }
 END_TEST
 
+/* Sends req on a new connection, shuts the write side (as `nc -N` or `curl` with a request
+ * read from a pipe does) and runs the loop until the server closes or 5 s have passed (its
+ * idle timeout is 30 s). Returns the bytes read, NUL-terminated in buf; *closed tells whether
+ * the server closed within the deadline. */
+static size_t half_closed(uint16_t port, const char *req, char *buf, size_t cap, bool *closed)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(port)};
+	uint64_t deadline = now_ms() + 5000;
+	size_t got = 0;
+	int fd;
+
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	ck_assert_int_eq(send(fd, req, strlen(req), MSG_NOSIGNAL), (ssize_t)strlen(req));
+	ck_assert_int_eq(shutdown(fd, SHUT_WR), 0);
+	*closed = false;
+	while (now_ms() < deadline && got < cap - 1) {
+		ssize_t n;
+
+		zt_loop_run_once(loop, 5);
+		n = recv(fd, buf + got, cap - 1 - got, MSG_DONTWAIT);
+		if (n > 0) {
+			got += (size_t)n;
+		} else if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
+			*closed = true;
+			break;
+		}
+	}
+	close(fd);
+	buf[got] = '\0';
+	return got;
+}
+
+START_TEST(http_server_answers_and_closes_at_once_when_the_client_half_closes)
+{
+	struct zt_http_server *s = zt_http_server_new(loop, "127.0.0.1:0", err, sizeof(err));
+	uint16_t port;
+	char buf[8192];
+	bool closed;
+	int count = 0;
+
+	ck_assert_ptr_nonnull(s);
+	ck_assert_int_eq(zt_http_route(s, "GET", "/q", on_query, NULL), 0);
+	ck_assert_int_eq(zt_http_route(s, "POST", "/echo", on_echo, NULL), 0);
+	port = zt_http_server_port(s);
+
+	/* A complete request, then end of input: answered, then closed. */
+	half_closed(port, "GET /q?i=1 HTTP/1.1\r\nHost: x\r\n\r\n", buf, sizeof(buf), &closed);
+	ck_assert_msg(strncmp(buf, "HTTP/1.1 202", 12) == 0 && strstr(buf, "[i=1]"),
+	              "reply: \"%s\"", buf);
+	ck_assert_msg(closed, "connection still open after the answer");
+
+	/* Two pipelined requests: both answered. */
+	half_closed(port,
+	            "GET /q?i=1 HTTP/1.1\r\nHost: x\r\n\r\nGET /q?i=2 HTTP/1.1\r\nHost: x\r\n\r\n",
+	            buf, sizeof(buf), &closed);
+	for (const char *p = buf; (p = strstr(p, "HTTP/1.1 202")); p++)
+		count++;
+	ck_assert_msg(count == 2 && strstr(buf, "[i=2]"), "reply: \"%s\"", buf);
+	ck_assert(closed);
+
+	/* A request with a body. */
+	half_closed(port, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc", buf,
+	            sizeof(buf), &closed);
+	ck_assert_msg(strncmp(buf, "HTTP/1.1 200", 12) == 0, "reply: \"%s\"", buf);
+	ck_assert_str_eq(strstr(buf, "\r\n\r\n") + 4, "3");
+	ck_assert(closed);
+
+	/* Incomplete requests (head, body) that will never be finished: closed, unanswered or
+	 * with an error status, not held until the idle timeout. */
+	half_closed(port, "GET /q HTTP/1.1\r\nHost:", buf, sizeof(buf), &closed);
+	ck_assert_msg(closed, "incomplete head held open");
+	ck_assert_msg(buf[0] == '\0' || strncmp(buf, "HTTP/1.1 4", 10) == 0, "reply: \"%s\"", buf);
+	half_closed(port, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc", buf,
+	            sizeof(buf), &closed);
+	ck_assert_msg(closed, "incomplete body held open");
+	ck_assert_msg(buf[0] == '\0' || strncmp(buf, "HTTP/1.1 4", 10) == 0, "reply: \"%s\"", buf);
+	/* Nothing at all. */
+	half_closed(port, "", buf, sizeof(buf), &closed);
+	ck_assert(closed);
+	ck_assert_str_eq(buf, "");
+	zt_http_server_free(s);
+}
+END_TEST
+
 /* ---- readiness --------------------------------------------------------------------------- */
 
 START_TEST(ready_is_500_naming_pending_tasks_then_200)
@@ -575,6 +662,7 @@ Suite *admin_suite(void)
 	tcase_add_test(t, http_server_passes_decoded_query_and_handler_status);
 	tcase_add_test(t, http_server_reports_a_port_already_in_use);
 	tcase_add_test(t, http_server_answers_many_requests_on_one_connection);
+	tcase_add_test(t, http_server_answers_and_closes_at_once_when_the_client_half_closes);
 	tcase_add_test(t, ready_is_500_naming_pending_tasks_then_200);
 	tcase_add_test(t, ready_task_list_is_bounded);
 	suite_add_tcase(s, t);

@@ -495,6 +495,57 @@ START_TEST(ca_signed_leaf_builds_a_tls_identity)
 }
 END_TEST
 
+/* The key object path, and the parsed roots kept between identities: other roots bytes are
+ * parsed again (a leaf of one CA never verifies against a cached root of another). */
+START_TEST(ca_signed_leaf_builds_an_identity_from_the_key_object_and_fresh_roots)
+{
+	struct zt_ca *ca = open_ok(tmpdir, true), *other;
+	struct zt_tls_identity *tid = NULL;
+	struct zt_csr csr, csr2;
+	char **chain = NULL, **chain2 = NULL, err[512] = "", dir2[256];
+	size_t n = 0, n2 = 0;
+
+	snprintf(dir2, sizeof(dir2), "%s/other", tmpdir);
+	ck_assert_int_eq(mkdir(dir2, 0700), 0);
+	other = open_ok(dir2, true);
+	make_csr(&csr, ID_URI);
+	make_csr(&csr2, ID_URI);
+	ck_assert_int_eq(sign(ca, csr.csr_pem, ID_URI, &chain, &n, err, sizeof(err)), 0);
+	ck_assert_int_eq(sign(other, csr2.csr_pem, ID_URI, &chain2, &n2, err, sizeof(err)), 0);
+	for (int round = 0; round < 2; round++) {
+		ck_assert_int_eq(zt_tls_identity_new_pkey(&tid, chain[0], strlen(chain[0]), csr.key,
+		                                          chain[n - 1], strlen(chain[n - 1])),
+		                 0);
+		ck_assert_str_eq(zt_tls_identity_spiffe(tid)->sa, "sleep");
+		zt_tls_identity_unref(tid);
+		/* Another key than the certificate's. */
+		ck_assert_int_eq(zt_tls_identity_new_pkey(&tid, chain[0], strlen(chain[0]), csr2.key,
+		                                          chain[n - 1], strlen(chain[n - 1])),
+		                 ZT_E_IDENTITY);
+		ck_assert_ptr_null(tid);
+		/* This CA's leaf with the other CA's roots, and the other way round. */
+		ck_assert_int_eq(zt_tls_identity_new_pkey(&tid, chain[0], strlen(chain[0]), csr.key,
+		                                          chain2[n2 - 1], strlen(chain2[n2 - 1])),
+		                 ZT_E_IDENTITY);
+		ck_assert_int_eq(zt_tls_identity_new_pkey(&tid, chain2[0], strlen(chain2[0]),
+		                                          csr2.key, chain[n - 1],
+		                                          strlen(chain[n - 1])),
+		                 ZT_E_IDENTITY);
+		ck_assert_int_eq(zt_tls_identity_new_pkey(&tid, chain2[0], strlen(chain2[0]),
+		                                          csr2.key, chain2[n2 - 1],
+		                                          strlen(chain2[n2 - 1])),
+		                 0);
+		zt_tls_identity_unref(tid);
+	}
+	zt_ca_chain_free(chain, n);
+	zt_ca_chain_free(chain2, n2);
+	zt_csr_clear(&csr);
+	zt_csr_clear(&csr2);
+	zt_ca_free(other);
+	zt_ca_free(ca);
+}
+END_TEST
+
 START_TEST(ca_short_lived_leaf_is_backdated_a_tenth_of_its_ttl)
 {
 	struct zt_ca *ca = open_ok(tmpdir, true);
@@ -861,6 +912,7 @@ Suite *ca_suite(void)
 	tcase_add_test(sig, ca_signed_leaf_chains_to_root_with_istio_layout);
 	tcase_add_test(sig, ca_signed_leaf_builds_a_tls_identity);
 	tcase_add_test(sig, ca_serials_are_random_and_positive_128_bit);
+	tcase_add_test(sig, ca_signed_leaf_builds_an_identity_from_the_key_object_and_fresh_roots);
 	tcase_add_test(sig, ca_short_lived_leaf_is_backdated_a_tenth_of_its_ttl);
 	tcase_add_test(sig, ca_sign_refuses_ttl_out_of_range);
 	tcase_add_test(sig, ca_sign_refuses_a_tampered_csr);

@@ -1,6 +1,7 @@
 /* String-keyed hash table: lookups, replacement, deletion with backward shift, growth and
  * iteration, checked against a plain array model under random operations. */
 #include <check.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -156,6 +157,74 @@ START_TEST(hmap_random_operations_match_a_model)
 }
 END_TEST
 
+START_TEST(hmap_borrowed_keys_are_stored_as_given)
+{
+	struct zt_hmap m;
+	char *k1 = strdup("key"), *k2 = strdup("key");
+	const char *key;
+	size_t pos = 0;
+	int a, b;
+
+	zt_hmap_init_borrowed(&m);
+	ck_assert_ptr_null(zt_hmap_put(&m, k1, &a));
+	ck_assert(zt_hmap_next(&m, &pos, &key, NULL));
+	ck_assert_ptr_eq(key, k1);
+	/* A put over the entry stores the new key pointer: the old one may go. */
+	ck_assert_ptr_eq(zt_hmap_put(&m, k2, &b), &a);
+	free(k1);
+	pos = 0;
+	ck_assert(zt_hmap_next(&m, &pos, &key, NULL));
+	ck_assert_ptr_eq(key, k2);
+	ck_assert_ptr_eq(zt_hmap_get(&m, "key"), &b);
+	ck_assert_ptr_eq(zt_hmap_del(&m, "key"), &b);
+	ck_assert_uint_eq(zt_hmap_count(&m), 0);
+	ck_assert_ptr_null(zt_hmap_put(&m, k2, &a));
+	zt_hmap_clear(&m); /* frees no key */
+	ck_assert(m.borrowed);
+	free(k2);
+}
+END_TEST
+
+START_TEST(hmap_borrowed_table_matches_a_model)
+{
+	enum { KEYS = 300 };
+	static char keys[KEYS][16];
+	struct zt_hmap m;
+	int vals[KEYS];
+	bool in[KEYS] = {false};
+
+	zt_hmap_init_borrowed(&m);
+	for (int i = 0; i < KEYS; i++)
+		snprintf(keys[i], sizeof(keys[i]), "k%d", i);
+	srand(7);
+	for (int op = 0; op < 20000; op++) {
+		int i = rand() % KEYS;
+		if (rand() % 3) {
+			ck_assert_ptr_eq(zt_hmap_put(&m, keys[i], &vals[i]), in[i] ? &vals[i] : NULL);
+			in[i] = true;
+		} else {
+			ck_assert_ptr_eq(zt_hmap_del(&m, keys[i]), in[i] ? &vals[i] : NULL);
+			in[i] = false;
+		}
+	}
+	for (int i = 0; i < KEYS; i++)
+		ck_assert_ptr_eq(zt_hmap_get(&m, keys[i]), in[i] ? &vals[i] : NULL);
+	zt_hmap_clear(&m);
+}
+END_TEST
+
+START_TEST(hmap_hash_covers_length_and_every_byte)
+{
+	const char a[16] = "0123456789abcdef", b[16] = "0123456789abcdeF";
+	const char z[4] = {'a', 'b', 0, 0};
+
+	ck_assert(zt_hash_bytes(a, 16) == zt_hash_bytes(a, 16));
+	ck_assert(zt_hash_bytes(a, 16) != zt_hash_bytes(b, 16)); /* last byte of a word */
+	ck_assert(zt_hash_bytes(z, 2) != zt_hash_bytes(z, 4)); /* zero padding is not the same */
+	ck_assert(zt_hash_bytes(a, 15) == zt_hash_bytes(b, 15)); /* only what len covers */
+}
+END_TEST
+
 Suite *hmap_suite(void);
 Suite *hmap_suite(void)
 {
@@ -168,6 +237,9 @@ Suite *hmap_suite(void)
 	tcase_add_test(tc, hmap_grows_and_keeps_every_entry);
 	tcase_add_test(tc, hmap_iteration_visits_each_entry_once);
 	tcase_add_test(tc, hmap_random_operations_match_a_model);
+	tcase_add_test(tc, hmap_borrowed_keys_are_stored_as_given);
+	tcase_add_test(tc, hmap_borrowed_table_matches_a_model);
+	tcase_add_test(tc, hmap_hash_covers_length_and_every_byte);
 	suite_add_tcase(s, tc);
 	return s;
 }

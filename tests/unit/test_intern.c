@@ -77,6 +77,35 @@ START_TEST(intern_identities_by_parts_and_refuses_invalid_ones)
 }
 END_TEST
 
+START_TEST(intern_long_identities_are_interned_like_short_ones)
+{
+	char td[201], ns[64], sa[64];
+	int rc = 1;
+
+	/* Parts longer than the lookup's stack key together (200 + 63 + 63 bytes). */
+	memset(td, 'd', sizeof(td) - 1);
+	td[sizeof(td) - 1] = '\0';
+	memcpy(td + 190, ".local", 7);
+	memset(ns, 'n', sizeof(ns) - 1);
+	ns[sizeof(ns) - 1] = '\0';
+	memset(sa, 's', sizeof(sa) - 1);
+	sa[sizeof(sa) - 1] = '\0';
+	const struct zt_spiffe *a = zt_intern_spiffe(td, ns, sa, &rc);
+	ck_assert_ptr_nonnull(a);
+	ck_assert_int_eq(rc, 0);
+	sa[0] = 'x';
+	const struct zt_spiffe *b = zt_intern_spiffe(td, ns, sa, &rc);
+	sa[0] = 's';
+	const struct zt_spiffe *c = zt_intern_spiffe(td, ns, sa, &rc);
+	ck_assert_ptr_ne(a, b);
+	ck_assert_ptr_eq(a, c);
+	zt_intern_release(a);
+	zt_intern_release(b);
+	zt_intern_release(c);
+	fx_assert_no_live();
+}
+END_TEST
+
 START_TEST(intern_table_grows_and_empties_with_many_values)
 {
 	static const char *v[5000];
@@ -149,6 +178,7 @@ Suite *intern_suite(void)
 	tcase_add_test(tc, intern_equal_strings_share_one_copy_until_the_last_release);
 	tcase_add_test(tc, intern_distinct_values_and_null_as_empty);
 	tcase_add_test(tc, intern_identities_by_parts_and_refuses_invalid_ones);
+	tcase_add_test(tc, intern_long_identities_are_interned_like_short_ones);
 	tcase_add_test(tc, intern_table_grows_and_empties_with_many_values);
 	tcase_add_test(tc, intern_is_safe_across_threads);
 	suite_add_tcase(s, tc);

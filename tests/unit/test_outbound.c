@@ -22,6 +22,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <nghttp2/nghttp2.h>
+
 #include "loop_fixture.h"
 #include "cert/local.h"
 #include "cert/manager.h"
@@ -150,6 +152,8 @@ struct hsrv {
 	struct zt_tls_server *tls;
 	struct zt_h2_listener *l;
 	int requests;
+	int refuse;              /* CONNECTs still to refuse unprocessed (-1: every one) */
+	uint16_t client_port[4]; /* TCP source port of each request's connection */
 	char authority[128], forwarded[256], baggage[2048], traceparent[64];
 };
 
@@ -277,6 +281,7 @@ static void echo_start(void)
 }
 
 /* ---- HBONE servers: CONNECT to port 401 is refused with 401, anything else echoes ------- */
+/* (unless told to refuse the next CONNECTs as a draining server does: GOAWAY, REFUSED_STREAM) */
 
 static void hs_data(struct zt_h2_stream *st, const uint8_t *p, size_t len, void *arg)
 {
@@ -304,9 +309,23 @@ static void hs_request(struct zt_h2_conn *c, struct zt_h2_stream *st, const stru
 	struct hsrv *s = arg;
 	struct zt_hbone_authority a;
 
-	(void)c;
 	(void)end;
+	if ((size_t)s->requests < sizeof(s->client_port) / sizeof(s->client_port[0])) {
+		struct sockaddr_in peer;
+		socklen_t sl = sizeof(peer);
+
+		if (getpeername(zt_h2_conn_sock(c)->fd, (struct sockaddr *)&peer, &sl) == 0)
+			s->client_port[s->requests] = ntohs(peer.sin_port);
+	}
 	s->requests++;
+	if (s->refuse) {
+		/* As a draining server: GOAWAY, and the stream refused unprocessed (RFC 9113
+		 * §8.7). */
+		s->refuse -= s->refuse > 0;
+		zt_h2_conn_shutdown(c);
+		zt_h2_stream_reset(st, NGHTTP2_REFUSED_STREAM);
+		return;
+	}
 	for (size_t i = 0; i < n; i++) {
 		struct zt_slice name = zt_slice_make(h[i].name, h[i].name_len);
 		if (zt_slice_equal(name, zt_slice_from_str(":authority")))
@@ -967,6 +986,49 @@ START_TEST(concurrent_connections_share_two_pooled_connections_and_stop_closes_t
 }
 END_TEST
 
+START_TEST(connect_refused_unprocessed_is_opened_once_more_on_a_new_connection)
+{
+	struct zt_pool_stats ps;
+	struct client c;
+	json_t *cnt;
+
+	if (!rig_up("default/client/client", MESH))
+		return;
+	T.hs[0].refuse = 1;
+	echo_through("127.0.1.101", 80, 64 << 10, &c);
+	ck_assert_int_eq(T.hs[0].requests, 2);
+	/* The refusing connection was draining: the second CONNECT went on a new one. */
+	ck_assert_uint_ne(T.hs[0].client_port[0], T.hs[0].client_port[1]);
+	zt_pool_get_stats(T.proxy->pool, &ps);
+	ck_assert_uint_eq(ps.connects, 2);
+	ck_assert_str_eq(log_line("connection complete", "error="), "");
+	cnt = counters();
+	ck_assert_int_eq(counter(cnt, "hbone"), 1);
+	ck_assert_int_eq(counter(cnt, "failed"), 0);
+	json_decref(cnt);
+	rig_down();
+}
+END_TEST
+
+START_TEST(connect_refused_unprocessed_twice_fails_without_a_third_attempt)
+{
+	struct client c;
+
+	if (!rig_up("default/client/client", MESH))
+		return;
+	T.hs[0].refuse = -1;
+	client_start(&c, "127.0.1.101", 80, 0, false);
+	client_wait(&c);
+	ck_assert(c.eof || c.reset);
+	ck_assert_uint_eq(c.got, 0);
+	ck_assert_int_eq(T.hs[0].requests, 2);
+	ck_assert_str_ne(log_line("\terror\taccess\tconnection complete ",
+	                          "error=\"stream closed before the response (REFUSED_STREAM)\""),
+	                 "");
+	rig_down();
+}
+END_TEST
+
 Suite *outbound_suite(void);
 Suite *outbound_suite(void)
 {
@@ -986,6 +1048,8 @@ Suite *outbound_suite(void)
 	fx_add_root_test(tc, "outbound", unknown_source_workload_closes_after_five_seconds);
 	fx_add_root_test(tc, "outbound", source_workload_arriving_during_the_wait_is_used);
 	fx_add_root_test(tc, "outbound", concurrent_connections_share_two_pooled_connections_and_stop_closes_them);
+	fx_add_root_test(tc, "outbound", connect_refused_unprocessed_is_opened_once_more_on_a_new_connection);
+	fx_add_root_test(tc, "outbound", connect_refused_unprocessed_twice_fails_without_a_third_attempt);
 	suite_add_tcase(s, tc);
 	return s;
 }

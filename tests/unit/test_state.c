@@ -261,15 +261,15 @@ START_TEST(state_workload_decodes_every_field)
 	ck_assert_int_eq(got->tunnel_protocol, ZT_TUNNEL_HBONE);
 	ck_assert_str_eq(got->trust_domain, "td.example");
 	ck_assert_str_eq(got->service_account, "sa1");
-	ck_assert_int_eq(got->waypoint.kind, ZT_GATEWAY_HOSTNAME);
-	ck_assert_str_eq(got->waypoint.ns, "ns1");
-	ck_assert_str_eq(got->waypoint.hostname, "waypoint.ns1.svc.cluster.local");
-	ck_assert_uint_eq(got->waypoint.hbone_mtls_port, 15008);
-	ck_assert_int_eq(got->network_gateway.kind, ZT_GATEWAY_ADDRESS);
-	ck_assert_str_eq(got->network_gateway.network, "net2");
+	ck_assert_int_eq(got->waypoint->kind, ZT_GATEWAY_HOSTNAME);
+	ck_assert_str_eq(got->waypoint->ns, "ns1");
+	ck_assert_str_eq(got->waypoint->hostname, "waypoint.ns1.svc.cluster.local");
+	ck_assert_uint_eq(got->waypoint->hbone_mtls_port, 15008);
+	ck_assert_int_eq(got->network_gateway->kind, ZT_GATEWAY_ADDRESS);
+	ck_assert_str_eq(got->network_gateway->network, "net2");
 	struct zt_ip g = ip("192.0.2.1");
-	ck_assert(zt_ip_equal(&got->network_gateway.ip, &g));
-	ck_assert_uint_eq(got->network_gateway.hbone_mtls_port, 15009);
+	ck_assert(zt_ip_equal(&got->network_gateway->ip, &g));
+	ck_assert_uint_eq(got->network_gateway->hbone_mtls_port, 15009);
 	ck_assert_str_eq(got->node, "node-1");
 	ck_assert_str_eq(got->canonical_name, "app");
 	ck_assert_str_eq(got->canonical_revision, "v2");
@@ -328,8 +328,8 @@ START_TEST(state_workload_defaults_apply_to_empty_fields)
 	ck_assert_int_eq(w->tunnel_protocol, ZT_TUNNEL_NONE);
 	ck_assert_int_eq(w->status, ZT_WORKLOAD_HEALTHY);
 	ck_assert_int_eq(w->workload_type, ZT_WORKLOAD_DEPLOYMENT);
-	ck_assert_int_eq(w->waypoint.kind, ZT_GATEWAY_UNSET);
-	ck_assert_int_eq(w->network_gateway.kind, ZT_GATEWAY_UNSET);
+	ck_assert_int_eq(w->waypoint->kind, ZT_GATEWAY_UNSET);
+	ck_assert_int_eq(w->network_gateway->kind, ZT_GATEWAY_UNSET);
 	ck_assert(!w->application_tunnel.present);
 	ck_assert_ptr_null(w->services);
 	zt_spiffe_format(w->identity, id, sizeof(id));
@@ -345,6 +345,33 @@ START_TEST(state_workload_defaults_apply_to_empty_fields)
 	zt_workload_unref(w);
 	zt_store_free(s);
 	fx_assert_no_live();
+}
+END_TEST
+
+START_TEST(state_workload_name_same_as_the_name_is_the_name)
+{
+	struct zt_store *s = zt_store_new();
+	struct pod p;
+
+	pod_init(&p, "u1", "ns", NULL);
+	p.w.workload_name = (char *)"pod";
+	ck_assert_msg(apply_wl(s, &p.w) == 0, "%s", err);
+	struct zt_workload *w = zt_store_workload_by_uid(s, "u1");
+	ck_assert_ptr_eq(w->workload_name, w->name);
+	zt_workload_unref(w);
+	/* An owner's name is interned: two pods of one deployment share it. */
+	p.w.workload_name = (char *)"shop";
+	ck_assert_msg(apply_wl(s, &p.w) == 0, "%s", err);
+	pod_init(&p, "u2", "ns", NULL);
+	p.w.workload_name = (char *)"shop";
+	ck_assert_msg(apply_wl(s, &p.w) == 0, "%s", err);
+	struct zt_workload *w1 = zt_store_workload_by_uid(s, "u1");
+	struct zt_workload *w2 = zt_store_workload_by_uid(s, "u2");
+	ck_assert_str_eq(w1->workload_name, "shop");
+	ck_assert_ptr_eq(w1->workload_name, w2->workload_name);
+	zt_workload_unref(w1);
+	zt_workload_unref(w2);
+	zt_store_free(s);
 }
 END_TEST
 
@@ -1428,9 +1455,9 @@ START_TEST(state_local_example_file_loads_every_field)
 	ck_assert_str_eq(w->service_account, "local");
 	ck_assert_int_eq(w->tunnel_protocol, ZT_TUNNEL_HBONE);
 	ck_assert_str_eq(w->node, "node-a");
-	ck_assert_int_eq(w->waypoint.kind, ZT_GATEWAY_ADDRESS);
-	ck_assert_int_eq(w->network_gateway.kind, ZT_GATEWAY_HOSTNAME);
-	ck_assert_uint_eq(w->network_gateway.hbone_mtls_port, 15009);
+	ck_assert_int_eq(w->waypoint->kind, ZT_GATEWAY_ADDRESS);
+	ck_assert_int_eq(w->network_gateway->kind, ZT_GATEWAY_HOSTNAME);
+	ck_assert_uint_eq(w->network_gateway->hbone_mtls_port, 15009);
 	ck_assert_int_eq(w->application_tunnel.protocol, ZT_APP_TUNNEL_PROXY);
 	ck_assert_uint_eq(w->application_tunnel.port, 15088);
 	ck_assert_str_eq(w->authorization_policies[0], "default/allow-sleep");
@@ -1694,6 +1721,7 @@ Suite *state_suite(void)
 	TCase *tc = tcase_create("core");
 	tcase_add_test(tc, state_workload_decodes_every_field);
 	tcase_add_test(tc, state_workload_defaults_apply_to_empty_fields);
+	tcase_add_test(tc, state_workload_name_same_as_the_name_is_the_name);
 	tcase_add_test(tc, state_service_decodes_every_field);
 	tcase_add_test(tc, state_policy_decodes_every_field);
 	tcase_add_test(tc, state_rejects_invalid_workloads_with_reasons);

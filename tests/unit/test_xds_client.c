@@ -856,6 +856,13 @@ START_TEST(xds_client_nacks_a_duplicate_name_and_keeps_the_first_copy)
 	        {"uid-d", "v1", false, NULL},
 	        {"uid-d", "v2", false, NULL},
 	};
+	static const struct res later[] = {{"uid-d", "v3", false, NULL}};
+	static const struct res refused[] = {
+	        {"uid-d", "v4", true, NULL},
+	        {"uid-d", "v5", false, NULL},
+	        {"uid-n", "v1", true, NULL},
+	        {"uid-n", "v2", false, NULL},
+	};
 	struct zt_xds_client_opts o = opts();
 	struct zt_xds_client *c;
 	const struct rec_req *r;
@@ -868,6 +875,20 @@ START_TEST(xds_client_nacks_a_duplicate_name_and_keeps_the_first_copy)
 	ck_assert(r->has_error);
 	ck_assert_str_eq(r->error, "uid-d: duplicate resource in one response");
 	ck_assert_str_eq(zt_xds_client_version(c, ADDR_URL, "uid-d"), "v1");
+	/* The name again in a later response is an update, not a duplicate. */
+	fake_send(0, ADDR_URL, later, 1, NULL, 0);
+	RUN_UNTIL(loop, count_reqs(0, ADDR_URL) == 4, 2000);
+	ck_assert(!nth_req(0, ADDR_URL, 3)->has_error);
+	ck_assert_str_eq(zt_xds_client_version(c, ADDR_URL, "uid-d"), "v3");
+	/* A refused first copy still makes the second one a duplicate, known name or not. */
+	fake_send(0, ADDR_URL, refused, 4, NULL, 0);
+	RUN_UNTIL(loop, count_reqs(0, ADDR_URL) == 5, 2000);
+	r = nth_req(0, ADDR_URL, 4);
+	ck_assert(r->has_error);
+	ck_assert_ptr_nonnull(strstr(r->error, "uid-d: duplicate resource in one response"));
+	ck_assert_ptr_nonnull(strstr(r->error, "uid-n: duplicate resource in one response"));
+	ck_assert_str_eq(zt_xds_client_version(c, ADDR_URL, "uid-d"), "v3");
+	ck_assert_ptr_null(zt_xds_client_version(c, ADDR_URL, "uid-n"));
 	finish(c);
 }
 END_TEST

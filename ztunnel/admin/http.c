@@ -1,15 +1,19 @@
 /* libmicrohttpd in external-epoll mode on our loop. Invariant: after every MHD_run() the
  * timer is re-armed from MHD_get_timeout(), so work MHD has pending without a new event on
- * its epoll fd (buffered input, idle timeouts) is never left waiting. Each request carries a
- * small context (body bounded by ZT_HTTP_MAX_BODY) freed by MHD's completion callback. */
+ * its epoll fd (buffered input, idle timeouts) is never left waiting, and a client that has
+ * shut its write side is seen to have done so (see nudge_half_closed). Each request carries
+ * a small context (body bounded by ZT_HTTP_MAX_BODY) freed by MHD's completion callback. */
 #include "admin/http.h"
 
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -33,6 +37,14 @@ struct route {
 	void *arg;
 };
 
+/* A client connection MHD holds, from its start to its close notification (the socket is
+ * open all that time). */
+struct conn {
+	LIST_ENTRY(conn) link;
+	int fd;
+	bool nudged; /* its end of input was signalled to MHD once */
+};
+
 struct zt_http_server {
 	struct zt_loop *loop;
 	struct MHD_Daemon *mhd;
@@ -42,6 +54,7 @@ struct zt_http_server {
 	bool quiesced;
 	struct route routes[ZT_HTTP_MAX_ROUTES];
 	size_t nroutes;
+	LIST_HEAD(, conn) conns; /* at most CONN_LIMIT */
 };
 
 struct req_ctx {
@@ -55,11 +68,47 @@ struct req_ctx {
 
 static void on_timer(struct zt_timer *t, void *arg);
 
+/* MHD watches client sockets edge-triggered and takes a short read to mean "nothing more to
+ * read": when a request and the client's FIN arrive before MHD looks (`printf ... | nc -N`,
+ * shutdown(SHUT_WR) after writing), it reads the request, answers, and never sees the end of
+ * input, so a keep-alive connection answered, or an incomplete request, would stay open until
+ * the idle timeout. After each run, every connection whose peer has shut its write side and
+ * whose bytes MHD has all read gets one fresh readiness edge (setting SO_RCVLOWAT to its
+ * default makes TCP signal a readable socket, end of input included): MHD reads the end of
+ * input and closes, after the answer in progress if any. Once is enough: with nothing left
+ * to read, MHD's next read on the socket returns the end of input. */
+static void nudge_half_closed(struct zt_http_server *srv)
+{
+	struct pollfd pfd[CONN_LIMIT];
+	struct conn *c, *by[CONN_LIMIT];
+	nfds_t n = 0;
+	int pending, one = 1;
+
+	LIST_FOREACH(c, &srv->conns, link)
+	{
+		if (c->nudged || n == CONN_LIMIT)
+			continue;
+		pfd[n] = (struct pollfd){.fd = c->fd, .events = POLLRDHUP};
+		by[n++] = c;
+	}
+	if (n == 0 || poll(pfd, n, 0) <= 0)
+		return;
+	for (nfds_t i = 0; i < n; i++) {
+		/* Skip the open ones and those with bytes left: MHD reads them on its own. */
+		if (!(pfd[i].revents & POLLRDHUP) || ioctl(pfd[i].fd, FIONREAD, &pending) < 0 ||
+		    pending > 0)
+			continue;
+		(void)setsockopt(pfd[i].fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof(one));
+		by[i]->nudged = true;
+	}
+}
+
 static void run(struct zt_http_server *srv)
 {
 	MHD_UNSIGNED_LONG_LONG ms;
 
 	MHD_run(srv->mhd);
+	nudge_half_closed(srv);
 	if (MHD_get_timeout(srv->mhd, &ms) == MHD_YES)
 		zt_timer_start(srv->loop, &srv->timer, ms, on_timer, srv);
 	else
@@ -208,6 +257,28 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	*con_cls = NULL;
 }
 
+static void on_connection(void *cls, struct MHD_Connection *mconn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+	struct zt_http_server *srv = cls;
+	const union MHD_ConnectionInfo *info;
+	struct conn *c = *socket_context;
+
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		info = MHD_get_connection_info(mconn, MHD_CONNECTION_INFO_CONNECTION_FD);
+		if (!info)
+			return;
+		c = xcalloc(1, sizeof(*c));
+		c->fd = info->connect_fd;
+		LIST_INSERT_HEAD(&srv->conns, c, link);
+		*socket_context = c;
+	} else if (code == MHD_CONNECTION_NOTIFY_CLOSED && c) {
+		LIST_REMOVE(c, link);
+		free(c);
+		*socket_context = NULL;
+	}
+}
+
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	char msg[512];
@@ -281,16 +352,18 @@ struct zt_http_server *zt_http_server_new(struct zt_loop *loop, const char *list
 
 	srv = xcalloc(1, sizeof(*srv));
 	srv->loop = loop;
+	LIST_INIT(&srv->conns);
 	fd = open_listener(listen_addr, &srv->port, err, errlen);
 	if (fd < 0) {
 		free(srv);
 		return NULL;
 	}
-	srv->mhd = MHD_start_daemon(
-	        MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_access, srv,
-	        MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-	        MHD_OPTION_CONNECTION_LIMIT, (unsigned)CONN_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
-	        (unsigned)CONN_TIMEOUT_S, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv, MHD_OPTION_END);
+	srv->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_access,
+	                            srv, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_NOTIFY_COMPLETED,
+	                            on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
+	                            srv, MHD_OPTION_CONNECTION_LIMIT, (unsigned)CONN_LIMIT,
+	                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONN_TIMEOUT_S,
+	                            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv, MHD_OPTION_END);
 	if (!srv->mhd) {
 		close(fd);
 		free(srv);

@@ -444,8 +444,8 @@ static int build(struct entry *e, char **chain, size_t n, struct zt_tls_identity
 			certs[off++] = '\n';
 	}
 	certs[off] = '\0';
-	rc = zt_tls_identity_new(&id, certs, off, e->csr.key_pem, e->csr.key_len, chain[n - 1],
-	                         strlen(chain[n - 1]));
+	rc = zt_tls_identity_new_pkey(&id, certs, off, e->csr.key, chain[n - 1],
+	                              strlen(chain[n - 1]));
 	if (rc < 0) {
 		snprintf(why, whylen, "%s",
 		         rc == ZT_E_IDENTITY

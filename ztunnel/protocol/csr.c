@@ -90,6 +90,8 @@ int zt_csr_generate(struct zt_csr *out, const struct zt_spiffe *id)
 		zt_csr_clear(out);
 		goto out;
 	}
+	out->key = key;
+	key = NULL;
 	rc = 0;
 out:
 	ERR_clear_error();
@@ -107,6 +109,7 @@ void zt_csr_clear(struct zt_csr *csr)
 		OPENSSL_cleanse(csr->key_pem, csr->key_len);
 	free(csr->key_pem);
 	free(csr->csr_pem);
+	EVP_PKEY_free(csr->key);
 	memset(csr, 0, sizeof(*csr));
 }
 

@@ -18,13 +18,14 @@ struct zt_csr {
 	size_t csr_len;
 	char *key_pem; /* "PRIVATE KEY" (PKCS#8, unencrypted) */
 	size_t key_len;
+	EVP_PKEY *key; /* the same key, for an identity built without parsing key_pem */
 };
 
 /* Generates a new P-256 key and a CSR for id into out (overwritten, not freed first).
  * Returns 0, ZT_E_TLS (OpenSSL failure) or ZT_E_TOOBIG (id not a valid struct zt_spiffe);
  * out is empty on error. */
 int zt_csr_generate(struct zt_csr *out, const struct zt_spiffe *id);
-/* Frees both strings, wiping the key. Accepts a zeroed or cleared struct. */
+/* Frees both strings, wiping the key, and the key. Accepts a zeroed or cleared struct. */
 void zt_csr_clear(struct zt_csr *csr);
 
 /* Parses one PEM CSR from pem[0..len) (need not be NUL-terminated). The signature is not

@@ -29,6 +29,49 @@ static size_t get_varint(const uint8_t *p, size_t len, uint64_t *v)
 	return 0;
 }
 
+int zt_pb_next_field(const uint8_t *buf, size_t len, size_t *pos, struct zt_pb_field *f)
+{
+	const uint8_t *p = buf + *pos;
+	size_t left = len - *pos, k;
+	uint64_t key, n;
+
+	if (left == 0)
+		return 0;
+	k = get_varint(p, left, &key);
+	if (k == 0 || key >> 3 == 0 || key >> 3 > MAX_FIELD_NUMBER)
+		return ZT_E_PARSE;
+	p += k;
+	left -= k;
+	f->num = (uint32_t)(key >> 3);
+	f->wire = (unsigned)(key & 7);
+	f->v = 0;
+	f->p = p;
+	switch (f->wire) {
+	case 0:
+		if ((k = get_varint(p, left, &f->v)) == 0)
+			return ZT_E_PARSE;
+		f->len = 0;
+		break;
+	case 1:
+	case 5:
+		k = f->len = f->wire == 1 ? 8 : 4;
+		if (k > left)
+			return ZT_E_PARSE;
+		break;
+	case 2:
+		if ((k = get_varint(p, left, &n)) == 0 || n > left - k)
+			return ZT_E_PARSE;
+		f->p = p + k;
+		f->len = (size_t)n;
+		k += (size_t)n;
+		break;
+	default:
+		return ZT_E_PARSE;
+	}
+	*pos = (size_t)(p + k - buf);
+	return 1;
+}
+
 /* Walks one message's fields; recurses into fields d declares as messages. */
 static int check_nesting(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t len,
                          unsigned depth)

@@ -31,6 +31,21 @@
 int zt_pb_unpack(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t len, size_t max_len,
                  ProtobufCMessage **out);
 
+/* One field read straight from the wire: its number, wire type (0 varint, 1 fixed64,
+ * 2 length-delimited, 5 fixed32) and value: v for a varint, else the bytes [p, p + len). */
+struct zt_pb_field {
+	uint32_t num;
+	unsigned wire;
+	uint64_t v;
+	const uint8_t *p;
+	size_t len;
+};
+
+/* Reads the field at *pos of buf[0..len) and moves *pos past it. Returns 1 with *f set, 0 at
+ * the end, or ZT_E_PARSE on a truncated field, field number 0, a group or an undefined wire
+ * type (as zt_pb_unpack). */
+int zt_pb_next_field(const uint8_t *buf, size_t len, size_t *pos, struct zt_pb_field *f);
+
 /* Frees a message from zt_pb_unpack or zt_pb_any_unpack. Accepts NULL. */
 void zt_pb_free(ProtobufCMessage *msg);
 

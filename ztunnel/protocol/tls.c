@@ -124,6 +124,44 @@ static int read_certs(STACK_OF(X509) * *out, const char *pem, size_t len)
 	return rc;
 }
 
+/* The roots every certificate of a node comes with are the same bytes: the last ones parsed
+ * are kept (new references handed out), as parsing a certificate is most of what building an
+ * identity costs. */
+static struct {
+	pthread_mutex_t lock;
+	char *pem;
+	size_t len;
+	STACK_OF(X509) * certs;
+} roots_cache = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static int read_roots(STACK_OF(X509) * *out, const char *pem, size_t len)
+{
+	STACK_OF(X509) *certs = NULL;
+	int rc;
+
+	pthread_mutex_lock(&roots_cache.lock);
+	if (pem && roots_cache.pem && len == roots_cache.len &&
+	    memcmp(pem, roots_cache.pem, len) == 0)
+		certs = X509_chain_up_ref(roots_cache.certs);
+	pthread_mutex_unlock(&roots_cache.lock);
+	if (certs) {
+		*out = certs;
+		return 0;
+	}
+	if ((rc = read_certs(&certs, pem, len)) < 0)
+		return rc;
+	pthread_mutex_lock(&roots_cache.lock);
+	sk_X509_pop_free(roots_cache.certs, X509_free);
+	free(roots_cache.pem);
+	roots_cache.pem = xmalloc(len ? len : 1);
+	memcpy(roots_cache.pem, pem, len);
+	roots_cache.len = len;
+	roots_cache.certs = X509_chain_up_ref(certs);
+	pthread_mutex_unlock(&roots_cache.lock);
+	*out = certs;
+	return 0;
+}
+
 static int64_t asn1_time_unix(const ASN1_TIME *t)
 {
 	struct tm tm;
@@ -180,15 +218,40 @@ static void identity_free(struct zt_tls_identity *id)
 int zt_tls_identity_new(struct zt_tls_identity **out, const char *chain, size_t chain_len,
                         const char *key, size_t key_len, const char *roots, size_t roots_len)
 {
-	struct zt_tls_identity *id;
-	STACK_OF(X509) *root_certs = NULL;
-	struct zt_spiffe_sans sans = {0};
-	BIO *bio = NULL;
-	int i, rc;
+	EVP_PKEY *pkey;
+	BIO *bio;
+	int rc;
 
 	*out = NULL;
 	if (key_len > ZT_TLS_MAX_PEM)
 		return ZT_E_TOOBIG;
+	if (!key)
+		return ZT_E_PARSE;
+	/* Size checks first, as the key's parse costs more than all of them. */
+	if (chain_len > ZT_TLS_MAX_PEM || roots_len > ZT_TLS_MAX_PEM)
+		return ZT_E_TOOBIG;
+	bio = BIO_new_mem_buf(key, (int)key_len);
+	if (!bio)
+		abort();
+	pkey = PEM_read_bio_PrivateKey(bio, NULL, no_password_cb, NULL);
+	ERR_clear_error();
+	BIO_free(bio);
+	if (!pkey)
+		return ZT_E_PARSE;
+	rc = zt_tls_identity_new_pkey(out, chain, chain_len, pkey, roots, roots_len);
+	EVP_PKEY_free(pkey);
+	return rc;
+}
+
+int zt_tls_identity_new_pkey(struct zt_tls_identity **out, const char *chain, size_t chain_len,
+                             EVP_PKEY *key, const char *roots, size_t roots_len)
+{
+	struct zt_tls_identity *id;
+	STACK_OF(X509) *root_certs = NULL;
+	struct zt_spiffe_sans sans = {0};
+	int i, rc;
+
+	*out = NULL;
 	if (!key)
 		return ZT_E_PARSE;
 	id = xcalloc(1, sizeof(*id));
@@ -196,19 +259,12 @@ int zt_tls_identity_new(struct zt_tls_identity **out, const char *chain, size_t 
 	atomic_fetch_add(&live_identities, 1);
 
 	if ((rc = read_certs(&id->chain, chain, chain_len)) < 0 ||
-	    (rc = read_certs(&root_certs, roots, roots_len)) < 0)
+	    (rc = read_roots(&root_certs, roots, roots_len)) < 0)
 		goto out;
 	id->leaf = sk_X509_shift(id->chain);
-
-	bio = BIO_new_mem_buf(key, (int)key_len);
-	if (!bio)
+	if (EVP_PKEY_up_ref(key) != 1)
 		abort();
-	id->key = PEM_read_bio_PrivateKey(bio, NULL, no_password_cb, NULL);
-	ERR_clear_error();
-	if (!id->key) {
-		rc = ZT_E_PARSE;
-		goto out;
-	}
+	id->key = key;
 
 	id->roots = X509_STORE_new();
 	if (!id->roots)
@@ -238,7 +294,6 @@ out:
 	ERR_clear_error();
 	zt_spiffe_sans_clear(&sans);
 	sk_X509_pop_free(root_certs, X509_free);
-	BIO_free(bio);
 	if (rc < 0) {
 		identity_free(id);
 		id = NULL;

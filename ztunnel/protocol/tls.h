@@ -32,6 +32,10 @@ struct zt_tls_identity;
  * certificate), ZT_E_IDENTITY (no SPIFFE SAN, key mismatch, chain does not verify). */
 int zt_tls_identity_new(struct zt_tls_identity **out, const char *chain, size_t chain_len,
                         const char *key, size_t key_len, const char *roots, size_t roots_len);
+/* The same with the private key as an object (a reference is taken; key_pem's parse is what
+ * costs most when a node fetches a thousand certificates). */
+int zt_tls_identity_new_pkey(struct zt_tls_identity **out, const char *chain, size_t chain_len,
+                             EVP_PKEY *key, const char *roots, size_t roots_len);
 /* Returns a new reference (id itself). */
 struct zt_tls_identity *zt_tls_identity_ref(struct zt_tls_identity *id);
 /* Drops a reference; the last one frees. Accepts NULL. Thread-safe. */

@@ -2,7 +2,10 @@
  * watchers) and the proxies on it are touched only on that worker's thread, through
  * zt_loop_call from the main thread or zt_loop_post of a store event; a forwarded event holds
  * its own references to the objects it names until the worker has dispatched it. The group
- * operations run on every worker at once; the main thread waits for all of them. */
+ * operations run on every worker at once; the main thread waits for all of them. Only the
+ * events a proxy's watchers react to are forwarded (policy changes, and changes of a grouped
+ * workload): groups are made and freed on the main thread, where store events run too, so the
+ * list of groups is exact for every event. */
 #include "proxy/dataplane.h"
 
 #include <errno.h>
@@ -10,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 
 #include "runtime/err.h"
 #include "runtime/log.h"
@@ -29,11 +33,14 @@ struct zt_dataplane {
 	size_t n;
 	struct worker *w; /* [n] */
 	char *build_tag;
+	LIST_HEAD(, zt_proxy_group) groups; /* main thread only */
 };
 
 struct zt_proxy_group {
 	struct zt_dataplane *dp;
 	struct zt_proxy **p; /* [dp->n]; NULL where not (yet) started */
+	char *ns, *name, *sa, *uid; /* the identity the proxies were made with */
+	LIST_ENTRY(zt_proxy_group) link;
 };
 
 /* ---- store events, forwarded to every worker ---------------------------------------------- */
@@ -62,11 +69,25 @@ static void fwd_run(void *arg)
 	fwd_free(f);
 }
 
+/* Syncing 100,000 workloads must not wake every worker 100,000 times. */
+static bool wanted(const struct zt_dataplane *dp, const struct zt_store_event *ev)
+{
+	const struct zt_proxy_group *g;
+
+	LIST_FOREACH(g, &dp->groups, link)
+		if (ev->kind == ZT_STORE_POLICY_CHANGED ||
+		    zt_proxy_event_is_local(ev, g->uid, g->ns, g->name, g->sa))
+			return true;
+	return false;
+}
+
 static void on_store(struct zt_store *store, const struct zt_store_event *ev, void *arg)
 {
 	struct zt_dataplane *dp = arg;
 
 	(void)store;
+	if (!wanted(dp, ev))
+		return;
 	for (size_t i = 0; i < dp->n; i++) {
 		struct fwd *f = xcalloc(1, sizeof(*f));
 		f->w = &dp->w[i];
@@ -95,6 +116,7 @@ int zt_dataplane_new(struct zt_dataplane **out, const struct zt_proxy_ctx *base,
 	dp->build_tag = xstrdup(build_tag ? build_tag : "unknown");
 	dp->n = nworkers ? nworkers : 1;
 	dp->w = xcalloc(dp->n, sizeof(*dp->w));
+	LIST_INIT(&dp->groups);
 	if (nworkers == 0) {
 		dp->w[0] = (struct worker){.dp = dp, .ctx = dp->base};
 		*out = dp;
@@ -259,6 +281,11 @@ int zt_proxy_group_new(struct zt_proxy_group **out, struct zt_dataplane *dp, con
 	*out = NULL;
 	g->dp = dp;
 	g->p = xcalloc(dp->n, sizeof(*g->p));
+	g->ns = xstrdup(ns);
+	g->name = xstrdup(name);
+	g->sa = xstrdup(sa);
+	g->uid = xstrdup(uid ? uid : "");
+	LIST_INSERT_HEAD(&dp->groups, g, link);
 	for (size_t i = 0; i < dp->n; i++) {
 		s[i] = (struct start){.w = &dp->w[i], .ns = ns, .name = name, .sa = sa, .uid = uid,
 		                      .o = o, .rc = -ESHUTDOWN};
@@ -291,7 +318,12 @@ void zt_proxy_group_free(struct zt_proxy_group *g)
 	if (!g)
 		return;
 	on_every_worker(g->dp, free_on_worker, (void *const *)g->p);
+	LIST_REMOVE(g, link);
 	free(g->p);
+	free(g->ns);
+	free(g->name);
+	free(g->sa);
+	free(g->uid);
 	free(g);
 }
 

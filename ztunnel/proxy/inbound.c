@@ -1107,16 +1107,6 @@ static void on_plain_accept(struct zt_io *io, unsigned events, void *arg)
 
 /* ---- store changes ----------------------------------------------------------------------- */
 
-static bool is_local_event(const struct zt_proxy *p, const struct zt_store_event *ev)
-{
-	const struct zt_workload *w = ev->new_workload ? ev->new_workload : ev->old_workload;
-
-	if (p->uid[0] && ev->key && strcmp(ev->key, p->uid) == 0)
-		return true;
-	return w && strcmp(w->name, p->name) == 0 && strcmp(w->ns, p->ns) == 0 &&
-	       strcmp(w->service_account, p->sa) == 0;
-}
-
 /* Spec §6: a connection the policies no longer allow is closed. */
 static void recheck(struct conn *c, const struct zt_workload *now)
 {
@@ -1141,7 +1131,8 @@ static void on_store(struct zt_store *store, const struct zt_store_event *ev, vo
 	struct zt_workload *now;
 
 	(void)store;
-	if (ev->kind != ZT_STORE_POLICY_CHANGED && !is_local_event(in->p, ev))
+	if (ev->kind != ZT_STORE_POLICY_CHANGED &&
+	    !zt_proxy_event_is_local(ev, in->p->uid, in->p->ns, in->p->name, in->p->sa))
 		return;
 	now = zt_proxy_workload(in->p);
 	for (struct conn *c = LIST_FIRST(&in->conns), *next; c; c = next) {

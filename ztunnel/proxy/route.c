@@ -238,7 +238,7 @@ static bool eligible(const struct ctx *c, const struct zt_service *svc,
 	if (!zt_service_endpoint_usable(svc, ep))
 		return false;
 	if (w->n_ips == 0 && !w->hostname[0] &&
-	    (strcmp(w->network, c->network) == 0 || w->network_gateway.kind == ZT_GATEWAY_UNSET))
+	    (strcmp(w->network, c->network) == 0 || w->network_gateway->kind == ZT_GATEWAY_UNSET))
 		return false;
 	if (!(*port = endpoint_port(svc, ep, svc_port, waypoint)))
 		return false;
@@ -378,9 +378,9 @@ static int to_workload(struct ctx *c, struct zt_workload *w, uint16_t port,
 		return deny(c, ZT_ROUTE_REASON_MULTI_NETWORK);
 	/* A workload waypoint applies to workload-addressed traffic only, and not to the
 	 * waypoint's own traffic. */
-	if (!svc && w->waypoint.kind != ZT_GATEWAY_UNSET &&
-	    !gateway_is(c->store, &w->waypoint, c->src))
-		return via_waypoint(c, &w->waypoint, &c->in->dst);
+	if (!svc && w->waypoint->kind != ZT_GATEWAY_UNSET &&
+	    !gateway_is(c->store, w->waypoint, c->src))
+		return via_waypoint(c, w->waypoint, &c->in->dst);
 	out->dst_workload = zt_workload_ref(w);
 	ip = pick_ip(w, &c->in->dst.ip, svc ? svc->ip_families : ZT_IP_FAMILIES_AUTOMATIC);
 	if (!ip && w->n_ips == 0 && w->hostname[0]) {
@@ -523,8 +523,8 @@ bool zt_route_is_waypoint_for(const struct zt_store *store, const struct zt_work
 	struct zt_service *svc = zt_store_service_by_vip(store, local->network, target_ip, NULL);
 	bool is = false;
 
-	if (w && w->waypoint.kind != ZT_GATEWAY_UNSET)
-		is = gateway_is(store, &w->waypoint, local);
+	if (w && w->waypoint->kind != ZT_GATEWAY_UNSET)
+		is = gateway_is(store, w->waypoint, local);
 	if (!is && svc && svc->waypoint.kind != ZT_GATEWAY_UNSET)
 		is = gateway_is(store, &svc->waypoint, local);
 	for (size_t i = 0; !is && svc && i < svc->n_weighted_waypoints; i++)

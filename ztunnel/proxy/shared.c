@@ -171,6 +171,17 @@ static void reap(struct zt_proxy_watchers *ws)
 	ws->n = j;
 }
 
+bool zt_proxy_event_is_local(const struct zt_store_event *ev, const char *uid, const char *ns,
+                             const char *name, const char *sa)
+{
+	const struct zt_workload *w = ev->new_workload ? ev->new_workload : ev->old_workload;
+
+	if (uid[0] && ev->key && strcmp(ev->key, uid) == 0)
+		return true;
+	return w && strcmp(w->name, name) == 0 && strcmp(w->ns, ns) == 0 &&
+	       strcmp(w->service_account, sa) == 0;
+}
+
 void zt_proxy_watchers_emit(struct zt_proxy_watchers *ws, struct zt_store *store,
                             const struct zt_store_event *ev)
 {

@@ -104,6 +104,12 @@ struct zt_proxy {
  * (name, namespace, service account) among workloads on NODE_NAME. */
 struct zt_workload *zt_proxy_workload(struct zt_proxy *p);
 
+/* Whether a store event is about the workload proxied under this identity (uid when known,
+ * else or also name, namespace and service account): what an inbound watcher reacts to
+ * besides policy changes. */
+bool zt_proxy_event_is_local(const struct zt_store_event *ev, const char *uid, const char *ns,
+                             const char *name, const char *sa);
+
 /* A listening socket on port with SO_REUSEPORT, SO_MARK (PACKET_MARK), IP_TRANSPARENT when
  * available (best effort unless ENABLE_ORIG_SRC=true), backlog 128. Returns the fd or
  * -errno with err set. */

@@ -1,4 +1,4 @@
-/* Open-addressing hash table: linear probing over a power-of-two slot array kept at most 3/4
+/* Open-addressing hash table: linear probing over a power-of-two slot array kept at most 4/5
  * full. Deletion shifts the following probe run back instead of leaving tombstones, so a
  * lookup stops at the first empty slot and every entry sits between its home slot and the
  * first empty slot after it. */
@@ -30,25 +30,31 @@ __attribute__((constructor)) static void seed_init(void)
 		seed = mix((uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)&seed);
 }
 
-static uint64_t hash(const char *key)
-{
-	uint64_t h;
-
-	/* FNV-1a from a random basis, then a full avalanche. */
-	h = 0xcbf29ce484222325ull ^ seed;
-	for (const unsigned char *p = (const unsigned char *)key; *p; p++)
-		h = (h ^ *p) * 0x100000001b3ull;
-	return mix(h ^ seed);
-}
-
+/* Eight bytes a turn from a random basis, each word folded in with a multiply, then the
+ * length and a full avalanche. */
 uint64_t zt_hash_bytes(const void *data, size_t len)
 {
 	const unsigned char *p = data;
-	uint64_t h = 0xcbf29ce484222325ull ^ seed;
+	uint64_t h = 0xcbf29ce484222325ull ^ seed, w;
+	size_t i = 0;
 
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ p[i]) * 0x100000001b3ull;
-	return mix(h ^ seed);
+	for (; i + 8 <= len; i += 8) {
+		memcpy(&w, p + i, 8);
+		h = (h ^ w) * 0x9fb21c651e98df25ull;
+		h ^= h >> 29;
+	}
+	if (i < len) {
+		w = 0;
+		memcpy(&w, p + i, len - i);
+		h = (h ^ w) * 0x9fb21c651e98df25ull;
+		h ^= h >> 29;
+	}
+	return mix(h ^ len ^ seed);
+}
+
+static uint64_t hash(const char *key)
+{
+	return zt_hash_bytes(key, strlen(key));
 }
 
 void zt_hmap_init(struct zt_hmap *m)
@@ -56,12 +62,22 @@ void zt_hmap_init(struct zt_hmap *m)
 	memset(m, 0, sizeof(*m));
 }
 
+void zt_hmap_init_borrowed(struct zt_hmap *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->borrowed = true;
+}
+
 void zt_hmap_clear(struct zt_hmap *m)
 {
-	for (size_t i = 0; i < m->cap; i++)
-		free(m->slots[i].key);
+	bool borrowed = m->borrowed;
+
+	if (!borrowed)
+		for (size_t i = 0; i < m->cap; i++)
+			free(m->slots[i].key);
 	free(m->slots);
 	zt_hmap_init(m);
+	m->borrowed = borrowed;
 }
 
 size_t zt_hmap_count(const struct zt_hmap *m)
@@ -109,15 +125,17 @@ void *zt_hmap_put(struct zt_hmap *m, const char *key, void *val)
 	uint64_t h = hash(key);
 	size_t i;
 
-	if ((m->n + 1) * 4 > m->cap * 3)
+	if ((m->n + 1) * 5 > m->cap * 4)
 		grow(m);
 	i = find(m, key, h);
 	if (m->slots[i].key) {
 		void *prev = m->slots[i].val;
 		m->slots[i].val = val;
+		if (m->borrowed)
+			m->slots[i].key = (char *)key;
 		return prev;
 	}
-	m->slots[i].key = xstrdup(key);
+	m->slots[i].key = m->borrowed ? (char *)key : xstrdup(key);
 	m->slots[i].hash = h;
 	m->slots[i].val = val;
 	m->n++;
@@ -136,7 +154,8 @@ void *zt_hmap_del(struct zt_hmap *m, const char *key)
 	if (!m->slots[i].key)
 		return NULL;
 	val = m->slots[i].val;
-	free(m->slots[i].key);
+	if (!m->borrowed)
+		free(m->slots[i].key);
 	m->n--;
 	/* Pull back every later entry of the run whose home slot is not in (i, j]. */
 	for (j = (i + 1) & mask; m->slots[j].key; j = (j + 1) & mask) {

@@ -156,8 +156,8 @@ json_t *zt_workload_to_json(const struct zt_workload *w)
 	set(o, "network", json_string(w->network));
 	set(o, "networkMode",
 	    json_string(w->network_mode == ZT_NETWORK_HOST ? "HostNetwork" : "Standard"));
-	set_gateway(o, "waypoint", &w->waypoint);
-	set_gateway(o, "networkGateway", &w->network_gateway);
+	set_gateway(o, "waypoint", w->waypoint);
+	set_gateway(o, "networkGateway", w->network_gateway);
 	if (w->application_tunnel.present) {
 		json_t *t = json_object();
 		set(t, "protocol",

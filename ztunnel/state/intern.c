@@ -146,16 +146,17 @@ const struct zt_spiffe *zt_intern_spiffe(const char *td, const char *ns, const c
 	size_t ltd = strlen(td), lns = strlen(ns), lsa = strlen(sa);
 	struct spiffe_arg a = {.td = td, .ns = ns, .sa = sa};
 	struct entry *e;
-	char *key;
+	char buf[256], *key;
 
-	key = xmalloc(ltd + lns + lsa + 2);
+	key = ltd + lns + lsa + 2 <= sizeof(buf) ? buf : xmalloc(ltd + lns + lsa + 2);
 	memcpy(key, td, ltd);
 	key[ltd] = '\0';
 	memcpy(key + ltd + 1, ns, lns);
 	key[ltd + 1 + lns] = '\0';
 	memcpy(key + ltd + lns + 2, sa, lsa);
 	e = get(SPIFFE, key, ltd + lns + lsa + 2, make_spiffe, &a);
-	free(key);
+	if (key != buf)
+		free(key);
 	*rc = e ? 0 : a.rc;
 	return e ? (const struct zt_spiffe *)(const void *)e->data : NULL;
 }

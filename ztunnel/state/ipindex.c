@@ -1,4 +1,4 @@
-/* Binary-keyed address index: linear probing over a power-of-two slot array kept at most 3/4
+/* Binary-keyed address index: linear probing over a power-of-two slot array kept at most 4/5
  * full; deletion shifts the following probe run back, so a lookup stops at the first empty
  * slot. The hash covers the family, the 16 address bytes and the network name. */
 #include "state/ipindex.h"
@@ -82,7 +82,7 @@ void *zt_ipindex_put(struct zt_ipindex *m, const char *network, const struct zt_
 
 	if (!network)
 		network = "";
-	if ((m->n + 1) * 4 > m->cap * 3)
+	if ((m->n + 1) * 5 > m->cap * 4)
 		grow(m);
 	h = hash(network, ip);
 	i = find(m, h, network, ip);

@@ -4,6 +4,7 @@
  *   policies   key -> policy (reference)            pol_by_ns, pol_global: NAMESPACE / GLOBAL
  *   pol_sets   (ns, keys) -> pol_set                wl_sets   workload pointer -> its pol_set
  *   sets_by_key  policy key -> vec of pol_sets naming it
+ * The four owning tables borrow their keys from their values (uid, slot key, policy key, id).
  * A pol_set is the resolved authorization_policies list shared by every stored workload with
  * the same namespace and list: a decision finds it with one pointer-keyed lookup instead of
  * one string lookup per key, and a policy change re-resolves the sets naming its key.
@@ -348,7 +349,7 @@ static void ptr_put(struct ptrmap *m, const void *key, void *val)
 {
 	size_t i;
 
-	if ((m->n + 1) * 4 > m->cap * 3)
+	if ((m->n + 1) * 5 > m->cap * 4)
 		ptr_grow(m);
 	for (i = ptr_home(m, key); m->slots[i].key; i = (i + 1) & (m->cap - 1))
 		;
@@ -387,6 +388,11 @@ struct zt_store *zt_store_new(void)
 {
 	struct zt_store *s = xcalloc(1, sizeof(*s));
 
+	/* The owning tables are keyed by their values' own keys. */
+	zt_hmap_init_borrowed(&s->workloads);
+	zt_hmap_init_borrowed(&s->slots);
+	zt_hmap_init_borrowed(&s->policies);
+	zt_hmap_init_borrowed(&s->pol_sets);
 	pthread_rwlock_init(&s->lock, NULL);
 	zt_live_inc(&zt_live_state_store);
 	return s;

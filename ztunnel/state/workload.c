@@ -1,6 +1,7 @@
 /* Workload decoding and lifetime. A workload is one allocation: the struct, then its arrays
  * and unique strings (uid, name, hostname), sized from the protobuf before copying; every
- * other string is interned. Nothing is shared with the protobuf it came from. */
+ * other string is interned, except a workload_name equal to the name (every pod without an
+ * owner), which is the name itself. Nothing is shared with the protobuf it came from. */
 #include "state/workload.h"
 
 #include <assert.h>
@@ -74,9 +75,13 @@ int zt_gateway_decode(const Istio__Workload__GatewayAddress *pb, struct zt_arena
 	return gateway_decode(pb, arena, out, what, err, errlen);
 }
 
+const struct zt_gateway zt_gateway_unset = {.ns = "", .hostname = "", .network = ""};
+
 /* Releases the strings of an interned gateway ("" literals are not interned). */
-static void gateway_release(struct zt_gateway *g)
+static void gateway_release(const struct zt_gateway *g)
 {
+	if (!g)
+		return;
 	if (g->kind == ZT_GATEWAY_HOSTNAME) {
 		zt_intern_release(g->ns);
 		zt_intern_release(g->hostname);
@@ -154,6 +159,8 @@ static size_t block_size(const Istio__Workload__Workload *pb)
 			n += ((pb->services[i]->value->n_ports * sizeof(struct zt_port)) + 7) &
 			     ~(size_t)7;
 	n += pb->n_authorization_policies * sizeof(char *);
+	n += ((pb->waypoint != NULL) + (pb->network_gateway != NULL)) *
+	     ((sizeof(struct zt_gateway) + 7) & ~(size_t)7);
 	return n;
 }
 
@@ -227,13 +234,20 @@ static int decode(const Istio__Workload__Workload *pb, struct zt_workload *w, st
 	default:
 		return reject(err, errlen, "unknown tunnel protocol %d", (int)pb->tunnel_protocol);
 	}
-	rc = gateway_decode(pb->waypoint, NULL, &w->waypoint, "waypoint", err, errlen);
-	if (rc)
-		return rc;
-	rc = gateway_decode(pb->network_gateway, NULL, &w->network_gateway, "network_gateway",
-	                    err, errlen);
-	if (rc)
-		return rc;
+	w->waypoint = w->network_gateway = &zt_gateway_unset;
+	if (pb->waypoint) {
+		struct zt_gateway *g = take(b, sizeof(*g));
+		w->waypoint = g;
+		if ((rc = gateway_decode(pb->waypoint, NULL, g, "waypoint", err, errlen)))
+			return rc;
+	}
+	if (pb->network_gateway) {
+		struct zt_gateway *g = take(b, sizeof(*g));
+		w->network_gateway = g;
+		if ((rc = gateway_decode(pb->network_gateway, NULL, g, "network_gateway", err,
+		                         errlen)))
+			return rc;
+	}
 	w->workload_type = (enum zt_workload_type)pb->workload_type;
 	w->native_tunnel = pb->native_tunnel;
 	if (pb->application_tunnel) {
@@ -274,7 +288,9 @@ static int decode(const Istio__Workload__Workload *pb, struct zt_workload *w, st
 	w->node = zt_intern(pb->node);
 	w->canonical_name = zt_intern(pb->canonical_name);
 	w->canonical_revision = zt_intern(pb->canonical_revision);
-	w->workload_name = zt_intern(pb->workload_name);
+	w->workload_name = strcmp(w->name, pb->workload_name ? pb->workload_name : "") == 0
+	                           ? w->name
+	                           : zt_intern(pb->workload_name);
 	w->cluster_id = intern_or(pb->cluster_id, ZT_WORKLOAD_DEFAULT_CLUSTER_ID);
 	w->locality.region = zt_intern(pb->locality ? pb->locality->region : NULL);
 	w->locality.zone = zt_intern(pb->locality ? pb->locality->zone : NULL);
@@ -293,15 +309,16 @@ static void workload_free(struct zt_workload *w)
 {
 	const char *const interned[] = {
 	        w->ns,           w->network,        w->trust_domain,       w->service_account,
-	        w->node,         w->canonical_name, w->canonical_revision, w->workload_name,
+	        w->node,         w->canonical_name, w->canonical_revision,
+	        w->workload_name != w->name ? w->workload_name : NULL,
 	        w->cluster_id,   w->locality.region, w->locality.zone,     w->locality.subzone,
 	};
 
 	for (size_t i = 0; i < sizeof(interned) / sizeof(interned[0]); i++)
 		zt_intern_release(interned[i]);
 	zt_intern_release(w->identity);
-	gateway_release(&w->waypoint);
-	gateway_release(&w->network_gateway);
+	gateway_release(w->waypoint);
+	gateway_release(w->network_gateway);
 	for (size_t i = 0; i < w->n_services; i++)
 		zt_intern_release(w->services[i].key);
 	for (size_t i = 0; i < w->n_authorization_policies; i++)

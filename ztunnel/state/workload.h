@@ -95,8 +95,8 @@ struct zt_workload {
 	enum zt_tunnel_protocol tunnel_protocol;
 	const char *trust_domain;    /* default cluster.local */
 	const char *service_account; /* default "default" */
-	struct zt_gateway waypoint;
-	struct zt_gateway network_gateway;
+	const struct zt_gateway *waypoint;        /* never NULL: &zt_gateway_unset if not sent */
+	const struct zt_gateway *network_gateway; /* likewise */
 	const char *node;
 	const char *canonical_name;
 	const char *canonical_revision;
@@ -118,6 +118,9 @@ struct zt_workload {
 	/* private */
 	atomic_uint refs_;
 };
+
+/* A workload's gateway that was not sent (kind UNSET, strings ""). */
+extern const struct zt_gateway zt_gateway_unset;
 
 /* Decodes pb (borrowed) into a new workload with one reference (*out). Rejects, with a
  * reason in err: empty uid, an address that is not 4 or 16 bytes, tunnel protocol

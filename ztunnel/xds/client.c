@@ -18,6 +18,7 @@
 
 #include "envoy/service/discovery/v3/discovery.pb-c.h"
 #include "google/protobuf/struct.pb-c.h"
+#include "protocol/delta.h"
 #include "protocol/h2.h"
 #include "protocol/h2_connect.h"
 #include "protocol/pb.h"
@@ -45,13 +46,12 @@ ZT_LOG_MODULE("xds");
 #define KA_COUNT      9
 
 typedef Envoy__Service__Discovery__V3__DeltaDiscoveryRequest Request;
-typedef Envoy__Service__Discovery__V3__DeltaDiscoveryResponse Response;
 typedef Envoy__Service__Discovery__V3__DeltaDiscoveryRequest__InitialResourceVersionsEntry
         VersionEntry;
 
 struct xtype {
 	struct zt_xds_type t;
-	struct zt_hmap known; /* accepted: name -> version (char *, owned) */
+	struct zt_hmap known; /* accepted: name -> struct known (owned; the key borrows k->nv) */
 	bool answered; /* ACKed or NACKed since start */
 	bool complete; /* answered a response ending a state (not marked ZT_XDS_MORE_SUFFIX) */
 	uint64_t acks, nacks;
@@ -198,6 +198,29 @@ static int send_request(struct session *s, const Request *req)
 	return rc;
 }
 
+/* An accepted resource: its name and version in one allocation, and the response that named
+ * it last (to find a name sent twice in one response without a table of its own). */
+struct known {
+	uint64_t response;
+	char nv[]; /* "name\0version" */
+};
+
+static struct known *known_new(const char *name, const char *version, uint64_t response)
+{
+	size_t ln = strlen(name) + 1, lv = strlen(version) + 1;
+	struct known *k = xmalloc(sizeof(*k) + ln + lv);
+
+	k->response = response;
+	memcpy(k->nv, name, ln);
+	memcpy(k->nv + ln, version, lv);
+	return k;
+}
+
+static const char *known_version(const struct known *k)
+{
+	return k ? k->nv + strlen(k->nv) + 1 : NULL;
+}
+
 /* The first request of a type on a new stream (spec §3.3 step 1). */
 static int send_initial(struct zt_xds_client *c, struct session *s, struct xtype *xt)
 {
@@ -213,7 +236,7 @@ static int send_initial(struct zt_xds_client *c, struct session *s, struct xtype
 		envoy__service__discovery__v3__delta_discovery_request__initial_resource_versions_entry__init(
 		        &entries[i]);
 		entries[i].key = (char *)name;
-		entries[i].value = ver;
+		entries[i].value = (char *)known_version(ver);
 		ptrs[i] = &entries[i];
 		i++;
 	}
@@ -359,16 +382,43 @@ static void check_synced(struct zt_xds_client *c)
 		c->on_synced(c, c->synced_arg);
 }
 
-/* Applies one response (spec §3.3 step 2) and collects the rejections into nack. */
-static void apply_response(struct xtype *xt, const Response *r, struct zt_buf *nack)
-{
-	struct zt_hmap seen = {0};
-	char reason[512];
+/* NUL-terminated copies of a response's strings, in one block sized by the message. A string
+ * present takes at least two bytes more on the wire (tag and length) than its copy; absent
+ * ones copied as "": type_url and nonce (two bytes), and per resource its name and one of
+ * version or Any type, where the resource itself takes two bytes and its Any two more. */
+#define POOL_SLACK 16
+struct pool {
+	char *p;
+	size_t used, cap;
+};
 
-	for (size_t i = 0; i < r->n_resources; i++) {
-		const Envoy__Service__Discovery__V3__Resource *res = r->resources[i];
-		const char *name = res->name ? res->name : "";
-		const char *version = res->version ? res->version : "";
+static const char *pool_str(struct pool *pl, struct zt_delta_str s)
+{
+	char *d = pl->p + pl->used;
+
+	if (pl->used + s.len + 1 > pl->cap)
+		abort(); /* cannot happen: see above */
+	memcpy(d, s.p, s.len);
+	d[s.len] = '\0';
+	pl->used += s.len + 1;
+	return d;
+}
+
+/* Applies one response (spec §3.3 step 2), numbered response, and collects the rejections
+ * into nack. Each body is decoded by the type's apply, one at a time. */
+static void apply_response(struct xtype *xt, const struct zt_delta *d, uint64_t response,
+                           struct pool *pl, struct zt_buf *nack)
+{
+	struct zt_delta_resource res;
+	struct zt_delta_str gone;
+	struct zt_hmap refused; /* names of this response not accepted (names live in pl) */
+	char reason[512];
+	size_t pos = 0;
+
+	zt_hmap_init_borrowed(&refused);
+	while (zt_delta_next_resource(d, &pos, &res)) {
+		const char *name = pool_str(pl, res.name);
+		struct known *k;
 
 		reason[0] = '\0';
 		if (!name[0]) {
@@ -376,54 +426,57 @@ static void apply_response(struct xtype *xt, const Response *r, struct zt_buf *n
 			continue;
 		}
 		/* As Envoy: a name twice in one response is an error; the first copy stands. */
-		if (zt_hmap_put(&seen, name, (void *)1)) {
+		k = zt_hmap_get(&xt->known, name);
+		if ((k && k->response == response) || zt_hmap_get(&refused, name)) {
 			nack_add(nack, name, "duplicate resource in one response");
 			continue;
 		}
-		if (!res->resource) {
+		if (!res.has_body) {
 			snprintf(reason, sizeof(reason), "resource without a body");
-		} else if (strcmp(res->resource->type_url ? res->resource->type_url : "",
-		                  xt->t.type_url) != 0) {
+		} else if (!zt_delta_str_eq(res.type, xt->t.type_url)) {
 			snprintf(reason, sizeof(reason), "resource of type %.200s in a %s response",
-			         res->resource->type_url ? res->resource->type_url : "",
-			         xt->t.type_url);
-		} else if (xt->t.apply(xt->t.arg, name, version, res->resource->value.data,
-		                       res->resource->value.len, reason, sizeof(reason)) != 0) {
+			         pool_str(pl, res.type), xt->t.type_url);
+		} else {
+			const char *version = pool_str(pl, res.version);
+			if (xt->t.apply(xt->t.arg, name, version, res.body, res.body_len, reason,
+			                sizeof(reason)) == 0) {
+				k = known_new(name, version, response);
+				free(zt_hmap_put(&xt->known, k->nv, k));
+				continue;
+			}
 			if (!reason[0])
 				snprintf(reason, sizeof(reason), "rejected");
-		} else {
-			free(zt_hmap_put(&xt->known, name, xstrdup(version)));
-			continue;
 		}
+		zt_hmap_put(&refused, name, (void *)1);
 		reason[sizeof(reason) - 1] = '\0';
 		/* The store keeps what it had, so the version held stays claimed (and is announced
 		 * in initial_resource_versions after a reconnect): forgetting it would hide a
 		 * later removal of that resource from us forever. */
 		nack_add(nack, name, reason);
 	}
-	for (size_t i = 0; i < r->n_removed_resources; i++) {
-		const char *name = r->removed_resources[i];
+	pos = 0;
+	while (zt_delta_next_removed(d, &pos, &gone)) {
+		const char *name = pool_str(pl, gone);
 
 		if (xt->t.remove && xt->t.remove(xt->t.arg, name) != 0)
 			zt_debug("xds: removing %s %s: not present", xt->t.type_url, name);
 		free(zt_hmap_del(&xt->known, name));
 	}
-	zt_hmap_clear(&seen);
+	zt_hmap_clear(&refused);
 }
 
-/* Whether r is a part of a split state with more parts to come (ZT_XDS_MORE_SUFFIX). */
-static bool more_follows(const Response *r)
+/* Whether d is a part of a split state with more parts to come (ZT_XDS_MORE_SUFFIX). */
+static bool more_follows(const struct zt_delta *d)
 {
-	const char *v = r->system_version_info ? r->system_version_info : "";
-	size_t n = strlen(v), k = strlen(ZT_XDS_MORE_SUFFIX);
+	size_t n = d->version_info.len, k = strlen(ZT_XDS_MORE_SUFFIX);
 
-	return n >= k && memcmp(v + n - k, ZT_XDS_MORE_SUFFIX, k) == 0;
+	return n >= k && memcmp(d->version_info.p + n - k, ZT_XDS_MORE_SUFFIX, k) == 0;
 }
 
-static void handle_response(struct zt_xds_client *c, struct session *s, const Response *r)
+static void handle_response(struct zt_xds_client *c, struct session *s, const struct zt_delta *d,
+                            struct pool *pl, const char *url)
 {
-	const char *url = r->type_url ? r->type_url : "";
-	const char *nonce = r->nonce ? r->nonce : "";
+	const char *nonce = pool_str(pl, d->nonce);
 	struct xtype *xt = find_type(c, url);
 	struct zt_buf nack;
 	bool is_nack;
@@ -434,8 +487,8 @@ static void handle_response(struct zt_xds_client *c, struct session *s, const Re
 		nack_add(&nack, url, "type not subscribed");
 	} else {
 		zt_debug("xds: %s response: %zu resources, %zu removed, nonce %s", url,
-		         r->n_resources, r->n_removed_resources, nonce);
-		apply_response(xt, r, &nack);
+		         d->n_resources, d->n_removed, nonce);
+		apply_response(xt, d, c->st.responses, pl, &nack);
 	}
 	if (zt_buf_len(&nack) && zt_buf_append(&nack, "", 1) < 0)
 		abort();
@@ -459,7 +512,7 @@ static void handle_response(struct zt_xds_client *c, struct session *s, const Re
 	zt_buf_clear(&nack);
 	if (xt) {
 		xt->answered = true;
-		xt->complete = xt->complete || !more_follows(r);
+		xt->complete = xt->complete || !more_follows(d);
 		check_synced(c);
 	}
 }
@@ -470,32 +523,37 @@ static void call_on_message(struct zt_grpc_call *call, const uint8_t *p, size_t 
 {
 	struct session *s = arg;
 	struct zt_xds_client *c = s->c;
-	ProtobufCMessage *m = NULL;
-	int rc;
+	struct zt_delta d;
+	struct pool pl;
+	const char *url;
+	char err[128];
 
 	(void)call;
 	if (!c)
 		return;
-	rc = zt_pb_unpack(&envoy__service__discovery__v3__delta_discovery_response__descriptor, p,
-	                  len, c->max_msg, &m);
-	if (rc < 0) {
-		session_end(c, false, "malformed DeltaDiscoveryResponse: %s", zt_strerror(rc));
+	if (len > c->max_msg) {
+		session_end(c, false, "malformed DeltaDiscoveryResponse: %s", zt_strerror(ZT_E_TOOBIG));
+		return;
+	}
+	if (zt_delta_parse(p, len, &d, err, sizeof(err)) < 0) {
+		session_end(c, false, "malformed DeltaDiscoveryResponse: %s", err);
 		return;
 	}
 	c->st.responses++;
 	c->st.backoff_ms = c->backoff_initial; /* the server is healthy again */
+	pl = (struct pool){.p = xmalloc(len + POOL_SLACK), .cap = len + POOL_SLACK};
+	url = pool_str(&pl, d.type_url);
 	if (c->m_msgs) {
-		const Response *r = (const Response *)m;
-		const char *const url[] = {r->type_url};
+		struct zt_delta_resource res;
 		uint64_t bytes = 0;
-		for (size_t i = 0; i < r->n_resources; i++)
-			if (r->resources[i]->resource)
-				bytes += r->resources[i]->resource->value.len;
-		zt_metric_add(zt_metric_child(c->m_msgs, url), 1);
-		zt_metric_add(zt_metric_child(c->m_bytes, url), (int64_t)bytes);
+		size_t pos = 0;
+		while (zt_delta_next_resource(&d, &pos, &res))
+			bytes += res.body_len;
+		zt_metric_add(zt_metric_child(c->m_msgs, &url), 1);
+		zt_metric_add(zt_metric_child(c->m_bytes, &url), (int64_t)bytes);
 	}
-	handle_response(c, s, (const Response *)m);
-	zt_pb_free(m);
+	handle_response(c, s, &d, &pl, url);
+	free(pl.p);
 }
 
 static void call_on_done(struct zt_grpc_call *call, int code, const char *msg, void *arg)
@@ -722,7 +780,7 @@ struct zt_xds_client *zt_xds_client_new(struct zt_loop *loop, const struct zt_xd
 	c->types = xcalloc(n, sizeof(*c->types));
 	for (size_t i = 0; i < n; i++) {
 		c->types[i].t = types[i];
-		zt_hmap_init(&c->types[i].known);
+		zt_hmap_init_borrowed(&c->types[i].known);
 	}
 	c->ntypes = n;
 	return c;
@@ -793,7 +851,7 @@ const char *zt_xds_client_version(const struct zt_xds_client *c, const char *typ
 {
 	struct xtype *xt = find_type((struct zt_xds_client *)c, type_url);
 
-	return xt ? zt_hmap_get(&xt->known, name) : NULL;
+	return xt ? known_version(zt_hmap_get(&xt->known, name)) : NULL;
 }
 
 size_t zt_xds_client_count(const struct zt_xds_client *c, const char *type_url)
