@@ -937,6 +937,12 @@ void fi_ads_set_max_msg(struct fi_ads *ads, size_t max_msg)
 
 int fi_ads_set(struct fi_ads *ads, const char *type_url, const struct fi_resource *res, size_t n)
 {
+	return fi_ads_set_hinted(ads, type_url, res, n, NULL);
+}
+
+int fi_ads_set_hinted(struct fi_ads *ads, const char *type_url, const struct fi_resource *res,
+                      size_t n, const void **handles)
+{
 	struct rtype *t;
 	struct res **set = NULL;
 	size_t url_len, changed = 0, i = 0, j = 0;
@@ -959,33 +965,56 @@ int fi_ads_set(struct fi_ads *ads, const char *type_url, const struct fi_resourc
 		created = true;
 	}
 	/* Input sorted by name (as the converter makes it) is matched against the held set in
-	 * one merge; anything else is looked up and sorted. */
+	 * one merge (a hinted resource by pointer, within a few places of the merge's position);
+	 * once the input is found out of order, the rest is looked up and the whole sorted. */
 	bool sorted = true;
-	for (size_t k = 1; sorted && k < n; k++)
-		sorted = strcmp(res[k - 1].name, res[k].name) < 0;
 	const struct snap *held = t->cur;
+	size_t prev_pos = SIZE_MAX;
 	set = xcalloc(n ? n : 1, sizeof(*set));
 	for (size_t k = 0, h = 0; k < n; k++) {
 		struct res *old = NULL;
+		size_t pos = SIZE_MAX;
 
-		if (sorted) {
-			int c = 1;
-			while (h < held->n && (c = strcmp(held->set[h]->msg.name, res[k].name)) < 0)
-				h++;
-			old = h < held->n && c == 0 ? held->set[h] : NULL;
-		} else {
-			old = find_res(held->set, held->n, res[k].name);
-		}
-		if (old && strcmp(old->msg.version, res[k].version) == 0)
+		for (size_t a = h; sorted && res[k].held && a < held->n && a < h + 8; a++)
+			if (held->set[a] == res[k].held) {
+				old = held->set[a];
+				pos = a;
+				h = a + 1;
+				break;
+			}
+		/* Two hinted neighbours in held order are in name order (held is sorted). */
+		if (sorted && k && !(pos != SIZE_MAX && prev_pos != SIZE_MAX && pos > prev_pos))
+			sorted = strcmp(res[k - 1].name, res[k].name) < 0;
+		if (old && sorted) {
 			set[k] = res_ref(old);
-		else
-			set[k] = res_new(t, &res[k]);
+		} else {
+			old = NULL;
+			if (sorted) {
+				int c = 1;
+				while (h < held->n && (c = strcmp(held->set[h]->msg.name, res[k].name)) < 0)
+					h++;
+				if (h < held->n && c == 0) {
+					old = held->set[h];
+					pos = h;
+				}
+			} else {
+				old = find_res(held->set, held->n, res[k].name);
+			}
+			if (old && strcmp(old->msg.version, res[k].version) == 0)
+				set[k] = res_ref(old);
+			else
+				set[k] = res_new(t, &res[k]);
+		}
+		prev_pos = pos;
 		if (set[k]->cost + HEADER_COST(url_len) > ads->max_msg)
 			err = ZT_E_TOOBIG;
 	}
+	for (size_t k = 0; handles && k < n; k++)
+		handles[k] = err ? NULL : set[k];
 	if (!sorted)
 		sort(set, n, sizeof(*set), cmp_res);
-	for (size_t k = 1; k < n; k++)
+	/* Input found strictly sorted has no duplicate names. */
+	for (size_t k = 1; !sorted && k < n; k++)
 		if (strcmp(set[k - 1]->msg.name, set[k]->msg.name) == 0)
 			err = -EINVAL;
 	if (err < 0) {

@@ -7,6 +7,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,9 +65,11 @@ struct conv {
 	const struct fi_mesh *m;
 	struct fi_convert_opts o;
 	struct zt_arena a; /* what one resource is built from; cleared after each */
+	struct zt_arena names; /* an incremental conversion's removed names */
 	bool *pod_sent;    /* per m->pods index */
 	bool *svc_sent;    /* per m->services index: selects a sent pod */
 	struct zt_hmap svc_by_pair; /* "ns\1key\1value" -> struct idxlist */
+	bool no_index;     /* few pods to convert: candidates are their namespace's Services */
 	size_t se_keys;    /* (ServiceEntry, host) pairs */
 	uint32_t *se_vip;  /* auto-allocated VIP per (ServiceEntry, host), host order */
 	struct out addrs, authz;
@@ -721,6 +724,16 @@ static int size_cmp(const void *a, const void *b)
 static size_t *service_candidates(struct conv *c, const struct fi_pod *p, size_t *n)
 {
 	const struct fi_labels *lb = &p->meta.labels;
+	if (c->no_index) {
+		size_t lo, hi;
+		ns_range(c->m->services, c->m->n_services, sizeof(*c->m->services), p->meta.ns,
+		         &lo, &hi);
+		size_t *v = amem(&c->a, (hi - lo + 1) * sizeof(*v));
+		for (size_t i = lo; i < hi; i++)
+			v[i - lo] = i;
+		*n = hi - lo;
+		return v;
+	}
 	const struct idxlist *hit[64];
 	size_t nhit = 0, total = 0;
 	for (size_t i = 0; i < lb->n && nhit < sizeof(hit) / sizeof(hit[0]); i++) {
@@ -1305,6 +1318,18 @@ void fi_resources_clear(struct fi_resources *r)
 	memset(r, 0, sizeof(*r));
 }
 
+void fi_resources_strip(struct fi_resources *r)
+{
+	struct fi_resource *sets[] = {r->addresses, r->authorizations, r->waypoints};
+	size_t ns[] = {r->n_addresses, r->n_authorizations, r->n_waypoints};
+	for (size_t k = 0; k < 3; k++)
+		for (size_t i = 0; i < ns[k]; i++) {
+			free(sets[k][i].data);
+			sets[k][i].data = NULL;
+			sets[k][i].len = 0;
+		}
+}
+
 static int convert_all(struct conv *c)
 {
 	const struct fi_mesh *m = c->m;
@@ -1387,4 +1412,287 @@ int fi_convert(const struct fi_mesh *m, const struct fi_convert_opts *o, struct 
 	if (rc)
 		fi_resources_clear(out);
 	return rc;
+}
+
+/* ---- incremental conversion ---------------------------------------------------------------- */
+
+/* Objects equal but for seq (load order, which only orders objects of one kind, and keeps
+ * their relative order when no object of that kind changed). A struct copied from the same
+ * parsed file compares equal; one parsed again does not (its strings moved): conservative. */
+static bool same_objects(const void *a, const void *b, size_t n, size_t size)
+{
+	const size_t at = offsetof(struct fi_meta, seq), after = at + sizeof(unsigned);
+	for (size_t i = 0; i < n; i++) {
+		const char *x = (const char *)a + i * size, *y = (const char *)b + i * size;
+		if (memcmp(x, y, at) || memcmp(x + after, y + after, size - after))
+			return false;
+	}
+	return true;
+}
+
+#define SAME_KIND(a, b, f, nf) ((a)->nf == (b)->nf && same_objects((a)->f, (b)->f, (a)->nf, sizeof(*(a)->f)))
+
+static bool same_labels(const struct fi_labels *a, const struct fi_labels *b)
+{
+	if (a->n != b->n)
+		return false;
+	for (size_t i = 0; i < a->n; i++)
+		if (strcmp(a->v[i].key, b->v[i].key) || strcmp(a->v[i].value, b->v[i].value))
+			return false;
+	return true;
+}
+
+/* Whether a workload's bytes depend on nothing that differs between m and pm but its own
+ * pod: every kind a workload reads is unchanged, policies differ at most in their rules, no
+ * ServiceEntry or WorkloadEntry (they select pods), and every waypoint has a Service with an
+ * address (else its address is a pod's). */
+static bool pods_only_changed(const struct fi_mesh *m, const struct fi_mesh *pm)
+{
+	if (!SAME_KIND(m, pm, namespaces, n_namespaces) || !SAME_KIND(m, pm, nodes, n_nodes) ||
+	    !SAME_KIND(m, pm, service_accounts, n_service_accounts) ||
+	    !SAME_KIND(m, pm, services, n_services) || !SAME_KIND(m, pm, gateways, n_gateways) ||
+	    !SAME_KIND(m, pm, peer_authns, n_peer_authns) || m->n_service_entries ||
+	    pm->n_service_entries || m->n_workload_entries || pm->n_workload_entries ||
+	    m->n_authz_policies != pm->n_authz_policies)
+		return false;
+	for (size_t i = 0; i < m->n_authz_policies; i++) {
+		const struct fi_authz_policy *a = &m->authz_policies[i], *b = &pm->authz_policies[i];
+		if (strcmp(a->meta.ns, b->meta.ns) || strcmp(a->meta.name, b->meta.name) ||
+		    policy_sent(a) != policy_sent(b) || !same_labels(&a->selector, &b->selector))
+			return false;
+	}
+	for (size_t i = 0; i < m->n_gateways; i++) {
+		const struct fi_gateway *g = &m->gateways[i];
+		const struct fi_service *s = fi_mesh_find_service(m, g->meta.ns, g->meta.name);
+		if (!strcmp(g->class_name, FI_WAYPOINT_CLASS) && (!s || !s->n_ips))
+			return false;
+	}
+	return true;
+}
+
+static bool pod_sent(const struct fi_mesh *m, const struct fi_pod *p)
+{
+	return p->n_ips && (fi_mesh_pod_in_mesh(m, p) || fi_mesh_pod_waypoint(m, p));
+}
+
+/* One edit of the address set: name dropped, then res (when not NULL) put in its place. */
+struct edit {
+	char *name;
+	struct fi_resource *res;
+};
+
+static int edit_cmp(const void *a, const void *b)
+{
+	const struct edit *x = a, *y = b;
+	int c = strcmp(x->name, y->name);
+	/* A removal sorts before the upsert of the same name. */
+	return c ? c : (x->res != NULL) - (y->res != NULL);
+}
+
+static void add_edit(struct edit **v, size_t *n, size_t *cap, char *name, struct fi_resource *res)
+{
+	if (*n == *cap) {
+		*cap = *cap ? 2 * *cap : 64;
+		*v = xrealloc(*v, *cap * sizeof(**v));
+	}
+	(*v)[(*n)++] = (struct edit){name, res};
+}
+
+/* The first index in [lo, n) whose name is not below name. */
+static size_t lower_bound(const struct fi_resource *v, size_t lo, size_t n, const char *name)
+{
+	size_t hi = n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (strcmp(v[mid].name, name) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* prev's address set with edits applied (sorted; a name's removal before its upsert), in
+ * prev's own array, so the 100,000 kept entries are neither copied to a new array nor
+ * compared: a forward pass takes out every entry an edit names (prev keeps them), a backward
+ * pass over the grown array puts the upserts in. Returns the array, n_out its length. */
+static struct fi_resource *apply_edits(struct fi_resources *prev, struct edit *e, size_t ne,
+                                       size_t *n_out)
+{
+	size_t n = prev->n_addresses, nup = 0, r = 0, w = 0, d = 0;
+	struct fi_resource *pv = prev->addresses;
+	struct fi_resource *dropped = xmalloc((ne + 1) * sizeof(*dropped));
+
+	for (size_t j = 0; j < ne; j++) {
+		nup += e[j].res != NULL;
+		if (j && !strcmp(e[j - 1].name, e[j].name))
+			continue;
+		size_t pos = lower_bound(pv, r, n, e[j].name);
+		memmove(pv + w, pv + r, (pos - r) * sizeof(*pv));
+		w += pos - r;
+		r = pos;
+		if (r < n && !strcmp(pv[r].name, e[j].name))
+			dropped[d++] = pv[r++];
+	}
+	memmove(pv + w, pv + r, (n - r) * sizeof(*pv));
+	w += n - r;
+	pv = xrealloc(pv, (w + nup + 1) * sizeof(*pv));
+	size_t i = w;
+	w += nup;
+	for (size_t j = ne; j-- > 0;) {
+		if (!e[j].res)
+			continue;
+		size_t pos = lower_bound(pv, 0, i, e[j].name), cnt = i - pos;
+		w -= cnt;
+		memmove(pv + w, pv + pos, cnt * sizeof(*pv));
+		pv[--w] = *e[j].res;
+		i = pos;
+	}
+	*n_out = n - d + nup;
+	prev->addresses = dropped;
+	prev->n_addresses = d;
+	return pv;
+}
+
+/* Services whose selector picks p (by the index of c->m's Services, which pm shares). */
+static void mark_selecting(struct conv *c, const struct fi_pod *p, bool *affected)
+{
+	size_t n;
+	const size_t *cand = service_candidates(c, p, &n);
+	for (size_t k = 0; k < n; k++)
+		if (service_selects(&c->m->services[cand[k]], p))
+			affected[cand[k]] = true;
+}
+
+static int convert_update(struct conv *c, const struct fi_mesh *pm, struct edit **edits,
+                          size_t *ne)
+{
+	const struct fi_mesh *m = c->m;
+	size_t cap = 0, i = 0, j = 0;
+	bool *affected = xcalloc(m->n_services + 1, sizeof(*affected));
+	int rc = 0;
+
+	/* Building the index of every Service costs more than the few pods it would serve. */
+	c->no_index = true;
+	/* Pods: both arrays sorted by (namespace, name); a pod unchanged keeps its bytes. */
+	while (!rc && (i < m->n_pods || j < pm->n_pods)) {
+		const struct fi_pod *p = i < m->n_pods ? &m->pods[i] : NULL;
+		const struct fi_pod *q = j < pm->n_pods ? &pm->pods[j] : NULL;
+		/* The same name string: the same object of one parsed file (the common case). */
+		int cmp = !p ? 1 : !q ? -1 : p->meta.name == q->meta.name ? 0 : strcmp(p->meta.ns, q->meta.ns);
+		if (p && q && !cmp && p->meta.name != q->meta.name)
+			cmp = strcmp(p->meta.name, q->meta.name);
+		if (!cmp && same_objects(p, q, 1, sizeof(*p))) {
+			i++, j++;
+			continue;
+		}
+		if (cmp >= 0) { /* q changed or removed */
+			if (pod_sent(pm, q)) {
+				add_edit(edits, ne, &cap,
+				         zt_arena_printf(&c->names, "%s//Pod/%s/%s", c->o.cluster_id,
+				                         q->meta.ns, q->meta.name),
+				         NULL);
+				mark_selecting(c, q, affected);
+			}
+			j++;
+		}
+		if (cmp <= 0) { /* p changed or added */
+			if ((c->pod_sent[i] = pod_sent(m, p))) {
+				mark_selecting(c, p, affected);
+				rc = add_workload(c, p);
+			}
+			i++;
+		}
+		zt_arena_clear(&c->a);
+	}
+	/* Services a changed pod selects (before or after): sent while any sent pod selects
+	 * them; the others keep their bytes. */
+	for (size_t s = 0; !rc && s < m->n_services; s++) {
+		const struct fi_service *sv = &m->services[s];
+		size_t lo, hi;
+		if (!affected[s])
+			continue;
+		ns_range(m->pods, m->n_pods, sizeof(*m->pods), sv->meta.ns, &lo, &hi);
+		for (size_t k = lo; k < hi && !c->svc_sent[s]; k++)
+			c->svc_sent[s] = service_selects(sv, &m->pods[k]) && pod_sent(m, &m->pods[k]);
+		add_edit(edits, ne, &cap,
+		         zt_arena_printf(&c->names, "%s/%s", sv->meta.ns,
+		                         hostname(c, sv->meta.ns, sv->meta.name)),
+		         NULL);
+		rc = add_service(c, sv);
+		zt_arena_clear(&c->a);
+	}
+	free(affected);
+	for (size_t k = 0; k < c->addrs.n; k++)
+		add_edit(edits, ne, &cap, c->addrs.v[k].name, &c->addrs.v[k]);
+	/* Authorizations, as a full conversion makes them: they are few. */
+	for (size_t k = 0; !rc && k < m->n_authz_policies; k++) {
+		rc = add_policy(c, &m->authz_policies[k]);
+		zt_arena_clear(&c->a);
+	}
+	bool strict = false;
+	for (size_t k = 0; !rc && k < m->n_peer_authns; k++) {
+		strict |= m->peer_authns[k].mode == FI_MTLS_STRICT;
+		if (m->peer_authns[k].selector.n)
+			rc = add_converted_pa(c, &m->peer_authns[k]);
+		zt_arena_clear(&c->a);
+	}
+	if (!rc && strict)
+		rc = add_static_strict(c);
+	return rc;
+}
+
+int fi_convert_update(const struct fi_mesh *m, const struct fi_mesh *pm,
+                      struct fi_resources *prev, const struct fi_convert_opts *o,
+                      struct fi_resources *out, char *err, size_t errlen)
+{
+	static const struct fi_convert_opts none = {0};
+	struct edit *edits = NULL;
+	size_t ne = 0;
+	int rc;
+
+	if (!pm || !prev || !pods_only_changed(m, pm))
+		return fi_convert(m, o, out, err, errlen);
+	if (!o)
+		o = &none;
+	struct conv c = {
+	        .m = m,
+	        .o = {.trust_domain = o->trust_domain ? o->trust_domain : "cluster.local",
+	              .cluster_id = o->cluster_id ? o->cluster_id : "Kubernetes",
+	              .cluster_domain = o->cluster_domain ? o->cluster_domain : "cluster.local",
+	              .root_namespace = o->root_namespace ? o->root_namespace : "istio-system",
+	              .network = o->network ? o->network : ""},
+	        .err = err,
+	        .errlen = errlen,
+	};
+	memset(out, 0, sizeof(*out));
+	c.pod_sent = xcalloc(m->n_pods ? m->n_pods : 1, sizeof(*c.pod_sent));
+	c.svc_sent = xcalloc(m->n_services ? m->n_services : 1, sizeof(*c.svc_sent));
+	rc = convert_update(&c, pm, &edits, &ne);
+	free(c.pod_sent);
+	free(c.svc_sent);
+	index_clear(&c);
+	zt_arena_clear(&c.a);
+	if (!rc)
+		rc = fi_waypoint_convert(m, c.o.root_namespace, c.o.cluster_domain, &out->waypoints,
+		                         &out->n_waypoints, err, errlen);
+	if (rc) {
+		free(edits);
+		zt_arena_clear(&c.names);
+		out_clear(&c.addrs);
+		out_clear(&c.authz);
+		fi_resources_clear(out);
+		return rc;
+	}
+	if (ne > 1)
+		qsort(edits, ne, sizeof(*edits), edit_cmp);
+	out->addresses = apply_edits(prev, edits, ne, &out->n_addresses);
+	free(edits);
+	zt_arena_clear(&c.names);
+	free(c.addrs.v); /* the resources themselves moved into out */
+	if (c.authz.n)
+		qsort(c.authz.v, c.authz.n, sizeof(*c.authz.v), resource_cmp);
+	out->authorizations = c.authz.v;
+	out->n_authorizations = c.authz.n;
+	return 1;
 }

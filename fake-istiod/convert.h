@@ -66,6 +66,24 @@ struct fi_resources {
 int fi_convert(const struct fi_mesh *m, const struct fi_convert_opts *o, struct fi_resources *out,
                char *err, size_t errlen);
 
+/* What fi_convert(m) makes, computed from the conversion prev of an earlier model pm (both
+ * borrowed; prev is what fi_convert or this function made of pm) when m differs from pm only
+ * in pods and in the rules of policies (nothing else a workload reads changed: see
+ * pods_only_changed in convert.c): only the changed pods' workloads and the Services they
+ * select are converted, authorizations and waypoints in full; the other addresses move from
+ * prev into out (prev keeps what was dropped; clear it afterwards either way). Anything else
+ * is a full fi_convert. Returns 1 (incremental), 0 (full) or fi_convert's errors, prev then
+ * untouched. Equal to fi_convert(m) byte for byte (test_convert checks it on random
+ * changes). */
+int fi_convert_update(const struct fi_mesh *m, const struct fi_mesh *pm,
+                      struct fi_resources *prev, const struct fi_convert_opts *o,
+                      struct fi_resources *out, char *err, size_t errlen);
+
+/* Frees the data of every resource, keeping names and versions: enough for prev of
+ * fi_convert_update once the bytes have been published (an unchanged resource is matched by
+ * name and version, its bytes are never read again). */
+void fi_resources_strip(struct fi_resources *r);
+
 /* Frees every resource and zeroes r. Accepts a zeroed set. */
 void fi_resources_clear(struct fi_resources *r);
 

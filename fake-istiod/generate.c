@@ -3,7 +3,9 @@
  *   namespace ns-N (ambient), node node-N, pod p-I in ns-(I % namespaces) on
  *   node-(I % nodes), IP 10.128.0.0 + I + 1; Service svc-K of a namespace selects app=svc-K,
  *   clusterIP 10.96.0.0 + global index + 1; policy allow-P of a namespace; churn pod churn-J
- *   at 10.112.0.0 + J. Invariant: output depends on the flags alone (see generate.h). */
+ *   in ns-(J % namespaces) at 10.112.0.0 + J. Namespaced objects are written namespace by
+ *   namespace in name order (ns-0, ns-1, ns-10, ...), a namespace's pods (churn pods last)
+ *   in one file. Invariant: output depends on the flags alone (see generate.h). */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -34,6 +36,7 @@ struct out {
 	const char *dir, *section;
 	unsigned file_no;
 	uint64_t nodes, budget; /* budget 0: a single stream */
+	bool hold;              /* pods section: files switched by out_file only */
 	FILE *list;
 	char path[PATH_MAX];
 	int rc;
@@ -46,6 +49,8 @@ struct gen {
 	uint32_t *svc_base;                  /* per namespace: global index of its first Service */
 	struct change *removed, *relabelled; /* sorted by pod, latest step wins */
 	size_t n_removed, n_relabelled;
+	uint32_t *ns_order; /* namespace indexes by name (strcmp of "ns-N") */
+	uint32_t **first, *n_first; /* per namespace, once churn needs it: see churn_pod */
 };
 
 static uint32_t pods_in_ns(const struct fi_gen_shape *s, uint32_t ns)
@@ -128,7 +133,7 @@ static FILE *out_next(struct out *o, uint64_t nodes)
 		return NULL;
 	if (!o->budget)
 		return o->f;
-	if (o->f && o->nodes + nodes > o->budget)
+	if (o->f && !o->hold && o->nodes + nodes > o->budget)
 		out_close(o);
 	if (!o->f) {
 		snprintf(o->path, sizeof(o->path), "%s/%s-%03u.yaml", o->dir, o->section,
@@ -142,6 +147,44 @@ static FILE *out_next(struct out *o, uint64_t nodes)
 	}
 	o->nodes += nodes;
 	return o->f;
+}
+
+/* Whether the decimal text of a sorts before that of b (pod names p-I, churn-J). */
+static bool dec_before(uint64_t a, uint64_t b)
+{
+	uint64_t pa = 1, pb = 1;
+	for (uint64_t x = a; x >= 10; x /= 10)
+		pa *= 10;
+	for (uint64_t x = b; x >= 10; x /= 10)
+		pb *= 10;
+	/* Both scaled to the same number of digits: a prefix sorts first. */
+	uint64_t sa = a * (pa < pb ? pb / pa : 1), sb = b * (pb < pa ? pa / pb : 1);
+	return sa != sb ? sa < sb : pa < pb;
+}
+
+static int dec_cmp(const void *x, const void *y)
+{
+	uint32_t a = *(const uint32_t *)x, b = *(const uint32_t *)y;
+	return a == b ? 0 : dec_before(a, b) ? -1 : 1;
+}
+
+/* 0..n-1 in the order of their decimal text (names svc-K, allow-P): files of one kind then
+ * hold disjoint name ranges, which the loader joins without sorting. */
+static uint32_t *name_order(uint32_t n)
+{
+	uint32_t *v = xcalloc(n + 1, sizeof(*v));
+	for (uint32_t i = 0; i < n; i++)
+		v[i] = i;
+	qsort(v, n, sizeof(*v), dec_cmp);
+	return v;
+}
+
+static int ns_name_cmp(const void *a, const void *b)
+{
+	char x[16], y[16];
+	snprintf(x, sizeof(x), "%u", *(const uint32_t *)a);
+	snprintf(y, sizeof(y), "%u", *(const uint32_t *)b);
+	return strcmp(x, y);
 }
 
 static void write_namespaces(struct gen *g, struct out *o)
@@ -167,11 +210,15 @@ static void write_services(struct gen *g, struct out *o)
 {
 	const struct fi_gen_shape *s = g->s;
 	FILE *f;
-	for (uint32_t n = 0; n < s->namespaces; n++) {
-		uint32_t k = services_in_ns(s, n);
-		for (uint32_t i = 0; i < k; i++) {
-			if (!(f = out_next(o, 32)))
+	for (uint32_t x = 0; x < s->namespaces; x++) {
+		uint32_t n = g->ns_order[x], k = services_in_ns(s, n);
+		uint32_t *order = name_order(k);
+		for (uint32_t x2 = 0; x2 < k; x2++) {
+			uint32_t i = order[x2];
+			if (!(f = out_next(o, 32))) {
+				free(order);
 				return;
+			}
 			fprintf(f,
 			        "---\napiVersion: v1\nkind: Service\nmetadata: {name: svc-%u, "
 			        "namespace: ns-%u}\nspec:\n  clusterIP: ",
@@ -182,6 +229,7 @@ static void write_services(struct gen *g, struct out *o)
 			        "targetPort: 8080}]\n",
 			        i);
 		}
+		free(order);
 	}
 	for (uint32_t n = 0; n < s->waypoints; n++) {
 		if (!(f = out_next(o, 60)))
@@ -206,13 +254,17 @@ static void write_policies(struct gen *g, struct out *o)
 {
 	const struct fi_gen_shape *s = g->s;
 	FILE *f;
-	for (uint32_t n = 0; n < s->namespaces; n++) {
-		uint32_t k = services_in_ns(s, n);
-		for (uint32_t p = 0; p < s->policies_per_namespace; p++) {
+	for (uint32_t x = 0; x < s->namespaces; x++) {
+		uint32_t n = g->ns_order[x], k = services_in_ns(s, n);
+		uint32_t *order = name_order(s->policies_per_namespace);
+		for (uint32_t x2 = 0; x2 < s->policies_per_namespace; x2++) {
+			uint32_t p = order[x2];
 			if (!(f = out_next(
 			              o, 30 + 18ull * s->rules_per_policy +
-			                         (p ? 0 : 12ull * s->churn / s->namespaces + 12))))
+			                         (p ? 0 : 12ull * s->churn / s->namespaces + 12)))) {
+				free(order);
 				return;
+			}
 			fprintf(f,
 			        "---\napiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\n"
 			        "metadata: {name: allow-%u, namespace: ns-%u}\nspec:\n",
@@ -233,6 +285,7 @@ static void write_policies(struct gen *g, struct out *o)
 					fprintf(f, "  - to: [{operation: {ports: [\"%u\"]}}]\n",
 					        20000 + j);
 		}
+		free(order);
 	}
 }
 
@@ -252,33 +305,120 @@ static void write_pod(struct out *o, const char *name, uint32_t ns, uint32_t nod
 	fputs("}\n", f);
 }
 
-static void write_pods(struct gen *g, struct out *o)
+/* Switches the pods section to file number no (files are written in increasing order). */
+static FILE *out_file(struct out *o, unsigned no)
+{
+	if (!o->budget)
+		return o->rc ? NULL : o->f;
+	if (o->f && o->file_no - 1 != no)
+		out_close(o);
+	if (!o->f) {
+		o->file_no = no;
+		o->hold = false;
+		o->nodes = 0;
+		FILE *f = out_next(o, 0);
+		o->hold = true;
+		return f;
+	}
+	return o->rc ? NULL : o->f;
+}
+
+/* Namespace by namespace in name order, each namespace's pods in name order (churn pods
+ * first: "churn-" sorts before "p-"). Which file a pod goes to depends on the shape alone,
+ * not on what churn removed or added: namespaces of at most N pods (per_file) share files
+ * whole, a bigger one gets files of its own, N name slots each (its churn pods in the first).
+ * So a churn step, which stays in one namespace, rewrites one pods file. */
+static void write_pods(struct gen *g, struct out *o, uint32_t per_file)
 {
 	const struct fi_gen_shape *s = g->s;
 	char name[32], version[32];
-	for (uint32_t i = 0; i < s->pods && !o->rc; i++) {
-		if (changed_at(g->removed, g->n_removed, i))
-			continue;
-		uint32_t step = changed_at(g->relabelled, g->n_relabelled, i);
-		uint32_t ns = i % s->namespaces, li = i / s->namespaces;
-		snprintf(name, sizeof(name), "p-%u", i);
-		if (step)
-			snprintf(version, sizeof(version), "c%u", step);
-		else
-			snprintf(version, sizeof(version), "v1");
-		write_pod(o, name, ns, i % s->nodes,
-		          s->pods_per_service ? li / s->pods_per_service : 0, version, 0x0a800000u,
-		          i + 1);
+	unsigned file = 0;
+	uint64_t fill = 0;
+	uint32_t *order = xcalloc(s->pods / s->namespaces + 2, sizeof(*order));
+	uint32_t *churn = xcalloc(s->churn / s->namespaces + 2, sizeof(*churn));
+	if (!per_file)
+		per_file = UINT32_MAX;
+	for (uint32_t x = 0; x < s->namespaces && !o->rc; x++) {
+		uint32_t ns = g->ns_order[x], n = pods_in_ns(s, ns), nc = 0;
+		if (n > per_file || (fill && fill + n > per_file)) {
+			file += fill ? 1 : 0;
+			fill = 0;
+		}
+		for (uint32_t li = 0; li < n; li++)
+			order[li] = ns + li * s->namespaces;
+		qsort(order, n, sizeof(*order), dec_cmp);
+		for (uint32_t j = ns ? ns : s->namespaces; j <= s->churn; j += s->namespaces)
+			churn[nc++] = j;
+		qsort(churn, nc, sizeof(*churn), dec_cmp);
+		FILE *f = out_file(o, file);
+		for (uint32_t k = 0; k < nc && f; k++) {
+			uint32_t j = churn[k];
+			snprintf(name, sizeof(name), "churn-%u", j);
+			write_pod(o, name, ns, j % s->nodes, 0, "v1", 0x0a700000u, j);
+		}
+		for (uint32_t k = 0; k < n && !o->rc; k++) {
+			uint32_t i = order[k], li = i / s->namespaces;
+			if (n > per_file && k && k % per_file == 0 && !out_file(o, ++file))
+				break;
+			if (changed_at(g->removed, g->n_removed, i))
+				continue;
+			uint32_t step = changed_at(g->relabelled, g->n_relabelled, i);
+			snprintf(name, sizeof(name), "p-%u", i);
+			if (step)
+				snprintf(version, sizeof(version), "c%u", step);
+			else
+				snprintf(version, sizeof(version), "v1");
+			write_pod(o, name, ns, i % s->nodes,
+			          s->pods_per_service ? li / s->pods_per_service : 0, version,
+			          0x0a800000u, i + 1);
+		}
+		fill = n > per_file ? per_file : fill + n;
+		if (n > per_file) {
+			file++;
+			fill = 0;
+		}
 	}
+	o->hold = false;
+	free(order);
+	free(churn);
 }
 
-static void write_churn_pods(struct gen *g, struct out *o)
+/* The CHURN_SPAN first pod names of ns (in name order), or fewer when it has fewer pods:
+ * where churn happens, so that it stays within one file of the namespace (a rollout replaces
+ * the pods of one workload; here, of one range of names). */
+#define CHURN_SPAN 64u
+
+static uint32_t first_names(const struct fi_gen_shape *s, uint32_t ns, uint32_t *out)
 {
-	char name[32];
-	for (uint32_t j = 1; j <= g->s->churn; j++) {
-		snprintf(name, sizeof(name), "churn-%u", j);
-		write_pod(o, name, j % g->s->namespaces, j % g->s->nodes, 0, "v1", 0x0a700000u, j);
+	uint32_t n = pods_in_ns(s, ns), k = 0;
+	for (uint32_t li = 0; li < n; li++) {
+		uint32_t i = ns + li * s->namespaces, at = k;
+		/* Insertion into the sorted CHURN_SPAN smallest seen so far. */
+		while (at && dec_before(i, out[at - 1]))
+			at--;
+		if (at == CHURN_SPAN)
+			continue;
+		if (k < CHURN_SPAN)
+			k++;
+		memmove(out + at + 1, out + at, (k - 1 - at) * sizeof(*out));
+		out[at] = i;
 	}
+	return k;
+}
+
+/* The pod step j removes (salt 7919) or relabels (salt 104729, +1): one of the first
+ * CHURN_SPAN names of ns-(j % namespaces), or any pod when that namespace has none. */
+static uint32_t churn_pod(struct gen *g, uint32_t j, uint64_t salt, uint32_t add)
+{
+	const struct fi_gen_shape *s = g->s;
+	uint32_t ns = j % s->namespaces;
+	if (!g->first[ns]) {
+		g->first[ns] = xcalloc(CHURN_SPAN + 1, sizeof(**g->first));
+		g->n_first[ns] = first_names(s, ns, g->first[ns]);
+	}
+	if (!g->n_first[ns])
+		return (uint32_t)((j * salt + add) % s->pods);
+	return g->first[ns][(j * salt + add) % g->n_first[ns]];
 }
 
 static int check_shape(const struct fi_gen_shape *s, char *err, size_t errlen)
@@ -330,23 +470,27 @@ int fi_generate_write(const struct fi_gen_shape *s, FILE *f, const char *dir,
 		g.svc_base[n] = g.svc_base[n - 1] + services_in_ns(s, n - 1);
 	g.removed = xcalloc(s->churn, sizeof(*g.removed));
 	g.relabelled = xcalloc(s->churn, sizeof(*g.relabelled));
+	g.first = xcalloc(s->namespaces, sizeof(*g.first));
+	g.n_first = xcalloc(s->namespaces, sizeof(*g.n_first));
 	for (uint32_t j = 1; j <= s->churn; j++) {
-		g.removed[g.n_removed++] = (struct change){(uint32_t)((j * 7919ull) % s->pods), j};
-		g.relabelled[g.n_relabelled++] =
-		        (struct change){(uint32_t)((j * 104729ull + 1) % s->pods), j};
+		g.removed[g.n_removed++] = (struct change){churn_pod(&g, j, 7919, 0), j};
+		g.relabelled[g.n_relabelled++] = (struct change){churn_pod(&g, j, 104729, 1), j};
 	}
+	g.ns_order = xcalloc(s->namespaces, sizeof(*g.ns_order));
+	for (uint32_t n = 0; n < s->namespaces; n++)
+		g.ns_order[n] = n;
+	qsort(g.ns_order, s->namespaces, sizeof(*g.ns_order), ns_name_cmp);
 	qsort(g.removed, g.n_removed, sizeof(*g.removed), change_cmp);
 	qsort(g.relabelled, g.n_relabelled, sizeof(*g.relabelled), change_cmp);
 
 	out_section(&o, "mesh");
 	write_namespaces(&g, &o);
-	write_churn_pods(&g, &o);
 	out_section(&o, "services");
 	write_services(&g, &o);
 	out_section(&o, "policies");
 	write_policies(&g, &o);
 	out_section(&o, "pods");
-	write_pods(&g, &o);
+	write_pods(&g, &o, dir ? pods_per_file : 0);
 	out_close(&o);
 	rc = o.rc;
 	if (!rc && !o.budget && (fflush(f) != 0 || ferror(f))) {
@@ -356,6 +500,11 @@ int fi_generate_write(const struct fi_gen_shape *s, FILE *f, const char *dir,
 	free(g.svc_base);
 	free(g.removed);
 	free(g.relabelled);
+	free(g.ns_order);
+	for (uint32_t n = 0; n < s->namespaces; n++)
+		free(g.first[n]);
+	free(g.first);
+	free(g.n_first);
 	return rc;
 }
 
@@ -370,14 +519,16 @@ static void usage(FILE *f)
 	        "           [--out FILE | --out DIR --split PODS_PER_FILE]\n"
 	        "Writes a synthetic mesh as YAML (stdout by default). Defaults: 50 nodes, 100\n"
 	        "namespaces, 10000 pods, a Service per 10 pods, 1 policy per namespace with 1\n"
-	        "rule, no waypoints, no churn. Churn step J adds pod churn-J, removes pod\n"
-	        "p-(J*7919 %% pods), relabels pod p-((J*104729+1) %% pods) with version: cJ and\n"
-	        "adds port %u+J to policy allow-0 of ns-(J %% namespaces); --churn S writes the\n"
-	        "mesh after steps 1..S. With --split N, DIR gets mesh-NNN.yaml, "
-	        "services-NNN.yaml,\n"
-	        "policies-NNN.yaml and pods-NNN.yaml files, each no bigger than N pods would\n"
-	        "make (a change then rewrites fewer bytes); their paths are printed one per\n"
-	        "line. One file of any size fits fake-istiod's default bounds up to 1GiB\n"
+	        "rule, no waypoints, no churn. Churn step J works in ns-(J %% namespaces): it\n"
+	        "adds pod churn-J, removes pod number (J*7919 %% n) of the namespace's first\n"
+	        "n <= 64 pod names (in name order), relabels number ((J*104729+1) %% n) with\n"
+	        "version: cJ and adds port %u+J to its policy allow-0; --churn S writes the\n"
+	        "mesh after steps 1..S. With --split N, DIR gets mesh-NNN.yaml,\n"
+	        "services-NNN.yaml, policies-NNN.yaml and pods-NNN.yaml files, each about as\n"
+	        "big as N pods make; pods go namespace by namespace in name order, small\n"
+	        "namespaces whole, a bigger one N names per file, so a churn step rewrites\n"
+	        "one pods file (N >= 64) and the policies file; their paths are printed one\n"
+	        "per line. One file of any size fits fake-istiod's default bounds up to 1GiB\n"
 	        "(--max-yaml-bytes); a mesh of 1,000,000 pods is about 270 MB.\n",
 	        20000u);
 }

@@ -19,12 +19,15 @@ struct fi_gen_shape {
 	uint32_t churn;                  /* churn steps applied (see fi_generate_write) */
 };
 
-/* Writes the mesh of shape s to f. Each churn step j (1..s->churn) adds pod churn-j,
- * removes one generated pod, relabels another (label version: cJ) and adds a port to one
- * namespace's first policy. When dir is not NULL (f is then unused), the objects go to files
+/* Writes the mesh of shape s to f. Each churn step j (1..s->churn) touches one namespace,
+ * ns-(j % namespaces), as a deployment rollout would: it adds pod churn-j there, removes one
+ * of its generated pods, relabels another (label version: cJ) and adds a port to its first
+ * policy. When dir is not NULL (f is then unused), the objects go to files
  * DIR/{mesh,services,policies,pods}-NNN.yaml, each holding about as many YAML nodes as
  * pods_per_file pods (so each file stays under the YAML loader's size and node bounds); each
- * file's path is printed to list once written. Returns 0, -errno when a file cannot be
+ * file's path is printed to list once written. Namespaces are written in name order and a
+ * namespace's pods never span two files, so a churn step rewrites one pods file and the
+ * policies file, and each file holds one range of (namespace, name). Returns 0, -errno when a file cannot be
  * written, ZT_E_RANGE for a shape out of bounds (err says which). */
 int fi_generate_write(const struct fi_gen_shape *s, FILE *f, const char *dir,
                       uint32_t pods_per_file, FILE *list, char *err, size_t errlen);

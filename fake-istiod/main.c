@@ -45,7 +45,7 @@ ZT_LOG_MODULE("istiod");
 
 #define TYPE_ADDRESS       "type.googleapis.com/istio.workload.Address"
 #define TYPE_AUTHORIZATION "type.googleapis.com/istio.security.Authorization"
-#define MAX_FILES          64
+#define MAX_FILES          4096
 #define MAX_SANS           16
 
 struct opts {
@@ -121,13 +121,19 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static int load(const struct opts *o, struct fi_mesh *mesh, struct fi_resources *res,
+/* The mesh of o's files into mesh and its resources into res. With cache, unchanged files
+ * are not read again; with prev (the resources of prev_mesh, names and versions at least),
+ * a change of pods only converts what it touches (fi_convert_update). */
+static int load(const struct opts *o, struct fi_mesh_cache *cache, const struct fi_mesh *prev_mesh,
+                struct fi_resources *prev, struct fi_mesh *mesh, struct fi_resources *res,
                 const atomic_bool *cancel, char *err, size_t errlen)
 {
 	struct fi_mesh_opts mo = {.addresses_file = o->addresses,
 	                          .max_yaml_bytes = o->max_yaml_bytes,
 	                          .max_yaml_nodes = o->max_yaml_nodes,
-	                          .cancel = cancel};
+	                          .cancel = cancel,
+	                          .cache = cache};
+	size_t parsed, reused;
 	struct fi_convert_opts co = {.trust_domain = o->trust_domain,
 	                             .cluster_id = o->cluster_id,
 	                             .root_namespace = o->root_ns};
@@ -140,12 +146,15 @@ static int load(const struct opts *o, struct fi_mesh *mesh, struct fi_resources 
 	if ((rc = fi_mesh_load(mesh, o->files, o->nfiles, &mo, err, errlen)) < 0)
 		return rc;
 	t1 = now_s();
-	if ((rc = fi_convert(mesh, &co, res, err, errlen)) < 0) {
+	if ((rc = fi_convert_update(mesh, prev_mesh, prev, &co, res, err, errlen)) < 0) {
 		fi_mesh_clear(mesh);
 		return rc;
 	}
-	zt_info("loaded %zu pods and %zu services from %zu files in %.3f s, converted in %.3f s",
-	        mesh->n_pods, mesh->n_services, mesh->n_files, t1 - t0, now_s() - t1);
+	fi_mesh_cache_stats(cache, &parsed, &reused);
+	zt_info("loaded %zu pods and %zu services from %zu files (%zu read, %zu unchanged) in "
+	        "%.3f s, converted in %.3f s (%s)",
+	        mesh->n_pods, mesh->n_services, mesh->n_files, cache ? parsed : mesh->n_files,
+	        reused, t1 - t0, now_s() - t1, rc == 1 ? "changed pods only" : "in full");
 	return 0;
 }
 
@@ -155,6 +164,12 @@ struct server {
 	const struct opts *o;
 	struct zt_loop *loop;
 	struct fi_mesh mesh; /* the last good one, used by the CA's node checks */
+	/* What mesh converted to and was published (names and versions; the bytes are stripped
+	 * after each push), the base of the next reload's conversion; none after a failed
+	 * publish. Read and changed by the reload thread only while a reload runs. */
+	struct fi_resources res;
+	bool res_valid;
+	struct fi_mesh_cache *cache; /* files as parsed, used by the reload thread only */
 	struct fi_ads *ads;
 	struct zt_ca *ca;
 	struct fi_token_key *key;
@@ -184,6 +199,7 @@ struct server {
 		bool cleaning;
 		struct zt_defer cleanup;
 		struct fi_mesh old;
+		struct fi_resources old_res;
 		atomic_bool cancel; /* set at shutdown: the loader stops at its next document */
 	} job;
 };
@@ -206,16 +222,26 @@ static void add_fault(const struct opts *o, struct fi_resource **v, size_t *n)
 	                                    sizeof(garbage)};
 }
 
+/* Sets what res holds and records in it the ADS set's copies (res->addresses[k].held), the
+ * hints that let the next publish skip comparing what did not change. */
 static int publish(struct server *s, struct fi_resources *res)
 {
-	struct fi_resource *addrs = xmalloc((res->n_addresses + 1) * sizeof(*addrs));
+	struct fi_resource *addrs = res->addresses;
+	const void **held = xmalloc((res->n_addresses + 1) * sizeof(*held));
 	size_t n = res->n_addresses;
 	int a, z;
 
-	memcpy(addrs, res->addresses, n * sizeof(*addrs));
-	add_fault(s->o, &addrs, &n);
-	a = fi_ads_set(s->ads, TYPE_ADDRESS, addrs, n);
-	free(addrs);
+	if (s->o->bad_resource) {
+		addrs = xmalloc((n + 1) * sizeof(*addrs));
+		memcpy(addrs, res->addresses, n * sizeof(*addrs));
+		add_fault(s->o, &addrs, &n);
+	}
+	a = fi_ads_set_hinted(s->ads, TYPE_ADDRESS, addrs, n, held);
+	for (size_t k = 0; a >= 0 && k < res->n_addresses; k++)
+		res->addresses[k].held = held[k];
+	free(held);
+	if (addrs != res->addresses)
+		free(addrs);
 	if (a < 0)
 		return a;
 	z = fi_ads_set(s->ads, TYPE_AUTHORIZATION, res->authorizations, res->n_authorizations);
@@ -234,8 +260,8 @@ static void *reload_thread(void *arg)
 	struct server *s = arg;
 	uint64_t one = 1;
 
-	s->job.rc = load(s->o, &s->job.mesh, &s->job.res, &s->job.cancel, s->job.err,
-	                 sizeof(s->job.err));
+	s->job.rc = load(s->o, s->cache, &s->mesh, s->res_valid ? &s->res : NULL, &s->job.mesh,
+	                 &s->job.res, &s->job.cancel, s->job.err, sizeof(s->job.err));
 	if (write(s->job.done_fd, &one, sizeof(one)) != sizeof(one))
 		abort();
 	return NULL;
@@ -261,9 +287,10 @@ static void reload(struct server *s, const char *why)
 
 static void reload_cleanup(struct server *s)
 {
-	fi_mesh_clear(&s->job.old);
-	if (s->job.rc >= 0)
-		fi_resources_clear(&s->job.res);
+	fi_mesh_recycle(&s->job.old, s->cache);
+	fi_resources_clear(&s->job.old_res);
+	fi_resources_clear(&s->job.res);
+	fi_resources_strip(&s->res);
 	s->job.cleaning = false;
 }
 
@@ -299,6 +326,10 @@ static void on_reload_done(struct zt_io *io, unsigned events, void *arg)
 		zt_error("reload after %s failed, still serving the last good config: %s", why,
 		         zt_strerror(rc));
 		fi_mesh_clear(&s->job.mesh);
+		/* The conversion may have taken from res: the next one starts afresh. */
+		s->job.old_res = s->res;
+		memset(&s->res, 0, sizeof(s->res));
+		s->res_valid = false;
 	} else {
 		/* Push first: freeing the previous mesh and resources takes longer than the
 		 * difference does to send, so that waits for a defer started after the
@@ -306,6 +337,10 @@ static void on_reload_done(struct zt_io *io, unsigned events, void *arg)
 		s->job.old = s->mesh;
 		s->mesh = s->job.mesh;
 		memset(&s->job.mesh, 0, sizeof(s->job.mesh));
+		s->job.old_res = s->res;
+		s->res = s->job.res;
+		s->res_valid = true;
+		memset(&s->job.res, 0, sizeof(s->job.res));
 		s->generation++;
 		zt_info("reloaded after %s (generation %u)", why, s->generation);
 		fi_ads_push_now(s->ads);
@@ -320,11 +355,33 @@ static void on_reload_timer(struct zt_timer *t, void *arg)
 	reload(arg, "file change");
 }
 
+/* How long after the last change to a watched file the reload starts. A file renamed into
+ * place or closed after writing is complete: a short settle only gathers a burst of them (a
+ * generator or `kubectl`-like tool replacing several files). A file created or deleted is
+ * mid-way (its content or its replacement still to come): the longer settle of editors
+ * that write in several steps; their final close or rename comes within it and shortens it. */
+#define SETTLE_COMPLETE_MS 10
+#define SETTLE_PARTIAL_MS  200
+
+static bool watched(const struct server *s, const char *name)
+{
+	for (size_t i = 0; i < s->o->nfiles; i++) {
+		const char *base = strrchr(s->o->files[i], '/');
+		if (!strcmp(name, base ? base + 1 : s->o->files[i]))
+			return true;
+	}
+	if (s->o->addresses) {
+		const char *base = strrchr(s->o->addresses, '/');
+		return !strcmp(name, base ? base + 1 : s->o->addresses);
+	}
+	return false;
+}
+
 static void on_inotify(struct zt_io *io, unsigned events, void *arg)
 {
 	struct server *s = arg;
 	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
-	bool relevant = false;
+	bool relevant = false, partial = false;
 	ssize_t n;
 
 	(void)events;
@@ -332,22 +389,17 @@ static void on_inotify(struct zt_io *io, unsigned events, void *arg)
 		for (char *p = buf; p < buf + n;) {
 			const struct inotify_event *ev = (const struct inotify_event *)p;
 			/* Watches are on directories: only our files matter. */
-			for (size_t i = 0; ev->len && i < s->o->nfiles; i++) {
-				const char *base = strrchr(s->o->files[i], '/');
-				base = base ? base + 1 : s->o->files[i];
-				relevant |= !strcmp(ev->name, base);
-			}
-			if (ev->len && s->o->addresses) {
-				const char *base = strrchr(s->o->addresses, '/');
-				base = base ? base + 1 : s->o->addresses;
-				relevant |= !strcmp(ev->name, base);
+			if (ev->len && watched(s, ev->name)) {
+				relevant = true;
+				/* The last word on a file counts: created then closed is complete. */
+				partial = (ev->mask & (IN_CREATE | IN_DELETE)) != 0;
 			}
 			p += sizeof(*ev) + ev->len;
 		}
 	}
-	/* Editors write in several steps: settle for a moment, then reload once. */
 	if (relevant)
-		zt_timer_start(s->loop, &s->reload_timer, 200, on_reload_timer, s);
+		zt_timer_start(s->loop, &s->reload_timer,
+		               partial ? SETTLE_PARTIAL_MS : SETTLE_COMPLETE_MS, on_reload_timer, s);
 }
 
 static void watch_dir_of(int fd, const char *path)
@@ -430,11 +482,11 @@ static const struct zt_h2_conn_cbs grpc_cbs = {.on_request = grpc_request};
 static int serve(const struct opts *o)
 {
 	struct server s = {.o = o};
-	struct fi_resources res;
 	char err[512];
 	int rc, ifd;
 
 	signal(SIGPIPE, SIG_IGN);
+	s.cache = fi_mesh_cache_new();
 	if ((rc = zt_loop_new(&s.loop)) < 0) {
 		fprintf(stderr, "fake-istiod: event loop: %s\n", zt_strerror(rc));
 		return 1;
@@ -442,13 +494,14 @@ static int serve(const struct opts *o)
 	if ((rc = zt_ca_open(&s.ca, o->ca_dir, true, err, sizeof(err))) < 0 ||
 	    (rc = fi_token_key_open(&s.key, o->ca_dir, err, sizeof(err))) < 0 ||
 	    (rc = serving_tls(&s, err, sizeof(err))) < 0 ||
-	    (rc = load(o, &s.mesh, &res, NULL, err, sizeof(err))) < 0) {
+	    (rc = load(o, s.cache, NULL, NULL, &s.mesh, &s.res, NULL, err, sizeof(err))) < 0) {
 		fprintf(stderr, "fake-istiod: %s\n", err);
 		goto out;
 	}
 	s.ads = fi_ads_new(s.loop);
-	rc = publish(&s, &res);
-	fi_resources_clear(&res);
+	rc = publish(&s, &s.res);
+	fi_resources_strip(&s.res);
+	s.res_valid = true;
 	if (rc < 0) {
 		fprintf(stderr, "fake-istiod: cannot serve the resources: %s\n", zt_strerror(rc));
 		goto out;
@@ -531,6 +584,8 @@ out:
 	fi_token_key_free(s.key);
 	zt_ca_free(s.ca);
 	fi_mesh_clear(&s.mesh);
+	fi_resources_clear(&s.res);
+	fi_mesh_cache_free(s.cache);
 	zt_loop_free(s.loop);
 	return rc < 0 ? 1 : 0;
 }
@@ -544,7 +599,7 @@ static int check(const struct opts *o)
 	char err[512];
 	int rc;
 
-	if (load(o, &mesh, &res, NULL, err, sizeof(err)) < 0) {
+	if (load(o, NULL, NULL, NULL, &mesh, &res, NULL, err, sizeof(err)) < 0) {
 		fprintf(stderr, "fake-istiod: %s\n", err);
 		return 1;
 	}
@@ -684,7 +739,8 @@ int main(int argc, char **argv)
 		switch (c) {
 		case O_CONFIG:
 			if (o.nfiles == MAX_FILES)
-				return die_usage("more than 64 --config files (%s)", optarg);
+				return die_usage("more than %d --config files (%s)", MAX_FILES,
+				                 optarg);
 			o.files[o.nfiles++] = optarg;
 			break;
 		case O_ADDRESSES:

@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 
 #include "fake-istiod/resource.h"
 #include "runtime/err.h"
@@ -210,8 +212,38 @@ static void peer_authn_clear(struct fi_peer_authn *p)
 	free(p->ports);
 }
 
+static void part_unref(struct fi_mesh_part *p);
+
+/* A mesh built from parts: its arrays are its own, what they point to is the parts'. */
+static void mesh_clear_shallow(struct fi_mesh *m)
+{
+	free(m->namespaces);
+	free(m->nodes);
+	free(m->service_accounts);
+	free(m->pods);
+	free(m->services);
+	free(m->gateways);
+	free(m->authz_policies);
+	free(m->peer_authns);
+	free(m->service_entries);
+	free(m->workload_entries);
+	free(m->files);
+	for (size_t i = 0; i < m->n_owned; i++)
+		free(m->owned[i]);
+	free(m->owned);
+	for (size_t i = 0; i < m->n_parts; i++)
+		part_unref(m->parts[i]);
+	free(m->parts);
+	pool_free(m->strings);
+	memset(m, 0, sizeof(*m));
+}
+
 void fi_mesh_clear(struct fi_mesh *m)
 {
+	if (m->parts) {
+		mesh_clear_shallow(m);
+		return;
+	}
 	for (size_t i = 0; i < m->n_namespaces; i++)
 		meta_clear(&m->namespaces[i].meta);
 	free(m->namespaces);
@@ -1462,7 +1494,13 @@ const struct fi_gateway *fi_mesh_find_gateway(const struct fi_mesh *m, const cha
 	return find(m->gateways, m->n_gateways, sizeof(*m->gateways), ns, name);
 }
 
-bool fi_mesh_has_pod_on_node(const struct fi_mesh *m, const char *node, const char *ns,
+static bool node_key(char *buf, size_t len, const char *node, const char *ns, const char *sa)
+{
+	int n = snprintf(buf, len, "%s\1%s\1%s", node, ns, sa);
+	return n > 0 && (size_t)n < len;
+}
+
+static bool scan_pod_on_node(const struct fi_mesh *m, const char *node, const char *ns,
                              const char *sa)
 {
 	for (size_t i = 0; i < m->n_pods; i++) {
@@ -1529,28 +1567,6 @@ static int sort_unique(void *arr, size_t n, size_t size, const char *kind, char 
 	return 0;
 }
 
-static int sort_all(struct fi_mesh *m, char *err, size_t errlen)
-{
-#define SORT(arr, n, kind)                                                                         \
-	do {                                                                                       \
-		int rc_ = sort_unique(m->arr, m->n, sizeof(*m->arr), kind, err, errlen);           \
-		if (rc_)                                                                           \
-			return rc_;                                                                \
-	} while (0)
-	SORT(namespaces, n_namespaces, "Namespace");
-	SORT(nodes, n_nodes, "Node");
-	SORT(service_accounts, n_service_accounts, "ServiceAccount");
-	SORT(pods, n_pods, "Pod");
-	SORT(services, n_services, "Service");
-	SORT(gateways, n_gateways, "Gateway");
-	SORT(authz_policies, n_authz_policies, "AuthorizationPolicy");
-	SORT(peer_authns, n_peer_authns, "PeerAuthentication");
-	SORT(service_entries, n_service_entries, "ServiceEntry");
-	SORT(workload_entries, n_workload_entries, "WorkloadEntry");
-#undef SORT
-	return 0;
-}
-
 /* One line of the address file, comment and surrounding blanks already removed. */
 static int address_line(struct fi_mesh *m, const char *path, unsigned lineno, char *s,
                         unsigned *seen, char *err, size_t errlen)
@@ -1591,9 +1607,12 @@ static int address_line(struct fi_mesh *m, const char *path, unsigned lineno, ch
 		return ZT_E_PARSE;
 	}
 	seen[idx] = lineno;
-	pod->ips = xrealloc(pod->ips, n * sizeof(*pod->ips));
+	/* The pod's own array belongs to its file's part: the mesh gets a copy of its own. */
+	pod->ips = xmalloc(n * sizeof(*pod->ips));
 	memcpy(pod->ips, addrs, n * sizeof(*addrs));
 	pod->n_ips = n;
+	m->owned = xrealloc(m->owned, (m->n_owned + 1) * sizeof(*m->owned));
+	m->owned[m->n_owned++] = pod->ips;
 	return 0;
 }
 
@@ -1648,30 +1667,362 @@ static int load_addresses(struct fi_mesh *m, const char *path, uint64_t max_byte
 	return rc;
 }
 
+/* ---- parts: one file's objects, kept between loads ---------------------------------------- */
+
+struct fi_mesh_part {
+	atomic_uint refs;
+	struct fi_mesh objs;   /* the file's objects, each kind sorted by (ns, name, seq) */
+	unsigned n_seq;        /* objects parsed: seq of the next file starts this far on */
+	bool dup;              /* two objects of one kind with one name (the load will say) */
+	struct zt_hmap node_sa; /* "node\1ns\1sa" of every scheduled pod -> (void *)1 */
+	/* The file as it was when read: reused only while it still is, and not racy. */
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime;
+	bool racy; /* modified too close to the read for the time to tell a later rewrite */
+};
+
+struct fi_mesh_cache {
+	char **paths;
+	struct fi_mesh_part **parts;
+	size_t n;
+	size_t parsed, reused; /* by the last load */
+	/* A recycled mesh's arrays by kind (kinds_off order), taken by the next load: their
+	 * pages are in memory already (a fresh array of 100,000 pods faults in 14 MB). */
+	char *spare[16];
+	size_t spare_n[16];
+};
+
+/* The kinds, for code that handles every array of a model alike. */
+#define KIND_ARR(m, k)  (*(char **)((char *)(m) + kinds_off[k].arr))
+#define KIND_N(m, k)    (*(size_t *)((char *)(m) + kinds_off[k].n))
+#define KIND(f, nf, sz, name) {offsetof(struct fi_mesh, f), offsetof(struct fi_mesh, nf), sz, name}
+static const struct {
+	size_t arr, n, size;
+	const char *name;
+} kinds_off[] = {
+        KIND(namespaces, n_namespaces, sizeof(struct fi_namespace), "Namespace"),
+        KIND(nodes, n_nodes, sizeof(struct fi_node), "Node"),
+        KIND(service_accounts, n_service_accounts, sizeof(struct fi_service_account),
+             "ServiceAccount"),
+        KIND(pods, n_pods, sizeof(struct fi_pod), "Pod"),
+        KIND(services, n_services, sizeof(struct fi_service), "Service"),
+        KIND(gateways, n_gateways, sizeof(struct fi_gateway), "Gateway"),
+        KIND(authz_policies, n_authz_policies, sizeof(struct fi_authz_policy),
+             "AuthorizationPolicy"),
+        KIND(peer_authns, n_peer_authns, sizeof(struct fi_peer_authn), "PeerAuthentication"),
+        KIND(service_entries, n_service_entries, sizeof(struct fi_service_entry), "ServiceEntry"),
+        KIND(workload_entries, n_workload_entries, sizeof(struct fi_workload_entry),
+             "WorkloadEntry"),
+};
+#undef KIND
+#define N_KINDS (sizeof(kinds_off) / sizeof(kinds_off[0]))
+
+static struct fi_meta *elem(char *arr, size_t size, size_t i)
+{
+	return (struct fi_meta *)(void *)(arr + i * size);
+}
+
+static void part_unref(struct fi_mesh_part *p)
+{
+	if (!p || atomic_fetch_sub(&p->refs, 1) != 1)
+		return;
+	fi_mesh_clear(&p->objs);
+	zt_hmap_clear(&p->node_sa);
+	free(p);
+}
+
+static struct fi_mesh_part *part_ref(struct fi_mesh_part *p)
+{
+	atomic_fetch_add(&p->refs, 1);
+	return p;
+}
+
+static bool same_file(const struct fi_mesh_part *p, const struct stat *st)
+{
+	return p->dev == st->st_dev && p->ino == st->st_ino && p->size == st->st_size &&
+	       p->mtime.tv_sec == st->st_mtim.tv_sec && p->mtime.tv_nsec == st->st_mtim.tv_nsec;
+}
+
+/* Reads path into a new part (*out, one reference). The identity is taken before the file
+ * is opened: a rewrite in between makes it differ from the file later, never the reverse. */
+static int part_parse(const char *path, const struct zt_yaml_limits *lim,
+                      const atomic_bool *cancel, struct fi_mesh_part **out, char *err,
+                      size_t errlen)
+{
+	struct fi_mesh_part *p = xcalloc(1, sizeof(*p));
+	struct ld l = {.m = &p->objs, .lim = *lim, .cancel = cancel};
+	struct timespec now;
+	struct stat st;
+	char key[800];
+	int rc;
+
+	atomic_init(&p->refs, 1);
+	clock_gettime(CLOCK_REALTIME, &now);
+	p->racy = true;
+	if (stat(path, &st) == 0) {
+		int64_t window = st.st_mtim.tv_nsec ? FI_MESH_RACY_NS : 2000000000ll;
+		int64_t mt = (int64_t)st.st_mtim.tv_sec * 1000000000ll + st.st_mtim.tv_nsec;
+		int64_t nw = (int64_t)now.tv_sec * 1000000000ll + now.tv_nsec;
+		p->dev = st.st_dev;
+		p->ino = st.st_ino;
+		p->size = st.st_size;
+		p->mtime = st.st_mtim;
+		p->racy = mt > nw - window;
+	}
+	zt_yaml_rd_init(&l.rd, NULL, err, errlen, false);
+	if ((rc = load_file(&l, path))) {
+		part_unref(p);
+		return rc;
+	}
+	p->n_seq = l.seq;
+	for (size_t k = 0; k < N_KINDS; k++) {
+		char *arr = KIND_ARR(&p->objs, k);
+		size_t n = KIND_N(&p->objs, k), size = kinds_off[k].size;
+		if (n > 1)
+			qsort(arr, n, size, meta_cmp);
+		for (size_t i = 1; i < n && !p->dup; i++) {
+			const struct fi_meta *a = elem(arr, size, i - 1), *b = elem(arr, size, i);
+			p->dup = !meta_key_cmp(a->ns, a->name, b);
+		}
+	}
+	for (size_t i = 0; i < p->objs.n_pods; i++) {
+		const struct fi_pod *pod = &p->objs.pods[i];
+		if (pod->node && node_key(key, sizeof(key), pod->node, pod->meta.ns,
+		                          pod->service_account))
+			zt_hmap_put(&p->node_sa, key, (void *)1);
+	}
+	*out = p;
+	return 0;
+}
+
+struct run {
+	const char *arr;
+	size_t n;
+	unsigned base;
+};
+
+static const struct fi_meta *run_at(const struct run *r, size_t size, size_t i)
+{
+	return (const struct fi_meta *)(const void *)(r->arr + i * size);
+}
+
+static int run_cmp(const void *a, const void *b, void *arg)
+{
+	const struct run *x = a, *y = b;
+	size_t size = *(const size_t *)arg;
+	const struct fi_meta *p = run_at(x, size, 0), *q = run_at(y, size, 0);
+	int c = meta_key_cmp(p->ns, p->name, q);
+	return c ? c : (x->base > y->base) - (x->base < y->base);
+}
+
+/* One kind's array of m from the parts' sorted arrays. Files that hold disjoint ranges of
+ * names (the usual layout: a file per namespace or per kind) are copied one after the other
+ * in order, without comparing their objects; overlapping ones are sorted together. Then
+ * duplicates are refused as a single load would. */
+static int merge_kind(struct fi_mesh *m, struct fi_mesh_cache *cache, size_t k,
+                      const unsigned *base, char *err, size_t errlen)
+{
+	size_t size = kinds_off[k].size, total = 0, nr = 0;
+	bool dup = false, disjoint = true;
+	struct run *runs = xcalloc(m->n_parts + 1, sizeof(*runs));
+
+	for (size_t i = 0; i < m->n_parts; i++) {
+		const struct fi_mesh *o = &m->parts[i]->objs;
+		if (!KIND_N(o, k))
+			continue;
+		runs[nr++] = (struct run){KIND_ARR(o, k), KIND_N(o, k), base[i]};
+		total += KIND_N(o, k);
+		dup |= m->parts[i]->dup;
+	}
+	char *out = NULL;
+	if (cache && cache->spare[k] && total) {
+		out = cache->spare[k];
+		if (cache->spare_n[k] < total)
+			out = xrealloc(out, total * size);
+		cache->spare[k] = NULL;
+	} else if (total) {
+		out = xmalloc(total * size);
+	}
+	if (nr > 1)
+		qsort_r(runs, nr, sizeof(*runs), run_cmp, &size);
+	for (size_t r = 1; r < nr && disjoint; r++) {
+		const struct fi_meta *last = run_at(&runs[r - 1], size, runs[r - 1].n - 1);
+		disjoint = meta_key_cmp(last->ns, last->name, run_at(&runs[r], size, 0)) < 0;
+	}
+	size_t at = 0;
+	for (size_t r = 0; r < nr; r++) {
+		memcpy(out + at * size, runs[r].arr, runs[r].n * size);
+		for (size_t i = 0; i < runs[r].n; i++)
+			elem(out, size, at + i)->seq += runs[r].base;
+		at += runs[r].n;
+	}
+	free(runs);
+	KIND_ARR(m, k) = out;
+	KIND_N(m, k) = total;
+	if (!disjoint && total > 1)
+		qsort(out, total, size, meta_cmp);
+	if (!disjoint || dup)
+		return sort_unique(out, total, size, kinds_off[k].name, err, errlen);
+	return 0;
+}
+
+/* m (zeroed) from parts (n references, which m takes). */
+static int assemble(struct fi_mesh *m, struct fi_mesh_cache *cache, struct fi_mesh_part **parts,
+                    size_t n, char *err, size_t errlen)
+{
+	unsigned *base = xcalloc(n + 1, sizeof(*base));
+	int rc = 0;
+
+	m->parts = parts;
+	m->n_parts = n;
+	m->files = xcalloc(n + 1, sizeof(*m->files));
+	m->n_files = n;
+	for (size_t i = 0; i < n; i++) {
+		m->files[i] = parts[i]->objs.files[0];
+		base[i + 1] = base[i] + parts[i]->n_seq;
+	}
+	for (size_t k = 0; !rc && k < N_KINDS; k++)
+		rc = merge_kind(m, cache, k, base, err, errlen);
+	free(base);
+	return rc;
+}
+
+bool fi_mesh_has_pod_on_node(const struct fi_mesh *m, const char *node, const char *ns,
+                             const char *sa)
+{
+	char key[800];
+
+	if (!m->parts || !node_key(key, sizeof(key), node, ns, sa))
+		return scan_pod_on_node(m, node, ns, sa);
+	for (size_t i = 0; i < m->n_parts; i++)
+		if (zt_hmap_get(&m->parts[i]->node_sa, key))
+			return true;
+	return false;
+}
+
+struct fi_mesh_cache *fi_mesh_cache_new(void)
+{
+	return xcalloc(1, sizeof(struct fi_mesh_cache));
+}
+
+void fi_mesh_cache_free(struct fi_mesh_cache *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < c->n; i++) {
+		free(c->paths[i]);
+		part_unref(c->parts[i]);
+	}
+	free(c->paths);
+	free(c->parts);
+	for (size_t k = 0; k < N_KINDS; k++)
+		free(c->spare[k]);
+	free(c);
+}
+
+void fi_mesh_recycle(struct fi_mesh *m, struct fi_mesh_cache *c)
+{
+	if (!c || !m->parts) {
+		fi_mesh_clear(m);
+		return;
+	}
+	for (size_t k = 0; k < N_KINDS; k++) {
+		if (!KIND_N(m, k))
+			continue;
+		free(c->spare[k]);
+		c->spare[k] = KIND_ARR(m, k);
+		c->spare_n[k] = KIND_N(m, k);
+		KIND_ARR(m, k) = NULL;
+		KIND_N(m, k) = 0;
+	}
+	fi_mesh_clear(m);
+}
+
+void fi_mesh_cache_stats(const struct fi_mesh_cache *c, size_t *parsed, size_t *reused)
+{
+	*parsed = c ? c->parsed : 0;
+	*reused = c ? c->reused : 0;
+}
+
+/* The cached part of path if the file is still what was read, with a new reference. */
+static struct fi_mesh_part *cache_get(const struct fi_mesh_cache *c, size_t hint, const char *path)
+{
+	struct stat st;
+	size_t i = hint;
+
+	if (!c)
+		return NULL;
+	if (i >= c->n || strcmp(c->paths[i], path))
+		for (i = 0; i < c->n && strcmp(c->paths[i], path); i++)
+			;
+	if (i == c->n || c->parts[i]->racy || stat(path, &st) < 0 || !same_file(c->parts[i], &st))
+		return NULL;
+	return part_ref(c->parts[i]);
+}
+
+static void cache_set(struct fi_mesh_cache *c, const char *const *files,
+                      struct fi_mesh_part **parts, size_t n)
+{
+	for (size_t i = 0; i < c->n; i++) {
+		free(c->paths[i]);
+		part_unref(c->parts[i]);
+	}
+	c->paths = xrealloc(c->paths, (n + 1) * sizeof(*c->paths));
+	c->parts = xrealloc(c->parts, (n + 1) * sizeof(*c->parts));
+	for (size_t i = 0; i < n; i++) {
+		c->paths[i] = xstrdup(files[i]);
+		c->parts[i] = part_ref(parts[i]);
+	}
+	c->n = n;
+}
+
 int fi_mesh_load(struct fi_mesh *m, const char *const *files, size_t n,
                  const struct fi_mesh_opts *o, char *err, size_t errlen)
 {
-	struct ld l = {.m = m,
-	               .lim = {.max_bytes = o && o->max_yaml_bytes ? o->max_yaml_bytes
-	                                                         : FI_MESH_DEFAULT_MAX_YAML_BYTES,
-	                       .max_nodes = o && o->max_yaml_nodes ? o->max_yaml_nodes
-	                                                         : FI_MESH_DEFAULT_MAX_YAML_NODES,
-	                       .bytes_hint = " (raise with --max-yaml-bytes)",
-	                       .nodes_hint = " in one document (raise with --max-yaml-nodes)"},
-	               .cancel = o ? o->cancel : NULL};
+	struct zt_yaml_limits lim = {
+	        .max_bytes = o && o->max_yaml_bytes ? o->max_yaml_bytes
+	                                            : FI_MESH_DEFAULT_MAX_YAML_BYTES,
+	        .max_nodes = o && o->max_yaml_nodes ? o->max_yaml_nodes
+	                                            : FI_MESH_DEFAULT_MAX_YAML_NODES,
+	        .bytes_hint = " (raise with --max-yaml-bytes)",
+	        .nodes_hint = " in one document (raise with --max-yaml-nodes)"};
+	struct fi_mesh_cache *cache = o ? o->cache : NULL;
+	struct fi_mesh_part **parts = xcalloc(n + 1, sizeof(*parts));
+	size_t parsed = 0, reused = 0, got = 0;
 	int rc = 0;
 
-	zt_yaml_rd_init(&l.rd, NULL, err, errlen, false);
 	memset(m, 0, sizeof(*m));
 	if (errlen)
 		err[0] = '\0';
-	for (size_t i = 0; !rc && i < n; i++)
-		rc = load_file(&l, files[i]);
-	if (!rc)
-		rc = sort_all(m, err, errlen);
+	for (; !rc && got < n; got++) {
+		if ((parts[got] = cache_get(cache, got, files[got]))) {
+			reused++;
+			continue;
+		}
+		rc = part_parse(files[got], &lim, o ? o->cancel : NULL, &parts[got], err, errlen);
+		parsed++;
+		if (rc)
+			break;
+	}
+	if (rc) {
+		for (size_t i = 0; i < got; i++)
+			part_unref(parts[i]);
+		free(parts);
+		return rc;
+	}
+	rc = assemble(m, cache, parts, n, err, errlen);
 	if (!rc && o && o->addresses_file)
-		rc = load_addresses(m, o->addresses_file, l.lim.max_bytes, err, errlen);
-	if (rc)
+		rc = load_addresses(m, o->addresses_file, lim.max_bytes, err, errlen);
+	if (rc) {
 		fi_mesh_clear(m);
-	return rc;
+		return rc;
+	}
+	if (cache) {
+		cache_set(cache, files, m->parts, n);
+		cache->parsed = parsed;
+		cache->reused = reused;
+	}
+	return 0;
 }

@@ -234,13 +234,23 @@ struct fi_service_entry {
 
 /* Strings that repeat across objects, kept once per mesh (mesh.c). */
 struct fi_strpool;
+/* One file's objects as parsed, shared (reference-counted) by every mesh built from it and
+ * by a struct fi_mesh_cache (mesh.c). */
+struct fi_mesh_part;
 
 /* Each array is sorted by (namespace, name). Namespaces (fi_meta.ns), label and annotation
  * keys and values (every struct fi_labels), and a pod's node, service account, owner kind
- * and port names are interned: equal strings are one copy, owned by strings. */
+ * and port names are interned: equal strings are one copy, owned by strings.
+ * A mesh from fi_mesh_load holds copies of the objects' structs, in its own arrays, whose
+ * pointers are borrowed from parts (one per file, each with its own strings); meta.seq and
+ * the address file's pod IPs (in owned) are the mesh's own. */
 struct fi_mesh {
 	struct fi_strpool *strings;
-	char **files; /* every file loaded, for fi_meta.file */
+	struct fi_mesh_part **parts; /* references; NULL in a part's own model */
+	size_t n_parts;
+	void **owned; /* freed with the mesh: pod IP arrays from the address file */
+	size_t n_owned;
+	char **files; /* every file loaded, for fi_meta.file (strings borrowed from parts) */
 	size_t n_files;
 	struct fi_namespace *namespaces;
 	size_t n_namespaces;
@@ -276,7 +286,25 @@ struct fi_mesh_opts {
 	/* When not NULL and set (by another thread), the load stops at the next document with
 	 * ZT_E_CANCELLED: a server shutting down does not wait for a large reload. */
 	const atomic_bool *cancel;
+	/* When not NULL, files whose identity (device, inode, size, modification time) is what
+	 * the cache saw are not read again: their parsed objects are shared. A successful load
+	 * updates the cache; a failed one leaves it as it was. */
+	struct fi_mesh_cache *cache;
 };
+
+/* Parsed files kept between loads of the same file list (a server's reloads). A file whose
+ * modification time was within FI_MESH_RACY_NS of the moment it was read is read again
+ * next time (a rewrite in the same clock tick keeps size and time). Not thread-safe: one
+ * load at a time; meshes built from it stay valid after it is freed. */
+struct fi_mesh_cache;
+#define FI_MESH_RACY_NS 100000000ll /* 100 ms; 2 s on file systems with whole seconds */
+struct fi_mesh_cache *fi_mesh_cache_new(void);
+void fi_mesh_cache_free(struct fi_mesh_cache *c);
+/* fi_mesh_clear(m), keeping m's arrays in c for the next load through c to fill (m must
+ * have been loaded; not while a load through c runs). */
+void fi_mesh_recycle(struct fi_mesh *m, struct fi_mesh_cache *c);
+/* Files the last load through c read (parsed) and reused. */
+void fi_mesh_cache_stats(const struct fi_mesh_cache *c, size_t *parsed, size_t *reused);
 
 /* Defaults that fit a mesh of 1,000,000 pods in one file (about 270 MB, one document per
  * object), and the bounds the flags may be set within. */
@@ -316,7 +344,8 @@ const struct fi_gateway *fi_mesh_find_gateway(const struct fi_mesh *m, const cha
                                               const char *name);
 
 /* True if any pod (in the mesh or not) runs on node with service account ns/sa: the CA signs
- * an identity only for the node that hosts it. */
+ * an identity only for the node that hosts it. A hash lookup per file (each part indexes its
+ * pods by (node, namespace, service account) when parsed). */
 bool fi_mesh_has_pod_on_node(const struct fi_mesh *m, const char *node, const char *ns,
                              const char *sa);
 

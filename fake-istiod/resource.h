@@ -12,6 +12,7 @@ struct fi_resource {
 	char *version; /* hex text, a function of data only (owned) */
 	uint8_t *data; /* serialized protobuf message (owned) */
 	size_t len;
+	const void *held; /* the ADS set's copy of it, when known (fi_ads_set_hinted), or NULL */
 };
 
 struct ProtobufCMessage;

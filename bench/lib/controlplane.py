@@ -156,7 +156,7 @@ def generate(outdir, a, churn):
             "--namespaces", str(a.namespaces), "--pods", str(a.pods_n),
             "--pods-per-service", str(a.pods_per_service),
             "--policies-per-namespace", str(a.policies), "--churn", str(churn),
-            "--out", outdir, "--split", "20000"]
+            "--out", outdir, "--split", str(a.split or max(250, a.pods_n // 400))]
     r = subprocess.run(argv, capture_output=True, text=True)
     if r.returncode:
         raise Fail(f"generate: {r.stderr.strip()}")
@@ -589,6 +589,9 @@ def main():
     ap.add_argument("--pods-per-service", type=int, default=10)
     ap.add_argument("--policies", type=int, default=1, help="per namespace")
     ap.add_argument("--churn", type=int, default=5, help="churn steps")
+    ap.add_argument("--split", type=int, default=0,
+                    help="pods per generated file (default max(250, pods/400): a churn step "
+                         "rewrites one pods file and the policies file)")
     ap.add_argument("--authz", default="100,1000", help="authz bench namespace counts (x10 policies), or none")
     ap.add_argument("--authz-iters", type=int, default=200000)
     ap.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")

@@ -34,6 +34,16 @@ mkdir "$dir/split"
 	"$(jq -S '[.addresses[].name, .authorizations[].name] | sort' "$dir/a.json")" ] ||
 	fail "split files load differently"
 
+echo "== generate --split: a churn step rewrites one pods file and the policies file"
+mkdir "$dir/c1" "$dir/c2"
+"$bin/fake-istiod" generate --pods 400 --namespaces 5 --nodes 2 --churn 1 --out "$dir/c1" \
+	--split 64 > /dev/null
+"$bin/fake-istiod" generate --pods 400 --namespaces 5 --nodes 2 --churn 2 --out "$dir/c2" \
+	--split 64 > /dev/null
+changed=$(cd "$dir/c1" && for f in *.yaml; do cmp -s "$f" "../c2/$f" || echo "$f"; done)
+[ "$(echo "$changed" | grep -c '^pods-')" = 1 ] && echo "$changed" | grep -qx 'policies-000.yaml' &&
+	[ "$(echo "$changed" | wc -l)" = 2 ] || fail "churn step 2 rewrote: $(echo $changed)"
+
 echo "== generate: bad shapes are refused with the flag named"
 out=$("$bin/fake-istiod" generate --pods 9000000 2>&1 >/dev/null) && fail "accepted 9M pods"
 grep -q -- '--pods: expected at most' <<<"$out" || fail "message: $out"

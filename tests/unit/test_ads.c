@@ -527,6 +527,51 @@ START_TEST(ads_set_pushes_exactly_the_changed_added_and_removed)
 }
 END_TEST
 
+/* Resources given with the hints of the previous set are matched by pointer: the pushes are
+ * what fi_ads_set makes of the same input, in order or not. */
+START_TEST(ads_hinted_set_pushes_what_a_plain_set_would)
+{
+	struct zt_h2_conn *c = connect_conn(0);
+	struct dc *d = &D[0];
+	Envoy__Service__Discovery__V3__DeltaDiscoveryResponse *r;
+#define RES(n, v) ((struct fi_resource){n, v, (uint8_t *)(n "=" v), sizeof(n "=" v) - 1})
+	struct fi_resource one[] = {RES("a", "1"), RES("b", "1"), RES("c", "1"), RES("d", "1"),
+	                            RES("e", "1")};
+	const void *h1[5], *h2[5], *h3[5];
+
+	ck_assert_int_eq(fi_ads_set_hinted(ads, ADDR, one, 5, h1), 5);
+	r = dc_wildcard(d, c, ADDR);
+	ck_assert_str_eq(summary(r), "+a@1 +b@1 +c@1 +d@1 +e@1");
+	dc_ack(d, r);
+	/* b changed (no hint), c removed, f added; a, d and e hinted. */
+	struct fi_resource two[] = {RES("a", "1"), RES("b", "2"), RES("d", "1"), RES("e", "1"),
+	                            RES("f", "1")};
+	two[0].held = h1[0];
+	two[2].held = h1[3];
+	two[3].held = h1[4];
+	ck_assert_int_eq(fi_ads_set_hinted(ads, ADDR, two, 5, h2), 3);
+	ck_assert_ptr_eq(h2[0], h1[0]);
+	ck_assert_ptr_ne(h2[1], h1[1]);
+	r = dc_next(d);
+	ck_assert_str_eq(summary(r), "+b@2 +f@1 -c");
+	dc_ack(d, r);
+	/* Out of order with every hint: nothing changed. */
+	struct fi_resource three[] = {RES("e", "1"), RES("a", "1"), RES("f", "1"), RES("d", "1"),
+	                              RES("b", "2")};
+	three[0].held = h2[3];
+	three[1].held = h2[0];
+	three[2].held = h2[4];
+	three[3].held = h2[2];
+	three[4].held = h2[1];
+	ck_assert_int_eq(fi_ads_set_hinted(ads, ADDR, three, 5, h3), 0);
+	ck_assert_ptr_eq(h3[0], h2[3]);
+	dc_expect_quiet(d);
+	ck_assert_uint_eq(fi_ads_count(ads, ADDR), 5);
+#undef RES
+	dc_clear(d);
+}
+END_TEST
+
 START_TEST(ads_sets_before_the_loop_runs_coalesce_into_one_push)
 {
 	struct zt_h2_conn *c = connect_conn(0);
@@ -1234,6 +1279,7 @@ Suite *ads_suite(void)
 	tcase_add_test(tc, ads_initial_wildcard_request_gets_every_resource);
 	tcase_add_test(tc, ads_initial_request_for_an_unset_type_gets_one_empty_response);
 	tcase_add_test(tc, ads_set_pushes_exactly_the_changed_added_and_removed);
+	tcase_add_test(tc, ads_hinted_set_pushes_what_a_plain_set_would);
 	tcase_add_test(tc, ads_sets_before_the_loop_runs_coalesce_into_one_push);
 	tcase_add_test(tc, ads_ack_is_counted_and_nack_is_logged_without_resend);
 	tcase_add_test(tc, ads_stale_unknown_and_repeated_nonces_are_ignored);

@@ -3,6 +3,9 @@
  * Workload and Service messages built from the sample mesh and small manifests. */
 #include <arpa/inet.h>
 #include <check.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1072,6 +1075,240 @@ START_TEST(convert_empty_mesh_gives_no_resources)
 }
 END_TEST
 
+
+/* ---- incremental conversion against a full one -------------------------------------------- */
+
+#define UPD_FILES 3
+#define UPD_PODS  24
+
+struct upd_pod {
+	bool live;
+	unsigned ns, app, ip, ver;
+	unsigned mode; /* label istio.io/dataplane-mode: 0 none, 1 "none", 2 "ambient" */
+	bool host;
+};
+
+struct upd_world {
+	char dir[64];
+	struct upd_pod pods[UPD_FILES][UPD_PODS];
+	unsigned policy_port, svc_port, stamp;
+};
+
+/* Writes path by rename with a modification time in the past, distinct per write, so the
+ * loader's cache sees a new file that is not racy. */
+static void upd_write(struct upd_world *w, const char *name, const char *text)
+{
+	char path[128], tmp[140];
+	snprintf(path, sizeof(path), "%s/%s", w->dir, name);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	FILE *f = fopen(tmp, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs(text, f);
+	ck_assert_int_eq(fclose(f), 0);
+	struct timespec ts[2] = {{.tv_sec = 1000000000 + ++w->stamp}, {.tv_sec = 1000000000 + w->stamp}};
+	ck_assert_int_eq(utimensat(AT_FDCWD, tmp, ts, 0), 0);
+	ck_assert_int_eq(rename(tmp, path), 0);
+}
+
+static void upd_write_base(struct upd_world *w)
+{
+	char text[4096];
+	snprintf(text, sizeof(text),
+	         "apiVersion: v1\nkind: Namespace\nmetadata: {name: ns-a, labels: "
+	         "{istio.io/dataplane-mode: ambient}}\n---\n"
+	         "apiVersion: v1\nkind: Namespace\nmetadata: {name: ns-b, labels: "
+	         "{istio.io/dataplane-mode: ambient, istio.io/use-waypoint: wp}}\n---\n"
+	         "apiVersion: v1\nkind: Namespace\nmetadata: {name: ns-c}\n---\n"
+	         "apiVersion: v1\nkind: Node\nmetadata: {name: n1, labels: "
+	         "{topology.kubernetes.io/region: r1}}\n---\n"
+	         "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: wp, "
+	         "namespace: ns-b, labels: {istio.io/waypoint-for: all}}\n"
+	         "spec: {gatewayClassName: istio-waypoint}\n---\n"
+	         "apiVersion: v1\nkind: Service\nmetadata: {name: wp, namespace: ns-b}\n"
+	         "spec: {clusterIP: 10.96.9.9, ports: [{port: 15008}]}\n---\n"
+	         "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: "
+	         "s, namespace: ns-b}\nspec: {mtls: {mode: STRICT}}\n");
+	for (unsigned ns = 0; ns < 3; ns++)
+		for (unsigned app = 0; app < 3; app++) {
+			size_t n = strlen(text);
+			snprintf(text + n, sizeof(text) - n,
+			         "---\napiVersion: v1\nkind: Service\nmetadata: {name: s%u, namespace: "
+			         "ns-%c}\nspec: {clusterIP: 10.96.%u.%u, selector: {app: a%u}, ports: "
+			         "[{port: %u, targetPort: http}]}\n",
+			         app, 'a' + ns, ns, app + 1, app, app ? 80 : w->svc_port);
+		}
+	upd_write(w, "base.yaml", text);
+}
+
+static void upd_write_policies(struct upd_world *w)
+{
+	char text[2048] = "";
+	for (unsigned ns = 0; ns < 3; ns++) {
+		size_t n = strlen(text);
+		snprintf(text + n, sizeof(text) - n,
+		         "---\napiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: "
+		         "{name: p, namespace: ns-%c}\nspec:\n  selector: {matchLabels: {app: a%u}}\n"
+		         "  rules: [{to: [{operation: {ports: [\"%u\"]}}]}]\n",
+		         'a' + ns, ns, w->policy_port + ns);
+	}
+	upd_write(w, "policies.yaml", text);
+}
+
+static void upd_write_pods(struct upd_world *w, unsigned f)
+{
+	static char text[UPD_PODS * 400];
+	char name[32];
+	text[0] = '\0';
+	for (unsigned i = 0; i < UPD_PODS; i++) {
+		const struct upd_pod *p = &w->pods[f][i];
+		size_t n = strlen(text);
+		if (!p->live)
+			continue;
+		snprintf(text + n, sizeof(text) - n,
+		         "---\napiVersion: v1\nkind: Pod\nmetadata: {name: p%u-%u, namespace: ns-%c, "
+		         "labels: {app: a%u, version: v%u%s}}\nspec: {nodeName: n1, hostNetwork: %s, "
+		         "containers: [{ports: [{name: http, containerPort: 8%03u}]}]}\n"
+		         "status: {podIP: 10.1.%u.%u}\n",
+		         f, i, 'a' + p->ns, p->app, p->ver,
+		         p->mode == 1   ? ", istio.io/dataplane-mode: none"
+		         : p->mode == 2 ? ", istio.io/dataplane-mode: ambient"
+		                        : "",
+		         p->host ? "true" : "false", p->app, f, p->ip);
+	}
+	snprintf(name, sizeof(name), "pods-%u.yaml", f);
+	upd_write(w, name, text);
+}
+
+static void upd_random_pod(struct upd_pod *p)
+{
+	*p = (struct upd_pod){.live = true,
+	                      .ns = (unsigned)rand() % 3,
+	                      .app = (unsigned)rand() % 4,
+	                      .ip = 1 + (unsigned)rand() % 250,
+	                      .host = rand() % 10 == 0,
+	                      .mode = rand() % 10 == 0 ? 1u : rand() % 2 ? 2u : 0u};
+}
+
+static void upd_assert_equal(const struct fi_resource *a, size_t na, const struct fi_resource *b,
+                             size_t nb, const char *what, int iter)
+{
+	ck_assert_msg(na == nb, "iteration %d: %s: %zu resources incrementally, %zu in full", iter,
+	              what, na, nb);
+	for (size_t i = 0; i < na; i++) {
+		ck_assert_msg(!strcmp(a[i].name, b[i].name), "iteration %d: %s[%zu]: %s vs %s", iter,
+		              what, i, a[i].name, b[i].name);
+		ck_assert_msg(!strcmp(a[i].version, b[i].version),
+		              "iteration %d: %s %s: version %s incrementally, %s in full", iter, what,
+		              a[i].name, a[i].version, b[i].version);
+		/* Bytes reused from the stripped previous set are gone; the version is their hash. */
+		ck_assert(!a[i].data || (a[i].len == b[i].len && !memcmp(a[i].data, b[i].data, a[i].len)));
+	}
+}
+
+/* Random pod changes (added, removed, relabelled, moved, opted in or out (ns-c is not
+ * ambient: its Services are sent while an opted-in pod selects them), host network), policy
+ * rule changes, and now and then a Service change (which needs the full conversion): the
+ * incremental result must equal fi_convert of the same model, resource for resource. */
+START_TEST(convert_update_equals_full_conversion_on_random_changes)
+{
+	static struct upd_world w;
+	const char *files[UPD_FILES + 2];
+	char paths[UPD_FILES + 2][96], err[256];
+	struct fi_mesh_cache *cache = fi_mesh_cache_new();
+	struct fi_mesh prev_m = {0}, m;
+	struct fi_resources prev = {0}, full, upd;
+	int incremental = 0, fallback = 0;
+
+	memset(&w, 0, sizeof(w));
+	snprintf(w.dir, sizeof(w.dir), "/tmp/convert-upd.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(w.dir));
+	srand(17);
+	w.policy_port = 9000;
+	w.svc_port = 70;
+	for (unsigned f = 0; f < UPD_FILES; f++) {
+		for (unsigned i = 0; i < UPD_PODS; i++)
+			if (rand() % 2)
+				upd_random_pod(&w.pods[f][i]);
+		upd_write_pods(&w, f);
+	}
+	upd_write_base(&w);
+	upd_write_policies(&w);
+	for (unsigned f = 0; f < UPD_FILES; f++)
+		snprintf(paths[f], sizeof(paths[f]), "%s/pods-%u.yaml", w.dir, f);
+	snprintf(paths[UPD_FILES], sizeof(paths[0]), "%s/base.yaml", w.dir);
+	snprintf(paths[UPD_FILES + 1], sizeof(paths[0]), "%s/policies.yaml", w.dir);
+	for (unsigned f = 0; f < UPD_FILES + 2; f++)
+		files[f] = paths[f];
+	struct fi_mesh_opts mo = {.cache = cache};
+
+	for (int iter = 0; iter < 100; iter++) {
+		if (iter) {
+			unsigned f = (unsigned)rand() % UPD_FILES;
+			for (int k = 1 + rand() % 3; k > 0; k--) {
+				struct upd_pod *p = &w.pods[f][(unsigned)rand() % UPD_PODS];
+				switch (rand() % 5) {
+				case 0:
+					upd_random_pod(p);
+					break;
+				case 1:
+					p->live = false;
+					break;
+				case 2:
+					p->app = (unsigned)rand() % 4;
+					p->ver++;
+					break;
+				case 3:
+					p->ip = 1 + (unsigned)rand() % 250;
+					break;
+				default:
+					p->mode = (p->mode + 1) % 3;
+				}
+			}
+			upd_write_pods(&w, f);
+			if (rand() % 3 == 0) {
+				w.policy_port++;
+				upd_write_policies(&w);
+			}
+			if (rand() % 8 == 0) {
+				w.svc_port++;
+				upd_write_base(&w);
+			}
+		}
+		ck_assert_msg(fi_mesh_load(&m, files, UPD_FILES + 2, &mo, err, sizeof(err)) == 0,
+		              "%s", err);
+		ck_assert_int_eq(fi_convert(&m, NULL, &full, err, sizeof(err)), 0);
+		int rc = fi_convert_update(&m, iter ? &prev_m : NULL, iter ? &prev : NULL, NULL, &upd,
+		                           err, sizeof(err));
+		ck_assert_msg(rc >= 0, "%s", err);
+		incremental += rc == 1;
+		fallback += iter && rc == 0;
+		upd_assert_equal(upd.addresses, upd.n_addresses, full.addresses, full.n_addresses,
+		                 "addresses", iter);
+		upd_assert_equal(upd.authorizations, upd.n_authorizations, full.authorizations,
+		                 full.n_authorizations, "authorizations", iter);
+		upd_assert_equal(upd.waypoints, upd.n_waypoints, full.waypoints, full.n_waypoints,
+		                 "waypoints", iter);
+		fi_resources_clear(&full);
+		fi_resources_clear(&prev);
+		fi_mesh_clear(&prev_m);
+		prev = upd;
+		prev_m = m;
+		fi_resources_strip(&prev);
+	}
+	size_t parsed, reused;
+	fi_mesh_cache_stats(cache, &parsed, &reused);
+	ck_assert_uint_gt(reused, 0);
+	ck_assert_int_gt(incremental, 50);
+	ck_assert_int_gt(fallback, 0);
+	fi_resources_clear(&prev);
+	fi_mesh_clear(&prev_m);
+	fi_mesh_cache_free(cache);
+	for (unsigned f = 0; f < UPD_FILES + 2; f++)
+		unlink(paths[f]);
+	rmdir(w.dir);
+}
+END_TEST
+
 Suite *convert_suite(void);
 Suite *convert_suite(void)
 {
@@ -1099,6 +1336,7 @@ Suite *convert_suite(void)
 	tcase_add_test(tc, convert_peer_authentication_port_level);
 	tcase_add_test(tc, convert_options_change_identity_fields);
 	tcase_add_test(tc, convert_empty_mesh_gives_no_resources);
+	tcase_add_test(tc, convert_update_equals_full_conversion_on_random_changes);
 	suite_add_tcase(s, tc);
 	return s;
 }

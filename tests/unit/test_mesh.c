@@ -3,6 +3,10 @@
  * object: field: what" error for each kind of bad manifest or address line. */
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -658,6 +662,108 @@ START_TEST(mesh_labels_lookup_and_selectors)
 }
 END_TEST
 
+
+/* ---- the parsed-file cache of reloads ------------------------------------------------------ */
+
+/* Writes text to dir/name by rename, modified at the given second (long past: not racy). */
+static void cache_write(const char *dir, const char *name, const char *text, time_t mtime)
+{
+	char path[128], tmp[140];
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	FILE *f = fopen(tmp, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs(text, f);
+	ck_assert_int_eq(fclose(f), 0);
+	if (mtime) {
+		struct timespec ts[2] = {{.tv_sec = mtime}, {.tv_sec = mtime}};
+		ck_assert_int_eq(utimensat(AT_FDCWD, tmp, ts, 0), 0);
+	}
+	ck_assert_int_eq(rename(tmp, path), 0);
+}
+
+#define CACHE_POD(name, ns, node, sa)                                                              \
+	"---\napiVersion: v1\nkind: Pod\nmetadata: {name: " name ", namespace: " ns "}\n"          \
+	"spec: {nodeName: " node ", serviceAccountName: " sa "}\nstatus: {podIP: 10.0.0.1}\n"
+
+/* A reload reads only the files that changed and shares the others' objects; a broken file
+ * fails the load and leaves the cache as it was; a file written just now is read again; the
+ * CA's node check sees every file's pods. */
+START_TEST(mesh_cache_reads_only_changed_files_and_keeps_the_last_good_parts)
+{
+	char dir[] = "/tmp/mesh-cache.XXXXXX", a[128], b[128], err[512] = "";
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(a, sizeof(a), "%s/a.yaml", dir);
+	snprintf(b, sizeof(b), "%s/b.yaml", dir);
+	const char *files[] = {a, b};
+	struct fi_mesh_cache *cache = fi_mesh_cache_new();
+	struct fi_mesh_opts o = {.cache = cache};
+	struct fi_mesh m1, m2, m3;
+	size_t parsed, reused;
+
+	cache_write(dir, "a.yaml", CACHE_POD("p1", "x", "n1", "sa1") CACHE_POD("p2", "x", "n2", "sa2"),
+	            1000000000);
+	cache_write(dir, "b.yaml", CACHE_POD("q1", "y", "n1", "sb1"), 1000000001);
+	ck_assert_msg(fi_mesh_load(&m1, files, 2, &o, err, sizeof(err)) == 0, "%s", err);
+	fi_mesh_cache_stats(cache, &parsed, &reused);
+	ck_assert_uint_eq(parsed, 2);
+	ck_assert_uint_eq(reused, 0);
+	ck_assert(fi_mesh_has_pod_on_node(&m1, "n1", "y", "sb1"));
+	ck_assert(fi_mesh_has_pod_on_node(&m1, "n2", "x", "sa2"));
+	ck_assert(!fi_mesh_has_pod_on_node(&m1, "n2", "x", "sa1"));
+	ck_assert(!fi_mesh_has_pod_on_node(&m1, "n1", "y", "sb2"));
+
+	/* b changes (a new pod, one node moved): a is not read again, its pods are shared. */
+	cache_write(dir, "b.yaml", CACHE_POD("q1", "y", "n3", "sb1") CACHE_POD("q2", "y", "n1", "sb2"),
+	            1000000002);
+	ck_assert_msg(fi_mesh_load(&m2, files, 2, &o, err, sizeof(err)) == 0, "%s", err);
+	fi_mesh_cache_stats(cache, &parsed, &reused);
+	ck_assert_uint_eq(parsed, 1);
+	ck_assert_uint_eq(reused, 1);
+	ck_assert_uint_eq(m2.n_pods, 4);
+	ck_assert_ptr_eq(fi_mesh_find_pod(&m2, "x", "p1")->meta.name,
+	                 fi_mesh_find_pod(&m1, "x", "p1")->meta.name);
+	ck_assert_str_eq(fi_mesh_find_pod(&m2, "y", "q1")->node, "n3");
+	ck_assert_str_eq(fi_mesh_find_pod(&m1, "y", "q1")->node, "n1"); /* m1 is intact */
+	ck_assert(!fi_mesh_has_pod_on_node(&m2, "n1", "y", "sb1"));
+	ck_assert(fi_mesh_has_pod_on_node(&m2, "n1", "y", "sb2"));
+	/* Load order still numbers objects across files, as a single load does. */
+	ck_assert_uint_lt(fi_mesh_find_pod(&m2, "x", "p2")->meta.seq,
+	                  fi_mesh_find_pod(&m2, "y", "q1")->meta.seq);
+	fi_mesh_clear(&m1);
+
+	/* A broken b fails the load with its line; a duplicate across files too. */
+	cache_write(dir, "b.yaml", CACHE_POD("q1", "y", "n3", "sb1") "---\nkind: [\n", 1000000003);
+	ck_assert_int_lt(fi_mesh_load(&m3, files, 2, &o, err, sizeof(err)), 0);
+	ck_assert_msg(strstr(err, "b.yaml:"), "%s", err);
+	cache_write(dir, "b.yaml", CACHE_POD("p1", "x", "n3", "sb1"), 1000000004);
+	ck_assert_int_eq(fi_mesh_load(&m3, files, 2, &o, err, sizeof(err)), ZT_E_PARSE);
+	ck_assert_msg(strstr(err, "b.yaml:2: Pod x/p1: duplicate (first defined at"), "%s", err);
+
+	/* Back to the content of m2, written just now: read, and read again next time (a
+	 * rewrite within the same clock tick would keep its size and time). */
+	cache_write(dir, "b.yaml", CACHE_POD("q1", "y", "n3", "sb1") CACHE_POD("q2", "y", "n1", "sb2"),
+	            0);
+	ck_assert_msg(fi_mesh_load(&m3, files, 2, &o, err, sizeof(err)) == 0, "%s", err);
+	fi_mesh_cache_stats(cache, &parsed, &reused);
+	ck_assert_uint_eq(parsed, 1);
+	fi_mesh_clear(&m3);
+	ck_assert_msg(fi_mesh_load(&m3, files, 2, &o, err, sizeof(err)) == 0, "%s", err);
+	fi_mesh_cache_stats(cache, &parsed, &reused);
+	ck_assert_uint_eq(parsed, 1);
+	ck_assert_uint_eq(reused, 1);
+	ck_assert_uint_eq(m3.n_pods, 4);
+	/* The meshes outlive the cache. */
+	fi_mesh_cache_free(cache);
+	ck_assert_str_eq(fi_mesh_find_pod(&m2, "x", "p2")->node, "n2");
+	fi_mesh_clear(&m2);
+	fi_mesh_clear(&m3);
+	unlink(a);
+	unlink(b);
+	rmdir(dir);
+}
+END_TEST
+
 Suite *mesh_suite(void);
 Suite *mesh_suite(void)
 {
@@ -680,6 +786,7 @@ Suite *mesh_suite(void)
 	tcase_add_test(tc, mesh_repeated_strings_are_interned);
 	tcase_add_test(tc, mesh_cancelled_load_stops_and_keeps_nothing);
 	tcase_add_test(tc, mesh_labels_lookup_and_selectors);
+	tcase_add_test(tc, mesh_cache_reads_only_changed_files_and_keeps_the_last_good_parts);
 	suite_add_tcase(s, tc);
 	return s;
 }
