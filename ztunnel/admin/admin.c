@@ -100,8 +100,8 @@ int zt_admin_config_dump_write(struct zt_admin *a, struct zt_buf *out)
 			json_t *v = s->fn(s->arg);
 
 			if (json_dump_callback(v ? v : json_null(), nested, out,
-			                       JSON_ENCODE_ANY | JSON_INDENT(2) | JSON_ENSURE_ASCII |
-			                               JSON_SORT_KEYS) < 0)
+			                       JSON_ENCODE_ANY | JSON_INDENT(2) |
+			                               JSON_ENSURE_ASCII | JSON_SORT_KEYS) < 0)
 				rc = ZT_E_TOOBIG;
 			json_decref(v);
 		}

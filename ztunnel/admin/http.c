@@ -159,7 +159,6 @@ static enum MHD_Result send_response(struct MHD_Connection *conn, int status, co
 	return ok;
 }
 
-
 /* A handler's body goes to MHD without a copy (a large one, such as /config_dump, would
  * otherwise be held twice): MHD frees it after sending. */
 static enum MHD_Result send_body(struct MHD_Connection *conn, struct zt_http_response *resp)
