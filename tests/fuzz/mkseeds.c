@@ -139,8 +139,12 @@ static void ca_response_seed(struct zt_ca *ca, const char *name, const char *id,
 	}
 	resp.cert_chain = items;
 	resp.n_cert_chain = k;
-	const char *key = wrong_key ? other.key_pem : csr.key_pem;
-	put_msg("ca_response", name, &resp.base, key, strlen(key) + 1);
+	char *key;
+	size_t key_len;
+	if (zt_csr_key_pem(wrong_key ? &other : &csr, &key, &key_len) < 0)
+		abort();
+	put_msg("ca_response", name, &resp.base, key, key_len + 1);
+	zt_csr_key_pem_free(key, key_len);
 	free(bundle);
 	zt_ca_chain_free(chain, n);
 	zt_csr_clear(&csr);

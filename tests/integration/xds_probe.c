@@ -176,7 +176,12 @@ static void on_csr_response(struct zt_grpc_call *c, const uint8_t *p, size_t len
 	write_out("chain.pem", all);
 	if (r->n_cert_chain)
 		write_out("root.pem", r->cert_chain[r->n_cert_chain - 1]);
-	write_out("key.pem", csr.key_pem);
+	char *key_pem;
+	size_t key_len;
+	if (zt_csr_key_pem(&csr, &key_pem, &key_len) < 0)
+		fail("key", "cannot encode");
+	write_out("key.pem", key_pem);
+	zt_csr_key_pem_free(key_pem, key_len);
 	printf("status OK elements=%zu\n", r->n_cert_chain);
 	exit_code = 0;
 	free(all);

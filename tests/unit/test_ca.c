@@ -427,14 +427,7 @@ START_TEST(ca_signed_leaf_chains_to_root_with_istio_layout)
 	ck_assert(verifies(leaf, root, X509_PURPOSE_SSL_SERVER));
 	ck_assert(verifies(leaf, root, X509_PURPOSE_SSL_CLIENT));
 	/* The leaf's key is the CSR's. */
-	{
-		BIO *b = BIO_new_mem_buf(csr.key_pem, -1);
-		EVP_PKEY *k = PEM_read_bio_PrivateKey(b, NULL, NULL, NULL);
-
-		ck_assert_int_eq(X509_check_private_key(leaf, k), 1);
-		EVP_PKEY_free(k);
-		BIO_free(b);
-	}
+	ck_assert_int_eq(X509_check_private_key(leaf, csr.key), 1);
 	/* One critical URI SAN, the identity; empty subject. */
 	names = X509_get_ext_d2i(leaf, NID_subject_alt_name, &crit, NULL);
 	ck_assert_ptr_nonnull(names);
@@ -484,9 +477,13 @@ START_TEST(ca_signed_leaf_builds_a_tls_identity)
 
 	make_csr(&csr, ID_URI);
 	ck_assert_int_eq(sign(ca, csr.csr_pem, ID_URI, &chain, &n, err, sizeof(err)), 0);
-	ck_assert_int_eq(zt_tls_identity_new(&tid, chain[0], strlen(chain[0]), csr.key_pem,
-	                                     csr.key_len, chain[n - 1], strlen(chain[n - 1])),
+	char *key_pem;
+	size_t key_len;
+	ck_assert_int_eq(zt_csr_key_pem(&csr, &key_pem, &key_len), 0);
+	ck_assert_int_eq(zt_tls_identity_new(&tid, chain[0], strlen(chain[0]), key_pem, key_len,
+	                                     chain[n - 1], strlen(chain[n - 1])),
 	                 0);
+	zt_csr_key_pem_free(key_pem, key_len);
 	ck_assert_str_eq(zt_tls_identity_spiffe(tid)->sa, "sleep");
 	zt_tls_identity_unref(tid);
 	zt_ca_chain_free(chain, n);

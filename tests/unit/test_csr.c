@@ -20,7 +20,7 @@ static void generate(struct zt_csr *csr)
 	ck_assert_int_eq(zt_spiffe_parse(&id, URI, strlen(URI)), 0);
 	ck_assert_int_eq(zt_csr_generate(csr, &id), 0);
 	ck_assert_uint_eq(strlen(csr->csr_pem), csr->csr_len);
-	ck_assert_uint_eq(strlen(csr->key_pem), csr->key_len);
+	ck_assert_ptr_nonnull(csr->key);
 }
 
 /* Parses with plain OpenSSL, independent of zt_csr_parse(). */
@@ -47,7 +47,8 @@ START_TEST(generated_csr_verifies_with_empty_subject_and_sha256_ecdsa)
 	ck_assert_int_eq(X509_REQ_get_version(req), X509_REQ_VERSION_1);
 	X509_REQ_free(req);
 	zt_csr_clear(&csr);
-	ck_assert_ptr_null(csr.key_pem);
+	ck_assert_ptr_null(csr.key);
+	ck_assert_ptr_null(csr.csr_pem);
 }
 END_TEST
 
@@ -89,14 +90,20 @@ START_TEST(generated_key_is_pkcs8_p256_matching_the_csr)
 	X509_REQ *req;
 	EVP_PKEY *key;
 	BIO *bio;
+	char *pem;
+	size_t pem_len;
 	char group[32];
 
 	generate(&csr);
-	ck_assert_ptr_nonnull(strstr(csr.key_pem, "-----BEGIN PRIVATE KEY-----"));
+	ck_assert_int_eq(zt_csr_key_pem(&csr, &pem, &pem_len), 0);
+	ck_assert_uint_eq(strlen(pem), pem_len);
+	ck_assert_ptr_nonnull(strstr(pem, "-----BEGIN PRIVATE KEY-----"));
 	ck_assert_ptr_nonnull(strstr(csr.csr_pem, "-----BEGIN CERTIFICATE REQUEST-----"));
-	bio = BIO_new_mem_buf(csr.key_pem, (int)csr.key_len);
+	bio = BIO_new_mem_buf(pem, (int)pem_len);
 	key = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
 	BIO_free(bio);
+	zt_csr_key_pem_free(pem, pem_len);
+	ck_assert_int_eq(EVP_PKEY_eq(key, csr.key), 1);
 	ck_assert_ptr_nonnull(key);
 	ck_assert_int_eq(EVP_PKEY_get_base_id(key), EVP_PKEY_EC);
 	ck_assert_int_eq(EVP_PKEY_get_group_name(key, group, sizeof(group), NULL), 1);
@@ -105,7 +112,7 @@ START_TEST(generated_key_is_pkcs8_p256_matching_the_csr)
 	ck_assert_int_eq(EVP_PKEY_eq(key, X509_REQ_get0_pubkey(req)), 1);
 	/* A fresh key per request. */
 	generate(&other);
-	ck_assert_str_ne(other.key_pem, csr.key_pem);
+	ck_assert_int_ne(EVP_PKEY_eq(other.key, csr.key), 1);
 	zt_csr_clear(&other);
 	X509_REQ_free(req);
 	EVP_PKEY_free(key);
@@ -167,7 +174,8 @@ START_TEST(parse_rejects_garbage_truncation_and_oversize)
 {
 	struct zt_csr csr;
 	X509_REQ *req = (X509_REQ *)1;
-	char *big;
+	char *big, *pem;
+	size_t pem_len;
 
 	ck_assert_int_eq(zt_csr_parse(&req, "", 0), ZT_E_PARSE);
 	ck_assert_ptr_null(req);
@@ -175,7 +183,9 @@ START_TEST(parse_rejects_garbage_truncation_and_oversize)
 	generate(&csr);
 	ck_assert_int_eq(zt_csr_parse(&req, csr.csr_pem, csr.csr_len / 2), ZT_E_PARSE);
 	/* A private key is not a CSR. */
-	ck_assert_int_eq(zt_csr_parse(&req, csr.key_pem, csr.key_len), ZT_E_PARSE);
+	ck_assert_int_eq(zt_csr_key_pem(&csr, &pem, &pem_len), 0);
+	ck_assert_int_eq(zt_csr_parse(&req, pem, pem_len), ZT_E_PARSE);
+	zt_csr_key_pem_free(pem, pem_len);
 	big = calloc(1, ZT_CSR_MAX_PEM + 1);
 	ck_assert_ptr_nonnull(big);
 	memcpy(big, csr.csr_pem, csr.csr_len);

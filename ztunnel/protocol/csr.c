@@ -2,6 +2,7 @@
  * URI SAN carries the identity and is marked critical as RFC 5280 requires for that case. */
 #include "protocol/csr.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -58,13 +59,31 @@ out:
 	return exts;
 }
 
+/* Puts key's public half into req as an id-ecPublicKey on prime256v1 with the uncompressed
+ * point, as X509_REQ_set_pubkey would; that call decodes the key again through OpenSSL 3's
+ * decoder lookup, most of what a request costs. */
+static int set_ec_pubkey(X509_REQ *req, EVP_PKEY *key)
+{
+	X509_PUBKEY *pub = X509_REQ_get_X509_PUBKEY(req);
+	unsigned char *point = NULL;
+	size_t n = EVP_PKEY_get1_encoded_public_key(key, &point);
+
+	if (!pub || n == 0 || n > INT_MAX ||
+	    X509_PUBKEY_set0_param(pub, OBJ_nid2obj(NID_X9_62_id_ecPublicKey), V_ASN1_OBJECT,
+	                           OBJ_nid2obj(NID_X9_62_prime256v1), point, (int)n) != 1) {
+		OPENSSL_free(point);
+		return -1;
+	}
+	return 0;
+}
+
 int zt_csr_generate(struct zt_csr *out, const struct zt_spiffe *id)
 {
 	char uri[ZT_SPIFFE_STR_SIZE];
 	EVP_PKEY *key = NULL;
 	X509_REQ *req = NULL;
 	STACK_OF(X509_EXTENSION) *exts = NULL;
-	BIO *csr_bio = NULL, *key_bio = NULL;
+	BIO *csr_bio = NULL;
 	int rc = ZT_E_TLS;
 
 	memset(out, 0, sizeof(*out));
@@ -74,28 +93,22 @@ int zt_csr_generate(struct zt_csr *out, const struct zt_spiffe *id)
 	req = X509_REQ_new();
 	exts = san_extension(uri);
 	csr_bio = BIO_new(BIO_s_mem());
-	key_bio = BIO_new(BIO_s_secmem()); /* wiped on free */
-	if (!key || !req || !exts || !csr_bio || !key_bio)
+	if (!key || !req || !exts || !csr_bio)
 		goto out;
 	/* X509_REQ_new() starts with version 1 and an empty subject; both are what we want. */
-	if (X509_REQ_set_pubkey(req, key) != 1 || X509_REQ_add_extensions(req, exts) != 1 ||
+	if (set_ec_pubkey(req, key) < 0 || X509_REQ_add_extensions(req, exts) != 1 ||
 	    X509_REQ_sign(req, key, EVP_sha256()) <= 0)
 		goto out;
-	if (PEM_write_bio_X509_REQ(csr_bio, req) != 1 ||
-	    PEM_write_bio_PrivateKey(key_bio, key, NULL, NULL, 0, NULL, NULL) != 1)
+	if (PEM_write_bio_X509_REQ(csr_bio, req) != 1)
 		goto out;
 	out->csr_pem = bio_string(csr_bio, &out->csr_len);
-	out->key_pem = bio_string(key_bio, &out->key_len);
-	if (!out->csr_pem || !out->key_pem) {
-		zt_csr_clear(out);
+	if (!out->csr_pem)
 		goto out;
-	}
 	out->key = key;
 	key = NULL;
 	rc = 0;
 out:
 	ERR_clear_error();
-	BIO_free(key_bio);
 	BIO_free(csr_bio);
 	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
 	X509_REQ_free(req);
@@ -105,12 +118,33 @@ out:
 
 void zt_csr_clear(struct zt_csr *csr)
 {
-	if (csr->key_pem)
-		OPENSSL_cleanse(csr->key_pem, csr->key_len);
-	free(csr->key_pem);
 	free(csr->csr_pem);
 	EVP_PKEY_free(csr->key);
 	memset(csr, 0, sizeof(*csr));
+}
+
+int zt_csr_key_pem(const struct zt_csr *csr, char **pem, size_t *len)
+{
+	BIO *bio = BIO_new(BIO_s_secmem()); /* wiped on free */
+	int rc = ZT_E_TLS;
+
+	*pem = NULL;
+	*len = 0;
+	if (!bio)
+		abort();
+	if (csr->key && PEM_write_bio_PrivateKey(bio, csr->key, NULL, NULL, 0, NULL, NULL) == 1 &&
+	    (*pem = bio_string(bio, len)))
+		rc = 0;
+	ERR_clear_error();
+	BIO_free(bio);
+	return rc;
+}
+
+void zt_csr_key_pem_free(char *pem, size_t len)
+{
+	if (pem)
+		OPENSSL_cleanse(pem, len);
+	free(pem);
 }
 
 int zt_csr_parse(X509_REQ **out, const char *pem, size_t len)

@@ -12,20 +12,23 @@
 
 #define ZT_CSR_MAX_PEM (64u * 1024) /* bound on a CSR accepted for parsing */
 
-/* A generated request: NUL-terminated PEM strings (len excludes the NUL), owned. */
+/* A generated request: the PEM request (NUL-terminated, len excludes the NUL) and its key,
+ * owned. The key stays an object: it never exists as text in the daemon. */
 struct zt_csr {
 	char *csr_pem; /* "CERTIFICATE REQUEST" */
 	size_t csr_len;
-	char *key_pem; /* "PRIVATE KEY" (PKCS#8, unencrypted) */
-	size_t key_len;
-	EVP_PKEY *key; /* the same key, for an identity built without parsing key_pem */
+	EVP_PKEY *key; /* ECDSA P-256 */
 };
 
 /* Generates a new P-256 key and a CSR for id into out (overwritten, not freed first).
  * Returns 0, ZT_E_TLS (OpenSSL failure) or ZT_E_TOOBIG (id not a valid struct zt_spiffe);
  * out is empty on error. */
 int zt_csr_generate(struct zt_csr *out, const struct zt_spiffe *id);
-/* Frees both strings, wiping the key, and the key. Accepts a zeroed or cleared struct. */
+/* The key as PEM "PRIVATE KEY" (PKCS#8, unencrypted): a new NUL-terminated string in *pem
+ * (free with zt_csr_key_pem_free), for tools and tests. Returns 0 or ZT_E_TLS. */
+int zt_csr_key_pem(const struct zt_csr *csr, char **pem, size_t *len);
+void zt_csr_key_pem_free(char *pem, size_t len);
+/* Frees the request and the key (OpenSSL wipes it). Accepts a zeroed or cleared struct. */
 void zt_csr_clear(struct zt_csr *csr);
 
 /* Parses one PEM CSR from pem[0..len) (need not be NUL-terminated). The signature is not

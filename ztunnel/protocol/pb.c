@@ -4,6 +4,7 @@
 #include "protocol/pb.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,8 +125,8 @@ static int check_nesting(const ProtobufCMessageDescriptor *d, const uint8_t *p, 
 	return 0;
 }
 
-int zt_pb_unpack(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t len, size_t max_len,
-                 ProtobufCMessage **out)
+static int unpack(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t len,
+                  size_t max_len, ProtobufCAllocator *a, ProtobufCMessage **out)
 {
 	static const uint8_t empty[1];
 	int err;
@@ -141,8 +142,89 @@ int zt_pb_unpack(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t l
 	err = check_nesting(d, p, len, 0);
 	if (err)
 		return err;
-	*out = protobuf_c_message_unpack(d, NULL, len, p);
+	*out = protobuf_c_message_unpack(d, a, len, p);
 	return *out ? 0 : ZT_E_PARSE;
+}
+
+int zt_pb_unpack(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t len, size_t max_len,
+                 ProtobufCMessage **out)
+{
+	return unpack(d, p, len, max_len, NULL, out);
+}
+
+/* ---- scratch ------------------------------------------------------------------------------ */
+
+#define BLOCK_MIN (16u << 10)
+#define BLOCK_KEEP (256u << 10) /* a larger block (one huge message) is not kept */
+
+struct zt_pb_block {
+	struct zt_pb_block *next;
+	size_t cap, used;
+	max_align_t data[];
+};
+
+static void *scratch_alloc(void *arg, size_t size)
+{
+	struct zt_pb_scratch *s = arg;
+	struct zt_pb_block *b = s->head;
+	void *p;
+
+	size = (size + sizeof(max_align_t) - 1) & ~(sizeof(max_align_t) - 1);
+	if (!b || b->cap - b->used < size) {
+		size_t cap = b ? b->cap * 2 : BLOCK_MIN;
+		if (cap < size)
+			cap = size;
+		b = xmalloc(sizeof(*b) + cap);
+		b->cap = cap;
+		b->used = 0;
+		b->next = s->head;
+		s->head = b;
+	}
+	p = (char *)b->data + b->used;
+	b->used += size;
+	return p;
+}
+
+static void scratch_free(void *arg, void *p)
+{
+	(void)arg;
+	(void)p; /* all at once, in zt_pb_scratch_reset */
+}
+
+int zt_pb_unpack_scratch(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t len,
+                         size_t max_len, struct zt_pb_scratch *s, ProtobufCMessage **out)
+{
+	s->alloc.alloc = scratch_alloc;
+	s->alloc.free = scratch_free;
+	s->alloc.allocator_data = s;
+	return unpack(d, p, len, max_len, &s->alloc, out);
+}
+
+void zt_pb_scratch_reset(struct zt_pb_scratch *s)
+{
+	struct zt_pb_block *keep = s->head;
+
+	if (keep && keep->cap > BLOCK_KEEP)
+		keep = NULL;
+	for (struct zt_pb_block *b = s->head, *next; b; b = next) {
+		next = b->next;
+		if (b != keep)
+			free(b);
+	}
+	s->head = keep;
+	if (keep) {
+		keep->next = NULL;
+		keep->used = 0;
+	}
+}
+
+void zt_pb_scratch_clear(struct zt_pb_scratch *s)
+{
+	for (struct zt_pb_block *b = s->head, *next; b; b = next) {
+		next = b->next;
+		free(b);
+	}
+	s->head = NULL;
 }
 
 void zt_pb_free(ProtobufCMessage *msg)

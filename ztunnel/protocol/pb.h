@@ -46,6 +46,22 @@ struct zt_pb_field {
  * type (as zt_pb_unpack). */
 int zt_pb_next_field(const uint8_t *buf, size_t len, size_t *pos, struct zt_pb_field *f);
 
+/* Scratch memory for decoding one message after another: a bump allocator whose blocks are
+ * reused, so a decode costs no malloc/free per field. A message decoded into it lives until
+ * the next zt_pb_scratch_reset (never zt_pb_free it). Zeroed struct = empty. One thread. */
+struct zt_pb_scratch {
+	ProtobufCAllocator alloc; /* set up on first use */
+	struct zt_pb_block *head;
+};
+
+/* zt_pb_unpack into scratch s. */
+int zt_pb_unpack_scratch(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t len,
+                         size_t max_len, struct zt_pb_scratch *s, ProtobufCMessage **out);
+/* Forgets every message decoded into s (keeps one block of moderate size for the next). */
+void zt_pb_scratch_reset(struct zt_pb_scratch *s);
+/* Frees all of s. */
+void zt_pb_scratch_clear(struct zt_pb_scratch *s);
+
 /* Frees a message from zt_pb_unpack or zt_pb_any_unpack. Accepts NULL. */
 void zt_pb_free(ProtobufCMessage *msg);
 

@@ -95,6 +95,7 @@ struct zt_store {
 	struct zt_hmap pol_sets;    /* id -> struct pol_set * */
 	struct zt_hmap sets_by_key; /* policy key -> struct vec * of pol_sets */
 	struct ptrmap wl_sets;      /* struct zt_workload * -> struct pol_set * */
+	struct zt_pb_scratch scratch; /* the resource being applied, decoded (writer only) */
 	struct watcher *watchers;
 	size_t n_watchers, cap_watchers;
 	unsigned dispatching;
@@ -471,7 +472,7 @@ static struct pol_set *pol_set_acquire(struct zt_store *s, const struct zt_workl
 		set->n++;
 	}
 	set->users = 1;
-	zt_hmap_put(&s->pol_sets, id, set);
+	zt_hmap_put(&s->pol_sets, set->id, set);
 	return set;
 }
 
@@ -549,6 +550,7 @@ void zt_store_free(struct zt_store *s)
 	multi_free_all(&s->sets_by_key);
 	free(s->wl_sets.slots);
 	free(s->watchers);
+	zt_pb_scratch_clear(&s->scratch);
 	pthread_rwlock_destroy(&s->lock);
 	free(s);
 	zt_live_dec(&zt_live_state_store);
@@ -611,7 +613,7 @@ static struct svc_slot *slot_get(struct zt_store *s, const char *key)
 	if (!slot) {
 		slot = xcalloc(1, sizeof(*slot));
 		slot->key = xstrdup(key);
-		zt_hmap_put(&s->slots, key, slot);
+		zt_hmap_put(&s->slots, slot->key, slot);
 	}
 	return slot;
 }
@@ -901,7 +903,7 @@ static int unpack(struct zt_store *s, const ProtobufCMessageDescriptor *d, const
 	if (s->dispatching) {
 		return zt_errf(ZT_E_STATE, err, errlen, "store changed from a watcher");
 	}
-	rc = zt_pb_unpack(d, data, len, ZT_STORE_MAX_RESOURCE, msg);
+	rc = zt_pb_unpack_scratch(d, data, len, ZT_STORE_MAX_RESOURCE, &s->scratch, msg);
 	if (rc)
 		zt_errf(rc, err, errlen, "cannot decode %s: %s", d->name, zt_strerror(rc));
 	return rc;
@@ -943,7 +945,7 @@ out:
 	}
 	zt_workload_unref(w);
 	zt_service_unref(svc);
-	zt_pb_free(msg);
+	zt_pb_scratch_reset(&s->scratch); /* msg */
 	return rc;
 }
 
@@ -966,7 +968,7 @@ int zt_store_apply_authorization(void *arg, const char *name, const char *versio
 		         version ? version : "", err && errlen ? err : "");
 	}
 	zt_policy_unref(p);
-	zt_pb_free(msg);
+	zt_pb_scratch_reset(&s->scratch); /* msg */
 	return rc;
 }
 
