@@ -212,24 +212,69 @@ json_t *fi_dump_message(const ProtobufCMessage *msg)
 	return o;
 }
 
+static json_t *resource_json(const struct fi_resource *r, const ProtobufCMessageDescriptor *d)
+{
+	ProtobufCMessage *m = NULL;
+	json_t *o = json_pack("{s:s, s:s}", "name", r->name, "version", r->version);
+	int rc = zt_pb_unpack(d, r->data, r->len, 64u << 20, &m);
+
+	if (rc < 0) {
+		json_object_set_new(o, "error", json_string(zt_strerror(rc)));
+	} else {
+		json_object_set_new(o, "resource", fi_dump_message(m));
+		zt_pb_free(m);
+	}
+	return o;
+}
+
 static json_t *resources_json(const struct fi_resource *v, size_t n,
                               const ProtobufCMessageDescriptor *d)
 {
 	json_t *arr = json_array();
 
-	for (size_t i = 0; i < n; i++) {
-		ProtobufCMessage *m = NULL;
-		json_t *o = json_pack("{s:s, s:s}", "name", v[i].name, "version", v[i].version);
-		int rc = zt_pb_unpack(d, v[i].data, v[i].len, 64u << 20, &m);
-		if (rc < 0) {
-			json_object_set_new(o, "error", json_string(zt_strerror(rc)));
-		} else {
-			json_object_set_new(o, "resource", fi_dump_message(m));
-			zt_pb_free(m);
-		}
-		json_array_append_new(arr, o);
-	}
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(arr, resource_json(&v[i], d));
 	return arr;
+}
+
+/* One array of the JSON document: each resource decoded, written on a line of its own and
+ * freed before the next. */
+static int write_resources(FILE *f, const char *key, const struct fi_resource *v, size_t n,
+                           const ProtobufCMessageDescriptor *d, bool last)
+{
+	if (fprintf(f, "  \"%s\": [%s", key, n ? "\n" : "") < 0)
+		return -EIO;
+	for (size_t i = 0; i < n; i++) {
+		json_t *o = resource_json(&v[i], d);
+		int rc = fputs("    ", f) == EOF || json_dumpf(o, f, JSON_COMPACT) < 0 ||
+		                         fputs(i + 1 < n ? ",\n" : "\n", f) == EOF
+		                 ? -EIO
+		                 : 0;
+		json_decref(o);
+		if (rc < 0)
+			return rc;
+	}
+	return fprintf(f, "%s]%s\n", n ? "  " : "", last ? "" : ",") < 0 ? -EIO : 0;
+}
+
+/* The document of fi_dump_resources_json, one resource per line, without building it. */
+static int write_resources_json(const struct fi_resources *res, FILE *f)
+{
+	int rc = fputs("{\n", f) == EOF ? -EIO : 0;
+
+	if (!rc)
+		rc = write_resources(f, "addresses", res->addresses, res->n_addresses,
+		                     &istio__workload__address__descriptor, false);
+	if (!rc)
+		rc = write_resources(f, "authorizations", res->authorizations,
+		                     res->n_authorizations,
+		                     &istio__security__authorization__descriptor, false);
+	if (!rc)
+		rc = write_resources(f, "waypoints", res->waypoints, res->n_waypoints,
+		                     &ztunnel__waypoint__waypoint__descriptor, true);
+	if (!rc && fputs("}\n", f) == EOF)
+		rc = -EIO;
+	return rc;
 }
 
 json_t *fi_dump_resources_json(const struct fi_resources *res)
@@ -355,12 +400,15 @@ int fi_dump_resources(const struct fi_resources *res, const char *format, FILE *
 		snprintf(err, errlen, "unknown format \"%s\" (json or yaml)", format);
 		return ZT_E_PARSE;
 	}
-	doc = fi_dump_resources_json(res);
-	if (!strcmp(format, "json"))
-		rc = json_dumpf(doc, f, JSON_INDENT(2)) == 0 && fputc('\n', f) != EOF ? 0 : -EIO;
-	else
+	if (!strcmp(format, "json")) {
+		rc = write_resources_json(res, f);
+		if (!rc && fflush(f) == EOF)
+			rc = -EIO;
+	} else {
+		doc = fi_dump_resources_json(res);
 		rc = fi_dump_yaml(doc, f);
-	json_decref(doc);
+		json_decref(doc);
+	}
 	if (rc < 0)
 		snprintf(err, errlen, "cannot write the output: %s", strerror(-rc));
 	return rc;

@@ -15,8 +15,10 @@ json_t *fi_dump_message(const ProtobufCMessage *msg);
 /* {"addresses": [{"name", "version", "resource"}...], "authorizations": [...]}; a resource
  * that does not decode shows "error" instead of "resource". */
 json_t *fi_dump_resources_json(const struct fi_resources *res);
-/* Writes fi_dump_resources_json(res) to f as "json" or "yaml". Returns 0, or ZT_E_PARSE
- * (unknown format) / -EIO with err set. */
+/* Writes fi_dump_resources_json(res) to f as "json" or "yaml". JSON is written resource by
+ * resource without building the tree: each top-level key on a line at two spaces, each
+ * resource compact on a line of its own, so a reader can take it line by line. Returns 0, or
+ * ZT_E_PARSE (unknown format) / -EIO with err set. */
 int fi_dump_resources(const struct fi_resources *res, const char *format, FILE *f, char *err,
                       size_t errlen);
 /* The lab's view of a mesh: {"nodes": [names], "pods": [{namespace, name, uid, node,

@@ -255,10 +255,53 @@ class Ztunnel:
         raise Fail(f"ztunnel {self.i}: the initial state never completed in its log")
 
     def dump(self):
-        return json.loads(http_get(self.admin, "/config_dump", 600)[1])
+        """(section, object) for the state in /config_dump, read from the response line by line."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.admin}/config_dump", timeout=600) as r:
+            yield from resources(r, ("workloads", "services", "policies"), f"ztunnel {self.i} /config_dump")
 
 
 # ---- convergence: the content of /config_dump against fake-istiod check --------------------
+# Both documents put each top-level key on a line at two spaces and each resource of an array
+# on a line of its own, so they are read line by line and only the projections compared here
+# are kept (a million-pod document is never held whole).
+
+_SECTION = re.compile(r'^  ("(?:[^"\\]|\\.)*"): \[(\],?)?$')
+
+
+def resources(lines, keys, what):
+    """Yields (key, object) for each resource of the top-level arrays named in keys; fails unless
+    every one of keys was seen and the document ended."""
+    section, seen, ended = None, set(), False
+    for raw in lines:
+        line = (raw.decode() if isinstance(raw, bytes) else raw).rstrip("\n")
+        if ended:
+            if line.strip():
+                raise Fail(f"{what}: text after the end of the document")
+            continue
+        if section is not None:
+            if line in ("  ]", "  ],"):
+                section = None
+                continue
+            try:
+                yield section, json.loads(line.rstrip(","))
+            except ValueError as e:
+                raise Fail(f"{what}: not one {section} resource per line ({e}): {line[:200]}")
+            continue
+        if line == "}":
+            ended = True
+            continue
+        m = _SECTION.match(line)
+        if m:
+            key = json.loads(m.group(1))
+            if key in keys:
+                seen.add(key)
+                if not m.group(2):
+                    section = key
+    if section is not None or not ended:
+        raise Fail(f"{what}: the document was cut short")
+    missing = [k for k in keys if k not in seen]
+    if missing:
+        raise Fail(f"{what}: no {', '.join(missing)} array at the top level")
 
 def _matches(clause_matches, lower):
     out = []
@@ -281,8 +324,16 @@ def _matches(clause_matches, lower):
 
 
 def want_state(check):
+    """The projection of `fake-istiod check` output, given as (key, resource) pairs."""
     w, s, p = {}, {}, {}
-    for a in check.get("addresses", []):
+    for key, a in check:
+        if key == "authorizations":
+            x = a["resource"]
+            p[a["name"]] = json.dumps([[_matches(c.get("matches", []), True) for c in r.get("clauses", [])]
+                                       for r in x.get("rules", [])])
+            continue
+        if key != "addresses":
+            continue
         r = a["resource"]
         if "workload" in r:
             x = r["workload"]
@@ -296,27 +347,25 @@ def want_state(check):
             s[f"{x['namespace']}/{x['hostname']}"] = (
                 tuple(sorted(v["address"] for v in x.get("addresses", []))),
                 tuple(sorted((pp["servicePort"], pp.get("targetPort", 0)) for pp in x.get("ports", []))))
-    for a in check.get("authorizations", []):
-        x = a["resource"]
-        p[a["name"]] = json.dumps([[_matches(c.get("matches", []), True) for c in r.get("clauses", [])]
-                                   for r in x.get("rules", [])])
     return w, s, p
 
 
 def got_state(dump):
+    """The projection of a /config_dump, given as (key, object) pairs."""
     w, s, p = {}, {}, {}
-    for x in dump.get("workloads", []):
-        svcs = {k: sorted((int(sp), tp) for sp, tp in v.items()) for k, v in x.get("services", {}).items()}
-        w[x["uid"]] = (x.get("serviceAccount"), x.get("node"), x.get("canonicalRevision"),
-                       tuple(sorted(x.get("workloadIps", []))),
-                       tuple(sorted(x.get("authorizationPolicies", []))), json.dumps(svcs, sort_keys=True))
-    for x in dump.get("services", []):
-        s[f"{x['namespace']}/{x['hostname']}"] = (
-            tuple(sorted(v.split("/", 1)[-1] for v in x.get("vips", []))),
-            tuple(sorted((int(k), v.get("targetPort", 0)) for k, v in x.get("ports", {}).items())))
-    for x in dump.get("policies", []):
-        p[f"{x['namespace']}/{x['name']}"] = json.dumps([[_matches(c, True) for c in r]
-                                                         for r in x.get("rules", [])])
+    for key, x in dump:
+        if key == "workloads":
+            svcs = {k: sorted((int(sp), tp) for sp, tp in v.items()) for k, v in x.get("services", {}).items()}
+            w[x["uid"]] = (x.get("serviceAccount"), x.get("node"), x.get("canonicalRevision"),
+                           tuple(sorted(x.get("workloadIps", []))),
+                           tuple(sorted(x.get("authorizationPolicies", []))), json.dumps(svcs, sort_keys=True))
+        elif key == "services":
+            s[f"{x['namespace']}/{x['hostname']}"] = (
+                tuple(sorted(v.split("/", 1)[-1] for v in x.get("vips", []))),
+                tuple(sorted((int(k), v.get("targetPort", 0)) for k, v in x.get("ports", {}).items())))
+        elif key == "policies":
+            p[f"{x['namespace']}/{x['name']}"] = json.dumps([[_matches(c, True) for c in r]
+                                                             for r in x.get("rules", [])])
     return w, s, p
 
 
@@ -333,10 +382,22 @@ def check_state(meshdir, files):
     argv = [os.path.join(BIN, "fake-istiod"), "check", "--format", "json"]
     for f in files:
         argv += ["--config", os.path.join(meshdir, f)]
-    r = subprocess.run(argv, capture_output=True)
-    if r.returncode:
-        raise Fail(f"fake-istiod check: {r.stderr.decode().strip()}")
-    return want_state(json.loads(r.stdout))
+    with tempfile.TemporaryFile() as err:
+        p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err)
+        failure = None
+        try:
+            want = want_state(resources(p.stdout, ("addresses", "authorizations"), "fake-istiod check"))
+        except Fail as e:
+            failure = e
+        p.stdout.close()
+        rc = p.wait()
+        err.seek(0)
+        why = err.read().decode().strip()
+    if failure:
+        raise Fail(f"{failure}{f' ({why})' if why else ''}")
+    if rc:
+        raise Fail(f"fake-istiod check: {why}")
+    return want
 
 
 def converge(zts, want, deadline_s):

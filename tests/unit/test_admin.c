@@ -134,6 +134,20 @@ static json_t *workloads_section(void *arg)
 	return json_pack("[{s:s}, {s:s}]", "uid", "w1", "uid", "w2\"quoted\"");
 }
 
+static int written_section(void *arg, struct zt_buf *out, const char *indent)
+{
+	(void)arg;
+	return zt_buf_appendf(out, "[\n%s  {\"n\":1},\n%s  {\"n\":2}\n%s]", indent, indent, indent);
+}
+
+static int failing_section(void *arg, struct zt_buf *out, const char *indent)
+{
+	(void)arg;
+	(void)out;
+	(void)indent;
+	return ZT_E_TOOBIG;
+}
+
 static json_t *null_section(void *arg)
 {
 	(void)arg;
@@ -151,6 +165,8 @@ START_TEST(admin_config_dump_is_json_with_every_section_and_sorted_keys)
 	ck_assert_int_eq(zt_admin_add_section(a, "workloads", workloads_section, NULL), 0);
 	ck_assert_int_eq(zt_admin_add_section(a, "certificates", null_section, NULL), 0);
 	ck_assert_int_eq(zt_admin_add_section(a, "workloads", workloads_section, NULL), -EEXIST);
+	ck_assert_int_eq(zt_admin_add_section_writer(a, "policies", written_section, NULL), 0);
+	ck_assert_int_eq(zt_admin_add_section_writer(a, "version", written_section, NULL), -EEXIST);
 	r = http(zt_admin_port(a), "GET", "/config_dump");
 	ck_assert_int_eq(r->status, 200);
 	ck_assert_ptr_nonnull(strcasestr(r->head, "Content-Type: application/json"));
@@ -166,9 +182,31 @@ START_TEST(admin_config_dump_is_json_with_every_section_and_sorted_keys)
 	ck_assert(json_is_null(json_object_get(doc, "certificates")));
 	ck_assert(strstr(r->body, "\"version\"") < strstr(r->body, "\"workloads\""));
 	ck_assert(strstr(r->body, "\"certificates\"") < strstr(r->body, "\"version\""));
+	/* A written section sits among the others in name order, its lines as written. */
+	ck_assert_int_eq(json_integer_value(json_object_get(
+	                         json_array_get(json_object_get(doc, "policies"), 1), "n")),
+	                 2);
+	ck_assert_ptr_nonnull(
+	        strstr(r->body, "\n  \"policies\": [\n    {\"n\":1},\n    {\"n\":2}\n  ],\n"));
+	ck_assert(strstr(r->body, "\"policies\"") < strstr(r->body, "\"version\""));
 	json_decref(doc);
 	/* POST is not how to read it. */
 	ck_assert_int_eq(http(zt_admin_port(a), "POST", "/config_dump")->status, 405);
+	zt_admin_free(a);
+}
+END_TEST
+
+START_TEST(admin_config_dump_answers_500_when_a_section_cannot_be_written)
+{
+	struct zt_admin *a = admin_new();
+	struct reply *r;
+
+	ck_assert_int_eq(zt_admin_add_section(a, "version", version_section, "ztunnel"), 0);
+	ck_assert_int_eq(zt_admin_add_section_writer(a, "workloads", failing_section, NULL), 0);
+	r = http(zt_admin_port(a), "GET", "/config_dump");
+	ck_assert_int_eq(r->status, 500);
+	ck_assert_ptr_nonnull(strstr(r->body, "cannot encode the configuration"));
+	ck_assert_ptr_null(strstr(r->body, "ztunnel"));
 	zt_admin_free(a);
 }
 END_TEST
@@ -652,6 +690,7 @@ Suite *admin_suite(void)
 	tcase_add_checked_fixture(t, setup, teardown);
 	tcase_set_timeout(t, 20);
 	tcase_add_test(t, admin_config_dump_is_json_with_every_section_and_sorted_keys);
+	tcase_add_test(t, admin_config_dump_answers_500_when_a_section_cannot_be_written);
 	tcase_add_test(t, admin_logging_shows_the_spec_and_post_changes_it);
 	tcase_add_test(t, admin_quitquitquit_stops_on_post_only);
 	tcase_add_test(t, admin_quiesce_refuses_new_connections_and_serves_open_ones);

@@ -1318,6 +1318,43 @@ END_TEST
 
 /* ---- dump --------------------------------------------------------------------------------- */
 
+/* zt_store_write_part writes the arrays of zt_store_dump, in order, one object per line. */
+static void assert_parts_written_as_dump(const struct zt_store *s, const json_t *d)
+{
+	static const char *const keys[] = {"workloads", "services", "policies"};
+
+	for (int part = ZT_DUMP_WORKLOADS; part <= ZT_DUMP_POLICIES; part++) {
+		const json_t *want = json_object_get(d, keys[part]);
+		struct zt_buf out;
+		json_error_t jerr;
+		json_t *got;
+		char *text, *line, *save = NULL;
+		size_t i = 0;
+
+		zt_buf_init(&out, 0);
+		ck_assert_int_eq(zt_store_write_part(s, part, &out, "  "), 0);
+		text = strndup((const char *)zt_buf_data(&out), zt_buf_len(&out));
+		got = json_loads(text, 0, &jerr);
+		ck_assert_msg(got && json_equal(got, want), "%s: %s", keys[part], text);
+		json_decref(got);
+		for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+			size_t len = strlen(line);
+			if (!strcmp(line, "[") || !strcmp(line, "  ]") || !strcmp(line, "[]"))
+				continue;
+			ck_assert_msg(!strncmp(line, "    {", 5), "%s", line);
+			if (line[len - 1] == ',')
+				line[len - 1] = '\0';
+			got = json_loads(line, 0, &jerr);
+			ck_assert_msg(got && json_equal(got, json_array_get(want, i)), "%s", line);
+			json_decref(got);
+			i++;
+		}
+		ck_assert_uint_eq(i, json_array_size(want));
+		free(text);
+		zt_buf_clear(&out);
+	}
+}
+
 START_TEST(state_dump_writes_local_config_shapes)
 {
 	struct zt_store *s = zt_store_new();
@@ -1372,6 +1409,7 @@ START_TEST(state_dump_writes_local_config_shapes)
 
 	json_t *d = zt_store_dump(s);
 	char *text = json_dumps(d, JSON_COMPACT);
+	assert_parts_written_as_dump(s, d);
 	json_t *w = json_array_get(json_object_get(d, "workloads"), 0);
 	ck_assert_str_eq(json_string_value(json_object_get(w, "uid")), "Kubernetes//Pod/ns/a");
 	ck_assert_str_eq(json_string_value(json_object_get(w, "protocol")), "HBONE");
@@ -1531,6 +1569,7 @@ START_TEST(state_local_dump_loads_back_to_the_same_state)
 
 	ck_assert_msg(zt_local_xds_load(s, EXAMPLE, err, sizeof(err)) == 0, "%s", err);
 	d1 = zt_store_dump(s);
+	assert_parts_written_as_dump(s, d1);
 	text = json_dumps(d1, JSON_INDENT(1));
 	path = write_tmp(text);
 	ck_assert_msg(zt_local_xds_load(t, path, err, sizeof(err)) == 0, "%s", err);

@@ -20,7 +20,8 @@ ZT_LOG_MODULE("admin");
 
 struct section {
 	char *name;
-	zt_admin_section_cb fn;
+	zt_admin_section_cb fn;          /* a tree, or */
+	zt_admin_section_write_cb write; /* text written in place */
 	void *arg;
 };
 
@@ -48,36 +49,85 @@ static const char *const endpoints[] = {
 
 /* ---- /config_dump ------------------------------------------------------------------------ */
 
-json_t *zt_admin_config_dump(struct zt_admin *a)
+/* json_dump_callback into a zt_buf, two spaces after each newline: a section's value nested
+ * one level in the document. Strings carry no raw newline (JSON escapes it). */
+static int nested(const char *p, size_t n, void *arg)
 {
-	json_t *o = json_object();
+	struct zt_buf *out = arg;
 
-	if (!o)
-		abort();
-	for (size_t i = 0; i < a->nsections; i++) {
-		json_t *v = a->sections[i].fn(a->sections[i].arg);
+	while (n) {
+		const char *nl = memchr(p, '\n', n);
+		size_t len = nl ? (size_t)(nl - p) + 1 : n;
 
-		json_object_set_new(o, a->sections[i].name, v ? v : json_null());
+		if (zt_buf_append(out, p, len) < 0 || (nl && zt_buf_append(out, "  ", 2) < 0))
+			return -1;
+		p += len;
+		n -= len;
 	}
-	return o;
+	return 0;
 }
 
+static int by_name(const void *a, const void *b)
+{
+	return strcmp((*(const struct section *const *)a)->name,
+	              (*(const struct section *const *)b)->name);
+}
+
+int zt_admin_config_dump_write(struct zt_admin *a, struct zt_buf *out)
+{
+	const struct section *order[ZT_ADMIN_MAX_SECTIONS];
+	int rc = 0;
+
+	for (size_t i = 0; i < a->nsections; i++)
+		order[i] = &a->sections[i];
+	if (a->nsections)
+		qsort(order, a->nsections, sizeof(order[0]), by_name);
+	if (zt_buf_append(out, "{", 1) < 0)
+		return ZT_E_TOOBIG;
+	for (size_t i = 0; rc == 0 && i < a->nsections; i++) {
+		const struct section *s = order[i];
+		json_t *key = json_string(s->name);
+
+		if (!key)
+			abort();
+		if (zt_buf_appendf(out, "%s\n  ", i ? "," : "") < 0 ||
+		    json_dump_callback(key, nested, out, JSON_ENCODE_ANY | JSON_ENSURE_ASCII) < 0 ||
+		    zt_buf_append(out, ": ", 2) < 0) {
+			rc = ZT_E_TOOBIG;
+		} else if (s->write) {
+			rc = s->write(s->arg, out, "  ");
+		} else {
+			json_t *v = s->fn(s->arg);
+
+			if (json_dump_callback(v ? v : json_null(), nested, out,
+			                       JSON_ENCODE_ANY | JSON_INDENT(2) |
+			                               JSON_ENSURE_ASCII | JSON_SORT_KEYS) < 0)
+				rc = ZT_E_TOOBIG;
+			json_decref(v);
+		}
+		json_decref(key);
+	}
+	if (rc == 0 && zt_buf_appendf(out, "%s}\n", a->nsections ? "\n" : "") < 0)
+		rc = ZT_E_TOOBIG;
+	return rc;
+}
+
+/* The document is written into the response's body and handed to the server without a copy:
+ * one handler call on the loop thread, so a consistent snapshot of the state (nothing applies
+ * an update meanwhile) and at most one object's tree in memory besides the text. */
 static void on_config_dump(const struct zt_http_request *req, struct zt_http_response *resp,
                            void *arg)
 {
-	json_t *o = zt_admin_config_dump(arg);
-	char *text = json_dumps(o, JSON_INDENT(2) | JSON_ENSURE_ASCII | JSON_SORT_KEYS);
+	int rc = zt_admin_config_dump_write(arg, &resp->body);
 
 	(void)req;
-	json_decref(o);
-	if (!text) {
+	if (rc < 0) {
+		zt_buf_clear(&resp->body);
 		resp->status = 500;
-		zt_http_printf(resp, "cannot encode the configuration\n");
+		zt_http_printf(resp, "cannot encode the configuration: %s\n", zt_strerror(rc));
 		return;
 	}
 	resp->content_type = "application/json";
-	zt_http_printf(resp, "%s\n", text);
-	free(text);
 }
 
 /* ---- /logging ---------------------------------------------------------------------------- */
@@ -313,7 +363,8 @@ struct zt_http_server *zt_admin_http(struct zt_admin *a)
 	return a->http;
 }
 
-int zt_admin_add_section(struct zt_admin *a, const char *name, zt_admin_section_cb fn, void *arg)
+static int add_section(struct zt_admin *a, const char *name, zt_admin_section_cb fn,
+                       zt_admin_section_write_cb write, void *arg)
 {
 	for (size_t i = 0; i < a->nsections; i++)
 		if (strcmp(a->sections[i].name, name) == 0)
@@ -322,9 +373,21 @@ int zt_admin_add_section(struct zt_admin *a, const char *name, zt_admin_section_
 		return ZT_E_TOOBIG;
 	a->sections[a->nsections].name = xstrdup(name);
 	a->sections[a->nsections].fn = fn;
+	a->sections[a->nsections].write = write;
 	a->sections[a->nsections].arg = arg;
 	a->nsections++;
 	return 0;
+}
+
+int zt_admin_add_section(struct zt_admin *a, const char *name, zt_admin_section_cb fn, void *arg)
+{
+	return add_section(a, name, fn, NULL, arg);
+}
+
+int zt_admin_add_section_writer(struct zt_admin *a, const char *name,
+                                zt_admin_section_write_cb write, void *arg)
+{
+	return add_section(a, name, NULL, write, arg);
 }
 
 void zt_admin_set_stop(struct zt_admin *a, zt_admin_stop_cb cb, void *arg)

@@ -46,10 +46,18 @@ struct zt_http_server *zt_admin_http(struct zt_admin *a);
 /* Adds a /config_dump section: key name (copied), value fn(arg) computed per request.
  * Returns 0, -EEXIST (name taken) or ZT_E_TOOBIG (more than ZT_ADMIN_MAX_SECTIONS). */
 int zt_admin_add_section(struct zt_admin *a, const char *name, zt_admin_section_cb fn, void *arg);
+/* Adds a /config_dump section whose value write(arg, out, indent) appends to out as JSON
+ * text (lines after the first prefixed with indent), for values too large to build as one
+ * tree; returns 0 or a negative error. Same returns as zt_admin_add_section. */
+typedef int (*zt_admin_section_write_cb)(void *arg, struct zt_buf *out, const char *indent);
+int zt_admin_add_section_writer(struct zt_admin *a, const char *name,
+                                zt_admin_section_write_cb write, void *arg);
 /* Sets what /quitquitquit calls (without one it answers 503). */
 void zt_admin_set_stop(struct zt_admin *a, zt_admin_stop_cb cb, void *arg);
-/* The /config_dump document (new reference). */
-json_t *zt_admin_config_dump(struct zt_admin *a);
+/* Appends the /config_dump document to out: a JSON object with the sections sorted by name,
+ * one per line at two spaces, tree sections indented by two, then "}\n". Returns 0, or the
+ * first error of a writer or of out (ZT_E_TOOBIG). */
+int zt_admin_config_dump_write(struct zt_admin *a, struct zt_buf *out);
 
 /* /logging behaviour, usable without a server: applies the query (reset; level=SPEC where
  * items may be written mod:lvl; then every other key as MODULE=LEVEL merged into the current

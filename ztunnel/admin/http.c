@@ -159,6 +159,32 @@ static enum MHD_Result send_response(struct MHD_Connection *conn, int status, co
 	return ok;
 }
 
+/* A handler's body goes to MHD without a copy (a large one, such as /config_dump, would
+ * otherwise be held twice): MHD frees it after sending. */
+static enum MHD_Result send_body(struct MHD_Connection *conn, struct zt_http_response *resp)
+{
+	struct MHD_Response *r;
+	enum MHD_Result ok;
+
+	if (!resp->body.data || resp->body.rd != 0) {
+		ok = send_response(conn, resp->status, resp->content_type, zt_buf_data(&resp->body),
+		                   zt_buf_len(&resp->body), NULL);
+		zt_buf_clear(&resp->body);
+		return ok;
+	}
+	r = MHD_create_response_from_buffer(zt_buf_len(&resp->body), resp->body.data,
+	                                    MHD_RESPMEM_MUST_FREE);
+	if (!r) {
+		zt_buf_clear(&resp->body);
+		return MHD_NO;
+	}
+	zt_buf_init(&resp->body, 0); /* MHD owns the storage now */
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, resp->content_type);
+	ok = MHD_queue_response(conn, (unsigned)resp->status, r);
+	MHD_destroy_response(r);
+	return ok;
+}
+
 static enum MHD_Result send_text(struct MHD_Connection *conn, int status, const char *text)
 {
 	return send_response(conn, status, DEFAULT_CTYPE, text, strlen(text), NULL);
@@ -171,7 +197,6 @@ static enum MHD_Result dispatch(struct zt_http_server *srv, struct MHD_Connectio
 	struct zt_http_request req = {.method = method, .path = path};
 	const struct route *rt = NULL;
 	char allow[128] = "";
-	enum MHD_Result ok;
 
 	for (size_t i = 0; i < srv->nroutes; i++) {
 		if (strcmp(srv->routes[i].path, path) != 0)
@@ -201,10 +226,7 @@ static enum MHD_Result dispatch(struct zt_http_server *srv, struct MHD_Connectio
 	req.nquery = rc->nquery;
 	zt_buf_init(&resp.body, 0);
 	rt->cb(&req, &resp, rt->arg);
-	ok = send_response(conn, resp.status, resp.content_type, zt_buf_data(&resp.body),
-	                   zt_buf_len(&resp.body), NULL);
-	zt_buf_clear(&resp.body);
-	return ok;
+	return send_body(conn, &resp);
 }
 
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,

@@ -395,27 +395,21 @@ static json_t *section_certmgr(void *arg)
 	return app->certs ? zt_certmgr_dump(app->certs) : json_array();
 }
 
-/* /config_dump lists workloads, services and policies at its top level (spec §8.3). */
-static json_t *state_part(struct zt_app *app, const char *part)
+/* /config_dump lists workloads, services and policies at its top level (spec §8.3), written
+ * object by object (a tree of a large store would take several times its own memory). */
+static int section_workloads(void *arg, struct zt_buf *out, const char *indent)
 {
-	json_t *all = zt_store_dump(app->store), *v = json_incref(json_object_get(all, part));
-	json_decref(all);
-	return v ? v : json_array();
+	return zt_store_write_part(((struct zt_app *)arg)->store, ZT_DUMP_WORKLOADS, out, indent);
 }
 
-static json_t *section_workloads(void *arg)
+static int section_services(void *arg, struct zt_buf *out, const char *indent)
 {
-	return state_part(arg, "workloads");
+	return zt_store_write_part(((struct zt_app *)arg)->store, ZT_DUMP_SERVICES, out, indent);
 }
 
-static json_t *section_services(void *arg)
+static int section_policies(void *arg, struct zt_buf *out, const char *indent)
 {
-	return state_part(arg, "services");
-}
-
-static json_t *section_policies(void *arg)
-{
-	return state_part(arg, "policies");
+	return zt_store_write_part(((struct zt_app *)arg)->store, ZT_DUMP_POLICIES, out, indent);
 }
 
 static json_t *section_counts(void *arg)
@@ -626,9 +620,9 @@ struct zt_app *zt_app_new(struct zt_loop *loop, const struct zt_config *cfg, cha
 		goto fail;
 	zt_admin_add_section(app->admin, "version", section_version, app);
 	zt_admin_add_section(app->admin, "config", section_config, app);
-	zt_admin_add_section(app->admin, "workloads", section_workloads, app);
-	zt_admin_add_section(app->admin, "services", section_services, app);
-	zt_admin_add_section(app->admin, "policies", section_policies, app);
+	zt_admin_add_section_writer(app->admin, "workloads", section_workloads, app);
+	zt_admin_add_section_writer(app->admin, "services", section_services, app);
+	zt_admin_add_section_writer(app->admin, "policies", section_policies, app);
 	zt_admin_add_section(app->admin, "stateCounts", section_counts, app);
 	zt_admin_add_section(app->admin, "xds", section_xds, app);
 	zt_admin_add_section(app->admin, "certificates", section_certs, app);

@@ -1,6 +1,7 @@
 /* Store to JSON. Each object is written field by field in the order of spec §9.2; optional
  * sub-objects (waypoint, application tunnel, locality, load balancer) only when present. */
 #include "state/dump.h"
+#include "runtime/err.h"
 #include "runtime/mem.h"
 
 #include <openssl/bn.h>
@@ -419,6 +420,59 @@ static json_t *conv_service(const void *o)
 static json_t *conv_policy(const void *o)
 {
 	return zt_policy_to_json(o);
+}
+
+/* json_dump_callback into a zt_buf. */
+static int to_buf(const char *p, size_t n, void *arg)
+{
+	return zt_buf_append(arg, p, n) < 0 ? -1 : 0;
+}
+
+/* The sorted items, each converted, written and freed before the next: the text grows by one
+ * line per object and at most one object's tree exists at a time. */
+static int write_sorted(struct items *it, json_t *(*conv)(const void *), struct zt_buf *out,
+                        const char *indent)
+{
+	int rc = 0;
+
+	if (it->n)
+		qsort(it->v, it->n, sizeof(*it->v), by_key);
+	if (zt_buf_appendf(out, it->n ? "[\n" : "[]") < 0)
+		rc = ZT_E_TOOBIG;
+	for (size_t i = 0; rc == 0 && i < it->n; i++) {
+		json_t *o = conv(it->v[i].obj);
+
+		if (zt_buf_appendf(out, "%s  ", indent) < 0 ||
+		    json_dump_callback(o, to_buf, out,
+		                       JSON_COMPACT | JSON_ENSURE_ASCII | JSON_SORT_KEYS) < 0 ||
+		    zt_buf_appendf(out, i + 1 < it->n ? ",\n" : "\n") < 0)
+			rc = ZT_E_TOOBIG;
+		json_decref(o);
+	}
+	if (rc == 0 && it->n && zt_buf_appendf(out, "%s]", indent) < 0)
+		rc = ZT_E_TOOBIG;
+	free(it->v);
+	memset(it, 0, sizeof(*it));
+	return rc;
+}
+
+int zt_store_write_part(const struct zt_store *store, enum zt_dump_part part, struct zt_buf *out,
+                        const char *indent)
+{
+	struct items it = {0};
+
+	switch (part) {
+	case ZT_DUMP_WORKLOADS:
+		zt_store_foreach_workload(store, add_workload, &it);
+		return write_sorted(&it, conv_workload, out, indent);
+	case ZT_DUMP_SERVICES:
+		zt_store_foreach_service(store, add_service, &it);
+		return write_sorted(&it, conv_service, out, indent);
+	case ZT_DUMP_POLICIES:
+		zt_store_foreach_policy(store, add_policy, &it);
+		return write_sorted(&it, conv_policy, out, indent);
+	}
+	return ZT_E_RANGE;
 }
 
 json_t *zt_store_dump(const struct zt_store *store)

@@ -7,6 +7,7 @@
 #include <jansson.h>
 
 #include "cert/manager.h"
+#include "runtime/buf.h"
 #include "state/policy.h"
 #include "state/service.h"
 #include "state/store.h"
@@ -16,6 +17,17 @@
  * "ns/hostname", "ns/name"). A new reference; aborts on OOM. Services list no endpoints: the
  * workloads' "services" maps are the endpoint source. */
 json_t *zt_store_dump(const struct zt_store *store);
+
+/* The same arrays as text, for documents too large to hold as one tree: zt_store_dump's
+ * "workloads", "services" or "policies" array appended to out, each object compact with
+ * sorted keys on a line of its own (indent + 2 spaces, then the object, then "," except for
+ * the last), "]" on a last line after indent; an empty array is "[]". Objects are converted,
+ * written and freed one at a time. The store must not change meanwhile (call it on the
+ * thread that applies updates). Returns 0, ZT_E_TOOBIG (out's limit) or ZT_E_RANGE (unknown
+ * part). */
+enum zt_dump_part { ZT_DUMP_WORKLOADS, ZT_DUMP_SERVICES, ZT_DUMP_POLICIES };
+int zt_store_write_part(const struct zt_store *store, enum zt_dump_part part, struct zt_buf *out,
+                        const char *indent);
 
 /* {"workloads", "services", "policies", "endpoints", "stagedEndpoints", "applied",
  * "rejected", "removed"}: zt_store_get_counters as JSON. A new reference. */
