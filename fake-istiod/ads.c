@@ -89,6 +89,7 @@ struct fi_ads {
 	LIST_HEAD(, stream) streams;
 	struct zt_defer push;
 	size_t max_msg;
+	size_t max_request;
 	uint64_t last_stream_id;
 	struct fi_ads_stats st;
 };
@@ -822,7 +823,7 @@ static void on_message(struct zt_grpc_call *call, const uint8_t *p, size_t len, 
 	if (s->ended)
 		return;
 	rc = zt_pb_unpack(&envoy__service__discovery__v3__delta_discovery_request__descriptor, p,
-	                  len, FI_ADS_MAX_REQUEST, &m);
+	                  len, s->ads->max_request, &m);
 	if (rc == ZT_E_TOOBIG) {
 		reject(s, ZT_GRPC_RESOURCE_EXHAUSTED, "DeltaDiscoveryRequest too large");
 		return;
@@ -897,6 +898,7 @@ struct fi_ads *fi_ads_new(struct zt_loop *loop)
 	SLIST_INIT(&ads->types);
 	LIST_INIT(&ads->streams);
 	ads->max_msg = FI_ADS_DEFAULT_MAX_MSG;
+	ads->max_request = FI_ADS_MAX_REQUEST;
 	return ads;
 }
 
@@ -924,6 +926,14 @@ void fi_ads_free(struct fi_ads *ads)
 struct zt_grpc_method fi_ads_method(struct fi_ads *ads)
 {
 	return (struct zt_grpc_method){.path = FI_ADS_METHOD_PATH, .handler = on_call, .arg = ads};
+}
+
+size_t fi_ads_set_resources(struct fi_ads *ads, size_t n)
+{
+	if (n > (SIZE_MAX - FI_ADS_MAX_REQUEST) / FI_ADS_REQUEST_PER_RESOURCE)
+		n = (SIZE_MAX - FI_ADS_MAX_REQUEST) / FI_ADS_REQUEST_PER_RESOURCE;
+	ads->max_request = FI_ADS_MAX_REQUEST + n * FI_ADS_REQUEST_PER_RESOURCE;
+	return ads->max_request;
 }
 
 void fi_ads_set_max_msg(struct fi_ads *ads, size_t max_msg)

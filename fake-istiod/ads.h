@@ -20,8 +20,11 @@
 
 /* Default bound on one DeltaDiscoveryResponse; larger pushes are split over several. */
 #define FI_ADS_DEFAULT_MAX_MSG (4u << 20)
-/* Bound on one decoded DeltaDiscoveryRequest (its encoded size is checked first). */
+/* Bound on one decoded DeltaDiscoveryRequest (its encoded size is checked first), plus
+ * FI_ADS_REQUEST_PER_RESOURCE per resource served: a client reconnecting to a mesh of a
+ * million workloads names them all in initial_resource_versions (about 50 bytes each). */
 #define FI_ADS_MAX_REQUEST (8u << 20)
+#define FI_ADS_REQUEST_PER_RESOURCE 128u
 /* Per stream: distinct type URLs, and explicitly subscribed names per type. */
 #define FI_ADS_MAX_TYPES    16
 #define FI_ADS_MAX_NAMES    100000
@@ -66,6 +69,9 @@ struct zt_grpc_method fi_ads_method(struct fi_ads *ads);
  * goes out as several responses, and fi_ads_set refuses a resource that cannot fit alone.
  * Set it to at most what clients accept (ztunnel: 200 MiB, most gRPC clients: 4 MiB). */
 void fi_ads_set_max_msg(struct fi_ads *ads, size_t max_msg);
+/* The request bound for a mesh of n resources (see FI_ADS_MAX_REQUEST); it applies to the
+ * requests decoded from then on. Returns it. */
+size_t fi_ads_set_resources(struct fi_ads *ads, size_t n);
 
 /* Replaces the whole set of type type_url (e.g. "type.googleapis.com/istio.workload.Address")
  * with res[0..n) (borrowed and copied; res may be NULL when n is 0). Each resource needs a

@@ -250,6 +250,9 @@ static int publish(struct server *s, struct fi_resources *res)
 	int w = fi_ads_set(s->ads, FI_WAYPOINT_TYPE, res->waypoints, res->n_waypoints);
 	if (w < 0)
 		return w;
+	/* A reconnecting client names every resource it holds. */
+	s->grpc.max_msg = fi_ads_set_resources(s->ads, res->n_addresses + res->n_authorizations +
+	                                                       res->n_waypoints);
 	zt_info("serving %zu addresses, %zu authorizations and %zu waypoints (%d changed)",
 	        res->n_addresses, res->n_authorizations, res->n_waypoints, a + z + w);
 	return 0;
