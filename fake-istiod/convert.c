@@ -1368,13 +1368,15 @@ static int convert_all(struct conv *c)
 	return rc;
 }
 
-int fi_convert(const struct fi_mesh *m, const struct fi_convert_opts *o, struct fi_resources *out,
-               char *err, size_t errlen)
+/* A conversion of m with o's defaults filled in, out emptied and the sent-marks allocated. */
+static void conv_init(struct conv *c, const struct fi_mesh *m, const struct fi_convert_opts *o,
+                      struct fi_resources *out, char *err, size_t errlen)
 {
 	static const struct fi_convert_opts none = {0};
+
 	if (!o)
 		o = &none;
-	struct conv c = {
+	*c = (struct conv){
 	        .m = m,
 	        .o = {.trust_domain = o->trust_domain ? o->trust_domain : "cluster.local",
 	              .cluster_id = o->cluster_id ? o->cluster_id : "Kubernetes",
@@ -1385,8 +1387,16 @@ int fi_convert(const struct fi_mesh *m, const struct fi_convert_opts *o, struct 
 	        .errlen = errlen,
 	};
 	memset(out, 0, sizeof(*out));
-	c.pod_sent = xcalloc(m->n_pods ? m->n_pods : 1, sizeof(*c.pod_sent));
-	c.svc_sent = xcalloc(m->n_services ? m->n_services : 1, sizeof(*c.svc_sent));
+	c->pod_sent = xcalloc(m->n_pods ? m->n_pods : 1, sizeof(*c->pod_sent));
+	c->svc_sent = xcalloc(m->n_services ? m->n_services : 1, sizeof(*c->svc_sent));
+}
+
+int fi_convert(const struct fi_mesh *m, const struct fi_convert_opts *o, struct fi_resources *out,
+               char *err, size_t errlen)
+{
+	struct conv c;
+
+	conv_init(&c, m, o, out, err, errlen);
 	c.se_keys = se_keys_total(m);
 	int rc = convert_all(&c);
 	free(c.pod_sent);
@@ -1646,28 +1656,14 @@ int fi_convert_update(const struct fi_mesh *m, const struct fi_mesh *pm,
                       struct fi_resources *prev, const struct fi_convert_opts *o,
                       struct fi_resources *out, char *err, size_t errlen)
 {
-	static const struct fi_convert_opts none = {0};
 	struct edit *edits = NULL;
+	struct conv c;
 	size_t ne = 0;
 	int rc;
 
 	if (!pm || !prev || !pods_only_changed(m, pm))
 		return fi_convert(m, o, out, err, errlen);
-	if (!o)
-		o = &none;
-	struct conv c = {
-	        .m = m,
-	        .o = {.trust_domain = o->trust_domain ? o->trust_domain : "cluster.local",
-	              .cluster_id = o->cluster_id ? o->cluster_id : "Kubernetes",
-	              .cluster_domain = o->cluster_domain ? o->cluster_domain : "cluster.local",
-	              .root_namespace = o->root_namespace ? o->root_namespace : "istio-system",
-	              .network = o->network ? o->network : ""},
-	        .err = err,
-	        .errlen = errlen,
-	};
-	memset(out, 0, sizeof(*out));
-	c.pod_sent = xcalloc(m->n_pods ? m->n_pods : 1, sizeof(*c.pod_sent));
-	c.svc_sent = xcalloc(m->n_services ? m->n_services : 1, sizeof(*c.svc_sent));
+	conv_init(&c, m, o, out, err, errlen);
 	rc = convert_update(&c, pm, &edits, &ne);
 	free(c.pod_sent);
 	free(c.svc_sent);
