@@ -231,9 +231,12 @@ enum zt_authz_verdict zt_authz_check(const struct zt_store *store, const struct 
 {
 	struct eval e = {0};
 	enum zt_authz_verdict v;
+	bool skipped_allow;
 
 	peer_init(&e.peer, conn);
-	zt_store_foreach_policy_for(store, conn->dst, visit, &e);
+	zt_store_foreach_policy_on_port(store, conn->dst, conn->dst_port, &skipped_allow, visit,
+	                                &e);
+	e.have_allow |= skipped_allow;
 	if (e.deny) {
 		v = ZT_AUTHZ_DENY;
 		if (why && whylen)

@@ -105,6 +105,19 @@ struct zt_policy *zt_policy_ref(struct zt_policy *p);
 /* Drops a reference, freeing on the last one. NULL ok. */
 void zt_policy_unref(struct zt_policy *p);
 
+/* The ports p can hold on, as a mask of bit (port % 64): a rule can only match a connection to
+ * port when bit port % 64 is set. All bits for a dry-run policy (always evaluated, to be
+ * logged) or one with a rule that holds on any port. */
+static inline uint64_t zt_policy_port_mask(const struct zt_policy *p)
+{
+	return p->dry_run || p->n_any_rules_ ? UINT64_MAX : p->port_bits_;
+}
+
+static inline bool zt_policy_may_hold_on(uint64_t mask, uint16_t port)
+{
+	return (mask >> (port % 64)) & 1;
+}
+
 /* True if every list of m is empty. */
 bool zt_policy_match_is_empty(const struct zt_policy_match *m);
 

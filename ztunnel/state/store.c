@@ -52,8 +52,11 @@ struct cidr_vip {
 /* A named policy as the walk reads it, without touching the policy unless it is visited. */
 struct pol_ent {
 	struct zt_policy *p; /* borrowed; NULL while unknown */
+	uint64_t ports;      /* zt_policy_port_mask(p): a walk for one port reads no policy
+	                        that cannot hold on it */
 	bool skip;           /* GLOBAL, or NAMESPACE in the set's namespace: visited as such */
 	bool first;          /* DENY or dry-run: the first pass of the walk */
+	bool allow;          /* an enforced ALLOW policy */
 };
 
 /* A workload's authorization_policies, resolved (see the header comment). */
@@ -441,6 +444,8 @@ static void pol_ent_set(struct pol_ent *e, const struct pol_set *set, struct zt_
 	e->skip = p && (p->scope == ZT_POLICY_GLOBAL ||
 	                (p->scope == ZT_POLICY_NAMESPACE && strcmp(p->ns, set->ns) == 0));
 	e->first = p && first_pass(p);
+	e->allow = p && !e->first;
+	e->ports = p ? zt_policy_port_mask(p) : 0;
 }
 
 /* The set for w (created and resolved if new) with one more user. */
@@ -1149,19 +1154,43 @@ static int foreach_policy(const struct zt_store *s, zt_store_policy_cb cb, void 
 	return 0;
 }
 
+struct walk {
+	zt_store_policy_cb cb;
+	void *arg;
+	int port;           /* -1: every policy */
+	bool skipped_allow; /* an enforced ALLOW policy was left out for the port */
+};
+
+/* Whether a walk for one port leaves out a policy with these ports (noting an ALLOW). */
+static bool walk_skips(struct walk *k, uint64_t ports, bool allow)
+{
+	if (k->port < 0 || zt_policy_may_hold_on(ports, (uint16_t)k->port))
+		return false;
+	k->skipped_allow |= allow;
+	return true;
+}
+
+/* Visits p, from a global or namespace list, in the pass it belongs to. */
+static int walk_one(struct walk *k, struct zt_policy *p, bool first)
+{
+	if (first_pass(p) != first || walk_skips(k, zt_policy_port_mask(p), !first))
+		return 0;
+	return k->cb(p, k->arg);
+}
+
 /* One pass of foreach_policy_for: the policies with first_pass() == first. */
 static int walk(const struct zt_store *s, const struct zt_workload *w, bool first,
-                zt_store_policy_cb cb, void *arg)
+                struct walk *k)
 {
 	const struct vec *ns = zt_hmap_get(&s->pol_by_ns, w->ns);
 	const struct pol_set *set;
 	int rc;
 
 	for (size_t i = 0; i < s->pol_global.n; i++)
-		if (first_pass(s->pol_global.v[i]) == first && (rc = cb(s->pol_global.v[i], arg)))
+		if ((rc = walk_one(k, s->pol_global.v[i], first)))
 			return rc;
 	for (size_t i = 0; ns && i < ns->n; i++)
-		if (first_pass(ns->v[i]) == first && (rc = cb(ns->v[i], arg)))
+		if ((rc = walk_one(k, ns->v[i], first)))
 			return rc;
 	if (!w->n_authorization_policies)
 		return 0;
@@ -1174,7 +1203,9 @@ static int walk(const struct zt_store *s, const struct zt_workload *w, bool firs
 					        set->keys[i]);
 				continue;
 			}
-			if (!e->skip && e->first == first && (rc = cb(e->p, arg)))
+			if (e->skip || e->first != first || walk_skips(k, e->ports, e->allow))
+				continue;
+			if ((rc = k->cb(e->p, k->arg)))
 				return rc;
 		}
 		return 0;
@@ -1190,23 +1221,23 @@ static int walk(const struct zt_store *s, const struct zt_workload *w, bool firs
 			continue;
 		}
 		/* Already selected above, or listed twice on the workload. */
-		if (first_pass(p) != first || p->scope == ZT_POLICY_GLOBAL ||
+		if (p->scope == ZT_POLICY_GLOBAL ||
 		    (p->scope == ZT_POLICY_NAMESPACE && strcmp(p->ns, w->ns) == 0))
 			continue;
 		for (size_t j = 0; j < i && !dup; j++)
 			dup = strcmp(w->authorization_policies[j], key) == 0;
-		if (!dup && (rc = cb(p, arg)))
+		if (!dup && (rc = walk_one(k, p, first)))
 			return rc;
 	}
 	return 0;
 }
 
 static int foreach_policy_for(const struct zt_store *s, const struct zt_workload *w,
-                              zt_store_policy_cb cb, void *arg)
+                              struct walk *k)
 {
-	int rc = walk(s, w, true, cb, arg);
+	int rc = walk(s, w, true, k);
 
-	return rc ? rc : walk(s, w, false, cb, arg);
+	return rc ? rc : walk(s, w, false, k);
 }
 
 int zt_store_foreach_workload(const struct zt_store *s, zt_store_workload_cb cb, void *arg)
@@ -1244,11 +1275,26 @@ int zt_store_foreach_policy(const struct zt_store *s, zt_store_policy_cb cb, voi
 int zt_store_foreach_policy_for(const struct zt_store *s, const struct zt_workload *w,
                                 zt_store_policy_cb cb, void *arg)
 {
+	struct walk k = {.cb = cb, .arg = arg, .port = -1};
 	int rc;
 
 	rd_lock(s);
-	rc = foreach_policy_for(s, w, cb, arg);
+	rc = foreach_policy_for(s, w, &k);
 	unlock(s);
+	return rc;
+}
+
+int zt_store_foreach_policy_on_port(const struct zt_store *s, const struct zt_workload *w,
+                                    uint16_t port, bool *skipped_allow, zt_store_policy_cb cb,
+                                    void *arg)
+{
+	struct walk k = {.cb = cb, .arg = arg, .port = port};
+	int rc;
+
+	rd_lock(s);
+	rc = foreach_policy_for(s, w, &k);
+	unlock(s);
+	*skipped_allow = k.skipped_allow;
 	return rc;
 }
 

@@ -93,6 +93,13 @@ int zt_store_foreach_policy(const struct zt_store *store, zt_store_policy_cb cb,
  * list); another one by key. */
 int zt_store_foreach_policy_for(const struct zt_store *store, const struct zt_workload *w,
                                 zt_store_policy_cb cb, void *arg);
+/* As zt_store_foreach_policy_for, for a connection to port: a policy none of whose rules can
+ * hold on port (zt_policy_port_mask) is left out, most often without reading it, and
+ * *skipped_allow tells whether an enforced ALLOW policy was among those left out (its
+ * presence still decides an unmatched connection). Dry-run policies are always visited. */
+int zt_store_foreach_policy_on_port(const struct zt_store *store, const struct zt_workload *w,
+                                    uint16_t port, bool *skipped_allow, zt_store_policy_cb cb,
+                                    void *arg);
 
 /* ---- watchers ------------------------------------------------------------------------------ */
 enum zt_store_event_kind {
