@@ -5,7 +5,9 @@
  * unchanged across sets and streams exists once, and a synced stream costs no memory per
  * resource. A push is always "current set minus known", computed when the stream can take
  * more bytes; several changes before that coalesce into one response. From a base snapshot
- * it is a walk over two pointer arrays that skips equal pointers without touching them. */
+ * it is a walk over two pointer arrays that skips equal pointers without touching them. A
+ * first send to a wildcard client is a prefix of one snapshot growing part by part, each
+ * part costing only its own resources. */
 #include "fake-istiod/ads.h"
 
 #include <errno.h>
@@ -62,7 +64,9 @@ struct sub {
 	bool must_answer; /* send a response even if it is empty (first request) */
 	char **names;     /* explicit subscriptions, sorted, unique, owned */
 	size_t nnames;
-	struct snap *base;  /* when not NULL: the client has exactly base's set (known empty) */
+	struct snap *base;  /* when not NULL: the client has exactly base->set[0..base_n) (known
+	                       empty); base_n < base->n only during a first send in parts */
+	size_t base_n;
 	struct res **known; /* else what the client has, sorted by name, one reference each */
 	size_t nknown;
 	char **gone; /* names to report removed although not in known: owned, sorted, unique */
@@ -293,10 +297,10 @@ static void materialize(struct sub *sub)
 	if (!b)
 		return;
 	free(sub->known);
-	sub->known = xcalloc(b->n ? b->n : 1, sizeof(*sub->known));
-	for (size_t i = 0; i < b->n; i++)
+	sub->known = xcalloc(sub->base_n ? sub->base_n : 1, sizeof(*sub->known));
+	for (size_t i = 0; i < sub->base_n; i++)
 		sub->known[i] = res_ref(b->set[i]);
-	sub->nknown = b->n;
+	sub->nknown = sub->base_n;
 	sub->base = NULL;
 	snap_unref(b);
 }
@@ -316,6 +320,7 @@ static void rebase(struct sub *sub, struct snap *cur)
 	sub->known = NULL;
 	sub->nknown = 0;
 	sub->base = snap_ref(cur);
+	sub->base_n = cur->n;
 }
 
 static void sub_free(struct sub *sub)
@@ -585,12 +590,37 @@ static bool respond_from_base(struct stream *s, struct sub *sub, const struct rt
 			send_response(s, sub, t, adds, nadd, removed, nrm, false);
 		s->ads->st.from_base++;
 		sub->base = snap_ref(cur);
+		sub->base_n = cur->n;
 		snap_unref(old);
 		sub->dirty = false;
 	}
 	free(adds);
 	free(removed);
 	return fits;
+}
+
+/* The next part of a first send to a wildcard client that has base->set[0..base_n) of the
+ * current set: the following resources that fit in one response. A part costs its own
+ * resources, not a walk of the whole set (a million-workload sync is sent in ~70 parts). */
+static void respond_rest(struct stream *s, struct sub *sub, const struct rtype *t)
+{
+	const struct snap *b = sub->base;
+	size_t budget = s->ads->max_msg - HEADER_COST(strlen(sub->url));
+	size_t i = sub->base_n, used = 0, nadd = 0, cap = 0;
+	Envoy__Service__Discovery__V3__Resource **adds = NULL;
+
+	for (; i < b->n && (nadd == 0 || used + b->set[i]->cost <= budget); i++) {
+		if (nadd == cap) {
+			cap = cap ? 2 * cap : 1024;
+			adds = xrealloc(adds, cap * sizeof(*adds));
+		}
+		used += b->set[i]->cost;
+		adds[nadd++] = &b->set[i]->msg;
+	}
+	send_response(s, sub, t, adds, nadd, NULL, 0, i < b->n);
+	sub->base_n = i;
+	sub->dirty = i < b->n;
+	free(adds);
 }
 
 /* Sends one response with as much of "set minus known" as fits in max_msg (at least one
@@ -600,8 +630,18 @@ static void respond(struct stream *s, struct sub *sub)
 	struct fi_ads *ads = s->ads;
 	const struct rtype *t = find_type(ads, sub->url);
 
-	if (t && sub->base && sub->wildcard && !sub->ngone && respond_from_base(s, sub, t))
-		return;
+	if (t && sub->wildcard && !sub->ngone) {
+		if (!sub->base && !sub->nknown) {
+			sub->base = snap_ref(t->cur); /* holding nothing yet: a first send */
+			sub->base_n = 0;
+		}
+		if (sub->base == t->cur && sub->base_n < t->cur->n) {
+			respond_rest(s, sub, t);
+			return;
+		}
+		if (sub->base && sub->base_n == sub->base->n && respond_from_base(s, sub, t))
+			return;
+	}
 	materialize(sub);
 
 	struct res *const *set = t ? t->cur->set : NULL;
@@ -614,7 +654,10 @@ static void respond(struct stream *s, struct sub *sub)
 	bool full = false;
 
 	while (i < n || j < sub->nknown) {
-		int cmp = i == n ? 1 : j == sub->nknown ? -1 : cmp_res(&set[i], &sub->known[j]);
+		int cmp = i == n                    ? 1
+		          : j == sub->nknown        ? -1
+		          : set[i] == sub->known[j] ? 0
+		                                    : cmp_res(&set[i], &sub->known[j]);
 		struct res *cur = cmp <= 0 ? set[i++] : NULL;
 		struct res *old = cmp >= 0 ? sub->known[j++] : NULL;
 		size_t cost;
@@ -625,9 +668,11 @@ static void respond(struct stream *s, struct sub *sub)
 			known[nk++] = res_ref(cur);
 			continue;
 		}
-		cost = cur ? cur->cost : name_cost(old->msg.name);
-		if (full || (used + cost > budget && nadd + nrm > 0)) {
-			full = true;
+		if (!full) {
+			cost = cur ? cur->cost : name_cost(old->msg.name);
+			full = used + cost > budget && nadd + nrm > 0;
+		}
+		if (full) {
 			if (old)
 				known[nk++] = res_ref(old);
 			continue;

@@ -1163,7 +1163,7 @@ static const struct zt_h2_stream_cbs lazy_cbs = {.on_data = lazy_data, .on_close
 struct state {
 	char names[64][16];
 	char versions[64][16];
-	size_t n, responses;
+	size_t n, responses, removed;
 };
 
 static int apply_resp(const uint8_t *p, size_t len, void *arg)
@@ -1189,7 +1189,17 @@ static int apply_resp(const uint8_t *p, size_t len, void *arg)
 		snprintf(s->names[k], sizeof(s->names[k]), "%s", r->resources[i]->name);
 		snprintf(s->versions[k], sizeof(s->versions[k]), "%s", r->resources[i]->version);
 	}
-	ck_assert_uint_eq(r->n_removed_resources, 0);
+	for (size_t i = 0; i < r->n_removed_resources; i++) {
+		size_t k = 0;
+
+		while (k < s->n && strcmp(s->names[k], r->removed_resources[i]) != 0)
+			k++;
+		ck_assert_msg(k < s->n, "%s removed, never sent", r->removed_resources[i]);
+		memmove(s->names[k], s->names[k + 1], (s->n - k - 1) * sizeof(s->names[0]));
+		memmove(s->versions[k], s->versions[k + 1], (s->n - k - 1) * sizeof(s->versions[0]));
+		s->n--;
+		s->removed++;
+	}
 	zt_pb_free(m);
 	return 0;
 }
@@ -1261,8 +1271,89 @@ START_TEST(ads_client_that_stops_reading_gets_the_latest_state_coalesced)
 	RUN_UNTIL(loop, caught_up(&rd, &state), 5000);
 	ck_assert_uint_eq(stats().responses, 2);
 	ck_assert_uint_eq(state.n, 10);
+	ck_assert_uint_eq(state.removed, 0);
 	for (size_t i = 0; i < state.n; i++)
 		ck_assert_str_eq(state.versions[i], "30");
+	zt_grpc_reader_clear(&rd);
+	zt_buf_clear(&l->in);
+}
+END_TEST
+
+/* Opens l's stream on c with a wildcard request for ADDR; the client reads nothing yet. */
+static void lazy_open(struct lazy *l, struct zt_h2_conn *c)
+{
+	Envoy__Service__Discovery__V3__DeltaDiscoveryRequest rq =
+	        ENVOY__SERVICE__DISCOVERY__V3__DELTA_DISCOVERY_REQUEST__INIT;
+	uint8_t *buf, prefix[ZT_GRPC_PREFIX];
+	size_t len;
+	int err = 0;
+	struct zt_h2_header h[] = {
+	        ZT_H2_HDR(":method", "POST"),
+	        ZT_H2_HDR(":scheme", "https"),
+	        ZT_H2_HDR(":path", FI_ADS_METHOD_PATH),
+	        ZT_H2_HDR(":authority", "istiod"),
+	        ZT_H2_HDR("content-type", "application/grpc"),
+	        ZT_H2_HDR("te", "trailers"),
+	};
+
+	l->st = zt_h2_request(c, h, sizeof(h) / sizeof(h[0]), false, &lazy_cbs, l, &err);
+	ck_assert_ptr_nonnull(l->st);
+	rq.type_url = ADDR;
+	ck_assert_int_eq(zt_pb_pack(&rq.base, &buf, &len), 0);
+	zt_grpc_frame_prefix(prefix, (uint32_t)len);
+	ck_assert_int_eq(zt_h2_stream_write_all(l->st, prefix, sizeof(prefix)), 0);
+	ck_assert_int_eq(zt_h2_stream_write_all(l->st, buf, len), 0);
+	free(buf);
+}
+
+/* A first send in parts (the client holds a growing prefix of one set) that a new set
+ * interrupts: the client ends with exactly the new set. A resource it was sent and that is
+ * gone is reported removed, one gone before it was sent never appears, changes on both
+ * sides of the prefix arrive. */
+START_TEST(ads_first_send_in_parts_interrupted_by_a_new_set_ends_at_the_new_set)
+{
+	struct zt_h2_conn *c;
+	struct lazy *l = &L;
+	struct zt_grpc_reader rd;
+	struct state state = {0};
+	char spec[1024];
+	size_t o = 0;
+
+	cset.stream_window = 65535;
+	c = connect_conn(0);
+	zt_buf_init(&l->in, 0);
+	fi_ads_set_max_msg(ads, 45000); /* two 20 kB resources per response */
+	for (int i = 0; i < 50; i++)
+		o += (size_t)snprintf(spec + o, sizeof(spec) - o, "r%02d@1 ", i);
+	ck_assert_int_eq(set_pad(ADDR, spec, 20000), 50);
+	lazy_open(l, c);
+	/* The server sends parts until its send buffer is full: a prefix of the set. */
+	RUN_UNTIL(loop, l->unconsumed >= 65535 - 64, 5000);
+	fx_run_for(loop, 100);
+	uint64_t parts = stats().responses;
+	ck_assert_uint_gt(parts, 2);
+	ck_assert_uint_lt(parts, 20);
+	/* r00 (sent) changed, r01 (sent) removed, r30 (not sent) changed, r49 (not sent)
+	 * removed, r50 added. */
+	o = (size_t)snprintf(spec, sizeof(spec), "r00@2 ");
+	for (int i = 2; i < 49; i++)
+		o += (size_t)snprintf(spec + o, sizeof(spec) - o, "r%02d@%d ", i, i == 30 ? 2 : 1);
+	snprintf(spec + o, sizeof(spec) - o, "r50@1");
+	ck_assert_int_eq(set_pad(ADDR, spec, 20000), 5);
+
+	l->reading = true;
+	zt_h2_stream_consume(l->st, l->unconsumed);
+	zt_grpc_reader_init(&rd, 64u << 20);
+	RUN_UNTIL(loop, caught_up(&rd, &state) && state.n == 49, 5000);
+	fx_run_for(loop, 100);
+	ck_assert(caught_up(&rd, &state));
+	ck_assert_uint_eq(state.removed, 1); /* r01 */
+	ck_assert_uint_eq(state.n, 49);
+	for (size_t i = 0; i < state.n; i++) {
+		int k = atoi(state.names[i] + 1);
+		ck_assert_msg(k != 1 && k != 49, "%s", state.names[i]);
+		ck_assert_str_eq(state.versions[i], k == 0 || k == 30 ? "2" : "1");
+	}
 	zt_grpc_reader_clear(&rd);
 	zt_buf_clear(&l->in);
 }
@@ -1298,6 +1389,7 @@ Suite *ads_suite(void)
 	tcase_add_test(tc, ads_free_with_open_streams_cancels_them);
 	tcase_add_test(tc, ads_set_refuses_bad_input_and_changes_nothing);
 	tcase_add_test(tc, ads_large_push_is_split_into_responses_under_max_msg);
+	tcase_add_test(tc, ads_first_send_in_parts_interrupted_by_a_new_set_ends_at_the_new_set);
 	tcase_add_test(tc, ads_synced_stream_gets_differences_from_the_set_it_holds);
 	tcase_add_test(tc, ads_client_that_stops_reading_gets_the_latest_state_coalesced);
 	suite_add_tcase(s, tc);
