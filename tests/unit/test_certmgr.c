@@ -654,6 +654,33 @@ START_TEST(at_most_max_inflight_requests_and_realtime_fetch_jumps_the_queue)
 }
 END_TEST
 
+/* Held, the manager starts nothing but RealTime requests; released, the prefetches go. */
+START_TEST(hold_lets_only_realtime_requests_start_until_released)
+{
+	struct zt_certmgr_opts o = opts();
+	struct zt_spiffe conn = sp("rt", "conn");
+	struct zt_certmgr_fetch *f;
+	struct got g = {0};
+
+	start_mgr(&o);
+	zt_certmgr_hold(mgr, true);
+	prefetch_n(3);
+	fx_run_for(loop, 100);
+	ck_assert_uint_eq(S.calls, 0);
+	ck_assert_uint_eq(zt_certmgr_pending(mgr), 3);
+	zt_certmgr_fetch(mgr, &conn, on_fetched, &g, &f);
+	RUN_UNTIL(loop, g.done, 2000);
+	ck_assert_int_eq(g.err, 0);
+	ck_assert_uint_eq(S.calls, 1);
+	ck_assert_str_eq(S.order[0], "spiffe://" TD "/ns/rt/sa/conn");
+	fx_run_for(loop, 50);
+	ck_assert_uint_eq(zt_certmgr_pending(mgr), 3);
+	zt_certmgr_hold(mgr, false);
+	RUN_UNTIL(loop, zt_certmgr_pending(mgr) == 0, 2000);
+	ck_assert_uint_eq(S.calls, 4);
+}
+END_TEST
+
 START_TEST(background_refresh_waits_behind_warmup)
 {
 	struct zt_certmgr_opts o = opts();
@@ -941,6 +968,7 @@ Suite *certmgr_suite(void)
 	tcase_add_test(tc, forget_of_an_entry_only_fetched_is_a_state_error);
 	tcase_add_test(tc, at_most_max_inflight_requests_and_realtime_fetch_jumps_the_queue);
 	tcase_add_test(tc, background_refresh_waits_behind_warmup);
+	tcase_add_test(tc, hold_lets_only_realtime_requests_start_until_released);
 	tcase_add_test(tc, fetch_of_available_certificate_answers_from_the_loop);
 	tcase_add_test(tc, fetch_during_backoff_without_certificate_fails_fast);
 	tcase_add_test(tc, source_answering_inside_sign_is_handled);

@@ -122,6 +122,8 @@ static void xds_synced(struct zt_xds_client *c, void *arg)
 	zt_store_get_counters(app->store, &n);
 	zt_info("xDS synced: %zu workloads, %zu services, %zu policies", n.workloads, n.services,
 	        n.policies);
+	if (app->certs)
+		zt_certmgr_hold(app->certs, false);
 	zt_ready_done(app->ready, TASK_STATE);
 }
 
@@ -650,6 +652,9 @@ struct zt_app *zt_app_new(struct zt_loop *loop, const struct zt_config *cfg, cha
 			goto fail;
 		zt_ready_done(app->ready, TASK_STATE);
 	} else if (cfg->xds.enabled) {
+		/* The first sync before the local workloads' certificates (see xds_synced). */
+		if (app->certs)
+			zt_certmgr_hold(app->certs, true);
 		if ((rc = start_xds(app, err, errlen)) < 0)
 			goto fail;
 	} else {

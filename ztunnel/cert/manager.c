@@ -87,6 +87,7 @@ struct zt_certmgr {
 	struct zt_hmap entries; /* URI -> struct entry */
 	TAILQ_HEAD(, entry) queue[NPRIO];
 	size_t inflight;
+	bool held; /* zt_certmgr_hold: only RealTime requests start */
 	struct zt_defer dispatch;
 	uint64_t rng;
 	pthread_mutex_t lock; /* entries' membership and certificates, for other threads */
@@ -555,7 +556,7 @@ static void on_dispatch(struct zt_defer *d, void *arg)
 	while (m->inflight < m->o.max_inflight) {
 		struct entry *e = NULL;
 
-		for (int p = 0; p < NPRIO && !e; p++)
+		for (int p = 0; p < (m->held ? WARMUP : NPRIO) && !e; p++)
 			e = TAILQ_FIRST(&m->queue[p]);
 		if (!e)
 			break;
@@ -565,6 +566,13 @@ static void on_dispatch(struct zt_defer *d, void *arg)
 }
 
 /* ---- API ---------------------------------------------------------------------------------- */
+
+void zt_certmgr_hold(struct zt_certmgr *m, bool hold)
+{
+	m->held = hold;
+	if (!hold)
+		zt_defer_start(m->loop, &m->dispatch, on_dispatch, m);
+}
 
 int zt_certmgr_new(struct zt_certmgr **out, struct zt_loop *loop, const struct zt_certmgr_opts *o)
 {

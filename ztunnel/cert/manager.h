@@ -63,6 +63,11 @@ int zt_certmgr_new(struct zt_certmgr **out, struct zt_loop *loop, const struct z
  * by then still get their callback (ZT_E_CANCELLED) from the loop. Accepts NULL. */
 void zt_certmgr_free(struct zt_certmgr *m);
 
+/* While held, only RealTime requests start (a connection is waiting); prefetch and rotation
+ * requests queue until the hold is released. ztunnel holds them during its first xDS sync,
+ * which then has the thread to itself; the local workloads' certificates follow it. */
+void zt_certmgr_hold(struct zt_certmgr *m, bool hold);
+
 /* Takes one reference on id's entry (one per local workload with that identity) and makes
  * sure a certificate is being obtained (Warmup priority) if there is no valid one and the
  * identity is not backing off. Returns 0, or ZT_E_PARSE if id is not a valid identity. */

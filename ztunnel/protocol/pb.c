@@ -4,6 +4,8 @@
 #include "protocol/pb.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -125,6 +127,60 @@ static int check_nesting(const ProtobufCMessageDescriptor *d, const uint8_t *p, 
 	return 0;
 }
 
+/* The deepest nesting d's schema allows (d alone: 1), or UINT_MAX when a message type can
+ * contain itself, the schema nests deeper than ZT_PB_MAX_DEPTH or is too large to walk (a
+ * budget of type visits). path holds the types above d. */
+static unsigned schema_depth(const ProtobufCMessageDescriptor *d,
+                             const ProtobufCMessageDescriptor **path, unsigned level,
+                             unsigned *budget)
+{
+	unsigned max = 1;
+
+	if (level >= ZT_PB_MAX_DEPTH || (*budget)-- == 0)
+		return UINT_MAX;
+	for (unsigned i = 0; i < level; i++)
+		if (path[i] == d)
+			return UINT_MAX;
+	path[level] = d;
+	for (unsigned i = 0; i < d->n_fields; i++) {
+		const ProtobufCFieldDescriptor *f = &d->fields[i];
+		unsigned sub;
+		if (f->type != PROTOBUF_C_TYPE_MESSAGE)
+			continue;
+		sub = schema_depth(f->descriptor, path, level + 1, budget);
+		if (sub == UINT_MAX)
+			return UINT_MAX;
+		if (sub + 1 > max)
+			max = sub + 1;
+	}
+	return max;
+}
+
+/* Whether no encoding of d can nest deeper than ZT_PB_MAX_DEPTH whatever its bytes (no type
+ * that contains itself, a shallow schema): then protobuf-c's own checks of the wire format
+ * are enough and check_nesting's walk, a good part of decoding a workload, is skipped.
+ * Remembered per thread for the last few types. */
+static bool schema_bounded(const ProtobufCMessageDescriptor *d)
+{
+	static _Thread_local struct {
+		const ProtobufCMessageDescriptor *d;
+		bool bounded;
+	} seen[8];
+	static _Thread_local unsigned next;
+	const ProtobufCMessageDescriptor *path[ZT_PB_MAX_DEPTH];
+	unsigned budget = 4096;
+	bool bounded;
+
+	for (unsigned i = 0; i < 8; i++)
+		if (seen[i].d == d)
+			return seen[i].bounded;
+	bounded = schema_depth(d, path, 0, &budget) <= ZT_PB_MAX_DEPTH;
+	seen[next % 8].d = d;
+	seen[next % 8].bounded = bounded;
+	next++;
+	return bounded;
+}
+
 static int unpack(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t len,
                   size_t max_len, ProtobufCAllocator *a, ProtobufCMessage **out)
 {
@@ -139,8 +195,7 @@ static int unpack(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t 
 			return ZT_E_PARSE;
 		p = empty;
 	}
-	err = check_nesting(d, p, len, 0);
-	if (err)
+	if (!schema_bounded(d) && (err = check_nesting(d, p, len, 0)))
 		return err;
 	*out = protobuf_c_message_unpack(d, a, len, p);
 	return *out ? 0 : ZT_E_PARSE;

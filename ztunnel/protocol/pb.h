@@ -1,6 +1,7 @@
 /* Bounded protobuf encode/decode on top of protobuf-c, for every message that comes from a
  * peer (xDS, CA, ZDS). Invariant: nothing is decoded before its size has been checked against
- * a caller bound and its nesting depth against ZT_PB_MAX_DEPTH, so hostile input costs at most
+ * a caller bound and its nesting depth against ZT_PB_MAX_DEPTH (by the schema when its types
+ * cannot nest deeper, else by a walk of the bytes), so hostile input costs at most
  * max_len of memory and a bounded stack. Pure: no I/O. */
 #ifndef ZT_PB_H
 #define ZT_PB_H
