@@ -1213,72 +1213,6 @@ static bool caught_up(struct zt_grpc_reader *rd, struct state *st)
 	return st->responses >= 2 && st->responses == stats().responses;
 }
 
-START_TEST(ads_client_that_stops_reading_gets_the_latest_state_coalesced)
-{
-	struct zt_h2_conn *c;
-	struct lazy *l = &L;
-	struct zt_grpc_reader rd;
-	struct state state = {0};
-	Envoy__Service__Discovery__V3__DeltaDiscoveryRequest rq =
-	        ENVOY__SERVICE__DISCOVERY__V3__DELTA_DISCOVERY_REQUEST__INIT;
-	uint8_t *buf, prefix[ZT_GRPC_PREFIX];
-	size_t len;
-	char spec[512] = "";
-	int err = 0;
-	struct zt_h2_header h[] = {
-	        ZT_H2_HDR(":method", "POST"),
-	        ZT_H2_HDR(":scheme", "https"),
-	        ZT_H2_HDR(":path", FI_ADS_METHOD_PATH),
-	        ZT_H2_HDR(":authority", "istiod"),
-	        ZT_H2_HDR("content-type", "application/grpc"),
-	        ZT_H2_HDR("te", "trailers"),
-	};
-
-	cset.stream_window = 65535;
-	c = connect_conn(0);
-	zt_buf_init(&l->in, 0);
-	for (int v = 1; v <= 30; v++) {
-		size_t o = 0;
-
-		for (int i = 0; i < 10; i++)
-			o += (size_t)snprintf(spec + o, sizeof(spec) - o, "r%d@%d ", i, v);
-		ck_assert_int_ge(set_pad(ADDR, spec, 100000), 0);
-		if (v > 1)
-			continue;
-		/* First version: open the stream and let the server fill the window and its
-		 * send buffer with the initial 1 MB response. */
-		l->st = zt_h2_request(c, h, sizeof(h) / sizeof(h[0]), false, &lazy_cbs, l, &err);
-		ck_assert_ptr_nonnull(l->st);
-		rq.type_url = ADDR;
-		ck_assert_int_eq(zt_pb_pack(&rq.base, &buf, &len), 0);
-		zt_grpc_frame_prefix(prefix, (uint32_t)len);
-		ck_assert_int_eq(zt_h2_stream_write_all(l->st, prefix, sizeof(prefix)), 0);
-		ck_assert_int_eq(zt_h2_stream_write_all(l->st, buf, len), 0);
-		free(buf);
-		RUN_UNTIL(loop, l->unconsumed >= 65535 - 64, 5000);
-	}
-	fx_run_for(loop, 100);
-	/* 29 changes of every resource later: still the one response, and memory holds only
-	 * the current set plus what the stream's client was sent. */
-	ck_assert_uint_eq(stats().responses, 1);
-	ck_assert_int_le(fx_live("fi_ads_resource"), 20);
-	ck_assert(!l->closed);
-
-	/* Reading again brings the rest of the first response, then the latest state. */
-	l->reading = true;
-	zt_h2_stream_consume(l->st, l->unconsumed);
-	zt_grpc_reader_init(&rd, 64u << 20);
-	RUN_UNTIL(loop, caught_up(&rd, &state), 5000);
-	ck_assert_uint_eq(stats().responses, 2);
-	ck_assert_uint_eq(state.n, 10);
-	ck_assert_uint_eq(state.removed, 0);
-	for (size_t i = 0; i < state.n; i++)
-		ck_assert_str_eq(state.versions[i], "30");
-	zt_grpc_reader_clear(&rd);
-	zt_buf_clear(&l->in);
-}
-END_TEST
-
 /* Opens l's stream on c with a wildcard request for ADDR; the client reads nothing yet. */
 static void lazy_open(struct lazy *l, struct zt_h2_conn *c)
 {
@@ -1305,6 +1239,52 @@ static void lazy_open(struct lazy *l, struct zt_h2_conn *c)
 	ck_assert_int_eq(zt_h2_stream_write_all(l->st, buf, len), 0);
 	free(buf);
 }
+
+START_TEST(ads_client_that_stops_reading_gets_the_latest_state_coalesced)
+{
+	struct zt_h2_conn *c;
+	struct lazy *l = &L;
+	struct zt_grpc_reader rd;
+	struct state state = {0};
+	char spec[512] = "";
+
+	cset.stream_window = 65535;
+	c = connect_conn(0);
+	zt_buf_init(&l->in, 0);
+	for (int v = 1; v <= 30; v++) {
+		size_t o = 0;
+
+		for (int i = 0; i < 10; i++)
+			o += (size_t)snprintf(spec + o, sizeof(spec) - o, "r%d@%d ", i, v);
+		ck_assert_int_ge(set_pad(ADDR, spec, 100000), 0);
+		if (v > 1)
+			continue;
+		/* First version: open the stream and let the server fill the window and its
+		 * send buffer with the initial 1 MB response. */
+		lazy_open(l, c);
+		RUN_UNTIL(loop, l->unconsumed >= 65535 - 64, 5000);
+	}
+	fx_run_for(loop, 100);
+	/* 29 changes of every resource later: still the one response, and memory holds only
+	 * the current set plus what the stream's client was sent. */
+	ck_assert_uint_eq(stats().responses, 1);
+	ck_assert_int_le(fx_live("fi_ads_resource"), 20);
+	ck_assert(!l->closed);
+
+	/* Reading again brings the rest of the first response, then the latest state. */
+	l->reading = true;
+	zt_h2_stream_consume(l->st, l->unconsumed);
+	zt_grpc_reader_init(&rd, 64u << 20);
+	RUN_UNTIL(loop, caught_up(&rd, &state), 5000);
+	ck_assert_uint_eq(stats().responses, 2);
+	ck_assert_uint_eq(state.n, 10);
+	ck_assert_uint_eq(state.removed, 0);
+	for (size_t i = 0; i < state.n; i++)
+		ck_assert_str_eq(state.versions[i], "30");
+	zt_grpc_reader_clear(&rd);
+	zt_buf_clear(&l->in);
+}
+END_TEST
 
 /* A first send in parts (the client holds a growing prefix of one set) that a new set
  * interrupts: the client ends with exactly the new set. A resource it was sent and that is
@@ -1350,7 +1330,7 @@ START_TEST(ads_first_send_in_parts_interrupted_by_a_new_set_ends_at_the_new_set)
 	ck_assert_uint_eq(state.removed, 1); /* r01 */
 	ck_assert_uint_eq(state.n, 49);
 	for (size_t i = 0; i < state.n; i++) {
-		int k = atoi(state.names[i] + 1);
+		long k = strtol(state.names[i] + 1, NULL, 10);
 		ck_assert_msg(k != 1 && k != 49, "%s", state.names[i]);
 		ck_assert_str_eq(state.versions[i], k == 0 || k == 30 ? "2" : "1");
 	}
