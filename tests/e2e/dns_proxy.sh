@@ -6,7 +6,8 @@
 # wildcard hosts, forwarding (NXDOMAIN passed through, TCP after a truncated UDP answer),
 # truncation towards the client, NODATA, malformed packets, a flood, the TCP connection bound,
 # the istio_dns_* metrics and SERVFAIL once the upstream is gone. Nothing outside the private
-# namespaces changes; they go when the processes in them end.
+# namespaces changes but a work directory in /tmp, removed on exit; the namespaces go when the
+# processes in them end.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=$(cd "${BUILD_DIR:-$ROOT/build}/bin" && pwd)
@@ -18,8 +19,8 @@ printf 'nameserver 127.0.0.1\nsearch default.svc.cluster.local svc.cluster.local
 	> "$WORK/resolv.conf"
 export ROOT BIN WORK
 
-# Everything below runs in the private namespaces.
-exec unshare --net --mount --propagation private bash -euo pipefail -c '
+# Everything below runs in the private namespaces (not exec'd: the trap above removes $WORK).
+unshare --net --mount --propagation private bash -euo pipefail -c '
 cd "$ROOT"
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
