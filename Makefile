@@ -12,6 +12,10 @@
 
 BUILD   ?= build
 CC      ?= cc
+# One compile per core unless -j was given (a sub-make shares its parent's jobs).
+ifeq ($(filter -j%,$(MAKEFLAGS)),)
+MAKEFLAGS += -j$(shell nproc)
+endif
 WERROR  ?= 1
 SAN     ?=
 COV     ?=
@@ -127,7 +131,8 @@ REPLAY_BINS := $(patsubst %,$(BUILD)/tests/fuzz/replay_%,$(FUZZ_NAMES))
 FUZZ_BINS   := $(patsubst %,$(BUILD)/fuzz/%,$(FUZZ_NAMES))
 FUZZ_SECONDS ?= 60
 
-.PHONY: all test asan tsan coverage format clean demo layers image plots fuzz fuzz-bins
+.PHONY: all test asan tsan asan-build tsan-build coverage format clean demo layers image plots \
+	fuzz fuzz-bins
 all: $(BINS) $(UNIT_BIN) $(ITEST_BINS) $(BENCH_BINS) $(REPLAY_BINS) $(BUILD)/tests/fuzz/mkseeds
 
 $(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: ztunnel/proto/%.proto | $(DEPS_MK)
@@ -223,14 +228,22 @@ test: all layers
 layers:
 	@scripts/layers.sh
 
+# The sanitizer builds; asan-build and tsan-build only compile them (.ci/run does so while the
+# plain suite runs).
+ASAN_VARS := BUILD=build/asan SAN=1
+TSAN_VARS := BUILD=build/tsan SAN=thread
 asan:
-	@$(MAKE) --no-print-directory BUILD=build/asan SAN=1 test
+	@$(MAKE) --no-print-directory $(ASAN_VARS) test
+asan-build:
+	@$(MAKE) --no-print-directory $(ASAN_VARS) all
 
 # Every process of the suite (the unit runner, ztunnel, the tools) reports races and exits 66.
 tsan:
 # Check's per-case timeouts stretch as the fixture's deadlines do (FX_SLOW).
 	@TSAN_OPTIONS="halt_on_error=1 exitcode=66 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp" \
-		CK_TIMEOUT_MULTIPLIER=8 $(MAKE) --no-print-directory BUILD=build/tsan SAN=thread test
+		CK_TIMEOUT_MULTIPLIER=8 $(MAKE) --no-print-directory $(TSAN_VARS) test
+tsan-build:
+	@$(MAKE) --no-print-directory $(TSAN_VARS) all
 
 coverage:
 	@find build/cov -name '*.gcda' -delete 2>/dev/null || true
