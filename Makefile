@@ -12,8 +12,9 @@
 
 BUILD   ?= build
 CC      ?= cc
-# One compile per core unless -j was given (a sub-make shares its parent's jobs).
-ifeq ($(filter -j%,$(MAKEFLAGS)),)
+# One compile per core unless -j was given (-j1 for one at a time); a sub-make shares its
+# parent's jobs.
+ifeq ($(MAKELEVEL),0)
 MAKEFLAGS += -j$(shell nproc)
 endif
 WERROR  ?= 1
