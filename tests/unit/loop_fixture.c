@@ -77,7 +77,12 @@ void fx_add_root_test_(TCase *tc, const char *suite, const TTest *fn, const char
 		tcase_add_test(tc, fn);
 		return;
 	}
-	printf("SKIP %s/%s (needs root and forked tests)\n", suite, name);
+	fx_skip(suite, name, "needs root and forked tests");
+}
+
+void fx_skip(const char *suite, const char *name, const char *why)
+{
+	printf("SKIP %s/%s (%s)\n", suite, name, why);
 	skipped++;
 }
 

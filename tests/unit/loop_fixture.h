@@ -52,6 +52,8 @@ bool fx_is_root(void);
  * out, so the closing count never claims it. fx_skipped() counts the cases left out. */
 #define fx_add_root_test(tc, suite, fn) fx_add_root_test_((tc), (suite), (fn), #fn)
 void fx_add_root_test_(TCase *tc, const char *suite, const TTest *fn, const char *name);
+/* Prints "SKIP suite/name (why)" for a case left out of this build and counts it. */
+void fx_skip(const char *suite, const char *name, const char *why);
 int fx_skipped(void);
 
 #endif

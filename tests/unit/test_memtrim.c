@@ -10,6 +10,7 @@
 
 #include "runtime/loop.h"
 #include "runtime/memtrim.h"
+#include "loop_fixture.h"
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define OTHER_MALLOC 1
@@ -111,8 +112,9 @@ Suite *memtrim_suite(void)
 	TCase *tc = tcase_create("core");
 
 #if defined(OTHER_MALLOC)
-	fprintf(stderr, "memtrim: SKIP memtrim_returns_freed_spike_memory_to_the_system, "
-	                "memtrim_trims_memory_freed_after_a_trim (the sanitizer replaces malloc)\n");
+	fx_skip("memtrim", "memtrim_returns_freed_spike_memory_to_the_system",
+	        "the sanitizer replaces malloc");
+	fx_skip("memtrim", "memtrim_trims_memory_freed_after_a_trim", "the sanitizer replaces malloc");
 #else
 	tcase_add_test(tc, memtrim_returns_freed_spike_memory_to_the_system);
 	tcase_add_test(tc, memtrim_trims_memory_freed_after_a_trim);
